@@ -1,0 +1,97 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[redlock-run] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'redlock-run'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'redlock-run'= {
+            cand -k 'The lock''s name; the lock lives at exactly this Redis key'
+            cand --key 'The lock''s name; the lock lives at exactly this Redis key'
+            cand -r 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual. Repeat (or comma-separate in REDLOCK_REDIS) for a Redlock quorum over independent masters. Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`'
+            cand --redis 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual. Repeat (or comma-separate in REDLOCK_REDIS) for a Redlock quorum over independent masters. Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`'
+            cand -t 'How long to wait for the lock: 0s = one attempt (cron: skip if another host holds it); `inf` = wait forever'
+            cand --timeout 'How long to wait for the lock: 0s = one attempt (cron: skip if another host holds it); `inf` = wait forever'
+            cand --ttl 'Lease length: if the holder vanishes, the lock frees itself this long after the last refresh'
+            cand --refresh 'How often the lease is renewed while the command runs [default: ttl/3]; must be < ttl'
+            cand --min-hold 'Keep the lock at least this long after acquiring it, even if the command ends sooner (redlock-run itself exits at once). Stops a late-firing cron on another host from running the same job again'
+            cand --kill-after 'Grace between SIGTERM and SIGKILL when the command must be stopped [default: min(5s, ttl/3)]; must be < ttl - refresh'
+            cand -E 'Exit code when the lock was not acquired within --timeout'
+            cand --conflict-exit-code 'Exit code when the lock was not acquired within --timeout'
+            cand -c 'Run CMDLINE with `/bin/sh -c` instead of a `--` argv'
+            cand --shell 'Run CMDLINE with `/bin/sh -c` instead of a `--` argv'
+            cand --log-format 'Log line format: one line per event; json for log shippers'
+            cand -v 'More output on stderr (repeatable). REDLOCK_LOG (a level or a tracing filter) overrides -v/-q'
+            cand --verbose 'More output on stderr (repeatable). REDLOCK_LOG (a level or a tracing filter) overrides -v/-q'
+            cand -q 'Less output on stderr (repeatable)'
+            cand --quiet 'Less output on stderr (repeatable)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand status 'Show whether KEY is held, by whom, for how long, and the last fencing token'
+            cand release 'Delete the lock whoever holds it (break glass after a crash). Needs --force'
+            cand completions 'Print a shell completion script to stdout'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'redlock-run;status'= {
+            cand -k 'The lock''s name; the lock lives at exactly this Redis key'
+            cand --key 'The lock''s name; the lock lives at exactly this Redis key'
+            cand -r 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual. Repeat (or comma-separate in REDLOCK_REDIS) for a Redlock quorum over independent masters. Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`'
+            cand --redis 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual. Repeat (or comma-separate in REDLOCK_REDIS) for a Redlock quorum over independent masters. Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`'
+            cand --log-format 'Log line format: one line per event; json for log shippers'
+            cand --json 'Print one JSON object instead of text'
+            cand -v 'More output on stderr (repeatable). REDLOCK_LOG (a level or a tracing filter) overrides -v/-q'
+            cand --verbose 'More output on stderr (repeatable). REDLOCK_LOG (a level or a tracing filter) overrides -v/-q'
+            cand -q 'Less output on stderr (repeatable)'
+            cand --quiet 'Less output on stderr (repeatable)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'redlock-run;release'= {
+            cand -k 'The lock''s name; the lock lives at exactly this Redis key'
+            cand --key 'The lock''s name; the lock lives at exactly this Redis key'
+            cand -r 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual. Repeat (or comma-separate in REDLOCK_REDIS) for a Redlock quorum over independent masters. Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`'
+            cand --redis 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual. Repeat (or comma-separate in REDLOCK_REDIS) for a Redlock quorum over independent masters. Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`'
+            cand --log-format 'Log line format: one line per event; json for log shippers'
+            cand --force 'Really delete the lock, whoever holds it'
+            cand -v 'More output on stderr (repeatable). REDLOCK_LOG (a level or a tracing filter) overrides -v/-q'
+            cand --verbose 'More output on stderr (repeatable). REDLOCK_LOG (a level or a tracing filter) overrides -v/-q'
+            cand -q 'Less output on stderr (repeatable)'
+            cand --quiet 'Less output on stderr (repeatable)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'redlock-run;completions'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'redlock-run;help'= {
+            cand status 'Show whether KEY is held, by whom, for how long, and the last fencing token'
+            cand release 'Delete the lock whoever holds it (break glass after a crash). Needs --force'
+            cand completions 'Print a shell completion script to stdout'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'redlock-run;help;status'= {
+        }
+        &'redlock-run;help;release'= {
+        }
+        &'redlock-run;help;completions'= {
+        }
+        &'redlock-run;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

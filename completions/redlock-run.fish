@@ -1,0 +1,66 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_redlock_run_global_optspecs
+    string join \n k/key= r/redis= t/timeout= ttl= refresh= min-hold= kill-after= E/conflict-exit-code= c/shell= v/verbose q/quiet log-format= h/help V/version
+end
+
+function __fish_redlock_run_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_redlock_run_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_redlock_run_using_subcommand
+    set -l cmd (__fish_redlock_run_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c redlock-run -n "__fish_redlock_run_needs_command" -s k -l key -d 'The lock\'s name; the lock lives at exactly this Redis key' -r
+complete -c redlock-run -n "__fish_redlock_run_needs_command" -s r -l redis -d 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual. Repeat (or comma-separate in REDLOCK_REDIS) for a Redlock quorum over independent masters. Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`' -r
+complete -c redlock-run -n "__fish_redlock_run_needs_command" -s t -l timeout -d 'How long to wait for the lock: 0s = one attempt (cron: skip if another host holds it); `inf` = wait forever' -r
+complete -c redlock-run -n "__fish_redlock_run_needs_command" -l ttl -d 'Lease length: if the holder vanishes, the lock frees itself this long after the last refresh' -r
+complete -c redlock-run -n "__fish_redlock_run_needs_command" -l refresh -d 'How often the lease is renewed while the command runs [default: ttl/3]; must be < ttl' -r
+complete -c redlock-run -n "__fish_redlock_run_needs_command" -l min-hold -d 'Keep the lock at least this long after acquiring it, even if the command ends sooner (redlock-run itself exits at once). Stops a late-firing cron on another host from running the same job again' -r
+complete -c redlock-run -n "__fish_redlock_run_needs_command" -l kill-after -d 'Grace between SIGTERM and SIGKILL when the command must be stopped [default: min(5s, ttl/3)]; must be < ttl - refresh' -r
+complete -c redlock-run -n "__fish_redlock_run_needs_command" -s E -l conflict-exit-code -d 'Exit code when the lock was not acquired within --timeout' -r
+complete -c redlock-run -n "__fish_redlock_run_needs_command" -s c -l shell -d 'Run CMDLINE with `/bin/sh -c` instead of a `--` argv' -r
+complete -c redlock-run -n "__fish_redlock_run_needs_command" -l log-format -d 'Log line format: one line per event; json for log shippers' -r -f -a "text\t''
+json\t''"
+complete -c redlock-run -n "__fish_redlock_run_needs_command" -s v -l verbose -d 'More output on stderr (repeatable). REDLOCK_LOG (a level or a tracing filter) overrides -v/-q'
+complete -c redlock-run -n "__fish_redlock_run_needs_command" -s q -l quiet -d 'Less output on stderr (repeatable)'
+complete -c redlock-run -n "__fish_redlock_run_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c redlock-run -n "__fish_redlock_run_needs_command" -s V -l version -d 'Print version'
+complete -c redlock-run -n "__fish_redlock_run_needs_command" -a "status" -d 'Show whether KEY is held, by whom, for how long, and the last fencing token'
+complete -c redlock-run -n "__fish_redlock_run_needs_command" -a "release" -d 'Delete the lock whoever holds it (break glass after a crash). Needs --force'
+complete -c redlock-run -n "__fish_redlock_run_needs_command" -a "completions" -d 'Print a shell completion script to stdout'
+complete -c redlock-run -n "__fish_redlock_run_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand status" -s k -l key -d 'The lock\'s name; the lock lives at exactly this Redis key' -r
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand status" -s r -l redis -d 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual. Repeat (or comma-separate in REDLOCK_REDIS) for a Redlock quorum over independent masters. Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`' -r
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand status" -l log-format -d 'Log line format: one line per event; json for log shippers' -r -f -a "text\t''
+json\t''"
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand status" -l json -d 'Print one JSON object instead of text'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand status" -s v -l verbose -d 'More output on stderr (repeatable). REDLOCK_LOG (a level or a tracing filter) overrides -v/-q'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand status" -s q -l quiet -d 'Less output on stderr (repeatable)'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -s k -l key -d 'The lock\'s name; the lock lives at exactly this Redis key' -r
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -s r -l redis -d 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual. Repeat (or comma-separate in REDLOCK_REDIS) for a Redlock quorum over independent masters. Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`' -r
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -l log-format -d 'Log line format: one line per event; json for log shippers' -r -f -a "text\t''
+json\t''"
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -l force -d 'Really delete the lock, whoever holds it'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -s v -l verbose -d 'More output on stderr (repeatable). REDLOCK_LOG (a level or a tracing filter) overrides -v/-q'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -s q -l quiet -d 'Less output on stderr (repeatable)'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand help; and not __fish_seen_subcommand_from status release completions help" -f -a "status" -d 'Show whether KEY is held, by whom, for how long, and the last fencing token'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand help; and not __fish_seen_subcommand_from status release completions help" -f -a "release" -d 'Delete the lock whoever holds it (break glass after a crash). Needs --force'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand help; and not __fish_seen_subcommand_from status release completions help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand help; and not __fish_seen_subcommand_from status release completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

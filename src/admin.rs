@@ -1,0 +1,165 @@
+//! `status` and `release --force`: looking at and breaking a lock by hand.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+use crate::config::{Lease, Place};
+use crate::exit::{self, Failure};
+use crate::lock::{Holder, Locker, Status};
+
+/// Timings for one-off requests (only the I/O timeout matters here).
+fn admin_lease() -> Lease {
+    Lease {
+        ttl: Duration::from_secs(10),
+        refresh: Duration::from_secs(3),
+        kill_after: Duration::from_secs(1),
+        min_hold: Duration::ZERO,
+    }
+}
+
+fn holder_json(h: &Holder) -> Value {
+    match &h.info {
+        Some(i) => json!({
+            "host": i["host"],
+            "pid": i["pid"],
+            "command": i["command"],
+            "since": i["since_ms"].as_u64().map(since),
+        }),
+        None => Value::Null,
+    }
+}
+
+fn since(ms: u64) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+/// `redlock-run status`: prints the state; exit 0 held, 1 free, 69 unreachable.
+pub async fn status(place: &Place, as_json: bool) -> i32 {
+    let mut locker = Locker::new(&place.endpoints, &place.key, admin_lease());
+    let st = locker.status().await;
+    if st.reachable() < st.quorum {
+        let errors: Vec<String> = st
+            .masters
+            .iter()
+            .filter_map(|m| m.value.as_ref().err().cloned())
+            .collect();
+        if as_json {
+            println!("{}", to_json(&st, locker.is_quorum()));
+        }
+        tracing::error!("cannot read lock {:?}: {}", place.key, errors.join("; "));
+        return exit::UNAVAILABLE.into();
+    }
+    if as_json {
+        println!("{}", to_json(&st, locker.is_quorum()));
+    } else {
+        print!("{}", to_text(&st, locker.is_quorum()));
+    }
+    if st.held().is_some() {
+        0
+    } else {
+        exit::FREE.into()
+    }
+}
+
+fn to_json(st: &Status, quorum_mode: bool) -> Value {
+    let held = st.held();
+    let mut v = json!({
+        "held": held.is_some(),
+        "key": st.key,
+        "ttl_ms": held.and_then(|s| s.ttl_ms),
+        "fencing_token": st.fencing_token(),
+        "holder": held.map_or(Value::Null, |s| holder_json(&s.holder)),
+    });
+    if quorum_mode {
+        v["quorum"] = json!(st.quorum);
+        v["masters"] = st
+            .masters
+            .iter()
+            .map(|m| match &m.value {
+                Ok(snap) => json!({
+                    "url": m.name,
+                    "reachable": true,
+                    "held": snap.is_some(),
+                    "ttl_ms": snap.as_ref().and_then(|s| s.ttl_ms),
+                    "fencing_token": m.fencing_token,
+                    "holder": snap.as_ref().map_or(Value::Null, |s| holder_json(&s.holder)),
+                }),
+                Err(e) => json!({"url": m.name, "reachable": false, "error": e}),
+            })
+            .collect();
+    }
+    v
+}
+
+fn to_text(st: &Status, quorum_mode: bool) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let fence = st
+        .fencing_token()
+        .map_or("none yet".to_string(), |f| f.to_string());
+    match st.held() {
+        Some(s) => {
+            let _ = writeln!(out, "{}: held by {}", st.key, s.holder);
+            if let Some(ms) = s.holder.info.as_ref().and_then(|i| i["since_ms"].as_u64()) {
+                let _ = writeln!(out, "  since:         {}", since(ms));
+            }
+            let _ = writeln!(
+                out,
+                "  ttl:           {}",
+                crate::lock::format_ttl(s.ttl_ms)
+            );
+            let _ = writeln!(out, "  fencing token: {fence}");
+        }
+        None => {
+            let _ = writeln!(out, "{}: free", st.key);
+            let _ = writeln!(out, "  fencing token: {fence} (last issued)");
+        }
+    }
+    if quorum_mode {
+        let _ = writeln!(
+            out,
+            "  masters (quorum {} of {}):",
+            st.quorum,
+            st.masters.len()
+        );
+        for m in &st.masters {
+            let line = match &m.value {
+                Ok(Some(s)) => format!(
+                    "held by {}, ttl {}",
+                    s.holder,
+                    crate::lock::format_ttl(s.ttl_ms)
+                ),
+                Ok(None) => "free".to_string(),
+                Err(e) => format!("unreachable: {e}"),
+            };
+            let _ = writeln!(out, "    {}  {line}", m.name);
+        }
+    }
+    out
+}
+
+/// `redlock-run release --force`.
+pub async fn release(place: &Place, force: bool) -> Result<i32, Failure> {
+    if !force {
+        return Err(Failure::Usage(format!(
+            "refusing to release {:?} without --force: this deletes the lock whoever holds it",
+            place.key
+        )));
+    }
+    let mut locker = Locker::new(&place.endpoints, &place.key, admin_lease());
+    match locker.force_release().await {
+        Ok(0) => {
+            println!("{}: was not held", place.key);
+            Ok(0)
+        }
+        Ok(n) => {
+            println!("{}: released (on {n} master(s))", place.key);
+            Ok(0)
+        }
+        Err(e) => Err(Failure::Unavailable(format!(
+            "cannot reach Redis to release {:?}: {e}",
+            place.key
+        ))),
+    }
+}

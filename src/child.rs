@@ -1,0 +1,125 @@
+//! The command: spawned in its own process group with PR_SET_PDEATHSIG, so
+//! that it dies with redlock-run, signalled as a group, and reaped as a
+//! group (redlock-run is a child subreaper, so the command's orphaned
+//! descendants are re-parented to it and their exit can be observed).
+
+use std::io;
+use std::os::unix::process::CommandExt as _;
+use std::process::ExitStatus;
+
+use nix::errno::Errno;
+use nix::sys::prctl;
+use nix::sys::signal::{Signal, killpg};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{Pid, getpid, getppid};
+
+use crate::config::Program;
+use crate::exit::{self, Failure};
+
+pub struct Child {
+    inner: tokio::process::Child,
+    pgid: Pid,
+    leader_reaped: bool,
+}
+
+/// Make orphaned descendants of our command our children, so that the
+/// group can be reaped and its emptiness observed even where PID 1 does
+/// not reap (containers).
+pub fn become_subreaper() {
+    if let Err(e) = prctl::set_child_subreaper(true) {
+        tracing::debug!(error = %e, "PR_SET_CHILD_SUBREAPER failed");
+    }
+}
+
+/// Start `program` with `env` added, in a new process group.
+pub fn spawn(program: &Program, env: &[(&str, &str)]) -> Result<Child, Failure> {
+    let mut cmd = tokio::process::Command::new(&program.argv[0]);
+    cmd.args(&program.argv[1..]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.process_group(0);
+    let parent = getpid();
+    // SAFETY: the closure runs in the forked child before exec, where only
+    // async-signal-safe calls are allowed: prctl(2) and getppid(2) are
+    // plain syscalls, and the error path builds an io::Error from a raw
+    // errno without allocating.
+    unsafe {
+        cmd.as_std_mut().pre_exec(move || {
+            prctl::set_pdeathsig(Signal::SIGKILL)
+                .map_err(|e| io::Error::from_raw_os_error(e as i32))?;
+            // We may have died between fork and prctl: then nobody would
+            // kill the command, and it must not run unlocked.
+            if getppid() != parent {
+                return Err(io::Error::from_raw_os_error(libc_esrch()));
+            }
+            Ok(())
+        });
+    }
+    let inner = cmd.spawn().map_err(|e| {
+        let code = match e.kind() {
+            io::ErrorKind::NotFound => exit::NOT_FOUND,
+            _ => exit::NOT_EXECUTABLE,
+        };
+        Failure::Spawn {
+            program: program.argv[0].to_string_lossy().into_owned(),
+            reason: e.to_string(),
+            code,
+        }
+    })?;
+    let pid = inner.id().expect("a just-spawned child has a pid") as i32;
+    Ok(Child {
+        inner,
+        pgid: Pid::from_raw(pid),
+        leader_reaped: false,
+    })
+}
+
+fn libc_esrch() -> i32 {
+    Errno::ESRCH as i32
+}
+
+impl Child {
+    pub fn pid(&self) -> i32 {
+        self.pgid.as_raw()
+    }
+
+    /// Send `sig` to the whole process group (a gone group is not an error).
+    pub fn signal_group(&self, sig: Signal) {
+        match killpg(self.pgid, sig) {
+            Ok(()) | Err(Errno::ESRCH) => {}
+            Err(e) => tracing::warn!(signal = %sig, error = %e, "could not signal the command"),
+        }
+    }
+
+    /// Wait for the group leader (the command itself). Cancel-safe.
+    pub async fn wait(&mut self) -> io::Result<ExitStatus> {
+        let st = self.inner.wait().await?;
+        self.leader_reaped = true;
+        Ok(st)
+    }
+
+    /// After the leader exited: reap any of the group's processes that were
+    /// re-parented to us, then tell whether any member is still alive.
+    pub fn group_alive(&self) -> bool {
+        debug_assert!(
+            self.leader_reaped,
+            "reaping the group would steal the leader's status"
+        );
+        loop {
+            match waitpid(
+                Pid::from_raw(-self.pgid.as_raw()),
+                Some(WaitPidFlag::WNOHANG),
+            ) {
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
+        !matches!(killpg(self.pgid, None), Err(Errno::ESRCH))
+    }
+}
+
+/// Our exit code for the command's status.
+pub fn code(status: ExitStatus) -> i32 {
+    exit::from_status(status)
+}

@@ -1,0 +1,226 @@
+//! The command line, as clap derive types. Every `///` here is the manual:
+//! `--help` and the README are both generated from or checked against it.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use clap_complete::Shell;
+
+use crate::exit;
+
+/// Run a command under a distributed lock held in Redis.
+///
+/// Acquires KEY (`SET KEY token NX PX ttl`), runs the command while the lease
+/// is renewed in the background, forwards signals, stops the command before
+/// the lease could pass to someone else, releases the lock only if it still
+/// holds it, and exits with the command's status. With two or more --redis
+/// URLs the Redlock quorum algorithm runs over independent masters.
+#[derive(Debug, Parser)]
+#[command(
+    name = "redlock-run",
+    version,
+    about,
+    long_about,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_long_help = exit::HELP_TABLE,
+    override_usage = "redlock-run [OPTIONS] --key <KEY> -- <COMMAND> [ARGS]...\n       \
+                      redlock-run [OPTIONS] --key <KEY> --shell <CMDLINE>\n       \
+                      redlock-run <SUBCOMMAND> ..."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub subcommand: Option<Sub>,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Sub {
+    /// Show whether KEY is held, by whom, for how long, and the last fencing token.
+    ///
+    /// Exit status: 0 held, 1 free, 69 Redis unreachable.
+    Status(StatusArgs),
+    /// Delete the lock whoever holds it (break glass after a crash). Needs --force.
+    ///
+    /// The fencing counter is never reset.
+    Release(ReleaseArgs),
+    /// Print a shell completion script to stdout.
+    Completions {
+        /// The shell to generate completions for.
+        shell: Shell,
+    },
+}
+
+/// Where the lock lives: its key and the Redis servers that hold it.
+#[derive(Debug, Clone, Args)]
+pub struct Target {
+    /// The lock's name; the lock lives at exactly this Redis key.
+    #[arg(short, long, env = "REDLOCK_KEY", value_name = "KEY")]
+    pub key: Option<String>,
+
+    /// Redis URL: redis://, rediss:// (TLS) or unix://, with user, password
+    /// and db as usual. Repeat (or comma-separate in REDLOCK_REDIS) for a
+    /// Redlock quorum over independent masters. Prefer REDLOCK_REDIS for
+    /// passwords: argv is visible in `ps`.
+    #[arg(
+        short,
+        long,
+        env = "REDLOCK_REDIS",
+        value_name = "URL",
+        value_delimiter = ',',
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true
+    )]
+    pub redis: Vec<String>,
+}
+
+/// Logging on stderr.
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// More output on stderr (repeatable). REDLOCK_LOG (a level or a
+    /// tracing filter) overrides -v/-q.
+    #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Less output on stderr (repeatable).
+    #[arg(short, long, action = ArgAction::Count)]
+    pub quiet: u8,
+
+    /// Log line format: one line per event; json for log shippers.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Lease options shared by run and schedule.
+#[derive(Debug, Clone, Args)]
+pub struct LeaseArgs {
+    /// Lease length: if the holder vanishes, the lock frees itself this long
+    /// after the last refresh.
+    #[arg(long, env = "REDLOCK_TTL", default_value = "30s", value_parser = duration, value_name = "DURATION")]
+    pub ttl: Duration,
+
+    /// How often the lease is renewed while the command runs [default: ttl/3]; must be < ttl.
+    #[arg(long, value_parser = duration, value_name = "DURATION")]
+    pub refresh: Option<Duration>,
+
+    /// Keep the lock at least this long after acquiring it, even if the
+    /// command ends sooner (redlock-run itself exits at once). Stops a
+    /// late-firing cron on another host from running the same job again.
+    #[arg(long, default_value = "0s", value_parser = duration, value_name = "DURATION")]
+    pub min_hold: Duration,
+
+    /// Grace between SIGTERM and SIGKILL when the command must be stopped
+    /// [default: min(5s, ttl/3)]; must be < ttl - refresh.
+    #[arg(long, value_parser = duration, value_name = "DURATION")]
+    pub kill_after: Option<Duration>,
+}
+
+/// The command to run: an argv after `--`, or a shell command line.
+#[derive(Debug, Clone, Args)]
+pub struct CommandArgs {
+    /// Run CMDLINE with `/bin/sh -c` instead of a `--` argv.
+    #[arg(short = 'c', long, value_name = "CMDLINE", conflicts_with = "command")]
+    pub shell: Option<String>,
+
+    /// The command and its arguments, passed to execvp untouched (no shell).
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub target: Target,
+
+    /// How long to wait for the lock: 0s = one attempt (cron: skip if
+    /// another host holds it); `inf` = wait forever.
+    #[arg(short, long, env = "REDLOCK_TIMEOUT", default_value = "0s", value_parser = timeout, value_name = "DURATION")]
+    pub timeout: Timeout,
+
+    #[command(flatten)]
+    pub lease: LeaseArgs,
+
+    /// Exit code when the lock was not acquired within --timeout.
+    #[arg(short = 'E', long, default_value_t = exit::CONFLICT, value_name = "N")]
+    pub conflict_exit_code: u8,
+
+    #[command(flatten)]
+    pub command: CommandArgs,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub target: Target,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReleaseArgs {
+    #[command(flatten)]
+    pub target: Target,
+
+    /// Really delete the lock, whoever holds it.
+    #[arg(long)]
+    pub force: bool,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// `--timeout`: a bounded wait, or forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timeout {
+    After(Duration),
+    Never,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| format!("{e} (try 500ms, 30s, 10m, 1h 30m)"))
+}
+
+fn timeout(s: &str) -> Result<Timeout, String> {
+    match s.trim() {
+        "inf" | "infinity" | "forever" => Ok(Timeout::Never),
+        other => duration(other).map(Timeout::After),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn timeout_parses_inf_and_durations() {
+        assert_eq!(timeout("inf"), Ok(Timeout::Never));
+        assert_eq!(
+            timeout("1h 30m"),
+            Ok(Timeout::After(Duration::from_secs(5400)))
+        );
+        assert!(timeout("soon").is_err());
+    }
+}

@@ -1,0 +1,295 @@
+//! Turns parsed arguments into a checked configuration. Everything here is
+//! offline: bad input is refused (exit 2) before any connection is made.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
+
+use crate::cli::{CommandArgs, LeaseArgs, Target};
+use crate::exit::Failure;
+
+/// Shortest lease we accept: below this, scheduling noise eats the margins.
+pub const MIN_TTL: Duration = Duration::from_millis(100);
+/// Slack kept between our SIGKILL and the lease's expiry in Redis.
+pub const KILL_MARGIN: Duration = Duration::from_millis(5);
+
+/// One Redis server, with a display form that never shows a password.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub info: ConnectionInfo,
+    pub display: String,
+}
+
+impl Endpoint {
+    pub fn parse(url: &str) -> Result<Self, Failure> {
+        let url = url.trim();
+        let display = redact(url);
+        if url.is_empty() {
+            return Err(Failure::Usage("empty Redis URL".into()));
+        }
+        let scheme_ok = [
+            "redis://",
+            "rediss://",
+            "unix://",
+            "redis+unix://",
+            "valkey://",
+            "valkeys://",
+        ]
+        .iter()
+        .any(|s| url.starts_with(s));
+        if !scheme_ok {
+            return Err(Failure::Usage(format!(
+                "invalid Redis URL {display:?}: expected redis://, rediss:// or unix://"
+            )));
+        }
+        let info = url
+            .into_connection_info()
+            .map_err(|_| Failure::Usage(format!("invalid Redis URL {display:?}")))?;
+        let redis = info.redis_settings().clone().set_skip_set_lib_name();
+        let info = info.set_redis_settings(redis);
+        Ok(Endpoint { info, display })
+    }
+
+    pub fn is_tls(&self) -> bool {
+        matches!(self.info.addr(), ConnectionAddr::TcpTls { .. })
+    }
+}
+
+/// Hide the password in a Redis URL (`redis://user:***@host`), and any
+/// `pass`/`password` query parameter of a unix:// URL.
+pub fn redact(url: &str) -> String {
+    let mut out = url.to_string();
+    if let Some(scheme_end) = out.find("://") {
+        let rest_start = scheme_end + 3;
+        let authority_end = out[rest_start..]
+            .find('/')
+            .map_or(out.len(), |i| rest_start + i);
+        if let Some(at) = out[rest_start..authority_end].rfind('@') {
+            let at = rest_start + at;
+            let userinfo = &out[rest_start..at];
+            let redacted = match userinfo.find(':') {
+                Some(colon) => format!("{}:***", &userinfo[..colon]),
+                None => "***".to_string(),
+            };
+            out.replace_range(rest_start..at, &redacted);
+        }
+    }
+    if let Some(q) = out.find('?') {
+        let (base, query) = out.split_at(q + 1);
+        let query = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k == "pass" || k == "password" => format!("{k}=***"),
+                _ => kv.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        out = format!("{base}{query}");
+    }
+    out
+}
+
+/// The lease's timings, checked against each other.
+#[derive(Debug, Clone, Copy)]
+pub struct Lease {
+    pub ttl: Duration,
+    pub refresh: Duration,
+    pub kill_after: Duration,
+    pub min_hold: Duration,
+}
+
+impl Lease {
+    pub fn from_args(a: &LeaseArgs) -> Result<Self, Failure> {
+        let ttl = a.ttl;
+        if ttl < MIN_TTL {
+            return Err(Failure::Usage(format!(
+                "--ttl {} is too short: the minimum is {}",
+                humantime::format_duration(ttl),
+                humantime::format_duration(MIN_TTL)
+            )));
+        }
+        let refresh = match a.refresh {
+            Some(r) if r >= ttl => {
+                return Err(Failure::Usage(format!(
+                    "--refresh {} must be shorter than --ttl {}",
+                    humantime::format_duration(r),
+                    humantime::format_duration(ttl)
+                )));
+            }
+            Some(r) if r.is_zero() => {
+                return Err(Failure::Usage("--refresh must be greater than 0".into()));
+            }
+            Some(r) => r,
+            None => ttl / 3,
+        };
+        let room = ttl - refresh;
+        let kill_after = match a.kill_after {
+            Some(k) if k >= room => {
+                return Err(Failure::Usage(format!(
+                    "--kill-after {} leaves no room inside the lease: it must be shorter than \
+                     --ttl minus --refresh ({})",
+                    humantime::format_duration(k),
+                    humantime::format_duration(room)
+                )));
+            }
+            Some(k) => k,
+            // The default is clamped, not refused, so that it always fits.
+            None => (ttl / 3).min(Duration::from_secs(5)).min(room / 2),
+        };
+        Ok(Lease {
+            ttl,
+            refresh,
+            kill_after,
+            min_hold: a.min_hold,
+        })
+    }
+
+    /// Allowance for clock drift between us and Redis (the Redlock paper's
+    /// 1% of the TTL plus 2 ms).
+    pub fn drift(&self) -> Duration {
+        self.ttl / 100 + Duration::from_millis(2)
+    }
+
+    /// How long one Redis request may take before we give up on it.
+    pub fn io_timeout(&self) -> Duration {
+        (self.ttl / 2).min(Duration::from_secs(5))
+    }
+}
+
+/// The program to run, as an argv.
+#[derive(Debug, Clone)]
+pub struct Program {
+    pub argv: Vec<OsString>,
+}
+
+impl Program {
+    pub fn from_args(a: &CommandArgs) -> Result<Self, Failure> {
+        match (&a.shell, a.command.is_empty()) {
+            (Some(_), false) => Err(Failure::Usage(
+                "give either --shell or a command after --, not both".into(),
+            )),
+            (Some(line), true) if line.trim().is_empty() => {
+                Err(Failure::Usage("the --shell command line is empty".into()))
+            }
+            (Some(line), true) => Ok(Program {
+                argv: vec!["/bin/sh".into(), "-c".into(), line.into()],
+            }),
+            (None, true) => Err(Failure::Usage(
+                "no command given: put it after `--` (redlock-run --key K -- CMD ARGS) or use --shell"
+                    .into(),
+            )),
+            (None, false) if a.command[0].is_empty() => {
+                Err(Failure::Usage("the command name is empty".into()))
+            }
+            (None, false) => Ok(Program {
+                argv: a.command.clone(),
+            }),
+        }
+    }
+
+    /// A short printable form for logs and `status` (lossy, truncated).
+    pub fn display(&self) -> String {
+        let joined = self
+            .argv
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut s: String = joined.chars().take(200).collect();
+        if s.len() < joined.len() {
+            s.push('…');
+        }
+        s
+    }
+}
+
+/// The key and the servers, checked.
+#[derive(Debug, Clone)]
+pub struct Place {
+    pub key: String,
+    pub endpoints: Vec<Endpoint>,
+}
+
+impl Place {
+    pub fn from_args(t: &Target) -> Result<Self, Failure> {
+        let key = match &t.key {
+            None => {
+                return Err(Failure::Usage(
+                    "--key is required (or set REDLOCK_KEY)".into(),
+                ));
+            }
+            Some(k) if k.is_empty() => {
+                return Err(Failure::Usage("the lock key must not be empty".into()));
+            }
+            Some(k) => k.clone(),
+        };
+        let endpoints = t
+            .redis
+            .iter()
+            .map(|u| Endpoint::parse(u))
+            .collect::<Result<Vec<_>, _>>()?;
+        if endpoints.is_empty() {
+            return Err(Failure::Usage("no Redis URL given".into()));
+        }
+        if endpoints.iter().any(Endpoint::is_tls) {
+            // Several crypto back ends may be compiled in; pick ours once.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        Ok(Place { key, endpoints })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(ttl: u64, refresh: Option<u64>, kill: Option<u64>) -> Result<Lease, Failure> {
+        Lease::from_args(&LeaseArgs {
+            ttl: Duration::from_millis(ttl),
+            refresh: refresh.map(Duration::from_millis),
+            min_hold: Duration::ZERO,
+            kill_after: kill.map(Duration::from_millis),
+        })
+    }
+
+    #[test]
+    fn defaults_are_derived_and_clamped() {
+        let l = lease(30_000, None, None).unwrap();
+        assert_eq!(l.refresh, Duration::from_secs(10));
+        assert_eq!(l.kill_after, Duration::from_secs(5));
+        let l = lease(600, Some(500), None).unwrap();
+        assert_eq!(l.kill_after, Duration::from_millis(50));
+    }
+
+    #[test]
+    fn inconsistent_timings_are_refused() {
+        assert!(lease(1000, Some(1000), None).is_err());
+        assert!(lease(1000, Some(400), Some(600)).is_err());
+        assert!(lease(1000, Some(400), Some(599)).is_ok());
+        assert!(lease(50, None, None).is_err());
+    }
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(redact("redis://:hunter2@h:1/0"), "redis://:***@h:1/0");
+        assert_eq!(redact("rediss://u:p@h"), "rediss://u:***@h");
+        assert_eq!(redact("redis://h:6379"), "redis://h:6379");
+        assert_eq!(
+            redact("unix:///tmp/r.sock?db=1&pass=x"),
+            "unix:///tmp/r.sock?db=1&pass=***"
+        );
+        let err = Endpoint::parse("redis://u:secret@[bad")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn urls_are_checked_offline() {
+        assert!(Endpoint::parse("redis://127.0.0.1:1").is_ok());
+        assert!(Endpoint::parse("unix:///tmp/x.sock").is_ok());
+        assert!(Endpoint::parse("localhost:6379").is_err());
+        assert!(Endpoint::parse("http://x").is_err());
+    }
+}

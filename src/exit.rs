@@ -1,0 +1,117 @@
+//! The exit-code table, the typed failures that choose a code, and the
+//! mapping from a child's wait status to ours.
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+
+/// Bad usage: refused before anything touched Redis.
+pub const USAGE: u8 = 2;
+/// `status`: the key is free.
+pub const FREE: u8 = 1;
+/// Redis unreachable, auth refused, or no quorum possible (EX_UNAVAILABLE).
+pub const UNAVAILABLE: u8 = 69;
+/// The lock was lost while the command ran (EX_SOFTWARE).
+pub const LOST: u8 = 70;
+/// Default `--conflict-exit-code`: the lock stayed held by someone else (EX_TEMPFAIL).
+pub const CONFLICT: u8 = 75;
+/// The command exists but cannot be executed.
+pub const NOT_EXECUTABLE: u8 = 126;
+/// The command was not found.
+pub const NOT_FOUND: u8 = 127;
+/// Added to a signal number when the command died of that signal.
+pub const SIGNAL_BASE: i32 = 128;
+
+/// Shown at the end of `--help`; the README carries the same table.
+pub const HELP_TABLE: &str = "\
+Exit status:
+  <n>      the command's own exit code
+  128+N    the command was killed by signal N (or a signal ended the wait)
+  75       the lock stayed held by someone else for all of --timeout (-E changes it)
+  69       Redis unreachable, auth refused, or no quorum of masters reachable
+  70       the lock was lost while the command ran; the command was stopped
+  126/127  the command cannot be executed / was not found
+  2        bad usage
+
+Environment given to the command:
+  REDLOCK_KEY, REDLOCK_TOKEN (this holder's value in Redis),
+  REDLOCK_FENCING_TOKEN (strictly increases with every acquisition of KEY)";
+
+/// Failures that decide the exit code. `main` finds them in an
+/// `anyhow::Error` chain with `downcast_ref`.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error("lock {key:?} is held by {holder}")]
+    Conflict { key: String, holder: String },
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("lock lost: {0}")]
+    Lost(String),
+    #[error("cannot execute {program:?}: {reason}")]
+    Spawn {
+        program: String,
+        reason: String,
+        code: u8,
+    },
+    #[error("{0}")]
+    Usage(String),
+    #[error("interrupted by {name} while waiting for the lock; nothing was run")]
+    Interrupted { name: &'static str, signo: i32 },
+}
+
+impl Failure {
+    /// The exit code for this failure; `conflict` is `--conflict-exit-code`.
+    pub fn code(&self, conflict: u8) -> i32 {
+        match self {
+            Failure::Conflict { .. } => conflict.into(),
+            Failure::Unavailable(_) => UNAVAILABLE.into(),
+            Failure::Lost(_) => LOST.into(),
+            Failure::Spawn { code, .. } => (*code).into(),
+            Failure::Usage(_) => USAGE.into(),
+            Failure::Interrupted { signo, .. } => SIGNAL_BASE + signo,
+        }
+    }
+}
+
+/// Our exit code for a child that ended with `status`: its own code, or
+/// 128+N for death by signal N (never 0 for a signal death).
+pub fn from_status(status: ExitStatus) -> i32 {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => code,
+        (None, Some(sig)) => SIGNAL_BASE + sig,
+        // Stopped/continued are not terminal states and never reach here.
+        (None, None) => LOST.into(),
+    }
+}
+
+/// The exit code for an error that escaped `run`: a typed failure's code,
+/// else 69 for anything Redis-shaped, else 1.
+pub fn code_for(err: &anyhow::Error, conflict: u8) -> i32 {
+    for cause in err.chain() {
+        if let Some(f) = cause.downcast_ref::<Failure>() {
+            return f.code(conflict);
+        }
+    }
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_death_is_128_plus_n() {
+        assert_eq!(from_status(ExitStatus::from_raw(9)), 137);
+        assert_eq!(from_status(ExitStatus::from_raw(3 << 8)), 3);
+    }
+
+    #[test]
+    fn failures_map_to_documented_codes() {
+        let e = anyhow::Error::new(Failure::Lost("gone".into())).context("supervising");
+        assert_eq!(code_for(&e, 75), 70);
+        let c = Failure::Conflict {
+            key: "k".into(),
+            holder: "x".into(),
+        };
+        assert_eq!(c.code(9), 9);
+    }
+}

@@ -1,0 +1,110 @@
+//! redlock-run: run a command under a distributed lock held in Redis.
+//! This file only lists the modules and dispatches the subcommands.
+
+pub mod admin;
+pub mod child;
+pub mod cli;
+pub mod clock;
+pub mod completions;
+pub mod config;
+pub mod exit;
+pub mod lock;
+pub mod logging;
+pub mod run;
+pub mod signals;
+pub mod supervise;
+
+use clap::CommandFactory;
+use clap::error::ErrorKind;
+
+use cli::{Cli, Sub};
+use config::{Lease, Place, Program};
+use exit::Failure;
+
+/// Refuse bad input the way clap does: one line saying what is wrong, a
+/// usage hint, exit 2. Nothing has touched Redis yet.
+fn usage_error(f: Failure) -> ! {
+    Cli::command()
+        .error(ErrorKind::ValueValidation, f.to_string())
+        .exit()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    // current_thread: the command is spawned from the main thread, which
+    // PR_SET_PDEATHSIG ties its life to.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("building the tokio runtime")
+}
+
+/// Parse, validate, run; returns the exit code.
+pub fn main(cli: Cli) -> i32 {
+    match cli.subcommand {
+        Some(Sub::Completions { shell }) => completions::print(shell),
+        Some(Sub::Status(a)) => {
+            let place = Place::from_args(&a.target).unwrap_or_else(|f| usage_error(f));
+            logging::init(&a.log, logging::Default::Errors, false)
+                .unwrap_or_else(|f| usage_error(f));
+            runtime().block_on(admin::status(&place, a.json))
+        }
+        Some(Sub::Release(a)) => {
+            let place = Place::from_args(&a.target).unwrap_or_else(|f| usage_error(f));
+            logging::init(&a.log, logging::Default::Errors, false)
+                .unwrap_or_else(|f| usage_error(f));
+            match runtime().block_on(admin::release(&place, a.force)) {
+                Ok(code) => code,
+                Err(f @ Failure::Usage(_)) => usage_error(f),
+                Err(f) => {
+                    tracing::error!("{f}");
+                    f.code(exit::CONFLICT)
+                }
+            }
+        }
+        None => {
+            let a = cli.run;
+            let plan = (|| {
+                Ok::<_, Failure>(run::RunPlan {
+                    place: Place::from_args(&a.target)?,
+                    lease: Lease::from_args(&a.lease)?,
+                    program: Program::from_args(&a.command)?,
+                    timeout: a.timeout,
+                    conflict_exit_code: a.conflict_exit_code,
+                })
+            })()
+            .unwrap_or_else(|f| usage_error(f));
+            logging::init(&a.log, logging::Default::Errors, false)
+                .unwrap_or_else(|f| usage_error(f));
+            let conflict = plan.conflict_exit_code;
+            let quiet_conflict = plan.timeout == cli::Timeout::After(std::time::Duration::ZERO);
+            match runtime().block_on(run::run(plan)) {
+                Ok(code) => code,
+                Err(e) => {
+                    report(&e, quiet_conflict);
+                    exit::code_for(&e, conflict)
+                }
+            }
+        }
+    }
+}
+
+/// One line for a failure. A busy lock with the default `--timeout 0s` is
+/// the normal cron case ("another host runs it"): info, not an error.
+fn report(e: &anyhow::Error, quiet_conflict: bool) {
+    let conflict = e
+        .chain()
+        .any(|c| matches!(c.downcast_ref::<Failure>(), Some(Failure::Conflict { .. })));
+    let interrupted = e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<Failure>(),
+            Some(Failure::Interrupted { .. })
+        )
+    });
+    if (conflict && quiet_conflict) || interrupted {
+        tracing::info!("{e:#}; not running the command");
+    } else if conflict {
+        tracing::error!("{e:#}: gave up waiting; not running the command");
+    } else {
+        tracing::error!("{e:#}");
+    }
+}

@@ -1,0 +1,443 @@
+//! Acquire, renew and release one named lock on one Redis master or on a
+//! Redlock quorum of independent masters, behind one type: with a single
+//! master the quorum is simply 1 of 1. Algorithm:
+//! <https://redis.io/docs/latest/develop/use/patterns/distributed-locks/>.
+//!
+//! Every step is one atomic Lua script per master, every request has a
+//! deadline, and lease validity is measured on CLOCK_BOOTTIME from just
+//! before the request was sent, less the allowance for clock drift.
+
+mod keeper;
+mod node;
+mod scripts;
+mod status;
+mod wait;
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+
+use crate::clock::BootInstant;
+use crate::config::{Endpoint, Lease};
+pub use keeper::{Keeper, LeaseState};
+pub use node::{Node, NodeError};
+pub use status::{MasterState, Status, format_ttl};
+pub use wait::{WaitOutcome, Waker};
+
+/// The Redis names that belong to one lock. The auxiliary keys carry the
+/// lock key as a `{hash tag}`, so they live in the lock key's cluster slot.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    pub lock: String,
+    pub fence: String,
+    pub holder: String,
+    pub channel: String,
+}
+
+impl Keys {
+    pub fn new(key: &str) -> Self {
+        Keys {
+            lock: key.to_string(),
+            fence: format!("{{{key}}}:redlock-run:fence"),
+            holder: format!("{{{key}}}:redlock-run:holder"),
+            channel: format!("{{{key}}}:redlock-run:released"),
+        }
+    }
+}
+
+/// A lock we hold.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub token: String,
+    pub fencing: u64,
+    pub acquired_at: BootInstant,
+    /// Until when the lease is certainly ours (drift already subtracted).
+    pub valid_until: BootInstant,
+}
+
+/// Who holds a lock we could not take.
+#[derive(Debug, Clone, Default)]
+pub struct Holder {
+    /// The holder's description, when the holder is a redlock-run.
+    pub info: Option<serde_json::Value>,
+    /// The value stored at the key.
+    pub token: String,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.info {
+            Some(i) => write!(
+                f,
+                "{} pid {} ({})",
+                i["host"].as_str().unwrap_or("?"),
+                i["pid"],
+                i["command"].as_str().unwrap_or("?")
+            ),
+            None if self.token.is_empty() => write!(f, "another client"),
+            None => write!(f, "another client (value {:?})", truncate(&self.token, 40)),
+        }
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+/// The result of one acquisition attempt.
+#[derive(Debug)]
+pub enum Attempt {
+    Acquired(Grant),
+    /// Held by someone else; `pttl` is the shortest remaining lease seen.
+    Held {
+        pttl: Option<Duration>,
+        holder: Holder,
+    },
+    /// Too few masters could be asked for a quorum to be possible.
+    Unavailable {
+        reason: String,
+        auth: bool,
+    },
+}
+
+/// The result of one renewal.
+#[derive(Debug)]
+pub enum Renewal {
+    Extended {
+        valid_until: BootInstant,
+    },
+    /// A quorum says our token is gone: the lock is lost for certain.
+    Lost(String),
+    /// Could not renew this time (timeouts, errors, no quorum either way).
+    Failed(String),
+}
+
+pub struct Locker {
+    nodes: Vec<Node>,
+    pub keys: Keys,
+    pub lease: Lease,
+}
+
+impl Locker {
+    pub fn new(endpoints: &[Endpoint], key: &str, lease: Lease) -> Self {
+        Locker {
+            nodes: endpoints.iter().cloned().map(Node::new).collect(),
+            keys: Keys::new(key),
+            lease,
+        }
+    }
+
+    pub fn quorum(&self) -> usize {
+        self.nodes.len() / 2 + 1
+    }
+
+    pub fn is_quorum(&self) -> bool {
+        self.nodes.len() > 1
+    }
+
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// How long one master may take to answer within an acquisition: with
+    /// one master, as long as sensible; with several, small next to the TTL
+    /// so that a dead master does not eat the lease.
+    fn node_timeout(&self) -> Duration {
+        let io = self.lease.io_timeout();
+        if self.is_quorum() {
+            (self.lease.ttl / 20).max(Duration::from_millis(50)).min(io)
+        } else {
+            io
+        }
+    }
+
+    /// A fresh, unguessable token for one acquisition.
+    pub fn new_token() -> String {
+        uuid::Uuid::new_v4().simple().to_string()
+    }
+
+    /// One attempt to take the lock with `token` (re-using a token across
+    /// the retries of one wait keeps a retry after a lost reply harmless).
+    pub async fn try_acquire(&mut self, token: &str, holder_json: &str) -> Attempt {
+        let n = self.nodes.len();
+        let quorum = self.quorum();
+        let timeout = self.node_timeout();
+        let ttl_ms = self.lease.ttl.as_millis().to_string();
+        let keys = [
+            self.keys.lock.as_str(),
+            self.keys.fence.as_str(),
+            self.keys.holder.as_str(),
+        ];
+        let args = [token, ttl_ms.as_str(), holder_json];
+        let start = BootInstant::now();
+
+        let mut granted: Vec<u64> = Vec::new();
+        let mut held: Vec<(i64, Holder)> = Vec::new();
+        let mut errors: Vec<NodeError> = Vec::new();
+        {
+            let mut pending: FuturesUnordered<_> = self
+                .nodes
+                .iter_mut()
+                .map(|node| {
+                    node.eval::<(i64, i64, String, String)>(
+                        &scripts::ACQUIRE,
+                        &keys,
+                        &args,
+                        timeout,
+                    )
+                })
+                .collect();
+            while let Some(r) = pending.next().await {
+                match r {
+                    Ok((1, fence, _, _)) => granted.push(fence.max(0) as u64),
+                    Ok((_, pttl, token, info)) => held.push((
+                        pttl,
+                        Holder {
+                            info: serde_json::from_str::<serde_json::Value>(&info)
+                                .ok()
+                                .filter(|v| v["token"].as_str() == Some(token.as_str())),
+                            token,
+                        },
+                    )),
+                    Err(e) => errors.push(e),
+                }
+                // Decide as soon as the outcome is certain.
+                if granted.len() >= quorum || held.len() > n - quorum {
+                    break;
+                }
+            }
+        }
+
+        if granted.len() >= quorum {
+            let mut fencing = granted.iter().copied().max().unwrap_or(0);
+            if self.is_quorum() {
+                match self.raise_fence(fencing, start).await {
+                    Ok(f) => fencing = f,
+                    Err(reason) => {
+                        self.undo(token).await;
+                        return Attempt::Unavailable {
+                            reason,
+                            auth: false,
+                        };
+                    }
+                }
+            }
+            let valid_until = (start + self.lease.ttl).saturating_sub(self.lease.drift());
+            if valid_until <= BootInstant::now() {
+                self.undo(token).await;
+                return Attempt::Unavailable {
+                    reason: format!(
+                        "acquiring took {:?}, longer than the lease allows",
+                        start.elapsed()
+                    ),
+                    auth: false,
+                };
+            }
+            return Attempt::Acquired(Grant {
+                token: token.to_string(),
+                fencing,
+                acquired_at: start,
+                valid_until,
+            });
+        }
+
+        // No quorum: undo everywhere the SET may have landed.
+        if !granted.is_empty() || !errors.is_empty() {
+            self.undo(token).await;
+        }
+        let reachable = n - errors.iter().filter(|e| e.is_unreachable()).count();
+        if held.is_empty() || reachable < quorum {
+            let auth = errors.iter().any(|e| matches!(e, NodeError::Auth(..)));
+            let reason = if errors.is_empty() {
+                "no quorum".to_string()
+            } else {
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            return Attempt::Unavailable { reason, auth };
+        }
+        let pttl = held
+            .iter()
+            .filter(|(p, _)| *p > 0)
+            .map(|(p, _)| Duration::from_millis(*p as u64))
+            .min();
+        let holder = held
+            .iter()
+            .find(|(_, h)| h.info.is_some())
+            .or(held.first())
+            .map(|(_, h)| h.clone())
+            .unwrap_or_default();
+        Attempt::Held { pttl, holder }
+    }
+
+    /// Quorum fencing: raise the counter to at least `t` on a quorum (a
+    /// max-register write), so any later quorum sees a value >= t.
+    async fn raise_fence(&mut self, t: u64, start: BootInstant) -> Result<u64, String> {
+        let quorum = self.quorum();
+        let budget =
+            (self.lease.ttl.saturating_sub(self.lease.drift())).saturating_sub(start.elapsed());
+        let timeout = self.node_timeout().min(budget);
+        let fence_key = [self.keys.fence.as_str()];
+        let t_arg = t.to_string();
+        let args = [t_arg.as_str()];
+        let mut acks = 0;
+        let mut highest = t;
+        let mut pending: FuturesUnordered<_> = self
+            .nodes
+            .iter_mut()
+            .map(|node| node.eval::<i64>(&scripts::FENCE_RAISE, &fence_key, &args, timeout))
+            .collect();
+        while let Some(r) = pending.next().await {
+            if let Ok(v) = r {
+                acks += 1;
+                highest = highest.max(v.max(0) as u64);
+                if acks >= quorum {
+                    return Ok(highest);
+                }
+            }
+        }
+        Err(format!(
+            "fencing counter reached only {acks} of {quorum} masters"
+        ))
+    }
+
+    /// Best-effort compare-and-delete on every master, after a failed attempt.
+    async fn undo(&mut self, token: &str) {
+        let timeout = self.node_timeout().min(Duration::from_millis(500));
+        let _ = self.release_within(token, timeout).await;
+    }
+
+    /// Renew the lease (compare-and-PEXPIRE on every master), each request
+    /// bounded by `timeout`.
+    pub async fn renew(&mut self, token: &str, timeout: Duration) -> Renewal {
+        let n = self.nodes.len();
+        let quorum = self.quorum();
+        let ttl_ms = self.lease.ttl.as_millis().to_string();
+        let keys = [
+            self.keys.lock.as_str(),
+            self.keys.fence.as_str(),
+            self.keys.holder.as_str(),
+        ];
+        let args = [token, ttl_ms.as_str()];
+        let start = BootInstant::now();
+        let (mut yes, mut deleted, mut replaced) = (0, 0, 0);
+        let mut errors = Vec::new();
+        {
+            let mut pending: FuturesUnordered<_> = self
+                .nodes
+                .iter_mut()
+                .map(|node| node.eval::<i64>(&scripts::EXTEND, &keys, &args, timeout))
+                .collect();
+            while let Some(r) = pending.next().await {
+                match r {
+                    Ok(1) => yes += 1,
+                    Ok(0) => deleted += 1,
+                    Ok(_) => replaced += 1,
+                    Err(e) => errors.push(e.to_string()),
+                }
+                if yes >= quorum || deleted + replaced > n - quorum {
+                    break;
+                }
+            }
+        }
+        if deleted + replaced > n - quorum {
+            let why = if replaced > 0 {
+                "the key now holds another holder's value"
+            } else {
+                "the key was deleted or expired"
+            };
+            return Renewal::Lost(if self.is_quorum() {
+                format!("{why} on {} of {n} masters", deleted + replaced)
+            } else {
+                why.to_string()
+            });
+        }
+        let valid_until = (start + self.lease.ttl).saturating_sub(self.lease.drift());
+        if yes >= quorum && valid_until > BootInstant::now() {
+            return Renewal::Extended { valid_until };
+        }
+        if errors.is_empty() {
+            Renewal::Failed(format!("renewed on {yes} of {quorum} masters needed"))
+        } else {
+            Renewal::Failed(errors.join("; "))
+        }
+    }
+
+    /// Compare-and-delete on every master, waking waiters. Returns how many
+    /// masters released it.
+    pub async fn release(&mut self, token: &str) -> Result<usize, String> {
+        let timeout = self.lease.io_timeout().min(Duration::from_secs(2));
+        self.release_within(token, timeout).await
+    }
+
+    async fn release_within(&mut self, token: &str, timeout: Duration) -> Result<usize, String> {
+        let keys = [self.keys.lock.as_str(), self.keys.holder.as_str()];
+        let args = [token, self.keys.channel.as_str()];
+        let results = futures_util::future::join_all(
+            self.nodes
+                .iter_mut()
+                .map(|node| node.eval::<i64>(&scripts::RELEASE, &keys, &args, timeout)),
+        )
+        .await;
+        collect_count(results)
+    }
+
+    /// `--min-hold`: keep the lock for `remaining` more (token-checked),
+    /// instead of deleting it.
+    pub async fn hold_for(&mut self, token: &str, remaining: Duration) -> Result<usize, String> {
+        let timeout = self.lease.io_timeout().min(Duration::from_secs(2));
+        let ms = remaining.as_millis().max(1).to_string();
+        let keys = [
+            self.keys.lock.as_str(),
+            self.keys.fence.as_str(),
+            self.keys.holder.as_str(),
+        ];
+        let args = [token, ms.as_str()];
+        let results = futures_util::future::join_all(
+            self.nodes
+                .iter_mut()
+                .map(|node| node.eval::<i64>(&scripts::EXTEND, &keys, &args, timeout)),
+        )
+        .await;
+        collect_count(results.into_iter().map(|r| r.map(|v| v.max(0))).collect())
+    }
+
+    /// Delete the lock whoever holds it, on every master.
+    pub async fn force_release(&mut self) -> Result<usize, String> {
+        let timeout = self.lease.io_timeout();
+        let keys = [self.keys.lock.as_str(), self.keys.holder.as_str()];
+        let args = [self.keys.channel.as_str()];
+        let results = futures_util::future::join_all(
+            self.nodes
+                .iter_mut()
+                .map(|node| node.eval::<i64>(&scripts::FORCE_RELEASE, &keys, &args, timeout)),
+        )
+        .await;
+        collect_count(results)
+    }
+}
+
+/// Count successes (1s); an error only if no master could be asked at all.
+fn collect_count(results: Vec<Result<i64, NodeError>>) -> Result<usize, String> {
+    let errors: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(ToString::to_string))
+        .collect();
+    let ok: usize = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .map(|&v| v as usize)
+        .sum();
+    if errors.len() == results.len() {
+        Err(errors.join("; "))
+    } else {
+        if !errors.is_empty() {
+            tracing::warn!(errors = %errors.join("; "), "some masters did not answer");
+        }
+        Ok(ok)
+    }
+}

@@ -1,0 +1,164 @@
+//! One Redis master: a lazily (re)connected multiplexed connection where
+//! every request carries a deadline. A request that times out or fails on
+//! the wire drops the connection, so the next one starts clean.
+
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, FromRedisValue, RedisError, Script};
+
+use crate::config::Endpoint;
+
+/// Why a request to one master failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NodeError {
+    #[error("{0}: timed out after {1:?}")]
+    Timeout(String, Duration),
+    #[error("{0}: authentication refused: {1}")]
+    Auth(String, String),
+    #[error("{0}: {1}")]
+    Io(String, String),
+    #[error("{0}: {1}")]
+    Server(String, String),
+}
+
+impl NodeError {
+    /// True for failures that say nothing about the lock itself: the
+    /// master could not be asked.
+    pub fn is_unreachable(&self) -> bool {
+        !matches!(self, NodeError::Server(..))
+    }
+}
+
+pub struct Node {
+    pub endpoint: Endpoint,
+    client: Client,
+    conn: Option<MultiplexedConnection>,
+}
+
+impl Node {
+    pub fn new(endpoint: Endpoint) -> Self {
+        // Building a Client only stores the connection info: no I/O here.
+        let client = Client::open(endpoint.info.clone()).expect("endpoint was validated");
+        Node {
+            endpoint,
+            client,
+            conn: None,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.endpoint.display
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn classify(&self, e: RedisError) -> NodeError {
+        let name = self.endpoint.display.clone();
+        let msg = e.to_string();
+        match e.kind() {
+            redis::ErrorKind::AuthenticationFailed => NodeError::Auth(name, msg),
+            redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm) => NodeError::Auth(name, msg),
+            _ if msg.contains("NOAUTH") || msg.contains("WRONGPASS") => NodeError::Auth(name, msg),
+            _ if e.is_io_error()
+                || e.is_connection_dropped()
+                || e.is_connection_refusal()
+                || e.is_timeout()
+                || e.is_unrecoverable_error() =>
+            {
+                NodeError::Io(name, msg)
+            }
+            // LOADING, BUSY, MASTERDOWN, READONLY...: the master cannot
+            // answer for the lock right now.
+            _ if msg.starts_with("LOADING")
+                || msg.starts_with("BUSY")
+                || msg.starts_with("MASTERDOWN")
+                || msg.starts_with("READONLY")
+                || msg.starts_with("TRYAGAIN") =>
+            {
+                NodeError::Io(name, msg)
+            }
+            _ => NodeError::Server(name, msg),
+        }
+    }
+
+    async fn connection(&mut self, timeout: Duration) -> Result<MultiplexedConnection, NodeError> {
+        if let Some(c) = &self.conn {
+            return Ok(c.clone());
+        }
+        let cfg = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(None);
+        let fut = self
+            .client
+            .get_multiplexed_async_connection_with_config(&cfg);
+        match tokio::time::timeout(timeout, fut).await {
+            Ok(Ok(c)) => {
+                self.conn = Some(c.clone());
+                Ok(c)
+            }
+            Ok(Err(e)) => Err(self.classify(e)),
+            Err(_) => Err(NodeError::Timeout(self.endpoint.display.clone(), timeout)),
+        }
+    }
+
+    /// Run `script` (EVALSHA, falling back to EVAL after a NOSCRIPT, as after
+    /// a restart or failover) within `timeout`, connecting first if needed.
+    pub async fn eval<T: FromRedisValue>(
+        &mut self,
+        script: &Script,
+        keys: &[&str],
+        args: &[&str],
+        timeout: Duration,
+    ) -> Result<T, NodeError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut conn = self.connection(timeout).await?;
+        let mut inv = script.prepare_invoke();
+        for k in keys {
+            inv.key(*k);
+        }
+        for a in args {
+            inv.arg(*a);
+        }
+        match tokio::time::timeout_at(deadline, inv.invoke_async::<T>(&mut conn)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                let err = self.classify(e);
+                if err.is_unreachable() {
+                    self.conn = None;
+                }
+                Err(err)
+            }
+            Err(_) => {
+                self.conn = None;
+                Err(NodeError::Timeout(self.endpoint.display.clone(), timeout))
+            }
+        }
+    }
+
+    /// Run a plain command (or pipeline) within `timeout`.
+    pub async fn query<T: FromRedisValue>(
+        &mut self,
+        pipe: &redis::Pipeline,
+        timeout: Duration,
+    ) -> Result<T, NodeError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut conn = self.connection(timeout).await?;
+        match tokio::time::timeout_at(deadline, pipe.query_async::<T>(&mut conn)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                let err = self.classify(e);
+                if err.is_unreachable() {
+                    self.conn = None;
+                }
+                Err(err)
+            }
+            Err(_) => {
+                self.conn = None;
+                Err(NodeError::Timeout(self.endpoint.display.clone(), timeout))
+            }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Log lines on stderr: one line per event, as text or JSON. The level
+//! comes from -v/-q around a per-command default, or from REDLOCK_LOG.
+
+use std::fmt;
+
+use tracing::{Event, Subscriber};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::cli::{LogArgs, LogFormat};
+use crate::exit::Failure;
+
+const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// Default verbosity: run mode prints errors only, schedule one line per tick.
+#[derive(Debug, Clone, Copy)]
+pub enum Default {
+    Errors = 1,
+    Info = 3,
+}
+
+/// Install the global logger. Fails (a usage error) on a bad REDLOCK_LOG.
+pub fn init(args: &LogArgs, default: Default, timestamps: bool) -> Result<(), Failure> {
+    let filter = match std::env::var("REDLOCK_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => EnvFilter::try_new(spec.trim())
+            .map_err(|e| Failure::Usage(format!("invalid REDLOCK_LOG {spec:?}: {e}")))?,
+        _ => {
+            let idx = (default as i32 + i32::from(args.verbose) - i32::from(args.quiet))
+                .clamp(0, LEVELS.len() as i32 - 1) as usize;
+            EnvFilter::new(LEVELS[idx])
+        }
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match args.log_format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init(),
+        LogFormat::Text => builder.event_format(Text { timestamps }).try_init(),
+    };
+    Ok(())
+}
+
+/// `redlock-run: error: lock lost reason="..."`, optionally time-stamped.
+struct Text {
+    timestamps: bool,
+}
+
+impl<S, N> FormatEvent<S, N> for Text
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        if self.timestamps {
+            write!(
+                w,
+                "{} ",
+                humantime::format_rfc3339_millis(std::time::SystemTime::now())
+            )?;
+        }
+        let level = event.metadata().level().as_str().to_ascii_lowercase();
+        write!(w, "redlock-run: {level}: ")?;
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                if let Some(f) = span.extensions().get::<FormattedFields<N>>() {
+                    if !f.is_empty() {
+                        write!(w, "{f} ")?;
+                    }
+                }
+            }
+        }
+        ctx.field_format().format_fields(w.by_ref(), event)?;
+        writeln!(w)
+    }
+}

@@ -1,0 +1,175 @@
+//! Run mode: take the lock (waiting if asked), run the command under it,
+//! release it, and turn all of that into one exit code.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Result;
+use futures_util::StreamExt;
+
+use crate::child;
+use crate::cli::Timeout;
+use crate::config::{Lease, Place, Program};
+use crate::exit::{self, Failure};
+use crate::lock::{Attempt, Grant, Keeper, Locker, WaitOutcome};
+use crate::signals::Signals;
+use crate::supervise::{Outcome, supervise};
+
+/// Everything run mode needs, checked.
+#[derive(Debug, Clone)]
+pub struct RunPlan {
+    pub place: Place,
+    pub lease: Lease,
+    pub program: Program,
+    pub timeout: Timeout,
+    pub conflict_exit_code: u8,
+}
+
+/// The description of us stored beside the lock, for `status` and for the
+/// "held by" lines of other callers.
+pub fn holder_json(token: &str, program: &Program) -> String {
+    let host = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "?".into());
+    let since_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64;
+    serde_json::json!({
+        "host": host,
+        "pid": std::process::id(),
+        "command": program.display(),
+        "since_ms": since_ms,
+        "token": token,
+    })
+    .to_string()
+}
+
+/// Run the plan; returns the process exit code.
+pub async fn run(plan: RunPlan) -> Result<i32> {
+    // Installed before the first request, so that a signal can never leave
+    // a lock behind: from here on it ends the wait, or is forwarded.
+    let mut signals = Signals::install()?;
+    let mut locker = Locker::new(&plan.place.endpoints, &plan.place.key, plan.lease);
+    let token = Locker::new_token();
+    let holder = holder_json(&token, &plan.program);
+    let timeout = match plan.timeout {
+        Timeout::After(d) => Some(d),
+        Timeout::Never => None,
+    };
+
+    let grant = match locker
+        .acquire_waiting(&token, &holder, timeout, signals.next())
+        .await
+    {
+        WaitOutcome::Acquired(g) => g,
+        WaitOutcome::Cancelled(sig) => {
+            let sig = sig.expect("the signal stream never ends");
+            return Err(Failure::Interrupted {
+                name: sig.as_str(),
+                signo: sig as i32,
+            }
+            .into());
+        }
+        WaitOutcome::TimedOut {
+            last,
+            ever_reachable,
+        } => return Err(not_acquired(&plan, last, ever_reachable).into()),
+    };
+    tracing::info!(key = %plan.place.key, fencing_token = grant.fencing, "lock acquired");
+    run_locked(&plan, locker, grant, &mut signals).await
+}
+
+fn not_acquired(plan: &RunPlan, last: Attempt, ever_reachable: bool) -> Failure {
+    match last {
+        Attempt::Held { holder, .. } => Failure::Conflict {
+            key: plan.place.key.clone(),
+            holder: holder.to_string(),
+        },
+        Attempt::Unavailable { reason, .. } if ever_reachable => Failure::Conflict {
+            key: plan.place.key.clone(),
+            holder: format!("someone else (then Redis failed: {reason})"),
+        },
+        Attempt::Unavailable { reason, .. } => Failure::Unavailable(format!(
+            "cannot reach Redis to take lock {:?}: {reason}",
+            plan.place.key
+        )),
+        Attempt::Acquired(_) => unreachable!("an acquired lock is not a failure"),
+    }
+}
+
+/// With the lock held: run the command, supervise it, release.
+pub async fn run_locked(
+    plan: &RunPlan,
+    mut locker: Locker,
+    grant: Grant,
+    signals: &mut Signals,
+) -> Result<i32> {
+    let fencing = grant.fencing.to_string();
+    let env = [
+        ("REDLOCK_KEY", plan.place.key.as_str()),
+        ("REDLOCK_TOKEN", grant.token.as_str()),
+        ("REDLOCK_FENCING_TOKEN", fencing.as_str()),
+    ];
+    child::become_subreaper();
+    let mut child = match child::spawn(&plan.program, &env) {
+        Ok(c) => c,
+        Err(f) => {
+            // Nothing ran: give the lock back at once, whatever --min-hold says.
+            if let Err(e) = locker.release(&grant.token).await {
+                tracing::error!(error = %e, "could not release the lock; it expires by itself");
+            }
+            return Err(f.into());
+        }
+    };
+    tracing::debug!(pid = child.pid(), "command started");
+
+    let mut keeper = Keeper::start(locker, &grant);
+    let outcome = supervise(&mut child, &plan.lease, keeper.state(), signals).await;
+    let mut locker = keeper.stop().await;
+    finish(
+        &mut locker,
+        &grant,
+        plan.lease.min_hold,
+        outcome.as_ref().ok(),
+    )
+    .await;
+    let Outcome { status, lost } = outcome?;
+    match lost {
+        Some(why) => Err(Failure::Lost(why).into()),
+        None => Ok(exit::from_status(status)),
+    }
+}
+
+/// Release the lock, or with `--min-hold` keep it until the hold is over.
+/// A failure is logged; the exit code stays the command's.
+pub async fn finish(
+    locker: &mut Locker,
+    grant: &Grant,
+    min_hold: Duration,
+    outcome: Option<&Outcome>,
+) {
+    if outcome.is_some_and(|o| o.lost.is_some()) {
+        // Not ours any more (or unknown): only a compare-and-delete, which
+        // cannot touch another holder's lock.
+        let _ = locker.release(&grant.token).await;
+        return;
+    }
+    let held_for = grant.acquired_at.elapsed();
+    let result = if held_for < min_hold {
+        let left = min_hold - held_for;
+        tracing::info!(
+            hold_ms = left.as_millis() as u64,
+            "keeping the lock for --min-hold"
+        );
+        locker.hold_for(&grant.token, left).await
+    } else {
+        locker.release(&grant.token).await
+    };
+    match result {
+        Ok(0) => tracing::warn!("the lock was no longer ours at release"),
+        Ok(_) => tracing::debug!("lock released"),
+        Err(e) => {
+            tracing::error!(error = %e, "could not release the lock; it expires by itself within --ttl")
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! The one integration-test binary: real redis-server processes, the real
+//! redlock-run binary, real signals and faults.
+
+mod support;
