@@ -2,6 +2,11 @@
 //! that it dies with redlock-run, signalled as a group, and reaped as a
 //! group (redlock-run is a child subreaper, so the command's orphaned
 //! descendants are re-parented to it and their exit can be observed).
+//!
+//! When redlock-run runs in the terminal's foreground, the command's group
+//! is made the foreground group (as a shell does for a job), so that an
+//! interactive command can read the terminal instead of being stopped by
+//! SIGTTIN; the terminal is handed back before the lock is released.
 
 use std::io;
 use std::os::unix::process::CommandExt as _;
@@ -9,9 +14,9 @@ use std::process::ExitStatus;
 
 use nix::errno::Errno;
 use nix::sys::prctl;
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, killpg, pthread_sigmask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{Pid, getpid, getppid};
+use nix::unistd::{Pid, getpgrp, getpid, getppid, isatty, tcgetpgrp, tcsetpgrp};
 
 use crate::config::Program;
 use crate::exit::{self, Failure};
@@ -20,6 +25,26 @@ pub struct Child {
     inner: tokio::process::Child,
     pgid: Pid,
     leader_reaped: bool,
+    /// The command's group was given the terminal's foreground.
+    took_terminal: bool,
+}
+
+/// Whether we are the terminal's foreground job (stdin is that terminal).
+fn in_terminal_foreground() -> bool {
+    let stdin = std::io::stdin();
+    isatty(&stdin).unwrap_or(false) && tcgetpgrp(&stdin).is_ok_and(|pg| pg == getpgrp())
+}
+
+/// tcsetpgrp with SIGTTOU blocked: a background group may only take the
+/// terminal when it neither receives nor lets through SIGTTOU.
+fn set_foreground(pgrp: Pid) -> nix::Result<()> {
+    let mut ttou = SigSet::empty();
+    ttou.add(Signal::SIGTTOU);
+    let mut old = SigSet::empty();
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&ttou), Some(&mut old))?;
+    let r = tcsetpgrp(std::io::stdin(), pgrp);
+    pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None)?;
+    r
 }
 
 /// Make orphaned descendants of our command our children, so that the
@@ -40,18 +65,26 @@ pub fn spawn(program: &Program, env: &[(&str, &str)]) -> Result<Child, Failure> 
     }
     cmd.process_group(0);
     let parent = getpid();
+    let take_terminal = in_terminal_foreground();
     // SAFETY: the closure runs in the forked child before exec, where only
-    // async-signal-safe calls are allowed: prctl(2) and getppid(2) are
-    // plain syscalls, and the error path builds an io::Error from a raw
-    // errno without allocating.
+    // async-signal-safe calls are allowed: prctl(2), getppid(2),
+    // sigprocmask(2), tcsetpgrp(3) and signal(2) are plain syscalls on
+    // stack data, and errors become an io::Error from a raw errno without
+    // allocating. std has already called setpgid(0, 0) at this point.
     unsafe {
         cmd.as_std_mut().pre_exec(move || {
-            prctl::set_pdeathsig(Signal::SIGKILL)
-                .map_err(|e| io::Error::from_raw_os_error(e as i32))?;
+            let errno = |e: Errno| io::Error::from_raw_os_error(e as i32);
+            prctl::set_pdeathsig(Signal::SIGKILL).map_err(errno)?;
             // We may have died between fork and prctl: then nobody would
             // kill the command, and it must not run unlocked.
             if getppid() != parent {
-                return Err(io::Error::from_raw_os_error(libc_esrch()));
+                return Err(errno(Errno::ESRCH));
+            }
+            if take_terminal {
+                set_foreground(getpid()).map_err(errno)?;
+                // Ctrl-Z would stop the job behind redlock-run's back, with
+                // the terminal still its own: ignore it, like a supervisor.
+                nix::sys::signal::signal(Signal::SIGTSTP, SigHandler::SigIgn).map_err(errno)?;
             }
             Ok(())
         });
@@ -72,11 +105,8 @@ pub fn spawn(program: &Program, env: &[(&str, &str)]) -> Result<Child, Failure> 
         inner,
         pgid: Pid::from_raw(pid),
         leader_reaped: false,
+        took_terminal: take_terminal,
     })
-}
-
-fn libc_esrch() -> i32 {
-    Errno::ESRCH as i32
 }
 
 impl Child {
@@ -99,6 +129,15 @@ impl Child {
         Ok(st)
     }
 
+    /// Take the terminal's foreground back, if the command had it.
+    pub fn restore_terminal(&mut self) {
+        if std::mem::take(&mut self.took_terminal) {
+            if let Err(e) = set_foreground(getpgrp()) {
+                tracing::debug!(error = %e, "could not take the terminal back");
+            }
+        }
+    }
+
     /// After the leader exited: reap any of the group's processes that were
     /// re-parented to us, then tell whether any member is still alive.
     pub fn group_alive(&self) -> bool {
@@ -117,9 +156,4 @@ impl Child {
         }
         !matches!(killpg(self.pgid, None), Err(Errno::ESRCH))
     }
-}
-
-/// Our exit code for the command's status.
-pub fn code(status: ExitStatus) -> i32 {
-    exit::from_status(status)
 }

@@ -125,6 +125,7 @@ pub async fn run_locked(
 
     let mut keeper = Keeper::start(locker, &grant);
     let outcome = supervise(&mut child, &plan.lease, keeper.state(), signals).await;
+    child.restore_terminal();
     let mut locker = keeper.stop().await;
     finish(
         &mut locker,
