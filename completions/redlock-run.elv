@@ -41,10 +41,33 @@ set edit:completion:arg-completer[redlock-run] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
+            cand schedule 'Run the command on a schedule; each tick runs at most once across every instance that shares the key'
             cand status 'Show whether KEY is held, by whom, for how long, and the last fencing token'
             cand release 'Delete the lock whoever holds it (break glass after a crash). Needs --force'
             cand completions 'Print a shell completion script to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'redlock-run;schedule'= {
+            cand -k 'The lock''s name; the lock lives at exactly this Redis key'
+            cand --key 'The lock''s name; the lock lives at exactly this Redis key'
+            cand -r 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual. Repeat (or comma-separate in REDLOCK_REDIS) for a Redlock quorum over independent masters. Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`'
+            cand --redis 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual. Repeat (or comma-separate in REDLOCK_REDIS) for a Redlock quorum over independent masters. Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`'
+            cand --every 'Interval between ticks; ticks fall on wall-clock multiples of it since the Unix epoch, so every host agrees which tick is which'
+            cand --cron 'Cron expression instead of --every: 6 fields (with seconds, e.g. ''*/10 * * * * *'') or 5 (minute first)'
+            cand --tz 'Time zone for --cron, an IANA name such as Europe/Paris [default: UTC]'
+            cand --ttl 'Lease length: if the holder vanishes, the lock frees itself this long after the last refresh'
+            cand --refresh 'How often the lease is renewed while the command runs [default: ttl/3]; must be < ttl'
+            cand --min-hold 'Keep the lock at least this long after acquiring it, even if the command ends sooner (redlock-run itself exits at once). Stops a late-firing cron on another host from running the same job again'
+            cand --kill-after 'Grace between SIGTERM and SIGKILL when the command must be stopped [default: min(5s, ttl/3)]; must be < ttl - refresh'
+            cand -c 'Run CMDLINE with `/bin/sh -c` instead of a `--` argv'
+            cand --shell 'Run CMDLINE with `/bin/sh -c` instead of a `--` argv'
+            cand --log-format 'Log line format: one line per event; json for log shippers'
+            cand -v 'More output on stderr (repeatable). REDLOCK_LOG (a level or a tracing filter) overrides -v/-q'
+            cand --verbose 'More output on stderr (repeatable). REDLOCK_LOG (a level or a tracing filter) overrides -v/-q'
+            cand -q 'Less output on stderr (repeatable)'
+            cand --quiet 'Less output on stderr (repeatable)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'redlock-run;status'= {
             cand -k 'The lock''s name; the lock lives at exactly this Redis key'
@@ -79,10 +102,13 @@ set edit:completion:arg-completer[redlock-run] = {|@words|
             cand --help 'Print help'
         }
         &'redlock-run;help'= {
+            cand schedule 'Run the command on a schedule; each tick runs at most once across every instance that shares the key'
             cand status 'Show whether KEY is held, by whom, for how long, and the last fencing token'
             cand release 'Delete the lock whoever holds it (break glass after a crash). Needs --force'
             cand completions 'Print a shell completion script to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'redlock-run;help;schedule'= {
         }
         &'redlock-run;help;status'= {
         }

@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 
 use crate::exit;
@@ -39,6 +39,17 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Sub {
+    /// Run the command on a schedule; each tick runs at most once across
+    /// every instance that shares the key.
+    ///
+    /// Run the same line on every host: ticks fall on wall-clock multiples
+    /// of --every since the Unix epoch (or on --cron times), every instance
+    /// tries each tick, and a per-tick claim in Redis lets exactly one run
+    /// it, even with clocks apart by up to half an interval. A tick that
+    /// comes while a run (anywhere) still holds the lock is skipped. One
+    /// info line per tick. SIGINT/SIGTERM: the running command gets the
+    /// signal and is waited for, the lock is released, exit 0.
+    Schedule(ScheduleArgs),
     /// Show whether KEY is held, by whom, for how long, and the last fencing token.
     ///
     /// Exit status: 0 held, 1 free, 69 Redis unreachable.
@@ -152,6 +163,36 @@ pub struct RunArgs {
     /// Exit code when the lock was not acquired within --timeout.
     #[arg(short = 'E', long, default_value_t = exit::CONFLICT, value_name = "N")]
     pub conflict_exit_code: u8,
+
+    #[command(flatten)]
+    pub command: CommandArgs,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(group(ArgGroup::new("when").required(true).args(["every", "cron"])))]
+pub struct ScheduleArgs {
+    #[command(flatten)]
+    pub target: Target,
+
+    /// Interval between ticks; ticks fall on wall-clock multiples of it
+    /// since the Unix epoch, so every host agrees which tick is which.
+    #[arg(long, value_parser = duration, value_name = "DURATION")]
+    pub every: Option<Duration>,
+
+    /// Cron expression instead of --every: 6 fields (with seconds, e.g.
+    /// '*/10 * * * * *') or 5 (minute first).
+    #[arg(long, value_name = "EXPR")]
+    pub cron: Option<String>,
+
+    /// Time zone for --cron, an IANA name such as Europe/Paris [default: UTC].
+    #[arg(long, requires = "cron", value_name = "TZ")]
+    pub tz: Option<String>,
+
+    #[command(flatten)]
+    pub lease: LeaseArgs,
 
     #[command(flatten)]
     pub command: CommandArgs,

@@ -11,6 +11,7 @@ pub mod exit;
 pub mod lock;
 pub mod logging;
 pub mod run;
+pub mod schedule;
 pub mod signals;
 pub mod supervise;
 
@@ -42,6 +43,25 @@ fn runtime() -> tokio::runtime::Runtime {
 pub fn main(cli: Cli) -> i32 {
     match cli.subcommand {
         Some(Sub::Completions { shell }) => completions::print(shell),
+        Some(Sub::Schedule(a)) => {
+            let plan = (|| {
+                Ok::<_, Failure>(schedule::SchedulePlan {
+                    place: Place::from_args(&a.target)?,
+                    lease: Lease::from_args(&a.lease)?,
+                    program: Program::from_args(&a.command)?,
+                    when: schedule::When::from_args(&a)?,
+                })
+            })()
+            .unwrap_or_else(|f| usage_error(f));
+            logging::init(&a.log, logging::Default::Info, true).unwrap_or_else(|f| usage_error(f));
+            match runtime().block_on(schedule::schedule(plan)) {
+                Ok(code) => code,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    exit::code_for(&e, exit::CONFLICT)
+                }
+            }
+        }
         Some(Sub::Status(a)) => {
             let place = Place::from_args(&a.target).unwrap_or_else(|f| usage_error(f));
             logging::init(&a.log, logging::Default::Errors, false)

@@ -34,6 +34,7 @@ pub fn init(args: &LogArgs, default: Default, timestamps: bool) -> Result<(), Fa
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match args.log_format {
         LogFormat::Json => builder

@@ -93,52 +93,75 @@ fn not_acquired(plan: &RunPlan, last: Attempt, ever_reachable: bool) -> Failure 
             "cannot reach Redis to take lock {:?}: {reason}",
             plan.place.key
         )),
-        Attempt::Acquired(_) => unreachable!("an acquired lock is not a failure"),
+        Attempt::AlreadyRan { .. } | Attempt::Acquired(_) => {
+            unreachable!("run mode neither claims ticks nor fails on success")
+        }
     }
 }
 
 /// With the lock held: run the command, supervise it, release.
 pub async fn run_locked(
     plan: &RunPlan,
-    mut locker: Locker,
+    locker: Locker,
     grant: Grant,
     signals: &mut Signals,
 ) -> Result<i32> {
+    let (_, outcome) = run_under_lock(
+        &plan.place.key,
+        &plan.lease,
+        &plan.program,
+        locker,
+        &grant,
+        signals,
+        &[],
+    )
+    .await;
+    let Outcome { status, lost, .. } = outcome?;
+    match lost {
+        Some(why) => Err(Failure::Lost(why).into()),
+        None => Ok(exit::from_status(status)),
+    }
+}
+
+/// The one code path for running a command under a held lock (run mode
+/// and every schedule tick): spawn with the lock's environment plus
+/// `extra_env`, renew while it runs, supervise, release (or hold for
+/// `--min-hold`). Hands the locker back for the next use.
+pub async fn run_under_lock(
+    key: &str,
+    lease: &Lease,
+    program: &Program,
+    mut locker: Locker,
+    grant: &Grant,
+    signals: &mut Signals,
+    extra_env: &[(&str, &str)],
+) -> (Locker, Result<Outcome>) {
     let fencing = grant.fencing.to_string();
-    let env = [
-        ("REDLOCK_KEY", plan.place.key.as_str()),
+    let mut env = vec![
+        ("REDLOCK_KEY", key),
         ("REDLOCK_TOKEN", grant.token.as_str()),
         ("REDLOCK_FENCING_TOKEN", fencing.as_str()),
     ];
+    env.extend_from_slice(extra_env);
     child::become_subreaper();
-    let mut child = match child::spawn(&plan.program, &env) {
+    let mut child = match child::spawn(program, &env) {
         Ok(c) => c,
         Err(f) => {
             // Nothing ran: give the lock back at once, whatever --min-hold says.
             if let Err(e) = locker.release(&grant.token).await {
                 tracing::error!(error = %e, "could not release the lock; it expires by itself");
             }
-            return Err(f.into());
+            return (locker, Err(f.into()));
         }
     };
     tracing::debug!(pid = child.pid(), "command started");
 
-    let mut keeper = Keeper::start(locker, &grant);
-    let outcome = supervise(&mut child, &plan.lease, keeper.state(), signals).await;
+    let mut keeper = Keeper::start(locker, grant);
+    let outcome = supervise(&mut child, lease, keeper.state(), signals).await;
     child.restore_terminal();
     let mut locker = keeper.stop().await;
-    finish(
-        &mut locker,
-        &grant,
-        plan.lease.min_hold,
-        outcome.as_ref().ok(),
-    )
-    .await;
-    let Outcome { status, lost } = outcome?;
-    match lost {
-        Some(why) => Err(Failure::Lost(why).into()),
-        None => Ok(exit::from_status(status)),
-    }
+    finish(&mut locker, grant, lease.min_hold, outcome.as_ref().ok()).await;
+    (locker, outcome.map_err(anyhow::Error::from))
 }
 
 /// Release the lock, or with `--min-hold` keep it until the hold is over.

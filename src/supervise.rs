@@ -21,6 +21,8 @@ pub struct Outcome {
     pub status: ExitStatus,
     /// Why the lock was lost, if it was: the exit code is then 70.
     pub lost: Option<String>,
+    /// We were asked to stop (SIGINT or SIGTERM) while the command ran.
+    pub interrupted: bool,
 }
 
 /// Where the lease-driven stop stands.
@@ -160,6 +162,7 @@ pub async fn supervise(
     Ok(Outcome {
         status: leader.expect("loop ends only after the leader exited"),
         lost,
+        interrupted: interrupts > 0,
     })
 }
 

@@ -31,6 +31,8 @@ pub use wait::{WaitOutcome, Waker};
 pub struct Keys {
     pub lock: String,
     pub fence: String,
+    /// schedule: the last tick (ms since the epoch) that ran.
+    pub tick: String,
     pub holder: String,
     pub channel: String,
 }
@@ -40,6 +42,7 @@ impl Keys {
         Keys {
             lock: key.to_string(),
             fence: format!("{{{key}}}:redlock-run:fence"),
+            tick: format!("{{{key}}}:redlock-run:tick"),
             holder: format!("{{{key}}}:redlock-run:holder"),
             channel: format!("{{{key}}}:redlock-run:released"),
         }
@@ -93,6 +96,10 @@ pub enum Attempt {
     Held {
         pttl: Option<Duration>,
         holder: Holder,
+    },
+    /// schedule: this tick (or a later one) already ran.
+    AlreadyRan {
+        last_tick: u64,
     },
     /// Too few masters could be asked for a quorum to be possible.
     Unavailable {
@@ -160,18 +167,35 @@ impl Locker {
     /// One attempt to take the lock with `token` (re-using a token across
     /// the retries of one wait keeps a retry after a lost reply harmless).
     pub async fn try_acquire(&mut self, token: &str, holder_json: &str) -> Attempt {
+        self.try_acquire_tick(token, holder_json, None).await
+    }
+
+    /// One attempt; with `tick`, only if that tick has not run yet (and
+    /// then claiming it in the same step).
+    pub async fn try_acquire_tick(
+        &mut self,
+        token: &str,
+        holder_json: &str,
+        tick: Option<u64>,
+    ) -> Attempt {
         let n = self.nodes.len();
         let quorum = self.quorum();
         let timeout = self.node_timeout();
         let ttl_ms = self.lease.ttl.as_millis().to_string();
-        let keys = [
+        let tick_arg = tick.map(|t| t.to_string()).unwrap_or_default();
+        let mut keys = vec![
             self.keys.lock.as_str(),
             self.keys.fence.as_str(),
             self.keys.holder.as_str(),
         ];
-        let args = [token, ttl_ms.as_str(), holder_json];
+        let mut args = vec![token, ttl_ms.as_str(), holder_json];
+        if tick.is_some() {
+            keys.push(self.keys.tick.as_str());
+            args.push(tick_arg.as_str());
+        }
         let start = BootInstant::now();
 
+        let mut claimed: Vec<u64> = Vec::new();
         let mut granted: Vec<u64> = Vec::new();
         let mut held: Vec<(i64, Holder)> = Vec::new();
         let mut errors: Vec<NodeError> = Vec::new();
@@ -191,6 +215,7 @@ impl Locker {
             while let Some(r) = pending.next().await {
                 match r {
                     Ok((1, fence, _, _)) => granted.push(fence.max(0) as u64),
+                    Ok((2, last, _, _)) => claimed.push(last.max(0) as u64),
                     Ok((_, pttl, token, info)) => held.push((
                         pttl,
                         Holder {
@@ -203,7 +228,7 @@ impl Locker {
                     Err(e) => errors.push(e),
                 }
                 // Decide as soon as the outcome is certain.
-                if granted.len() >= quorum || held.len() > n - quorum {
+                if granted.len() >= quorum || held.len() + claimed.len() > n - quorum {
                     break;
                 }
             }
@@ -245,6 +270,9 @@ impl Locker {
         // No quorum: undo everywhere the SET may have landed.
         if !granted.is_empty() || !errors.is_empty() {
             self.undo(token).await;
+        }
+        if let Some(&last_tick) = claimed.iter().max() {
+            return Attempt::AlreadyRan { last_tick };
         }
         let reachable = n - errors.iter().filter(|e| e.is_unreachable()).count();
         if held.is_empty() || reachable < quorum {
@@ -305,8 +333,9 @@ impl Locker {
         ))
     }
 
-    /// Best-effort compare-and-delete on every master, after a failed attempt.
-    async fn undo(&mut self, token: &str) {
+    /// Best-effort compare-and-delete on every master, after a failed or
+    /// abandoned attempt.
+    pub async fn undo(&mut self, token: &str) {
         let timeout = self.node_timeout().min(Duration::from_millis(500));
         let _ = self.release_within(token, timeout).await;
     }

@@ -8,23 +8,36 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// ARGV: token, ttl ms, holder JSON.
+/// ARGV: token, ttl ms, holder JSON[, tick]. With a 4th key (schedule's
+/// per-tick claim, a max-register of the last tick that ran) and a tick,
+/// the lock is only taken if that tick has not run yet, and taking it
+/// claims the tick in the same atomic step.
 /// Returns {1, fencing token, '', ''} when we hold the lock (newly, or
-/// already: a retry after a lost reply is idempotent), else
+/// already: a retry after a lost reply is idempotent),
+/// {2, last tick, '', ''} when the tick already ran, else
 /// {0, pttl of the holder, holder's token, holder JSON or ''}.
 pub static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  local fence = redis.call('INCR', KEYS[2])
-  redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[2])
-  return {1, fence, '', ''}
-end
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[2])
   return {1, tonumber(redis.call('GET', KEYS[2]) or '0'), '', ''}
+end
+if #KEYS >= 4 then
+  local last = tonumber(redis.call('GET', KEYS[4]) or '-1')
+  if last >= tonumber(ARGV[4]) then
+    return {2, last, '', ''}
+  end
+end
+if not holder and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local fence = redis.call('INCR', KEYS[2])
+  redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[2])
+  if #KEYS >= 4 then
+    redis.call('SET', KEYS[4], ARGV[4])
+  end
+  return {1, fence, '', ''}
 end
 return {0, redis.call('PTTL', KEYS[1]), holder or '', redis.call('GET', KEYS[3]) or ''}
 ",

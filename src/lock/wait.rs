@@ -148,7 +148,7 @@ impl Locker {
                     // Wake just after the holder's lease would run out.
                     pttl.map_or(b, |p| b.min(p + Duration::from_millis(1)))
                 }
-                Attempt::Unavailable { auth: true, .. } => {
+                Attempt::Unavailable { auth: true, .. } | Attempt::AlreadyRan { .. } => {
                     return WaitOutcome::TimedOut {
                         last: attempt,
                         ever_reachable,

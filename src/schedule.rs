@@ -1,0 +1,339 @@
+//! `redlock-run schedule`: a tick clock plus a per-tick claim, so that a
+//! fleet running the same line behaves like one scheduler.
+//!
+//! Every instance wakes at each tick (a wall-clock multiple of `--every`
+//! since the epoch, or a `--cron` time) and makes one attempt that takes the
+//! lock *and* claims the tick in a single script. The claim is a
+//! max-register of the last tick that ran, so a tick runs at most once
+//! however far apart the instances' clocks are, and an instance whose clock
+//! is behind cannot re-run a tick that an instance ahead already ran. The
+//! run itself is run mode's code path (`run::run_under_lock`).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Result;
+use futures_util::StreamExt;
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+use crate::cli::ScheduleArgs;
+use crate::config::{Lease, Place, Program};
+use crate::exit::{self, Failure};
+use crate::lock::{Attempt, Locker};
+use crate::run::{holder_json, run_under_lock};
+use crate::signals::Signals;
+
+/// When ticks fall.
+#[derive(Debug, Clone)]
+pub enum When {
+    Every(Duration),
+    Cron {
+        cron: Box<croner::Cron>,
+        tz: TimeZone,
+    },
+}
+
+/// Shortest --every we accept.
+const MIN_EVERY: Duration = Duration::from_millis(100);
+
+impl When {
+    pub fn from_args(a: &ScheduleArgs) -> Result<Self, Failure> {
+        match (&a.every, &a.cron) {
+            (Some(every), None) => {
+                if *every < MIN_EVERY {
+                    return Err(Failure::Usage(format!(
+                        "--every {} is too short: the minimum is {}",
+                        humantime::format_duration(*every),
+                        humantime::format_duration(MIN_EVERY)
+                    )));
+                }
+                if every.subsec_nanos() % 1_000_000 != 0 {
+                    return Err(Failure::Usage(
+                        "--every must be a whole number of milliseconds".into(),
+                    ));
+                }
+                Ok(When::Every(*every))
+            }
+            (None, Some(expr)) => {
+                let cron = croner::parser::CronParser::builder()
+                    .seconds(croner::parser::Seconds::Optional)
+                    .build()
+                    .parse(expr)
+                    .map_err(|e| Failure::Usage(format!("invalid --cron {expr:?}: {e}")))?;
+                let tz = match &a.tz {
+                    None => TimeZone::UTC,
+                    Some(name) => TimeZone::get(name)
+                        .map_err(|e| Failure::Usage(format!("unknown --tz {name:?}: {e}")))?,
+                };
+                Ok(When::Cron {
+                    cron: Box::new(cron),
+                    tz,
+                })
+            }
+            _ => Err(Failure::Usage(
+                "give exactly one of --every and --cron".into(),
+            )),
+        }
+    }
+
+    /// The first tick strictly after `now_ms` (ms since the Unix epoch).
+    pub fn next_after(&self, now_ms: i64) -> Option<i64> {
+        match self {
+            When::Every(every) => Some(next_multiple(now_ms, every.as_millis() as i64)),
+            When::Cron { cron, tz } => {
+                let now = Timestamp::from_millisecond(now_ms)
+                    .ok()?
+                    .to_zoned(tz.clone());
+                let next = cron.find_next_occurrence(&now, false).ok()?;
+                Some(next.timestamp().as_millisecond())
+            }
+        }
+    }
+
+    /// RFC 3339 UTC; whole seconds unless the interval has a fraction.
+    pub fn format_tick(&self, tick_ms: i64) -> String {
+        let ts = Timestamp::from_millisecond(tick_ms).unwrap_or(Timestamp::UNIX_EPOCH);
+        match self {
+            When::Every(e) if e.subsec_millis() != 0 => format!("{ts:.3}"),
+            _ => format!("{ts:.0}"),
+        }
+    }
+}
+
+/// The smallest multiple of `every` strictly greater than `now`.
+pub fn next_multiple(now: i64, every: i64) -> i64 {
+    (now.div_euclid(every) + 1) * every
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Sleep until the wall clock reads `tick_ms` (re-checked after each wake,
+/// so a clock step in either direction is followed).
+async fn sleep_until_wall(tick_ms: i64) {
+    loop {
+        let now = now_ms();
+        if now >= tick_ms {
+            return;
+        }
+        let left = Duration::from_millis((tick_ms - now) as u64);
+        tokio::time::sleep(left.min(Duration::from_secs(60))).await;
+    }
+}
+
+/// Everything schedule mode needs, checked.
+#[derive(Debug, Clone)]
+pub struct SchedulePlan {
+    pub place: Place,
+    pub lease: Lease,
+    pub program: Program,
+    pub when: When,
+}
+
+/// Loop over ticks until SIGINT/SIGTERM; exit code 0 then.
+pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
+    let mut signals = Signals::install()?;
+    let mut locker = Locker::new(&plan.place.endpoints, &plan.place.key, plan.lease);
+    tracing::info!(key = %plan.place.key, "schedule started");
+    let mut busy_until: Option<i64> = None;
+    loop {
+        let Some(tick) = plan.when.next_after(now_ms()) else {
+            tracing::error!("the cron expression has no future time; stopping");
+            return Ok(exit::UNAVAILABLE.into());
+        };
+        tokio::select! {
+            _ = sleep_until_wall(tick) => {}
+            sig = signals.next() => {
+                tracing::info!(signal = sig.map_or("?", |s| s.as_str()), "stopping the schedule");
+                return Ok(0);
+            }
+        }
+        // Ticks that came while our own previous run held the lock.
+        if let Some(from) = busy_until.take() {
+            log_missed(&plan.when, from, tick);
+        }
+        let tick_str = plan.when.format_tick(tick);
+        let late_ms = now_ms() - tick;
+        let token = Locker::new_token();
+        let holder = holder_json(&token, &plan.program);
+        let attempt = tokio::select! {
+            a = locker.try_acquire_tick(&token, &holder, Some(tick as u64)) => a,
+            sig = signals.next() => {
+                locker.undo(&token).await;
+                tracing::info!(signal = sig.map_or("?", |s| s.as_str()), "stopping the schedule");
+                return Ok(0);
+            }
+        };
+        let grant = match attempt {
+            Attempt::Acquired(g) => g,
+            Attempt::Held { holder, .. } => {
+                tracing::info!(tick = %tick_str, holder = %holder, "skipped: lock held");
+                continue;
+            }
+            Attempt::AlreadyRan { .. } => {
+                tracing::info!(tick = %tick_str, "skipped: already ran elsewhere");
+                continue;
+            }
+            Attempt::Unavailable { reason, .. } => {
+                tracing::error!(tick = %tick_str, error = %reason, "skipped: Redis unavailable");
+                continue;
+            }
+        };
+        let started = std::time::Instant::now();
+        let fencing = grant.fencing;
+        let (back, outcome) = run_under_lock(
+            &plan.place.key,
+            &plan.lease,
+            &plan.program,
+            locker,
+            &grant,
+            &mut signals,
+            &[("REDLOCK_TICK", &tick_str)],
+        )
+        .await;
+        locker = back;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        busy_until = Some(tick);
+        match outcome {
+            Ok(o) => {
+                let status = exit::from_status(o.status);
+                match &o.lost {
+                    Some(why) => tracing::error!(
+                        tick = %tick_str, fencing_token = fencing, exit_status = status,
+                        duration_ms, reason = %why, "ran; lock lost"
+                    ),
+                    None if status == 0 => tracing::info!(
+                        tick = %tick_str, fencing_token = fencing, exit_status = status,
+                        duration_ms, late_ms, "ran"
+                    ),
+                    None => tracing::warn!(
+                        tick = %tick_str, fencing_token = fencing, exit_status = status,
+                        duration_ms, late_ms, "ran; command failed"
+                    ),
+                }
+                if o.interrupted {
+                    tracing::info!("stopping the schedule");
+                    return Ok(0);
+                }
+            }
+            Err(e) => tracing::error!(tick = %tick_str, "{e:#}"),
+        }
+    }
+}
+
+/// Log, as skipped, the ticks after `from` and before `until` that fell
+/// while this instance's own run held the lock.
+fn log_missed(when: &When, from: i64, until: i64) {
+    let mut t = from;
+    let mut shown = 0;
+    let mut more = 0;
+    while let Some(next) = when.next_after(t) {
+        if next >= until {
+            break;
+        }
+        if shown < 10 {
+            tracing::info!(
+                tick = %when.format_tick(next),
+                holder = "this instance",
+                "skipped: lock held"
+            );
+            shown += 1;
+        } else {
+            more += 1;
+        }
+        t = next;
+    }
+    if more > 0 {
+        tracing::info!(
+            count = more,
+            "skipped more ticks while the run held the lock"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_multiples_of_the_interval_since_the_epoch() {
+        assert_eq!(next_multiple(0, 10_000), 10_000);
+        assert_eq!(next_multiple(9_999, 10_000), 10_000);
+        assert_eq!(next_multiple(10_000, 10_000), 20_000);
+        assert_eq!(next_multiple(1_764_140_405_123, 10_000), 1_764_140_410_000);
+    }
+
+    #[test]
+    fn instances_skewed_by_less_than_half_an_interval_agree_on_tick_ids() {
+        // Each instance fires at its own boundary; the tick id is the
+        // boundary, not the (skewed) time it was observed at.
+        let every = When::Every(Duration::from_secs(2));
+        let true_now = 1_000_000_001_000;
+        let ahead = every.next_after(true_now + 600).unwrap();
+        let behind = every.next_after(true_now - 400).unwrap();
+        assert_eq!(ahead, behind);
+        assert_eq!(ahead % 2000, 0);
+    }
+
+    #[test]
+    fn tick_format_is_rfc3339_utc() {
+        let w = When::Every(Duration::from_secs(10));
+        assert_eq!(w.format_tick(1_764_140_410_000), "2025-11-26T07:00:10Z");
+        let w = When::Every(Duration::from_millis(1500));
+        assert_eq!(w.format_tick(1_764_140_410_500), "2025-11-26T07:00:10.500Z");
+    }
+
+    fn cron(expr: &str, tz: Option<&str>) -> When {
+        When::from_args(&ScheduleArgs {
+            target: crate::cli::Target {
+                key: Some("k".into()),
+                redis: vec![],
+            },
+            every: None,
+            cron: Some(expr.into()),
+            tz: tz.map(Into::into),
+            lease: crate::cli::LeaseArgs {
+                ttl: Duration::from_secs(30),
+                refresh: None,
+                min_hold: Duration::ZERO,
+                kill_after: None,
+            },
+            command: crate::cli::CommandArgs {
+                shell: None,
+                command: vec![],
+            },
+            log: crate::cli::LogArgs {
+                verbose: 0,
+                quiet: 0,
+                log_format: crate::cli::LogFormat::Text,
+            },
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn cron_with_seconds_and_five_fields() {
+        let every10 = cron("*/10 * * * * *", None);
+        assert_eq!(
+            every10.next_after(1_764_140_405_123),
+            Some(1_764_140_410_000)
+        );
+        let hourly = cron("0 * * * *", None);
+        // 2025-11-26T07:00:10Z -> 08:00:00Z
+        assert_eq!(
+            hourly.next_after(1_764_140_410_000),
+            Some(1_764_144_000_000)
+        );
+    }
+
+    #[test]
+    fn cron_in_a_time_zone() {
+        // 09:00 in Paris (UTC+1 in November) is 08:00 UTC.
+        let paris = cron("0 0 9 * * *", Some("Europe/Paris"));
+        let t = paris.next_after(1_764_140_410_000).unwrap();
+        assert_eq!(t, 1_764_144_000_000);
+    }
+}
