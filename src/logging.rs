@@ -29,7 +29,14 @@ pub fn init(args: &LogArgs, default: Default, timestamps: bool) -> Result<(), Fa
         _ => {
             let idx = (default as i32 + i32::from(args.verbose) - i32::from(args.quiet))
                 .clamp(0, LEVELS.len() as i32 - 1) as usize;
-            EnvFilter::new(LEVELS[idx])
+            // Configuration warnings (lock::masters) show even when only
+            // errors do; -q silences them too.
+            let spec = if idx == 1 {
+                format!("{},redlock_run::lock::masters=warn", LEVELS[idx])
+            } else {
+                LEVELS[idx].to_string()
+            };
+            EnvFilter::new(spec)
         }
     };
     let builder = tracing_subscriber::fmt()

@@ -50,6 +50,9 @@ pub async fn run(plan: RunPlan) -> Result<i32> {
     // a lock behind: from here on it ends the wait, or is forwarded.
     let mut signals = Signals::install()?;
     let mut locker = Locker::new(&plan.place.endpoints, &plan.place.key, plan.lease);
+    if locker.is_quorum() {
+        locker.check_masters().await;
+    }
     let token = Locker::new_token();
     let holder = holder_json(&token, &plan.program);
     let timeout = match plan.timeout {

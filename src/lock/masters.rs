@@ -1,0 +1,52 @@
+//! Sanity checks of a quorum's masters, warned about once at start: an
+//! even count buys no extra fault tolerance, and the same server listed
+//! twice (under two names) silently breaks the independence Redlock needs.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::Locker;
+
+impl Locker {
+    /// Warn (once, on stderr) about an even number of masters or two URLs
+    /// that reach the same server (same `run_id`). Quorum mode only.
+    pub async fn check_masters(&mut self) {
+        let n = self.nodes.len();
+        if n < 2 {
+            return;
+        }
+        if n % 2 == 0 {
+            tracing::warn!(
+                "{n} masters tolerate no more failures than {}: use an odd number",
+                n - 1
+            );
+        }
+        let timeout = self.node_timeout().min(Duration::from_millis(500));
+        let mut pipe = redis::pipe();
+        pipe.cmd("INFO").arg("server");
+        let infos = futures_util::future::join_all(
+            self.nodes
+                .iter_mut()
+                .map(|node| node.query::<(String,)>(&pipe, timeout)),
+        )
+        .await;
+        let mut seen: HashMap<String, &str> = HashMap::new();
+        for (node, info) in self.nodes.iter().zip(&infos) {
+            let Ok((info,)) = info else { continue };
+            let Some(run_id) = info
+                .lines()
+                .find_map(|l| l.strip_prefix("run_id:"))
+                .map(str::trim)
+            else {
+                continue;
+            };
+            if let Some(first) = seen.insert(run_id.to_string(), node.name()) {
+                tracing::warn!(
+                    "{first} and {} are the same Redis server (run_id {run_id}): \
+                     quorum masters must be independent",
+                    node.name()
+                );
+            }
+        }
+    }
+}
