@@ -54,14 +54,18 @@ pub async fn run(plan: RunPlan) -> Result<i32> {
         locker.check_masters().await;
     }
     let token = Locker::new_token();
-    let holder = holder_json(&token, &plan.program);
     let timeout = match plan.timeout {
         Timeout::After(d) => Some(d),
         Timeout::Never => None,
     };
 
     let grant = match locker
-        .acquire_waiting(&token, &holder, timeout, signals.next())
+        .acquire_waiting(
+            &token,
+            || holder_json(&token, &plan.program),
+            timeout,
+            signals.next(),
+        )
         .await
     {
         WaitOutcome::Acquired(g) => g,

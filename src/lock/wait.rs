@@ -122,7 +122,7 @@ impl Locker {
     pub async fn acquire_waiting<C>(
         &mut self,
         token: &str,
-        holder_json: &str,
+        holder_json: impl Fn() -> String,
         timeout: Option<Duration>,
         cancel: impl Future<Output = C>,
     ) -> WaitOutcome<C> {
@@ -132,8 +132,10 @@ impl Locker {
         let mut waker: Option<Waker> = None;
         let mut ever_reachable = false;
         loop {
+            // The description is rebuilt per attempt: it says since when.
+            let holder = holder_json();
             let attempt = tokio::select! {
-                a = self.try_acquire(token, holder_json) => a,
+                a = self.try_acquire(token, &holder) => a,
                 c = &mut cancel => {
                     // Our SET may have landed just before the signal.
                     self.undo(token).await;
