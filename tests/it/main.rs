@@ -1,4 +1,7 @@
 //! The one integration-test binary: real redis-server processes, the real
 //! redlock-run binary, real signals and faults.
 
+mod admin;
+mod cli;
+mod run;
 mod support;

@@ -276,3 +276,221 @@ pub fn port_open(port: u16) -> bool {
     )
     .is_ok()
 }
+
+impl RedisServer {
+    /// Any command against the server, e.g. `server.query(&["PUBSUB", "NUMSUB", ch])`.
+    pub fn query<T: redis::FromRedisValue>(&self, args: &[&str]) -> T {
+        let mut c = redis::cmd(args[0]);
+        for a in &args[1..] {
+            c.arg(*a);
+        }
+        c.query(&mut self.conn())
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    /// Subscribers to a channel right now (`PUBSUB NUMSUB`).
+    pub fn subscribers(&self, channel: &str) -> i64 {
+        let (_, n): (String, i64) = self.query(&["PUBSUB", "NUMSUB", channel]);
+        n
+    }
+}
+
+/// The channel a releasing redlock-run publishes on (waiters subscribe to it).
+pub fn released_channel(key: &str) -> String {
+    format!("{{{key}}}:redlock-run:released")
+}
+
+/// The fencing counter's key.
+pub fn fence_key(key: &str) -> String {
+    format!("{{{key}}}:redlock-run:fence")
+}
+
+/// Poll `cond` (a cheap look at some state, not a sleep for an event) until
+/// it holds, up to `limit`.
+pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Run to completion, feeding `input` on stdin and collecting stdout and
+/// stderr concurrently (so large outputs cannot fill a pipe and hang);
+/// killed, and the test failed, after `limit`.
+pub fn output_with_input(cmd: &mut Command, input: Vec<u8>, limit: Duration) -> Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn redlock-run");
+    let pid = Pid::from_raw(child.id() as i32);
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        // A broken pipe here shows up as a short stdout in the test.
+        let _ = stdin.write_all(&input);
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => {
+            writer.join().unwrap();
+            out.unwrap()
+        }
+        Err(_) => {
+            let _ = kill(pid, Signal::SIGKILL);
+            panic!("process did not finish within {limit:?}");
+        }
+    }
+}
+
+static HOLDERS: AtomicU32 = AtomicU32::new(0);
+
+/// A `redlock-run` holding a key while its command blocks reading stdin.
+/// The command writes `KEY TOKEN FENCING` to a ready file once it runs, and
+/// on stdin EOF appends `end <n>` to `<dir>/order` and exits 0.
+/// Killed by PID (its command dies with it) if dropped unfinished.
+pub struct Holder {
+    child: Option<Child>,
+    stdin: Option<std::process::ChildStdin>,
+    pub n: u32,
+    pub ready: PathBuf,
+    pub order: PathBuf,
+}
+
+/// What a holder's command saw in its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HolderEnv {
+    pub key: String,
+    pub token: String,
+    pub fencing: u64,
+}
+
+impl Holder {
+    /// Start one and wait (10 s at most) until its command runs.
+    pub fn start(server: &RedisServer, key: &str, dir: &Path, extra: &[&str]) -> (Self, HolderEnv) {
+        let h = Self::spawn(server, key, dir, extra);
+        let env = h.wait_ready(Duration::from_secs(10));
+        (h, env)
+    }
+
+    /// Start one without waiting for it to get the lock.
+    pub fn spawn(server: &RedisServer, key: &str, dir: &Path, extra: &[&str]) -> Self {
+        let n = HOLDERS.fetch_add(1, Ordering::Relaxed);
+        let ready = dir.join(format!("holder-{n}.ready"));
+        let order = dir.join("order");
+        let script = r#"printf '%s %s %s\n' "$REDLOCK_KEY" "$REDLOCK_TOKEN" "$REDLOCK_FENCING_TOKEN" > "$1"
+read -r _ignored
+echo "end $3" >> "$2""#;
+        let mut child = rr(server)
+            .args(["--key", key])
+            .args(extra)
+            .arg("--")
+            .args(["sh", "-c", script, "sh"])
+            .arg(&ready)
+            .arg(&order)
+            .arg(n.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn redlock-run");
+        let stdin = child.stdin.take();
+        Holder {
+            child: Some(child),
+            stdin,
+            n,
+            ready,
+            order,
+        }
+    }
+
+    /// The redlock-run process's PID.
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("running").id() as i32
+    }
+
+    pub fn wait_ready(&self, limit: Duration) -> HolderEnv {
+        let line = wait_for_file(&self.ready, limit);
+        let mut f = line.split_whitespace();
+        let env = HolderEnv {
+            key: f.next().unwrap_or_default().to_string(),
+            token: f.next().unwrap_or_default().to_string(),
+            fencing: f
+                .next()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(|| panic!("no fencing token in {line:?}")),
+        };
+        assert!(!env.token.is_empty(), "no token in {line:?}");
+        env
+    }
+
+    /// Whether the command has started (its ready file is complete).
+    pub fn is_ready(&self) -> bool {
+        std::fs::read_to_string(&self.ready).is_ok_and(|s| s.ends_with('\n'))
+    }
+
+    /// Let the command finish (close its stdin) and wait for redlock-run.
+    pub fn finish(mut self) -> Output {
+        self.stdin.take();
+        self.wait()
+    }
+
+    /// Wait for redlock-run to exit on its own (stdin stays open).
+    pub fn wait(mut self) -> Output {
+        let child = self.child.take().expect("running");
+        wait_output(child, Duration::from_secs(30))
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Start `cmd` in the background with stdin closed and stdout/stderr
+/// piped (collect them with `wait_output`).
+pub fn spawn_piped(cmd: &mut Command) -> Child {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn redlock-run")
+}
+
+/// Send `sig` to the process `pid` (one we started).
+pub fn send_signal(pid: u32, sig: Signal) {
+    kill(Pid::from_raw(pid as i32), sig).unwrap_or_else(|e| panic!("kill -{sig} {pid}: {e}"));
+}
+
+/// The PID a child wrote to a ready file (`echo $$ > file`).
+pub fn read_pid(path: &Path) -> i32 {
+    let s = wait_for_file(path, Duration::from_secs(10));
+    s.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no pid in {}: {s:?}", path.display()))
+}
+
+/// Poll (every millisecond) until `pid` is gone or a zombie; returns when
+/// that was first seen. Fails the test after `limit`.
+pub fn wait_gone(pid: i32, limit: Duration) -> Instant {
+    let deadline = Instant::now() + limit;
+    loop {
+        if !alive(pid) {
+            return Instant::now();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "process {pid} still alive after {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}

@@ -1,0 +1,219 @@
+//! `status`, `release --force` and `completions` against real locks.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::*;
+
+fn status_json(server: &RedisServer, k: &str) -> (i32, Value) {
+    let o = output(rr(server).args(["status", "--key", k, "--json"]));
+    let code = o.status.code().expect("status exited");
+    let v: Value = serde_json::from_str(stdout(&o).trim())
+        .unwrap_or_else(|e| panic!("status --json: {e}: {:?} {}", stdout(&o), stderr(&o)));
+    (code, v)
+}
+
+#[test]
+fn status_shows_holder_ttl_and_fencing_token() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("status");
+
+    // Never used: free, no fencing token yet.
+    let (code, v) = status_json(&server, &k);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["held"], Value::Bool(false), "{v}");
+    assert_eq!(v["holder"], Value::Null, "{v}");
+    assert_eq!(v["fencing_token"], Value::Null, "{v}");
+
+    let (holder, env) = Holder::start(&server, &k, dir.path(), &["--ttl", "5s"]);
+    let o = output(rr(&server).args(["status", "--key", &k]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains(&k), "{text}");
+    assert!(
+        text.contains(&holder.pid().to_string()),
+        "no holder pid in:\n{text}"
+    );
+    assert!(text.contains("sh -c"), "no holder command in:\n{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("fencing") && l.contains(&env.fencing.to_string())),
+        "no fencing token in:\n{text}"
+    );
+
+    let (code, v) = status_json(&server, &k);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["held"], Value::Bool(true), "{v}");
+    assert_eq!(v["key"].as_str(), Some(k.as_str()), "{v}");
+    let ttl = v["ttl_ms"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("ttl_ms: {v}"));
+    assert!(ttl > 0 && ttl <= 5000, "{v}");
+    assert_eq!(v["fencing_token"].as_u64(), Some(env.fencing), "{v}");
+    let h = &v["holder"];
+    assert_eq!(h["pid"].as_i64(), Some(i64::from(holder.pid())), "{v}");
+    assert!(
+        h["command"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("sh -c")),
+        "{v}"
+    );
+    let host = nix::unistd::gethostname().unwrap();
+    assert_eq!(h["host"].as_str(), host.to_str(), "{v}");
+    assert!(
+        h["since"]
+            .as_str()
+            .is_some_and(|s| humantime::parse_rfc3339(s).is_ok()),
+        "since is RFC 3339: {v}"
+    );
+    // Looking does not touch the lock.
+    assert_eq!(server.get(&k).as_deref(), Some(env.token.as_str()));
+
+    let o = holder.finish();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let (code, v) = status_json(&server, &k);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["held"], Value::Bool(false), "{v}");
+    assert_eq!(v["holder"], Value::Null, "{v}");
+    assert_eq!(v["fencing_token"].as_u64(), Some(env.fencing), "{v}");
+    let o = output(rr(&server).args(["status", "--key", &k]));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stdout(&o).contains("free"), "{}", stdout(&o));
+
+    // A lock taken by another client: held, holder unknown.
+    let _: Option<String> = server.query(&["SET", &k, "other", "NX", "PX", "5000"]);
+    let (code, v) = status_json(&server, &k);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["held"], Value::Bool(true), "{v}");
+    assert_eq!(v["holder"], Value::Null, "{v}");
+    assert!(
+        v["ttl_ms"].as_u64().is_some_and(|t| t > 0 && t <= 5000),
+        "{v}"
+    );
+    assert_eq!(server.get(&k).as_deref(), Some("other"));
+}
+
+#[test]
+fn status_of_unreachable_redis_is_69() {
+    let url = format!("redis://127.0.0.1:{}", free_port());
+    for args in [
+        &["status", "--key", "k"][..],
+        &["status", "--key", "k", "--json"][..],
+    ] {
+        let o = output(rr_urls(std::slice::from_ref(&url)).args(args));
+        assert_eq!(o.status.code(), Some(69), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).is_empty(), "{args:?}: say why");
+    }
+}
+
+#[test]
+fn release_needs_force_and_keeps_the_fencing_counter() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("release");
+
+    // Break glass on a lock nobody is waiting for.
+    let (a, a_env) = Holder::start(&server, &k, dir.path(), &["--ttl", "2s"]);
+    let o = output(rr(&server).args(["release", "--key", &k]));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
+    assert_eq!(server.get(&k).as_deref(), Some(a_env.token.as_str()));
+    assert!(server.pttl(&k) > 0);
+
+    let fence = server.get(&fence_key(&k));
+    assert_eq!(fence, Some(a_env.fencing.to_string()));
+    let o = output(rr(&server).args(["release", "--key", &k, "--force"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!server.exists(&k), "release --force left the key");
+    assert_eq!(
+        server.get(&fence_key(&k)),
+        fence,
+        "the fencing counter changed"
+    );
+    // The holder finds its lock gone and stops its command: exit 70.
+    let o = a.wait();
+    assert_eq!(o.status.code(), Some(70), "{}", stderr(&o));
+    assert!(
+        !std::fs::read_to_string(dir.path().join("order")).is_ok_and(|s| s.contains("end")),
+        "the command was not stopped"
+    );
+    assert!(!server.exists(&k));
+    assert_eq!(server.get(&fence_key(&k)), fence);
+
+    // Nothing held: still 0.
+    let o = output(rr(&server).args(["release", "--key", &k, "--force"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(server.get(&fence_key(&k)), fence);
+
+    // Unreachable.
+    let url = format!("redis://127.0.0.1:{}", free_port());
+    let o = output(rr_urls(&[url]).args(["release", "--key", &k, "--force"]));
+    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+}
+
+#[test]
+fn release_force_wakes_a_waiter() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("wake");
+    let (a, a_env) = Holder::start(&server, &k, dir.path(), &["--ttl", "2s"]);
+    let b = Holder::spawn(
+        &server,
+        &k,
+        dir.path(),
+        &["--timeout", "30s", "--ttl", "5s"],
+    );
+    wait_until("the waiter to subscribe", Duration::from_secs(10), || {
+        server.subscribers(&released_channel(&k)) >= 1
+    });
+    assert!(!b.is_ready(), "the waiter ran while the lock was held");
+
+    let mut conn = server.conn();
+    let mut ps = conn.as_pubsub();
+    ps.subscribe(released_channel(&k)).unwrap();
+    ps.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+
+    let o = output(rr(&server).args(["release", "--key", &k, "--force"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let released = Instant::now();
+    ps.get_message()
+        .expect("release --force must publish on the release channel");
+
+    let b_env = b.wait_ready(Duration::from_secs(10));
+    eprintln!("hand-over after release --force: {:?}", released.elapsed());
+    assert_eq!(server.get(&k).as_deref(), Some(b_env.token.as_str()));
+    assert_eq!(
+        b_env.fencing,
+        a_env.fencing + 1,
+        "the fencing counter must go on, not restart"
+    );
+
+    // The old holder stops (lock lost) without touching the new lock.
+    let o = a.wait();
+    assert_eq!(o.status.code(), Some(70), "{}", stderr(&o));
+    assert_eq!(server.get(&k).as_deref(), Some(b_env.token.as_str()));
+
+    let o = b.finish();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!server.exists(&k));
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let o = output(rr_urls(&[]).args(["completions", shell]));
+        assert_eq!(o.status.code(), Some(0), "{shell}: {}", stderr(&o));
+        let script = stdout(&o);
+        // fish spells long options `-l key`.
+        for opt in ["key", "timeout"] {
+            assert!(
+                script.contains(&format!("--{opt}")) || script.contains(&format!("-l {opt}")),
+                "{shell}: no --{opt} in\n{script}"
+            );
+        }
+    }
+    let o = output(rr_urls(&[]).args(["completions", "tcsh"]));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}

@@ -1,0 +1,186 @@
+//! The command line: bad input is refused offline (exit 2, no TCP
+//! connection at all), passwords never leak, and --help is the manual.
+
+use std::net::TcpListener;
+
+use crate::support::*;
+
+/// A listener nothing should ever connect to.
+fn trap() -> (TcpListener, String) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let url = format!("redis://127.0.0.1:{}", l.local_addr().unwrap().port());
+    (l, url)
+}
+
+fn assert_no_connection(l: &TcpListener, case: &str) {
+    match l.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        Ok((_, peer)) => panic!("{case}: a TCP connection was made (from {peer})"),
+        Err(e) => panic!("{case}: accept failed: {e}"),
+    }
+}
+
+#[test]
+fn bad_input_is_refused_with_2_before_any_connection() {
+    // (args, a word the first stderr line must contain)
+    let cases: &[(&[&str], &str)] = &[
+        (&["--bogus", "--key", "k", "--", "true"], "--bogus"),
+        (&["--ttl", "soon", "--key", "k", "--", "true"], "soon"),
+        (&["--key", "", "--", "true"], "key"),
+        (&["--key", "k"], "command"),
+        (
+            &[
+                "--refresh",
+                "30s",
+                "--ttl",
+                "30s",
+                "--key",
+                "k",
+                "--",
+                "true",
+            ],
+            "--refresh",
+        ),
+        (
+            &["--kill-after", "25s", "--key", "k", "--", "true"],
+            "--kill-after",
+        ),
+        (&["--key", "k", "--shell", "x", "--", "y"], "--shell"),
+        (
+            &["--redis", "localhost:6379", "--key", "k", "--", "true"],
+            "localhost:6379",
+        ),
+        (&["--timeout", "abc", "--key", "k", "--", "true"], "abc"),
+        (&["--ttl", "1ms", "--key", "k", "--", "true"], "--ttl"),
+        (&["-E", "300", "--key", "k", "--", "true"], "300"),
+        (&["status"], "key"),
+        (&["status", "--key", "k", "--bogus"], "--bogus"),
+        (&["release", "--key", "k"], "--force"),
+    ];
+    let (listener, url) = trap();
+    for (args, needle) in cases {
+        let case = format!("{args:?}");
+        let o = output(rr_urls(std::slice::from_ref(&url)).args(*args));
+        assert_eq!(o.status.code(), Some(2), "{case}: {}", stderr(&o));
+        assert!(o.stdout.is_empty(), "{case}: stdout {:?}", stdout(&o));
+        let err = stderr(&o);
+        let first = err.lines().next().unwrap_or("");
+        assert!(!first.trim().is_empty(), "{case}: empty first stderr line");
+        assert!(
+            first.contains(needle),
+            "{case}: first stderr line should say what is wrong ({needle}): {first:?}"
+        );
+        assert_no_connection(&listener, &case);
+    }
+
+    // The same through the environment.
+    let o = output(
+        rr_urls(std::slice::from_ref(&url))
+            .env("REDLOCK_KEY", "")
+            .args(["--", "true"]),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = output(
+        rr_urls(std::slice::from_ref(&url))
+            .env("REDLOCK_TTL", "soon")
+            .args(["--key", "k", "--", "true"]),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_no_connection(&listener, "env");
+}
+
+#[test]
+fn passwords_never_reach_stderr() {
+    const SECRET: &str = "hunter2secret";
+    let port = free_port();
+    let url = format!("redis://:{SECRET}@127.0.0.1:{port}");
+
+    // Unreachable, through the environment and through argv, at debug level.
+    let o = output(rr_urls(std::slice::from_ref(&url)).args(["-vvv", "--key", "k", "--", "true"]));
+    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    assert!(!stderr(&o).is_empty());
+    assert!(!stderr(&o).contains(SECRET), "{}", stderr(&o));
+
+    let o = output(rr_urls(&[]).args([
+        "--redis",
+        &url,
+        "--timeout",
+        "300ms",
+        "--key",
+        "k",
+        "--",
+        "true",
+    ]));
+    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    assert!(!stderr(&o).contains(SECRET), "{}", stderr(&o));
+
+    let o = output(rr_urls(std::slice::from_ref(&url)).args(["status", "--key", "k"]));
+    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    assert!(!stderr(&o).contains(SECRET), "{}", stderr(&o));
+    assert!(!stdout(&o).contains(SECRET), "{}", stdout(&o));
+
+    // Refused as bad input.
+    for bad in [
+        format!("redis://:{SECRET}@[bad"),
+        format!("http://:{SECRET}@127.0.0.1:{port}"),
+    ] {
+        let o = output(rr_urls(std::slice::from_ref(&bad)).args(["--key", "k", "--", "true"]));
+        assert_eq!(o.status.code(), Some(2), "{bad}: {}", stderr(&o));
+        assert!(!stderr(&o).contains(SECRET), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn help_documents_every_option_and_exit_code() {
+    let o = output(rr_urls(&[]).arg("--help"));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let help = stdout(&o);
+    for opt in [
+        "-k, --key",
+        "-r, --redis",
+        "-t, --timeout",
+        "--ttl",
+        "--refresh",
+        "--min-hold",
+        "--kill-after",
+        "-E, --conflict-exit-code",
+        "-c, --shell",
+        "-v, --verbose",
+        "-q, --quiet",
+        "--log-format",
+        "REDLOCK_KEY",
+        "REDLOCK_REDIS",
+        "REDLOCK_TIMEOUT",
+        "REDLOCK_TTL",
+        "status",
+        "release",
+        "completions",
+        "schedule",
+    ] {
+        assert!(help.contains(opt), "--help lacks {opt:?}:\n{help}");
+    }
+    let table = help
+        .split_once("Exit status:")
+        .unwrap_or_else(|| panic!("--help has no exit-status table:\n{help}"))
+        .1;
+    for code in ["<n>", "128+N", "75", "69", "70", "126/127", "2"] {
+        assert!(
+            table
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(code)),
+            "--help lacks the exit-code line for {code}:\n{help}"
+        );
+    }
+    assert!(table.contains("the command's own exit code"));
+    for var in ["REDLOCK_TOKEN", "REDLOCK_FENCING_TOKEN"] {
+        assert!(help.contains(var), "--help lacks {var}");
+    }
+
+    let o = output(rr_urls(&[]).arg("--version"));
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        stdout(&o).trim(),
+        format!("redlock-run {}", env!("CARGO_PKG_VERSION"))
+    );
+}
