@@ -4,4 +4,5 @@
 mod admin;
 mod cli;
 mod run;
+mod schedule;
 mod support;

@@ -1,0 +1,698 @@
+//! `schedule` end to end: each tick runs once across instances whose wall
+//! clocks disagree (libfaketime shifts two of them), runs never overlap,
+//! a Redis restart is ridden out, a killed holder's tick is taken over only
+//! once its lease expired, cron ticks land on time, and bad usage is refused.
+//!
+//! Each instance's stderr is read line by line as it comes, so the tests
+//! wait for log lines and output files instead of sleeping for events.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::support::*;
+
+/// How long any single expected event may take before the test fails.
+const EVENT: Duration = Duration::from_secs(10);
+
+/// One `redlock-run schedule` process we started, with its stderr lines
+/// (and the wall-clock time each arrived). SIGKILLed by PID on drop if it
+/// is still running, so a failed assertion leaves nothing behind.
+struct Instance {
+    name: String,
+    child: Option<Child>,
+    pid: i32,
+    lines: Arc<Mutex<Vec<(SystemTime, String)>>>,
+}
+
+impl Instance {
+    fn spawn(name: &str, cmd: &mut Command) -> Self {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn redlock-run schedule");
+        let pid = child.id() as i32;
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&lines);
+        let err = child.stderr.take().unwrap();
+        // Not joined: a command that outlives us could hold the pipe open.
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push((SystemTime::now(), line));
+            }
+        });
+        Instance {
+            name: name.to_string(),
+            child: Some(child),
+            pid,
+            lines,
+        }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        let l = self.lines.lock().unwrap();
+        l.iter().map(|(_, s)| s.clone()).collect()
+    }
+
+    fn timed_lines(&self) -> Vec<(SystemTime, String)> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    fn log(&self) -> String {
+        format!(
+            "---- {} (pid {}) ----\n{}",
+            self.name,
+            self.pid,
+            self.lines().join("\n")
+        )
+    }
+
+    fn count(&self, pat: &str) -> usize {
+        self.lines().iter().filter(|l| l.contains(pat)).count()
+    }
+
+    fn signal(&self, sig: Signal) {
+        kill(Pid::from_raw(self.pid), sig).unwrap_or_else(|e| panic!("kill {}: {e}", self.pid));
+    }
+
+    /// Wait (up to `limit`) for it to exit and return how.
+    fn wait(&mut self, limit: Duration) -> ExitStatus {
+        let child = self.child.as_mut().expect("not yet reaped");
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                self.child = None;
+                return st;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit within {limit:?}\n{}",
+                self.name,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// SIGKILL and reap.
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.log());
+        }
+        self.kill9();
+    }
+}
+
+/// SIGTERM all, then expect each to exit 0 within a few seconds.
+fn stop_all(instances: &mut [Instance]) {
+    for i in instances.iter() {
+        i.signal(Signal::SIGTERM);
+    }
+    for i in instances.iter_mut() {
+        let st = i.wait(Duration::from_secs(5));
+        assert_eq!(
+            st.code(),
+            Some(0),
+            "{}: {st:?} after SIGTERM\n{}",
+            i.name,
+            i.log()
+        );
+    }
+}
+
+/// Poll a cheap look at some state (not a sleep for an event) until it
+/// holds, up to `limit`.
+fn poll_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Complete lines of a file the commands append to (a partial last line,
+/// still being written, is left out).
+fn file_lines(path: &Path) -> Vec<String> {
+    let s = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = match s.rfind('\n') {
+        Some(i) => &s[..=i],
+        None => "",
+    };
+    complete.lines().map(str::to_string).collect()
+}
+
+fn wait_lines(path: &Path, n: usize, limit: Duration) -> Vec<String> {
+    poll_until(&format!("{n} lines in {}", path.display()), limit, || {
+        file_lines(path).len() >= n
+    });
+    file_lines(path)
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+fn system_ns(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).unwrap().as_nanos() as i64
+}
+
+/// REDLOCK_TICK (RFC 3339 UTC) as ns since the epoch.
+fn tick_ns(tick: &str) -> i64 {
+    let t = humantime::parse_rfc3339(tick).unwrap_or_else(|e| panic!("REDLOCK_TICK {tick:?}: {e}"));
+    system_ns(t)
+}
+
+fn num(s: &str) -> i64 {
+    s.parse().unwrap_or_else(|_| panic!("not a number: {s:?}"))
+}
+
+/// `tick=T` as a whole field of a log line.
+fn mentions_tick(line: &str, tick: &str) -> bool {
+    let field = format!("tick={tick}");
+    line.split_whitespace().any(|w| w == field)
+}
+
+/// The leading timestamp of a text log line, as ns since the epoch.
+fn log_ts_ns(line: &str) -> Option<i64> {
+    let first = line.split_whitespace().next()?;
+    humantime::parse_rfc3339(first).ok().map(system_ns)
+}
+
+/// The libfaketime preload library (the `faketime` package; scripts/test
+/// installs it).
+fn libfaketime() -> PathBuf {
+    let candidates = [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/faketime/libfaketime.so.1",
+        "/usr/lib64/faketime/libfaketime.so.1",
+        "/usr/local/lib/faketime/libfaketime.so.1",
+    ];
+    candidates
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .expect("libfaketime not found: apt-get install -y faketime (scripts/test does)")
+}
+
+/// `redlock-run schedule --key KEY OPTS -- sh -c SCRIPT sh ARGS...`.
+fn schedule_cmd(
+    server: &RedisServer,
+    key: &str,
+    opts: &[&str],
+    script: &str,
+    args: &[&str],
+) -> Command {
+    let mut c = rr(server);
+    c.env_remove("LD_PRELOAD")
+        .env_remove("FAKETIME")
+        .arg("schedule")
+        .args(["--key", key])
+        .args(opts)
+        .args(["--", "sh", "-c", script, "sh"])
+        .args(args);
+    c
+}
+
+/// Only this instance's wall clock is shifted by `offset` (e.g. "+0.6"):
+/// monotonic time, and so tokio's timers, stay real.
+fn with_clock_offset(cmd: &mut Command, offset: &str) {
+    cmd.env("LD_PRELOAD", libfaketime())
+        .env("FAKETIME", offset)
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+}
+
+fn percentile(sorted: &[i64], p: f64) -> i64 {
+    let idx = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[idx]
+}
+
+#[test]
+fn skewed_instances_run_each_tick_exactly_once() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("runs");
+    let out_s = out.to_str().unwrap();
+    let k = key("sched-skew");
+    // Per run: the tick, who ran it, the child's own wall clock (faked like
+    // its instance's) and the real wall clock (libfaketime unloaded).
+    let script = r#"printf '%s %s %s %s\n' "$REDLOCK_TICK" "$1" "$(date +%s%N)" "$(env -u LD_PRELOAD -u FAKETIME date +%s%N)" >> "$2"; sleep 0.2"#;
+    let offsets: [(&str, Option<&str>, i64); 3] = [
+        ("ahead", Some("+0.6"), 600),
+        ("real", None, 0),
+        ("behind", Some("-0.4"), -400),
+    ];
+    let mut instances: Vec<Instance> = offsets
+        .iter()
+        .map(|(name, off, _)| {
+            let mut c = schedule_cmd(&server, &k, &["--every", "2s"], script, &[name, out_s]);
+            if let Some(off) = off {
+                with_clock_offset(&mut c, off);
+            }
+            Instance::spawn(name, &mut c)
+        })
+        .collect();
+
+    // 7 runs = at least 6 tick intervals; then stop while the last runs.
+    wait_lines(&out, 7, Duration::from_secs(20));
+    stop_all(&mut instances);
+    assert!(!server.exists(&k), "lock left held after SIGTERM");
+    let mut seen = std::collections::BTreeMap::<i64, Vec<String>>::new();
+    let mut parsed = Vec::new();
+    for line in file_lines(&out) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(f.len(), 4, "bad run line {line:?}");
+        let t = tick_ns(f[0]);
+        seen.entry(t).or_default().push(f[1].to_string());
+        parsed.push((f[0].to_string(), t, f[1].to_string(), num(f[2]), num(f[3])));
+    }
+    let dups: Vec<_> = seen.iter().filter(|(_, who)| who.len() > 1).collect();
+    assert!(dups.is_empty(), "ticks ran more than once: {dups:?}");
+    let ticks: Vec<i64> = seen.keys().copied().collect();
+    assert!(
+        ticks.len() >= 7,
+        "only {} ticks ran: {ticks:?}",
+        ticks.len()
+    );
+    for w in ticks.windows(2) {
+        assert_eq!(
+            w[1] - w[0],
+            2_000_000_000,
+            "gap or irregular spacing between ticks {w:?}"
+        );
+    }
+    assert!(
+        ticks.iter().all(|t| t % 2_000_000_000 == 0),
+        "ticks are not multiples of 2 s since the epoch: {ticks:?}"
+    );
+
+    // The skew really applied: each instance's log timestamps are off the
+    // test's clock by its offset, and so is each run's own clock.
+    for (inst, (name, _, off_ms)) in instances.iter().zip(offsets.iter()) {
+        let mut d: Vec<i64> = inst
+            .timed_lines()
+            .iter()
+            .filter_map(|(at, l)| Some(log_ts_ns(l)? - system_ns(*at)))
+            .collect();
+        assert!(
+            !d.is_empty(),
+            "{name}: no time-stamped log lines\n{}",
+            inst.log()
+        );
+        d.sort_unstable();
+        let median_ms = d[d.len() / 2] / 1_000_000;
+        assert!(
+            (median_ms - off_ms).abs() <= 150,
+            "{name}: log clock is off by {median_ms} ms, expected {off_ms} ms"
+        );
+    }
+    for (tick, _, who, own, real) in &parsed {
+        let off_ms = offsets.iter().find(|o| o.0 == who).unwrap().2;
+        let skew_ms = (own - real) / 1_000_000;
+        assert!(
+            (skew_ms - off_ms).abs() <= 100,
+            "run of {tick} by {who}: clock off by {skew_ms} ms, expected {off_ms} ms"
+        );
+    }
+
+    // One info line per tick on every instance (ran or skipped); the first
+    // and last ticks are left out as instances start and stop unevenly.
+    let inner: Vec<&String> = parsed
+        .iter()
+        .map(|p| &p.0)
+        .filter(|t| {
+            let t = tick_ns(t);
+            t != ticks[0] && t != *ticks.last().unwrap()
+        })
+        .collect();
+    for inst in &instances {
+        let lines = inst.lines();
+        for t in &inner {
+            let about: Vec<&String> = lines.iter().filter(|l| mentions_tick(l, t)).collect();
+            assert_eq!(
+                about.len(),
+                1,
+                "{}: lines about tick {t}: {about:?}",
+                inst.name
+            );
+            assert!(
+                about[0].contains(" ran ") || about[0].contains("skipped"),
+                "{}: {:?}",
+                inst.name,
+                about[0]
+            );
+        }
+    }
+
+    // Tick-start delay, on the clock of the instance that ran the tick.
+    let mut delays: Vec<i64> = parsed.iter().map(|p| p.3 - p.1).collect();
+    delays.sort_unstable();
+    let (median, p99) = (delays[delays.len() / 2], percentile(&delays, 0.99));
+    let by: Vec<&str> = parsed.iter().map(|p| p.2.as_str()).collect();
+    eprintln!(
+        "schedule --every 2s, 3 skewed instances: {} runs (by {by:?}); tick-start delay \
+         on the runner's clock: median {:.1} ms, p99 {:.1} ms",
+        delays.len(),
+        median as f64 / 1e6,
+        p99 as f64 / 1e6
+    );
+    assert!(
+        delays.iter().all(|&d| (0..1_000_000_000).contains(&d)),
+        "tick-start delays out of [0, 1 s): {delays:?}"
+    );
+}
+
+#[test]
+fn runs_never_overlap_and_busy_ticks_are_logged_as_skipped() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("runs");
+    let out_s = out.to_str().unwrap();
+    let k = key("sched-overlap");
+    let script = r#"printf 'start %s %s %s\n' "$1" "$REDLOCK_TICK" "$(date +%s%N)" >> "$2"; sleep 2.5; printf 'end %s %s %s\n' "$1" "$REDLOCK_TICK" "$(date +%s%N)" >> "$2""#;
+    let mut instances: Vec<Instance> = ["one", "two"]
+        .iter()
+        .map(|name| {
+            Instance::spawn(
+                name,
+                &mut schedule_cmd(&server, &k, &["--every", "1s"], script, &[name, out_s]),
+            )
+        })
+        .collect();
+
+    // Two whole runs and the start of a third.
+    poll_until(
+        "two runs and a third start",
+        Duration::from_secs(15),
+        || {
+            let l = file_lines(&out);
+            l.iter().filter(|l| l.starts_with("end ")).count() >= 2
+                && l.iter().filter(|l| l.starts_with("start ")).count() >= 3
+        },
+    );
+    stop_all(&mut instances);
+    assert!(!server.exists(&k), "lock left held after SIGTERM");
+
+    let lines = file_lines(&out);
+    let events: Vec<(String, String, String, i64)> = lines
+        .iter()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            assert_eq!(f.len(), 4, "bad line {l:?}");
+            (f[0].into(), f[1].into(), f[2].into(), num(f[3]))
+        })
+        .collect();
+    // The file is appended in time order: start/end must alternate (the
+    // last start may have been stopped by SIGTERM before its end).
+    for (i, e) in events.iter().enumerate() {
+        let want = if i % 2 == 0 { "start" } else { "end" };
+        assert_eq!(e.0, want, "runs overlapped: {lines:#?}");
+        if i % 2 == 1 {
+            let s = &events[i - 1];
+            assert_eq!((&s.1, &s.2), (&e.1, &e.2), "run interleaved: {lines:#?}");
+            assert!(e.3 - s.3 >= 2_400_000_000, "run too short: {lines:#?}");
+        }
+        if i > 0 {
+            assert!(e.3 >= events[i - 1].3, "time went back: {lines:#?}");
+        }
+    }
+
+    // Ticks that fell during a run were skipped, and said so, by both.
+    let starts: Vec<i64> = events
+        .iter()
+        .filter(|e| e.0 == "start")
+        .map(|e| tick_ns(&e.2) / 1_000_000_000)
+        .collect();
+    for w in starts.windows(2) {
+        // Not before the run ended (2.5 s), and at the first tick after.
+        assert_eq!(w[1] - w[0], 3, "tick spacing of runs: {lines:#?}");
+        for s in w[0] + 1..w[1] {
+            let t = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(s as u64))
+                .to_string();
+            for inst in &instances {
+                let about: Vec<String> = inst
+                    .lines()
+                    .into_iter()
+                    .filter(|l| mentions_tick(l, &t))
+                    .collect();
+                assert!(
+                    about.len() == 1 && about[0].contains("skipped"),
+                    "{}: tick {t} came during a run; its lines: {about:?}",
+                    inst.name
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn redis_restart_is_ridden_out() {
+    let mut server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("runs");
+    let k = key("sched-restart");
+    let mut inst = Instance::spawn(
+        "solo",
+        &mut schedule_cmd(
+            &server,
+            &k,
+            &["--every", "1s"],
+            r#"echo "$REDLOCK_TICK" >> "$1""#,
+            &[out.to_str().unwrap()],
+        ),
+    );
+    wait_lines(&out, 2, EVENT);
+
+    server.kill();
+    // Ticks while Redis is down are skipped, each with an error line. Runs
+    // are sequential, so once the first one shows, no run is in flight.
+    let errors = |inst: &Instance| {
+        inst.lines()
+            .iter()
+            .filter(|l| l.contains("error") && l.contains("tick="))
+            .count()
+    };
+    poll_until("an error line while Redis is down", EVENT, || {
+        errors(&inst) >= 1
+    });
+    let before = file_lines(&out).len();
+    poll_until("a second error line", EVENT, || errors(&inst) >= 2);
+    assert!(
+        inst.count("skipped: Redis unavailable") >= 2,
+        "{}",
+        inst.log()
+    );
+    assert_eq!(
+        file_lines(&out).len(),
+        before,
+        "the command ran while Redis was down"
+    );
+    assert!(inst.running(), "schedule exited while Redis was down");
+
+    server.restart();
+    wait_lines(&out, before + 2, EVENT);
+    assert!(inst.running());
+    stop_all(std::slice::from_mut(&mut inst));
+    assert!(!server.exists(&k));
+}
+
+#[test]
+fn killed_holder_tick_is_taken_over_only_after_its_lease_expired() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("runs");
+    let out_s = out.to_str().unwrap();
+    let k = key("sched-kill9");
+    // `exec`: the sleeping command is the direct child, so PDEATHSIG hits it.
+    let script = r#"printf '%s %s %s %s\n' "$1" "$$" "$REDLOCK_TICK" "$(date +%s%N)" >> "$2"; exec sleep 30"#;
+    let mut instances: Vec<Instance> = ["one", "two"]
+        .iter()
+        .map(|name| {
+            Instance::spawn(
+                name,
+                &mut schedule_cmd(
+                    &server,
+                    &k,
+                    &["--every", "1s", "--ttl", "2s"],
+                    script,
+                    &[name, out_s],
+                ),
+            )
+        })
+        .collect();
+
+    let first = wait_lines(&out, 1, EVENT)[0].clone();
+    let f: Vec<&str> = first.split_whitespace().collect();
+    let (victim, cmd_pid, tick1) = (f[0].to_string(), num(f[1]) as i32, tick_ns(f[2]));
+    let vi = instances.iter().position(|i| i.name == victim).unwrap();
+    let token = server.get(&k).expect("the running tick holds the lock");
+
+    instances[vi].kill9();
+    let killed_at = now_ns();
+    let pttl = server.pttl(&k);
+    assert_eq!(
+        server.get(&k),
+        Some(token),
+        "the lease must outlive its holder"
+    );
+    assert!(pttl > 0, "PTTL {pttl}");
+    let expires_at = killed_at + pttl * 1_000_000;
+
+    // The command died with its redlock-run (PDEATHSIG).
+    poll_until(
+        "the killed holder's command to die",
+        Duration::from_secs(2),
+        || !alive(cmd_pid),
+    );
+    let cmd_gone_at = now_ns();
+
+    let second = wait_lines(&out, 2, Duration::from_secs(6))[1].clone();
+    let f: Vec<&str> = second.split_whitespace().collect();
+    let (who, tick2, started) = (f[0], tick_ns(f[2]), num(f[3]));
+    assert_ne!(who, victim);
+    assert!(
+        tick2 > tick1,
+        "took over an old tick: {first:?} then {second:?}"
+    );
+    assert!(
+        started >= expires_at - 20_000_000,
+        "ran {} ms before the killed holder's lease expired",
+        (expires_at - started) / 1_000_000
+    );
+    assert!(
+        started >= cmd_gone_at,
+        "ran while the killed holder's command was still alive"
+    );
+    assert!(
+        started - killed_at <= 4_000_000_000,
+        "took {} ms after the kill (ttl 2s)",
+        (started - killed_at) / 1_000_000
+    );
+    let other = &instances[1 - vi];
+    assert!(
+        other.count("skipped: lock held") >= 1,
+        "the survivor never saw the lease held\n{}",
+        other.log()
+    );
+
+    let other = &mut instances[1 - vi];
+    stop_all(std::slice::from_mut(other));
+    assert!(!server.exists(&k), "lock left held after SIGTERM");
+}
+
+#[test]
+fn cron_with_seconds_ticks_on_even_seconds() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("runs");
+    let k = key("sched-cron");
+    let mut inst = Instance::spawn(
+        "cron",
+        &mut schedule_cmd(
+            &server,
+            &k,
+            &["--cron", "*/2 * * * * *"],
+            r#"printf '%s %s\n' "$REDLOCK_TICK" "$(date +%s%N)" >> "$1""#,
+            &[out.to_str().unwrap()],
+        ),
+    );
+    let lines = wait_lines(&out, 3, EVENT);
+    stop_all(std::slice::from_mut(&mut inst));
+    assert!(!server.exists(&k));
+
+    let mut delays = Vec::new();
+    let mut prev = None;
+    for l in &lines {
+        let (tick, started) = l.split_once(' ').unwrap();
+        let t = tick_ns(tick);
+        assert!(tick.ends_with('Z') && !tick.contains('.'), "{tick:?}");
+        assert_eq!(t % 2_000_000_000, 0, "tick {tick} is not on an even second");
+        if let Some(p) = prev {
+            assert_eq!(t - p, 2_000_000_000, "ticks not 2 s apart: {lines:?}");
+        }
+        prev = Some(t);
+        let d = num(started) - t;
+        assert!(
+            (0..500_000_000).contains(&d),
+            "tick {tick} started {} ms after its time",
+            d / 1_000_000
+        );
+        delays.push(d);
+    }
+    delays.sort_unstable();
+    eprintln!(
+        "schedule --cron '*/2 * * * * *': tick-start delays (ms): {:?}",
+        delays.iter().map(|d| d / 1_000_000).collect::<Vec<_>>()
+    );
+}
+
+/// `redlock-run schedule ARGS -- true` against a listener that stands in
+/// for Redis: refused with exit 2 (within a few seconds), a message on
+/// stderr, nothing on stdout, and no connection made.
+fn assert_refused(args: &[&str]) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let url = format!("redis://127.0.0.1:{}", l.local_addr().unwrap().port());
+    let mut cmd = rr_urls(&[url]);
+    cmd.arg("schedule")
+        .args(args)
+        .args(["--", "true"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let o = wait_output(cmd.spawn().unwrap(), Duration::from_secs(5));
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+    assert!(stdout(&o).is_empty(), "{args:?}: stdout {:?}", stdout(&o));
+    assert!(
+        !stderr(&o).lines().next().unwrap_or("").trim().is_empty(),
+        "{args:?}: no message"
+    );
+    assert!(
+        l.accept()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
+        "{args:?}: a refused invocation connected to Redis"
+    );
+}
+
+#[test]
+fn bad_schedule_usage_is_refused_before_touching_redis() {
+    assert_refused(&["--key", "k"]);
+    assert_refused(&["--key", "k", "--every", "1s", "--cron", "* * * * *"]);
+    assert_refused(&["--key", "k", "--cron", "* * * * *", "--tz", "Nowhere/City"]);
+    assert_refused(&["--key", "k", "--every", "10ms"]);
+    assert_refused(&["--key", "k", "--cron", "not a cron"]);
+}
+
+/// --tz only means something for --cron (the CLI declares it
+/// `requires = "cron"`); with --every it must not be silently ignored.
+#[test]
+fn tz_without_cron_is_refused() {
+    assert_refused(&["--key", "k", "--every", "1s", "--tz", "UTC"]);
+}
