@@ -39,6 +39,10 @@ const MIN_EVERY: Duration = Duration::from_millis(100);
 impl When {
     pub fn from_args(a: &ScheduleArgs) -> Result<Self, Failure> {
         match (&a.every, &a.cron) {
+            (Some(_), None) if a.tz.is_some() => Err(Failure::Usage(
+                "--tz applies to --cron only (--every ticks are counted from the Unix epoch)"
+                    .into(),
+            )),
             (Some(every), None) => {
                 if *every < MIN_EVERY {
                     return Err(Failure::Usage(format!(
