@@ -3,6 +3,8 @@
 
 mod admin;
 mod cli;
+mod lease;
 mod run;
 mod schedule;
+mod signals;
 mod support;

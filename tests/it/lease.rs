@@ -1,0 +1,374 @@
+//! The lease: kept alive while the command runs, and when it cannot be
+//! (key deleted or overwritten, Redis frozen, partitioned or restarted
+//! empty) the command is stopped before the lease can run out in Redis,
+//! so that no two commands ever run under one key at the same time.
+//!
+//! Faults are real: SIGSTOP/SIGCONT of `redis-server`, a kill and restart,
+//! or the fault proxy between redlock-run and Redis. Sleeps in here are
+//! only ever the length of a fault or of an observation window.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use crate::support::proxy::{Mode, Proxy};
+use crate::support::*;
+
+const READY: Duration = Duration::from_secs(10);
+const DONE: Duration = Duration::from_secs(20);
+
+/// A command that writes its PID to `ready` and runs until stopped.
+const FOREVER: &str = "echo $$ > ready; while :; do sleep 0.05; done";
+
+/// `redlock-run -r URL --key KEY [opts] -- sh -c SCRIPT`, run in `dir`.
+fn rr_sh(url: &str, key: &str, opts: &[&str], dir: &Path, script: &str) -> Command {
+    let mut c = rr_urls(&[url.to_string()]);
+    c.args(["--key", key])
+        .args(opts)
+        .args(["--", "sh", "-c", script])
+        .current_dir(dir);
+    c
+}
+
+fn start(url: &str, key: &str, opts: &[&str], dir: &Path, script: &str) -> Child {
+    spawn_piped(&mut rr_sh(url, key, opts, dir, script))
+}
+
+fn set(server: &RedisServer, key: &str, value: &str) {
+    let _: () = redis::cmd("SET")
+        .arg(key)
+        .arg(value)
+        .query(&mut server.conn())
+        .unwrap();
+}
+
+#[test]
+fn short_ttl_is_kept_alive_over_a_longer_command() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = key("keepalive");
+    let child = start(
+        &server.url(),
+        &key,
+        &["--ttl", "1s"],
+        dir.path(),
+        "echo \"$REDLOCK_TOKEN\" > ready; sleep 3",
+    );
+    let token = wait_for_file(&dir.path().join("ready"), READY)
+        .trim()
+        .to_string();
+    let since = Instant::now();
+    // Three lease lengths: without renewals the key would be long gone.
+    while since.elapsed() < Duration::from_millis(2500) {
+        assert_eq!(server.get(&key).as_deref(), Some(token.as_str()));
+        let pttl = server.pttl(&key);
+        assert!(
+            pttl > 0 && pttl <= 1000,
+            "PTTL {pttl} after {:?}",
+            since.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = wait_output(child, DONE);
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", stderr(&out));
+    assert!(!server.exists(&key));
+}
+
+#[test]
+fn lease_lost_by_del_stops_the_command() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = key("lost-del");
+    let child = start(&server.url(), &key, &["--ttl", "2s"], dir.path(), FOREVER);
+    let pid = read_pid(&dir.path().join("ready"));
+    let _: () = redis::cmd("DEL")
+        .arg(&key)
+        .query(&mut server.conn())
+        .unwrap();
+    let out = wait_output(child, DONE);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(70), "stderr:\n{err}");
+    assert!(!alive(pid), "the command outlived the lock");
+    assert!(
+        err.contains("lost"),
+        "stderr should report the loss:\n{err}"
+    );
+    assert!(!server.exists(&key));
+}
+
+#[test]
+fn lease_lost_by_overwrite_stops_the_command_and_leaves_the_new_holder() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = key("lost-set");
+    let child = start(&server.url(), &key, &["--ttl", "2s"], dir.path(), FOREVER);
+    let pid = read_pid(&dir.path().join("ready"));
+    set(&server, &key, "other");
+    let out = wait_output(child, DONE);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(70), "stderr:\n{err}");
+    assert!(!alive(pid), "the command outlived the lock");
+    assert!(
+        err.contains("lost"),
+        "stderr should report the loss:\n{err}"
+    );
+    // We never delete a lock we do not hold.
+    assert_eq!(server.get(&key).as_deref(), Some("other"));
+}
+
+#[test]
+fn redis_paused_shorter_than_the_lease_does_not_disturb_the_run() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = key("pause-short");
+    // The pause must fit in what the lease leaves after the last renewal and
+    // the SIGTERM grace (ttl - refresh - kill-after); the default refresh
+    // (ttl/3) would leave only ~0.1 s of slack around a 500 ms pause.
+    let child = start(
+        &server.url(),
+        &key,
+        &["--ttl", "2s", "--refresh", "500ms"],
+        dir.path(),
+        "echo \"$REDLOCK_TOKEN\" > ready; sleep 1.5; exit 7",
+    );
+    let token = wait_for_file(&dir.path().join("ready"), READY)
+        .trim()
+        .to_string();
+    server.pause();
+    std::thread::sleep(Duration::from_millis(500));
+    server.resume();
+    assert_eq!(server.get(&key).as_deref(), Some(token.as_str()));
+    let out = wait_output(child, DONE);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "the command's own status; stderr:\n{}",
+        stderr(&out)
+    );
+    assert!(!server.exists(&key));
+}
+
+#[test]
+fn redis_paused_longer_than_the_lease_kills_the_command_before_it_expires() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = key("pause-long");
+    // Ignores SIGTERM, so only the SIGKILL before the lease ends stops it.
+    let child = start(
+        &server.url(),
+        &key,
+        &["--ttl", "1s", "--refresh", "300ms", "--kill-after", "200ms"],
+        dir.path(),
+        "trap '' TERM; echo $$ > ready; while :; do sleep 0.05; done",
+    );
+    let pid = read_pid(&dir.path().join("ready"));
+    // Freeze Redis once the current term is 150 ms old (renewals come every
+    // 300 ms): the test's bound below then has ~150 ms of slack over the
+    // tool's own deadline (last renewal + ttl - drift), whatever the load.
+    let mut c = server.conn();
+    wait_until_pttl_at_most(&mut c, &key, 850);
+    server.pause();
+    // Every renewal Redis applied came before this moment, so the lease
+    // in Redis ends at most 1 s after it.
+    let paused = Instant::now();
+    let dead = wait_gone(pid, Duration::from_secs(5));
+    let out = wait_output(child, DONE);
+    server.resume();
+    assert_eq!(out.status.code(), Some(70), "stderr:\n{}", stderr(&out));
+    let after = dead.saturating_duration_since(paused);
+    assert!(
+        after < Duration::from_secs(1),
+        "the command was still alive {after:?} after Redis froze: past the end of its 1 s lease"
+    );
+    // Redis' own clock ran on: the lease has expired there.
+    assert!(!server.exists(&key));
+}
+
+/// Poll the key's PTTL (every millisecond, on one connection) until it is at most
+/// `ms`, i.e. until the current lease term is old enough.
+fn wait_until_pttl_at_most(c: &mut redis::Connection, key: &str, ms: i64) {
+    let deadline = Instant::now() + READY;
+    loop {
+        let pttl: i64 = redis::cmd("PTTL").arg(key).query(c).unwrap();
+        assert!(pttl > 0, "the lock vanished (PTTL {pttl})");
+        if pttl <= ms {
+            return;
+        }
+        assert!(Instant::now() < deadline, "PTTL stayed above {ms} ms");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn blackholed_connection_stops_the_command_before_a_contender_can_start() {
+    let server = RedisServer::start();
+    let proxy = Proxy::start(server.port);
+    let dir = tempfile::tempdir().unwrap();
+    let key = key("blackhole");
+    let first = start(
+        &proxy.url(),
+        &key,
+        &["--ttl", "1s", "--refresh", "300ms", "--kill-after", "200ms"],
+        dir.path(),
+        FOREVER,
+    );
+    let pid = read_pid(&dir.path().join("ready"));
+    proxy.set_mode(Mode::Blackhole);
+    let cut = Instant::now();
+    // Connected directly, waiting for the lock. Its command records, the
+    // moment it starts, whether the first command is still running.
+    let contender = start(
+        &server.url(),
+        &key,
+        &["--timeout", "10s", "--ttl", "1s"],
+        dir.path(),
+        &format!("(cat /proc/{pid}/stat 2>/dev/null || echo gone) > seen"),
+    );
+    let dead = wait_gone(pid, Duration::from_secs(5));
+    let out = wait_output(first, DONE);
+    assert_eq!(out.status.code(), Some(70), "stderr:\n{}", stderr(&out));
+    let after = dead.saturating_duration_since(cut);
+    assert!(
+        after < Duration::from_secs(1),
+        "the command was still alive {after:?} after the partition: past the end of its 1 s lease"
+    );
+    let out = wait_output(contender, DONE);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the contender should get the lock once the lease expired; stderr:\n{}",
+        stderr(&out)
+    );
+    let seen = std::fs::read_to_string(dir.path().join("seen")).unwrap();
+    let overlap = seen.trim() != "gone" && proc_state(&seen) != Some('Z');
+    assert!(
+        !overlap,
+        "the contender started while the first command still ran: {seen:?}"
+    );
+}
+
+/// The state letter of a `/proc/PID/stat` line.
+fn proc_state(stat: &str) -> Option<char> {
+    stat.rsplit(')').next()?.trim_start().chars().next()
+}
+
+#[test]
+fn redis_restarted_empty_mid_run_stops_the_command() {
+    let mut server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = key("restart");
+    let child = start(&server.url(), &key, &["--ttl", "2s"], dir.path(), FOREVER);
+    let pid = read_pid(&dir.path().join("ready"));
+    server.restart();
+    let out = wait_output(child, DONE);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(70), "stderr:\n{err}");
+    assert!(!alive(pid), "the command outlived the lock");
+    assert!(
+        err.contains("lost"),
+        "stderr should report the loss:\n{err}"
+    );
+    assert!(!server.exists(&key));
+}
+
+#[test]
+fn redis_unreachable_briefly_is_survived() {
+    let server = RedisServer::start();
+    let proxy = Proxy::start(server.port);
+    let dir = tempfile::tempdir().unwrap();
+    let key = key("reset");
+    // --refresh 200ms: at least one renewal falls inside the outage.
+    let child = start(
+        &proxy.url(),
+        &key,
+        &["--ttl", "3s", "--refresh", "200ms"],
+        dir.path(),
+        "echo \"$REDLOCK_TOKEN\" > ready; sleep 1.5; exit 0",
+    );
+    let token = wait_for_file(&dir.path().join("ready"), READY)
+        .trim()
+        .to_string();
+    let accepted = proxy.accepted();
+    proxy.set_mode(Mode::Reset);
+    std::thread::sleep(Duration::from_millis(300));
+    proxy.set_mode(Mode::Pass);
+    assert_eq!(server.get(&key).as_deref(), Some(token.as_str()));
+    let out = wait_output(child, DONE);
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", stderr(&out));
+    assert!(
+        proxy.accepted() > accepted,
+        "redlock-run never reconnected: the outage was not exercised"
+    );
+    assert!(!server.exists(&key));
+}
+
+/// One `PING` over a raw connection: the reply, or the I/O error.
+fn ping(s: &mut TcpStream, wait: Duration) -> std::io::Result<Vec<u8>> {
+    s.set_read_timeout(Some(wait))?;
+    s.write_all(b"PING\r\n")?;
+    let mut buf = [0u8; 7];
+    s.read_exact(&mut buf)?;
+    Ok(buf.to_vec())
+}
+
+fn read_reply(s: &mut TcpStream, wait: Duration) -> std::io::Result<Vec<u8>> {
+    s.set_read_timeout(Some(wait))?;
+    let mut buf = [0u8; 7];
+    s.read_exact(&mut buf)?;
+    Ok(buf.to_vec())
+}
+
+#[test]
+fn proxy_passes_holds_delays_and_resets() {
+    let server = RedisServer::start();
+    let proxy = Proxy::start(server.port);
+    let connect = || TcpStream::connect(("127.0.0.1", proxy.port())).unwrap();
+    let pong = b"+PONG\r\n".to_vec();
+    let long = Duration::from_secs(5);
+
+    let mut a = connect();
+    assert_eq!(ping(&mut a, long).unwrap(), pong);
+
+    // Blackhole: nothing comes back, the connection stays open; the held
+    // request is answered once traffic flows again.
+    proxy.set_mode(Mode::Blackhole);
+    let e = ping(&mut a, Duration::from_millis(300)).unwrap_err();
+    assert!(
+        matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+        "{e}"
+    );
+    let mut b = connect();
+    let e = ping(&mut b, Duration::from_millis(100)).unwrap_err();
+    assert!(
+        matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+        "{e}"
+    );
+    proxy.set_mode(Mode::Pass);
+    assert_eq!(read_reply(&mut a, long).unwrap(), pong);
+    assert_eq!(read_reply(&mut b, long).unwrap(), pong);
+
+    // Delay: each direction waits.
+    proxy.set_mode(Mode::Delay(Duration::from_millis(100)));
+    let t = Instant::now();
+    assert_eq!(ping(&mut a, long).unwrap(), pong);
+    assert!(
+        t.elapsed() >= Duration::from_millis(200),
+        "{:?}",
+        t.elapsed()
+    );
+    proxy.set_mode(Mode::Pass);
+
+    // Reset: open connections get an RST, new ones too.
+    proxy.set_mode(Mode::Reset);
+    let e = read_reply(&mut a, long).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}");
+    let mut c = connect();
+    let e = read_reply(&mut c, long).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}");
+
+    proxy.set_mode(Mode::Pass);
+    assert_eq!(ping(&mut connect(), long).unwrap(), pong);
+    assert_eq!(proxy.accepted(), 4);
+}

@@ -1,0 +1,248 @@
+//! Signals: what is sent to redlock-run reaches the command's process
+//! group, a second interrupt escalates, and the command (with anything it
+//! left in its group) never outlives redlock-run or the lock.
+//!
+//! Every command writes a ready marker once it has set its traps; the test
+//! waits for that file instead of sleeping.
+
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::support::*;
+
+const READY: Duration = Duration::from_secs(10);
+const DONE: Duration = Duration::from_secs(20);
+
+/// `redlock-run --key KEY [opts] -- sh -c SCRIPT`, run in `dir` (the script
+/// uses relative paths there), not yet started.
+fn rr_sh(server: &RedisServer, key: &str, opts: &[&str], dir: &Path, script: &str) -> Command {
+    let mut c = rr(server);
+    c.args(["--key", key])
+        .args(opts)
+        .args(["--", "sh", "-c", script])
+        .current_dir(dir);
+    c
+}
+
+fn start(server: &RedisServer, key: &str, opts: &[&str], dir: &Path, script: &str) -> Child {
+    spawn_piped(&mut rr_sh(server, key, opts, dir, script))
+}
+
+#[test]
+fn forwarded_signals_reach_the_command_and_its_status_is_ours() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let signals = [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ];
+    // All six at once, each under its own key, each exiting with its own code.
+    let runs: Vec<_> = signals
+        .iter()
+        .enumerate()
+        .map(|(i, &sig)| {
+            let name = sig.as_str().trim_start_matches("SIG");
+            let code = 10 + i as i32;
+            let key = key(&format!("fwd-{name}"));
+            // No core files from a SIGQUIT'd `sleep`.
+            let script = format!(
+                "ulimit -c 0; trap 'echo {name} > {name}.got; exit {code}' {name}; \
+                 echo ready > {name}.ready; while :; do sleep 0.05; done"
+            );
+            let child = start(&server, &key, &[], dir.path(), &script);
+            (sig, name, code, key, child)
+        })
+        .collect();
+    for (sig, name, _, _, child) in &runs {
+        wait_for_file(&dir.path().join(format!("{name}.ready")), READY);
+        send_signal(child.id(), *sig);
+    }
+    for (sig, name, code, key, child) in runs {
+        let out = wait_output(child, DONE);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{sig}: redlock-run should exit with the command's status; stderr:\n{}",
+            stderr(&out)
+        );
+        let got = std::fs::read_to_string(dir.path().join(format!("{name}.got")))
+            .unwrap_or_else(|_| panic!("{sig} never reached the command"));
+        assert_eq!(got.trim(), name);
+        assert!(!server.exists(&key), "{sig}: the lock was not released");
+    }
+}
+
+#[test]
+fn command_killed_by_untrapped_sigterm_exits_143() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = key("term");
+    let child = start(
+        &server,
+        &key,
+        &[],
+        dir.path(),
+        "echo $$ > ready; while :; do sleep 0.05; done",
+    );
+    let pid = read_pid(&dir.path().join("ready"));
+    send_signal(child.id(), Signal::SIGTERM);
+    let out = wait_output(child, DONE);
+    assert_eq!(out.status.code(), Some(143), "stderr:\n{}", stderr(&out));
+    assert!(!alive(pid));
+    assert!(!server.exists(&key));
+}
+
+#[test]
+fn second_sigint_kills_a_command_that_survives_the_first() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = key("int2");
+    // The trap handles INT and carries on: the command survives it.
+    let mut child = start(
+        &server,
+        &key,
+        &[],
+        dir.path(),
+        "trap 'echo int >> got' INT; echo $$ > ready; while :; do sleep 0.05; done",
+    );
+    let pid = read_pid(&dir.path().join("ready"));
+
+    send_signal(child.id(), Signal::SIGINT);
+    // The trap ran, so redlock-run has handled the first SIGINT (signals
+    // sent before it did could be merged into one).
+    wait_for_file(&dir.path().join("got"), READY);
+    assert!(alive(pid), "the command should survive the first SIGINT");
+    assert!(child.try_wait().unwrap().is_none());
+    assert!(
+        server.exists(&key),
+        "the lock is held while the command runs"
+    );
+
+    send_signal(child.id(), Signal::SIGINT);
+    let out = wait_output(child, DONE);
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "a second SIGINT should SIGKILL the command; stderr:\n{}",
+        stderr(&out)
+    );
+    assert!(!alive(pid));
+    assert!(!server.exists(&key));
+}
+
+#[test]
+fn sigkill_of_redlock_run_kills_the_command() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = key("pdeath");
+    let mut child = start(
+        &server,
+        &key,
+        &[],
+        dir.path(),
+        "echo $$ > ready; exec sleep 1000",
+    );
+    let pid = read_pid(&dir.path().join("ready"));
+    assert!(alive(pid));
+    send_signal(child.id(), Signal::SIGKILL);
+    child.wait().unwrap();
+    wait_gone(pid, Duration::from_secs(5));
+}
+
+#[test]
+fn leftover_group_members_are_stopped_before_release() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = key("leftover");
+    let out = wait_output(
+        start(
+            &server,
+            &key,
+            &[],
+            dir.path(),
+            "sleep 1000 & echo $! > bg; exit 0",
+        ),
+        DONE,
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", stderr(&out));
+    let bg = read_pid(&dir.path().join("bg"));
+    assert!(!alive(bg), "the background sleep outlived redlock-run");
+    assert!(!server.exists(&key));
+}
+
+#[test]
+fn leftover_still_holds_the_lock_while_it_is_being_stopped() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = key("leftover-order");
+    // The command leaves a member behind whose SIGTERM trap reports, then
+    // lingers until the test says `go`: the job is not over (and the lock
+    // not released) while it is alive.
+    let script = "echo \"$REDLOCK_TOKEN\" > token; \
+        sh -c 'trap \"echo term > seen; while [ ! -e go ]; do sleep 0.01; done; exit 0\" TERM; \
+        echo $$ > bg; while :; do sleep 0.05; done' & \
+        while [ ! -s bg ]; do sleep 0.01; done; exit 0";
+    let mut child = start(&server, &key, &[], dir.path(), script);
+    let bg = read_pid(&dir.path().join("bg"));
+    wait_for_file(&dir.path().join("seen"), READY);
+    let token = std::fs::read_to_string(dir.path().join("token")).unwrap();
+    assert_eq!(
+        server.get(&key).as_deref(),
+        Some(token.trim()),
+        "the lock should still be ours while the leftover is being stopped"
+    );
+    assert!(child.try_wait().unwrap().is_none());
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    let out = wait_output(child, DONE);
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", stderr(&out));
+    assert!(!alive(bg));
+    assert!(!server.exists(&key));
+}
+
+#[test]
+fn command_ignoring_sigterm_is_killed_after_kill_after_on_lost_lock() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = key("kill-after");
+    // Handles SIGTERM and carries on, so only SIGKILL can stop it.
+    let child = start(
+        &server,
+        &key,
+        &["--ttl", "2s", "--kill-after", "300ms"],
+        dir.path(),
+        "trap 'echo term >> got' TERM; echo $$ > ready; while :; do sleep 0.05; done",
+    );
+    let pid = read_pid(&dir.path().join("ready"));
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg("other")
+        .query(&mut server.conn())
+        .unwrap();
+    let taken = Instant::now();
+    let out = wait_output(child, DONE);
+    let took = taken.elapsed();
+    assert_eq!(out.status.code(), Some(70), "stderr:\n{}", stderr(&out));
+    assert!(
+        std::fs::read_to_string(dir.path().join("got")).is_ok_and(|s| s.contains("term")),
+        "SIGTERM should come first"
+    );
+    assert!(!alive(pid), "SIGKILL should follow the ignored SIGTERM");
+    assert!(
+        took >= Duration::from_millis(300),
+        "SIGKILL came before --kill-after ran out ({took:?})"
+    );
+    // Found at the next renewal (--refresh ttl/3), then 300 ms of grace:
+    // well inside one lease.
+    assert!(
+        took < Duration::from_secs(2),
+        "stopping took {took:?}, longer than the lease"
+    );
+    assert_eq!(server.get(&key).as_deref(), Some("other"));
+}
