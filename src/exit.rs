@@ -34,7 +34,8 @@ Exit status:
 
 Environment given to the command:
   REDLOCK_KEY, REDLOCK_TOKEN (this holder's value in Redis),
-  REDLOCK_FENCING_TOKEN (strictly increases with every acquisition of KEY)";
+  REDLOCK_FENCING_TOKEN (strictly increases with every acquisition of KEY),
+  REDLOCK_TICK (schedule only: the tick's scheduled time, RFC 3339 UTC)";
 
 /// Failures that decide the exit code. `main` finds them in an
 /// `anyhow::Error` chain with `downcast_ref`.

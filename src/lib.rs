@@ -24,10 +24,14 @@ use exit::Failure;
 
 /// Refuse bad input the way clap does: one line saying what is wrong, a
 /// usage hint, exit 2. Nothing has touched Redis yet.
-fn usage_error(f: Failure) -> ! {
-    Cli::command()
-        .error(ErrorKind::ValueValidation, f.to_string())
-        .exit()
+/// `sub` names the subcommand whose usage to show.
+fn usage_error(sub: Option<&str>, f: Failure) -> ! {
+    let mut top = Cli::command();
+    let mut cmd = match sub.and_then(|name| top.find_subcommand_mut(name)) {
+        Some(s) => s.clone().bin_name(format!("redlock-run {}", s.get_name())),
+        None => top,
+    };
+    cmd.error(ErrorKind::ValueValidation, f.to_string()).exit()
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -52,8 +56,9 @@ pub fn main(cli: Cli) -> i32 {
                     when: schedule::When::from_args(&a)?,
                 })
             })()
-            .unwrap_or_else(|f| usage_error(f));
-            logging::init(&a.log, logging::Default::Info, true).unwrap_or_else(|f| usage_error(f));
+            .unwrap_or_else(|f| usage_error(Some("schedule"), f));
+            logging::init(&a.log, logging::Default::Info, true)
+                .unwrap_or_else(|f| usage_error(Some("schedule"), f));
             match runtime().block_on(schedule::schedule(plan)) {
                 Ok(code) => code,
                 Err(e) => {
@@ -63,18 +68,20 @@ pub fn main(cli: Cli) -> i32 {
             }
         }
         Some(Sub::Status(a)) => {
-            let place = Place::from_args(&a.target).unwrap_or_else(|f| usage_error(f));
+            let place =
+                Place::from_args(&a.target).unwrap_or_else(|f| usage_error(Some("status"), f));
             logging::init(&a.log, logging::Default::Errors, false)
-                .unwrap_or_else(|f| usage_error(f));
+                .unwrap_or_else(|f| usage_error(Some("status"), f));
             runtime().block_on(admin::status(&place, a.json))
         }
         Some(Sub::Release(a)) => {
-            let place = Place::from_args(&a.target).unwrap_or_else(|f| usage_error(f));
+            let place =
+                Place::from_args(&a.target).unwrap_or_else(|f| usage_error(Some("release"), f));
             logging::init(&a.log, logging::Default::Errors, false)
-                .unwrap_or_else(|f| usage_error(f));
+                .unwrap_or_else(|f| usage_error(Some("release"), f));
             match runtime().block_on(admin::release(&place, a.force)) {
                 Ok(code) => code,
-                Err(f @ Failure::Usage(_)) => usage_error(f),
+                Err(f @ Failure::Usage(_)) => usage_error(Some("release"), f),
                 Err(f) => {
                     tracing::error!("{f}");
                     f.code(exit::CONFLICT)
@@ -92,9 +99,9 @@ pub fn main(cli: Cli) -> i32 {
                     conflict_exit_code: a.conflict_exit_code,
                 })
             })()
-            .unwrap_or_else(|f| usage_error(f));
+            .unwrap_or_else(|f| usage_error(None, f));
             logging::init(&a.log, logging::Default::Errors, false)
-                .unwrap_or_else(|f| usage_error(f));
+                .unwrap_or_else(|f| usage_error(None, f));
             let conflict = plan.conflict_exit_code;
             let quiet_conflict = plan.timeout == cli::Timeout::After(std::time::Duration::ZERO);
             match runtime().block_on(run::run(plan)) {

@@ -186,7 +186,8 @@ pub async fn finish(
         return;
     }
     let held_for = grant.acquired_at.elapsed();
-    let result = if held_for < min_hold {
+    let holding = held_for < min_hold;
+    let result = if holding {
         let left = min_hold - held_for;
         tracing::info!(
             hold_ms = left.as_millis() as u64,
@@ -198,6 +199,7 @@ pub async fn finish(
     };
     match result {
         Ok(0) => tracing::warn!("the lock was no longer ours at release"),
+        Ok(_) if holding => tracing::debug!("lock kept until --min-hold is over"),
         Ok(_) => tracing::debug!("lock released"),
         Err(e) => {
             tracing::error!(error = %e, "could not release the lock; it expires by itself within --ttl")
