@@ -19,7 +19,7 @@ use jiff::tz::TimeZone;
 use crate::cli::ScheduleArgs;
 use crate::config::{Lease, Place, Program};
 use crate::exit::{self, Failure};
-use crate::lock::{Attempt, Locker};
+use crate::lock::{Attempt, Locker, Mode};
 use crate::run::{holder_json, run_under_lock};
 use crate::signals::Signals;
 
@@ -167,7 +167,7 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
         let token = Locker::new_token();
         let holder = holder_json(&token, &plan.program);
         let attempt = tokio::select! {
-            a = locker.try_acquire_tick(&token, &holder, Some(tick as u64)) => a,
+            a = locker.try_acquire_as(&token, &holder, Mode::Tick(tick as u64)) => a,
             sig = signals.next() => {
                 locker.undo(&token).await;
                 tracing::info!(signal = sig.map_or("?", |s| s.as_str()), "stopping the schedule");

@@ -34,6 +34,10 @@ pub struct Keys {
     pub fence: String,
     /// schedule: the last tick (ms since the epoch) that ran.
     pub tick: String,
+    /// The waiters' queue (sorted set of tokens by arrival).
+    pub waiters: String,
+    /// A waiter is woken on this prefix followed by its token.
+    pub wake_prefix: String,
     pub holder: String,
     pub channel: String,
 }
@@ -44,6 +48,8 @@ impl Keys {
             lock: key.to_string(),
             fence: format!("{{{key}}}:redlock-run:fence"),
             tick: format!("{{{key}}}:redlock-run:tick"),
+            waiters: format!("{{{key}}}:redlock-run:waiters"),
+            wake_prefix: format!("{{{key}}}:redlock-run:wake:"),
             holder: format!("{{{key}}}:redlock-run:holder"),
             channel: format!("{{{key}}}:redlock-run:released"),
         }
@@ -87,6 +93,21 @@ impl std::fmt::Display for Holder {
 
 fn truncate(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
+}
+
+/// How long an abandoned waiters' queue outlives its last registration.
+const QUEUE_TTL_MS: &str = "60000";
+
+/// What an acquisition attempt is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// One plain attempt.
+    Once,
+    /// schedule: only if this tick (ms since the epoch) has not run yet.
+    Tick(u64),
+    /// A waiter's attempt: on failure, (re-)queue with this score (its
+    /// arrival time, so the queue is served in order).
+    Wait { score: u64 },
 }
 
 /// The result of one acquisition attempt.
@@ -168,32 +189,34 @@ impl Locker {
     /// One attempt to take the lock with `token` (re-using a token across
     /// the retries of one wait keeps a retry after a lost reply harmless).
     pub async fn try_acquire(&mut self, token: &str, holder_json: &str) -> Attempt {
-        self.try_acquire_tick(token, holder_json, None).await
+        self.try_acquire_as(token, holder_json, Mode::Once).await
     }
 
-    /// One attempt; with `tick`, only if that tick has not run yet (and
-    /// then claiming it in the same step).
-    pub async fn try_acquire_tick(
-        &mut self,
-        token: &str,
-        holder_json: &str,
-        tick: Option<u64>,
-    ) -> Attempt {
+    /// One attempt in `mode` (see [`Mode`]).
+    pub async fn try_acquire_as(&mut self, token: &str, holder_json: &str, mode: Mode) -> Attempt {
         let n = self.nodes.len();
         let quorum = self.quorum();
         let timeout = self.node_timeout();
         let ttl_ms = self.lease.ttl.as_millis().to_string();
-        let tick_arg = tick.map(|t| t.to_string()).unwrap_or_default();
-        let mut keys = vec![
+        let (mode_name, aux, mode_arg) = match mode {
+            Mode::Once => ("once", &self.keys.tick, String::new()),
+            Mode::Tick(t) => ("tick", &self.keys.tick, t.to_string()),
+            Mode::Wait { score } => ("wait", &self.keys.waiters, score.to_string()),
+        };
+        let keys = [
             self.keys.lock.as_str(),
             self.keys.fence.as_str(),
             self.keys.holder.as_str(),
+            aux.as_str(),
         ];
-        let mut args = vec![token, ttl_ms.as_str(), holder_json];
-        if tick.is_some() {
-            keys.push(self.keys.tick.as_str());
-            args.push(tick_arg.as_str());
-        }
+        let args = [
+            token,
+            ttl_ms.as_str(),
+            holder_json,
+            mode_name,
+            mode_arg.as_str(),
+            QUEUE_TTL_MS,
+        ];
         let start = BootInstant::now();
 
         let mut claimed: Vec<u64> = Vec::new();
@@ -405,12 +428,38 @@ impl Locker {
     }
 
     async fn release_within(&mut self, token: &str, timeout: Duration) -> Result<usize, String> {
-        let keys = [self.keys.lock.as_str(), self.keys.holder.as_str()];
-        let args = [token, self.keys.channel.as_str()];
+        self.on_all(&scripts::RELEASE, token, timeout).await
+    }
+
+    /// A waiter giving up: leave the queue on every master, undo an attempt
+    /// that may have landed, and pass on a wake-up it may have swallowed.
+    pub async fn leave(&mut self, token: &str) {
+        let timeout = self.node_timeout().min(Duration::from_millis(500));
+        let _ = self.on_all(&scripts::LEAVE, token, timeout).await;
+    }
+
+    /// Run a (lock, holder, waiters; token, channel, wake prefix) script on
+    /// every master.
+    async fn on_all(
+        &mut self,
+        script: &redis::Script,
+        token: &str,
+        timeout: Duration,
+    ) -> Result<usize, String> {
+        let keys = [
+            self.keys.lock.as_str(),
+            self.keys.holder.as_str(),
+            self.keys.waiters.as_str(),
+        ];
+        let args = [
+            token,
+            self.keys.channel.as_str(),
+            self.keys.wake_prefix.as_str(),
+        ];
         let results = futures_util::future::join_all(
             self.nodes
                 .iter_mut()
-                .map(|node| node.eval::<i64>(&scripts::RELEASE, &keys, &args, timeout)),
+                .map(|node| node.eval::<i64>(script, &keys, &args, timeout)),
         )
         .await;
         collect_count(results)

@@ -1,17 +1,50 @@
 //! The Lua scripts. Each runs atomically on one master, so no step of the
 //! lock protocol is ever a GET-then-SET race. Keys (same cluster slot via
 //! the `{KEY}` hash tag): KEYS[1] the lock, KEYS[2] the fencing counter,
-//! KEYS[3] the holder's description. See
+//! KEYS[3] the holder's description; for waiting, a queue of waiters
+//! (`{KEY}:redlock-run:waiters`, a sorted set by arrival) each woken on
+//! its own channel. See
 //! <https://redis.io/docs/latest/develop/use/patterns/distributed-locks/>.
 
 use std::sync::LazyLock;
 
 use redis::Script;
 
-/// ARGV: token, ttl ms, holder JSON[, tick]. With a 4th key (schedule's
-/// per-tick claim, a max-register of the last tick that ran) and a tick,
-/// the lock is only taken if that tick has not run yet, and taking it
-/// claims the tick in the same atomic step.
+/// Wake the first live waiter in the queue (KEYS[q], lowest score first)
+/// on its own channel (ARGV[p] .. token); a waiter that is gone has no
+/// subscriber there, so the next one is tried. With no live waiter left,
+/// publish on the shared channel (ARGV[s]) for anyone else listening.
+/// One wake-up per release instead of a thundering herd, in arrival order.
+macro_rules! wake_next {
+    ($q:literal, $s:literal, $p:literal) => {
+        concat!(
+            "local function wake_next()\n",
+            "  for _ = 1, 64 do\n",
+            "    local w = redis.call('ZPOPMIN', KEYS[",
+            $q,
+            "])\n",
+            "    if #w == 0 then break end\n",
+            "    if redis.call('PUBLISH', ARGV[",
+            $p,
+            "] .. w[1], 'released') > 0 then return end\n",
+            "  end\n",
+            "  redis.call('PUBLISH', ARGV[",
+            $s,
+            "], 'released')\n",
+            "end\n"
+        )
+    };
+}
+
+/// KEYS: lock, fence, holder, aux. ARGV: token, ttl ms, holder JSON, mode,
+/// mode argument, queue ttl ms. Modes:
+/// - `once`: a plain attempt (aux unused);
+/// - `tick`: schedule: aux is the per-tick claim, a max-register of the
+///   last tick that ran; the lock is only taken if tick (ARGV[5]) has not
+///   run yet, and taking it claims the tick in the same atomic step;
+/// - `wait`: aux is the waiters' queue; a failed attempt (re-)enqueues the
+///   token with score ARGV[5], a successful one dequeues it.
+///
 /// Returns {1, fencing token, '', ''} when we hold the lock (newly, or
 /// already: a retry after a lost reply is idempotent),
 /// {2, last tick, '', ''} when the tick already ran, else
@@ -19,25 +52,30 @@ use redis::Script;
 pub static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
+local mode = ARGV[4]
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[2])
+  if mode == 'wait' then redis.call('ZREM', KEYS[4], ARGV[1]) end
   return {1, tonumber(redis.call('GET', KEYS[2]) or '0'), '', ''}
 end
-if #KEYS >= 4 then
+if mode == 'tick' then
   local last = tonumber(redis.call('GET', KEYS[4]) or '-1')
-  if last >= tonumber(ARGV[4]) then
+  if last >= tonumber(ARGV[5]) then
     return {2, last, '', ''}
   end
 end
 if not holder and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   local fence = redis.call('INCR', KEYS[2])
   redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[2])
-  if #KEYS >= 4 then
-    redis.call('SET', KEYS[4], ARGV[4])
-  end
+  if mode == 'tick' then redis.call('SET', KEYS[4], ARGV[5]) end
+  if mode == 'wait' then redis.call('ZREM', KEYS[4], ARGV[1]) end
   return {1, fence, '', ''}
+end
+if mode == 'wait' then
+  redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
+  redis.call('PEXPIRE', KEYS[4], ARGV[6])
 end
 return {0, redis.call('PTTL', KEYS[1]), holder or '', redis.call('GET', KEYS[3]) or ''}
 ",
@@ -62,19 +100,40 @@ return 0
     )
 });
 
-/// KEYS: lock, holder. ARGV: token, wake-up channel. Deletes only our own
-/// lock, then wakes the waiters. Returns 1 released, 0 not ours (any more).
+/// KEYS: lock, holder, waiters' queue. ARGV: token, shared channel, wake
+/// channel prefix. Deletes only our own lock, then wakes the next waiter.
+/// Returns 1 released, 0 not ours (any more).
 pub static RELEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(concat!(
+        wake_next!(3, 2, 3),
         r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1], KEYS[2])
-  redis.call('PUBLISH', ARGV[2], 'released')
+  wake_next()
   return 1
 end
 return 0
-",
-    )
+"
+    ))
+});
+
+/// KEYS: lock, holder, waiters' queue. ARGV: token, shared channel, wake
+/// channel prefix. A waiter giving up: leaves the queue, undoes an attempt
+/// that may have landed, and passes on a wake-up it may have swallowed.
+pub static LEAVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        wake_next!(3, 2, 3),
+        r"
+redis.call('ZREM', KEYS[3], ARGV[1])
+local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  v = false
+end
+if not v then wake_next() end
+return 1
+"
+    ))
 });
 
 /// KEYS: lock, holder. ARGV: wake-up channel. Break glass: deletes whoever

@@ -2,6 +2,10 @@
 //! (hand-over within milliseconds), and re-checking on our own at least
 //! once a second, because a notification can be lost and other clients
 //! publish nothing. A waiter sends about one command per second.
+//!
+//! Waiters queue up in Redis (a sorted set by arrival); a release wakes
+//! only the first live waiter, on its own channel, so hand-over is in
+//! arrival order and a release does not set off a thundering herd.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -12,7 +16,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::{Attempt, Grant, Locker};
+use super::{Attempt, Grant, Locker, Mode};
 
 /// The slowest re-check: the spec promises at least one per second.
 const MAX_PAUSE: Duration = Duration::from_secs(1);
@@ -26,9 +30,10 @@ pub struct Waker {
 }
 
 impl Waker {
-    /// Subscribe to `channel` on every master, each in its own task that
+    /// Subscribe to the shared channel and to this waiter's own channel
+    /// (for `token`) on every master, each in its own task that
     /// reconnects on failure.
-    pub fn start(locker: &Locker) -> Self {
+    pub fn start(locker: &Locker, token: &str) -> Self {
         let notify = Arc::new(Notify::new());
         let ready = Arc::new(Notify::new());
         let timeout = locker.lease.io_timeout();
@@ -38,6 +43,7 @@ impl Waker {
             .map(|node| {
                 let client = node.client().clone();
                 let channel = locker.keys.channel.clone();
+                let own = format!("{}{token}", locker.keys.wake_prefix);
                 let notify = notify.clone();
                 let ready = ready.clone();
                 tokio::spawn(async move {
@@ -45,7 +51,7 @@ impl Waker {
                     loop {
                         let sub = tokio::time::timeout(timeout, async {
                             let mut ps = client.get_async_pubsub().await?;
-                            ps.subscribe(&channel).await?;
+                            ps.subscribe(&[&channel, &own]).await?;
                             Ok::<_, redis::RedisError>(ps)
                         })
                         .await;
@@ -131,14 +137,24 @@ impl Locker {
         let mut backoff = Backoff(FIRST_PAUSE);
         let mut waker: Option<Waker> = None;
         let mut ever_reachable = false;
+        // Our place in the queue: the time we started waiting.
+        let score = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         loop {
+            // Queued only once subscribed: a queued waiter must be wakeable.
+            let mode = if waker.is_some() {
+                Mode::Wait { score }
+            } else {
+                Mode::Once
+            };
             // The description is rebuilt per attempt: it says since when.
             let holder = holder_json();
             let attempt = tokio::select! {
-                a = self.try_acquire(token, &holder) => a,
+                a = self.try_acquire_as(token, &holder, mode) => a,
                 c = &mut cancel => {
                     // Our SET may have landed just before the signal.
-                    self.undo(token).await;
+                    self.leave(token).await;
                     return WaitOutcome::Cancelled(c);
                 }
             };
@@ -151,6 +167,9 @@ impl Locker {
                     pttl.map_or(b, |p| b.min(p + Duration::from_millis(1)))
                 }
                 Attempt::Unavailable { auth: true, .. } | Attempt::AlreadyRan { .. } => {
+                    if waker.is_some() {
+                        self.leave(token).await;
+                    }
                     return WaitOutcome::TimedOut {
                         last: attempt,
                         ever_reachable,
@@ -160,6 +179,9 @@ impl Locker {
             };
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
+                if waker.is_some() {
+                    self.leave(token).await;
+                }
                 return WaitOutcome::TimedOut {
                     last: attempt,
                     ever_reachable,
@@ -168,7 +190,7 @@ impl Locker {
             if waker.is_none() && matches!(attempt, Attempt::Held { .. }) {
                 // Subscribe, then look again at once: a release between our
                 // attempt and the subscription would otherwise go unseen.
-                let w = Waker::start(self);
+                let w = Waker::start(self, token);
                 tokio::select! {
                     _ = w.ready(self.lease.io_timeout()) => {}
                     c = &mut cancel => return WaitOutcome::Cancelled(c),
@@ -182,7 +204,10 @@ impl Locker {
                 _ = async { match &waker { Some(w) => w.notified().await, None => std::future::pending().await } } => {}
                 // Our own re-check, in case a wake-up was lost.
                 _ = tokio::time::sleep_until(until) => {}
-                c = &mut cancel => return WaitOutcome::Cancelled(c),
+                c = &mut cancel => {
+                    self.leave(token).await;
+                    return WaitOutcome::Cancelled(c);
+                }
             }
         }
     }
