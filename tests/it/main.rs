@@ -4,6 +4,7 @@
 mod admin;
 mod cli;
 mod lease;
+mod quorum;
 mod run;
 mod schedule;
 mod signals;

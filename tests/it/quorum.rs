@@ -1,0 +1,621 @@
+//! Redlock quorum mode against several real, independent `redis-server`
+//! masters: a minority may be down, frozen (SIGSTOP), partitioned (the fault
+//! proxy) or held by a foreign client without disturbing a run; a majority
+//! down means no run at all (69), and a majority lost mid-run stops the
+//! command before the quorum lease can expire (70). Mutual exclusion and
+//! fencing are checked end to end with many contenders while a master is
+//! frozen and thawed.
+//!
+//! Sections record their times with `date +%s%N` (CLOCK_REALTIME, cheap to
+//! fork, and comparable with the test's own `SystemTime`); the test never
+//! sleeps to wait for an event: it waits for a marker file or for state.
+
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use crate::support::proxy::{Mode, Proxy};
+use crate::support::*;
+
+const READY: Duration = Duration::from_secs(10);
+const DONE: Duration = Duration::from_secs(20);
+const TTL: Duration = Duration::from_secs(2);
+
+fn start_masters(n: usize) -> Vec<RedisServer> {
+    (0..n).map(|_| RedisServer::start()).collect()
+}
+
+fn urls(servers: &[RedisServer]) -> Vec<String> {
+    servers.iter().map(RedisServer::url).collect()
+}
+
+/// `redlock-run --key KEY --ttl 2s [opts] -- sh -c SCRIPT`, run in `dir`,
+/// over the masters at `urls` (REDLOCK_REDIS).
+fn rr_sh(urls: &[String], key: &str, opts: &[&str], dir: &Path, script: &str) -> Command {
+    let mut c = rr_urls(urls);
+    c.args(["--key", key, "--ttl", "2s"])
+        .args(opts)
+        .args(["--", "sh", "-c", script])
+        .current_dir(dir);
+    c
+}
+
+/// `redlock-run status --key KEY --json` over `urls`: (exit code, JSON).
+fn status_json(urls: &[String], key: &str) -> (i32, Value) {
+    let o = output(rr_urls(urls).args(["status", "--key", key, "--json"]));
+    let code = o.status.code().expect("status exited");
+    let v = serde_json::from_str(stdout(&o).trim())
+        .unwrap_or_else(|e| panic!("status --json: {e}: {:?} {}", stdout(&o), stderr(&o)));
+    (code, v)
+}
+
+/// Nanoseconds since the epoch, as `date +%s%N` prints them.
+fn now_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+/// A server SIGSTOPped until this guard is dropped, so that a failing
+/// assertion never leaves it frozen.
+struct Paused<'a>(&'a RedisServer);
+
+impl<'a> Paused<'a> {
+    fn new(server: &'a RedisServer) -> Self {
+        server.pause();
+        Paused(server)
+    }
+}
+
+impl Drop for Paused<'_> {
+    fn drop(&mut self) {
+        self.0.resume();
+    }
+}
+
+/// A redlock-run in the background, killed (by PID) if the test fails
+/// before it finished.
+struct Bg(Option<Child>);
+
+impl Bg {
+    fn spawn(cmd: &mut Command) -> Self {
+        Bg(Some(spawn_piped(cmd)))
+    }
+
+    fn wait(mut self) -> Output {
+        wait_output(self.0.take().expect("running"), DONE)
+    }
+}
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn assert_code(out: &Output, code: i32, what: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{what}; stderr:\n{}",
+        stderr(out)
+    );
+}
+
+#[test]
+fn three_masters_run_with_one_down_and_refuse_with_two_down() {
+    let mut m = start_masters(3);
+    let urls = urls(&m);
+    let dir = tempfile::tempdir().unwrap();
+    let key = key("q3-down");
+
+    m[2].kill();
+    let out = output(&mut rr_sh(
+        &urls,
+        &key,
+        &[],
+        dir.path(),
+        "echo ran > one-down",
+    ));
+    assert_code(&out, 0, "2 of 3 masters are a quorum");
+    assert!(
+        dir.path().join("one-down").exists(),
+        "the command did not run"
+    );
+    assert!(!m[0].exists(&key) && !m[1].exists(&key), "not released");
+
+    m[1].kill();
+    let out = output(&mut rr_sh(
+        &urls,
+        &key,
+        &[],
+        dir.path(),
+        "echo ran > two-down",
+    ));
+    assert_code(&out, 69, "1 of 3 masters is no quorum");
+    assert!(
+        !dir.path().join("two-down").exists(),
+        "the command ran without a quorum"
+    );
+    assert!(!m[0].exists(&key), "the failed attempt was not undone");
+}
+
+#[test]
+fn five_masters_run_with_two_stopped_and_refuse_with_three_stopped() {
+    let m = start_masters(5);
+    let urls = urls(&m);
+    let dir = tempfile::tempdir().unwrap();
+    let key = key("q5-stopped");
+
+    let p3 = Paused::new(&m[3]);
+    let p4 = Paused::new(&m[4]);
+    let out = output(&mut rr_sh(&urls, &key, &[], dir.path(), "echo ran > two"));
+    assert_code(&out, 0, "3 of 5 masters are a quorum");
+    assert!(dir.path().join("two").exists(), "the command did not run");
+    for s in &m[..3] {
+        assert!(!s.exists(&key), "not released on :{}", s.port);
+    }
+
+    let p2 = Paused::new(&m[2]);
+    let out = output(&mut rr_sh(&urls, &key, &[], dir.path(), "echo ran > three"));
+    assert_code(&out, 69, "2 of 5 masters are no quorum");
+    assert!(
+        !dir.path().join("three").exists(),
+        "the command ran without a quorum"
+    );
+    for s in &m[..2] {
+        assert!(!s.exists(&key), "attempt not undone on :{}", s.port);
+    }
+    drop((p2, p3, p4));
+}
+
+#[test]
+fn one_master_stopped_during_a_run_does_not_disturb_it() {
+    let m = start_masters(3);
+    let urls = urls(&m);
+    let dir = tempfile::tempdir().unwrap();
+    let key = key("q3-stop-mid");
+    let started = Instant::now();
+    let run = Bg::spawn(&mut rr_sh(
+        &urls,
+        &key,
+        &[],
+        dir.path(),
+        "echo \"$REDLOCK_TOKEN\" > ready; sleep 3",
+    ));
+    let token = wait_for_file(&dir.path().join("ready"), READY)
+        .trim()
+        .to_string();
+    let paused = Paused::new(&m[2]);
+    // Over a lease length later, the two others still carry a live lease.
+    let since = Instant::now();
+    while since.elapsed() < TTL + Duration::from_millis(300) {
+        for s in &m[..2] {
+            assert_eq!(s.get(&key).as_deref(), Some(token.as_str()));
+            assert!(s.pttl(&key) > 0);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = run.wait();
+    let took = started.elapsed();
+    assert_code(&out, 0, "a frozen minority must not stop the command");
+    assert!(took >= Duration::from_secs(3), "ended after {took:?}");
+    drop(paused);
+    for s in &m {
+        assert!(!s.exists(&key), "key left on :{}", s.port);
+    }
+}
+
+#[test]
+fn majority_partitioned_mid_run_stops_the_command_before_the_lease_expires() {
+    let m = start_masters(3);
+    let proxies = [Proxy::start(m[1].port), Proxy::start(m[2].port)];
+    let via_proxies = vec![m[0].url(), proxies[0].url(), proxies[1].url()];
+    let direct = urls(&m);
+    let dir = tempfile::tempdir().unwrap();
+    let key = key("q3-partition");
+
+    let first = Bg::spawn(&mut rr_sh(
+        &via_proxies,
+        &key,
+        &[],
+        dir.path(),
+        "echo \"$$ $REDLOCK_FENCING_TOKEN\" > ready; while :; do sleep 0.05; done",
+    ));
+    let ready = wait_for_file(&dir.path().join("ready"), READY);
+    let mut f = ready.split_whitespace();
+    let pid: i32 = f.next().unwrap().parse().unwrap();
+    let first_fence: u64 = f.next().unwrap().parse().unwrap();
+    let ready_at = Instant::now();
+    for p in &proxies {
+        p.set_mode(Mode::Blackhole);
+    }
+    // Every renewal the two masters applied came before this moment: their
+    // copies of the lease end at most one TTL after it.
+    let cut = Instant::now();
+
+    let contender = Bg::spawn(&mut rr_sh(
+        &direct,
+        &key,
+        &["--timeout", "10s"],
+        dir.path(),
+        "echo \"$(date +%s%N) $REDLOCK_FENCING_TOKEN\" > contender",
+    ));
+    let dead = wait_gone(pid, Duration::from_secs(5));
+    let dead_ns = now_ns();
+    let out = first.wait();
+    assert_code(&out, 70, "the lock was lost");
+    let after = dead.duration_since(cut);
+    eprintln!(
+        "partition: command died {after:?} after the cut ({:?} after ready)",
+        dead.duration_since(ready_at)
+    );
+    assert!(
+        after < TTL,
+        "the command lived {after:?} after the partition: past its {TTL:?} lease"
+    );
+
+    let out = contender.wait();
+    assert_code(
+        &out,
+        0,
+        "the contender gets the lock once the lease is gone",
+    );
+    let line = std::fs::read_to_string(dir.path().join("contender")).unwrap();
+    let mut f = line.split_whitespace();
+    let started_ns: u128 = f.next().unwrap().parse().unwrap();
+    let fence: u64 = f.next().unwrap().parse().unwrap();
+    assert!(
+        started_ns > dead_ns,
+        "the contender's command started {} ms before the first one died",
+        (dead_ns - started_ns) / 1_000_000
+    );
+    assert!(fence > first_fence, "fencing {fence} after {first_fence}");
+}
+
+#[test]
+fn status_shows_each_master_and_release_clears_all() {
+    let mut m = start_masters(3);
+    let urls = urls(&m);
+    let dir = tempfile::tempdir().unwrap();
+    let key = key("q3-status");
+
+    let mut holder = rr_sh(
+        &urls,
+        &key,
+        &[],
+        dir.path(),
+        "echo \"$REDLOCK_FENCING_TOKEN\" > ready; read -r _ || true",
+    );
+    let mut child = holder
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin: ChildStdin = child.stdin.take().unwrap();
+    let holder = Bg(Some(child));
+    let fence: u64 = wait_for_file(&dir.path().join("ready"), READY)
+        .trim()
+        .parse()
+        .unwrap();
+
+    // The acquire asked every master, and all three answer: each carries
+    // the lease, so losing any one of them later still leaves a quorum.
+    for s in &m {
+        assert!(s.exists(&key), "master :{} never got the lease", s.port);
+    }
+    let (code, v) = status_json(&urls, &key);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["held"], true, "{v}");
+    assert_eq!(v["fencing_token"], fence, "{v}");
+    let masters = v["masters"].as_array().expect("masters array");
+    assert_eq!(masters.len(), 3, "{v}");
+    for ms in masters {
+        assert_eq!(ms["reachable"], true, "{v}");
+        assert_eq!(ms["held"], true, "{v}");
+    }
+
+    m[2].kill();
+    let (code, v) = status_json(&urls, &key);
+    assert_eq!(code, 0, "2 of 3 masters still hold it: {v}");
+    assert_eq!(v["held"], true, "{v}");
+    let masters = v["masters"].as_array().expect("masters array");
+    assert_eq!(masters[2]["reachable"], false, "{v}");
+    assert_eq!(masters[0]["held"], true, "{v}");
+    assert_eq!(masters[1]["held"], true, "{v}");
+
+    m[2].restart();
+    drop(stdin);
+    let out = holder.wait();
+    assert_code(&out, 0, "the holder ends normally");
+    for s in &m {
+        assert!(!s.exists(&key), "key left on :{}", s.port);
+    }
+    let (code, v) = status_json(&urls, &key);
+    assert_eq!(code, 1, "free: {v}");
+    assert_eq!(v["held"], false, "{v}");
+    for ms in v["masters"].as_array().expect("masters array") {
+        assert_eq!(ms["reachable"], true, "{v}");
+        assert_eq!(ms["held"], false, "{v}");
+    }
+}
+
+#[test]
+fn a_foreign_holder_on_one_master_cannot_block_the_quorum() {
+    let m = start_masters(3);
+    let urls = urls(&m);
+    let dir = tempfile::tempdir().unwrap();
+    let key = key("q3-foreign");
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg("other")
+        .arg("PX")
+        .arg(10_000)
+        .query(&mut m[0].conn())
+        .unwrap();
+    let out = output(&mut rr_sh(&urls, &key, &[], dir.path(), "echo ran > ran"));
+    assert_code(&out, 0, "2 of 3 masters are a quorum");
+    assert!(dir.path().join("ran").exists(), "the command did not run");
+    assert_eq!(
+        m[0].get(&key).as_deref(),
+        Some("other"),
+        "foreign lock touched"
+    );
+    assert!(m[0].pttl(&key) > 0);
+    assert!(!m[1].exists(&key) && !m[2].exists(&key), "not released");
+}
+
+/// One section: `start end fencing` appended to the contender's file, and
+/// `mkdir` as an independent overlap detector.
+const SECTION: &str = r#"s=$(date +%s%N)
+mkdir inside 2>/dev/null || echo "$REDLOCK_FENCING_TOKEN" >> overlaps
+sleep 0.02
+rmdir inside 2>/dev/null
+e=$(date +%s%N)
+echo "$s $e $REDLOCK_FENCING_TOKEN" >> "$0""#;
+
+#[test]
+fn mutual_exclusion_and_fencing_with_contenders_while_a_master_freezes() {
+    const CONTENDERS: usize = 8;
+    const SECTIONS: usize = 10;
+    let m = start_masters(3);
+    let urls = urls(&m);
+    let dir = tempfile::tempdir().unwrap();
+    let key = key("q3-mutex");
+    let done = AtomicUsize::new(0);
+    let finished = AtomicBool::new(false);
+    let failed = AtomicBool::new(false);
+    let failures = Mutex::new(Vec::<String>::new());
+    let window = Mutex::new((None::<u128>, None::<u128>));
+    let started = Instant::now();
+
+    std::thread::scope(|scope| {
+        // Freeze one master from about the 20th section to about the 50th.
+        scope.spawn(|| {
+            let wait_for = |n: usize| {
+                while done.load(Ordering::SeqCst) < n
+                    && !finished.load(Ordering::SeqCst)
+                    && !failed.load(Ordering::SeqCst)
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            };
+            wait_for(20);
+            let paused = Paused::new(&m[2]);
+            window.lock().unwrap().0 = Some(now_ns());
+            wait_for(50);
+            drop(paused);
+            window.lock().unwrap().1 = Some(now_ns());
+        });
+        let workers: Vec<_> = (0..CONTENDERS)
+            .map(|c| {
+                let (urls, key, dir) = (&urls, &key, dir.path());
+                let (done, failures, failed) = (&done, &failures, &failed);
+                scope.spawn(move || {
+                    let file = dir.join(format!("sections-{c}"));
+                    for _ in 0..SECTIONS {
+                        // After a failure, end soon: one stuck wait is enough.
+                        if failed.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        let out = output(
+                            rr_sh(urls, key, &["--timeout", "60s"], dir, SECTION).arg(&file),
+                        );
+                        if out.status.code() != Some(0) {
+                            failed.store(true, Ordering::SeqCst);
+                            failures.lock().unwrap().push(format!(
+                                "{:?}: {}",
+                                out.status,
+                                stderr(&out)
+                            ));
+                        }
+                        done.fetch_add(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            if w.join().is_err() {
+                failures.lock().unwrap().push("a contender panicked".into());
+            }
+        }
+        finished.store(true, Ordering::SeqCst);
+    });
+    eprintln!(
+        "mutual exclusion: {} sections in {:?}",
+        CONTENDERS * SECTIONS,
+        started.elapsed()
+    );
+
+    let failures = failures.into_inner().unwrap();
+    assert!(failures.is_empty(), "runs failed: {failures:#?}");
+    let (paused_at, resumed_at) = window.into_inner().unwrap();
+    assert!(paused_at.is_some() && resumed_at.is_some(), "never paused");
+    let mut sections: Vec<(u128, u128, u64)> = Vec::new();
+    for c in 0..CONTENDERS {
+        let text = std::fs::read_to_string(dir.path().join(format!("sections-{c}"))).unwrap();
+        for line in text.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(f.len(), 3, "bad section line {line:?}");
+            sections.push((
+                f[0].parse().unwrap(),
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+            ));
+        }
+    }
+    assert_eq!(sections.len(), CONTENDERS * SECTIONS);
+    let (p, r) = (paused_at.unwrap(), resumed_at.unwrap());
+    let during = sections.iter().filter(|s| s.0 > p && s.1 < r).count();
+    eprintln!("mutual exclusion: {during} sections ran entirely while a master was frozen");
+    assert!(
+        !dir.path().join("overlaps").exists(),
+        "mkdir saw two sections at once"
+    );
+    sections.sort();
+    for w in sections.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        assert!(
+            a.1 < b.0,
+            "sections overlap: {a:?} and {b:?} ({} µs)",
+            (a.1 - b.0) / 1000
+        );
+        assert!(
+            a.2 < b.2,
+            "fencing tokens do not increase: {} then {} ({a:?}, {b:?})",
+            a.2,
+            b.2
+        );
+    }
+}
+
+#[test]
+fn fencing_tokens_increase_while_masters_stop_and_start_in_turn() {
+    // A keeps its data across a kill -9 (AOF, fsync always); B and C are
+    // only ever frozen and thawed. No master loses its counter.
+    let mut m = vec![
+        RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]),
+        RedisServer::start(),
+        RedisServer::start(),
+    ];
+    let urls = urls(&m);
+    let dir = tempfile::tempdir().unwrap();
+    let key = key("q3-fence");
+    let mut tokens: Vec<(String, u64)> = Vec::new();
+    let mut run = |what: &str| {
+        let out = output(&mut rr_sh(
+            &urls,
+            &key,
+            &[],
+            dir.path(),
+            "echo \"$REDLOCK_FENCING_TOKEN\"",
+        ));
+        assert_code(&out, 0, what);
+        let t: u64 = stdout(&out).trim().parse().unwrap();
+        tokens.push((what.to_string(), t));
+    };
+
+    run("all up");
+    {
+        let _a = Paused::new(&m[0]);
+        run("A frozen");
+    }
+    run("A thawed");
+    {
+        let _b = Paused::new(&m[1]);
+        run("B frozen");
+    }
+    {
+        let _c = Paused::new(&m[2]);
+        run("C frozen");
+    }
+    {
+        let _a = Paused::new(&m[0]);
+        run("A frozen again");
+    }
+    run("all thawed");
+    m[0].kill();
+    run("A killed");
+    m[0].restart();
+    run("A restarted from its AOF");
+    {
+        let _b = Paused::new(&m[1]);
+        run("A restarted, B frozen");
+    }
+    eprintln!("fencing tokens: {tokens:?}");
+    for w in tokens.windows(2) {
+        assert!(w[0].1 < w[1].1, "fencing token did not increase: {w:?}");
+    }
+}
+
+#[test]
+fn suspicious_master_lists_are_warned_about() {
+    let m = start_masters(2);
+    let dir = tempfile::tempdir().unwrap();
+
+    let same = vec![
+        m[0].url(),
+        format!("redis://localhost:{}", m[0].port),
+        m[1].url(),
+    ];
+    let out = output(&mut rr_sh(&same, &key("q-same"), &[], dir.path(), "true"));
+    assert!(
+        stderr(&out).contains("same Redis server"),
+        "no warning about a master listed twice; stderr:\n{}",
+        stderr(&out)
+    );
+
+    let out = output(&mut rr_sh(
+        &urls(&m),
+        &key("q-even"),
+        &[],
+        dir.path(),
+        "true",
+    ));
+    assert_code(&out, 0, "2 of 2 masters are a quorum");
+    assert!(
+        stderr(&out).contains("odd number"),
+        "no warning about an even number of masters; stderr:\n{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn acquire_and_release_latency_on_loopback() {
+    const RUNS: usize = 30;
+    let mut report = Vec::new();
+    for n in [1, 3, 5] {
+        let m = start_masters(n);
+        let urls = urls(&m);
+        let key = key(&format!("q-latency-{n}"));
+        let mut times: Vec<Duration> = (0..RUNS)
+            .map(|_| {
+                let t = Instant::now();
+                let out = output(rr_urls(&urls).args(["--key", &key, "--", "true"]));
+                let took = t.elapsed();
+                assert_code(&out, 0, "a plain run");
+                took
+            })
+            .collect();
+        times.sort();
+        report.push(format!(
+            "{n} master(s): median {:?} (min {:?}, max {:?})",
+            times[RUNS / 2],
+            times[0],
+            times[RUNS - 1]
+        ));
+    }
+    eprintln!(
+        "redlock-run --key K -- true, {RUNS} runs each:\n  {}",
+        report.join("\n  ")
+    );
+}
