@@ -219,10 +219,7 @@ impl Locker {
         ];
         let start = BootInstant::now();
 
-        let mut claimed: Vec<u64> = Vec::new();
-        let mut granted: Vec<u64> = Vec::new();
-        let mut held: Vec<(i64, Holder)> = Vec::new();
-        let mut errors: Vec<NodeError> = Vec::new();
+        let mut tally = Tally::default();
         {
             let mut pending: FuturesUnordered<_> = self
                 .nodes
@@ -236,27 +233,34 @@ impl Locker {
                     )
                 })
                 .collect();
+            // Decide as soon as the outcome is certain...
             while let Some(r) = pending.next().await {
-                match r {
-                    Ok((1, fence, _, _)) => granted.push(fence.max(0) as u64),
-                    Ok((2, last, _, _)) => claimed.push(last.max(0) as u64),
-                    Ok((_, pttl, token, info)) => held.push((
-                        pttl,
-                        Holder {
-                            info: serde_json::from_str::<serde_json::Value>(&info)
-                                .ok()
-                                .filter(|v| v["token"].as_str() == Some(token.as_str())),
-                            token,
-                        },
-                    )),
-                    Err(e) => errors.push(e),
-                }
-                // Decide as soon as the outcome is certain.
-                if granted.len() >= quorum || held.len() + claimed.len() > n - quorum {
+                tally.record(r);
+                if tally.granted.len() >= quorum
+                    || tally.held.len() + tally.claimed.len() > n - quorum
+                {
                     break;
                 }
             }
+            // ...but once it is ours, let the other masters' replies land
+            // too (briefly): a lock left on a bare quorum would be lost
+            // with any one of its masters.
+            if tally.granted.len() >= quorum && !pending.is_empty() {
+                let grace = straggler_grace(start.elapsed(), timeout);
+                let _ = tokio::time::timeout(grace, async {
+                    while let Some(r) = pending.next().await {
+                        tally.record(r);
+                    }
+                })
+                .await;
+            }
         }
+        let Tally {
+            granted,
+            claimed,
+            held,
+            errors,
+        } = tally;
 
         if granted.len() >= quorum {
             let mut fencing = granted.iter().copied().max().unwrap_or(0);
@@ -336,19 +340,27 @@ impl Locker {
         let fence_key = [self.keys.fence.as_str()];
         let t_arg = t.to_string();
         let args = [t_arg.as_str()];
+        let started = BootInstant::now();
         let mut acks = 0;
-        let mut highest = t;
         let mut pending: FuturesUnordered<_> = self
             .nodes
             .iter_mut()
             .map(|node| node.eval::<i64>(&scripts::FENCE_RAISE, &fence_key, &args, timeout))
             .collect();
         while let Some(r) = pending.next().await {
-            if let Ok(v) = r {
+            if r.is_ok() {
                 acks += 1;
-                highest = highest.max(v.max(0) as u64);
                 if acks >= quorum {
-                    return Ok(highest);
+                    let grace = straggler_grace(started.elapsed(), timeout);
+                    let _ = tokio::time::timeout(grace, async {
+                        while pending.next().await.is_some() {}
+                    })
+                    .await;
+                    // Only `t` is known to be on a quorum; a higher value
+                    // some master reports (pushed up by others' failed
+                    // attempts) may exist on that master alone, and the
+                    // next holder's quorum could then issue a lower token.
+                    return Ok(t);
                 }
             }
         }
@@ -361,7 +373,14 @@ impl Locker {
     /// abandoned attempt.
     pub async fn undo(&mut self, token: &str) {
         let timeout = self.node_timeout().min(Duration::from_millis(500));
-        let _ = self.release_within(token, timeout).await;
+        let keys = [self.keys.lock.as_str(), self.keys.holder.as_str()];
+        let args = [token];
+        let _ = futures_util::future::join_all(
+            self.nodes
+                .iter_mut()
+                .map(|node| node.eval::<i64>(&scripts::UNDO, &keys, &args, timeout)),
+        )
+        .await;
     }
 
     /// Renew the lease (compare-and-PEXPIRE on every master), each request
@@ -377,7 +396,7 @@ impl Locker {
         ];
         let args = [token, ttl_ms.as_str()];
         let start = BootInstant::now();
-        let (mut yes, mut deleted, mut replaced) = (0, 0, 0);
+        let (yes, deleted, replaced);
         let mut errors = Vec::new();
         {
             let mut pending: FuturesUnordered<_> = self
@@ -385,17 +404,32 @@ impl Locker {
                 .iter_mut()
                 .map(|node| node.eval::<i64>(&scripts::EXTEND, &keys, &args, timeout))
                 .collect();
+            let record =
+                |r: Result<i64, NodeError>, c: &mut [usize; 3], e: &mut Vec<String>| match r {
+                    Ok(1) => c[0] += 1,
+                    Ok(0) => c[1] += 1,
+                    Ok(_) => c[2] += 1,
+                    Err(err) => e.push(err.to_string()),
+                };
+            let mut c = [0usize; 3];
             while let Some(r) = pending.next().await {
-                match r {
-                    Ok(1) => yes += 1,
-                    Ok(0) => deleted += 1,
-                    Ok(_) => replaced += 1,
-                    Err(e) => errors.push(e.to_string()),
-                }
-                if yes >= quorum || deleted + replaced > n - quorum {
+                record(r, &mut c, &mut errors);
+                if c[0] >= quorum || c[1] + c[2] > n - quorum {
                     break;
                 }
             }
+            // Renewed: let the other masters' renewals land too (briefly),
+            // so the lease does not shrink to a bare quorum.
+            if c[0] >= quorum && !pending.is_empty() {
+                let grace = straggler_grace(start.elapsed(), timeout);
+                let _ = tokio::time::timeout(grace, async {
+                    while let Some(r) = pending.next().await {
+                        record(r, &mut c, &mut errors);
+                    }
+                })
+                .await;
+            }
+            (yes, deleted, replaced) = (c[0], c[1], c[2]);
         }
         if deleted + replaced > n - quorum {
             let why = if replaced > 0 {
@@ -498,6 +532,43 @@ impl Locker {
         .await;
         collect_count(results)
     }
+}
+
+/// Per-master outcomes of one acquisition attempt.
+#[derive(Default)]
+struct Tally {
+    granted: Vec<u64>,
+    claimed: Vec<u64>,
+    held: Vec<(i64, Holder)>,
+    errors: Vec<NodeError>,
+}
+
+impl Tally {
+    fn record(&mut self, r: Result<(i64, i64, String, String), NodeError>) {
+        match r {
+            Ok((1, fence, _, _)) => self.granted.push(fence.max(0) as u64),
+            Ok((2, last, _, _)) => self.claimed.push(last.max(0) as u64),
+            Ok((_, pttl, token, info)) => self.held.push((
+                pttl,
+                Holder {
+                    info: serde_json::from_str::<serde_json::Value>(&info)
+                        .ok()
+                        .filter(|v| v["token"].as_str() == Some(token.as_str())),
+                    token,
+                },
+            )),
+            Err(e) => self.errors.push(e),
+        }
+    }
+}
+
+/// How long to wait for the remaining masters once a quorum answered:
+/// a few times what the quorum took (healthy masters answer alike), at
+/// least 10 ms, never past the per-master timeout.
+fn straggler_grace(quorum_took: Duration, per_master: Duration) -> Duration {
+    (quorum_took * 3)
+        .max(Duration::from_millis(10))
+        .min(per_master)
 }
 
 /// Count successes (1s); an error only if no master could be asked at all.

@@ -117,6 +117,21 @@ return 0
     ))
 });
 
+/// KEYS: lock, holder. ARGV: token. Undo a failed attempt: compare-and-
+/// delete, waking nobody (the lock was never held, and waking waiters for
+/// every undone split vote would feed a livelock).
+pub static UNDO: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  return 1
+end
+return 0
+",
+    )
+});
+
 /// KEYS: lock, holder, waiters' queue. ARGV: token, shared channel, wake
 /// channel prefix. A waiter giving up: leaves the queue, undoes an attempt
 /// that may have landed, and passes on a wake-up it may have swallowed.
