@@ -149,12 +149,12 @@ pub async fn release(place: &Place, force: bool) -> Result<i32, Failure> {
     }
     let mut locker = Locker::new(&place.endpoints, &place.key, admin_lease());
     match locker.force_release().await {
-        Ok(0) => {
+        Ok(c) if c.yes == 0 => {
             println!("{}: was not held", place.key);
             Ok(0)
         }
-        Ok(n) => {
-            println!("{}: released (on {n} master(s))", place.key);
+        Ok(c) => {
+            println!("{}: released (on {} master(s))", place.key, c.yes);
             Ok(0)
         }
         Err(e) => Err(Failure::Unavailable(format!(

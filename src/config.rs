@@ -11,6 +11,22 @@ use crate::exit::Failure;
 
 /// Shortest lease we accept: below this, scheduling noise eats the margins.
 pub const MIN_TTL: Duration = Duration::from_millis(100);
+/// Longest --ttl, --min-hold or --every we accept: far beyond any use, and
+/// far inside what Redis (PX in ms) and the clocks can represent.
+pub const MAX_DURATION: Duration = Duration::from_secs(315_576_000); // 10 years
+
+/// Refuse a duration above [`MAX_DURATION`].
+pub fn at_most_max(flag: &str, d: Duration) -> Result<Duration, Failure> {
+    if d > MAX_DURATION {
+        return Err(Failure::Usage(format!(
+            "{flag} {} is too long: the maximum is {}",
+            humantime::format_duration(d),
+            humantime::format_duration(MAX_DURATION)
+        )));
+    }
+    Ok(d)
+}
+
 /// Slack kept between our SIGKILL and the lease's expiry in Redis.
 pub const KILL_MARGIN: Duration = Duration::from_millis(5);
 
@@ -101,7 +117,8 @@ pub struct Lease {
 
 impl Lease {
     pub fn from_args(a: &LeaseArgs) -> Result<Self, Failure> {
-        let ttl = a.ttl;
+        let ttl = at_most_max("--ttl", a.ttl)?;
+        let min_hold = at_most_max("--min-hold", a.min_hold)?;
         if ttl < MIN_TTL {
             return Err(Failure::Usage(format!(
                 "--ttl {} is too short: the minimum is {}",
@@ -141,7 +158,7 @@ impl Lease {
             ttl,
             refresh,
             kill_after,
-            min_hold: a.min_hold,
+            min_hold,
         })
     }
 
@@ -268,6 +285,7 @@ mod tests {
         assert!(lease(1000, Some(400), Some(600)).is_err());
         assert!(lease(1000, Some(400), Some(599)).is_ok());
         assert!(lease(50, None, None).is_err());
+        assert!(lease(u64::MAX, None, None).is_err());
     }
 
     #[test]

@@ -96,10 +96,9 @@ fn not_acquired(plan: &RunPlan, last: Attempt, ever_reachable: bool) -> Failure 
             key: plan.place.key.clone(),
             holder: format!("someone else (then Redis failed: {reason})"),
         },
-        Attempt::Unavailable { reason, .. } => Failure::Unavailable(format!(
-            "cannot reach Redis to take lock {:?}: {reason}",
-            plan.place.key
-        )),
+        Attempt::Unavailable { reason, .. } => {
+            Failure::Unavailable(format!("cannot take lock {:?}: {reason}", plan.place.key))
+        }
         Attempt::AlreadyRan { .. } | Attempt::Acquired(_) => {
             unreachable!("run mode neither claims ticks nor fails on success")
         }
@@ -167,23 +166,31 @@ pub async fn run_under_lock(
     let outcome = supervise(&mut child, lease, keeper.state(), signals).await;
     child.restore_terminal();
     let mut locker = keeper.stop().await;
-    finish(&mut locker, grant, lease.min_hold, outcome.as_ref().ok()).await;
+    let lost_at_release = finish(&mut locker, grant, lease.min_hold, outcome.as_ref().ok()).await;
+    let outcome = outcome.map(|mut o| {
+        if o.lost.is_none() {
+            o.lost = lost_at_release;
+        }
+        o
+    });
     (locker, outcome.map_err(anyhow::Error::from))
 }
 
 /// Release the lock, or with `--min-hold` keep it until the hold is over.
-/// A failure is logged; the exit code stays the command's.
+/// A failure to reach Redis is logged; the exit code stays the command's.
+/// Returns why the lock was lost if the release shows it was not ours to
+/// the end (it expired, or another holder has it): the run then exits 70.
 pub async fn finish(
     locker: &mut Locker,
     grant: &Grant,
     min_hold: Duration,
     outcome: Option<&Outcome>,
-) {
+) -> Option<String> {
     if outcome.is_some_and(|o| o.lost.is_some()) {
         // Not ours any more (or unknown): only a compare-and-delete, which
         // cannot touch another holder's lock.
         let _ = locker.release(&grant.token).await;
-        return;
+        return None;
     }
     let held_for = grant.acquired_at.elapsed();
     let holding = held_for < min_hold;
@@ -198,11 +205,23 @@ pub async fn finish(
         locker.release(&grant.token).await
     };
     match result {
-        Ok(0) => tracing::warn!("the lock was no longer ours at release"),
-        Ok(_) if holding => tracing::debug!("lock kept until --min-hold is over"),
-        Ok(_) => tracing::debug!("lock released"),
+        Ok(c) if locker.lost_by(c) => {
+            let why = "the lock was no longer ours when the command ended (it expired or was \
+                       taken while the command ran)";
+            tracing::error!("{why}");
+            Some(why.to_string())
+        }
+        Ok(_) if holding => {
+            tracing::debug!("lock kept until --min-hold is over");
+            None
+        }
+        Ok(_) => {
+            tracing::debug!("lock released");
+            None
+        }
         Err(e) => {
-            tracing::error!(error = %e, "could not release the lock; it expires by itself within --ttl")
+            tracing::error!(error = %e, "could not release the lock; it expires by itself within --ttl");
+            None
         }
     }
 }

@@ -44,6 +44,7 @@ impl When {
                     .into(),
             )),
             (Some(every), None) => {
+                crate::config::at_most_max("--every", *every)?;
                 if *every < MIN_EVERY {
                     return Err(Failure::Usage(format!(
                         "--every {} is too short: the minimum is {}",

@@ -75,6 +75,14 @@ pub async fn supervise(
                 let st = st?;
                 tracing::debug!(status = ?st, "command exited");
                 leader = Some(st);
+                // Seen only after the lease ran out (we, or the whole
+                // machine, were paused): it may have run unlocked.
+                if lost.is_none() && lease_stop == LeaseStop::Armed && BootInstant::now() >= valid_until {
+                    let why = "the lease ran out before the command's exit was seen \
+                               (was redlock-run or the machine paused?)";
+                    tracing::error!("{why}");
+                    lost = Some(why.to_string());
+                }
                 if child.group_alive() && grace_until.is_none() {
                     tracing::info!("stopping processes the command left in its group");
                     child.signal_group(Signal::SIGTERM);

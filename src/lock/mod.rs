@@ -124,9 +124,11 @@ pub enum Attempt {
         last_tick: u64,
     },
     /// Too few masters could be asked for a quorum to be possible.
+    /// `permanent`: retrying cannot help (auth refused, or the server
+    /// rejects the request, e.g. KEY holds another type).
     Unavailable {
         reason: String,
-        auth: bool,
+        permanent: bool,
     },
 }
 
@@ -159,6 +161,12 @@ impl Locker {
 
     pub fn quorum(&self) -> usize {
         self.nodes.len() / 2 + 1
+    }
+
+    /// Whether enough masters said "not ours" at release that the lock
+    /// was certainly not held to the end.
+    pub fn lost_by(&self, c: Count) -> bool {
+        c.no > self.nodes.len() - self.quorum()
     }
 
     pub fn is_quorum(&self) -> bool {
@@ -271,7 +279,7 @@ impl Locker {
                         self.undo(token).await;
                         return Attempt::Unavailable {
                             reason,
-                            auth: false,
+                            permanent: false,
                         };
                     }
                 }
@@ -284,7 +292,7 @@ impl Locker {
                         "acquiring took {:?}, longer than the lease allows",
                         start.elapsed()
                     ),
-                    auth: false,
+                    permanent: false,
                 };
             }
             return Attempt::Acquired(Grant {
@@ -304,7 +312,9 @@ impl Locker {
         }
         let reachable = n - errors.iter().filter(|e| e.is_unreachable()).count();
         if held.is_empty() || reachable < quorum {
-            let auth = errors.iter().any(|e| matches!(e, NodeError::Auth(..)));
+            let permanent = errors
+                .iter()
+                .any(|e| matches!(e, NodeError::Auth(..) | NodeError::Server(..)));
             let reason = if errors.is_empty() {
                 "no quorum".to_string()
             } else {
@@ -314,7 +324,7 @@ impl Locker {
                     .collect::<Vec<_>>()
                     .join("; ")
             };
-            return Attempt::Unavailable { reason, auth };
+            return Attempt::Unavailable { reason, permanent };
         }
         let pttl = held
             .iter()
@@ -456,12 +466,12 @@ impl Locker {
 
     /// Compare-and-delete on every master, waking waiters. Returns how many
     /// masters released it.
-    pub async fn release(&mut self, token: &str) -> Result<usize, String> {
+    pub async fn release(&mut self, token: &str) -> Result<Count, String> {
         let timeout = self.lease.io_timeout().min(Duration::from_secs(2));
         self.release_within(token, timeout).await
     }
 
-    async fn release_within(&mut self, token: &str, timeout: Duration) -> Result<usize, String> {
+    async fn release_within(&mut self, token: &str, timeout: Duration) -> Result<Count, String> {
         self.on_all(&scripts::RELEASE, token, timeout).await
     }
 
@@ -479,7 +489,7 @@ impl Locker {
         script: &redis::Script,
         token: &str,
         timeout: Duration,
-    ) -> Result<usize, String> {
+    ) -> Result<Count, String> {
         let keys = [
             self.keys.lock.as_str(),
             self.keys.holder.as_str(),
@@ -501,7 +511,7 @@ impl Locker {
 
     /// `--min-hold`: keep the lock for `remaining` more (token-checked),
     /// instead of deleting it.
-    pub async fn hold_for(&mut self, token: &str, remaining: Duration) -> Result<usize, String> {
+    pub async fn hold_for(&mut self, token: &str, remaining: Duration) -> Result<Count, String> {
         let timeout = self.lease.io_timeout().min(Duration::from_secs(2));
         let ms = remaining.as_millis().max(1).to_string();
         let keys = [
@@ -516,11 +526,11 @@ impl Locker {
                 .map(|node| node.eval::<i64>(&scripts::EXTEND, &keys, &args, timeout)),
         )
         .await;
-        collect_count(results.into_iter().map(|r| r.map(|v| v.max(0))).collect())
+        collect_count(results)
     }
 
     /// Delete the lock whoever holds it, on every master.
-    pub async fn force_release(&mut self) -> Result<usize, String> {
+    pub async fn force_release(&mut self) -> Result<Count, String> {
         let timeout = self.lease.io_timeout();
         let keys = [self.keys.lock.as_str(), self.keys.holder.as_str()];
         let args = [self.keys.channel.as_str()];
@@ -572,22 +582,31 @@ fn straggler_grace(quorum_took: Duration, per_master: Duration) -> Duration {
 }
 
 /// Count successes (1s); an error only if no master could be asked at all.
-fn collect_count(results: Vec<Result<i64, NodeError>>) -> Result<usize, String> {
+fn collect_count(results: Vec<Result<i64, NodeError>>) -> Result<Count, String> {
     let errors: Vec<String> = results
         .iter()
         .filter_map(|r| r.as_ref().err().map(ToString::to_string))
         .collect();
-    let ok: usize = results
+    let answers: Vec<i64> = results
         .iter()
-        .filter_map(|r| r.as_ref().ok())
-        .map(|&v| v as usize)
-        .sum();
-    if errors.len() == results.len() {
-        Err(errors.join("; "))
-    } else {
-        if !errors.is_empty() {
-            tracing::warn!(errors = %errors.join("; "), "some masters did not answer");
-        }
-        Ok(ok)
+        .filter_map(|r| r.as_ref().ok().copied())
+        .collect();
+    if answers.is_empty() {
+        return Err(errors.join("; "));
     }
+    if !errors.is_empty() {
+        tracing::warn!(errors = %errors.join("; "), "some masters did not answer");
+    }
+    Ok(Count {
+        yes: answers.iter().filter(|&&v| v > 0).count(),
+        no: answers.iter().filter(|&&v| v <= 0).count(),
+    })
+}
+
+/// How many masters answered yes (released, extended, deleted) and no
+/// (not ours, not there); masters that did not answer are in neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Count {
+    pub yes: usize,
+    pub no: usize,
 }

@@ -113,8 +113,6 @@ impl Node {
         args: &[&str],
         timeout: Duration,
     ) -> Result<T, NodeError> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut conn = self.connection(timeout).await?;
         let mut inv = script.prepare_invoke();
         for k in keys {
             inv.key(*k);
@@ -122,20 +120,11 @@ impl Node {
         for a in args {
             inv.arg(*a);
         }
-        match tokio::time::timeout_at(deadline, inv.invoke_async::<T>(&mut conn)).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => {
-                let err = self.classify(e);
-                if err.is_unreachable() {
-                    self.conn = None;
-                }
-                Err(err)
-            }
-            Err(_) => {
-                self.conn = None;
-                Err(NodeError::Timeout(self.endpoint.display.clone(), timeout))
-            }
-        }
+        let inv = &inv;
+        self.request(timeout, move |mut c| async move {
+            inv.invoke_async::<T>(&mut c).await
+        })
+        .await
     }
 
     /// Run a plain command (or pipeline) within `timeout`.
@@ -144,20 +133,45 @@ impl Node {
         pipe: &redis::Pipeline,
         timeout: Duration,
     ) -> Result<T, NodeError> {
+        self.request(timeout, move |mut c| async move {
+            pipe.query_async::<T>(&mut c).await
+        })
+        .await
+    }
+
+    /// One request within `timeout`. A connection that turns out to have
+    /// broken while idle (the server restarted, a proxy dropped it) is
+    /// replaced and the request sent once more: every request we make is
+    /// idempotent (compare-and-set scripts, a per-acquisition token, reads).
+    async fn request<T, F, Fut>(&mut self, timeout: Duration, send: F) -> Result<T, NodeError>
+    where
+        F: Fn(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut conn = self.connection(timeout).await?;
-        match tokio::time::timeout_at(deadline, pipe.query_async::<T>(&mut conn)).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => {
-                let err = self.classify(e);
-                if err.is_unreachable() {
-                    self.conn = None;
+        let mut retried = false;
+        loop {
+            let reused = self.conn.is_some();
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let conn = self.connection(left).await?;
+            match tokio::time::timeout_at(deadline, send(conn)).await {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) => {
+                    let err = self.classify(e);
+                    if err.is_unreachable() {
+                        self.conn = None;
+                    }
+                    let broken_idle = reused && matches!(err, NodeError::Io(..));
+                    if broken_idle && !retried && tokio::time::Instant::now() < deadline {
+                        retried = true;
+                        continue;
+                    }
+                    return Err(err);
                 }
-                Err(err)
-            }
-            Err(_) => {
-                self.conn = None;
-                Err(NodeError::Timeout(self.endpoint.display.clone(), timeout))
+                Err(_) => {
+                    self.conn = None;
+                    return Err(NodeError::Timeout(self.endpoint.display.clone(), timeout));
+                }
             }
         }
     }

@@ -133,7 +133,8 @@ impl Locker {
         cancel: impl Future<Output = C>,
     ) -> WaitOutcome<C> {
         tokio::pin!(cancel);
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // A timeout too large for the clock is as good as none.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut backoff = Backoff(FIRST_PAUSE);
         let mut waker: Option<Waker> = None;
         let mut ever_reachable = false;
@@ -166,7 +167,10 @@ impl Locker {
                     // Wake just after the holder's lease would run out.
                     pttl.map_or(b, |p| b.min(p + Duration::from_millis(1)))
                 }
-                Attempt::Unavailable { auth: true, .. } | Attempt::AlreadyRan { .. } => {
+                Attempt::Unavailable {
+                    permanent: true, ..
+                }
+                | Attempt::AlreadyRan { .. } => {
                     if waker.is_some() {
                         self.leave(token).await;
                     }
