@@ -1,0 +1,119 @@
+//! Giving the lock back: compare-and-delete (waking the next waiter),
+//! `--min-hold`'s compare-and-PEXPIRE, a waiter leaving the queue, and
+//! `release --force`.
+
+use std::time::Duration;
+
+use super::node::NodeError;
+use super::{Locker, scripts};
+
+impl Locker {
+    /// Compare-and-delete on every master, waking waiters. Returns how many
+    /// masters released it.
+    pub async fn release(&mut self, token: &str) -> Result<Count, String> {
+        let timeout = self.lease.io_timeout().min(Duration::from_secs(2));
+        self.release_within(token, timeout).await
+    }
+
+    async fn release_within(&mut self, token: &str, timeout: Duration) -> Result<Count, String> {
+        self.on_all(&scripts::RELEASE, token, timeout).await
+    }
+
+    /// A waiter giving up: leave the queue on every master, undo an attempt
+    /// that may have landed, and pass on a wake-up it may have swallowed.
+    pub async fn leave(&mut self, token: &str) {
+        let timeout = self.node_timeout().min(Duration::from_millis(500));
+        let _ = self.on_all(&scripts::LEAVE, token, timeout).await;
+    }
+
+    /// Run a (lock, holder, waiters; token, channel, wake prefix) script on
+    /// every master.
+    async fn on_all(
+        &mut self,
+        script: &redis::Script,
+        token: &str,
+        timeout: Duration,
+    ) -> Result<Count, String> {
+        let keys = [
+            self.keys.lock.as_str(),
+            self.keys.holder.as_str(),
+            self.keys.waiters.as_str(),
+        ];
+        let args = [
+            token,
+            self.keys.channel.as_str(),
+            self.keys.wake_prefix.as_str(),
+        ];
+        let results = futures_util::future::join_all(
+            self.nodes
+                .iter_mut()
+                .map(|node| node.eval::<i64>(script, &keys, &args, timeout)),
+        )
+        .await;
+        collect_count(results)
+    }
+
+    /// `--min-hold`: keep the lock for `remaining` more (token-checked),
+    /// instead of deleting it.
+    pub async fn hold_for(&mut self, token: &str, remaining: Duration) -> Result<Count, String> {
+        let timeout = self.lease.io_timeout().min(Duration::from_secs(2));
+        let ms = remaining.as_millis().max(1).to_string();
+        let keys = [
+            self.keys.lock.as_str(),
+            self.keys.fence.as_str(),
+            self.keys.holder.as_str(),
+        ];
+        let args = [token, ms.as_str()];
+        let results = futures_util::future::join_all(
+            self.nodes
+                .iter_mut()
+                .map(|node| node.eval::<i64>(&scripts::EXTEND, &keys, &args, timeout)),
+        )
+        .await;
+        collect_count(results)
+    }
+
+    /// Delete the lock whoever holds it, on every master.
+    pub async fn force_release(&mut self) -> Result<Count, String> {
+        let timeout = self.lease.io_timeout();
+        let keys = [self.keys.lock.as_str(), self.keys.holder.as_str()];
+        let args = [self.keys.channel.as_str()];
+        let results = futures_util::future::join_all(
+            self.nodes
+                .iter_mut()
+                .map(|node| node.eval::<i64>(&scripts::FORCE_RELEASE, &keys, &args, timeout)),
+        )
+        .await;
+        collect_count(results)
+    }
+}
+
+/// Count successes (1s); an error only if no master could be asked at all.
+fn collect_count(results: Vec<Result<i64, NodeError>>) -> Result<Count, String> {
+    let errors: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(ToString::to_string))
+        .collect();
+    let answers: Vec<i64> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok().copied())
+        .collect();
+    if answers.is_empty() {
+        return Err(errors.join("; "));
+    }
+    if !errors.is_empty() {
+        tracing::warn!(errors = %errors.join("; "), "some masters did not answer");
+    }
+    Ok(Count {
+        yes: answers.iter().filter(|&&v| v > 0).count(),
+        no: answers.iter().filter(|&&v| v <= 0).count(),
+    })
+}
+
+/// How many masters answered yes (released, extended, deleted) and no
+/// (not ours, not there); masters that did not answer are in neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Count {
+    pub yes: usize,
+    pub no: usize,
+}
