@@ -164,10 +164,13 @@ impl Locker {
         self.nodes.len() / 2 + 1
     }
 
-    /// Whether enough masters said "not ours" at release that the lock
-    /// was certainly not held to the end.
+    /// Whether, at release, enough masters hold *another* holder's value
+    /// that the lock was certainly taken while the command ran. A missing
+    /// key proves nothing (it may have expired just now, or the same
+    /// server may be listed twice); a lease that ran out while the command
+    /// ran is caught by the supervisor's own clock.
     pub fn lost_by(&self, c: Count) -> bool {
-        c.no > self.nodes.len() - self.quorum()
+        c.taken > self.nodes.len() - self.quorum()
     }
 
     pub fn is_quorum(&self) -> bool {

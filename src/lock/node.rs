@@ -58,10 +58,11 @@ impl Node {
     fn classify(&self, e: RedisError) -> NodeError {
         let name = self.endpoint.display.clone();
         let msg = e.to_string();
+        let code = e.code().unwrap_or_default();
         match e.kind() {
             redis::ErrorKind::AuthenticationFailed => NodeError::Auth(name, msg),
             redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm) => NodeError::Auth(name, msg),
-            _ if msg.contains("NOAUTH") || msg.contains("WRONGPASS") => NodeError::Auth(name, msg),
+            _ if matches!(code, "NOAUTH" | "WRONGPASS") => NodeError::Auth(name, msg),
             _ if e.is_io_error()
                 || e.is_connection_dropped()
                 || e.is_connection_refusal()
@@ -70,13 +71,13 @@ impl Node {
             {
                 NodeError::Io(name, msg)
             }
-            // LOADING, BUSY, MASTERDOWN, READONLY...: the master cannot
-            // answer for the lock right now.
-            _ if msg.starts_with("LOADING")
-                || msg.starts_with("BUSY")
-                || msg.starts_with("MASTERDOWN")
-                || msg.starts_with("READONLY")
-                || msg.starts_with("TRYAGAIN") =>
+            // The master cannot answer for the lock right now (still
+            // loading its data, a script running, a replica, a failover):
+            // transient, retried like an outage.
+            _ if matches!(
+                code,
+                "LOADING" | "BUSY" | "MASTERDOWN" | "READONLY" | "TRYAGAIN" | "CLUSTERDOWN"
+            ) =>
             {
                 NodeError::Io(name, msg)
             }

@@ -106,14 +106,17 @@ fn collect_count(results: Vec<Result<i64, NodeError>>) -> Result<Count, String> 
     }
     Ok(Count {
         yes: answers.iter().filter(|&&v| v > 0).count(),
-        no: answers.iter().filter(|&&v| v <= 0).count(),
+        absent: answers.iter().filter(|&&v| v == 0).count(),
+        taken: answers.iter().filter(|&&v| v < 0).count(),
     })
 }
 
-/// How many masters answered yes (released, extended, deleted) and no
-/// (not ours, not there); masters that did not answer are in neither.
+/// How many masters answered yes (released, extended, deleted), found no
+/// key, or found another holder's value; masters that did not answer are
+/// in none of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Count {
     pub yes: usize,
-    pub no: usize,
+    pub absent: usize,
+    pub taken: usize,
 }

@@ -102,16 +102,19 @@ return 0
 
 /// KEYS: lock, holder, waiters' queue. ARGV: token, shared channel, wake
 /// channel prefix. Deletes only our own lock, then wakes the next waiter.
-/// Returns 1 released, 0 not ours (any more).
+/// Returns 1 released, 0 no key (expired, or already released through
+/// another name of the same server), -1 another holder's value.
 pub static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         wake_next!(3, 2, 3),
         r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] then
   redis.call('DEL', KEYS[1], KEYS[2])
   wake_next()
   return 1
 end
+if v then return -1 end
 return 0
 "
     ))
