@@ -2,6 +2,7 @@
 //! redlock-run binary, real signals and faults.
 
 mod admin;
+mod chaos;
 mod cli;
 mod lease;
 mod quorum;

@@ -1,0 +1,400 @@
+//! Fault injectors. Each applies a real fault (a proxy mode, a signal to a
+//! process we started, a kill and restart), holds it for its length, heals
+//! it, and logs an `Event` that the checker and the reports use. Sleeps in
+//! here are only ever the length of a fault.
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use super::harness::World;
+use super::mono_ns;
+use super::section::Section;
+use crate::support::alive;
+use crate::support::proxy::Mode;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Blackhole,
+    Delay,
+    Reset,
+    RedisPause,
+    RestartEmpty,
+    RestartPersistent,
+    HolderKill,
+    HolderFreeze,
+    MasterDown,
+    MinorityPartition,
+    RollingRestart,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 11] = [
+        Kind::Blackhole,
+        Kind::Delay,
+        Kind::Reset,
+        Kind::RedisPause,
+        Kind::RestartEmpty,
+        Kind::RestartPersistent,
+        Kind::HolderKill,
+        Kind::HolderFreeze,
+        Kind::MasterDown,
+        Kind::MinorityPartition,
+        Kind::RollingRestart,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Blackhole => "one contender partitioned (proxy blackhole)",
+            Kind::Delay => "one contender's link delayed (proxy delay)",
+            Kind::Reset => "one contender's connections reset (proxy RST)",
+            Kind::RedisPause => "redis-server SIGSTOP … SIGCONT",
+            Kind::RestartEmpty => "redis-server kill -9 + restart, no persistence",
+            Kind::RestartPersistent => "redis-server kill -9 + restart, AOF fsync always",
+            Kind::HolderKill => "holder's redlock-run SIGKILLed",
+            Kind::HolderFreeze => "holder SIGSTOPped past its TTL",
+            Kind::MasterDown => "quorum: one master down",
+            Kind::MinorityPartition => "quorum: one master partitioned from all",
+            Kind::RollingRestart => "quorum: masters restarted in turn",
+        }
+    }
+
+    /// Faults during which a master answers nobody, the sampler included.
+    pub fn blinds_sampler(self) -> bool {
+        matches!(
+            self,
+            Kind::RedisPause
+                | Kind::RestartEmpty
+                | Kind::RestartPersistent
+                | Kind::MasterDown
+                | Kind::RollingRestart
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub kind: Kind,
+    pub start: u64,
+    pub end: u64,
+    /// The run it was aimed at (holder faults).
+    pub run: Option<u64>,
+    pub contender: Option<usize>,
+    /// RestartEmpty: the data epoch that began (the fencing counter
+    /// restarts, and the resource with it).
+    pub epoch: Option<u64>,
+    /// Restarts with persistence: whether the held lock came back.
+    pub survived: Option<bool>,
+}
+
+impl Event {
+    fn new(kind: Kind, start: u64) -> Self {
+        Event {
+            kind,
+            start,
+            end: mono_ns(),
+            run: None,
+            contender: None,
+            epoch: None,
+            survived: None,
+        }
+    }
+}
+
+/// The run whose section is running right now.
+#[derive(Debug, Clone, Copy)]
+pub struct Holder {
+    pub run: u64,
+    pub rr_pid: i32,
+    pub pid: i32,
+    pub contender: usize,
+    pub long: bool,
+    pub term_ignoring: bool,
+}
+
+/// The state letter in /proc/PID/stat ('T' stopped, 'Z' zombie, ...).
+fn proc_state(pid: i32) -> Option<char> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    s.rsplit(')').next()?.trim_start().chars().next()
+}
+
+fn signal(pid: i32, sig: Signal) {
+    let _ = kill(Pid::from_raw(pid), sig);
+}
+
+impl World {
+    fn log(&self, e: Event) {
+        self.sh.events.lock().unwrap().push(e);
+    }
+
+    /// The current holder, if a section is running (waits up to `limit`
+    /// for one that `want` accepts).
+    pub fn holder(&self, limit: Duration, want: impl Fn(&Holder) -> bool) -> Option<Holder> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let live: Vec<_> = self.sh.live.lock().unwrap().clone().into_iter().collect();
+            for (run, l) in live {
+                let Some(s) = Section::read(&self.sh.dir, run) else {
+                    continue;
+                };
+                let h = Holder {
+                    run,
+                    rr_pid: l.rr_pid,
+                    pid: s.pid,
+                    contender: l.contender,
+                    long: l.long,
+                    term_ignoring: l.term_ignoring,
+                };
+                if !s.ended() && want(&h) {
+                    return Some(h);
+                }
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Wait (a few seconds at most) for a long section to be running,
+    /// preferring one that ignores SIGTERM when `term` is set.
+    pub fn long_holder(&self, term: bool) -> Option<Holder> {
+        let limit = Duration::from_secs(4);
+        if term {
+            if let Some(h) = self.holder(limit, |h| h.long && h.term_ignoring) {
+                return Some(h);
+            }
+        }
+        self.holder(limit, |h| h.long)
+    }
+
+    /// Cut contender `c` off from every master (or slow or reset its
+    /// links) for `d`: a one-sided partition, the others are unaffected.
+    pub fn proxy_fault(&self, c: usize, mode: Mode, d: Duration, run: Option<u64>) {
+        let kind = match mode {
+            Mode::Blackhole => Kind::Blackhole,
+            Mode::Delay(_) => Kind::Delay,
+            Mode::Reset => Kind::Reset,
+            Mode::Pass => return,
+        };
+        let start = mono_ns();
+        for row in &self.proxies {
+            row[c].set_mode(mode);
+        }
+        std::thread::sleep(d);
+        for row in &self.proxies {
+            row[c].set_mode(Mode::Pass);
+        }
+        self.log(Event {
+            contender: Some(c),
+            run,
+            ..Event::new(kind, start)
+        });
+    }
+
+    /// The same, aimed at whoever holds the lock now (a long section if
+    /// one comes within a few seconds, one that ignores SIGTERM if `term`).
+    pub fn proxy_fault_on_holder(&self, mode: Mode, d: Duration, term: bool) -> bool {
+        let h = self
+            .long_holder(term)
+            .or_else(|| self.holder(Duration::from_secs(1), |_| true));
+        match h {
+            Some(h) => {
+                self.proxy_fault(h.contender, mode, d, Some(h.run));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// SIGSTOP master `m` for `d`, then SIGCONT.
+    pub fn pause_redis(&self, m: usize, d: Duration) {
+        let start = mono_ns();
+        self.masters[m].pause();
+        std::thread::sleep(d);
+        self.masters[m].resume();
+        self.log(Event {
+            ..Event::new(Kind::RedisPause, start)
+        });
+    }
+
+    /// kill -9 master `m` and start it again on the same port at once.
+    /// Without persistence it comes back empty: a new data epoch (the
+    /// lock and the fencing counter are gone).
+    pub fn restart_redis(&mut self, m: usize) {
+        let start = mono_ns();
+        let survived = self.restart_master(m);
+        let kind = if self.p.persistence {
+            Kind::RestartPersistent
+        } else {
+            Kind::RestartEmpty
+        };
+        let epoch =
+            (!self.p.persistence).then(|| self.sh.epoch.load(std::sync::atomic::Ordering::SeqCst));
+        self.log(Event {
+            epoch,
+            survived,
+            ..Event::new(kind, start)
+        });
+    }
+
+    /// Restart one master; with persistence, whether a lock held at the
+    /// kill was there again after the restart (None: nothing was held).
+    fn restart_master(&mut self, m: usize) -> Option<bool> {
+        let before = self.key_state(m);
+        self.masters[m].kill();
+        if !self.p.persistence {
+            let e = self
+                .sh
+                .epoch
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                + 1;
+            // Atomically: a section must never read a half-written file.
+            let tmp = self.sh.dir.join("epoch.tmp");
+            std::fs::write(&tmp, e.to_string()).unwrap();
+            std::fs::rename(&tmp, self.sh.dir.join("epoch")).unwrap();
+        }
+        self.masters[m].restart();
+        let after = self.key_state(m);
+        match before {
+            // Long enough a lease left that it cannot have expired meanwhile.
+            Some((Some(v), pttl)) if self.p.persistence && pttl > 300 => {
+                Some(after.is_some_and(|(a, _)| a.as_deref() == Some(v.as_str())))
+            }
+            _ => None,
+        }
+    }
+
+    fn key_state(&self, m: usize) -> Option<(Option<String>, i64)> {
+        let client = redis::Client::open(self.masters[m].url()).ok()?;
+        let mut c = client
+            .get_connection_with_timeout(Duration::from_millis(200))
+            .ok()?;
+        c.set_read_timeout(Some(Duration::from_millis(200))).ok()?;
+        redis::pipe()
+            .cmd("GET")
+            .arg(&self.sh.key)
+            .cmd("PTTL")
+            .arg(&self.sh.key)
+            .query(&mut c)
+            .ok()
+    }
+
+    /// SIGKILL the holder's redlock-run: its command dies with it
+    /// (PDEATHSIG), and the lock frees itself when the lease runs out.
+    pub fn kill_holder(&self) -> bool {
+        let Some(h) = self.holder(Duration::from_secs(2), |_| true) else {
+            return false;
+        };
+        let start = mono_ns();
+        self.sh.signalled.lock().unwrap().insert(h.run);
+        signal(h.rr_pid, Signal::SIGKILL);
+        self.log(Event {
+            run: Some(h.run),
+            contender: Some(h.contender),
+            ..Event::new(Kind::HolderKill, start)
+        });
+        true
+    }
+
+    /// Freeze the holder (its command, then its redlock-run) until the
+    /// lease has passed to another section, then let the command go on
+    /// first, while its redlock-run is still frozen: its late write meets
+    /// a resource that has seen a higher fencing token, and is refused.
+    /// The guarantee excludes pauses longer than the TTL; fencing is what
+    /// exposes them.
+    pub fn freeze_holder(&self) -> bool {
+        let Some(h) = self.holder(Duration::from_secs(2), |_| true) else {
+            return false;
+        };
+        signal(h.pid, Signal::SIGSTOP);
+        let ended = Section::read(&self.sh.dir, h.run).is_none_or(|s| s.ended());
+        if proc_state(h.pid) != Some('T') || ended {
+            // It finished just before: not a frozen section.
+            signal(h.pid, Signal::SIGCONT);
+            return false;
+        }
+        signal(h.rr_pid, Signal::SIGSTOP);
+        let start = mono_ns();
+        let limit = Instant::now() + self.p.ttl * 3;
+        while Instant::now() < limit && !self.section_started_since(start, h.run) {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        signal(h.pid, Signal::SIGCONT);
+        let limit = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < limit
+            && alive(h.pid)
+            && !Section::read(&self.sh.dir, h.run).is_some_and(|s| s.ended())
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        signal(h.rr_pid, Signal::SIGCONT);
+        self.log(Event {
+            run: Some(h.run),
+            contender: Some(h.contender),
+            ..Event::new(Kind::HolderFreeze, start)
+        });
+        true
+    }
+
+    /// Whether a section other than `run`'s started after `t`.
+    fn section_started_since(&self, t: u64, run: u64) -> bool {
+        let live: Vec<u64> = self.sh.live.lock().unwrap().keys().copied().collect();
+        let in_live = live
+            .iter()
+            .filter(|&&id| id != run)
+            .any(|&id| Section::read(&self.sh.dir, id).is_some_and(|s| s.t0 > t));
+        in_live
+            || self
+                .sh
+                .runs
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|r| r.section.as_ref().is_some_and(|s| s.t0 > t))
+    }
+
+    /// Quorum: master `m` down (kill -9) for `d`, then back with its data.
+    pub fn master_down(&mut self, m: usize, d: Duration) {
+        let start = mono_ns();
+        self.masters[m].kill();
+        std::thread::sleep(d);
+        self.masters[m].restart();
+        self.log(Event {
+            ..Event::new(Kind::MasterDown, start)
+        });
+    }
+
+    /// Quorum: master `m` cut off from every contender for `d` (it keeps
+    /// running; the sampler still sees it).
+    pub fn partition_master(&self, m: usize, d: Duration) {
+        let start = mono_ns();
+        for proxy in &self.proxies[m] {
+            proxy.set_mode(Mode::Blackhole);
+        }
+        std::thread::sleep(d);
+        for proxy in &self.proxies[m] {
+            proxy.set_mode(Mode::Pass);
+        }
+        self.log(Event {
+            ..Event::new(Kind::MinorityPartition, start)
+        });
+    }
+
+    /// Quorum: restart every master in turn, `gap` apart.
+    pub fn rolling_restart(&mut self, gap: Duration) {
+        let start = mono_ns();
+        let mut survived = None;
+        for m in 0..self.masters.len() {
+            if let Some(s) = self.restart_master(m) {
+                survived = Some(survived.unwrap_or(true) && s);
+            }
+            std::thread::sleep(gap);
+        }
+        self.log(Event {
+            survived,
+            ..Event::new(Kind::RollingRestart, start)
+        });
+    }
+}

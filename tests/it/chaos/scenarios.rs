@@ -1,0 +1,209 @@
+//! The seeded CI set: each scenario runs 4–16 contenders on one key under a
+//! fixed fault schedule (the seed fixes which faults, where and how long;
+//! the machine's timing does the rest) and then checks every guarantee.
+//! One chaos test runs at a time (`serial`); together they take about two
+//! minutes.
+
+use std::time::{Duration, Instant};
+
+use super::harness::{Params, World};
+use super::serial;
+use crate::support::proxy::Mode;
+
+const SEED: u64 = 0x5eed_0001;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Run `step` (one fault, then a pause) until `length` has passed.
+fn schedule(w: &mut World, length: Duration, mut step: impl FnMut(&mut World)) {
+    let until = Instant::now() + length;
+    while Instant::now() < until {
+        step(w);
+        let pause = ms(w.rng.range(150, 600));
+        w.idle(pause);
+    }
+}
+
+#[test]
+fn chaos_sixteen_contenders_hand_over_without_faults() {
+    let _one = serial();
+    let mut w = World::start(Params::new(16, 1, SEED));
+    w.idle(Duration::from_secs(8));
+    let r = w.finish();
+    r.assert_clean("16 contenders, no faults");
+    assert!(r.sections > 50, "too few sections: {}", r.sections);
+    assert!(!r.handovers.is_empty(), "no clean hand-over measured");
+}
+
+#[test]
+fn chaos_one_sided_partitions_and_commands_that_ignore_sigterm() {
+    let _one = serial();
+    let p = Params {
+        long: 0.12,
+        term_ignoring: 0.5,
+        ..Params::new(8, 1, SEED + 1)
+    };
+    let mut w = World::start(p);
+    schedule(&mut w, Duration::from_secs(24), |w| {
+        let c = w.rng.below(w.p.contenders as u64) as usize;
+        match w.rng.below(5) {
+            // The holder cut off for longer than its lease: stopped in time.
+            0 | 1 => {
+                let d = ms(w.rng.range(900, 1500));
+                w.proxy_fault_on_holder(Mode::Blackhole, d, true);
+            }
+            2 => {
+                let delay = ms(w.rng.range(20, 250));
+                let d = ms(w.rng.range(500, 1200));
+                w.proxy_fault(c, Mode::Delay(delay), d, None);
+            }
+            3 => {
+                let d = ms(w.rng.range(100, 400));
+                w.proxy_fault(c, Mode::Reset, d, None);
+            }
+            _ => {
+                let d = ms(w.rng.range(300, 1500));
+                w.proxy_fault(c, Mode::Blackhole, d, None);
+            }
+        }
+    });
+    let r = w.finish();
+    r.assert_clean("one-sided partitions");
+    assert!(r.lost > 0, "no lease was ever lost: the faults missed");
+    assert!(
+        r.term_ignoring_killed > 0,
+        "no SIGTERM-ignoring command had to be SIGKILLed"
+    );
+}
+
+#[test]
+fn chaos_redis_frozen_and_restarted_with_persistence() {
+    let _one = serial();
+    let p = Params {
+        long: 0.12,
+        term_ignoring: 0.3,
+        persistence: true,
+        ..Params::new(6, 1, SEED + 2)
+    };
+    let mut w = World::start(p);
+    schedule(&mut w, Duration::from_secs(24), |w| match w.rng.below(3) {
+        // Shorter than what the lease leaves after a renewal: survived.
+        0 => {
+            let d = ms(w.rng.range(50, 250));
+            w.pause_redis(0, d);
+        }
+        // Longer than the lease: the holder is stopped before it expires.
+        1 => {
+            w.long_holder(false);
+            let d = ms(w.rng.range(900, 1600));
+            w.pause_redis(0, d);
+        }
+        // AOF with fsync always: the lock survives the restart, and is
+        // released afterwards (a long holder renews across it, a short one
+        // only releases).
+        _ => {
+            if w.rng.chance(0.5) {
+                w.long_holder(false);
+            } else {
+                w.holder(ms(500), |_| true);
+            }
+            w.restart_redis(0);
+        }
+    });
+    let r = w.finish();
+    r.assert_clean("redis frozen and restarted (AOF)");
+    assert!(r.lost > 0, "no lease was ever lost: the faults missed");
+    assert!(
+        r.restarts_survived > 0,
+        "no held lock was seen to survive a restart with persistence"
+    );
+}
+
+#[test]
+fn chaos_redis_restarted_empty_stops_the_holder() {
+    let _one = serial();
+    let p = Params {
+        long: 0.25,
+        ..Params::new(6, 1, SEED + 3)
+    };
+    let mut w = World::start(p);
+    schedule(&mut w, Duration::from_secs(14), |w| {
+        // The lock and the fencing counter are gone: the holder's next
+        // renewal finds the key missing and its command is stopped (70).
+        w.long_holder(false);
+        w.restart_redis(0);
+        let settle = ms(w.rng.range(500, 1500));
+        w.idle(settle);
+    });
+    let r = w.finish();
+    r.assert_clean("redis restarted without persistence");
+    assert!(r.lost > 0, "no holder lost its lease to a restart");
+}
+
+#[test]
+fn chaos_holders_killed_and_frozen_past_their_ttl() {
+    let _one = serial();
+    let p = Params {
+        term_ignoring: 0.3,
+        ..Params::new(8, 1, SEED + 4)
+    };
+    let mut w = World::start(p);
+    schedule(&mut w, Duration::from_secs(22), |w| {
+        if w.rng.chance(0.5) {
+            w.kill_holder();
+        } else {
+            w.freeze_holder();
+        }
+    });
+    let r = w.finish();
+    r.assert_clean("holders killed and frozen");
+    assert!(
+        r.stale_rejections > 0,
+        "no frozen holder's late write was refused by the fencing token"
+    );
+}
+
+#[test]
+fn chaos_quorum_of_three_with_a_minority_down_partitioned_or_restarted() {
+    let _one = serial();
+    let p = Params {
+        long: 0.1,
+        term_ignoring: 0.3,
+        persistence: true,
+        ..Params::new(8, 3, SEED + 5)
+    };
+    let mut w = World::start(p);
+    schedule(&mut w, Duration::from_secs(28), |w| {
+        let m = w.rng.below(3) as usize;
+        let c = w.rng.below(w.p.contenders as u64) as usize;
+        match w.rng.below(6) {
+            0 => {
+                let d = ms(w.rng.range(500, 2000));
+                w.master_down(m, d);
+            }
+            1 => {
+                let d = ms(w.rng.range(500, 2000));
+                w.partition_master(m, d);
+            }
+            2 => {
+                let d = ms(w.rng.range(100, 1500));
+                w.pause_redis(m, d);
+            }
+            3 => w.rolling_restart(ms(300)),
+            // One contender cut off from every master.
+            4 => {
+                let d = ms(w.rng.range(900, 1500));
+                w.proxy_fault_on_holder(Mode::Blackhole, d, true);
+            }
+            _ => {
+                let d = ms(w.rng.range(300, 1000));
+                let delay = ms(w.rng.range(10, 100));
+                w.proxy_fault(c, Mode::Delay(delay), d, None);
+            }
+        }
+    });
+    let r = w.finish();
+    r.assert_clean("quorum of 3");
+}
