@@ -206,8 +206,8 @@ pub async fn finish(
     };
     match result {
         Ok(c) if locker.lost_by(c) => {
-            let why = "another holder had the lock when the command ended: it was taken \
-                       while the command ran";
+            let why = "the lock was no longer ours when the command ended (taken by \
+                       another holder, or lost with Redis's data) while the command ran";
             tracing::error!("{why}");
             Some(why.to_string())
         }

@@ -41,6 +41,7 @@ impl Locker {
                 continue;
             };
             if let Some(first) = seen.insert(run_id.to_string(), node.name()) {
+                self.distinct = false;
                 tracing::warn!(
                     "{first} and {} are the same Redis server (run_id {run_id}): \
                      quorum masters must be independent",

@@ -147,6 +147,8 @@ pub enum Renewal {
 
 pub struct Locker {
     nodes: Vec<Node>,
+    /// False once `check_masters` found one server listed twice.
+    distinct: bool,
     pub keys: Keys,
     pub lease: Lease,
 }
@@ -155,6 +157,7 @@ impl Locker {
     pub fn new(endpoints: &[Endpoint], key: &str, lease: Lease) -> Self {
         Locker {
             nodes: endpoints.iter().cloned().map(Node::new).collect(),
+            distinct: true,
             keys: Keys::new(key),
             lease,
         }
@@ -164,13 +167,19 @@ impl Locker {
         self.nodes.len() / 2 + 1
     }
 
-    /// Whether, at release, enough masters hold *another* holder's value
-    /// that the lock was certainly taken while the command ran. A missing
-    /// key proves nothing (it may have expired just now, or the same
-    /// server may be listed twice); a lease that ran out while the command
-    /// ran is caught by the supervisor's own clock.
+    /// Whether, at release, enough masters no longer hold our token that
+    /// the lock was certainly lost while the command ran (taken by another
+    /// holder, or gone with a restart that lost the data: our own lease
+    /// had not run out, or the supervisor would have stopped the command).
+    /// When the same server is listed twice, its second name finds the key
+    /// already released, so then only another holder's value counts.
     pub fn lost_by(&self, c: Count) -> bool {
-        c.taken > self.nodes.len() - self.quorum()
+        let gone = if self.distinct {
+            c.absent + c.taken
+        } else {
+            c.taken
+        };
+        gone > self.nodes.len() - self.quorum()
     }
 
     pub fn is_quorum(&self) -> bool {
