@@ -8,14 +8,17 @@
 //!   its start and end on CLOCK_MONOTONIC, writes its fencing token into a
 //!   "resource" that refuses stale tokens, and its death is seen through a
 //!   FIFO it holds open.
-//! - `harness`: the world (servers, proxies, contender threads, a sampler
-//!   of the key's value and PTTL on every master).
+//! - `harness`: the world (servers, proxies, parameters, what is recorded);
+//!   `threads`: its contender loops and its samplers of the key's value and
+//!   PTTL on every master.
 //! - `faults`: the fault injectors, each logged as an event.
-//! - `checker`: the guarantees as assertions over runs, samples and events.
+//! - `checker` and `lease_checks`: the guarantees as assertions over runs,
+//!   samples and events; `report`: what they found, counted and merged.
 //! - `scenarios`: the seeded CI set; `soak`: the long randomized run
 //!   (`REDLOCK_SOAK=<minutes> cargo test --test it --release soak --
-//!   --ignored --nocapture`); `fuzz`: random command lines against a real
-//!   Redis.
+//!   --ignored --nocapture`).
+//! - `fuzz` (with `fuzz_servers` and `fuzz_cases`): random command lines
+//!   against real servers.
 //!
 //! Chaos tests take a process-wide lock so that only one runs at a time:
 //! their load would otherwise blur each other's timing.
@@ -23,10 +26,15 @@
 mod checker;
 mod faults;
 mod fuzz;
+mod fuzz_cases;
+mod fuzz_servers;
 mod harness;
+mod lease_checks;
+mod report;
 mod scenarios;
 mod section;
 mod soak;
+mod threads;
 
 use std::sync::{Mutex, MutexGuard};
 

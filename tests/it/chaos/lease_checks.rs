@@ -1,0 +1,176 @@
+//! The lease checks: a lease seen lost while the command ran means exit
+//! 70; an exit 70 means the command died before the lease could expire
+//! in Redis (or "at once" when the key was removed); a run that exited
+//! left no lock behind. The expiry is approximated from the samples (see
+//! `checker`).
+
+use std::collections::HashSet;
+
+use super::checker::{Input, Sec, describe, exit_label, nanos, tail};
+use super::faults::Event;
+use super::harness::{Params, Sample};
+use super::ms;
+use super::report::Report;
+
+/// When the samples show the token gone from enough masters that no
+/// quorum holds it any more (None: never seen lost while it ran), and
+/// what the key held then.
+fn lost_at<'a>(
+    samples: &'a [Vec<Sample>],
+    token: &str,
+    after: u64,
+    p: &Params,
+) -> Option<(u64, &'a Sample)> {
+    let mut firsts: Vec<&Sample> = samples
+        .iter()
+        .filter_map(|ms| {
+            ms.iter()
+                .find(|x| x.t_send > after && x.value.as_deref() != Some(token))
+        })
+        .collect();
+    firsts.sort_unstable_by_key(|x| x.t_recv);
+    let k = p.masters - p.quorum() + 1;
+    firsts.get(k - 1).map(|x| (x.t_recv, *x))
+}
+
+/// The faults around a section, for violation messages.
+fn faults_near(sec: &Sec, events: &[Event], p: &Params) -> String {
+    let near: Vec<String> = events
+        .iter()
+        .filter(|e| e.end + nanos(p.ttl) >= sec.start && e.start <= sec.end)
+        .map(|e| {
+            let rel = e.start as i64 - sec.start as i64;
+            format!(
+                "{:?}{} at {:+.1} ms for {:.1} ms",
+                e.kind,
+                e.contender
+                    .map(|c| format!("(contender {c})"))
+                    .unwrap_or_default(),
+                rel as f64 / 1e6,
+                ms(e.end - e.start)
+            )
+        })
+        .collect();
+    if near.is_empty() {
+        "no fault nearby".into()
+    } else {
+        near.join(", ")
+    }
+}
+
+/// A lower bound of when the lease (a quorum of it) expires in Redis.
+fn expiry_lower_bound(samples: &[Vec<Sample>], token: &str, p: &Params) -> (u64, u64) {
+    let mut per_master: Vec<u64> = Vec::new();
+    let mut last_seen = 0;
+    for ms in samples {
+        let mut e = 0;
+        for x in ms.iter().filter(|x| x.value.as_deref() == Some(token)) {
+            if x.pttl > 0 {
+                e = e.max(x.t_send + x.pttl as u64 * 1_000_000);
+            }
+            last_seen = last_seen.max(x.t_send);
+        }
+        per_master.push(e);
+    }
+    per_master.sort_unstable_by(|a, b| b.cmp(a));
+    (per_master[p.quorum() - 1], last_seen)
+}
+
+/// Lost => 70, and 70 => stopped before the lease could expire.
+pub fn check_lease(r: &mut Report, sec: &Sec, inp: &Input, killed: &HashSet<u64>) {
+    let p = inp.p;
+    let run = sec.run;
+    let by_us = killed.contains(&run.id) || inp.signalled.contains(&run.id);
+    let lost_sample = lost_at(inp.samples, &sec.s.token, sec.start, p);
+    let lost = lost_sample.map(|(l, _)| l);
+    if !by_us && run.code != Some(70) {
+        if let (Some((l, x)), Some(t1)) = (lost_sample, sec.s.t1) {
+            if l < t1 {
+                r.violations.push(format!(
+                    "lease lost {:.1} ms into the section (a sample sent at {:+.1} ms saw \
+                     {:?} with PTTL {}), the command ran on for {:.1} ms, yet {}: {}; \
+                     faults: {}; stderr: {}",
+                    ms(l - sec.start),
+                    (x.t_send as i64 - sec.start as i64) as f64 / 1e6,
+                    x.value,
+                    x.pttl,
+                    ms(t1 - l),
+                    exit_label(run),
+                    describe(sec),
+                    faults_near(sec, inp.events, p),
+                    tail(run)
+                ));
+            }
+        }
+        if !sec.s.ended() && !sec.frozen {
+            r.violations.push(format!(
+                "command cut short without a lost lock: {} (stderr: {})",
+                describe(sec),
+                tail(run)
+            ));
+        }
+    }
+    if run.code != Some(70) || sec.frozen {
+        return;
+    }
+    let Some(death) = run.death else { return };
+    let (expiry, last_seen) = expiry_lower_bound(inp.samples, &sec.s.token, p);
+    let early = lost.filter(|&l| l < expiry);
+    let (bound, what) = match early {
+        Some(l) => (
+            l + nanos(p.refresh() * 5 / 4 + p.kill_after()) + 100_000_000,
+            "the key was gone; 'at once' bound",
+        ),
+        None => (expiry + 5_000_000, "lease expiry (lower bound)"),
+    };
+    if death <= bound {
+        r.lease_checked += 1;
+        if early.is_none() {
+            let slack = expiry as i64 - death as i64;
+            r.min_lease_slack_ns = Some(r.min_lease_slack_ns.map_or(slack, |m| m.min(slack)));
+        }
+        return;
+    }
+    let blind = inp
+        .events
+        .iter()
+        .any(|e| e.kind.blinds_sampler() && e.end >= last_seen && e.start <= death);
+    if blind {
+        r.lease_unverifiable += 1;
+    } else {
+        r.violations.push(format!(
+            "command died {:.1} ms after the {what} at {:.1} ms: {}; faults: {}; stderr: {}",
+            ms(death - bound),
+            ms(bound),
+            describe(sec),
+            faults_near(sec, inp.events, p),
+            tail(run)
+        ));
+    }
+}
+
+/// A run that exited must not leave its lock behind (release is a
+/// compare-and-delete before exit), unless a fault on its link or on a
+/// master was under way when it exited and kept the release from landing.
+pub fn check_released(r: &mut Report, sec: &Sec, inp: &Input) {
+    let run = sec.run;
+    let seen_after = inp.samples.iter().flatten().find(|x| {
+        x.t_send > run.exited + 1_000_000 && x.value.as_deref() == Some(sec.s.token.as_str())
+    });
+    let Some(x) = seen_after else { return };
+    let excused = inp.events.iter().any(|e| {
+        e.contender.is_none_or(|c| c == run.contender) && e.start <= run.exited && e.end >= sec.end
+    });
+    if excused {
+        r.left_behind_excused += 1;
+    } else {
+        r.violations.push(format!(
+            "lock left behind: still held {:.1} ms after redlock-run exited (PTTL {} ms), \
+             with no fault under way: {} (stderr: {})",
+            ms(x.t_send - run.exited),
+            x.pttl,
+            describe(sec),
+            tail(run)
+        ));
+    }
+}

@@ -1,0 +1,157 @@
+//! What a scenario (or a whole soak) found: counts, worst cases and the
+//! violations, merged across rounds and printed as one paragraph.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use super::faults::Kind;
+use super::ms;
+
+/// Counts, worst cases and violations of one scenario (or many, merged).
+#[derive(Debug, Default, Clone)]
+pub struct Report {
+    pub runs: usize,
+    pub sections: usize,
+    pub exits: BTreeMap<String, usize>,
+    pub lost: usize,
+    pub term_ignoring_killed: usize,
+    pub stale_rejections: usize,
+    pub overlaps_promised: usize,
+    pub overlaps_frozen: usize,
+    pub overlaps_data_loss: usize,
+    /// Sections that began within AMBIGUOUS_NS of a data loss.
+    pub epoch_ambiguous: usize,
+    pub lease_checked: usize,
+    pub lease_unverifiable: usize,
+    /// Smallest margin between a stopped command's death and the lower
+    /// bound of its lease's expiry (leases that ran out, not removed ones).
+    pub min_lease_slack_ns: Option<i64>,
+    /// Locks still in Redis after their run exited, while a fault excused it.
+    pub left_behind_excused: usize,
+    pub handovers: Vec<u64>,
+    pub max_gap_ns: u64,
+    pub min_separation_ns: Option<i64>,
+    pub faults: BTreeMap<Kind, usize>,
+    pub restarts_survived: usize,
+    pub duration_ns: u64,
+    pub violations: Vec<String>,
+}
+
+fn percentile(sorted: &[u64], q: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+impl Report {
+    pub fn merge(&mut self, o: Report) {
+        self.runs += o.runs;
+        self.sections += o.sections;
+        for (k, v) in o.exits {
+            *self.exits.entry(k).or_default() += v;
+        }
+        self.lost += o.lost;
+        self.term_ignoring_killed += o.term_ignoring_killed;
+        self.stale_rejections += o.stale_rejections;
+        self.overlaps_promised += o.overlaps_promised;
+        self.overlaps_frozen += o.overlaps_frozen;
+        self.overlaps_data_loss += o.overlaps_data_loss;
+        self.epoch_ambiguous += o.epoch_ambiguous;
+        self.lease_checked += o.lease_checked;
+        self.lease_unverifiable += o.lease_unverifiable;
+        self.left_behind_excused += o.left_behind_excused;
+        self.min_lease_slack_ns = match (self.min_lease_slack_ns, o.min_lease_slack_ns) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.handovers.extend(o.handovers);
+        self.max_gap_ns = self.max_gap_ns.max(o.max_gap_ns);
+        self.min_separation_ns = match (self.min_separation_ns, o.min_separation_ns) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        for (k, v) in o.faults {
+            *self.faults.entry(k).or_default() += v;
+        }
+        self.restarts_survived += o.restarts_survived;
+        self.duration_ns += o.duration_ns;
+        self.violations.extend(o.violations);
+    }
+
+    pub fn handover_ms(&self, q: f64) -> f64 {
+        let mut h = self.handovers.clone();
+        h.sort_unstable();
+        ms(percentile(&h, q))
+    }
+
+    /// One paragraph for a scenario's output.
+    pub fn summary(&self, name: &str) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "chaos {name}: {} runs, {} sections in {:.1} s; exits {:?}",
+            self.runs,
+            self.sections,
+            self.duration_ns as f64 / 1e9,
+            self.exits
+        );
+        let faults: Vec<String> = self
+            .faults
+            .iter()
+            .map(|(k, v)| format!("{k:?} {v}"))
+            .collect();
+        let _ = writeln!(
+            s,
+            "  faults: {}; term-ignoring commands SIGKILLed: {}",
+            faults.join(", "),
+            self.term_ignoring_killed
+        );
+        let _ = writeln!(
+            s,
+            "  lost leases (70): {}; lease deadline checks: {} ok (min slack {}), \
+             {} unverifiable; stale-token rejections: {}; locks left behind during a fault: {}",
+            self.lost,
+            self.lease_checked,
+            self.min_lease_slack_ns
+                .map_or("–".into(), |s| format!("{:.1} ms", s as f64 / 1e6)),
+            self.lease_unverifiable,
+            self.stale_rejections,
+            self.left_behind_excused
+        );
+        let _ = writeln!(
+            s,
+            "  overlaps: {} where promised, {} with a frozen holder, {} across a data loss \
+             ({} sections of uncertain epoch)",
+            self.overlaps_promised,
+            self.overlaps_frozen,
+            self.overlaps_data_loss,
+            self.epoch_ambiguous
+        );
+        let _ = writeln!(
+            s,
+            "  hand-over (release -> next start): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms \
+             over {}; max gap {:.1} ms; min separation {:.2} ms",
+            self.handover_ms(0.5),
+            self.handover_ms(0.99),
+            self.handover_ms(1.0),
+            self.handovers.len(),
+            ms(self.max_gap_ns),
+            self.min_separation_ns.unwrap_or(0) as f64 / 1e6
+        );
+        if !self.violations.is_empty() {
+            let _ = writeln!(s, "  VIOLATIONS ({}):", self.violations.len());
+            for v in self.violations.iter().take(20) {
+                let _ = writeln!(s, "   - {v}");
+            }
+        }
+        s
+    }
+
+    /// Print the summary; fail with it if any guarantee was broken.
+    pub fn assert_clean(&self, name: &str) {
+        let s = self.summary(name);
+        eprintln!("{s}");
+        assert!(self.violations.is_empty(), "{s}");
+    }
+}
