@@ -53,7 +53,6 @@ pub async fn run(plan: RunPlan) -> Result<i32> {
     if locker.is_quorum() {
         locker.check_masters().await;
     }
-    let token = Locker::new_token();
     let timeout = match plan.timeout {
         Timeout::After(d) => Some(d),
         Timeout::Never => None,
@@ -61,8 +60,7 @@ pub async fn run(plan: RunPlan) -> Result<i32> {
 
     let grant = match locker
         .acquire_waiting(
-            &token,
-            || holder_json(&token, &plan.program),
+            |token| holder_json(token, &plan.program),
             timeout,
             signals.next(),
         )

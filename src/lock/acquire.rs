@@ -19,7 +19,12 @@ impl Locker {
     }
 
     /// One attempt in `mode` (see [`Mode`]).
-    pub async fn try_acquire_as(&mut self, token: &str, holder_json: &str, mode: Mode) -> Attempt {
+    pub async fn try_acquire_as(
+        &mut self,
+        token: &str,
+        holder_json: &str,
+        mode: Mode<'_>,
+    ) -> Attempt {
         let n = self.nodes.len();
         let quorum = self.quorum();
         let timeout = self.node_timeout();
@@ -27,7 +32,7 @@ impl Locker {
         let (mode_name, aux, mode_arg) = match mode {
             Mode::Once => ("once", &self.keys.tick, String::new()),
             Mode::Tick(t) => ("tick", &self.keys.tick, t.to_string()),
-            Mode::Wait { score } => ("wait", &self.keys.waiters, score.to_string()),
+            Mode::Wait { score, .. } => ("wait", &self.keys.waiters, score.to_string()),
         };
         let keys = [
             self.keys.lock.as_str(),
@@ -42,6 +47,10 @@ impl Locker {
             mode_name,
             mode_arg.as_str(),
             QUEUE_TTL_MS,
+            match mode {
+                Mode::Wait { waiter, .. } => waiter,
+                _ => "",
+            },
         ];
         let start = BootInstant::now();
 

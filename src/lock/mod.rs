@@ -101,14 +101,14 @@ const QUEUE_TTL_MS: &str = "60000";
 
 /// What an acquisition attempt is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub enum Mode<'a> {
     /// One plain attempt.
     Once,
     /// schedule: only if this tick (ms since the epoch) has not run yet.
     Tick(u64),
-    /// A waiter's attempt: on failure, (re-)queue with this score (its
-    /// arrival time, so the queue is served in order).
-    Wait { score: u64 },
+    /// A waiter's attempt: on failure, (re-)queue `waiter` with this score
+    /// (its arrival time, so the queue is served in order).
+    Wait { score: u64, waiter: &'a str },
 }
 
 /// The result of one acquisition attempt.

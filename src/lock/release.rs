@@ -16,14 +16,14 @@ impl Locker {
     }
 
     async fn release_within(&mut self, token: &str, timeout: Duration) -> Result<Count, String> {
-        self.on_all(&scripts::RELEASE, token, timeout).await
+        self.on_all(&scripts::RELEASE, token, "", timeout).await
     }
 
     /// A waiter giving up: leave the queue on every master, undo an attempt
     /// that may have landed, and pass on a wake-up it may have swallowed.
-    pub async fn leave(&mut self, token: &str) {
+    pub async fn leave(&mut self, token: &str, waiter: &str) {
         let timeout = self.node_timeout().min(Duration::from_millis(500));
-        let _ = self.on_all(&scripts::LEAVE, token, timeout).await;
+        let _ = self.on_all(&scripts::LEAVE, token, waiter, timeout).await;
     }
 
     /// Run a (lock, holder, waiters; token, channel, wake prefix) script on
@@ -32,6 +32,7 @@ impl Locker {
         &mut self,
         script: &redis::Script,
         token: &str,
+        waiter: &str,
         timeout: Duration,
     ) -> Result<Count, String> {
         let keys = [
@@ -43,6 +44,7 @@ impl Locker {
             token,
             self.keys.channel.as_str(),
             self.keys.wake_prefix.as_str(),
+            waiter,
         ];
         let results = futures_util::future::join_all(
             self.nodes

@@ -37,13 +37,14 @@ macro_rules! wake_next {
 }
 
 /// KEYS: lock, fence, holder, aux. ARGV: token, ttl ms, holder JSON, mode,
-/// mode argument, queue ttl ms. Modes:
+/// mode argument, queue ttl ms, waiter id. Modes:
 /// - `once`: a plain attempt (aux unused);
 /// - `tick`: schedule: aux is the per-tick claim, a max-register of the
 ///   last tick that ran; the lock is only taken if tick (ARGV[5]) has not
 ///   run yet, and taking it claims the tick in the same atomic step;
 /// - `wait`: aux is the waiters' queue; a failed attempt (re-)enqueues the
-///   token with score ARGV[5], a successful one dequeues it.
+///   waiter id (stable for the whole wait, unlike the per-attempt token)
+///   with score ARGV[5], a successful one dequeues it.
 ///
 /// Returns {1, fencing token, '', ''} when we hold the lock (newly, or
 /// already: a retry after a lost reply is idempotent),
@@ -57,7 +58,7 @@ local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[2])
-  if mode == 'wait' then redis.call('ZREM', KEYS[4], ARGV[1]) end
+  if mode == 'wait' then redis.call('ZREM', KEYS[4], ARGV[7]) end
   return {1, tonumber(redis.call('GET', KEYS[2]) or '0'), '', ''}
 end
 if mode == 'tick' then
@@ -70,11 +71,11 @@ if not holder and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   local fence = redis.call('INCR', KEYS[2])
   redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[2])
   if mode == 'tick' then redis.call('SET', KEYS[4], ARGV[5]) end
-  if mode == 'wait' then redis.call('ZREM', KEYS[4], ARGV[1]) end
+  if mode == 'wait' then redis.call('ZREM', KEYS[4], ARGV[7]) end
   return {1, fence, '', ''}
 end
 if mode == 'wait' then
-  redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
+  redis.call('ZADD', KEYS[4], ARGV[5], ARGV[7])
   redis.call('PEXPIRE', KEYS[4], ARGV[6])
 end
 return {0, redis.call('PTTL', KEYS[1]), holder or '', redis.call('GET', KEYS[3]) or ''}
@@ -136,13 +137,13 @@ return 0
 });
 
 /// KEYS: lock, holder, waiters' queue. ARGV: token, shared channel, wake
-/// channel prefix. A waiter giving up: leaves the queue, undoes an attempt
+/// channel prefix, waiter id. A waiter giving up: leaves the queue, undoes an attempt
 /// that may have landed, and passes on a wake-up it may have swallowed.
 pub static LEAVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         wake_next!(3, 2, 3),
         r"
-redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[4])
 local v = redis.call('GET', KEYS[1])
 if v == ARGV[1] then
   redis.call('DEL', KEYS[1], KEYS[2])

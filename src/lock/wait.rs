@@ -125,10 +125,15 @@ impl Backoff {
 impl Locker {
     /// Try to take the lock until `timeout` (None = forever) or until
     /// `cancel` resolves. A cancelled or failed wait leaves nothing held.
+    /// `holder_json` describes us, given the attempt's token.
+    ///
+    /// Every attempt has a fresh token: an undo or a reply delayed in the
+    /// network can then only ever touch its own attempt, never a later
+    /// attempt that succeeded (with one token per wait, a late undo of a
+    /// timed-out attempt deleted the lock the retry had just taken).
     pub async fn acquire_waiting<C>(
         &mut self,
-        token: &str,
-        holder_json: impl Fn() -> String,
+        holder_json: impl Fn(&str) -> String,
         timeout: Option<Duration>,
         cancel: impl Future<Output = C>,
     ) -> WaitOutcome<C> {
@@ -138,24 +143,30 @@ impl Locker {
         let mut backoff = Backoff(FIRST_PAUSE);
         let mut waker: Option<Waker> = None;
         let mut ever_reachable = false;
-        // Our place in the queue: the time we started waiting.
+        // Our place in the queue: the time we started waiting, and an id
+        // that names us in the queue and on our wake-up channel.
         let score = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
+        let waiter = Locker::new_token();
+        let mut token = Locker::new_token();
         loop {
             // Queued only once subscribed: a queued waiter must be wakeable.
             let mode = if waker.is_some() {
-                Mode::Wait { score }
+                Mode::Wait {
+                    score,
+                    waiter: &waiter,
+                }
             } else {
                 Mode::Once
             };
             // The description is rebuilt per attempt: it says since when.
-            let holder = holder_json();
+            let holder = holder_json(&token);
             let attempt = tokio::select! {
-                a = self.try_acquire_as(token, &holder, mode) => a,
+                a = self.try_acquire_as(&token, &holder, mode) => a,
                 c = &mut cancel => {
                     // Our SET may have landed just before the signal.
-                    self.leave(token).await;
+                    self.leave(&token, &waiter).await;
                     return WaitOutcome::Cancelled(c);
                 }
             };
@@ -172,7 +183,7 @@ impl Locker {
                 }
                 | Attempt::AlreadyRan { .. } => {
                     if waker.is_some() {
-                        self.leave(token).await;
+                        self.leave(&token, &waiter).await;
                     }
                     return WaitOutcome::TimedOut {
                         last: attempt,
@@ -184,7 +195,7 @@ impl Locker {
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
                 if waker.is_some() {
-                    self.leave(token).await;
+                    self.leave(&token, &waiter).await;
                 }
                 return WaitOutcome::TimedOut {
                     last: attempt,
@@ -194,12 +205,13 @@ impl Locker {
             if waker.is_none() && matches!(attempt, Attempt::Held { .. }) {
                 // Subscribe, then look again at once: a release between our
                 // attempt and the subscription would otherwise go unseen.
-                let w = Waker::start(self, token);
+                let w = Waker::start(self, &waiter);
                 tokio::select! {
                     _ = w.ready(self.lease.io_timeout()) => {}
                     c = &mut cancel => return WaitOutcome::Cancelled(c),
                 }
                 waker = Some(w);
+                token = Locker::new_token();
                 continue;
             }
             let until = deadline.map_or(now + pause, |d| d.min(now + pause));
@@ -209,10 +221,11 @@ impl Locker {
                 // Our own re-check, in case a wake-up was lost.
                 _ = tokio::time::sleep_until(until) => {}
                 c = &mut cancel => {
-                    self.leave(token).await;
+                    self.leave(&token, &waiter).await;
                     return WaitOutcome::Cancelled(c);
                 }
             }
+            token = Locker::new_token();
         }
     }
 }
