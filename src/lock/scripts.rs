@@ -47,7 +47,7 @@ macro_rules! wake_next {
 ///   with score ARGV[5], a successful one dequeues it.
 ///
 /// Returns {1, fencing token, '', ''} when we hold the lock (newly, or
-/// already: a retry after a lost reply is idempotent),
+/// already: the same request delivered twice is harmless),
 /// {2, last tick, '', ''} when the tick already ran, else
 /// {0, pttl of the holder, holder's token, holder JSON or ''}.
 pub static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
