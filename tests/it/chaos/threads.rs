@@ -68,9 +68,10 @@ pub fn contender(
             Some(s) if alive(s.pid) => {
                 // redlock-run reaps its command's whole group before it
                 // exits; only a SIGKILLed one leaves the kernel to finish
-                // the job (PDEATHSIG), a moment later.
+                // the job (PDEATHSIG), a moment later (a loaded 2-core CI
+                // machine can take a few hundred ms to schedule the death).
                 let grace = if status.signal().is_some() {
-                    Duration::from_millis(200)
+                    Duration::from_millis(1000)
                 } else {
                     Duration::ZERO
                 };
