@@ -193,6 +193,30 @@ impl World {
         });
     }
 
+    /// Slow down the links of several contenders at once (mostly waiters)
+    /// for `d`, then heal them all at the same moment: requests held on
+    /// different connections are then delivered in no particular order.
+    pub fn delay_flap(&self, cs: &[usize], delay: Duration, d: Duration) {
+        let start = mono_ns();
+        for &c in cs {
+            for row in &self.proxies {
+                row[c].set_mode(Mode::Delay(delay));
+            }
+        }
+        std::thread::sleep(d);
+        for &c in cs {
+            for row in &self.proxies {
+                row[c].set_mode(Mode::Pass);
+            }
+        }
+        for &c in cs {
+            self.log(Event {
+                contender: Some(c),
+                ..Event::new(Kind::Delay, start)
+            });
+        }
+    }
+
     /// The same, aimed at whoever holds the lock now (a long section if
     /// one comes within a few seconds, one that ignores SIGTERM if `term`).
     pub fn proxy_fault_on_holder(&self, mode: Mode, d: Duration, term: bool) -> bool {

@@ -34,6 +34,7 @@ mod report;
 mod scenarios;
 mod section;
 mod soak;
+mod stale_undo;
 mod threads;
 
 use std::sync::{Mutex, MutexGuard};

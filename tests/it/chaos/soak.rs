@@ -36,8 +36,18 @@ fn d(n: u64) -> Duration {
 fn fault(w: &mut World, round: Round) {
     let c = w.rng.below(w.p.contenders as u64) as usize;
     let m = w.rng.below(w.p.masters as u64) as usize;
-    let pick = w.rng.below(10);
+    let pick = w.rng.below(11);
     match (pick, round) {
+        // Several contenders' links slowed down, then healed at once.
+        (10, _) => {
+            let n = w.rng.range(2, 4) as usize;
+            let cs: Vec<usize> = (0..n)
+                .map(|_| w.rng.below(w.p.contenders as u64) as usize)
+                .collect();
+            let delay = d(w.rng.range(20, 300));
+            let len = d(w.rng.range(100, 800));
+            w.delay_flap(&cs, delay, len);
+        }
         (0, _) => {
             let len = d(w.rng.range(900, 1600));
             w.proxy_fault_on_holder(Mode::Blackhole, len, true);
