@@ -43,6 +43,8 @@ pub struct Input<'a> {
     pub events: &'a [Event],
     pub signalled: &'a HashSet<u64>,
     pub duration_ns: u64,
+    /// When the scenario stopped starting runs (waiters then get SIGTERM).
+    pub stopping_ns: u64,
 }
 
 /// How long after a restart without persistence a section's data epoch
@@ -128,7 +130,7 @@ pub fn check(inp: &Input) -> Report {
     secs.sort_by_key(|x| x.start);
     r.sections = secs.len();
 
-    check_overlaps(&mut r, &secs, inp.events, p);
+    check_overlaps(&mut r, &secs, inp, p);
     check_fencing(&mut r, &secs);
     for sec in &secs {
         lease_checks::check_lease(&mut r, sec, inp, &killed);
@@ -211,7 +213,8 @@ pub fn describe(sec: &Sec) -> String {
 }
 
 /// Mutual exclusion, separations and hand-over latencies.
-fn check_overlaps(r: &mut Report, secs: &[Sec], events: &[Event], p: &Params) {
+fn check_overlaps(r: &mut Report, secs: &[Sec], inp: &Input, p: &Params) {
+    let events = inp.events;
     let mut active: Vec<usize> = Vec::new();
     // The earlier section that ended last.
     let mut latest: Option<usize> = None;
@@ -247,7 +250,8 @@ fn check_overlaps(r: &mut Report, secs: &[Sec], events: &[Event], p: &Params) {
                 r.min_separation_ns = Some(r.min_separation_ns.map_or(sep, |m| m.min(sep)));
             }
             // A clean hand-over: a release to a run that was already
-            // waiting, with no fault anywhere near.
+            // waiting, with no fault anywhere near, before the end (when
+            // waiters are sent SIGTERM, one may take a wake-up with it).
             let quiet = events
                 .iter()
                 .all(|e| e.end + nanos(p.ttl) < a.end || e.start > b.start);
@@ -255,9 +259,13 @@ fn check_overlaps(r: &mut Report, secs: &[Sec], events: &[Event], p: &Params) {
                 && a.run.code == Some(0)
                 && a.s.ended()
                 && b.run.spawned < a.end
+                && b.start < inp.stopping_ns
                 && active.is_empty()
             {
                 r.handovers.push(gap);
+                if r.worst_handover.as_ref().is_none_or(|(g, _)| *g < gap) {
+                    r.worst_handover = Some((gap, format!("{} -> {}", describe(a), describe(b))));
+                }
             }
         }
         if latest.is_none_or(|i| secs[i].end < b.end) {

@@ -239,6 +239,7 @@ impl World {
             }
         }
         self.sh.stop.store(true, Ordering::SeqCst);
+        let stopping = mono_ns();
         let mut late = Vec::new();
         // Runs still waiting for the lock get SIGTERM, which ends a wait
         // with 128+N and nothing run; running sections finish.
@@ -288,6 +289,7 @@ impl World {
             events: &events,
             signalled: &signalled,
             duration_ns: mono_ns() - self.started,
+            stopping_ns: stopping,
         });
         report.violations.extend(late);
         report

@@ -29,6 +29,8 @@ pub struct Report {
     /// Locks still in Redis after their run exited, while a fault excused it.
     pub left_behind_excused: usize,
     pub handovers: Vec<u64>,
+    /// The slowest clean hand-over, and between which sections.
+    pub worst_handover: Option<(u64, String)>,
     pub max_gap_ns: u64,
     pub min_separation_ns: Option<i64>,
     pub faults: BTreeMap<Kind, usize>,
@@ -66,6 +68,15 @@ impl Report {
             (a, b) => a.or(b),
         };
         self.handovers.extend(o.handovers);
+        if let Some((g, w)) = o.worst_handover {
+            if self
+                .worst_handover
+                .as_ref()
+                .is_none_or(|(mine, _)| *mine < g)
+            {
+                self.worst_handover = Some((g, w));
+            }
+        }
         self.max_gap_ns = self.max_gap_ns.max(o.max_gap_ns);
         self.min_separation_ns = match (self.min_separation_ns, o.min_separation_ns) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -139,6 +150,9 @@ impl Report {
             ms(self.max_gap_ns),
             self.min_separation_ns.unwrap_or(0) as f64 / 1e6
         );
+        if let Some((g, w)) = &self.worst_handover {
+            let _ = writeln!(s, "  slowest clean hand-over: {:.2} ms, {w}", ms(*g));
+        }
         if !self.violations.is_empty() {
             let _ = writeln!(s, "  VIOLATIONS ({}):", self.violations.len());
             for v in self.violations.iter().take(20) {
