@@ -13,6 +13,7 @@ pub mod logging;
 pub mod run;
 pub mod schedule;
 pub mod signals;
+pub mod startup;
 pub mod supervise;
 
 use clap::CommandFactory;

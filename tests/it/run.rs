@@ -463,3 +463,46 @@ fn interoperates_with_plain_set_nx_px_clients() {
     assert!(marker.exists());
     assert!(!server.exists(&k));
 }
+
+/// The binary enters through a C `main` (src/main.rs), so what std's own
+/// start-up did is ours: standard descriptors that were closed must not
+/// become our Redis socket (our log lines would go to Redis), and the
+/// command must start with SIGPIPE at its default although we ignore it.
+#[test]
+fn closed_standard_descriptors_and_sigpipe_are_handled() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("stdfds");
+    let report = dir.path().join("report");
+    let probe = format!(
+        "grep SigIgn /proc/self/status > {r}; readlink /proc/self/fd/2 >> {r}",
+        r = report.display()
+    );
+    // sh closes 0, 1 and 2, then execs redlock-run at debug level (so it
+    // does write log lines) with the probe as its command.
+    let status = std::process::Command::new("sh")
+        .env("REDLOCK_REDIS", server.url())
+        .env_remove("REDLOCK_KEY")
+        .env_remove("REDLOCK_LOG")
+        .args(["-c", "exec 0<&- 1>&- 2>&- \"$0\" \"$@\""])
+        .arg(bin())
+        .args(["-vv", "--key", &k, "--", "sh", "-c", &probe])
+        .status()
+        .expect("spawn sh");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    let text = std::fs::read_to_string(&report).expect("the command ran");
+    let mut lines = text.lines();
+    let sigign = lines.next().expect("SigIgn line");
+    let mask = u64::from_str_radix(sigign.trim_start_matches("SigIgn:").trim(), 16).unwrap();
+    assert_eq!(
+        mask & (1 << (Signal::SIGPIPE as u32 - 1)),
+        0,
+        "the command inherited an ignored SIGPIPE: {sigign}"
+    );
+    assert_eq!(
+        lines.next(),
+        Some("/dev/null"),
+        "the command's stderr: {text}"
+    );
+    assert!(!server.exists(&k), "lock left behind");
+}
