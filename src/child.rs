@@ -1,7 +1,9 @@
 //! The command: spawned in its own process group with PR_SET_PDEATHSIG, so
 //! that it dies with redlock-run, signalled as a group, and reaped as a
 //! group (redlock-run is a child subreaper, so the command's orphaned
-//! descendants are re-parented to it and their exit can be observed).
+//! descendants are re-parented to it and their exit can be observed). The
+//! guardian (`guardian.rs`) is armed with the group while it may be alive,
+//! so that it is killed even if redlock-run is.
 //!
 //! When redlock-run runs in the terminal's foreground, the command's group
 //! is made the foreground group (as a shell does for a job), so that an
@@ -20,6 +22,7 @@ use nix::unistd::{Pid, getpgrp, getpid, getppid, isatty, tcgetpgrp, tcsetpgrp};
 
 use crate::config::Program;
 use crate::exit::{self, Failure};
+use crate::guardian;
 
 pub struct Child {
     inner: tokio::process::Child,
@@ -101,6 +104,7 @@ pub fn spawn(program: &Program, env: &[(&str, &str)]) -> Result<Child, Failure> 
         }
     })?;
     let pid = inner.id().expect("a just-spawned child has a pid") as i32;
+    guardian::arm(Pid::from_raw(pid));
     Ok(Child {
         inner,
         pgid: Pid::from_raw(pid),
@@ -154,6 +158,11 @@ impl Child {
                 Ok(_) => continue,
             }
         }
-        !matches!(killpg(self.pgid, None), Err(Errno::ESRCH))
+        let alive = !matches!(killpg(self.pgid, None), Err(Errno::ESRCH));
+        if !alive {
+            // From now on the group's id may be reused: never signal it.
+            guardian::disarm();
+        }
+        alive
     }
 }

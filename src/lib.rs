@@ -8,6 +8,7 @@ pub mod clock;
 pub mod completions;
 pub mod config;
 pub mod exit;
+pub mod guardian;
 pub mod lock;
 pub mod logging;
 pub mod run;
@@ -60,6 +61,7 @@ pub fn main(cli: Cli) -> i32 {
             .unwrap_or_else(|f| usage_error(Some("schedule"), f));
             logging::init(&a.log, logging::Default::Info, true)
                 .unwrap_or_else(|f| usage_error(Some("schedule"), f));
+            guardian::start();
             match runtime().block_on(schedule::schedule(plan)) {
                 Ok(code) => code,
                 Err(e) => {
@@ -103,6 +105,7 @@ pub fn main(cli: Cli) -> i32 {
             .unwrap_or_else(|f| usage_error(None, f));
             logging::init(&a.log, logging::Default::Errors, false)
                 .unwrap_or_else(|f| usage_error(None, f));
+            guardian::start();
             let conflict = plan.conflict_exit_code;
             let quiet_conflict = plan.timeout == cli::Timeout::After(std::time::Duration::ZERO);
             match runtime().block_on(run::run(plan)) {

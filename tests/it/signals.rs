@@ -156,6 +156,61 @@ fn sigkill_of_redlock_run_kills_the_command() {
     wait_gone(pid, Duration::from_secs(5));
 }
 
+/// PR_SET_PDEATHSIG reaches only the command itself; what it started
+/// (here a background sleep of a shell script) is killed by the guardian
+/// when redlock-run dies, so that nothing runs on without the lock. The
+/// guardian leaves with it.
+#[test]
+fn sigkill_of_redlock_run_kills_what_the_command_started() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = key("guardian");
+    let mut child = start(
+        &server,
+        &key,
+        &[],
+        dir.path(),
+        "sleep 1000 & echo $! > bg; echo $$ > ready; wait",
+    );
+    let sh = read_pid(&dir.path().join("ready"));
+    let bg = read_pid(&dir.path().join("bg"));
+    assert!(alive(sh) && alive(bg));
+    let ours = processes_with_arg(&key);
+    assert_eq!(
+        ours.len(),
+        2,
+        "redlock-run and its guardian, by the key on their command line: {ours:?}"
+    );
+    send_signal(child.id(), Signal::SIGKILL);
+    child.wait().unwrap();
+    wait_gone(sh, Duration::from_secs(5));
+    wait_gone(bg, Duration::from_secs(5));
+    wait_until("the guardian to leave", Duration::from_secs(5), || {
+        processes_with_arg(&key).is_empty()
+    });
+}
+
+/// Live processes whose command line has `arg` as one of its arguments.
+fn processes_with_arg(arg: &str) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if cmdline.split(|b| *b == 0).any(|a| a == arg.as_bytes()) && alive(pid) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
 #[test]
 fn leftover_group_members_are_stopped_before_release() {
     let server = RedisServer::start();
@@ -175,6 +230,11 @@ fn leftover_group_members_are_stopped_before_release() {
     let bg = read_pid(&dir.path().join("bg"));
     assert!(!alive(bg), "the background sleep outlived redlock-run");
     assert!(!server.exists(&key));
+    // The guardian (a fork of redlock-run) leaves with it, signalling
+    // nothing: the group it guarded is gone and its id may be reused.
+    wait_until("the guardian to leave", Duration::from_secs(5), || {
+        processes_with_arg(&key).is_empty()
+    });
 }
 
 #[test]

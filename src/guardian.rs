@@ -1,0 +1,131 @@
+//! The guardian: a small forked process that kills the command's whole
+//! process group if redlock-run dies without cleaning up (SIGKILL, abort,
+//! the OOM killer).
+//!
+//! `PR_SET_PDEATHSIG` kills only the command itself: processes it started
+//! (a shell script's children) are re-parented and would run on unlocked
+//! while the lease runs out. The guardian closes that gap. It is forked
+//! before anything else runs, holds the read end of a pipe whose write end
+//! only redlock-run holds, and blocks on it. redlock-run tells it the
+//! command's process group when the command starts ("armed") and tells it
+//! again when the group is confirmed empty ("disarmed": from then on the
+//! group's id may be reused by the system, so it must never be signalled).
+//! When the pipe reports end-of-file, redlock-run is gone, however it
+//! ended; an armed guardian then SIGKILLs the group, and exits.
+//!
+//! The guardian ignores the signals a terminal or a supervisor sends to a
+//! whole process group, so that it outlives redlock-run in exactly the
+//! cases it is for; and it points its standard descriptors at /dev/null,
+//! so that it never holds the caller's pipes open.
+
+use std::os::fd::{AsFd as _, OwnedFd};
+use std::sync::OnceLock;
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, open};
+use nix::sys::signal::{SigHandler, Signal, killpg, signal};
+use nix::sys::stat::Mode;
+use nix::unistd::{
+    ForkResult, Pid, dup2_stderr, dup2_stdin, dup2_stdout, fork, pipe2, read, write,
+};
+
+/// The write end of the guardian's pipe, if one was started.
+static GUARDIAN: OnceLock<OwnedFd> = OnceLock::new();
+
+/// Signals a terminal or a supervisor sends to a process group, which the
+/// guardian must survive to do its job.
+const IGNORED: [Signal; 9] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGTSTP,
+    Signal::SIGTTIN,
+    Signal::SIGTTOU,
+];
+
+/// Fork the guardian. Called once, before the tokio runtime starts (fewer
+/// pages to copy). A failure is logged and the run goes on with
+/// `PR_SET_PDEATHSIG` alone.
+pub fn start() {
+    if let Err(e) = try_start() {
+        tracing::warn!(
+            error = %e,
+            "could not start the guardian; if redlock-run is killed, processes \
+             the command started may outlive it"
+        );
+    }
+}
+
+fn try_start() -> nix::Result<()> {
+    // Close-on-exec: the command must not inherit the write end, or the
+    // pipe would stay open after our death and the guardian never wake.
+    let (rx, tx) = pipe2(OFlag::O_CLOEXEC)?;
+    // SAFETY: the child branch below calls only async-signal-safe
+    // functions (signal, open, dup2, close, read, kill, _exit) on data that
+    // is on its stack or was allocated before the fork, so the fork is
+    // sound whatever other threads exist.
+    match unsafe { fork() }? {
+        ForkResult::Child => {
+            drop(tx);
+            guard(rx)
+        }
+        ForkResult::Parent { .. } => {
+            drop(rx);
+            let _ = GUARDIAN.set(tx);
+            Ok(())
+        }
+    }
+}
+
+/// The guardian's whole life. Never returns.
+fn guard(rx: OwnedFd) -> ! {
+    for sig in IGNORED {
+        // SAFETY: SIG_IGN installs no handler code.
+        let _ = unsafe { signal(sig, SigHandler::SigIgn) };
+    }
+    if let Ok(null) = open(c"/dev/null", OFlag::O_RDWR, Mode::empty()) {
+        let _ = dup2_stdin(&null);
+        let _ = dup2_stdout(&null);
+        let _ = dup2_stderr(&null);
+    }
+    let mut armed: i32 = 0;
+    let mut buf = [0u8; 4];
+    loop {
+        match read(rx.as_fd(), &mut buf) {
+            // One message is one native-endian i32, written whole (4 bytes
+            // is below PIPE_BUF, so a write is atomic and a read gets it
+            // whole): a group to guard, or 0 for none.
+            Ok(4) => armed = i32::from_ne_bytes(buf),
+            Ok(0) => break,
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+    }
+    if armed > 0 {
+        let _ = killpg(Pid::from_raw(armed), Signal::SIGKILL);
+    }
+    // SAFETY: _exit ends the process at once, without running atexit
+    // handlers or flushing stdio that belong to redlock-run.
+    unsafe { nix::libc::_exit(0) }
+}
+
+fn tell(value: i32) {
+    if let Some(tx) = GUARDIAN.get() {
+        if let Err(e) = write(tx, &value.to_ne_bytes()) {
+            tracing::warn!(error = %e, "could not reach the guardian");
+        }
+    }
+}
+
+/// The command's process group `pgid` now exists: kill it if we die.
+pub fn arm(pgid: Pid) {
+    tell(pgid.as_raw());
+}
+
+/// The command's group is confirmed empty: never signal it again.
+pub fn disarm() {
+    tell(0);
+}
