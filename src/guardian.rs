@@ -5,7 +5,7 @@
 //! `PR_SET_PDEATHSIG` kills only the command itself: processes it started
 //! (a shell script's children) are re-parented and would run on unlocked
 //! while the lease runs out. The guardian closes that gap. It is forked
-//! before anything else runs, holds the read end of a pipe whose write end
+//! first thing in `main`, holds the read end of a pipe whose write end
 //! only redlock-run holds, and blocks on it. redlock-run tells it the
 //! command's process group when the command starts ("armed") and tells it
 //! again when the group is confirmed empty ("disarmed": from then on the
@@ -32,6 +32,9 @@ use nix::unistd::{
 /// The write end of the guardian's pipe, if one was started.
 static GUARDIAN: OnceLock<OwnedFd> = OnceLock::new();
 
+/// Why the guardian could not be started, logged once logging is set up.
+static START_FAILED: OnceLock<nix::Error> = OnceLock::new();
+
 /// Signals a terminal or a supervisor sends to a process group, which the
 /// guardian must survive to do its job.
 const IGNORED: [Signal; 9] = [
@@ -46,11 +49,30 @@ const IGNORED: [Signal; 9] = [
     Signal::SIGTTOU,
 ];
 
-/// Fork the guardian. Called once, before the tokio runtime starts (fewer
-/// pages to copy). A failure is logged and the run goes on with
+/// Fork the guardian, unless the command line asks for a subcommand that
+/// runs nothing. Called first thing in `main`: the fewer pages the process
+/// has written when it forks, the fewer copy-on-write faults it takes
+/// afterwards (measured: 0.06 ms per run less than forking after parsing).
+/// A failure is reported by [`report`] and the run goes on with
 /// `PR_SET_PDEATHSIG` alone.
-pub fn start() {
-    if let Err(e) = try_start() {
+pub fn start_unless_admin() {
+    let first = std::env::args_os().nth(1);
+    let admin = first.as_ref().and_then(|a| a.to_str()).is_some_and(|a| {
+        matches!(
+            a,
+            "status" | "release" | "completions" | "help" | "-h" | "--help" | "-V" | "--version"
+        )
+    });
+    if !admin {
+        if let Err(e) = try_start() {
+            let _ = START_FAILED.set(e);
+        }
+    }
+}
+
+/// Log a failure to start the guardian (once logging is set up).
+pub fn report() {
+    if let Some(e) = START_FAILED.get() {
         tracing::warn!(
             error = %e,
             "could not start the guardian; if redlock-run is killed, processes \
@@ -60,6 +82,9 @@ pub fn start() {
 }
 
 fn try_start() -> nix::Result<()> {
+    if GUARDIAN.get().is_some() {
+        return Ok(());
+    }
     // Close-on-exec: the command must not inherit the write end, or the
     // pipe would stay open after our death and the guardian never wake.
     let (rx, tx) = pipe2(OFlag::O_CLOEXEC)?;

@@ -61,7 +61,7 @@ pub fn main(cli: Cli) -> i32 {
             .unwrap_or_else(|f| usage_error(Some("schedule"), f));
             logging::init(&a.log, logging::Default::Info, true)
                 .unwrap_or_else(|f| usage_error(Some("schedule"), f));
-            guardian::start();
+            guardian::report();
             match runtime().block_on(schedule::schedule(plan)) {
                 Ok(code) => code,
                 Err(e) => {
@@ -105,7 +105,7 @@ pub fn main(cli: Cli) -> i32 {
             .unwrap_or_else(|f| usage_error(None, f));
             logging::init(&a.log, logging::Default::Errors, false)
                 .unwrap_or_else(|f| usage_error(None, f));
-            guardian::start();
+            guardian::report();
             let conflict = plan.conflict_exit_code;
             let quiet_conflict = plan.timeout == cli::Timeout::After(std::time::Duration::ZERO);
             match runtime().block_on(run::run(plan)) {

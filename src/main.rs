@@ -23,6 +23,7 @@ extern "C" fn main(
     _argv: *const *const std::ffi::c_char,
 ) -> std::ffi::c_int {
     redlock_run::startup::prepare_process();
+    redlock_run::guardian::start_unless_admin();
     let code = redlock_run::main(redlock_run::cli::Cli::parse());
     std::process::exit(code);
 }
