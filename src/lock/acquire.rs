@@ -56,22 +56,29 @@ impl Locker {
         let start = BootInstant::now();
 
         let mut tally = Tally::default();
+        // Masters that answered a definite "not granted": the only ones an
+        // undo can skip (a request still in flight may yet land).
+        let mut refused = vec![false; n];
         {
             let mut pending: FuturesUnordered<_> = self
                 .nodes
                 .iter_mut()
-                .map(|node| {
-                    node.eval::<(i64, i64, String, String)>(
-                        &scripts::ACQUIRE,
-                        &keys,
-                        &args,
-                        timeout,
-                    )
+                .enumerate()
+                .map(|(i, node)| async move {
+                    let r = node
+                        .eval::<(i64, i64, String, String)>(
+                            &scripts::ACQUIRE,
+                            &keys,
+                            &args,
+                            timeout,
+                        )
+                        .await;
+                    (i, r)
                 })
                 .collect();
             // Decide as soon as the outcome is certain...
-            while let Some(r) = pending.next().await {
-                tally.record(r);
+            while let Some((i, r)) = pending.next().await {
+                refused[i] = tally.record(r) == Reply::Refused;
                 if tally.granted.len() >= quorum
                     || tally.held.len() + tally.claimed.len() > n - quorum
                 {
@@ -84,7 +91,7 @@ impl Locker {
             if tally.granted.len() >= quorum && !pending.is_empty() {
                 let grace = straggler_grace(start.elapsed(), timeout);
                 let _ = tokio::time::timeout(grace, async {
-                    while let Some(r) = pending.next().await {
+                    while let Some((_, r)) = pending.next().await {
                         tally.record(r);
                     }
                 })
@@ -131,9 +138,13 @@ impl Locker {
             });
         }
 
-        // No quorum: undo everywhere the SET may have landed.
-        if !granted.is_empty() || !errors.is_empty() {
-            self.undo(token).await;
+        // No quorum: undo everywhere the SET may have landed, including
+        // masters whose reply was never read (dropped above while in
+        // flight). The undo goes out on the same multiplexed connection as
+        // the attempt, so it is served after it.
+        if refused.contains(&false) {
+            let targets: Vec<bool> = refused.iter().map(|r| !r).collect();
+            self.undo_on(token, &targets).await;
         }
         if let Some(&last_tick) = claimed.iter().max() {
             return Attempt::AlreadyRan { last_tick };
@@ -210,13 +221,22 @@ impl Locker {
     /// Best-effort compare-and-delete on every master, after a failed or
     /// abandoned attempt.
     pub async fn undo(&mut self, token: &str) {
+        let all = vec![true; self.nodes.len()];
+        self.undo_on(token, &all).await;
+    }
+
+    /// Quiet compare-and-delete of `token` (waking nobody) on the masters
+    /// marked in `targets`.
+    async fn undo_on(&mut self, token: &str, targets: &[bool]) {
         let timeout = self.node_timeout().min(Duration::from_millis(500));
         let keys = [self.keys.lock.as_str(), self.keys.holder.as_str()];
         let args = [token];
         let _ = futures_util::future::join_all(
             self.nodes
                 .iter_mut()
-                .map(|node| node.eval::<i64>(&scripts::UNDO, &keys, &args, timeout)),
+                .zip(targets)
+                .filter(|(_, t)| **t)
+                .map(|(node, _)| node.eval::<i64>(&scripts::UNDO, &keys, &args, timeout)),
         )
         .await;
     }
@@ -231,10 +251,22 @@ struct Tally {
     errors: Vec<NodeError>,
 }
 
+/// What one master's reply means for the undo of a failed attempt.
+#[derive(Debug, PartialEq, Eq)]
+enum Reply {
+    Granted,
+    /// A definite "not granted" (held, or the tick already ran).
+    Refused,
+    Failed,
+}
+
 impl Tally {
-    fn record(&mut self, r: Result<(i64, i64, String, String), NodeError>) {
+    fn record(&mut self, r: Result<(i64, i64, String, String), NodeError>) -> Reply {
         match r {
-            Ok((1, fence, _, _)) => self.granted.push(fence.max(0) as u64),
+            Ok((1, fence, _, _)) => {
+                self.granted.push(fence.max(0) as u64);
+                return Reply::Granted;
+            }
             Ok((2, last, _, _)) => self.claimed.push(last.max(0) as u64),
             Ok((_, pttl, token, info)) => self.held.push((
                 pttl,
@@ -245,8 +277,12 @@ impl Tally {
                     token,
                 },
             )),
-            Err(e) => self.errors.push(e),
+            Err(e) => {
+                self.errors.push(e);
+                return Reply::Failed;
+            }
         }
+        Reply::Refused
     }
 }
 

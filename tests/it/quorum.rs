@@ -619,3 +619,65 @@ fn acquire_and_release_latency_on_loopback() {
         report.join("\n  ")
     );
 }
+
+/// A failed attempt is undone on every master, also on one whose grant had
+/// not been read when the outcome became certain. Two masters hold a foreign
+/// value. First a few runs over direct links (the replies race), then runs
+/// where the third master sits behind a slightly slower link than the two,
+/// so its `SET` lands before the two "held" replies are read but its own
+/// reply comes after them (two round trips per master once the scripts are
+/// cached: the handshake, then the script). Whatever the timing, the third
+/// master must hold nothing of ours once redlock-run has exited.
+#[test]
+fn a_failed_attempt_is_undone_on_a_master_whose_grant_was_not_read() {
+    let m = start_masters(3);
+    let key = key("q3-undo");
+    // Load the acquire script on every master (a run on another key).
+    let warm = output(rr_urls(&urls(&m)).args(["--key", &format!("{key}-warm"), "--", "true"]));
+    assert_code(&warm, 0, "warm-up run");
+    for s in &m[..2] {
+        let _: () = s.query(&["SET", &key, "foreign"]);
+    }
+    let proxies = [
+        Proxy::start(m[0].port),
+        Proxy::start(m[1].port),
+        Proxy::start(m[2].port),
+    ];
+    proxies[0].set_mode(Mode::Delay(Duration::from_millis(100)));
+    proxies[1].set_mode(Mode::Delay(Duration::from_millis(100)));
+    proxies[2].set_mode(Mode::Delay(Duration::from_millis(120)));
+    let direct = urls(&m);
+    let slow: Vec<String> = proxies.iter().map(Proxy::url).collect();
+    let grants = || {
+        m[2].query::<Option<u64>>(&["GET", &fence_key(&key)])
+            .unwrap_or(0)
+    };
+    let mut before_slow = 0;
+    for (run, via) in [&direct; 5].into_iter().chain([&slow; 5]).enumerate() {
+        if run == 5 {
+            before_slow = grants();
+        }
+        let out = output(rr_urls(via).args(["--key", &key, "--", "true"]));
+        assert_code(&out, 75, &format!("run {run}: held on 2 of 3"));
+        assert_eq!(
+            m[2].get(&key),
+            None,
+            "run {run}: our token left on the third master (PTTL {})",
+            m[2].pttl(&key)
+        );
+        assert!(
+            !m[2].exists(&format!("{{{key}}}:redlock-run:holder")),
+            "run {run}: holder description left on the third master"
+        );
+        for s in &m[..2] {
+            assert_eq!(s.get(&key).as_deref(), Some("foreign"), "run {run}");
+        }
+    }
+    // The race was exercised: the third master granted (and counted) some
+    // of the attempts over the slow links.
+    assert!(
+        grants() > before_slow,
+        "no attempt over the slow link landed on :{}",
+        m[2].port
+    );
+}
