@@ -148,7 +148,16 @@ pub async fn release(place: &Place, force: bool) -> Result<i32, Failure> {
         )));
     }
     let mut locker = Locker::new(&place.endpoints, &place.key, admin_lease());
+    let (n, quorum) = (locker.nodes().len(), locker.quorum());
     match locker.force_release().await {
+        // Deleted where reachable, but the masters that did not answer
+        // may still be a quorum holding it.
+        Ok(c) if c.yes + c.absent + c.taken < quorum => Err(Failure::Unavailable(format!(
+            "lock {:?} deleted on {} of {n} masters only: {} answered, a quorum is {quorum}; it may still be held",
+            place.key,
+            c.yes,
+            c.yes + c.absent + c.taken,
+        ))),
         Ok(c) if c.yes == 0 => {
             println!("{}: was not held", place.key);
             Ok(0)

@@ -56,7 +56,10 @@ pub enum Sub {
     Status(StatusArgs),
     /// Delete the lock whoever holds it (break glass after a crash). Needs --force.
     ///
-    /// The fencing counter is never reset.
+    /// Exit status: 0 deleted or not held, 69 Redis unreachable; with several
+    /// --redis, 69 also when fewer than a quorum of masters answered (the
+    /// key is still deleted on those that did). The fencing counter is never
+    /// reset.
     Release(ReleaseArgs),
     /// Print a shell completion script to stdout.
     Completions {

@@ -681,3 +681,37 @@ fn a_failed_attempt_is_undone_on_a_master_whose_grant_was_not_read() {
         m[2].port
     );
 }
+
+/// `release --force` that reaches only a minority cannot say "released":
+/// the others may still be a quorum holding the lock. It deletes what it
+/// can reach and fails with 69 and one line saying where.
+#[test]
+fn release_force_reaching_a_minority_fails() {
+    let m = start_masters(3);
+    let urls = urls(&m);
+    let key = key("q3-force");
+    for s in &m {
+        let _: () = s.query(&["SET", &key, "foreign", "PX", "60000"]);
+    }
+    {
+        let _p1 = Paused::new(&m[1]);
+        let _p2 = Paused::new(&m[2]);
+        let o = output(rr_urls(&urls).args(["release", "--key", &key, "--force"]));
+        assert_code(&o, 69, "only 1 of 3 masters answered");
+        assert_eq!(stdout(&o), "", "nothing claims it was released");
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "one error line: {err}");
+        assert!(err.contains("deleted on 1 of 3 masters"), "{err}");
+    }
+    assert!(!m[0].exists(&key), "not deleted where reachable");
+    for s in &m[1..] {
+        assert_eq!(s.get(&key).as_deref(), Some("foreign"), ":{}", s.port);
+    }
+
+    let o = output(rr_urls(&urls).args(["release", "--key", &key, "--force"]));
+    assert_code(&o, 0, "all masters answered");
+    assert!(stdout(&o).contains("released"), "{}", stdout(&o));
+    for s in &m {
+        assert!(!s.exists(&key), "key left on :{}", s.port);
+    }
+}
