@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::config::{Lease, Place};
 use crate::exit::{self, Failure};
-use crate::lock::{Holder, Locker, Status};
+use crate::lock::{FenceKind, Holder, Locker, Status};
 
 /// Timings for one-off requests (only the I/O timeout matters here).
 fn admin_lease() -> Lease {
@@ -64,11 +64,13 @@ pub async fn status(place: &Place, as_json: bool) -> i32 {
 
 fn to_json(st: &Status, quorum_mode: bool) -> Value {
     let held = st.held();
+    let fencing = st.fencing();
     let mut v = json!({
         "held": held.is_some(),
         "key": st.key,
         "ttl_ms": held.and_then(|s| s.ttl_ms),
-        "fencing_token": st.fencing_token(),
+        "fencing_token": fencing.map(|(t, _)| t),
+        "fencing_token_kind": fencing.map(|(_, k)| k.as_str()),
         "holder": held.map_or(Value::Null, |s| holder_json(&s.holder)),
     });
     if quorum_mode {
@@ -95,9 +97,12 @@ fn to_json(st: &Status, quorum_mode: bool) -> Value {
 fn to_text(st: &Status, quorum_mode: bool) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let fence = st
-        .fencing_token()
-        .map_or("none yet".to_string(), |f| f.to_string());
+    let fencing = st.fencing();
+    let fence = match fencing {
+        None => "none yet".to_string(),
+        Some((t, FenceKind::UpperBound)) => format!("at most {t} (not every master answered)"),
+        Some((t, _)) => t.to_string(),
+    };
     match st.held() {
         Some(s) => {
             let _ = writeln!(out, "{}: held by {}", st.key, s.holder);
@@ -113,7 +118,14 @@ fn to_text(st: &Status, quorum_mode: bool) -> String {
         }
         None => {
             let _ = writeln!(out, "{}: free", st.key);
-            let _ = writeln!(out, "  fencing token: {fence} (last issued)");
+            let note = match fencing {
+                Some((_, FenceKind::LastIssued)) => " (last issued)",
+                Some((_, FenceKind::QuorumBound)) => {
+                    " (reached on a quorum: every token issued so far is <= it, the next is higher)"
+                }
+                _ => "",
+            };
+            let _ = writeln!(out, "  fencing token: {fence}{note}");
         }
     }
     if quorum_mode {

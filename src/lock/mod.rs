@@ -24,7 +24,7 @@ use crate::config::{Endpoint, Lease};
 pub use keeper::{Keeper, LeaseState};
 pub use node::{Node, NodeError};
 pub use release::Count;
-pub use status::{MasterState, Status, format_ttl};
+pub use status::{FenceKind, MasterState, Status, format_ttl};
 pub use wait::{WaitOutcome, Waker};
 
 /// The Redis names that belong to one lock. The auxiliary keys carry the

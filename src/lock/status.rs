@@ -49,8 +49,64 @@ impl Status {
         })
     }
 
-    pub fn fencing_token(&self) -> Option<u64> {
-        self.masters.iter().filter_map(|m| m.fencing_token).max()
+    /// The fencing counter as far as it can be known, and what it means;
+    /// None while no token was issued (or too few masters answered).
+    ///
+    /// With one master the counter is the last token issued. With several,
+    /// a granting master `INCR`s its own counter, so a failed attempt
+    /// pushes single counters up and the highest one can exceed every token
+    /// ever issued; but each issued token is written back to a quorum (a
+    /// max-register), and any two quorums overlap. So the highest value
+    /// that a quorum of masters has reached is at least every token issued
+    /// so far and below the next one (while the lock is held, exactly the
+    /// holder's token). When some masters did not answer, only an upper
+    /// bound is known: among the `r` that answered, at least `r - (n -
+    /// quorum)` are in the quorum that carries the last token.
+    pub fn fencing(&self) -> Option<(u64, FenceKind)> {
+        let n = self.masters.len();
+        let mut counters: Vec<u64> = self
+            .masters
+            .iter()
+            .filter(|m| m.value.is_ok())
+            .map(|m| m.fencing_token.unwrap_or(0))
+            .collect();
+        counters.sort_unstable_by(|a, b| b.cmp(a));
+        let kind = if n == 1 {
+            FenceKind::LastIssued
+        } else if counters.len() == n {
+            FenceKind::QuorumBound
+        } else {
+            FenceKind::UpperBound
+        };
+        let rank = (counters.len() + self.quorum).checked_sub(n + 1)?;
+        counters
+            .get(rank)
+            .copied()
+            .filter(|&t| t > 0)
+            .map(|t| (t, kind))
+    }
+}
+
+/// What [`Status::fencing`]'s value means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FenceKind {
+    /// One master: the last token issued.
+    LastIssued,
+    /// Every master answered: the highest value a quorum of them reached;
+    /// every token issued so far is at most this, the next will be higher.
+    QuorumBound,
+    /// Some masters did not answer: every token issued so far is at most this.
+    UpperBound,
+}
+
+impl FenceKind {
+    /// The name `status --json` gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FenceKind::LastIssued => "last_issued",
+            FenceKind::QuorumBound => "quorum_bound",
+            FenceKind::UpperBound => "upper_bound",
+        }
     }
 }
 

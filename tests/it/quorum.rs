@@ -715,3 +715,80 @@ fn release_force_reaching_a_minority_fails() {
         assert!(!s.exists(&key), "key left on :{}", s.port);
     }
 }
+
+/// `status` in quorum mode reports the fencing value a quorum of masters
+/// reached, not the highest single counter: failed attempts granted on one
+/// master push that master's counter past every token ever issued.
+#[test]
+fn status_fencing_token_is_not_inflated_by_failed_attempts() {
+    let mut m = start_masters(3);
+    let urls = urls(&m);
+    let dir = tempfile::tempdir().unwrap();
+    let key = key("q3-fence");
+    let issued = |out: &Output| -> u64 {
+        stdout(out)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("no token printed: {}", stderr(out)))
+    };
+    let print = "echo \"$REDLOCK_FENCING_TOKEN\"";
+
+    let out = output(&mut rr_sh(&urls, &key, &[], dir.path(), print));
+    assert_code(&out, 0, "first run");
+    let first = issued(&out);
+
+    // Two failed attempts: held on two masters, granted (and counted, then
+    // undone) on the third.
+    for s in &m[..2] {
+        let _: () = s.query(&["SET", &key, "foreign"]);
+    }
+    for _ in 0..2 {
+        let out = output(&mut rr_sh(&urls, &key, &[], dir.path(), print));
+        assert_code(&out, 75, "held on 2 of 3");
+    }
+    for s in &m[..2] {
+        let _: () = s.query(&["DEL", &key]);
+    }
+    let third: u64 = m[2]
+        .query::<Option<u64>>(&["GET", &fence_key(&key)])
+        .unwrap();
+    assert!(
+        third > first,
+        "the failed attempts did not count on :{}",
+        m[2].port
+    );
+
+    let (code, v) = status_json(&urls, &key);
+    assert_eq!(code, 1, "free: {v}");
+    assert_eq!(v["fencing_token"], first, "{v}");
+    assert_eq!(v["fencing_token_kind"], "quorum_bound", "{v}");
+    let o = output(rr_urls(&urls).args(["status", "--key", &key]));
+    let text = stdout(&o);
+    assert!(
+        text.contains(&format!("fencing token: {first} (reached on a quorum")),
+        "{text}"
+    );
+
+    // The next token is higher, and status then shows exactly it.
+    let out = output(&mut rr_sh(&urls, &key, &[], dir.path(), print));
+    assert_code(&out, 0, "second run");
+    let second = issued(&out);
+    assert!(second > first, "{second} after {first}");
+    let (_, v) = status_json(&urls, &key);
+    assert_eq!(v["fencing_token"], second, "{v}");
+    assert_eq!(v["fencing_token_kind"], "quorum_bound", "{v}");
+
+    // With a master down, only a bound on what was issued is known.
+    m[0].kill();
+    let (code, v) = status_json(&urls, &key);
+    assert_eq!(code, 1, "free: {v}");
+    assert_eq!(v["fencing_token_kind"], "upper_bound", "{v}");
+    let bound = v["fencing_token"].as_u64().expect("a bound");
+    assert!(bound >= second, "{v}");
+    let o = output(rr_urls(&urls).args(["status", "--key", &key]));
+    assert!(
+        stdout(&o).contains(&format!("fencing token: at most {bound}")),
+        "{}",
+        stdout(&o)
+    );
+}
