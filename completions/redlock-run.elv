@@ -53,7 +53,7 @@ set edit:completion:arg-completer[redlock-run] = {|@words|
             cand -r 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual. Repeat (or comma-separate in REDLOCK_REDIS) for a Redlock quorum over independent masters. Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`'
             cand --redis 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual. Repeat (or comma-separate in REDLOCK_REDIS) for a Redlock quorum over independent masters. Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`'
             cand --every 'Interval between ticks; ticks fall on wall-clock multiples of it since the Unix epoch, so every host agrees which tick is which'
-            cand --cron 'Cron expression instead of --every: 6 fields (with seconds, e.g. ''*/10 * * * * *'') or 5 (minute first)'
+            cand --cron 'Cron expression instead of --every: 6 fields (with seconds, e.g. ''*/10 * * * * *'') or 5 (minute first); no year field'
             cand --tz 'Time zone for --cron, an IANA name such as Europe/Paris [default: UTC]'
             cand --ttl 'Lease length: if the holder vanishes, the lock frees itself this long after the last refresh'
             cand --refresh 'How often the lease is renewed while the command runs [default: ttl/3]; must be < ttl'

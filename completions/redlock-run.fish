@@ -47,7 +47,7 @@ complete -c redlock-run -n "__fish_redlock_run_needs_command" -a "help" -d 'Prin
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -s k -l key -d 'The lock\'s name; the lock lives at exactly this Redis key' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -s r -l redis -d 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual. Repeat (or comma-separate in REDLOCK_REDIS) for a Redlock quorum over independent masters. Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l every -d 'Interval between ticks; ticks fall on wall-clock multiples of it since the Unix epoch, so every host agrees which tick is which' -r
-complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l cron -d 'Cron expression instead of --every: 6 fields (with seconds, e.g. \'*/10 * * * * *\') or 5 (minute first)' -r
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l cron -d 'Cron expression instead of --every: 6 fields (with seconds, e.g. \'*/10 * * * * *\') or 5 (minute first); no year field' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l tz -d 'Time zone for --cron, an IANA name such as Europe/Paris [default: UTC]' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l ttl -d 'Lease length: if the holder vanishes, the lock frees itself this long after the last refresh' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l refresh -d 'How often the lease is renewed while the command runs [default: ttl/3]; must be < ttl' -r

@@ -186,7 +186,7 @@ pub struct ScheduleArgs {
     pub every: Option<Duration>,
 
     /// Cron expression instead of --every: 6 fields (with seconds, e.g.
-    /// '*/10 * * * * *') or 5 (minute first).
+    /// '*/10 * * * * *') or 5 (minute first); no year field.
     #[arg(long, value_name = "EXPR")]
     pub cron: Option<String>,
 

@@ -62,6 +62,7 @@ impl When {
             (None, Some(expr)) => {
                 let cron = croner::parser::CronParser::builder()
                     .seconds(croner::parser::Seconds::Optional)
+                    .year(croner::parser::Year::Disallowed)
                     .build()
                     .parse(expr)
                     .map_err(|e| Failure::Usage(format!("invalid --cron {expr:?}: {e}")))?;
@@ -70,10 +71,16 @@ impl When {
                     Some(name) => TimeZone::get(name)
                         .map_err(|e| Failure::Usage(format!("unknown --tz {name:?}: {e}")))?,
                 };
-                Ok(When::Cron {
+                let when = When::Cron {
                     cron: Box::new(cron),
                     tz,
-                })
+                };
+                if when.next_after(now_ms()).is_none() {
+                    return Err(Failure::Usage(format!(
+                        "invalid --cron {expr:?}: it never fires (no future time matches)"
+                    )));
+                }
+                Ok(when)
             }
             _ => Err(Failure::Usage(
                 "give exactly one of --every and --cron".into(),
@@ -148,9 +155,10 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
     tracing::info!(key = %plan.place.key, "schedule started");
     let mut busy_until: Option<i64> = None;
     loop {
+        // Checked before starting; only a clock far in the future gets here.
         let Some(tick) = plan.when.next_after(now_ms()) else {
             tracing::error!("the cron expression has no future time; stopping");
-            return Ok(exit::UNAVAILABLE.into());
+            return Ok(exit::USAGE.into());
         };
         tokio::select! {
             _ = sleep_until_wall(tick) => {}
@@ -295,7 +303,11 @@ mod tests {
     }
 
     fn cron(expr: &str, tz: Option<&str>) -> When {
-        When::from_args(&ScheduleArgs {
+        When::from_args(&cron_args(expr, tz)).unwrap()
+    }
+
+    fn cron_args(expr: &str, tz: Option<&str>) -> ScheduleArgs {
+        ScheduleArgs {
             target: crate::cli::Target {
                 key: Some("k".into()),
                 redis: vec![],
@@ -318,8 +330,7 @@ mod tests {
                 quiet: 0,
                 log_format: crate::cli::LogFormat::Text,
             },
-        })
-        .unwrap()
+        }
     }
 
     #[test]
@@ -335,6 +346,14 @@ mod tests {
             hourly.next_after(1_764_140_410_000),
             Some(1_764_144_000_000)
         );
+    }
+
+    #[test]
+    fn cron_refuses_a_year_field_and_a_time_that_never_comes() {
+        for expr in ["0 0 0 1 1 * 2099", "0 0 0 30 2 *", "0 0 31 4 *"] {
+            let err = When::from_args(&cron_args(expr, None)).unwrap_err();
+            assert!(matches!(err, Failure::Usage(_)), "{expr}: {err}");
+        }
     }
 
     #[test]

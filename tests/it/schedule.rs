@@ -655,8 +655,9 @@ fn cron_with_seconds_ticks_on_even_seconds() {
 
 /// `redlock-run schedule ARGS -- true` against a listener that stands in
 /// for Redis: refused with exit 2 (within a few seconds), a message on
-/// stderr, nothing on stdout, and no connection made.
-fn assert_refused(args: &[&str]) {
+/// stderr, nothing on stdout, and no connection made. Returns stderr's
+/// first line.
+fn assert_refused(args: &[&str]) -> String {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     l.set_nonblocking(true).unwrap();
     let url = format!("redis://127.0.0.1:{}", l.local_addr().unwrap().port());
@@ -679,6 +680,7 @@ fn assert_refused(args: &[&str]) {
             .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
         "{args:?}: a refused invocation connected to Redis"
     );
+    stderr(&o).lines().next().unwrap_or("").to_string()
 }
 
 #[test]
@@ -688,6 +690,22 @@ fn bad_schedule_usage_is_refused_before_touching_redis() {
     assert_refused(&["--key", "k", "--cron", "* * * * *", "--tz", "Nowhere/City"]);
     assert_refused(&["--key", "k", "--every", "10ms"]);
     assert_refused(&["--key", "k", "--cron", "not a cron"]);
+}
+
+/// A cron expression that never fires is bad usage (2), not a Redis
+/// problem (69); and cron takes 5 or 6 fields, not a 7th (a year).
+#[test]
+fn cron_that_never_fires_or_has_a_year_is_refused() {
+    for (expr, says) in [
+        ("0 0 0 30 2 *", "never fires"),
+        ("0 0 31 4 *", "never fires"),
+        ("0 0 0 1 1 * 2020", "5 or 6 fields"),
+        ("0 0 0 1 1 * 2099", "5 or 6 fields"),
+    ] {
+        let first = assert_refused(&["--key", "k", "--cron", expr]);
+        assert!(first.contains(says), "--cron {expr:?}: {first}");
+        assert!(first.contains(expr), "--cron {expr:?}: {first}");
+    }
 }
 
 /// --tz only means something for --cron (the CLI declares it
