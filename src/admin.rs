@@ -45,7 +45,18 @@ pub async fn status(place: &Place, as_json: bool) -> i32 {
             .filter_map(|m| m.value.as_ref().err().cloned())
             .collect();
         if as_json {
-            println!("{}", to_json(&st, locker.is_quorum()));
+            // Unknown, not free: a reader of the JSON alone must not
+            // take it for a free lock.
+            let mut v = to_json(&st, locker.is_quorum());
+            v["held"] = Value::Null;
+            v["error"] = json!(format!(
+                "cannot read the lock: {} of {} masters reachable, {} needed: {}",
+                st.reachable(),
+                st.masters.len(),
+                st.quorum,
+                errors.join("; ")
+            ));
+            println!("{v}");
         }
         tracing::error!("cannot read lock {:?}: {}", place.key, errors.join("; "));
         return exit::UNAVAILABLE.into();

@@ -108,6 +108,34 @@ fn status_of_unreachable_redis_is_69() {
     }
 }
 
+/// The JSON of an unreadable lock says so: `held` is null (unknown, not
+/// free) and `error` says why, with one master and with a quorum out of
+/// reach.
+#[test]
+fn status_json_of_unreachable_redis_does_not_claim_free() {
+    let dead = || format!("redis://127.0.0.1:{}", free_port());
+    let server = RedisServer::start();
+    let k = key("status-unreachable");
+    let _: () = server.query(&["SET", &k, "other", "PX", "60000"]);
+    for urls in [vec![dead()], vec![server.url(), dead(), dead()]] {
+        let o = output(rr_urls(&urls).args(["status", "--key", &k, "--json"]));
+        assert_eq!(o.status.code(), Some(69), "{urls:?}: {}", stderr(&o));
+        let v: Value = serde_json::from_str(stdout(&o).trim())
+            .unwrap_or_else(|e| panic!("{urls:?}: {e}: {:?}", stdout(&o)));
+        assert_eq!(v["held"], Value::Null, "{urls:?}: {v}");
+        assert!(
+            v["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{urls:?}: no error in {v}"
+        );
+        assert_eq!(v["key"].as_str(), Some(k.as_str()), "{v}");
+    }
+    // Readable: no error field.
+    let (code, v) = status_json(&server, &k);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["held"], Value::Bool(true), "{v}");
+    assert!(v.get("error").is_none(), "{v}");
+}
+
 #[test]
 fn release_needs_force_and_keeps_the_fencing_counter() {
     let server = RedisServer::start();
