@@ -333,6 +333,14 @@ impl World {
             return false;
         };
         signal(h.pid, Signal::SIGSTOP);
+        // kill(2) returns before the target has stopped: under load it may
+        // take a while to be scheduled and act on SIGSTOP. Look until it
+        // has (or is gone), rather than once.
+        let limit = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < limit && matches!(proc_state(h.pid), Some(c) if c != 'T' && c != 'Z')
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let ended = Section::read(&self.sh.dir, h.run).is_none_or(|s| s.ended());
         if proc_state(h.pid) != Some('T') || ended {
             // It finished just before: not a frozen section.
