@@ -15,6 +15,7 @@ use anyhow::Result;
 use futures_util::StreamExt;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
+use nix::sys::signal::Signal;
 
 use crate::cli::ScheduleArgs;
 use crate::config::{Lease, Place, Program};
@@ -160,12 +161,11 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
             tracing::error!("the cron expression has no future time; stopping");
             return Ok(exit::USAGE.into());
         };
-        tokio::select! {
-            _ = sleep_until_wall(tick) => {}
-            sig = signals.next() => {
-                tracing::info!(signal = sig.map_or("?", |s| s.as_str()), "stopping the schedule");
-                return Ok(0);
-            }
+        if or_stop(sleep_until_wall(tick), &mut signals)
+            .await
+            .is_none()
+        {
+            return Ok(0);
         }
         // Ticks that came while our own previous run held the lock.
         if let Some(from) = busy_until.take() {
@@ -175,13 +175,14 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
         let late_ms = now_ms() - tick;
         let token = Locker::new_token();
         let holder = holder_json(&token, &plan.program);
-        let attempt = tokio::select! {
-            a = locker.try_acquire_as(&token, &holder, Mode::Tick(tick as u64)) => a,
-            sig = signals.next() => {
-                locker.undo(&token).await;
-                tracing::info!(signal = sig.map_or("?", |s| s.as_str()), "stopping the schedule");
-                return Ok(0);
-            }
+        let attempt = or_stop(
+            locker.try_acquire_as(&token, &holder, Mode::Tick(tick as u64)),
+            &mut signals,
+        )
+        .await;
+        let Some(attempt) = attempt else {
+            locker.undo(&token).await;
+            return Ok(0);
         };
         let grant = match attempt {
             Attempt::Acquired(g) => g,
@@ -236,6 +237,29 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
                 }
             }
             Err(e) => tracing::error!(tick = %tick_str, "{e:#}"),
+        }
+    }
+}
+
+/// Wait for `fut` unless SIGINT or SIGTERM comes first (then `None`, the
+/// schedule stops). The other forwarded signals (SIGHUP, SIGQUIT, SIGUSR1,
+/// SIGUSR2) go to the command while one runs and do not stop the schedule;
+/// between runs there is nobody to forward them to, so they are logged and
+/// ignored, for the same result.
+async fn or_stop<F: Future>(fut: F, signals: &mut Signals) -> Option<F::Output> {
+    tokio::pin!(fut);
+    loop {
+        tokio::select! {
+            out = &mut fut => return Some(out),
+            sig = signals.next() => match sig {
+                Some(s) if !matches!(s, Signal::SIGINT | Signal::SIGTERM) => {
+                    tracing::info!(signal = s.as_str(), "no command is running: signal ignored");
+                }
+                s => {
+                    tracing::info!(signal = s.map_or("?", |s| s.as_str()), "stopping the schedule");
+                    return None;
+                }
+            },
         }
     }
 }

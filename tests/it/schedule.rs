@@ -714,3 +714,40 @@ fn cron_that_never_fires_or_has_a_year_is_refused() {
 fn tz_without_cron_is_refused() {
     assert_refused(&["--key", "k", "--every", "1s", "--tz", "UTC"]);
 }
+
+/// Only SIGINT and SIGTERM stop a schedule. The other forwarded signals go
+/// to the command while one runs and the schedule goes on; between runs
+/// they are logged and ignored, for the same result.
+#[test]
+fn only_sigint_and_sigterm_stop_an_idle_schedule() {
+    let server = RedisServer::start();
+    let k = key("sched-signals");
+    // A tick an hour apart: the schedule stays idle for the whole test.
+    let mut s = Instance::spawn(
+        "idle",
+        &mut schedule_cmd(&server, &k, &["--every", "1h"], "true", &[]),
+    );
+    poll_until("the schedule to start", Duration::from_secs(10), || {
+        s.count("schedule started") == 1
+    });
+    for (n, sig) in [
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        s.signal(sig);
+        poll_until("the signal to be logged", Duration::from_secs(10), || {
+            s.count("signal ignored") == n + 1
+        });
+        assert!(s.running(), "{sig} stopped an idle schedule\n{}", s.log());
+    }
+    s.signal(Signal::SIGTERM);
+    let st = s.wait(Duration::from_secs(5));
+    assert_eq!(st.code(), Some(0), "{st:?}\n{}", s.log());
+    assert_eq!(s.count("stopping the schedule"), 1, "{}", s.log());
+    assert!(!server.exists(&k));
+}
