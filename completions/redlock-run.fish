@@ -35,7 +35,7 @@ complete -c redlock-run -n "__fish_redlock_run_needs_command" -s E -l conflict-e
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -s c -l shell -d 'Run CMDLINE with `/bin/sh -c` instead of a `--` argv' -r
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -l log-format -d 'Log line format: one line per event; json for log shippers' -r -f -a "text\t''
 json\t''"
-complete -c redlock-run -n "__fish_redlock_run_needs_command" -s v -l verbose -d 'More output on stderr (repeatable). REDLOCK_LOG (a level or a tracing filter) overrides -v/-q'
+complete -c redlock-run -n "__fish_redlock_run_needs_command" -s v -l verbose -d 'More output on stderr (repeatable). Without -v/-q, REDLOCK_LOG (a level or a tracing filter) sets it'
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -s q -l quiet -d 'Less output on stderr (repeatable)'
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -s V -l version -d 'Print version'
@@ -56,7 +56,7 @@ complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l kil
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -s c -l shell -d 'Run CMDLINE with `/bin/sh -c` instead of a `--` argv' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l log-format -d 'Log line format: one line per event; json for log shippers' -r -f -a "text\t''
 json\t''"
-complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -s v -l verbose -d 'More output on stderr (repeatable). REDLOCK_LOG (a level or a tracing filter) overrides -v/-q'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -s v -l verbose -d 'More output on stderr (repeatable). Without -v/-q, REDLOCK_LOG (a level or a tracing filter) sets it'
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -s q -l quiet -d 'Less output on stderr (repeatable)'
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand status" -s k -l key -d 'The lock\'s name; the lock lives at exactly this Redis key' -r
@@ -64,7 +64,7 @@ complete -c redlock-run -n "__fish_redlock_run_using_subcommand status" -s r -l 
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand status" -l log-format -d 'Log line format: one line per event; json for log shippers' -r -f -a "text\t''
 json\t''"
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand status" -l json -d 'Print one JSON object instead of text'
-complete -c redlock-run -n "__fish_redlock_run_using_subcommand status" -s v -l verbose -d 'More output on stderr (repeatable). REDLOCK_LOG (a level or a tracing filter) overrides -v/-q'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand status" -s v -l verbose -d 'More output on stderr (repeatable). Without -v/-q, REDLOCK_LOG (a level or a tracing filter) sets it'
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand status" -s q -l quiet -d 'Less output on stderr (repeatable)'
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -s k -l key -d 'The lock\'s name; the lock lives at exactly this Redis key' -r
@@ -72,7 +72,7 @@ complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -s r -l
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -l log-format -d 'Log line format: one line per event; json for log shippers' -r -f -a "text\t''
 json\t''"
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -l force -d 'Really delete the lock, whoever holds it'
-complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -s v -l verbose -d 'More output on stderr (repeatable). REDLOCK_LOG (a level or a tracing filter) overrides -v/-q'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -s v -l verbose -d 'More output on stderr (repeatable). Without -v/-q, REDLOCK_LOG (a level or a tracing filter) sets it'
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -s q -l quiet -d 'Less output on stderr (repeatable)'
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand completions" -s h -l help -d 'Print help'

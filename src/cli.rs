@@ -94,8 +94,8 @@ pub struct Target {
 /// Logging on stderr.
 #[derive(Debug, Clone, Args)]
 pub struct LogArgs {
-    /// More output on stderr (repeatable). REDLOCK_LOG (a level or a
-    /// tracing filter) overrides -v/-q.
+    /// More output on stderr (repeatable). Without -v/-q, REDLOCK_LOG (a
+    /// level or a tracing filter) sets it.
     #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 

@@ -1,5 +1,5 @@
 //! Log lines on stderr: one line per event, as text or JSON. The level
-//! comes from -v/-q around a per-command default, or from REDLOCK_LOG.
+//! comes from -v/-q around a per-command default, or else from REDLOCK_LOG.
 
 use std::fmt;
 
@@ -23,8 +23,12 @@ pub enum Default {
 
 /// Install the global logger. Fails (a usage error) on a bad REDLOCK_LOG.
 pub fn init(args: &LogArgs, default: Default, timestamps: bool) -> Result<(), Failure> {
-    let filter = match std::env::var("REDLOCK_LOG") {
-        Ok(spec) if !spec.trim().is_empty() => EnvFilter::try_new(spec.trim())
+    // Like every option with an environment variable, an explicit -v/-q
+    // wins over REDLOCK_LOG.
+    let from_flags = args.verbose > 0 || args.quiet > 0;
+    let env = std::env::var("REDLOCK_LOG").ok().filter(|_| !from_flags);
+    let filter = match env {
+        Some(spec) if !spec.trim().is_empty() => EnvFilter::try_new(spec.trim())
             .map_err(|e| Failure::Usage(format!("invalid REDLOCK_LOG {spec:?}: {e}")))?,
         _ => {
             let idx = (default as i32 + i32::from(args.verbose) - i32::from(args.quiet))

@@ -184,3 +184,39 @@ fn help_documents_every_option_and_exit_code() {
         format!("redlock-run {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// REDLOCK_LOG sets the log level like an option's environment variable:
+/// used when neither -v nor -q is given, overridden by either.
+#[test]
+fn verbosity_flags_win_over_redlock_log() {
+    let server = RedisServer::start();
+    let k = key("log-level");
+    let run = |env: Option<&str>, flags: &[&str]| {
+        let mut c = rr(&server);
+        if let Some(e) = env {
+            c.env("REDLOCK_LOG", e);
+        }
+        let o = output(c.args(flags).args(["--key", &k, "--", "true"]));
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        stderr(&o)
+    };
+    // Default for run mode: errors only, so a clean run prints nothing.
+    assert_eq!(run(None, &[]), "");
+    // REDLOCK_LOG alone sets the level.
+    assert!(run(Some("debug"), &[]).contains("command started"));
+    // An explicit -q or -v wins over it (-vv: errors, warnings, info).
+    assert_eq!(run(Some("debug"), &["-q"]), "");
+    let v = run(Some("error"), &["-vv"]);
+    assert!(
+        v.contains("lock acquired") && !v.contains("command started"),
+        "{v}"
+    );
+    // A bad REDLOCK_LOG is still a usage error when it is used...
+    let mut c = rr(&server);
+    let o = output(
+        c.env("REDLOCK_LOG", "no=such=level")
+            .args(["--key", &k, "--", "true"]),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!server.exists(&k));
+}
