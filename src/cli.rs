@@ -27,7 +27,10 @@ use crate::exit;
     after_long_help = exit::HELP_TABLE,
     override_usage = "redlock-run [OPTIONS] --key <KEY> -- <COMMAND> [ARGS]...\n       \
                       redlock-run [OPTIONS] --key <KEY> --shell <CMDLINE>\n       \
-                      redlock-run <SUBCOMMAND> ..."
+                      redlock-run schedule [OPTIONS] --key <KEY> <--every <DURATION>|--cron <EXPR>> -- <COMMAND> [ARGS]...\n       \
+                      redlock-run status --key <KEY> [--redis <URL>]... [--json]\n       \
+                      redlock-run release --key <KEY> [--redis <URL>]... --force\n       \
+                      redlock-run completions <SHELL>"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -48,11 +51,17 @@ pub enum Sub {
     /// it, even with clocks apart by up to half an interval. A tick that
     /// comes while a run (anywhere) still holds the lock is skipped. One
     /// info line per tick. SIGINT/SIGTERM: the running command gets the
-    /// signal and is waited for, the lock is released, exit 0.
+    /// signal and is waited for, the lock is released, exit 0 (other
+    /// signals go to a running command and do not stop the schedule).
+    #[command(
+        override_usage = "redlock-run schedule [OPTIONS] --key <KEY> <--every <DURATION>|--cron <EXPR>> -- <COMMAND> [ARGS]...\n       \
+                          redlock-run schedule [OPTIONS] --key <KEY> <--every <DURATION>|--cron <EXPR>> --shell <CMDLINE>"
+    )]
     Schedule(ScheduleArgs),
     /// Show whether KEY is held, by whom, for how long, and the last fencing token.
     ///
     /// Exit status: 0 held, 1 free, 69 Redis unreachable.
+    #[command(override_usage = "redlock-run status --key <KEY> [--redis <URL>]... [--json]")]
     Status(StatusArgs),
     /// Delete the lock whoever holds it (break glass after a crash). Needs --force.
     ///
@@ -60,6 +69,7 @@ pub enum Sub {
     /// --redis, 69 also when fewer than a quorum of masters answered (the
     /// key is still deleted on those that did). The fencing counter is never
     /// reset.
+    #[command(override_usage = "redlock-run release --key <KEY> [--redis <URL>]... --force")]
     Release(ReleaseArgs),
     /// Print a shell completion script to stdout.
     Completions {
