@@ -62,6 +62,12 @@ impl Endpoint {
         let info = url
             .into_connection_info()
             .map_err(|_| Failure::Usage(format!("invalid Redis URL {display:?}")))?;
+        if matches!(info.addr(), ConnectionAddr::TcpTls { insecure: true, .. }) {
+            return Err(Failure::Usage(format!(
+                "invalid Redis URL {display:?}: #insecure (no certificate check) is not \
+                 supported; trust the server's CA instead (SSL_CERT_FILE)"
+            )));
+        }
         let redis = info.redis_settings().clone().set_skip_set_lib_name();
         let info = info.set_redis_settings(redis);
         Ok(Endpoint { info, display })

@@ -51,6 +51,17 @@ fn bad_input_is_refused_with_2_before_any_connection() {
             &["--redis", "localhost:6379", "--key", "k", "--", "true"],
             "localhost:6379",
         ),
+        (
+            &[
+                "--redis",
+                "rediss://127.0.0.1:1/#insecure",
+                "--key",
+                "k",
+                "--",
+                "true",
+            ],
+            "#insecure",
+        ),
         (&["--timeout", "abc", "--key", "k", "--", "true"], "abc"),
         (&["--ttl", "1ms", "--key", "k", "--", "true"], "--ttl"),
         (&["-E", "300", "--key", "k", "--", "true"], "300"),
