@@ -6,10 +6,11 @@
 //! (a shell script's children) are re-parented and would run on unlocked
 //! while the lease runs out. The guardian closes that gap. It is forked
 //! first thing in `main`, holds the read end of a pipe whose write end
-//! only redlock-run holds, and blocks on it. redlock-run tells it the
-//! command's process group when the command starts ("armed") and tells it
-//! again when the group is confirmed empty ("disarmed": from then on the
-//! group's id may be reused by the system, so it must never be signalled).
+//! only redlock-run holds, and blocks on it. redlock-run writes the
+//! command's process group into a page shared with it when the command
+//! starts ("armed"), and clears it when the group is confirmed empty
+//! ("disarmed": from then on the group's id may be reused by the system,
+//! so it must never be signalled).
 //! When the pipe reports end-of-file, redlock-run is gone, however it
 //! ended; an armed guardian then SIGKILLs the group, and exits.
 //!
@@ -18,19 +19,29 @@
 //! cases it is for; and it points its standard descriptors at /dev/null,
 //! so that it never holds the caller's pipes open.
 
+use std::num::NonZeroUsize;
 use std::os::fd::{AsFd as _, OwnedFd};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, open};
+use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous};
 use nix::sys::signal::{SigHandler, Signal, killpg, signal};
 use nix::sys::stat::Mode;
-use nix::unistd::{
-    ForkResult, Pid, dup2_stderr, dup2_stdin, dup2_stdout, fork, pipe2, read, write,
-};
+use nix::unistd::{ForkResult, Pid, dup2_stderr, dup2_stdin, dup2_stdout, fork, pipe2, read};
 
-/// The write end of the guardian's pipe, if one was started.
-static GUARDIAN: OnceLock<OwnedFd> = OnceLock::new();
+/// redlock-run's side of a started guardian.
+struct Guardian {
+    /// The pipe's write end: never written, only held open until we die.
+    _alive: OwnedFd,
+    /// The command's process group while it may be alive, else 0: in a
+    /// page shared with the guardian, so that arming and disarming cost a
+    /// store, not a system call or a wake-up of the guardian.
+    armed: &'static AtomicI32,
+}
+
+static GUARDIAN: OnceLock<Guardian> = OnceLock::new();
 
 /// Why the guardian could not be started, logged once logging is set up.
 static START_FAILED: OnceLock<nix::Error> = OnceLock::new();
@@ -85,28 +96,44 @@ fn try_start() -> nix::Result<()> {
     if GUARDIAN.get().is_some() {
         return Ok(());
     }
+    let page = NonZeroUsize::new(4096).expect("non-zero");
+    // SAFETY: a fresh anonymous mapping, placed by the kernel (no address
+    // given), so it aliases nothing; it is zero-filled and never unmapped.
+    let shared = unsafe {
+        mmap_anonymous(
+            None,
+            page,
+            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+            MapFlags::MAP_SHARED,
+        )
+    }?;
+    // SAFETY: the page is aligned and zeroed (a valid AtomicI32 of 0) and
+    // lives for the rest of the process, in both processes (MAP_SHARED
+    // survives fork, and nothing unmaps it): a 'static shared reference to
+    // an atomic in it is sound.
+    let armed: &'static AtomicI32 = unsafe { shared.cast::<AtomicI32>().as_ref() };
     // Close-on-exec: the command must not inherit the write end, or the
     // pipe would stay open after our death and the guardian never wake.
     let (rx, tx) = pipe2(OFlag::O_CLOEXEC)?;
     // SAFETY: the child branch below calls only async-signal-safe
-    // functions (signal, open, dup2, close, read, kill, _exit) on data that
-    // is on its stack or was allocated before the fork, so the fork is
-    // sound whatever other threads exist.
+    // functions (signal, open, dup2, close, read, kill, _exit) and atomic
+    // loads, on data that is on its stack or was set up before the fork,
+    // so the fork is sound whatever other threads exist.
     match unsafe { fork() }? {
         ForkResult::Child => {
             drop(tx);
-            guard(rx)
+            guard(rx, armed)
         }
         ForkResult::Parent { .. } => {
             drop(rx);
-            let _ = GUARDIAN.set(tx);
+            let _ = GUARDIAN.set(Guardian { _alive: tx, armed });
             Ok(())
         }
     }
 }
 
 /// The guardian's whole life. Never returns.
-fn guard(rx: OwnedFd) -> ! {
+fn guard(rx: OwnedFd, armed: &AtomicI32) -> ! {
     for sig in IGNORED {
         // SAFETY: SIG_IGN installs no handler code.
         let _ = unsafe { signal(sig, SigHandler::SigIgn) };
@@ -116,41 +143,30 @@ fn guard(rx: OwnedFd) -> ! {
         let _ = dup2_stdout(&null);
         let _ = dup2_stderr(&null);
     }
-    let mut armed: i32 = 0;
-    let mut buf = [0u8; 4];
-    loop {
-        match read(rx.as_fd(), &mut buf) {
-            // One message is one native-endian i32, written whole (4 bytes
-            // is below PIPE_BUF, so a write is atomic and a read gets it
-            // whole): a group to guard, or 0 for none.
-            Ok(4) => armed = i32::from_ne_bytes(buf),
-            Ok(0) => break,
-            Ok(_) | Err(Errno::EINTR) => continue,
-            Err(_) => break,
-        }
-    }
-    if armed > 0 {
-        let _ = killpg(Pid::from_raw(armed), Signal::SIGKILL);
+    // Nothing is ever written: the read returns at end-of-file, when the
+    // last holder of the write end (redlock-run) is gone.
+    let mut buf = [0u8; 1];
+    while let Ok(1) | Err(Errno::EINTR) = read(rx.as_fd(), &mut buf) {}
+    // redlock-run has exited, so its last store is visible here.
+    let pgid = armed.load(Ordering::Acquire);
+    if pgid > 0 {
+        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
     }
     // SAFETY: _exit ends the process at once, without running atexit
     // handlers or flushing stdio that belong to redlock-run.
     unsafe { nix::libc::_exit(0) }
 }
 
-fn tell(value: i32) {
-    if let Some(tx) = GUARDIAN.get() {
-        if let Err(e) = write(tx, &value.to_ne_bytes()) {
-            tracing::warn!(error = %e, "could not reach the guardian");
-        }
-    }
-}
-
 /// The command's process group `pgid` now exists: kill it if we die.
 pub fn arm(pgid: Pid) {
-    tell(pgid.as_raw());
+    if let Some(g) = GUARDIAN.get() {
+        g.armed.store(pgid.as_raw(), Ordering::Release);
+    }
 }
 
 /// The command's group is confirmed empty: never signal it again.
 pub fn disarm() {
-    tell(0);
+    if let Some(g) = GUARDIAN.get() {
+        g.armed.store(0, Ordering::Release);
+    }
 }
