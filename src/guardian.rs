@@ -14,10 +14,11 @@
 //! When the pipe reports end-of-file, redlock-run is gone, however it
 //! ended; an armed guardian then SIGKILLs the group, and exits.
 //!
-//! The guardian ignores the signals a terminal or a supervisor sends to a
-//! whole process group, so that it outlives redlock-run in exactly the
-//! cases it is for; and it points its standard descriptors at /dev/null,
-//! so that it never holds the caller's pipes open.
+//! The guardian runs in a process group of its own and ignores the signals
+//! a terminal or a supervisor sends to a whole group, so that it outlives
+//! redlock-run in exactly the cases it is for; and it points its standard
+//! descriptors at /dev/null, so that it never holds the caller's pipes
+//! open.
 
 use std::num::NonZeroUsize;
 use std::os::fd::{AsFd as _, OwnedFd};
@@ -29,7 +30,9 @@ use nix::fcntl::{OFlag, open};
 use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous};
 use nix::sys::signal::{SigHandler, Signal, killpg, signal};
 use nix::sys::stat::Mode;
-use nix::unistd::{ForkResult, Pid, dup2_stderr, dup2_stdin, dup2_stdout, fork, pipe2, read};
+use nix::unistd::{
+    ForkResult, Pid, dup2_stderr, dup2_stdin, dup2_stdout, fork, pipe2, read, setpgid,
+};
 
 /// redlock-run's side of a started guardian.
 struct Guardian {
@@ -116,7 +119,7 @@ fn try_start() -> nix::Result<()> {
     // pipe would stay open after our death and the guardian never wake.
     let (rx, tx) = pipe2(OFlag::O_CLOEXEC)?;
     // SAFETY: the child branch below calls only async-signal-safe
-    // functions (signal, open, dup2, close, read, kill, _exit) and atomic
+    // functions (setpgid, signal, open, dup2, close, read, kill, _exit) and atomic
     // loads, on data that is on its stack or was set up before the fork,
     // so the fork is sound whatever other threads exist.
     match unsafe { fork() }? {
@@ -134,6 +137,9 @@ fn try_start() -> nix::Result<()> {
 
 /// The guardian's whole life. Never returns.
 fn guard(rx: OwnedFd, armed: &AtomicI32) -> ! {
+    // A group of its own: a SIGKILL sent to redlock-run's whole group (as
+    // timeout(1) does) must not take the guardian with it.
+    let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
     for sig in IGNORED {
         // SAFETY: SIG_IGN installs no handler code.
         let _ = unsafe { signal(sig, SigHandler::SigIgn) };

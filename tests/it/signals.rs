@@ -5,11 +5,13 @@
 //! Every command writes a ready marker once it has set its traps; the test
 //! waits for that file instead of sleeping.
 
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
 
 use crate::support::*;
 
@@ -182,6 +184,35 @@ fn sigkill_of_redlock_run_kills_what_the_command_started() {
         "redlock-run and its guardian, by the key on their command line: {ours:?}"
     );
     send_signal(child.id(), Signal::SIGKILL);
+    child.wait().unwrap();
+    wait_gone(sh, Duration::from_secs(5));
+    wait_gone(bg, Duration::from_secs(5));
+    wait_until("the guardian to leave", Duration::from_secs(5), || {
+        processes_with_arg(&key).is_empty()
+    });
+}
+
+/// `timeout -s KILL` and some supervisors SIGKILL the whole process group
+/// redlock-run runs in: the guardian has a group of its own, survives that,
+/// and still kills what the command started.
+#[test]
+fn sigkill_of_redlock_runs_whole_group_still_kills_what_the_command_started() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = key("guardian-group");
+    let mut cmd = rr_sh(
+        &server,
+        &key,
+        &[],
+        dir.path(),
+        "sleep 1000 & echo $! > bg; echo $$ > ready; wait",
+    );
+    cmd.process_group(0);
+    let mut child = spawn_piped(&mut cmd);
+    let sh = read_pid(&dir.path().join("ready"));
+    let bg = read_pid(&dir.path().join("bg"));
+    assert!(alive(sh) && alive(bg));
+    killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
     child.wait().unwrap();
     wait_gone(sh, Duration::from_secs(5));
     wait_gone(bg, Duration::from_secs(5));
