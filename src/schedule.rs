@@ -220,7 +220,7 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
                 match &o.lost {
                     Some(why) => tracing::error!(
                         tick = %tick_str, fencing_token = fencing, exit_status = status,
-                        duration_ms, reason = %why, "ran; lock lost"
+                        duration_ms, late_ms, reason = %why, "ran; lock lost"
                     ),
                     None if status == 0 => tracing::info!(
                         tick = %tick_str, fencing_token = fencing, exit_status = status,
