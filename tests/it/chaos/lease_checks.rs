@@ -12,25 +12,36 @@ use super::harness::{Params, Sample};
 use super::ms;
 use super::report::Report;
 
-/// When the samples show the token gone from enough masters that no
-/// quorum holds it any more (None: never seen lost while it ran), and
-/// what the key held then.
+/// When the samples first show the token held by fewer than a quorum of
+/// masters (None: never, while it ran), and the sample that showed it.
+///
+/// Each master's state is its latest sample: a master can gain the token
+/// after the section started (a straggling acquire that was held back by a
+/// partition lands when it heals, with this run's token and a fresh TTL,
+/// and renewals keep it), so a master is not counted as lost for good at
+/// its first sample without the token. A master not sampled yet counts as
+/// holding it.
 fn lost_at<'a>(
     samples: &'a [Vec<Sample>],
     token: &str,
     after: u64,
     p: &Params,
 ) -> Option<(u64, &'a Sample)> {
-    let mut firsts: Vec<&Sample> = samples
+    let mut timeline: Vec<(usize, &Sample)> = samples
         .iter()
-        .filter_map(|ms| {
-            ms.iter()
-                .find(|x| x.t_send > after && x.value.as_deref() != Some(token))
-        })
+        .enumerate()
+        .flat_map(|(m, ms)| ms.iter().filter(|x| x.t_send > after).map(move |x| (m, x)))
         .collect();
-    firsts.sort_unstable_by_key(|x| x.t_recv);
+    timeline.sort_unstable_by_key(|(_, x)| x.t_recv);
     let k = p.masters - p.quorum() + 1;
-    firsts.get(k - 1).map(|x| (x.t_recv, *x))
+    let mut without = vec![false; samples.len()];
+    for (m, x) in timeline {
+        without[m] = x.value.as_deref() != Some(token);
+        if without.iter().filter(|w| **w).count() >= k {
+            return Some((x.t_recv, x));
+        }
+    }
+    None
 }
 
 /// The faults around a section, for violation messages.
