@@ -280,7 +280,22 @@ pub fn nanos(d: Duration) -> u64 {
 }
 
 /// Fencing order and the resource's verdicts.
+///
+/// The resource keeps one file per data epoch, chosen by what the epoch
+/// file said when the section began. A section of uncertain epoch (it
+/// began just after a restart without persistence, with a token the old
+/// incarnation may have granted) can write an old, higher token into the
+/// new epoch's file, and a genuine new-epoch section is then refused: that
+/// is the data loss the contract excludes, counted apart. So is a refusal
+/// of an uncertain section itself.
 fn check_fencing(r: &mut Report, secs: &[Sec]) {
+    let uncertain: HashSet<(u64, u64)> = secs
+        .iter()
+        .filter(|x| x.epoch != x.s.epoch)
+        .map(|x| (x.s.epoch, x.s.fencing))
+        .collect();
+    let data_loss =
+        |sec: &Sec, seen: u64| sec.epoch != sec.s.epoch || uncertain.contains(&(sec.s.epoch, seen));
     let mut last: HashMap<u64, &Sec> = HashMap::new();
     for sec in secs {
         if let Some(prev) = last.get(&sec.epoch) {
@@ -298,14 +313,18 @@ fn check_fencing(r: &mut Report, secs: &[Sec]) {
         {
             last.insert(sec.epoch, sec);
         }
-        if sec.s.begin_ok == Some(false) {
+        if sec.s.begin_ok == Some(false) && data_loss(sec, sec.s.begin_seen) {
+            r.refused_data_loss += 1;
+        } else if sec.s.begin_ok == Some(false) {
             r.violations.push(format!(
                 "the resource refused the first write of {}: it had seen token {}",
                 describe(sec),
                 sec.s.begin_seen
             ));
         }
-        if sec.s.commit_ok == Some(false) {
+        if sec.s.commit_ok == Some(false) && !sec.frozen && data_loss(sec, sec.s.commit_seen) {
+            r.refused_data_loss += 1;
+        } else if sec.s.commit_ok == Some(false) {
             r.stale_rejections += 1;
             if !sec.frozen {
                 r.violations.push(format!(

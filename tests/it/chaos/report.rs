@@ -21,6 +21,10 @@ pub struct Report {
     pub overlaps_data_loss: usize,
     /// Sections that began within AMBIGUOUS_NS of a data loss.
     pub epoch_ambiguous: usize,
+    /// Writes the resource refused because of a section of uncertain epoch
+    /// (a token the old incarnation granted, written just after the
+    /// restart): a data loss, not promised.
+    pub refused_data_loss: usize,
     pub lease_checked: usize,
     pub lease_unverifiable: usize,
     /// Smallest margin between a stopped command's death and the lower
@@ -60,6 +64,7 @@ impl Report {
         self.overlaps_frozen += o.overlaps_frozen;
         self.overlaps_data_loss += o.overlaps_data_loss;
         self.epoch_ambiguous += o.epoch_ambiguous;
+        self.refused_data_loss += o.refused_data_loss;
         self.lease_checked += o.lease_checked;
         self.lease_unverifiable += o.lease_unverifiable;
         self.left_behind_excused += o.left_behind_excused;
@@ -133,11 +138,12 @@ impl Report {
         let _ = writeln!(
             s,
             "  overlaps: {} where promised, {} with a frozen holder, {} across a data loss \
-             ({} sections of uncertain epoch)",
+             ({} sections of uncertain epoch, {} writes refused because of one)",
             self.overlaps_promised,
             self.overlaps_frozen,
             self.overlaps_data_loss,
-            self.epoch_ambiguous
+            self.epoch_ambiguous,
+            self.refused_data_loss
         );
         let _ = writeln!(
             s,

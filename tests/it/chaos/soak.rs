@@ -245,8 +245,9 @@ fn table(r: &Report, elapsed: Duration, rounds: [usize; 3]) -> String {
     row(
         "overlaps across a restart without persistence (not promised)",
         format!(
-            "{} ({} sections began within 50 ms of such a restart: not compared)",
-            r.overlaps_data_loss, r.epoch_ambiguous
+            "{} ({} sections began within 50 ms of such a restart: not compared; \
+             {} writes refused because of one)",
+            r.overlaps_data_loss, r.epoch_ambiguous, r.refused_data_loss
         ),
     );
     row(
