@@ -25,6 +25,7 @@ use std::os::fd::{AsFd as _, OwnedFd};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI32, Ordering};
 
+use crate::signals::FORWARDED;
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, open};
 use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous};
@@ -50,18 +51,13 @@ static GUARDIAN: OnceLock<Guardian> = OnceLock::new();
 static START_FAILED: OnceLock<nix::Error> = OnceLock::new();
 
 /// Signals a terminal or a supervisor sends to a process group, which the
-/// guardian must survive to do its job.
-const IGNORED: [Signal; 9] = [
-    Signal::SIGINT,
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-    Signal::SIGTSTP,
-    Signal::SIGTTIN,
-    Signal::SIGTTOU,
-];
+/// guardian must survive to do its job: the ones redlock-run forwards,
+/// and the terminal's job-control stops.
+fn ignored() -> impl Iterator<Item = Signal> {
+    FORWARDED
+        .into_iter()
+        .chain([Signal::SIGTSTP, Signal::SIGTTIN, Signal::SIGTTOU])
+}
 
 /// Fork the guardian, unless the command line asks for a subcommand that
 /// runs nothing. Called first thing in `main`: the fewer pages the process
@@ -140,7 +136,7 @@ fn guard(rx: OwnedFd, armed: &AtomicI32) -> ! {
     // A group of its own: a SIGKILL sent to redlock-run's whole group (as
     // timeout(1) does) must not take the guardian with it.
     let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
-    for sig in IGNORED {
+    for sig in ignored() {
         // SAFETY: SIG_IGN installs no handler code.
         let _ = unsafe { signal(sig, SigHandler::SigIgn) };
     }
