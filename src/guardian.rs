@@ -25,7 +25,6 @@ use std::os::fd::{AsFd as _, OwnedFd};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use crate::signals::FORWARDED;
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, open};
 use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous};
@@ -34,6 +33,8 @@ use nix::sys::stat::Mode;
 use nix::unistd::{
     ForkResult, Pid, dup2_stderr, dup2_stdin, dup2_stdout, fork, pipe2, read, setpgid,
 };
+
+use crate::signals::FORWARDED;
 
 /// redlock-run's side of a started guardian.
 struct Guardian {
