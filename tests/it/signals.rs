@@ -187,9 +187,7 @@ fn sigkill_of_redlock_run_kills_what_the_command_started() {
     child.wait().unwrap();
     wait_gone(sh, Duration::from_secs(5));
     wait_gone(bg, Duration::from_secs(5));
-    wait_until("the guardian to leave", Duration::from_secs(5), || {
-        processes_with_arg(&key).is_empty()
-    });
+    wait_guardian_gone(&key);
 }
 
 /// `timeout -s KILL` and some supervisors SIGKILL the whole process group
@@ -216,8 +214,14 @@ fn sigkill_of_redlock_runs_whole_group_still_kills_what_the_command_started() {
     child.wait().unwrap();
     wait_gone(sh, Duration::from_secs(5));
     wait_gone(bg, Duration::from_secs(5));
+    wait_guardian_gone(&key);
+}
+
+/// The guardian (a fork of redlock-run, so with the same command line)
+/// leaves once redlock-run is gone.
+fn wait_guardian_gone(key: &str) {
     wait_until("the guardian to leave", Duration::from_secs(5), || {
-        processes_with_arg(&key).is_empty()
+        processes_with_arg(key).is_empty()
     });
 }
 
@@ -263,9 +267,7 @@ fn leftover_group_members_are_stopped_before_release() {
     assert!(!server.exists(&key));
     // The guardian (a fork of redlock-run) leaves with it, signalling
     // nothing: the group it guarded is gone and its id may be reused.
-    wait_until("the guardian to leave", Duration::from_secs(5), || {
-        processes_with_arg(&key).is_empty()
-    });
+    wait_guardian_gone(&key);
 }
 
 #[test]
