@@ -8,8 +8,9 @@
 //!   fencing token is what exposes that one), or sections on either side
 //!   of a data loss (a master restarted without persistence).
 //! - Fencing: tokens strictly increase in section start order within a
-//!   data epoch; the resource never refuses a section's first write, and
-//!   refuses the late write of a frozen holder (counted, expected).
+//!   data epoch; the resource never refuses a section's first write unless
+//!   that holder was frozen, and refuses the late write of a frozen holder
+//!   (counted, expected).
 //! - A lost lease means exit 70: if the samples show the key no longer
 //!   holding a run's token (on enough masters that no quorum is left)
 //!   while its command still ran, redlock-run must exit 70; a command cut
@@ -315,6 +316,10 @@ fn check_fencing(r: &mut Report, secs: &[Sec]) {
         }
         if sec.s.begin_ok == Some(false) && data_loss(sec, sec.s.begin_seen) {
             r.refused_data_loss += 1;
+        } else if sec.s.begin_ok == Some(false) && sec.frozen {
+            // Frozen between its start stamp and its first write, past the
+            // TTL: the next holder wrote first. Fencing doing its job.
+            r.stale_rejections += 1;
         } else if sec.s.begin_ok == Some(false) {
             r.violations.push(format!(
                 "the resource refused the first write of {}: it had seen token {}",
