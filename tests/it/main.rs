@@ -7,6 +7,7 @@ mod cli;
 mod lease;
 mod quorum;
 mod run;
+mod safety;
 mod schedule;
 mod signals;
 mod support;

@@ -27,6 +27,7 @@ pub enum Kind {
     MasterDown,
     MinorityPartition,
     RollingRestart,
+    LostReply,
 }
 
 impl Kind {
@@ -49,6 +50,7 @@ impl Kind {
             Kind::Blackhole => "one contender partitioned (proxy blackhole)",
             Kind::Delay => "one contender's link delayed (proxy delay)",
             Kind::Reset => "one contender's connections reset (proxy RST)",
+            Kind::LostReply => "one contender's next reply lost (proxy RST after Redis ran it)",
             Kind::RedisPause => "redis-server SIGSTOP … SIGCONT",
             Kind::RestartEmpty => "redis-server kill -9 + restart, no persistence",
             Kind::RestartPersistent => "redis-server kill -9 + restart, AOF fsync always",
@@ -176,6 +178,7 @@ impl World {
             Mode::Blackhole => Kind::Blackhole,
             Mode::Delay(_) => Kind::Delay,
             Mode::Reset => Kind::Reset,
+            Mode::LoseNextReply => Kind::LostReply,
             Mode::Pass => return,
         };
         let start = mono_ns();

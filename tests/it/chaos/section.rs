@@ -13,7 +13,6 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -25,38 +24,7 @@ const SOURCE: &str = include_str!("section.c");
 /// The helper's path, compiled on first use.
 pub fn helper() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        // FNV-1a of the source: a new build only when the source changes.
-        let hash = SOURCE.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        let bin = dir.join(format!("chaos-section-{hash:016x}"));
-        if bin.exists() {
-            return bin;
-        }
-        std::fs::create_dir_all(&dir).unwrap();
-        let pid = std::process::id();
-        let src = dir.join(format!("chaos-section-{pid}.c"));
-        let tmp = dir.join(format!("chaos-section-{pid}.tmp"));
-        std::fs::write(&src, SOURCE).unwrap();
-        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-        let out = Command::new(&cc)
-            .args(["-O2", "-o"])
-            .arg(&tmp)
-            .arg(&src)
-            .output()
-            .unwrap_or_else(|e| panic!("running {cc} to build the section helper: {e}"));
-        assert!(
-            out.status.success(),
-            "building the section helper failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        // Atomic: a concurrent test process sees the old name or the whole file.
-        std::fs::rename(&tmp, &bin).unwrap();
-        let _ = std::fs::remove_file(&src);
-        bin
-    })
+    BIN.get_or_init(|| crate::support::compile_c("chaos-section", SOURCE, &[]))
 }
 
 /// What one section recorded in `run-ID`.

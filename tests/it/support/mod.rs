@@ -494,3 +494,45 @@ pub fn wait_gone(pid: i32, limit: Duration) -> Instant {
         std::thread::sleep(Duration::from_millis(1));
     }
 }
+
+/// Compile a C helper of the tests (a program, or with `-shared -fPIC` a
+/// library) into CARGO_TARGET_TMPDIR, once per version of its source, and
+/// return its path. The C compiler is the one Rust already needs as its
+/// linker.
+pub fn compile_c(stem: &str, source: &str, flags: &[&str]) -> PathBuf {
+    // FNV-1a of the source and flags: a new build only when they change.
+    let hash = source
+        .bytes()
+        .chain(flags.concat().bytes())
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let out = dir.join(format!("{stem}-{hash:016x}"));
+    if out.exists() {
+        return out;
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    let pid = std::process::id();
+    let src = dir.join(format!("{stem}-{pid}.c"));
+    let tmp = dir.join(format!("{stem}-{pid}.tmp"));
+    std::fs::write(&src, source).unwrap();
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let res = Command::new(&cc)
+        .args(["-O2"])
+        .args(flags)
+        .arg("-o")
+        .arg(&tmp)
+        .arg(&src)
+        .output()
+        .unwrap_or_else(|e| panic!("running {cc} to build {stem}: {e}"));
+    assert!(
+        res.status.success(),
+        "building {stem} failed:\n{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    // Atomic: a concurrent test process sees the old name or the whole file.
+    std::fs::rename(&tmp, &out).unwrap();
+    let _ = std::fs::remove_file(&src);
+    out
+}

@@ -33,11 +33,15 @@ pub enum Mode {
     /// as they are accepted. (Keep it set for a while: a connection that
     /// never sees the mode, because it changed again at once, is spared.)
     Reset,
+    /// Forward everything, except the next reply from the server that is
+    /// not an error: drop it, reset that one connection (after the server
+    /// has executed the request), and go back to `Pass`. A lost reply.
+    LoseNextReply,
 }
 
 pub struct Proxy {
     port: u16,
-    mode: watch::Sender<Mode>,
+    mode: Arc<watch::Sender<Mode>>,
     accepted: Arc<AtomicUsize>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -50,6 +54,8 @@ impl Proxy {
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
         let (mode, mode_rx) = watch::channel(Mode::Pass);
+        let mode = Arc::new(mode);
+        let setter = mode.clone();
         let (stop, stop_rx) = oneshot::channel();
         let accepted = Arc::new(AtomicUsize::new(0));
         let counter = accepted.clone();
@@ -66,7 +72,7 @@ impl Proxy {
                     let listener = TcpListener::from_std(listener).expect("proxy listener");
                     tokio::select! {
                         _ = stop_rx => {}
-                        _ = accept_loop(listener, target_port, mode_rx, counter) => {}
+                        _ = accept_loop(listener, target_port, mode_rx, setter, counter) => {}
                     }
                 });
             })
@@ -119,6 +125,7 @@ async fn accept_loop(
     listener: TcpListener,
     target: u16,
     mode: watch::Receiver<Mode>,
+    setter: Arc<watch::Sender<Mode>>,
     accepted: Arc<AtomicUsize>,
 ) {
     loop {
@@ -132,7 +139,7 @@ async fn accept_loop(
             abort(client);
             continue;
         }
-        tokio::spawn(connection(client, target, mode.clone()));
+        tokio::spawn(connection(client, target, mode.clone(), setter.clone()));
     }
 }
 
@@ -142,7 +149,12 @@ fn abort(s: TcpStream) {
     drop(s);
 }
 
-async fn connection(client: TcpStream, target: u16, mut mode: watch::Receiver<Mode>) {
+async fn connection(
+    client: TcpStream,
+    target: u16,
+    mut mode: watch::Receiver<Mode>,
+    setter: Arc<watch::Sender<Mode>>,
+) {
     let _ = client.set_nodelay(true);
     let upstream = match TcpStream::connect(("127.0.0.1", target)).await {
         Ok(s) => s,
@@ -153,7 +165,7 @@ async fn connection(client: TcpStream, target: u16, mut mode: watch::Receiver<Mo
     let (mut ur, mut uw) = upstream.into_split();
     let (up, down) = (mode.clone(), mode.clone());
     let reset = tokio::select! {
-        _ = async { tokio::join!(pump(&mut cr, &mut uw, up), pump(&mut ur, &mut cw, down)) } => false,
+        (_, lost) = async { tokio::join!(pump(&mut cr, &mut uw, up, None), pump(&mut ur, &mut cw, down, Some(&setter))) } => lost,
         _ = mode.wait_for(|m| *m == Mode::Reset) => true,
     };
     if reset {
@@ -165,8 +177,15 @@ async fn connection(client: TcpStream, target: u16, mut mode: watch::Receiver<Mo
 /// One direction: read continuously (stamping each chunk), forward as the
 /// mode says. The EOF is traffic too: it is passed on (as a write
 /// shutdown) when the mode lets it through, after the data before it.
-/// Ends at EOF or on an error on either side.
-async fn pump(from: &mut OwnedReadHalf, to: &mut OwnedWriteHalf, mut mode: watch::Receiver<Mode>) {
+/// Ends at EOF or on an error on either side. `replies` is set for the
+/// server-to-client direction: there, `LoseNextReply` drops a reply, and
+/// the pump returns true (reset this connection).
+async fn pump(
+    from: &mut OwnedReadHalf,
+    to: &mut OwnedWriteHalf,
+    mut mode: watch::Receiver<Mode>,
+    replies: Option<&watch::Sender<Mode>>,
+) -> bool {
     // An empty chunk stands for the EOF.
     let (tx, mut rx) = mpsc::unbounded_channel::<(Vec<u8>, Instant)>();
     let read = async move {
@@ -178,21 +197,37 @@ async fn pump(from: &mut OwnedReadHalf, to: &mut OwnedWriteHalf, mut mode: watch
             }
         }
     };
-    let write = async {
+    let write = async move {
         while let Some((chunk, read_at)) = rx.recv().await {
             if !forward_when_allowed(&mut mode, read_at).await {
-                return;
+                return false;
+            }
+            if let Some(setter) = replies {
+                if *mode.borrow() == Mode::LoseNextReply
+                    && !chunk.is_empty()
+                    && !chunk.starts_with(b"-")
+                {
+                    setter.send_replace(Mode::Pass);
+                    return true;
+                }
             }
             if chunk.is_empty() {
                 let _ = to.shutdown().await;
-                return;
+                return false;
             }
             if to.write_all(&chunk).await.is_err() {
-                return;
+                return false;
             }
         }
+        false
     };
-    tokio::join!(read, write);
+    // Reading ends at EOF; forwarding ends after the EOF went through, on
+    // an error, or when a reply is lost (then stop reading too).
+    tokio::pin!(write);
+    tokio::select! {
+        lost = &mut write => lost,
+        _ = read => write.await,
+    }
 }
 
 /// Wait until the mode lets a chunk read at `read_at` through. False when
@@ -201,7 +236,7 @@ async fn forward_when_allowed(mode: &mut watch::Receiver<Mode>, read_at: Instant
     loop {
         let current = *mode.borrow_and_update();
         match current {
-            Mode::Pass => return true,
+            Mode::Pass | Mode::LoseNextReply => return true,
             Mode::Reset => return false,
             Mode::Delay(d) => {
                 tokio::select! {

@@ -1,0 +1,264 @@
+//! Attacks on the promise the tool exists for: the command never outlives
+//! its lease and nothing runs unlocked, whatever happens to redlock-run
+//! itself. Each test makes the fault happen for real: redlock-run
+//! SIGSTOPped alone, a terminal with `stty tostop`, stderr that cannot be
+//! written, a lost reply to the release, system calls that fail inside
+//! supervision (an LD_PRELOAD shim, `fault.c`), option combinations at the
+//! edge of what is accepted.
+
+mod options;
+mod terminal;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::support::proxy::{Mode, Proxy};
+use crate::support::{
+    RedisServer, alive, compile_c, key, read_pid, rr, rr_urls, send_signal, spawn_piped, stderr,
+    wait_for_file, wait_gone, wait_output, wait_until,
+};
+
+/// The fault-injection library (see `fault.c`).
+fn fault_lib() -> &'static Path {
+    static LIB: OnceLock<PathBuf> = OnceLock::new();
+    LIB.get_or_init(|| {
+        compile_c(
+            "rr-fault",
+            include_str!("fault.c"),
+            &["-shared", "-fPIC", "-ldl"],
+        )
+    })
+}
+
+/// `sh -c SCRIPT` as the command: it writes its PID to `pidfile` first.
+fn sh_cmd(cmd: &mut Command, pidfile: &Path, body: &str) {
+    cmd.arg("--")
+        .args(["sh", "-c"])
+        .arg(format!("echo $$ > \"$0\"; {body}"))
+        .arg(pidfile);
+}
+
+/// The earliest moment the key can expire in Redis, as seen now: a lower
+/// bound (PTTL is read after `Instant::now()`).
+fn expiry_lower_bound(server: &RedisServer, key: &str) -> Instant {
+    let t = Instant::now();
+    let pttl = server.pttl(key);
+    assert!(pttl > 0, "the lock is not held (PTTL {pttl})");
+    t + Duration::from_millis(pttl as u64)
+}
+
+/// redlock-run SIGSTOPped while its command runs (Redis healthy: only our
+/// own process stalls, so the lease runs out in Redis). The command, which
+/// ignores SIGTERM, and everything in its group must be dead before the
+/// key can expire, however long the stall; on SIGCONT, exit 70.
+#[test]
+fn a_stalled_redlock_run_cannot_let_its_command_outlive_the_lease() {
+    let server = RedisServer::start();
+    // At once after the command starts, and late in the lease (after one
+    // renewal, close to where the SIGTERM would be sent).
+    for stall_after in [Duration::ZERO, Duration::from_millis(650)] {
+        let dir = tempfile::tempdir().unwrap();
+        let k = key("stall");
+        let pidfile = dir.path().join("pid");
+        let kidfile = dir.path().join("kid");
+        let mut cmd = rr(&server);
+        cmd.args(["--key", &k, "--ttl", "1s"]);
+        sh_cmd(
+            &mut cmd,
+            &pidfile,
+            &format!(
+                "trap '' TERM; sleep 1000 & echo $! > {}; while :; do sleep 0.05; done",
+                kidfile.display()
+            ),
+        );
+        let child = spawn_piped(&mut cmd);
+        let pid = read_pid(&pidfile);
+        let kid = read_pid(&kidfile);
+        std::thread::sleep(stall_after);
+        send_signal(child.id(), Signal::SIGSTOP);
+        let expires = expiry_lower_bound(&server, &k);
+        let dead = wait_gone(pid, Duration::from_secs(5));
+        let kid_dead = wait_gone(kid, Duration::from_secs(1));
+        assert!(
+            dead < expires && kid_dead < expires,
+            "stall after {stall_after:?}: the command died {:?} after the lease could expire",
+            dead.max(kid_dead) - expires
+        );
+        // Still stopped: it was not redlock-run that killed the command.
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap();
+        assert!(
+            stat.rsplit(')')
+                .next()
+                .unwrap()
+                .trim_start()
+                .starts_with('T'),
+            "redlock-run was not stopped: {stat}"
+        );
+        send_signal(child.id(), Signal::SIGCONT);
+        let out = wait_output(child, Duration::from_secs(10));
+        assert_eq!(out.status.code(), Some(70), "{}", stderr(&out));
+    }
+}
+
+/// stderr that fails every write (ENOSPC, EPIPE) is ignored: never an
+/// abort, the exit code stays the command's, and the lock is released.
+#[test]
+fn failing_writes_to_stderr_or_stdout_never_abort() {
+    let server = RedisServer::start();
+    for target in ["full", "closed-pipe"] {
+        let k = key("stderr");
+        let mut cmd = rr(&server);
+        cmd.args(["--key", &k, "-vvv", "--", "true"]);
+        match target {
+            "full" => {
+                cmd.stderr(
+                    std::fs::File::options()
+                        .write(true)
+                        .open("/dev/full")
+                        .unwrap(),
+                );
+            }
+            _ => {
+                let (r, w) = nix::unistd::pipe().unwrap();
+                drop(r);
+                cmd.stderr(Stdio::from(w));
+            }
+        }
+        let st = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert_eq!(st.code(), Some(0), "stderr {target}: {st:?}");
+        assert!(!server.exists(&k), "stderr {target}: lock left behind");
+        // Unreachable Redis: the error line cannot be written either.
+        let mut cmd = rr_urls(&[format!("redis://127.0.0.1:{}", crate::support::free_port())]);
+        cmd.args(["--key", &k, "--", "true"]);
+        cmd.stderr(
+            std::fs::File::options()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        );
+        let st = cmd.stdin(Stdio::null()).status().unwrap();
+        assert_eq!(st.code(), Some(69), "stderr {target}, Redis down: {st:?}");
+    }
+    // status printing into a full disk.
+    let k = key("stdout");
+    let st = rr(&server)
+        .args(["status", "--key", &k])
+        .stdin(Stdio::null())
+        .stdout(
+            std::fs::File::options()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        )
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(1), "status into /dev/full: {st:?}");
+}
+
+/// The reply to the release is lost (the connection is reset after Redis
+/// deleted the key): the retry must recognise its own release, not report
+/// a lost lock.
+#[test]
+fn a_lost_reply_to_the_release_is_still_a_release() {
+    let server = RedisServer::start();
+    let proxy = Proxy::start(server.port);
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("lostreply");
+    let ready = dir.path().join("ready");
+    let mut cmd = rr_urls(&[proxy.url()]);
+    // A long lease: no renewal can be the reply that gets lost.
+    cmd.args(["--key", &k, "--ttl", "60s", "--"])
+        .args(["sh", "-c", "echo go > \"$0\"; read -r _"])
+        .arg(&ready);
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_file(&ready, Duration::from_secs(10));
+    proxy.set_mode(Mode::LoseNextReply);
+    drop(child.stdin.take());
+    let out = wait_output(child, Duration::from_secs(20));
+    assert_eq!(
+        proxy.mode(),
+        Mode::Pass,
+        "no reply was lost: the test tested nothing"
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!server.exists(&k));
+}
+
+/// A real failure inside supervision (timerfd_settime fails at the first
+/// renewal): the command's group is stopped before the lock is released,
+/// and the exit code is 70, in run mode and in schedule.
+#[test]
+fn an_internal_error_while_the_command_runs_stops_it_before_the_release() {
+    let server = RedisServer::start();
+    for schedule in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let k = key("internal");
+        let pidfile = dir.path().join("pid");
+        let mut cmd = rr(&server);
+        if schedule {
+            cmd.args(["schedule", "--every", "1s"]);
+        }
+        cmd.args(["--key", &k, "--ttl", "1s"])
+            .env("LD_PRELOAD", fault_lib())
+            .env("RR_FAULT_TIMERFD_SETTIME", "2");
+        sh_cmd(&mut cmd, &pidfile, "trap '' TERM; sleep 30");
+        let child = spawn_piped(&mut cmd);
+        let pid = read_pid(&pidfile);
+        // The moment the lock goes away, the command must be gone already.
+        let mut seen_alive_unlocked = false;
+        wait_until("the lock to go", Duration::from_secs(15), || {
+            if server.exists(&k) {
+                return false;
+            }
+            seen_alive_unlocked = alive(pid);
+            true
+        });
+        assert!(
+            !seen_alive_unlocked,
+            "schedule={schedule}: the lock was released while the command still ran"
+        );
+        let out = wait_output(child, Duration::from_secs(15));
+        assert_eq!(
+            out.status.code(),
+            Some(70),
+            "schedule={schedule}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+/// killpg refused (EPERM, as with a setuid program in the group): the
+/// command could not be stopped as asked, which is a lost lock (70).
+#[test]
+fn a_refused_killpg_is_a_lost_lock() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("eperm");
+    let pidfile = dir.path().join("pid");
+    let mut cmd = rr(&server);
+    cmd.args(["--key", &k, "--ttl", "2s"])
+        .env("LD_PRELOAD", fault_lib())
+        .env("RR_FAULT_KILLPG", "EPERM");
+    sh_cmd(&mut cmd, &pidfile, "sleep 0.5");
+    let child = spawn_piped(&mut cmd);
+    read_pid(&pidfile);
+    send_signal(child.id(), Signal::SIGINT);
+    let started = Instant::now();
+    let out = wait_output(child, Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(70), "{}", stderr(&out));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(stderr(&out).contains("EPERM"), "{}", stderr(&out));
+}
