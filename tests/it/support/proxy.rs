@@ -164,8 +164,18 @@ async fn connection(
     let (mut cr, mut cw) = client.into_split();
     let (mut ur, mut uw) = upstream.into_split();
     let (up, down) = (mode.clone(), mode.clone());
+    let pumps = async {
+        let up = pump(&mut cr, &mut uw, up, None);
+        let down = pump(&mut ur, &mut cw, down, Some(&setter));
+        tokio::pin!(up, down);
+        // Both directions run to their end, unless a reply was lost.
+        tokio::select! {
+            lost = &mut down => lost || { up.await; false },
+            _ = &mut up => down.await,
+        }
+    };
     let reset = tokio::select! {
-        (_, lost) = async { tokio::join!(pump(&mut cr, &mut uw, up, None), pump(&mut ur, &mut cw, down, Some(&setter))) } => lost,
+        lost = pumps => lost,
         _ = mode.wait_for(|m| *m == Mode::Reset) => true,
     };
     if reset {
