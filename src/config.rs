@@ -7,6 +7,7 @@ use std::time::Duration;
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 
 use crate::cli::{CommandArgs, LeaseArgs, Target};
+use crate::clock::BootInstant;
 use crate::exit::Failure;
 
 /// Shortest lease we accept: below this, scheduling noise eats the margins.
@@ -27,8 +28,13 @@ pub fn at_most_max(flag: &str, d: Duration) -> Result<Duration, Failure> {
     Ok(d)
 }
 
-/// Slack kept between our SIGKILL and the lease's expiry in Redis.
-pub const KILL_MARGIN: Duration = Duration::from_millis(5);
+/// Slack kept between the SIGKILL of the command's group and the earliest
+/// moment its lease can expire in Redis: the time for the process that
+/// sends it (the guardian, or redlock-run) to be scheduled on a loaded
+/// machine. Measured on the 2-core CI machine with three CPU-bound
+/// processes per core: wake-up late by 0.13 ms at the median, 36 ms at
+/// p99, 45 ms at most (docs/reliability.md, "Stalls").
+pub const KILL_MARGIN: Duration = Duration::from_millis(100);
 
 /// One Redis server, with a display form that never shows a password.
 #[derive(Debug, Clone)]
@@ -128,16 +134,16 @@ impl Lease {
         if ttl < MIN_TTL {
             return Err(Failure::Usage(format!(
                 "--ttl {} is too short: the minimum is {}",
-                humantime::format_duration(ttl),
-                humantime::format_duration(MIN_TTL)
+                fmt(ttl),
+                fmt(MIN_TTL)
             )));
         }
         let refresh = match a.refresh {
             Some(r) if r >= ttl => {
                 return Err(Failure::Usage(format!(
                     "--refresh {} must be shorter than --ttl {}",
-                    humantime::format_duration(r),
-                    humantime::format_duration(ttl)
+                    fmt(r),
+                    fmt(ttl)
                 )));
             }
             Some(r) if r.is_zero() => {
@@ -146,19 +152,38 @@ impl Lease {
             Some(r) => r,
             None => ttl / 3,
         };
-        let room = ttl - refresh;
+        // What is left of a lease, after one missed renewal, for the grace
+        // between SIGTERM and SIGKILL.
+        let budget = Lease::grace_budget(ttl, refresh);
         let kill_after = match a.kill_after {
-            Some(k) if k >= room => {
+            Some(k) if budget.is_some_and(|b| k <= b) => k,
+            Some(k) => {
                 return Err(Failure::Usage(format!(
-                    "--kill-after {} leaves no room inside the lease: it must be shorter than \
-                     --ttl minus --refresh ({})",
-                    humantime::format_duration(k),
-                    humantime::format_duration(room)
+                    "--ttl {}, --refresh {} and --kill-after {} leave no room for one missed \
+                     renewal: {}",
+                    fmt(ttl),
+                    fmt(refresh),
+                    fmt(k),
+                    Lease::rule(ttl, refresh)
                 )));
             }
-            Some(k) => k,
             // The default is clamped, not refused, so that it always fits.
-            None => (ttl / 3).min(Duration::from_secs(5)).min(room / 2),
+            None => match budget {
+                Some(b) => (ttl / 3).min(Duration::from_secs(5)).min(b),
+                None => {
+                    let which = if a.refresh.is_some() {
+                        "--ttl and --refresh"
+                    } else {
+                        "--ttl"
+                    };
+                    return Err(Failure::Usage(format!(
+                        "{which} {} / {} leave no room for one missed renewal: {}",
+                        fmt(ttl),
+                        fmt(refresh),
+                        Lease::rule(ttl, refresh)
+                    )));
+                }
+            },
         };
         Ok(Lease {
             ttl,
@@ -168,16 +193,59 @@ impl Lease {
         })
     }
 
+    /// The one rule between the lease's timings, shared by the option
+    /// check and the supervisor: after a renewal, the command must get its
+    /// SIGTERM no earlier than two --refresh periods later (one renewal may
+    /// fail outright), and its SIGKILL [`KILL_MARGIN`] before the earliest
+    /// moment the lease can expire (--ttl less the drift allowance). So
+    /// `2 x refresh + kill_after + KILL_MARGIN + drift <= ttl`. Returns the
+    /// longest --kill-after that fits, or None if nothing does.
+    pub fn grace_budget(ttl: Duration, refresh: Duration) -> Option<Duration> {
+        ttl.checked_sub(drift(ttl))?
+            .checked_sub(KILL_MARGIN)?
+            .checked_sub(refresh * 2)
+    }
+
+    /// The rule in words, with the numbers, for an error message.
+    fn rule(ttl: Duration, refresh: Duration) -> String {
+        format!(
+            "2 x --refresh ({}) + --kill-after + {} (kill margin) + {} (clock drift) must not \
+             exceed --ttl; shorten --refresh or --kill-after, or lengthen --ttl",
+            fmt(refresh * 2),
+            fmt(KILL_MARGIN),
+            fmt(drift(ttl))
+        )
+    }
+
     /// Allowance for clock drift between us and Redis (the Redlock paper's
     /// 1% of the TTL plus 2 ms).
     pub fn drift(&self) -> Duration {
-        self.ttl / 100 + Duration::from_millis(2)
+        drift(self.ttl)
+    }
+
+    /// When the command's group gets SIGKILL, for a lease certainly ours
+    /// until `valid_until`: [`KILL_MARGIN`] before it.
+    pub fn kill_at(&self, valid_until: BootInstant) -> BootInstant {
+        valid_until.saturating_sub(KILL_MARGIN)
+    }
+
+    /// When it gets SIGTERM: --kill-after before the SIGKILL.
+    pub fn term_at(&self, valid_until: BootInstant) -> BootInstant {
+        self.kill_at(valid_until).saturating_sub(self.kill_after)
     }
 
     /// How long one Redis request may take before we give up on it.
     pub fn io_timeout(&self) -> Duration {
         (self.ttl / 2).min(Duration::from_secs(5))
     }
+}
+
+fn drift(ttl: Duration) -> Duration {
+    ttl / 100 + Duration::from_millis(2)
+}
+
+fn fmt(d: Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(d)
 }
 
 /// The program to run, as an argv.
@@ -281,15 +349,26 @@ mod tests {
         let l = lease(30_000, None, None).unwrap();
         assert_eq!(l.refresh, Duration::from_secs(10));
         assert_eq!(l.kill_after, Duration::from_secs(5));
-        let l = lease(600, Some(500), None).unwrap();
-        assert_eq!(l.kill_after, Duration::from_millis(50));
+        // 600 - 8 drift - 100 margin - 2 x 200 refresh.
+        let l = lease(600, None, None).unwrap();
+        assert_eq!(l.kill_after, Duration::from_millis(92));
+        for ttl in [1000, 1001, 1500, 7000, 30_000, 3_600_000] {
+            assert!(
+                lease(ttl, None, None).is_ok(),
+                "--ttl {ttl}ms with defaults"
+            );
+        }
     }
 
     #[test]
     fn inconsistent_timings_are_refused() {
         assert!(lease(1000, Some(1000), None).is_err());
-        assert!(lease(1000, Some(400), Some(600)).is_err());
-        assert!(lease(1000, Some(400), Some(599)).is_ok());
+        assert!(lease(1000, Some(400), Some(599)).is_err());
+        assert!(lease(1000, Some(990), None).is_err());
+        assert!(lease(30_000, Some(29_900), None).is_err());
+        // 1000 - 12 - 100 - 2 x 300 = 288: the longest grace that fits.
+        assert!(lease(1000, Some(300), Some(288)).is_ok());
+        assert!(lease(1000, Some(300), Some(289)).is_err());
         assert!(lease(50, None, None).is_err());
         assert!(lease(u64::MAX, None, None).is_err());
     }
