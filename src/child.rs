@@ -70,18 +70,26 @@ pub fn spawn(program: &Program, env: &[(&str, &str)]) -> Result<Child, Failure> 
     let parent = getpid();
     let take_terminal = in_terminal_foreground();
     // SAFETY: the closure runs in the forked child before exec, where only
-    // async-signal-safe calls are allowed: prctl(2), getppid(2),
+    // async-signal-safe calls are allowed: an atomic store in the page
+    // shared with the guardian, getpid(2), prctl(2), getppid(2),
     // sigprocmask(2), tcsetpgrp(3) and signal(2) are plain syscalls on
     // stack data, and errors become an io::Error from a raw errno without
     // allocating. std has already called setpgid(0, 0) at this point.
     unsafe {
         cmd.as_std_mut().pre_exec(move || {
             let errno = |e: Errno| io::Error::from_raw_os_error(e as i32);
+            // Covered by the guardian before any code of the command runs.
+            guardian::arm_self();
             prctl::set_pdeathsig(Signal::SIGKILL).map_err(errno)?;
             // We may have died between fork and prctl: then nobody would
             // kill the command, and it must not run unlocked.
             if getppid() != parent {
                 return Err(errno(Errno::ESRCH));
+            }
+            // redlock-run ignores the terminal's job-control stops; the
+            // command gets the default dispositions back.
+            for sig in [Signal::SIGTTOU, Signal::SIGTTIN] {
+                nix::sys::signal::signal(sig, SigHandler::SigDfl).map_err(errno)?;
             }
             if take_terminal {
                 set_foreground(getpid()).map_err(errno)?;
@@ -118,19 +126,27 @@ impl Child {
         self.pgid.as_raw()
     }
 
-    /// Send `sig` to the whole process group (a gone group is not an error).
-    pub fn signal_group(&self, sig: Signal) {
+    /// Send `sig` to the whole process group. A gone group is not an
+    /// error; any other failure (EPERM: a setuid program in the group) is
+    /// returned, and means the command could not be stopped as asked.
+    pub fn signal_group(&self, sig: Signal) -> Result<(), Errno> {
         match killpg(self.pgid, sig) {
-            Ok(()) | Err(Errno::ESRCH) => {}
-            Err(e) => tracing::warn!(signal = %sig, error = %e, "could not signal the command"),
+            Ok(()) | Err(Errno::ESRCH) => Ok(()),
+            Err(e) => Err(e),
         }
     }
 
+    pub fn pgid(&self) -> Pid {
+        self.pgid
+    }
+
     /// Wait for the group leader (the command itself). Cancel-safe.
+    /// After an error the leader counts as gone: the group's drain reaps
+    /// it with the rest.
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
-        let st = self.inner.wait().await?;
+        let st = self.inner.wait().await;
         self.leader_reaped = true;
-        Ok(st)
+        st
     }
 
     /// Take the terminal's foreground back, if the command had it.

@@ -37,6 +37,11 @@ impl BootInstant {
         Self::now().0.saturating_sub(self.0)
     }
 
+    /// Nanoseconds since boot (for the page shared with the guardian).
+    pub fn as_nanos(self) -> u64 {
+        self.0.as_nanos().min(u128::from(u64::MAX)) as u64
+    }
+
     pub fn saturating_sub(self, d: Duration) -> Self {
         BootInstant(self.0.saturating_sub(d))
     }

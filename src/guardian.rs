@@ -1,49 +1,78 @@
-//! The guardian: a small forked process that kills the command's whole
+//! The guardian: a small forked process that enforces the command's
+//! deadline independently of redlock-run, and kills the command's whole
 //! process group if redlock-run dies without cleaning up (SIGKILL, abort,
 //! the OOM killer).
 //!
-//! `PR_SET_PDEATHSIG` kills only the command itself: processes it started
-//! (a shell script's children) are re-parented and would run on unlocked
-//! while the lease runs out. The guardian closes that gap. It is forked
-//! first thing in `main`, holds the read end of a pipe whose write end
-//! only redlock-run holds, and blocks on it. redlock-run writes the
-//! command's process group into a page shared with it when the command
-//! starts ("armed"), and clears it when the group is confirmed empty
-//! ("disarmed": from then on the group's id may be reused by the system,
-//! so it must never be signalled).
+//! Why a second process: redlock-run itself can stall at the worst moment
+//! (SIGSTOP, a blocked write to a terminal or a full pipe, starvation).
+//! A stalled redlock-run renews nothing and kills nothing, so without the
+//! guardian its command would run on after the lease expired in Redis and
+//! another host took the lock. And `PR_SET_PDEATHSIG` kills only the
+//! command itself: processes it started (a shell script's children) are
+//! re-parented and would run on unlocked.
+//!
+//! How: redlock-run and the guardian share one page (MAP_SHARED, set up
+//! before the fork). It holds the command's process group while it may be
+//! alive ("armed"; the command stores its own pid there before it execs,
+//! so no instant of its life is uncovered) and the moment the group must
+//! be SIGKILLed unless the lease was renewed (`kill_at`, CLOCK_BOOTTIME).
+//! A renewal only stores a later `kill_at`: no system call, no wake-up.
+//! The guardian sleeps on a CLOCK_BOOTTIME timer until the `kill_at` it
+//! last read; when it wakes and the stored `kill_at` has not moved past
+//! now, it SIGKILLs the group and notes that it did (`fired`), so that
+//! redlock-run reports the run as lost. A new `kill_at` before a command
+//! starts comes with one byte on a pipe, which wakes it to set its timer.
 //! When the pipe reports end-of-file, redlock-run is gone, however it
-//! ended; an armed guardian then SIGKILLs the group, and exits.
+//! ended; an armed guardian then SIGKILLs the group, and exits. A disarmed
+//! group (confirmed empty; its id may be reused) is never signalled.
 //!
 //! The guardian runs in a process group of its own and ignores the signals
 //! a terminal or a supervisor sends to a whole group, so that it outlives
-//! redlock-run in exactly the cases it is for; and it points its standard
-//! descriptors at /dev/null, so that it never holds the caller's pipes
-//! open.
+//! redlock-run in exactly the cases it is for; it points its standard
+//! descriptors at /dev/null and closes every other descriptor it
+//! inherited, so that it never holds the caller's pipes open.
 
 use std::num::NonZeroUsize;
-use std::os::fd::{AsFd as _, OwnedFd};
+use std::os::fd::{AsFd as _, AsRawFd as _, FromRawFd as _, OwnedFd};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, open};
+use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous};
 use nix::sys::signal::{SigHandler, Signal, killpg, signal};
 use nix::sys::stat::Mode;
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{
+    ClockId as TimerClock, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags,
+};
 use nix::unistd::{
     ForkResult, Pid, dup2_stderr, dup2_stdin, dup2_stdout, fork, pipe2, read, setpgid,
 };
 
+use crate::clock::BootInstant;
 use crate::signals::FORWARDED;
+
+/// The page shared with the guardian.
+#[repr(C)]
+struct Shared {
+    /// The command's process group while it may be alive, else 0.
+    pgid: AtomicI32,
+    /// The group the guardian SIGKILLed at its deadline, else 0.
+    fired: AtomicI32,
+    /// When to SIGKILL the armed group unless this moves later: ns on
+    /// CLOCK_BOOTTIME.
+    kill_at: AtomicU64,
+}
 
 /// redlock-run's side of a started guardian.
 struct Guardian {
-    /// The pipe's write end: never written, only held open until we die.
-    _alive: OwnedFd,
-    /// The command's process group while it may be alive, else 0: in a
-    /// page shared with the guardian, so that arming and disarming cost a
-    /// store, not a system call or a wake-up of the guardian.
-    armed: &'static AtomicI32,
+    /// The pipe's write end (non-blocking): held open until we die; a byte
+    /// written wakes the guardian to read a new deadline.
+    tx: OwnedFd,
+    shared: &'static Shared,
 }
 
 static GUARDIAN: OnceLock<Guardian> = OnceLock::new();
@@ -65,7 +94,7 @@ fn ignored() -> impl Iterator<Item = Signal> {
 /// has written when it forks, the fewer copy-on-write faults it takes
 /// afterwards (measured: 0.06 ms per run less than forking after parsing).
 /// A failure is reported by [`report`] and the run goes on with
-/// `PR_SET_PDEATHSIG` alone.
+/// `PR_SET_PDEATHSIG` and redlock-run's own deadline alone.
 pub fn start_unless_admin() {
     let first = std::env::args_os().nth(1);
     let admin = first.as_ref().and_then(|a| a.to_str()).is_some_and(|a| {
@@ -86,8 +115,8 @@ pub fn report() {
     if let Some(e) = START_FAILED.get() {
         tracing::warn!(
             error = %e,
-            "could not start the guardian; if redlock-run is killed, processes \
-             the command started may outlive it"
+            "could not start the guardian; if redlock-run is stalled or killed, the command \
+             and processes it started may outlive the lease"
         );
     }
 }
@@ -99,7 +128,7 @@ fn try_start() -> nix::Result<()> {
     let page = NonZeroUsize::new(4096).expect("non-zero");
     // SAFETY: a fresh anonymous mapping, placed by the kernel (no address
     // given), so it aliases nothing; it is zero-filled and never unmapped.
-    let shared = unsafe {
+    let mapped = unsafe {
         mmap_anonymous(
             None,
             page,
@@ -107,33 +136,62 @@ fn try_start() -> nix::Result<()> {
             MapFlags::MAP_SHARED,
         )
     }?;
-    // SAFETY: the page is aligned and zeroed (a valid AtomicI32 of 0) and
-    // lives for the rest of the process, in both processes (MAP_SHARED
-    // survives fork, and nothing unmaps it): a 'static shared reference to
-    // an atomic in it is sound.
-    let armed: &'static AtomicI32 = unsafe { shared.cast::<AtomicI32>().as_ref() };
+    // SAFETY: the page is aligned and zeroed (a valid `Shared` of zeros:
+    // atomics only) and lives for the rest of the process, in both
+    // processes (MAP_SHARED survives fork, and nothing unmaps it): a
+    // 'static shared reference to it is sound.
+    let shared: &'static Shared = unsafe { mapped.cast::<Shared>().as_ref() };
     // Close-on-exec: the command must not inherit the write end, or the
     // pipe would stay open after our death and the guardian never wake.
     let (rx, tx) = pipe2(OFlag::O_CLOEXEC)?;
     // SAFETY: the child branch below calls only async-signal-safe
-    // functions (setpgid, signal, open, dup2, close, read, kill, _exit) and atomic
-    // loads, on data that is on its stack or was set up before the fork,
-    // so the fork is sound whatever other threads exist.
+    // functions (setpgid, signal, open, dup2, close, poll, read,
+    // timerfd_*, clock_gettime, kill, _exit) and atomic loads, on data
+    // that is on its stack or was set up before the fork, so the fork is
+    // sound whatever other threads exist.
     match unsafe { fork() }? {
         ForkResult::Child => {
             drop(tx);
-            guard(rx, armed)
+            guard(rx, shared)
         }
         ForkResult::Parent { .. } => {
             drop(rx);
-            let _ = GUARDIAN.set(Guardian { _alive: tx, armed });
+            // Never block on a wake-up byte: a full pipe already wakes it.
+            let _ = fcntl(&tx, FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
+            let _ = GUARDIAN.set(Guardian { tx, shared });
             Ok(())
         }
     }
 }
 
+/// Nanoseconds on CLOCK_BOOTTIME (the lease clock).
+fn boot_ns() -> u64 {
+    BootInstant::now().as_nanos()
+}
+
+/// Close every descriptor from `from` up (the caller's, inherited).
+fn close_from(from: i32) {
+    // SAFETY: close_range(2) takes plain integers and only closes
+    // descriptors, none of which this process uses from here on.
+    let r = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_close_range,
+            from as nix::libc::c_uint,
+            nix::libc::c_uint::MAX,
+            0 as nix::libc::c_uint,
+        )
+    };
+    if r != 0 {
+        // Kernels before 5.9: close them one by one.
+        for fd in from..4096 {
+            // SAFETY: as above, closing a descriptor number, used or not.
+            unsafe { nix::libc::close(fd) };
+        }
+    }
+}
+
 /// The guardian's whole life. Never returns.
-fn guard(rx: OwnedFd, armed: &AtomicI32) -> ! {
+fn guard(rx: OwnedFd, shared: &Shared) -> ! {
     // A group of its own: a SIGKILL sent to redlock-run's whole group (as
     // timeout(1) does) must not take the guardian with it.
     let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
@@ -146,12 +204,79 @@ fn guard(rx: OwnedFd, armed: &AtomicI32) -> ! {
         let _ = dup2_stdout(&null);
         let _ = dup2_stderr(&null);
     }
-    // Nothing is ever written: the read returns at end-of-file, when the
-    // last holder of the write end (redlock-run) is gone.
-    let mut buf = [0u8; 1];
-    while let Ok(1) | Err(Errno::EINTR) = read(rx.as_fd(), &mut buf) {}
+    // The pipe becomes descriptor 3; everything above it is closed.
+    // SAFETY: dup2(2) on plain descriptor numbers; if it succeeds,
+    // descriptor 3 is a copy of the pipe that nothing else owns.
+    let rx = if rx.as_raw_fd() != 3 && unsafe { nix::libc::dup2(rx.as_raw_fd(), 3) } == 3 {
+        drop(rx);
+        // SAFETY: see above: 3 is open and owned by nobody else.
+        unsafe { OwnedFd::from_raw_fd(3) }
+    } else {
+        rx
+    };
+    close_from(rx.as_raw_fd() + 1);
+    // A CLOCK_BOOTTIME timer keeps counting through a suspend. Without
+    // one, poll's own timeout (which does not) is the fallback.
+    let timer = TimerFd::new(TimerClock::CLOCK_BOOTTIME, TimerFlags::TFD_CLOEXEC).ok();
+    let mut killed = 0;
+    loop {
+        // Act on what the page says now.
+        let pgid = shared.pgid.load(Ordering::Acquire);
+        let kill_at = shared.kill_at.load(Ordering::Acquire);
+        let now = boot_ns();
+        if pgid == 0 {
+            killed = 0;
+        }
+        if pgid > 0 && pgid != killed && now >= kill_at {
+            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+            shared.fired.store(pgid, Ordering::Release);
+            killed = pgid;
+        }
+        // Sleep until the deadline (if one is ahead), or a wake-up byte,
+        // or end-of-file.
+        let ahead = kill_at > now && (pgid == 0 || pgid != killed);
+        let mut timeout = PollTimeout::NONE;
+        if ahead {
+            let set = timer.as_ref().map(|t| {
+                t.set(
+                    Expiration::OneShot(TimeSpec::from(Duration::from_nanos(kill_at))),
+                    TimerSetTimeFlags::TFD_TIMER_ABSTIME,
+                )
+            });
+            if !matches!(set, Some(Ok(()))) {
+                let ms = (kill_at - now).div_ceil(1_000_000).min(i32::MAX as u64) as i32;
+                timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+            }
+        } else if let Some(t) = &timer {
+            let _ = t.unset();
+        }
+        // (No allocation in this process: without a timer, the pipe twice.)
+        let second = timer.as_ref().map_or(rx.as_fd(), |t| t.as_fd());
+        let mut fds = [
+            PollFd::new(rx.as_fd(), PollFlags::POLLIN),
+            PollFd::new(second, PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            // Cannot wait: look again shortly rather than spin or give up.
+            Err(_) => std::thread::sleep(Duration::from_millis(1)),
+        }
+        let rx_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
+        if let Some(t) = &timer {
+            if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+                let mut buf = [0u8; 8];
+                let _ = read(t.as_fd(), &mut buf);
+            }
+        }
+        if rx_ready {
+            let mut buf = [0u8; 64];
+            if let Ok(0) = read(rx.as_fd(), &mut buf) {
+                break;
+            }
+        }
+    }
     // redlock-run has exited, so its last store is visible here.
-    let pgid = armed.load(Ordering::Acquire);
+    let pgid = shared.pgid.load(Ordering::Acquire);
     if pgid > 0 {
         let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
     }
@@ -160,16 +285,56 @@ fn guard(rx: OwnedFd, armed: &AtomicI32) -> ! {
     unsafe { nix::libc::_exit(0) }
 }
 
+/// A command is about to start: SIGKILL its group at `kill_at` unless
+/// [`extend`] moves that later. Wakes the guardian to set its timer.
+pub fn prepare(kill_at: BootInstant) {
+    if let Some(g) = GUARDIAN.get() {
+        g.shared.fired.store(0, Ordering::Release);
+        g.shared
+            .kill_at
+            .store(kill_at.as_nanos(), Ordering::Release);
+        // A full pipe (EAGAIN) already has a wake-up in it.
+        let _ = nix::unistd::write(&g.tx, &[1]);
+    }
+}
+
+/// In the command's process, between fork and exec (async-signal-safe: an
+/// atomic store): the group it is about to lead is armed before it runs
+/// any code of its own.
+pub fn arm_self() {
+    if let Some(g) = GUARDIAN.get() {
+        g.shared
+            .pgid
+            .store(nix::unistd::getpid().as_raw(), Ordering::Release);
+    }
+}
+
 /// The command's process group `pgid` now exists: kill it if we die.
 pub fn arm(pgid: Pid) {
     if let Some(g) = GUARDIAN.get() {
-        g.armed.store(pgid.as_raw(), Ordering::Release);
+        g.shared.pgid.store(pgid.as_raw(), Ordering::Release);
     }
+}
+
+/// The lease was renewed: the deadline moves to `kill_at`.
+pub fn extend(kill_at: BootInstant) {
+    if let Some(g) = GUARDIAN.get() {
+        g.shared
+            .kill_at
+            .store(kill_at.as_nanos(), Ordering::Release);
+    }
+}
+
+/// Whether the guardian SIGKILLed the group `pgid` at its deadline.
+pub fn fired(pgid: Pid) -> bool {
+    GUARDIAN
+        .get()
+        .is_some_and(|g| g.shared.fired.load(Ordering::Acquire) == pgid.as_raw())
 }
 
 /// The command's group is confirmed empty: never signal it again.
 pub fn disarm() {
     if let Some(g) = GUARDIAN.get() {
-        g.armed.store(0, Ordering::Release);
+        g.shared.pgid.store(0, Ordering::Release);
     }
 }

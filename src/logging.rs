@@ -43,7 +43,10 @@ pub fn init(args: &LogArgs, default: Default, timestamps: bool) -> Result<(), Fa
             EnvFilter::new(spec)
         }
     };
+    // A log line that cannot be written (EIO, EPIPE, ENOSPC on stderr) is
+    // dropped: never a panic, never a second attempt on the same stderr.
     let builder = tracing_subscriber::fmt()
+        .log_internal_errors(false)
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);

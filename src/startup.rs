@@ -3,6 +3,7 @@
 //! stack-guard lookup that made std's start-up slow.
 
 use std::fs::File;
+use std::io::Write as _;
 use std::os::fd::{AsRawFd as _, IntoRawFd as _};
 
 use nix::fcntl::{FcntlArg, FdFlag, fcntl};
@@ -16,6 +17,7 @@ use nix::sys::signal::{SigHandler, Signal, signal};
 /// - SIGPIPE is ignored, so a write to a closed pipe or socket is an error
 ///   we handle, never a silent death with the lock held. The command does
 ///   not inherit this: std resets SIGPIPE to its default in the child.
+/// - SIGTTOU and SIGTTIN are ignored (see below).
 pub fn prepare_process() {
     // An open returns the lowest free descriptor: while it is 0, 1 or 2,
     // that standard descriptor was closed and now points at /dev/null.
@@ -26,14 +28,26 @@ pub fn prepare_process() {
             break;
         }
         if let Err(e) = fcntl(&f, FcntlArg::F_SETFD(FdFlag::empty())) {
-            eprintln!("redlock-run: warning: /dev/null as a standard descriptor: {e}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "redlock-run: warning: /dev/null as a standard descriptor: {e}"
+            );
         }
         // Kept open for the life of the process, as that descriptor.
         let _ = f.into_raw_fd();
     }
-    // SAFETY: SIG_IGN installs no handler code, so nothing can run in
-    // signal context; this runs on the only thread, before any other.
-    if let Err(e) = unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) } {
-        eprintln!("redlock-run: warning: could not ignore SIGPIPE: {e}");
+    // SIGTTOU/SIGTTIN: once the command's group has the terminal, a log
+    // line from us to a `stty tostop` terminal would stop redlock-run, and
+    // a stopped redlock-run stops nothing. Ignored, the write goes through.
+    // The command gets the default dispositions back (child.rs).
+    for sig in [Signal::SIGPIPE, Signal::SIGTTOU, Signal::SIGTTIN] {
+        // SAFETY: SIG_IGN installs no handler code, so nothing can run in
+        // signal context; this runs on the only thread, before any other.
+        if let Err(e) = unsafe { signal(sig, SigHandler::SigIgn) } {
+            let _ = writeln!(
+                std::io::stderr(),
+                "redlock-run: warning: could not ignore {sig}: {e}"
+            );
+        }
     }
 }
