@@ -4,6 +4,8 @@
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 
+use crate::supervise::Outcome;
+
 /// Bad usage: refused before anything touched Redis.
 pub const USAGE: u8 = 2;
 /// `status`: the key is free.
@@ -12,6 +14,9 @@ pub const FREE: u8 = 1;
 pub const UNAVAILABLE: u8 = 69;
 /// The lock was lost while the command ran (EX_SOFTWARE).
 pub const LOST: u8 = 70;
+/// An internal error (EX_SOFTWARE, as a lost lock: after the command's
+/// group was stopped, if it ran).
+pub const INTERNAL: u8 = 70;
 /// Default `--conflict-exit-code`: the lock stayed held by someone else (EX_TEMPFAIL).
 pub const CONFLICT: u8 = 75;
 /// The command exists but cannot be executed.
@@ -29,6 +34,7 @@ Exit status:
   75       the lock stayed held by someone else for all of --timeout (-E changes it)
   69       Redis unreachable, auth refused, or no quorum of masters reachable
   70       the lock was lost while the command ran; the command was stopped
+           (also an internal error: the command's group is stopped first)
   126/127  the command cannot be executed / was not found
   2        bad usage
 
@@ -57,6 +63,10 @@ pub enum Failure {
     Usage(String),
     #[error("interrupted by {name} while waiting for the lock; nothing was run")]
     Interrupted { name: &'static str, signo: i32 },
+    /// Something failed inside redlock-run itself (a system call, the
+    /// runtime); if the command was running, its group was stopped first.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl Failure {
@@ -69,7 +79,25 @@ impl Failure {
             Failure::Spawn { code, .. } => (*code).into(),
             Failure::Usage(_) => USAGE.into(),
             Failure::Interrupted { signo, .. } => SIGNAL_BASE + signo,
+            Failure::Internal(_) => INTERNAL.into(),
         }
+    }
+}
+
+/// The result of a run whose command was started: its own status, or a
+/// failure (lost lock, internal error) that overrides it.
+pub fn for_run(o: &Outcome) -> Result<i32, Failure> {
+    if let Some(why) = &o.internal {
+        return Err(Failure::Internal(why.clone()));
+    }
+    if let Some(why) = &o.lost {
+        return Err(Failure::Lost(why.clone()));
+    }
+    match o.status {
+        Some(st) => Ok(from_status(st)),
+        None => Err(Failure::Internal(
+            "the command's exit status was not seen".into(),
+        )),
     }
 }
 
@@ -84,15 +112,17 @@ pub fn from_status(status: ExitStatus) -> i32 {
     }
 }
 
-/// The exit code for an error that escaped `run`: a typed failure's code,
-/// else 69 for anything Redis-shaped, else 1.
-pub fn code_for(err: &anyhow::Error, conflict: u8) -> i32 {
-    for cause in err.chain() {
-        if let Some(f) = cause.downcast_ref::<Failure>() {
-            return f.code(conflict);
-        }
+/// The one choice of an exit code: the command's own (or 128+N), or the
+/// code of the typed failure in the error's chain; any other error is an
+/// internal one (70), never a bare 1.
+pub fn code(result: &anyhow::Result<i32>, conflict: u8) -> i32 {
+    match result {
+        Ok(code) => *code,
+        Err(err) => err
+            .chain()
+            .find_map(|c| c.downcast_ref::<Failure>())
+            .map_or(INTERNAL.into(), |f| f.code(conflict)),
     }
-    1
 }
 
 #[cfg(test)]
@@ -108,7 +138,10 @@ mod tests {
     #[test]
     fn failures_map_to_documented_codes() {
         let e = anyhow::Error::new(Failure::Lost("gone".into())).context("supervising");
-        assert_eq!(code_for(&e, 75), 70);
+        assert_eq!(code(&Err(e), 75), 70);
+        let e = anyhow::anyhow!("timerfd_settime: ENOMEM");
+        assert_eq!(code(&Err(e), 75), 70, "an internal error is never a bare 1");
+        assert_eq!(code(&Ok(3), 75), 3);
         let c = Failure::Conflict {
             key: "k".into(),
             holder: "x".into(),

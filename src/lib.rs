@@ -36,13 +36,15 @@ fn usage_error(sub: Option<&str>, f: Failure) -> ! {
     cmd.error(ErrorKind::ValueValidation, f.to_string()).exit()
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    // current_thread: the command is spawned from the main thread, which
-    // PR_SET_PDEATHSIG ties its life to.
-    tokio::runtime::Builder::new_current_thread()
+/// Run `fut` on a current_thread runtime: the command is spawned from the
+/// main thread, which PR_SET_PDEATHSIG ties its life to. A runtime that
+/// cannot be built (out of descriptors) is an internal error, not a panic.
+fn block_on<T>(fut: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .expect("building the tokio runtime")
+        .map_err(|e| Failure::Internal(format!("building the async runtime: {e}")))?;
+    rt.block_on(fut)
 }
 
 /// Parse, validate, run; returns the exit code.
@@ -62,32 +64,39 @@ pub fn main(cli: Cli) -> i32 {
             logging::init(&a.log, logging::Default::Info, true)
                 .unwrap_or_else(|f| usage_error(Some("schedule"), f));
             guardian::report();
-            match runtime().block_on(schedule::schedule(plan)) {
-                Ok(code) => code,
-                Err(e) => {
-                    tracing::error!("{e:#}");
-                    exit::code_for(&e, exit::CONFLICT)
-                }
+            let result = block_on(schedule::schedule(plan));
+            if let Err(e) = &result {
+                tracing::error!("{e:#}");
             }
+            exit::code(&result, exit::CONFLICT)
         }
         Some(Sub::Status(a)) => {
             let place =
                 Place::from_args(&a.target).unwrap_or_else(|f| usage_error(Some("status"), f));
             logging::init(&a.log, logging::Default::Errors, false)
                 .unwrap_or_else(|f| usage_error(Some("status"), f));
-            runtime().block_on(admin::status(&place, a.json))
+            let result = block_on(async { Ok(admin::status(&place, a.json).await) });
+            if let Err(e) = &result {
+                tracing::error!("{e:#}");
+            }
+            exit::code(&result, exit::CONFLICT)
         }
         Some(Sub::Release(a)) => {
             let place =
                 Place::from_args(&a.target).unwrap_or_else(|f| usage_error(Some("release"), f));
             logging::init(&a.log, logging::Default::Errors, false)
                 .unwrap_or_else(|f| usage_error(Some("release"), f));
-            match runtime().block_on(admin::release(&place, a.force)) {
-                Ok(code) => code,
-                Err(f @ Failure::Usage(_)) => usage_error(Some("release"), f),
-                Err(f) => {
+            let result = block_on(async { Ok(admin::release(&place, a.force).await) });
+            match result {
+                Ok(Ok(code)) => code,
+                Ok(Err(f @ Failure::Usage(_))) => usage_error(Some("release"), f),
+                Ok(Err(f)) => {
                     tracing::error!("{f}");
                     f.code(exit::CONFLICT)
+                }
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    exit::code(&Err(e), exit::CONFLICT)
                 }
             }
         }
@@ -108,13 +117,11 @@ pub fn main(cli: Cli) -> i32 {
             guardian::report();
             let conflict = plan.conflict_exit_code;
             let quiet_conflict = plan.timeout == cli::Timeout::After(std::time::Duration::ZERO);
-            match runtime().block_on(run::run(plan)) {
-                Ok(code) => code,
-                Err(e) => {
-                    report(&e, quiet_conflict);
-                    exit::code_for(&e, conflict)
-                }
+            let result = block_on(run::run(plan));
+            if let Err(e) = &result {
+                report(e, quiet_conflict);
             }
+            exit::code(&result, conflict)
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::child;
 use crate::cli::Timeout;
 use crate::config::{Lease, Place, Program};
 use crate::exit::{self, Failure};
+use crate::guardian;
 use crate::lock::{Attempt, Grant, Keeper, Locker, WaitOutcome};
 use crate::signals::Signals;
 use crate::supervise::{Outcome, supervise};
@@ -120,17 +121,14 @@ pub async fn run_locked(
         &[],
     )
     .await;
-    let Outcome { status, lost, .. } = outcome?;
-    match lost {
-        Some(why) => Err(Failure::Lost(why).into()),
-        None => Ok(exit::from_status(status)),
-    }
+    Ok(exit::for_run(&outcome?)?)
 }
 
 /// The one code path for running a command under a held lock (run mode
 /// and every schedule tick): spawn with the lock's environment plus
 /// `extra_env`, renew while it runs, supervise, release (or hold for
-/// `--min-hold`). Hands the locker back for the next use.
+/// `--min-hold`). Hands the locker back for the next use. The error is a
+/// failure to start the command (nothing ran, the lock was given back).
 pub async fn run_under_lock(
     key: &str,
     lease: &Lease,
@@ -139,7 +137,7 @@ pub async fn run_under_lock(
     grant: &Grant,
     signals: &mut Signals,
     extra_env: &[(&str, &str)],
-) -> (Locker, Result<Outcome>) {
+) -> (Locker, Result<Outcome, Failure>) {
     let fencing = grant.fencing.to_string();
     let mut env = vec![
         ("REDLOCK_KEY", key),
@@ -148,6 +146,8 @@ pub async fn run_under_lock(
     ];
     env.extend_from_slice(extra_env);
     child::become_subreaper();
+    // The guardian's deadline is set before the command exists.
+    guardian::prepare(lease.kill_at(grant.valid_until));
     let mut child = match child::spawn(program, &env) {
         Ok(c) => c,
         Err(f) => {
@@ -155,23 +155,21 @@ pub async fn run_under_lock(
             if let Err(e) = locker.release(&grant.token).await {
                 tracing::error!(error = %e, "could not release the lock; it expires by itself");
             }
-            return (locker, Err(f.into()));
+            return (locker, Err(f));
         }
     };
     tracing::debug!(pid = child.pid(), "command started");
 
     let mut keeper = Keeper::start(locker, grant);
-    let outcome = supervise(&mut child, lease, keeper.state(), signals).await;
+    // Returns only once the command's whole group is gone.
+    let mut outcome = supervise(&mut child, lease, keeper.state(), signals).await;
     child.restore_terminal();
     let mut locker = keeper.stop().await;
-    let lost_at_release = finish(&mut locker, grant, lease.min_hold, outcome.as_ref().ok()).await;
-    let outcome = outcome.map(|mut o| {
-        if o.lost.is_none() {
-            o.lost = lost_at_release;
-        }
-        o
-    });
-    (locker, outcome.map_err(anyhow::Error::from))
+    let lost_at_release = finish(&mut locker, grant, lease.min_hold, &outcome).await;
+    if outcome.lost.is_none() {
+        outcome.lost = lost_at_release;
+    }
+    (locker, Ok(outcome))
 }
 
 /// Release the lock, or with `--min-hold` keep it until the hold is over.
@@ -182,9 +180,9 @@ pub async fn finish(
     locker: &mut Locker,
     grant: &Grant,
     min_hold: Duration,
-    outcome: Option<&Outcome>,
+    outcome: &Outcome,
 ) -> Option<String> {
-    if outcome.is_some_and(|o| o.lost.is_some()) {
+    if outcome.lost.is_some() || outcome.internal.is_some() {
         // Not ours any more (or unknown): only a compare-and-delete, which
         // cannot touch another holder's lock.
         let _ = locker.release(&grant.token).await;

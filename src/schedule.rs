@@ -214,29 +214,37 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
         locker = back;
         let duration_ms = started.elapsed().as_millis() as u64;
         busy_until = Some(tick);
-        match outcome {
-            Ok(o) => {
-                let status = exit::from_status(o.status);
-                match &o.lost {
-                    Some(why) => tracing::error!(
-                        tick = %tick_str, fencing_token = fencing, exit_status = status,
-                        duration_ms, late_ms, reason = %why, "ran; lock lost"
-                    ),
-                    None if status == 0 => tracing::info!(
-                        tick = %tick_str, fencing_token = fencing, exit_status = status,
-                        duration_ms, late_ms, "ran"
-                    ),
-                    None => tracing::warn!(
-                        tick = %tick_str, fencing_token = fencing, exit_status = status,
-                        duration_ms, late_ms, "ran; command failed"
-                    ),
-                }
-                if o.interrupted {
-                    tracing::info!("stopping the schedule");
-                    return Ok(0);
-                }
+        let o = match outcome {
+            Ok(o) => o,
+            Err(f) => {
+                tracing::error!(tick = %tick_str, "{f}");
+                continue;
             }
-            Err(e) => tracing::error!(tick = %tick_str, "{e:#}"),
+        };
+        match exit::for_run(&o) {
+            // The command's group was stopped and the lock released; the
+            // schedule does not go on without a working supervisor.
+            Err(f @ Failure::Internal(_)) => {
+                tracing::error!(tick = %tick_str, fencing_token = fencing, "{f}; stopping the schedule");
+                return Err(f.into());
+            }
+            Err(f) => tracing::error!(
+                tick = %tick_str, fencing_token = fencing,
+                exit_status = o.status.map_or(i32::from(exit::LOST), exit::from_status),
+                duration_ms, late_ms, reason = %f, "ran; lock lost"
+            ),
+            Ok(0) => tracing::info!(
+                tick = %tick_str, fencing_token = fencing, exit_status = 0,
+                duration_ms, late_ms, "ran"
+            ),
+            Ok(status) => tracing::warn!(
+                tick = %tick_str, fencing_token = fencing, exit_status = status,
+                duration_ms, late_ms, "ran; command failed"
+            ),
+        }
+        if o.interrupted {
+            tracing::info!("stopping the schedule");
+            return Ok(0);
         }
     }
 }

@@ -119,12 +119,14 @@ impl Locker {
                     }
                 }
             }
+            // A command is only started with at least the kill grace and
+            // the margin left: otherwise it would be stopped at once.
             let valid_until = (start + self.lease.ttl).saturating_sub(self.lease.drift());
-            if valid_until <= BootInstant::now() {
+            if self.lease.term_at(valid_until) <= BootInstant::now() {
                 self.undo(token).await;
                 return Attempt::Unavailable {
                     reason: format!(
-                        "acquiring took {:?}, longer than the lease allows",
+                        "acquiring took {:?}: too little of the lease is left to start the command",
                         start.elapsed()
                     ),
                     permanent: false,

@@ -41,6 +41,8 @@ pub struct Keys {
     pub wake_prefix: String,
     pub holder: String,
     pub channel: String,
+    /// The last few tokens released (a retried release recognises its own).
+    pub released: String,
 }
 
 impl Keys {
@@ -53,6 +55,7 @@ impl Keys {
             wake_prefix: format!("{{{key}}}:redlock-run:wake:"),
             holder: format!("{{{key}}}:redlock-run:holder"),
             channel: format!("{{{key}}}:redlock-run:released"),
+            released: format!("{{{key}}}:redlock-run:released-tokens"),
         }
     }
 }

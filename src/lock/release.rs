@@ -39,6 +39,7 @@ impl Locker {
             self.keys.lock.as_str(),
             self.keys.holder.as_str(),
             self.keys.waiters.as_str(),
+            self.keys.released.as_str(),
         ];
         let args = [
             token,

@@ -101,10 +101,14 @@ return 0
     )
 });
 
-/// KEYS: lock, holder, waiters' queue. ARGV: token, shared channel, wake
-/// channel prefix. Deletes only our own lock, then wakes the next waiter.
-/// Returns 1 released, 0 no key (expired, or already released through
-/// another name of the same server), -1 another holder's value.
+/// KEYS: lock, holder, waiters' queue, released tokens. ARGV: token,
+/// shared channel, wake channel prefix. Deletes only our own lock, then
+/// wakes the next waiter, and notes the token among the last few released
+/// (a short-lived list), so that a retry after a lost reply finds its own
+/// release instead of a missing key. Returns 1 released (now, or by an
+/// earlier delivery of the same request), 0 no key (expired, or already
+/// released through another name of the same server), -1 another holder's
+/// value.
 pub static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         wake_next!(3, 2, 3),
@@ -113,9 +117,15 @@ local v = redis.call('GET', KEYS[1])
 if v == ARGV[1] then
   redis.call('DEL', KEYS[1], KEYS[2])
   wake_next()
+  redis.call('LPUSH', KEYS[4], ARGV[1])
+  redis.call('LTRIM', KEYS[4], 0, 15)
+  redis.call('PEXPIRE', KEYS[4], 30000)
   return 1
 end
 if v then return -1 end
+for _, t in ipairs(redis.call('LRANGE', KEYS[4], 0, 15)) do
+  if t == ARGV[1] then return 1 end
+end
 return 0
 "
     ))
