@@ -30,6 +30,14 @@ fn holder_json(h: &Holder) -> Value {
     }
 }
 
+/// Print to stdout; a failed write (a full disk, a closed pipe) loses the
+/// text, never the exit code: no panic.
+fn out(text: &str) {
+    use std::io::Write as _;
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(text.as_bytes()).and_then(|()| o.flush());
+}
+
 fn since(ms: u64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
@@ -56,15 +64,15 @@ pub async fn status(place: &Place, as_json: bool) -> i32 {
                 st.quorum,
                 errors.join("; ")
             ));
-            println!("{v}");
+            out(&format!("{v}\n"));
         }
         tracing::error!("cannot read lock {:?}: {}", place.key, errors.join("; "));
         return exit::UNAVAILABLE.into();
     }
     if as_json {
-        println!("{}", to_json(&st, locker.is_quorum()));
+        out(&format!("{}\n", to_json(&st, locker.is_quorum())));
     } else {
-        print!("{}", to_text(&st, locker.is_quorum()));
+        out(&to_text(&st, locker.is_quorum()));
     }
     if st.held().is_some() {
         0
@@ -182,11 +190,14 @@ pub async fn release(place: &Place, force: bool) -> Result<i32, Failure> {
             c.yes + c.absent + c.taken,
         ))),
         Ok(c) if c.yes == 0 => {
-            println!("{}: was not held", place.key);
+            out(&format!("{}: was not held\n", place.key));
             Ok(0)
         }
         Ok(c) => {
-            println!("{}: released (on {} master(s))", place.key, c.yes);
+            out(&format!(
+                "{}: released (on {} master(s))\n",
+                place.key, c.yes
+            ));
             Ok(0)
         }
         Err(e) => Err(Failure::Unavailable(format!(

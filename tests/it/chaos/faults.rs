@@ -11,8 +11,8 @@ use nix::unistd::Pid;
 use super::harness::World;
 use super::mono_ns;
 use super::section::Section;
-use crate::support::alive;
 use crate::support::proxy::Mode;
+use crate::support::{alive, guardian_of};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
@@ -28,10 +28,12 @@ pub enum Kind {
     MinorityPartition,
     RollingRestart,
     LostReply,
+    RrStall,
+    Oom,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Blackhole,
         Kind::Delay,
         Kind::Reset,
@@ -43,6 +45,9 @@ impl Kind {
         Kind::MasterDown,
         Kind::MinorityPartition,
         Kind::RollingRestart,
+        Kind::LostReply,
+        Kind::RrStall,
+        Kind::Oom,
     ];
 
     pub fn name(self) -> &'static str {
@@ -51,6 +56,8 @@ impl Kind {
             Kind::Delay => "one contender's link delayed (proxy delay)",
             Kind::Reset => "one contender's connections reset (proxy RST)",
             Kind::LostReply => "one contender's next reply lost (proxy RST after Redis ran it)",
+            Kind::RrStall => "holder's redlock-run alone SIGSTOPped past its lease",
+            Kind::Oom => "redis-server answering OOM (maxmemory 1, noeviction)",
             Kind::RedisPause => "redis-server SIGSTOP … SIGCONT",
             Kind::RestartEmpty => "redis-server kill -9 + restart, no persistence",
             Kind::RestartPersistent => "redis-server kill -9 + restart, AOF fsync always",
@@ -331,9 +338,22 @@ impl World {
     /// a resource that has seen a higher fencing token, and is refused.
     /// The guarantee excludes pauses longer than the TTL; fencing is what
     /// exposes them.
+    ///
+    /// A frozen host freezes the holder's guardian too (first: it would
+    /// otherwise kill the frozen command at its deadline, as it must when
+    /// redlock-run alone stalls, see [`World::stall_redlock_run`]).
     pub fn freeze_holder(&self) -> bool {
         let Some(h) = self.holder(Duration::from_secs(2), |_| true) else {
             return false;
+        };
+        let guardian = guardian_of(h.rr_pid);
+        if let Some(g) = guardian {
+            signal(g, Signal::SIGSTOP);
+        }
+        let thaw_guardian = || {
+            if let Some(g) = guardian {
+                signal(g, Signal::SIGCONT);
+            }
         };
         signal(h.pid, Signal::SIGSTOP);
         // kill(2) returns before the target has stopped: under load it may
@@ -348,6 +368,7 @@ impl World {
         if proc_state(h.pid) != Some('T') || ended {
             // It finished just before: not a frozen section.
             signal(h.pid, Signal::SIGCONT);
+            thaw_guardian();
             return false;
         }
         signal(h.rr_pid, Signal::SIGSTOP);
@@ -365,12 +386,52 @@ impl World {
             std::thread::sleep(Duration::from_millis(1));
         }
         signal(h.rr_pid, Signal::SIGCONT);
+        thaw_guardian();
         self.log(Event {
             run: Some(h.run),
             contender: Some(h.contender),
             ..Event::new(Kind::HolderFreeze, start)
         });
         true
+    }
+
+    /// SIGSTOP the holder's redlock-run alone (its command and guardian run
+    /// on) for `d`, longer than the lease: a stalled wrapper. Nothing is
+    /// excused: the guardian must kill the command before the lease can
+    /// expire, and the run must exit 70.
+    pub fn stall_redlock_run(&self, d: Duration) -> bool {
+        let Some(h) = self.long_holder(true) else {
+            return false;
+        };
+        let start = mono_ns();
+        signal(h.rr_pid, Signal::SIGSTOP);
+        std::thread::sleep(d);
+        signal(h.rr_pid, Signal::SIGCONT);
+        self.log(Event {
+            run: Some(h.run),
+            contender: Some(h.contender),
+            ..Event::new(Kind::RrStall, start)
+        });
+        true
+    }
+
+    /// Redis answers OOM to every write for `d` (maxmemory 1 byte with
+    /// `noeviction`): renewals fail, waiters retry.
+    pub fn oom_redis(&self, m: usize, d: Duration) {
+        let start = mono_ns();
+        let set = |v: &str| {
+            let _: Result<(), _> = redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("maxmemory")
+                .arg(v)
+                .query(&mut self.masters[m].conn());
+        };
+        set("1");
+        std::thread::sleep(d);
+        set("0");
+        self.log(Event {
+            ..Event::new(Kind::Oom, start)
+        });
     }
 
     /// Whether a section other than `run`'s started after `t`.

@@ -68,11 +68,16 @@ impl Params {
         self.refresh.unwrap_or(self.ttl / 3)
     }
 
-    /// The tool's effective --kill-after (default min(5s, ttl/3, room/2)).
+    /// The tool's effective --kill-after, from the tool's own rule.
     pub fn kill_after(&self) -> Duration {
-        let room = self.ttl - self.refresh();
-        self.kill_after
-            .unwrap_or((self.ttl / 3).min(Duration::from_secs(5)).min(room / 2))
+        redlock_run::config::Lease::from_args(&redlock_run::cli::LeaseArgs {
+            ttl: self.ttl,
+            refresh: self.refresh,
+            min_hold: Duration::ZERO,
+            kill_after: self.kill_after,
+        })
+        .expect("the scenario's lease options are valid")
+        .kill_after
     }
 
     pub fn quorum(&self) -> usize {

@@ -165,6 +165,49 @@ fn chaos_holders_killed_and_frozen_past_their_ttl() {
     );
 }
 
+/// Faults aimed at redlock-run itself and at the replies it gets: its
+/// process stalled alone past the lease (the guardian must kill the
+/// command in time), the release's (or any) reply lost after Redis ran the
+/// request, Redis answering OOM. Nothing here is excused by the checker.
+#[test]
+fn chaos_redlock_run_stalled_alone_lost_replies_and_oom() {
+    let _one = serial();
+    let p = Params {
+        long: 0.15,
+        term_ignoring: 0.5,
+        ..Params::new(6, 1, SEED + 6)
+    };
+    let mut w = World::start(p);
+    let mut stalls = 0;
+    schedule(&mut w, Duration::from_secs(24), |w| match w.rng.below(3) {
+        0 => {
+            let d = ms(w.rng.range(1200, 2500));
+            if w.stall_redlock_run(d) {
+                stalls += 1;
+            }
+        }
+        1 => {
+            let c = w.rng.below(w.p.contenders as u64) as usize;
+            let d = ms(w.rng.range(200, 800));
+            w.proxy_fault(c, Mode::LoseNextReply, d, None);
+        }
+        _ => {
+            let d = ms(w.rng.range(200, 1500));
+            w.oom_redis(0, d);
+        }
+    });
+    let r = w.finish();
+    r.assert_clean("redlock-run stalled alone, lost replies, OOM");
+    assert!(stalls > 0, "no redlock-run was stalled");
+    assert!(r.sections > 20, "too few sections: {}", r.sections);
+    assert!(
+        r.lost > 0 && r.lease_checked > 0,
+        "no stalled run was checked against its lease: lost {} checked {}",
+        r.lost,
+        r.lease_checked
+    );
+}
+
 #[test]
 fn chaos_quorum_of_three_with_a_minority_down_partitioned_or_restarted() {
     let _one = serial();

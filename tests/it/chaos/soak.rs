@@ -63,7 +63,11 @@ fn fault(w: &mut World, round: Round) {
         }
         (3, _) => {
             let len = d(w.rng.range(100, 400));
-            w.proxy_fault(c, Mode::Reset, len, None);
+            if w.rng.chance(0.5) {
+                w.proxy_fault(c, Mode::Reset, len, None);
+            } else {
+                w.proxy_fault(c, Mode::LoseNextReply, len, None);
+            }
         }
         (4, _) => {
             if w.rng.chance(0.5) {
@@ -73,10 +77,20 @@ fn fault(w: &mut World, round: Round) {
             w.pause_redis(m, len);
         }
         (5, _) => {
-            w.kill_holder();
+            if w.rng.chance(0.7) {
+                w.kill_holder();
+            } else {
+                let len = d(w.rng.range(100, 1500));
+                w.oom_redis(m, len);
+            }
         }
         (6, _) => {
-            w.freeze_holder();
+            if w.rng.chance(0.5) {
+                w.freeze_holder();
+            } else {
+                let len = d(w.rng.range(1200, 2500));
+                w.stall_redlock_run(len);
+            }
         }
         (7, Round::Quorum) => {
             let len = d(w.rng.range(500, 2000));

@@ -536,3 +536,19 @@ pub fn compile_c(stem: &str, source: &str, flags: &[&str]) -> PathBuf {
     let _ = std::fs::remove_file(&src);
     out
 }
+
+/// The guardian of the redlock-run process `rr_pid`: its child that runs
+/// the same binary (the command is another program) in a group of its own.
+pub fn guardian_of(rr_pid: i32) -> Option<i32> {
+    let exe = std::fs::read_link(format!("/proc/{rr_pid}/exe")).ok()?;
+    std::fs::read_dir("/proc").ok()?.find_map(|e| {
+        let pid: i32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let mut f = stat.rsplit(')').next()?.split_whitespace().skip(1);
+        let (ppid, pgrp): (i32, i32) = (f.next()?.parse().ok()?, f.next()?.parse().ok()?);
+        (ppid == rr_pid
+            && pgrp == pid
+            && std::fs::read_link(format!("/proc/{pid}/exe")).ok()? == exe)
+            .then_some(pid)
+    })
+}
