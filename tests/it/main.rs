@@ -8,5 +8,6 @@ mod lease;
 mod quorum;
 mod run;
 mod schedule;
+mod secrets;
 mod signals;
 mod support;
