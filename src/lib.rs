@@ -16,6 +16,7 @@ pub mod schedule;
 pub mod signals;
 pub mod startup;
 pub mod supervise;
+pub mod urls;
 
 use clap::CommandFactory;
 use clap::error::ErrorKind;
