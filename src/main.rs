@@ -22,8 +22,10 @@ extern "C" fn main(
 ) -> std::ffi::c_int {
     redlock_run::startup::prepare_process();
     redlock_run::guardian::start_unless_admin();
-    let cli =
-        redlock_run::cli::Cli::from_command_line(std::env::args_os()).unwrap_or_else(|e| e.exit());
-    let code = redlock_run::main(cli);
+    // clap's errors quote arguments, URLs included: printed redacted.
+    let code = match redlock_run::cli::Cli::from_command_line(std::env::args_os()) {
+        Ok(cli) => redlock_run::main(cli),
+        Err(e) => redlock_run::print_clap(&e),
+    };
     std::process::exit(code);
 }
