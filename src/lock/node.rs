@@ -177,3 +177,49 @@ impl Node {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node() -> Node {
+        Node::new(Endpoint::parse("redis://127.0.0.1:1").unwrap())
+    }
+
+    /// The error redis-rs makes of a server's `-{line}` reply.
+    fn reply(line: &str) -> RedisError {
+        redis::parse_redis_value(format!("-{line}\r\n").as_bytes())
+            .unwrap()
+            .extract_error()
+            .unwrap_err()
+    }
+
+    /// A master that refuses writes for now (out of memory, a failed
+    /// save, a replica, a failover, a busy script, still loading) is an
+    /// outage, retried until --timeout, not a permanent failure.
+    #[test]
+    fn transient_refusals_are_retried_like_outages() {
+        for code in [
+            "OOM",
+            "MISCONF",
+            "READONLY",
+            "MASTERDOWN",
+            "TRYAGAIN",
+            "BUSY",
+            "LOADING",
+            "CLUSTERDOWN",
+        ] {
+            let e = node().classify(reply(&format!("{code} refused for now")));
+            assert!(
+                e.is_unreachable() && !matches!(e, NodeError::Server(..) | NodeError::Auth(..)),
+                "{code}: {e:?}"
+            );
+        }
+        for code in ["ERR", "WRONGTYPE", "NOSCRIPT"] {
+            let e = node().classify(reply(&format!("{code} no")));
+            assert!(matches!(e, NodeError::Server(..)), "{code}: {e:?}");
+        }
+        let e = node().classify(reply("WRONGPASS invalid username-password pair"));
+        assert!(matches!(e, NodeError::Auth(..)), "{e:?}");
+    }
+}

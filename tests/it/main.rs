@@ -6,6 +6,7 @@ mod chaos;
 mod cli;
 mod lease;
 mod quorum;
+mod refusals;
 mod run;
 mod schedule;
 mod secrets;
