@@ -12,3 +12,4 @@ mod schedule;
 mod secrets;
 mod signals;
 mod support;
+mod wait;

@@ -39,6 +39,7 @@ pub struct Proxy {
     port: u16,
     mode: watch::Sender<Mode>,
     accepted: Arc<AtomicUsize>,
+    hold_from: Arc<AtomicUsize>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -53,6 +54,8 @@ impl Proxy {
         let (stop, stop_rx) = oneshot::channel();
         let accepted = Arc::new(AtomicUsize::new(0));
         let counter = accepted.clone();
+        let hold_from = Arc::new(AtomicUsize::new(usize::MAX));
+        let hold = hold_from.clone();
         let thread = std::thread::Builder::new()
             .name(format!("proxy-{port}"))
             .spawn(move || {
@@ -66,7 +69,7 @@ impl Proxy {
                     let listener = TcpListener::from_std(listener).expect("proxy listener");
                     tokio::select! {
                         _ = stop_rx => {}
-                        _ = accept_loop(listener, target_port, mode_rx, counter) => {}
+                        _ = accept_loop(listener, target_port, mode_rx, counter, hold) => {}
                     }
                 });
             })
@@ -75,6 +78,7 @@ impl Proxy {
             port,
             mode,
             accepted,
+            hold_from,
             stop: Some(stop),
             thread: Some(thread),
         }
@@ -96,6 +100,14 @@ impl Proxy {
 
     pub fn mode(&self) -> Mode {
         *self.mode.borrow()
+    }
+
+    /// Hold every connection accepted after the first `n` (counted from
+    /// the proxy's start) for good, as in `Blackhole` whatever the mode
+    /// later is; the first `n` go on as the mode says. A server that
+    /// answers its first client but hangs any new one.
+    pub fn hold_connections_after(&self, n: usize) {
+        self.hold_from.store(n, Ordering::SeqCst);
     }
 
     /// How many connections have been accepted so far (reset ones too).
@@ -120,6 +132,7 @@ async fn accept_loop(
     target: u16,
     mode: watch::Receiver<Mode>,
     accepted: Arc<AtomicUsize>,
+    hold_from: Arc<AtomicUsize>,
 ) {
     loop {
         let Ok((client, _)) = listener.accept().await else {
@@ -127,9 +140,18 @@ async fn accept_loop(
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
-        accepted.fetch_add(1, Ordering::SeqCst);
+        let index = accepted.fetch_add(1, Ordering::SeqCst);
         if *mode.borrow() == Mode::Reset {
             abort(client);
+            continue;
+        }
+        if index >= hold_from.load(Ordering::SeqCst) {
+            let (held, rx) = watch::channel(Mode::Blackhole);
+            tokio::spawn(async move {
+                // The sender lives as long as the connection does.
+                let _held = held;
+                connection(client, target, rx).await;
+            });
             continue;
         }
         tokio::spawn(connection(client, target, mode.clone()));
