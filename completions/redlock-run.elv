@@ -20,8 +20,8 @@ set edit:completion:arg-completer[redlock-run] = {|@words|
         &'redlock-run'= {
             cand -k 'The lock''s name; the lock lives at exactly this Redis key'
             cand --key 'The lock''s name; the lock lives at exactly this Redis key'
-            cand -r 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual. Repeat (or comma-separate in REDLOCK_REDIS) for a Redlock quorum over independent masters. Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`'
-            cand --redis 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual. Repeat (or comma-separate in REDLOCK_REDIS) for a Redlock quorum over independent masters. Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`'
+            cand -r 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual (percent-encode special characters in the password, e.g. %40 for ''@'', %2F for ''/''). Repeat for a Redlock quorum over independent masters; in REDLOCK_REDIS, separate the URLs with commas (a comma splits the list only where a new URL begins, so one in a password is kept). Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`'
+            cand --redis 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual (percent-encode special characters in the password, e.g. %40 for ''@'', %2F for ''/''). Repeat for a Redlock quorum over independent masters; in REDLOCK_REDIS, separate the URLs with commas (a comma splits the list only where a new URL begins, so one in a password is kept). Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`'
             cand -t 'How long to wait for the lock: 0s = one attempt (cron: skip if another host holds it); `inf` = wait forever'
             cand --timeout 'How long to wait for the lock: 0s = one attempt (cron: skip if another host holds it); `inf` = wait forever'
             cand --ttl 'Lease length: if the holder vanishes, the lock frees itself this long after the last refresh'
@@ -50,8 +50,8 @@ set edit:completion:arg-completer[redlock-run] = {|@words|
         &'redlock-run;schedule'= {
             cand -k 'The lock''s name; the lock lives at exactly this Redis key'
             cand --key 'The lock''s name; the lock lives at exactly this Redis key'
-            cand -r 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual. Repeat (or comma-separate in REDLOCK_REDIS) for a Redlock quorum over independent masters. Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`'
-            cand --redis 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual. Repeat (or comma-separate in REDLOCK_REDIS) for a Redlock quorum over independent masters. Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`'
+            cand -r 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual (percent-encode special characters in the password, e.g. %40 for ''@'', %2F for ''/''). Repeat for a Redlock quorum over independent masters; in REDLOCK_REDIS, separate the URLs with commas (a comma splits the list only where a new URL begins, so one in a password is kept). Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`'
+            cand --redis 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual (percent-encode special characters in the password, e.g. %40 for ''@'', %2F for ''/''). Repeat for a Redlock quorum over independent masters; in REDLOCK_REDIS, separate the URLs with commas (a comma splits the list only where a new URL begins, so one in a password is kept). Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`'
             cand --every 'Interval between ticks; ticks fall on wall-clock multiples of it since the Unix epoch, so every host agrees which tick is which'
             cand --cron 'Cron expression instead of --every: 6 fields (with seconds, e.g. ''*/10 * * * * *'') or 5 (minute first); no year field'
             cand --tz 'Time zone for --cron, an IANA name such as Europe/Paris [default: UTC]'
@@ -72,8 +72,8 @@ set edit:completion:arg-completer[redlock-run] = {|@words|
         &'redlock-run;status'= {
             cand -k 'The lock''s name; the lock lives at exactly this Redis key'
             cand --key 'The lock''s name; the lock lives at exactly this Redis key'
-            cand -r 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual. Repeat (or comma-separate in REDLOCK_REDIS) for a Redlock quorum over independent masters. Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`'
-            cand --redis 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual. Repeat (or comma-separate in REDLOCK_REDIS) for a Redlock quorum over independent masters. Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`'
+            cand -r 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual (percent-encode special characters in the password, e.g. %40 for ''@'', %2F for ''/''). Repeat for a Redlock quorum over independent masters; in REDLOCK_REDIS, separate the URLs with commas (a comma splits the list only where a new URL begins, so one in a password is kept). Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`'
+            cand --redis 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual (percent-encode special characters in the password, e.g. %40 for ''@'', %2F for ''/''). Repeat for a Redlock quorum over independent masters; in REDLOCK_REDIS, separate the URLs with commas (a comma splits the list only where a new URL begins, so one in a password is kept). Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`'
             cand --log-format 'Log line format: one line per event; json for log shippers'
             cand --json 'Print one JSON object instead of text'
             cand -v 'More output on stderr (repeatable). Without -v/-q, REDLOCK_LOG (a level or a tracing filter) sets it'
@@ -86,8 +86,8 @@ set edit:completion:arg-completer[redlock-run] = {|@words|
         &'redlock-run;release'= {
             cand -k 'The lock''s name; the lock lives at exactly this Redis key'
             cand --key 'The lock''s name; the lock lives at exactly this Redis key'
-            cand -r 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual. Repeat (or comma-separate in REDLOCK_REDIS) for a Redlock quorum over independent masters. Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`'
-            cand --redis 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual. Repeat (or comma-separate in REDLOCK_REDIS) for a Redlock quorum over independent masters. Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`'
+            cand -r 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual (percent-encode special characters in the password, e.g. %40 for ''@'', %2F for ''/''). Repeat for a Redlock quorum over independent masters; in REDLOCK_REDIS, separate the URLs with commas (a comma splits the list only where a new URL begins, so one in a password is kept). Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`'
+            cand --redis 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual (percent-encode special characters in the password, e.g. %40 for ''@'', %2F for ''/''). Repeat for a Redlock quorum over independent masters; in REDLOCK_REDIS, separate the URLs with commas (a comma splits the list only where a new URL begins, so one in a password is kept). Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`'
             cand --log-format 'Log line format: one line per event; json for log shippers'
             cand --force 'Really delete the lock, whoever holds it'
             cand -v 'More output on stderr (repeatable). Without -v/-q, REDLOCK_LOG (a level or a tracing filter) sets it'

@@ -25,7 +25,7 @@ function __fish_redlock_run_using_subcommand
 end
 
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -s k -l key -d 'The lock\'s name; the lock lives at exactly this Redis key' -r
-complete -c redlock-run -n "__fish_redlock_run_needs_command" -s r -l redis -d 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual. Repeat (or comma-separate in REDLOCK_REDIS) for a Redlock quorum over independent masters. Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`' -r
+complete -c redlock-run -n "__fish_redlock_run_needs_command" -s r -l redis -d 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual (percent-encode special characters in the password, e.g. %40 for \'@\', %2F for \'/\'). Repeat for a Redlock quorum over independent masters; in REDLOCK_REDIS, separate the URLs with commas (a comma splits the list only where a new URL begins, so one in a password is kept). Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`' -r
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -s t -l timeout -d 'How long to wait for the lock: 0s = one attempt (cron: skip if another host holds it); `inf` = wait forever' -r
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -l ttl -d 'Lease length: if the holder vanishes, the lock frees itself this long after the last refresh' -r
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -l refresh -d 'How often the lease is renewed while the command runs [default: ttl/3]; must be < ttl' -r
@@ -45,7 +45,7 @@ complete -c redlock-run -n "__fish_redlock_run_needs_command" -a "release" -d 'D
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -a "completions" -d 'Print a shell completion script to stdout'
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -s k -l key -d 'The lock\'s name; the lock lives at exactly this Redis key' -r
-complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -s r -l redis -d 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual. Repeat (or comma-separate in REDLOCK_REDIS) for a Redlock quorum over independent masters. Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`' -r
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -s r -l redis -d 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual (percent-encode special characters in the password, e.g. %40 for \'@\', %2F for \'/\'). Repeat for a Redlock quorum over independent masters; in REDLOCK_REDIS, separate the URLs with commas (a comma splits the list only where a new URL begins, so one in a password is kept). Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l every -d 'Interval between ticks; ticks fall on wall-clock multiples of it since the Unix epoch, so every host agrees which tick is which' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l cron -d 'Cron expression instead of --every: 6 fields (with seconds, e.g. \'*/10 * * * * *\') or 5 (minute first); no year field' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l tz -d 'Time zone for --cron, an IANA name such as Europe/Paris [default: UTC]' -r
@@ -60,7 +60,7 @@ complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -s v -
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -s q -l quiet -d 'Less output on stderr (repeatable)'
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand status" -s k -l key -d 'The lock\'s name; the lock lives at exactly this Redis key' -r
-complete -c redlock-run -n "__fish_redlock_run_using_subcommand status" -s r -l redis -d 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual. Repeat (or comma-separate in REDLOCK_REDIS) for a Redlock quorum over independent masters. Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`' -r
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand status" -s r -l redis -d 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual (percent-encode special characters in the password, e.g. %40 for \'@\', %2F for \'/\'). Repeat for a Redlock quorum over independent masters; in REDLOCK_REDIS, separate the URLs with commas (a comma splits the list only where a new URL begins, so one in a password is kept). Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand status" -l log-format -d 'Log line format: one line per event; json for log shippers' -r -f -a "text\t''
 json\t''"
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand status" -l json -d 'Print one JSON object instead of text'
@@ -68,7 +68,7 @@ complete -c redlock-run -n "__fish_redlock_run_using_subcommand status" -s v -l 
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand status" -s q -l quiet -d 'Less output on stderr (repeatable)'
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -s k -l key -d 'The lock\'s name; the lock lives at exactly this Redis key' -r
-complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -s r -l redis -d 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual. Repeat (or comma-separate in REDLOCK_REDIS) for a Redlock quorum over independent masters. Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`' -r
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -s r -l redis -d 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual (percent-encode special characters in the password, e.g. %40 for \'@\', %2F for \'/\'). Repeat for a Redlock quorum over independent masters; in REDLOCK_REDIS, separate the URLs with commas (a comma splits the list only where a new URL begins, so one in a password is kept). Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -l log-format -d 'Log line format: one line per event; json for log shippers' -r -f -a "text\t''
 json\t''"
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -l force -d 'Really delete the lock, whoever holds it'

@@ -4,10 +4,13 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{
+    ArgAction, ArgGroup, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum,
+};
 use clap_complete::Shell;
 
-use crate::exit;
+use crate::{exit, urls};
 
 /// Run a command under a distributed lock held in Redis.
 ///
@@ -38,6 +41,38 @@ pub struct Cli {
 
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+impl Cli {
+    /// Parse a command line (`args[0]` is the program's name).
+    ///
+    /// `--redis` values are taken whole. REDLOCK_REDIS is still read by
+    /// clap (so that --help names it and the default stays clap's), and the
+    /// value it came from is then split where a new URL begins
+    /// ([`urls::split_list`]); clap's `value_source` tells the two apart,
+    /// so a `--redis` value is never split, whatever it holds.
+    pub fn from_command_line<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let matches = Cli::command().try_get_matches_from(args)?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        let matches = matches.subcommand().map_or(&matches, |(_, m)| m);
+        let target = match &mut cli.subcommand {
+            None => Some(&mut cli.run.target),
+            Some(Sub::Schedule(a)) => Some(&mut a.target),
+            Some(Sub::Status(a)) => Some(&mut a.target),
+            Some(Sub::Release(a)) => Some(&mut a.target),
+            Some(Sub::Completions { .. }) => None,
+        };
+        if let Some(t) = target {
+            if matches.value_source("redis") == Some(ValueSource::EnvVariable) {
+                t.redis = t.redis.iter().flat_map(|v| urls::split_list(v)).collect();
+            }
+        }
+        Ok(cli)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,15 +121,19 @@ pub struct Target {
     pub key: Option<String>,
 
     /// Redis URL: redis://, rediss:// (TLS) or unix://, with user, password
-    /// and db as usual. Repeat (or comma-separate in REDLOCK_REDIS) for a
-    /// Redlock quorum over independent masters. Prefer REDLOCK_REDIS for
-    /// passwords: argv is visible in `ps`.
+    /// and db as usual (percent-encode special characters in the password,
+    /// e.g. %40 for '@', %2F for '/'). Repeat for a Redlock quorum over
+    /// independent masters; in REDLOCK_REDIS, separate the URLs with commas
+    /// (a comma splits the list only where a new URL begins, so one in a
+    /// password is kept). Prefer REDLOCK_REDIS for passwords: argv is
+    /// visible in `ps`.
+    // No `value_delimiter`: it would split --redis values too, and at every
+    // comma. `Cli::from_command_line` splits a value from REDLOCK_REDIS.
     #[arg(
         short,
         long,
         env = "REDLOCK_REDIS",
         value_name = "URL",
-        value_delimiter = ',',
         default_value = "redis://127.0.0.1:6379",
         hide_env_values = true
     )]
@@ -261,11 +300,24 @@ fn timeout(s: &str) -> Result<Timeout, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn redis_values_are_never_split() {
+        let url = "redis://:a,redis://b@h:1";
+        let cli =
+            Cli::from_command_line(["redlock-run", "--redis", url, "--key", "k", "--", "true"])
+                .unwrap();
+        assert_eq!(cli.run.target.redis, [url]);
+        let cli = Cli::from_command_line(["redlock-run", "status", "-r", url, "-k", "k"]).unwrap();
+        let Some(Sub::Status(a)) = cli.subcommand else {
+            panic!("not status")
+        };
+        assert_eq!(a.target.redis, [url]);
     }
 
     #[test]

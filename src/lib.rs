@@ -16,6 +16,7 @@ pub mod schedule;
 pub mod signals;
 pub mod startup;
 pub mod supervise;
+pub mod urls;
 
 use clap::CommandFactory;
 use clap::error::ErrorKind;
@@ -33,7 +34,42 @@ fn usage_error(sub: Option<&str>, f: Failure) -> ! {
         Some(s) => s.clone().bin_name(format!("redlock-run {}", s.get_name())),
         None => top,
     };
-    cmd.error(ErrorKind::ValueValidation, f.to_string()).exit()
+    let code = print_clap(&cmd.error(ErrorKind::ValueValidation, f.to_string()));
+    std::process::exit(code)
+}
+
+/// Print what clap has to say (an error, or --help/--version) as clap
+/// would: errors on stderr, help on stdout, in colour only where clap
+/// would use it; but with every URL's password hidden, since clap quotes
+/// arguments whole (`unexpected argument 'redis://:pw@h'`). Returns
+/// clap's exit code (2 for bad usage, 0 for help).
+pub fn print_clap(err: &clap::Error) -> i32 {
+    use std::io::Write;
+    let mut text = err.render().ansi().to_string();
+    // Whole arguments first: a URL with a blank in it is one argument but
+    // two words for `redact_text`.
+    for arg in std::env::args_os().skip(1) {
+        if let Some(arg) = arg
+            .to_str()
+            .filter(|a| a.contains('@') || a.contains("://"))
+        {
+            let shown = urls::redact(arg);
+            if shown != arg {
+                text = text.replace(arg, &shown);
+            }
+        }
+    }
+    let text = urls::redact_text(&text);
+    // anstream strips the colours when the stream is not a terminal (or
+    // NO_COLOR is set), as clap's own printing does.
+    let _ = if err.use_stderr() {
+        let mut out = anstream::AutoStream::auto(std::io::stderr().lock());
+        out.write_all(text.as_bytes()).and_then(|()| out.flush())
+    } else {
+        let mut out = anstream::AutoStream::auto(std::io::stdout().lock());
+        out.write_all(text.as_bytes()).and_then(|()| out.flush())
+    };
+    err.exit_code()
 }
 
 /// Run `fut` on a current_thread runtime: the command is spawned from the

@@ -12,8 +12,6 @@
 //! plain SIGSEGV here); nothing in this program recurses deeply.
 #![no_main]
 
-use clap::Parser;
-
 // SAFETY: this is the C entry point glibc's start-up calls once, on the
 // main thread, before any other code of ours runs; no other symbol in the
 // program is named `main` (std's is not generated under `no_main`).
@@ -24,6 +22,10 @@ extern "C" fn main(
 ) -> std::ffi::c_int {
     redlock_run::startup::prepare_process();
     redlock_run::guardian::start_unless_admin();
-    let code = redlock_run::main(redlock_run::cli::Cli::parse());
+    // clap's errors quote arguments, URLs included: printed redacted.
+    let code = match redlock_run::cli::Cli::from_command_line(std::env::args_os()) {
+        Ok(cli) => redlock_run::main(cli),
+        Err(e) => redlock_run::print_clap(&e),
+    };
     std::process::exit(code);
 }

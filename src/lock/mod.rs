@@ -81,18 +81,51 @@ pub struct Holder {
 
 impl std::fmt::Display for Holder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Host and command were written by another host: escaped, so
+        // they cannot forge lines or drive the terminal. (`pid` is shown
+        // as JSON, which escapes a string itself.)
         match &self.info {
             Some(i) => write!(
                 f,
                 "{} pid {} ({})",
-                i["host"].as_str().unwrap_or("?"),
+                escape_controls(i["host"].as_str().unwrap_or("?")),
                 i["pid"],
-                i["command"].as_str().unwrap_or("?")
+                escape_controls(i["command"].as_str().unwrap_or("?"))
             ),
             None if self.token.is_empty() => write!(f, "another client"),
             None => write!(f, "another client (value {:?})", truncate(&self.token, 40)),
         }
     }
+}
+
+/// `s` with control characters (C0, DEL, C1), line and paragraph
+/// separators, bidirectional overrides and backslashes escaped the way
+/// Rust writes them (`\n`, `\x1b`, `\u{85}`, `\\`); every other
+/// character, non-ASCII letters included, as it is.
+pub fn escape_controls(s: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\0'..='\x1f' | '\x7f' => {
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
+            }
+            '\u{80}'..='\u{9f}'
+            | '\u{61c}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}' => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -208,5 +241,24 @@ impl Locker {
     /// A fresh, unguessable token for one acquisition.
     pub fn new_token() -> String {
         uuid::Uuid::new_v4().simple().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_letters_kept() {
+        assert_eq!(
+            escape_controls("a\nb\r\tc\u{1b}[2J\u{7}\u{7f}\u{85}\u{2028}\u{202e}d\\n"),
+            "a\\nb\\r\\tc\\x1b[2J\\x07\\x7f\\u{85}\\u{2028}\\u{202e}d\\\\n"
+        );
+        assert_eq!(escape_controls("café 東京 ünï"), "café 東京 ünï");
+        let h = Holder {
+            info: Some(serde_json::json!({"host": "h\nx", "pid": "1\n", "command": "c\u{1b}"})),
+            token: String::new(),
+        };
+        assert_eq!(h.to_string(), "h\\nx pid \"1\\n\" (c\\x1b)");
     }
 }

@@ -9,6 +9,32 @@ use redis::{AsyncConnectionConfig, Client, FromRedisValue, RedisError, Script};
 
 use crate::config::Endpoint;
 
+/// Server errors that say "not now" about the whole master rather than
+/// "no" about our request: it cannot take writes at the moment. They are
+/// outages, retried until --timeout (exit 69 if Redis never granted), not
+/// permanent failures. Code, and what it means for us.
+pub const TRANSIENT: [(&str, &str); 8] = [
+    ("OOM", "out of memory: maxmemory reached under noeviction"),
+    (
+        "MISCONF",
+        "writes stopped after a failed save (stop-writes-on-bgsave-error)",
+    ),
+    ("READONLY", "a read-only replica, not a master"),
+    ("MASTERDOWN", "a replica that lost its master"),
+    ("TRYAGAIN", "the key's slot is being migrated"),
+    ("BUSY", "a script or function is still running"),
+    ("LOADING", "still loading its data set"),
+    ("CLUSTERDOWN", "the cluster is down"),
+];
+
+/// What [`TRANSIENT`] says about a server error code, if it lists it.
+pub fn transient(code: &str) -> Option<&'static str> {
+    TRANSIENT
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map(|(_, why)| *why)
+}
+
 /// Why a request to one master failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum NodeError {
@@ -18,15 +44,29 @@ pub enum NodeError {
     Auth(String, String),
     #[error("{0}: {1}")]
     Io(String, String),
+    /// A [`TRANSIENT`] refusal: the master is there but cannot take the
+    /// lock now.
+    #[error("{name}: {code} ({why}): {detail}")]
+    Refused {
+        name: String,
+        code: String,
+        why: &'static str,
+        detail: String,
+    },
     #[error("{0}: {1}")]
     Server(String, String),
 }
 
 impl NodeError {
     /// True for failures that say nothing about the lock itself: the
-    /// master could not be asked.
+    /// master could not be asked, or cannot answer for the lock now.
     pub fn is_unreachable(&self) -> bool {
         !matches!(self, NodeError::Server(..))
+    }
+
+    /// True when the connection cannot be trusted any more.
+    fn breaks_connection(&self) -> bool {
+        !matches!(self, NodeError::Server(..) | NodeError::Refused { .. })
     }
 }
 
@@ -59,6 +99,14 @@ impl Node {
         let name = self.endpoint.display.clone();
         let msg = e.to_string();
         let code = e.code().unwrap_or_default();
+        if let Some(why) = transient(code) {
+            return NodeError::Refused {
+                name,
+                code: code.to_string(),
+                why,
+                detail: e.detail().unwrap_or_default().to_string(),
+            };
+        }
         match e.kind() {
             redis::ErrorKind::AuthenticationFailed => NodeError::Auth(name, msg),
             redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm) => NodeError::Auth(name, msg),
@@ -68,16 +116,6 @@ impl Node {
                 || e.is_connection_refusal()
                 || e.is_timeout()
                 || e.is_unrecoverable_error() =>
-            {
-                NodeError::Io(name, msg)
-            }
-            // The master cannot answer for the lock right now (still
-            // loading its data, a script running, a replica, a failover):
-            // transient, retried like an outage.
-            _ if matches!(
-                code,
-                "LOADING" | "BUSY" | "MASTERDOWN" | "READONLY" | "TRYAGAIN" | "CLUSTERDOWN"
-            ) =>
             {
                 NodeError::Io(name, msg)
             }
@@ -159,7 +197,7 @@ impl Node {
                 Ok(Ok(v)) => return Ok(v),
                 Ok(Err(e)) => {
                     let err = self.classify(e);
-                    if err.is_unreachable() {
+                    if err.breaks_connection() {
                         self.conn = None;
                     }
                     let broken_idle = reused && matches!(err, NodeError::Io(..));
@@ -175,5 +213,58 @@ impl Node {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node() -> Node {
+        Node::new(Endpoint::parse("redis://127.0.0.1:1").unwrap())
+    }
+
+    /// The error redis-rs makes of a server's `-{line}` reply.
+    fn reply(line: &str) -> RedisError {
+        redis::parse_redis_value(format!("-{line}\r\n").as_bytes())
+            .unwrap()
+            .extract_error()
+            .unwrap_err()
+    }
+
+    /// A master that refuses writes for now (out of memory, a failed
+    /// save, a replica, a failover, a busy script, still loading) is an
+    /// outage, retried until --timeout, not a permanent failure.
+    #[test]
+    fn transient_refusals_are_retried_like_outages() {
+        let codes = [
+            "OOM",
+            "MISCONF",
+            "READONLY",
+            "MASTERDOWN",
+            "TRYAGAIN",
+            "BUSY",
+            "LOADING",
+            "CLUSTERDOWN",
+        ];
+        assert_eq!(TRANSIENT.map(|(c, _)| c), codes);
+        for (code, why) in TRANSIENT {
+            let e = node().classify(reply(&format!("{code} refused for now")));
+            assert!(
+                e.is_unreachable() && !matches!(e, NodeError::Server(..) | NodeError::Auth(..)),
+                "{code}: {e:?}"
+            );
+            assert!(!e.breaks_connection(), "{code}: {e:?}");
+            assert_eq!(
+                e.to_string(),
+                format!("redis://127.0.0.1:1: {code} ({why}): refused for now")
+            );
+        }
+        for code in ["ERR", "WRONGTYPE", "NOSCRIPT"] {
+            let e = node().classify(reply(&format!("{code} no")));
+            assert!(matches!(e, NodeError::Server(..)), "{code}: {e:?}");
+        }
+        let e = node().classify(reply("WRONGPASS invalid username-password pair"));
+        assert!(matches!(e, NodeError::Auth(..)), "{e:?}");
     }
 }

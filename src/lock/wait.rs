@@ -206,8 +206,12 @@ impl Locker {
                 // Subscribe, then look again at once: a release between our
                 // attempt and the subscription would otherwise go unseen.
                 let w = Waker::start(self, &waiter);
+                // Never past the deadline: a SUBSCRIBE that hangs must
+                // not stretch --timeout by the I/O timeout.
+                let io = self.lease.io_timeout();
+                let limit = deadline.map_or(io, |d| io.min(d.saturating_duration_since(now)));
                 tokio::select! {
-                    _ = w.ready(self.lease.io_timeout()) => {}
+                    _ = w.ready(limit) => {}
                     c = &mut cancel => return WaitOutcome::Cancelled(c),
                 }
                 waker = Some(w);

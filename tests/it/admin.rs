@@ -245,3 +245,43 @@ fn completions_are_printed_for_each_shell() {
     let o = output(rr_urls(&[]).args(["completions", "tcsh"]));
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
+
+/// Text another host wrote (its host name, its command) is shown with
+/// control characters escaped: a newline in it cannot forge a line of
+/// `status` or of a waiter's conflict message, an escape sequence cannot
+/// drive the terminal. Ordinary non-ASCII letters stay as they are.
+#[test]
+fn holder_text_from_other_hosts_is_escaped() {
+    let server = RedisServer::start();
+    let k = key("escape");
+    let token = "tok-escape";
+    let info = serde_json::json!({
+        "host": "evil\nk: free\r",
+        "pid": 7,
+        "command": "rm\u{1b}[2J\u{7}\u{85} -rf café",
+        "since_ms": 1_700_000_000_000u64,
+        "token": token,
+    })
+    .to_string();
+    let holder_key = format!("{{{k}}}:redlock-run:holder");
+    server.query::<()>(&["SET", &k, token, "PX", "30000"]);
+    server.query::<()>(&["SET", &holder_key, &info, "PX", "30000"]);
+    let raw_controls = |s: &str| s.chars().any(|c| c.is_control() && c != '\n');
+
+    let o = output(rr(&server).args(["status", "--key", &k]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(!raw_controls(&text), "raw control characters in {text:?}");
+    // held by, since, ttl, fencing token.
+    assert_eq!(text.lines().count(), 4, "{text:?}");
+    for shown in ["evil\\nk: free\\r", "rm\\x1b[2J\\x07\\u{85} -rf café"] {
+        assert!(text.contains(shown), "{shown:?} not in {text:?}");
+    }
+
+    let o = output(rr(&server).args(["--timeout", "100ms", "--key", &k, "--", "true"]));
+    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(!raw_controls(&err), "raw control characters in {err:?}");
+    assert_eq!(err.lines().count(), 1, "{err:?}");
+    assert!(err.contains("evil\\nk: free\\r"), "{err:?}");
+}

@@ -48,6 +48,8 @@ pub struct RedisServer {
     child: Option<Child>,
     dir: tempfile::TempDir,
     extra: Vec<String>,
+    /// `requirepass`, when the server was started with one.
+    password: Option<String>,
 }
 
 impl RedisServer {
@@ -63,6 +65,22 @@ impl RedisServer {
             child: None,
             dir,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            password: None,
+        };
+        s.spawn();
+        s
+    }
+
+    /// Start with `requirepass` set: every client must authenticate.
+    /// The test's own connections (`conn`, `query`) do.
+    pub fn start_with_password(password: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = RedisServer {
+            port: free_port(),
+            child: None,
+            dir,
+            extra: vec!["--requirepass".into(), password.into()],
+            password: Some(password.into()),
         };
         s.spawn();
         s
@@ -122,7 +140,13 @@ impl RedisServer {
     }
 
     fn try_conn(&self) -> redis::RedisResult<redis::Connection> {
-        let client = redis::Client::open(self.url())?;
+        use redis::IntoConnectionInfo;
+        let mut info = self.url().into_connection_info()?;
+        if let Some(p) = &self.password {
+            let settings = info.redis_settings().clone().set_password(p);
+            info = info.set_redis_settings(settings);
+        }
+        let client = redis::Client::open(info)?;
         client.get_connection_with_timeout(Duration::from_secs(2))
     }
 

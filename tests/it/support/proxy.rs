@@ -43,6 +43,7 @@ pub struct Proxy {
     port: u16,
     mode: Arc<watch::Sender<Mode>>,
     accepted: Arc<AtomicUsize>,
+    hold_from: Arc<AtomicUsize>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -59,6 +60,8 @@ impl Proxy {
         let (stop, stop_rx) = oneshot::channel();
         let accepted = Arc::new(AtomicUsize::new(0));
         let counter = accepted.clone();
+        let hold_from = Arc::new(AtomicUsize::new(usize::MAX));
+        let hold = hold_from.clone();
         let thread = std::thread::Builder::new()
             .name(format!("proxy-{port}"))
             .spawn(move || {
@@ -72,7 +75,7 @@ impl Proxy {
                     let listener = TcpListener::from_std(listener).expect("proxy listener");
                     tokio::select! {
                         _ = stop_rx => {}
-                        _ = accept_loop(listener, target_port, mode_rx, setter, counter) => {}
+                        _ = accept_loop(listener, target_port, mode_rx, setter, counter, hold) => {}
                     }
                 });
             })
@@ -81,6 +84,7 @@ impl Proxy {
             port,
             mode,
             accepted,
+            hold_from,
             stop: Some(stop),
             thread: Some(thread),
         }
@@ -102,6 +106,14 @@ impl Proxy {
 
     pub fn mode(&self) -> Mode {
         *self.mode.borrow()
+    }
+
+    /// Hold every connection accepted after the first `n` (counted from
+    /// the proxy's start) for good, as in `Blackhole` whatever the mode
+    /// later is; the first `n` go on as the mode says. A server that
+    /// answers its first client but hangs any new one.
+    pub fn hold_connections_after(&self, n: usize) {
+        self.hold_from.store(n, Ordering::SeqCst);
     }
 
     /// How many connections have been accepted so far (reset ones too).
@@ -127,6 +139,7 @@ async fn accept_loop(
     mode: watch::Receiver<Mode>,
     setter: Arc<watch::Sender<Mode>>,
     accepted: Arc<AtomicUsize>,
+    hold_from: Arc<AtomicUsize>,
 ) {
     loop {
         let Ok((client, _)) = listener.accept().await else {
@@ -134,9 +147,18 @@ async fn accept_loop(
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
-        accepted.fetch_add(1, Ordering::SeqCst);
+        let index = accepted.fetch_add(1, Ordering::SeqCst);
         if *mode.borrow() == Mode::Reset {
             abort(client);
+            continue;
+        }
+        if index >= hold_from.load(Ordering::SeqCst) {
+            let (held, rx) = watch::channel(Mode::Blackhole);
+            let held = Arc::new(held);
+            tokio::spawn(async move {
+                // The sender lives as long as the connection does.
+                connection(client, target, rx, held).await;
+            });
             continue;
         }
         tokio::spawn(connection(client, target, mode.clone(), setter.clone()));
