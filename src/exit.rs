@@ -32,7 +32,8 @@ Exit status:
   <n>      the command's own exit code
   128+N    the command was killed by signal N (or a signal ended the wait)
   75       the lock stayed held by someone else for all of --timeout (-E changes it)
-  69       Redis unreachable, auth refused, or no quorum of masters reachable
+  69       Redis unreachable, auth refused, no quorum of masters reachable, or
+           Redis refused writes (OOM, MISCONF, READONLY, ...) for all of --timeout
   70       the lock was lost while the command ran; the command was stopped
            (also an internal error: the command's group is stopped first)
   126/127  the command cannot be executed / was not found
