@@ -4,6 +4,7 @@
 mod admin;
 mod chaos;
 mod cli;
+mod holder;
 mod lease;
 mod quorum;
 mod refusals;
