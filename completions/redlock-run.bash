@@ -53,7 +53,7 @@ _redlock__run() {
 
     case "${cmd}" in
         redlock__run)
-            opts="-k -r -t -E -c -v -q -h -V --key --redis --timeout --ttl --refresh --min-hold --kill-after --conflict-exit-code --shell --verbose --quiet --log-format --help --version schedule status release completions help"
+            opts="-k -r -t -E -c -v -q -h -V --key --redis --timeout --ttl --refresh --min-hold --kill-after --conflict-exit-code --shell --label --record-args --verbose --quiet --log-format --help --version schedule status release completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -112,6 +112,10 @@ _redlock__run() {
                     return 0
                     ;;
                 -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --label)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -259,7 +263,7 @@ _redlock__run() {
             return 0
             ;;
         redlock__subcmd__run__subcmd__schedule)
-            opts="-k -r -c -v -q -h --key --redis --every --cron --tz --ttl --refresh --min-hold --kill-after --shell --verbose --quiet --log-format --help"
+            opts="-k -r -c -v -q -h --key --redis --every --cron --tz --ttl --refresh --min-hold --kill-after --shell --label --record-args --verbose --quiet --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -314,6 +318,10 @@ _redlock__run() {
                     return 0
                     ;;
                 -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --label)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_redlock_run_global_optspecs
-    string join \n k/key= r/redis= t/timeout= ttl= refresh= min-hold= kill-after= E/conflict-exit-code= c/shell= v/verbose q/quiet log-format= h/help V/version
+    string join \n k/key= r/redis= t/timeout= ttl= refresh= min-hold= kill-after= E/conflict-exit-code= c/shell= label= record-args v/verbose q/quiet log-format= h/help V/version
 end
 
 function __fish_redlock_run_needs_command
@@ -30,11 +30,13 @@ complete -c redlock-run -n "__fish_redlock_run_needs_command" -s t -l timeout -d
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -l ttl -d 'Lease length: if the holder vanishes, the lock frees itself this long after the last refresh' -r
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -l refresh -d 'How often the lease is renewed while the command runs [default: ttl/3]; must be < ttl' -r
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -l min-hold -d 'Keep the lock at least this long after acquiring it, even if the command ends sooner (redlock-run itself exits at once). Stops a late-firing cron on another host from running the same job again' -r
-complete -c redlock-run -n "__fish_redlock_run_needs_command" -l kill-after -d 'Grace between SIGTERM and SIGKILL when the command must be stopped [default: min(5s, ttl/3)]; must be < ttl - refresh' -r
+complete -c redlock-run -n "__fish_redlock_run_needs_command" -l kill-after -d 'Grace between SIGTERM and SIGKILL when the command must be stopped [default: min(5s, ttl/3), clamped to fit]; 2 x refresh + kill-after + 100ms + drift must not exceed ttl' -r
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -s E -l conflict-exit-code -d 'Exit code when the lock was not acquired within --timeout' -r
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -s c -l shell -d 'Run CMDLINE with `/bin/sh -c` instead of a `--` argv' -r
+complete -c redlock-run -n "__fish_redlock_run_needs_command" -l label -d 'A label stored with the lock and shown by `status` (what this run is, for the operator; not a secret)' -r
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -l log-format -d 'Log line format: one line per event; json for log shippers' -r -f -a "text\t''
 json\t''"
+complete -c redlock-run -n "__fish_redlock_run_needs_command" -l record-args -d 'Store the whole command line with the lock (shown by `status` on any host that can read this Redis). By default only the program\'s name is stored: arguments often carry tokens'
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -s v -l verbose -d 'More output on stderr (repeatable). Without -v/-q, REDLOCK_LOG (a level or a tracing filter) sets it'
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -s q -l quiet -d 'Less output on stderr (repeatable)'
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -52,10 +54,12 @@ complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l tz 
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l ttl -d 'Lease length: if the holder vanishes, the lock frees itself this long after the last refresh' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l refresh -d 'How often the lease is renewed while the command runs [default: ttl/3]; must be < ttl' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l min-hold -d 'Keep the lock at least this long after acquiring it, even if the command ends sooner (redlock-run itself exits at once). Stops a late-firing cron on another host from running the same job again' -r
-complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l kill-after -d 'Grace between SIGTERM and SIGKILL when the command must be stopped [default: min(5s, ttl/3)]; must be < ttl - refresh' -r
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l kill-after -d 'Grace between SIGTERM and SIGKILL when the command must be stopped [default: min(5s, ttl/3), clamped to fit]; 2 x refresh + kill-after + 100ms + drift must not exceed ttl' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -s c -l shell -d 'Run CMDLINE with `/bin/sh -c` instead of a `--` argv' -r
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l label -d 'A label stored with the lock and shown by `status` (what this run is, for the operator; not a secret)' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l log-format -d 'Log line format: one line per event; json for log shippers' -r -f -a "text\t''
 json\t''"
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l record-args -d 'Store the whole command line with the lock (shown by `status` on any host that can read this Redis). By default only the program\'s name is stored: arguments often carry tokens'
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -s v -l verbose -d 'More output on stderr (repeatable). Without -v/-q, REDLOCK_LOG (a level or a tracing filter) sets it'
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -s q -l quiet -d 'Less output on stderr (repeatable)'
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -s h -l help -d 'Print help (see more with \'--help\')'

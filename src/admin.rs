@@ -24,6 +24,7 @@ fn holder_json(h: &Holder) -> Value {
             "host": i["host"],
             "pid": i["pid"],
             "command": i["command"],
+            "label": i["label"],
             "since": i["since_ms"].as_u64().map(since),
         }),
         None => Value::Null,

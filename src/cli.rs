@@ -182,7 +182,8 @@ pub struct LeaseArgs {
     pub min_hold: Duration,
 
     /// Grace between SIGTERM and SIGKILL when the command must be stopped
-    /// [default: min(5s, ttl/3)]; must be < ttl - refresh.
+    /// [default: min(5s, ttl/3), clamped to fit]; 2 x refresh + kill-after +
+    /// 100ms + drift must not exceed ttl.
     #[arg(long, value_parser = duration, value_name = "DURATION")]
     pub kill_after: Option<Duration>,
 }
@@ -197,6 +198,17 @@ pub struct CommandArgs {
     /// The command and its arguments, passed to execvp untouched (no shell).
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
+
+    /// A label stored with the lock and shown by `status` (what this run
+    /// is, for the operator; not a secret).
+    #[arg(long, value_name = "TEXT")]
+    pub label: Option<String>,
+
+    /// Store the whole command line with the lock (shown by `status` on any
+    /// host that can read this Redis). By default only the program's name
+    /// is stored: arguments often carry tokens.
+    #[arg(long)]
+    pub record_args: bool,
 }
 
 #[derive(Debug, Clone, Args)]

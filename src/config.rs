@@ -215,10 +215,14 @@ fn fmt(d: Duration) -> humantime::FormattedDuration {
     humantime::format_duration(d)
 }
 
-/// The program to run, as an argv.
+/// The program to run, as an argv, and what is stored about it.
 #[derive(Debug, Clone)]
 pub struct Program {
     pub argv: Vec<OsString>,
+    /// Given as `--shell` (argv is `/bin/sh -c LINE`).
+    pub shell: bool,
+    pub label: Option<String>,
+    pub record_args: bool,
 }
 
 impl Program {
@@ -232,6 +236,9 @@ impl Program {
             }
             (Some(line), true) => Ok(Program {
                 argv: vec!["/bin/sh".into(), "-c".into(), line.into()],
+                shell: true,
+                label: a.label.clone(),
+                record_args: a.record_args,
             }),
             (None, true) => Err(Failure::Usage(
                 "no command given: put it after `--` (redlock-run --key K -- CMD ARGS) or use --shell"
@@ -242,12 +249,24 @@ impl Program {
             }
             (None, false) => Ok(Program {
                 argv: a.command.clone(),
+                shell: false,
+                label: a.label.clone(),
+                record_args: a.record_args,
             }),
         }
     }
 
-    /// A short printable form for logs and `status` (lossy, truncated).
-    pub fn display(&self) -> String {
+    /// What is stored with the lock in `command` (guarantee 8): the
+    /// program's name as given (`sh -c` for `--shell`), or with
+    /// `--record-args` the whole command line (lossy, truncated).
+    pub fn stored(&self) -> String {
+        if !self.record_args {
+            return if self.shell {
+                "sh -c".into()
+            } else {
+                self.argv[0].to_string_lossy().into_owned()
+            };
+        }
         let joined = self
             .argv
             .iter()

@@ -35,14 +35,17 @@ pub fn holder_json(token: &str, program: &Program) -> String {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_millis() as u64;
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "host": host,
         "pid": std::process::id(),
-        "command": program.display(),
+        "command": program.stored(),
         "since_ms": since_ms,
         "token": token,
-    })
-    .to_string()
+    });
+    if let Some(label) = &program.label {
+        v["label"] = label.as_str().into();
+    }
+    v.to_string()
 }
 
 /// Run the plan; returns the process exit code.

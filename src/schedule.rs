@@ -356,6 +356,8 @@ mod tests {
             command: crate::cli::CommandArgs {
                 shell: None,
                 command: vec![],
+                label: None,
+                record_args: false,
             },
             log: crate::cli::LogArgs {
                 verbose: 0,

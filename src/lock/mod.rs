@@ -85,16 +85,31 @@ impl std::fmt::Display for Holder {
         // they cannot forge lines or drive the terminal. (`pid` is shown
         // as JSON, which escapes a string itself.)
         match &self.info {
-            Some(i) => write!(
-                f,
-                "{} pid {} ({})",
-                escape_controls(i["host"].as_str().unwrap_or("?")),
-                i["pid"],
-                escape_controls(i["command"].as_str().unwrap_or("?"))
-            ),
+            Some(i) => {
+                write!(
+                    f,
+                    "{} pid {} ({})",
+                    escape_controls(i["host"].as_str().unwrap_or("?")),
+                    i["pid"],
+                    escape_controls(i["command"].as_str().unwrap_or("?"))
+                )?;
+                match i["label"].as_str() {
+                    Some(label) => write!(f, " label {:?}", LabelShown(label)),
+                    None => Ok(()),
+                }
+            }
             None if self.token.is_empty() => write!(f, "another client"),
             None => write!(f, "another client (value {:?})", truncate(&self.token, 40)),
         }
+    }
+}
+
+/// A label as `status` shows it: escaped, between quotes.
+struct LabelShown<'a>(&'a str);
+
+impl std::fmt::Debug for LabelShown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "\"{}\"", escape_controls(self.0))
     }
 }
 
