@@ -7,6 +7,11 @@
  *   RR_FAULT_KILLPG=EPERM       killpg with a real signal fails with EPERM
  *                               (as for a setuid program in the group);
  *                               the existence probe (signal 0) still works
+ *   RR_FAULT_FORK=fail          the first fork of the process fails (EAGAIN):
+ *                               redlock-run's guardian cannot start
+ *   RR_FAULT_FORK_STALL_MS=N    the second fork (the command's) stalls the
+ *                               caller N ms before forking and N ms after,
+ *                               as a SIGSTOP of redlock-run alone would
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -15,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
 
 static int settime_calls;
 
@@ -41,4 +48,31 @@ int killpg(pid_t pgrp, int sig) {
     if (!real)
         real = dlsym(RTLD_NEXT, "killpg");
     return real(pgrp, sig);
+}
+
+static int fork_calls;
+
+static void stall_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+pid_t fork(void) {
+    static pid_t (*real)(void);
+    const char *f = getenv("RR_FAULT_FORK");
+    const char *s = getenv("RR_FAULT_FORK_STALL_MS");
+    int n = ++fork_calls;
+    if (!real)
+        real = dlsym(RTLD_NEXT, "fork");
+    if (f && strcmp(f, "fail") == 0 && n == 1) {
+        errno = EAGAIN;
+        return -1;
+    }
+    if (s && n == 2)
+        stall_ms(atol(s));
+    pid_t pid = real();
+    if (s && n == 2 && pid > 0)
+        stall_ms(atol(s));
+    return pid;
 }

@@ -270,3 +270,89 @@ fn a_refused_killpg_is_a_lost_lock() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(stderr(&out).contains("EPERM"), "{}", stderr(&out));
 }
+
+/// redlock-run stalls between setting the guardian's deadline and starting
+/// the command, past the lease, and again right after the fork (an
+/// LD_PRELOAD stall around the command's fork). The command must never
+/// start after its lease could expire: exit 70, nothing run.
+#[test]
+fn a_stall_before_the_command_starts_never_runs_it_unlocked() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("prespawn");
+    let pidfile = dir.path().join("pid");
+    let mut cmd = rr(&server);
+    cmd.args(["--key", &k, "--ttl", "1s"])
+        .env("LD_PRELOAD", fault_lib())
+        .env("RR_FAULT_FORK_STALL_MS", "1500");
+    sh_cmd(&mut cmd, &pidfile, "sleep 5");
+    let child = spawn_piped(&mut cmd);
+    let out = wait_output(child, Duration::from_secs(20));
+    assert!(
+        !pidfile.exists(),
+        "the command started 1.5 s after a 1 s lease was granted"
+    );
+    assert_eq!(out.status.code(), Some(70), "{}", stderr(&out));
+}
+
+/// The guardian cannot be started (fork fails): nothing is run, exit 70,
+/// and the reason is printed at the default level.
+#[test]
+fn no_guardian_no_run() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("noguard");
+    let pidfile = dir.path().join("pid");
+    let mut cmd = rr(&server);
+    cmd.args(["--key", &k])
+        .env("LD_PRELOAD", fault_lib())
+        .env("RR_FAULT_FORK", "fail");
+    sh_cmd(&mut cmd, &pidfile, "true");
+    let out = wait_output(spawn_piped(&mut cmd), Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(70), "{}", stderr(&out));
+    assert!(!pidfile.exists(), "the command ran without a guardian");
+    assert!(stderr(&out).contains("guardian"), "{}", stderr(&out));
+    assert!(!server.exists(&k), "lock left behind");
+}
+
+/// The release's reply is lost and, before the retry, a waiter (woken by
+/// the release) takes the lock: the retry must still recognise its own
+/// release, not report the waiter's lock as a loss.
+#[test]
+fn a_lost_release_reply_then_a_waiter_is_still_a_release() {
+    let server = RedisServer::start();
+    let warm = rr(&server)
+        .args(["--key", &key("warm"), "--", "true"])
+        .status()
+        .unwrap();
+    assert!(warm.success());
+    let proxy = Proxy::start(server.port);
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("lostreply2");
+    let ready = dir.path().join("ready");
+    let mut cmd = rr_urls(&[proxy.url()]);
+    cmd.args(["--key", &k, "--ttl", "60s", "--"])
+        .args(["sh", "-c", "echo go > \"$0\"; read -r _; exit 0"])
+        .arg(&ready);
+    let mut holder = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_file(&ready, Duration::from_secs(10));
+    // The waiter talks to Redis directly, and holds on for a moment.
+    let mut w = rr(&server);
+    w.args(["--key", &k, "--timeout", "20s", "--", "sleep", "1"]);
+    let waiter = spawn_piped(&mut w);
+    wait_until("the waiter to subscribe", Duration::from_secs(10), || {
+        server.subscribers(&crate::support::released_channel(&k)) > 0
+    });
+    proxy.set_mode(Mode::LoseNextReply);
+    drop(holder.stdin.take());
+    let out = wait_output(holder, Duration::from_secs(20));
+    assert_eq!(proxy.mode(), Mode::Pass, "no reply was lost");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = wait_output(waiter, Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(0), "waiter: {}", stderr(&out));
+}

@@ -16,6 +16,18 @@ fn combinations_that_would_stop_a_healthy_command_are_refused() {
         &["--ttl", "1s", "--refresh", "400ms", "--kill-after", "599ms"],
         &["--ttl", "1s", "--refresh", "990ms"],
         &["--ttl", "30s", "--refresh", "29s900ms"],
+        // A tiny --refresh with the rest given to --kill-after: the SIGTERM
+        // would come before the first renewal's round trip.
+        &["--ttl", "1s", "--refresh", "1ms", "--kill-after", "886ms"],
+        &["--ttl", "1s", "--refresh", "2ms", "--kill-after", "884ms"],
+        &[
+            "--ttl",
+            "30s",
+            "--refresh",
+            "1ms",
+            "--kill-after",
+            "29596ms",
+        ],
     ];
     for opts in cases {
         let k = key("opts");
@@ -78,7 +90,12 @@ fn accepted_combinations_never_stop_a_healthy_command() {
     while accepted < 12 && tried < 200 {
         tried += 1;
         let ttl = 1000 + rng.below(1500);
-        let refresh = 1 + rng.below(ttl - 1);
+        // Small values (where latency matters most) as often as large ones.
+        let refresh = if rng.below(2) == 0 {
+            1 + rng.below(40)
+        } else {
+            1 + rng.below(ttl - 1)
+        };
         let kill = 1 + rng.below(ttl - 1);
         let mut cmd = rr(&server);
         let k = key("prop");
