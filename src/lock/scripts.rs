@@ -122,10 +122,12 @@ if v == ARGV[1] then
   redis.call('PEXPIRE', KEYS[4], 30000)
   return 1
 end
-if v then return -1 end
+-- Released by an earlier delivery of this request (its reply was lost);
+-- a woken waiter may hold the key by now.
 for _, t in ipairs(redis.call('LRANGE', KEYS[4], 0, 15)) do
   if t == ARGV[1] then return 1 end
 end
+if v then return -1 end
 return 0
 "
     ))
