@@ -30,7 +30,7 @@ complete -c redlock-run -n "__fish_redlock_run_needs_command" -s t -l timeout -d
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -l ttl -d 'Lease length: if the holder vanishes, the lock frees itself this long after the last refresh' -r
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -l refresh -d 'How often the lease is renewed while the command runs [default: ttl/3]; must be < ttl' -r
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -l min-hold -d 'Keep the lock at least this long after acquiring it, even if the command ends sooner (redlock-run itself exits at once). Stops a late-firing cron on another host from running the same job again' -r
-complete -c redlock-run -n "__fish_redlock_run_needs_command" -l kill-after -d 'Grace between SIGTERM and SIGKILL when the command must be stopped [default: min(5s, ttl/3), clamped to fit]; 2 x refresh + kill-after + 100ms + drift must not exceed ttl' -r
+complete -c redlock-run -n "__fish_redlock_run_needs_command" -l kill-after -d 'Grace between SIGTERM and SIGKILL when the command must be stopped [default: min(5s, ttl/3), clamped to fit]; 2 x refresh + 100ms + kill-after + 100ms + drift must not exceed ttl' -r
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -s E -l conflict-exit-code -d 'Exit code when the lock was not acquired within --timeout' -r
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -s c -l shell -d 'Run CMDLINE with `/bin/sh -c` instead of a `--` argv' -r
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -l label -d 'A label stored with the lock and shown by `status` (what this run is, for the operator; not a secret)' -r
@@ -54,7 +54,7 @@ complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l tz 
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l ttl -d 'Lease length: if the holder vanishes, the lock frees itself this long after the last refresh' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l refresh -d 'How often the lease is renewed while the command runs [default: ttl/3]; must be < ttl' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l min-hold -d 'Keep the lock at least this long after acquiring it, even if the command ends sooner (redlock-run itself exits at once). Stops a late-firing cron on another host from running the same job again' -r
-complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l kill-after -d 'Grace between SIGTERM and SIGKILL when the command must be stopped [default: min(5s, ttl/3), clamped to fit]; 2 x refresh + kill-after + 100ms + drift must not exceed ttl' -r
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l kill-after -d 'Grace between SIGTERM and SIGKILL when the command must be stopped [default: min(5s, ttl/3), clamped to fit]; 2 x refresh + 100ms + kill-after + 100ms + drift must not exceed ttl' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -s c -l shell -d 'Run CMDLINE with `/bin/sh -c` instead of a `--` argv' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l label -d 'A label stored with the lock and shown by `status` (what this run is, for the operator; not a secret)' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l log-format -d 'Log line format: one line per event; json for log shippers' -r -f -a "text\t''

@@ -75,6 +75,8 @@ impl Cli {
     }
 }
 
+// Parsed once per process: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Sub {
     /// Run the command on a schedule; each tick runs at most once across
@@ -182,8 +184,8 @@ pub struct LeaseArgs {
     pub min_hold: Duration,
 
     /// Grace between SIGTERM and SIGKILL when the command must be stopped
-    /// [default: min(5s, ttl/3), clamped to fit]; 2 x refresh + kill-after +
-    /// 100ms + drift must not exceed ttl.
+    /// [default: min(5s, ttl/3), clamped to fit]; 2 x refresh + 100ms +
+    /// kill-after + 100ms + drift must not exceed ttl.
     #[arg(long, value_parser = duration, value_name = "DURATION")]
     pub kill_after: Option<Duration>,
 }

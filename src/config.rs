@@ -37,6 +37,11 @@ pub fn at_most_max(flag: &str, d: Duration) -> Result<Duration, Failure> {
 /// p99, 45 ms at most (docs/reliability.md, "Stalls").
 pub const KILL_MARGIN: Duration = Duration::from_millis(100);
 
+/// Time allowed, on top of the --refresh periods, for a renewal to be sent
+/// and answered (and for the command to be started before the first one):
+/// scheduling on a loaded machine plus a round trip.
+pub const RENEW_ALLOWANCE: Duration = Duration::from_millis(100);
+
 /// One Redis server, with a display form that never shows a password.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
@@ -162,23 +167,27 @@ impl Lease {
 
     /// The one rule between the lease's timings, shared by the option
     /// check and the supervisor: after a renewal, the command must get its
-    /// SIGTERM no earlier than two --refresh periods later (one renewal may
-    /// fail outright), and its SIGKILL [`KILL_MARGIN`] before the earliest
-    /// moment the lease can expire (--ttl less the drift allowance). So
-    /// `2 x refresh + kill_after + KILL_MARGIN + drift <= ttl`. Returns the
-    /// longest --kill-after that fits, or None if nothing does.
+    /// SIGTERM no earlier than two --refresh periods (one renewal may fail
+    /// outright) plus [`RENEW_ALLOWANCE`] (the next one's round trip)
+    /// later, and its SIGKILL [`KILL_MARGIN`] before the earliest moment
+    /// the lease can expire (--ttl less the drift allowance). So
+    /// `2 x refresh + 100ms + kill_after + 100ms + drift <= ttl`. Returns
+    /// the longest --kill-after that fits, or None if nothing does.
     pub fn grace_budget(ttl: Duration, refresh: Duration) -> Option<Duration> {
         ttl.checked_sub(drift(ttl))?
             .checked_sub(KILL_MARGIN)?
+            .checked_sub(RENEW_ALLOWANCE)?
             .checked_sub(refresh * 2)
     }
 
     /// The rule in words, with the numbers, for an error message.
     fn rule(ttl: Duration, refresh: Duration) -> String {
         format!(
-            "2 x --refresh ({}) + --kill-after + {} (kill margin) + {} (clock drift) must not \
-             exceed --ttl; shorten --refresh or --kill-after, or lengthen --ttl",
+            "2 x --refresh ({}) + {} (renewal latency) + --kill-after + {} (kill margin) + {} \
+             (clock drift) must not exceed --ttl; shorten --refresh or --kill-after, or \
+             lengthen --ttl",
             fmt(refresh * 2),
+            fmt(RENEW_ALLOWANCE),
             fmt(KILL_MARGIN),
             fmt(drift(ttl))
         )
@@ -335,9 +344,10 @@ mod tests {
         let l = lease(30_000, None, None).unwrap();
         assert_eq!(l.refresh, Duration::from_secs(10));
         assert_eq!(l.kill_after, Duration::from_secs(5));
-        // 600 - 8 drift - 100 margin - 2 x 200 refresh.
-        let l = lease(600, None, None).unwrap();
-        assert_eq!(l.kill_after, Duration::from_millis(92));
+        // 1000 - 12 drift - 100 margin - 100 latency - 2 x 333.3 refresh.
+        let l = lease(1000, None, None).unwrap();
+        assert_eq!(l.kill_after.as_millis(), 121);
+        assert!(lease(600, None, None).is_err());
         for ttl in [1000, 1001, 1500, 7000, 30_000, 3_600_000] {
             assert!(
                 lease(ttl, None, None).is_ok(),
@@ -352,9 +362,11 @@ mod tests {
         assert!(lease(1000, Some(400), Some(599)).is_err());
         assert!(lease(1000, Some(990), None).is_err());
         assert!(lease(30_000, Some(29_900), None).is_err());
-        // 1000 - 12 - 100 - 2 x 300 = 288: the longest grace that fits.
-        assert!(lease(1000, Some(300), Some(288)).is_ok());
-        assert!(lease(1000, Some(300), Some(289)).is_err());
+        // 1000 - 12 - 100 - 100 - 2 x 300 = 188: the longest grace that fits.
+        assert!(lease(1000, Some(300), Some(188)).is_ok());
+        assert!(lease(1000, Some(300), Some(189)).is_err());
+        assert!(lease(1000, Some(1), Some(886)).is_err());
+        assert!(lease(30_000, Some(1), Some(29_596)).is_err());
         assert!(lease(50, None, None).is_err());
         assert!(lease(u64::MAX, None, None).is_err());
     }

@@ -34,6 +34,7 @@ impl Keeper {
         let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
         let token = grant.token.clone();
         let mut valid_until = grant.valid_until;
+        let acquired_at = grant.acquired_at;
         let task = tokio::spawn(async move {
             let lease = locker.lease;
             let retry =
@@ -41,7 +42,9 @@ impl Keeper {
             let per_try = lease
                 .io_timeout()
                 .min((lease.refresh / 2).max(Duration::from_millis(50)));
-            let mut next = Instant::now() + lease.refresh;
+            // Timed from the grant, not from here: starting the command
+            // took some of the first period.
+            let mut next = Instant::now() + lease.refresh.saturating_sub(acquired_at.elapsed());
             loop {
                 tokio::select! {
                     _ = &mut stop_rx => return locker,
