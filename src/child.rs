@@ -78,8 +78,9 @@ pub fn spawn(program: &Program, env: &[(&str, &str)]) -> Result<Child, Failure> 
     unsafe {
         cmd.as_std_mut().pre_exec(move || {
             let errno = |e: Errno| io::Error::from_raw_os_error(e as i32);
-            // Covered by the guardian before any code of the command runs.
-            guardian::arm_self();
+            // Covered by the guardian before any code of the command runs,
+            // and never started past its deadline.
+            guardian::arm_self().map_err(errno)?;
             prctl::set_pdeathsig(Signal::SIGKILL).map_err(errno)?;
             // We may have died between fork and prctl: then nobody would
             // kill the command, and it must not run unlocked.
@@ -101,6 +102,15 @@ pub fn spawn(program: &Program, env: &[(&str, &str)]) -> Result<Child, Failure> 
         });
     }
     let inner = cmd.spawn().map_err(|e| {
+        // The child armed the guardian with its pid before failing.
+        guardian::disarm();
+        if e.raw_os_error() == Some(Errno::ETIMEDOUT as i32) {
+            return Failure::Lost(
+                "the lease ran out before the command could start (was redlock-run stalled?); \
+                 it was not run"
+                    .into(),
+            );
+        }
         let code = match e.kind() {
             io::ErrorKind::NotFound => exit::NOT_FOUND,
             _ => exit::NOT_EXECUTABLE,

@@ -110,14 +110,15 @@ pub fn start_unless_admin() {
     }
 }
 
-/// Log a failure to start the guardian (once logging is set up).
-pub fn report() {
-    if let Some(e) = START_FAILED.get() {
-        tracing::warn!(
-            error = %e,
-            "could not start the guardian; if redlock-run is stalled or killed, the command \
-             and processes it started may outlive the lease"
-        );
+/// Whether the guardian runs. Without one, nothing would enforce the
+/// deadline while redlock-run is stalled, so nothing is run (exit 70).
+pub fn check() -> Result<(), crate::exit::Failure> {
+    match START_FAILED.get() {
+        Some(e) => Err(crate::exit::Failure::Internal(format!(
+            "could not start the guardian ({e}): without it a stalled redlock-run could let \
+             the command outlive its lease, so nothing was run"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -286,27 +287,42 @@ fn guard(rx: OwnedFd, shared: &Shared) -> ! {
 }
 
 /// A command is about to start: SIGKILL its group at `kill_at` unless
-/// [`extend`] moves that later. Wakes the guardian to set its timer.
-pub fn prepare(kill_at: BootInstant) {
-    if let Some(g) = GUARDIAN.get() {
-        g.shared.fired.store(0, Ordering::Release);
-        g.shared
-            .kill_at
-            .store(kill_at.as_nanos(), Ordering::Release);
-        // A full pipe (EAGAIN) already has a wake-up in it.
-        let _ = nix::unistd::write(&g.tx, &[1]);
+/// [`extend`] moves that later. Wakes the guardian to set its timer. An
+/// error means the guardian is gone (it was killed): then the command
+/// must not start.
+pub fn prepare(kill_at: BootInstant) -> Result<(), Errno> {
+    let Some(g) = GUARDIAN.get() else {
+        return Err(Errno::ESRCH);
+    };
+    g.shared.fired.store(0, Ordering::Release);
+    g.shared
+        .kill_at
+        .store(kill_at.as_nanos(), Ordering::Release);
+    match nix::unistd::write(&g.tx, &[1]) {
+        // A full pipe already has a wake-up in it.
+        Ok(_) | Err(Errno::EAGAIN) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
 /// In the command's process, between fork and exec (async-signal-safe: an
-/// atomic store): the group it is about to lead is armed before it runs
-/// any code of its own.
-pub fn arm_self() {
-    if let Some(g) = GUARDIAN.get() {
-        g.shared
-            .pgid
-            .store(nix::unistd::getpid().as_raw(), Ordering::Release);
+/// atomic store, clock_gettime, write): the group it is about to lead is
+/// armed, and the guardian woken to look at it, before it runs any code of
+/// its own. Refuses (ETIMEDOUT) if the deadline has passed already
+/// (redlock-run stalled between taking the lock and starting it): the
+/// command must not start without its lease.
+pub fn arm_self() -> Result<(), Errno> {
+    let Some(g) = GUARDIAN.get() else {
+        return Err(Errno::ESRCH);
+    };
+    g.shared
+        .pgid
+        .store(nix::unistd::getpid().as_raw(), Ordering::Release);
+    let _ = nix::unistd::write(&g.tx, &[1]);
+    if boot_ns() >= g.shared.kill_at.load(Ordering::Acquire) {
+        return Err(Errno::ETIMEDOUT);
     }
+    Ok(())
 }
 
 /// The command's process group `pgid` now exists: kill it if we die.

@@ -99,8 +99,9 @@ pub fn main(cli: Cli) -> i32 {
             .unwrap_or_else(|f| usage_error(Some("schedule"), f));
             logging::init(&a.log, logging::Default::Info, true)
                 .unwrap_or_else(|f| usage_error(Some("schedule"), f));
-            guardian::report();
-            let result = block_on(schedule::schedule(plan));
+            let result = guardian::check()
+                .map_err(anyhow::Error::from)
+                .and_then(|()| block_on(schedule::schedule(plan)));
             if let Err(e) = &result {
                 tracing::error!("{e:#}");
             }
@@ -150,10 +151,11 @@ pub fn main(cli: Cli) -> i32 {
             .unwrap_or_else(|f| usage_error(None, f));
             logging::init(&a.log, logging::Default::Errors, false)
                 .unwrap_or_else(|f| usage_error(None, f));
-            guardian::report();
             let conflict = plan.conflict_exit_code;
             let quiet_conflict = plan.timeout == cli::Timeout::After(std::time::Duration::ZERO);
-            let result = block_on(run::run(plan));
+            let result = guardian::check()
+                .map_err(anyhow::Error::from)
+                .and_then(|()| block_on(run::run(plan)));
             if let Err(e) = &result {
                 report(e, quiet_conflict);
             }

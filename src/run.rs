@@ -150,8 +150,10 @@ pub async fn run_under_lock(
     env.extend_from_slice(extra_env);
     child::become_subreaper();
     // The guardian's deadline is set before the command exists.
-    guardian::prepare(lease.kill_at(grant.valid_until));
-    let mut child = match child::spawn(program, &env) {
+    let spawned = guardian::prepare(lease.kill_at(grant.valid_until))
+        .map_err(|e| Failure::Internal(format!("the guardian is gone ({e}); nothing was run")))
+        .and_then(|()| child::spawn(program, &env));
+    let mut child = match spawned {
         Ok(c) => c,
         Err(f) => {
             // Nothing ran: give the lock back at once, whatever --min-hold says.
