@@ -341,3 +341,40 @@ fn no_guardian_no_run() {
     assert!(stderr(&out).contains("guardian"), "{}", stderr(&out));
     assert!(!server.exists(&k), "lock left behind");
 }
+
+/// The guardian holds none of the caller's descriptors: a pipe the caller
+/// passes down (inherited, not close-on-exec) is not kept open by it.
+#[test]
+fn the_guardian_keeps_none_of_the_callers_descriptors() {
+    use std::os::fd::AsRawFd;
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("fds");
+    let pidfile = dir.path().join("pid");
+    let (r, w) = nix::unistd::pipe().unwrap();
+    // Inherited across exec: clear close-on-exec on the write end.
+    nix::fcntl::fcntl(
+        &w,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+    )
+    .unwrap();
+    let inode = std::fs::read_link(format!("/proc/self/fd/{}", w.as_raw_fd())).unwrap();
+    let mut cmd = rr(&server);
+    cmd.args(["--key", &k]);
+    sh_cmd(&mut cmd, &pidfile, "sleep 30");
+    let mut child = spawn_piped(&mut cmd);
+    read_pid(&pidfile);
+    let g = crate::support::guardian_of(child.id() as i32).expect("a guardian");
+    let held: Vec<_> = std::fs::read_dir(format!("/proc/{g}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    drop((r, w));
+    assert!(
+        !held.contains(&inode),
+        "the guardian holds the caller's pipe {inode:?}: {held:?}"
+    );
+    assert!(held.len() <= 5, "the guardian holds {held:?}");
+}
