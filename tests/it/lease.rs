@@ -159,7 +159,7 @@ fn redis_paused_longer_than_the_lease_kills_the_command_before_it_expires() {
     let child = start(
         &server.url(),
         &key,
-        &["--ttl", "1s", "--refresh", "300ms", "--kill-after", "200ms"],
+        &["--ttl", "1s", "--refresh", "300ms", "--kill-after", "150ms"],
         dir.path(),
         "trap '' TERM; echo $$ > ready; while :; do sleep 0.05; done",
     );
@@ -210,7 +210,7 @@ fn blackholed_connection_stops_the_command_before_a_contender_can_start() {
     let first = start(
         &proxy.url(),
         &key,
-        &["--ttl", "1s", "--refresh", "300ms", "--kill-after", "200ms"],
+        &["--ttl", "1s", "--refresh", "300ms", "--kill-after", "150ms"],
         dir.path(),
         FOREVER,
     );
