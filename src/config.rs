@@ -56,19 +56,15 @@ impl Endpoint {
         if url.is_empty() {
             return Err(Failure::Usage("empty Redis URL".into()));
         }
-        let scheme_ok = [
-            "redis://",
-            "rediss://",
-            "unix://",
-            "redis+unix://",
-            "valkey://",
-            "valkeys://",
-        ]
-        .iter()
-        .any(|s| url.starts_with(s));
-        if !scheme_ok {
+        let Some(scheme) = crate::urls::SCHEMES.iter().find(|s| url.starts_with(*s)) else {
             return Err(Failure::Usage(format!(
                 "invalid Redis URL {display:?}: expected redis://, rediss:// or unix://"
+            )));
+        };
+        if scheme.contains("+sentinel") || scheme.contains("+cluster") {
+            return Err(Failure::Usage(format!(
+                "unsupported Redis URL {display:?}: Sentinel and Cluster URLs are not supported \
+                 by this version; give the primary's redis:// URL"
             )));
         }
         let info = url
