@@ -42,6 +42,29 @@ fn sh_cmd(cmd: &mut Command, pidfile: &Path, body: &str) {
         .arg(pidfile);
 }
 
+/// `redlock-run [PRE] --key KEY OPTS -- sh -c BODY` on `server`, with the
+/// fault shim preloaded and its `faults` set. Returns the command, its key,
+/// and the file (in `dir`) the shell writes its PID to before BODY.
+fn faulty(
+    server: &RedisServer,
+    dir: &Path,
+    pre: &[&str],
+    opts: &[&str],
+    faults: &[(&str, &str)],
+    body: &str,
+) -> (Command, String, PathBuf) {
+    let k = key("fault");
+    let pidfile = dir.join("pid");
+    let mut cmd = rr(server);
+    cmd.args(pre)
+        .args(["--key", &k])
+        .args(opts)
+        .env("LD_PRELOAD", fault_lib())
+        .envs(faults.iter().copied());
+    sh_cmd(&mut cmd, &pidfile, body);
+    (cmd, k, pidfile)
+}
+
 /// The earliest moment the key can expire in Redis, as seen now: a lower
 /// bound (PTTL is read after `Instant::now()`).
 fn expiry_lower_bound(server: &RedisServer, key: &str) -> Instant {
@@ -240,16 +263,19 @@ fn an_internal_error_while_the_command_runs_stops_it_before_the_release() {
     let server = RedisServer::start();
     for schedule in [false, true] {
         let dir = tempfile::tempdir().unwrap();
-        let k = key("internal");
-        let pidfile = dir.path().join("pid");
-        let mut cmd = rr(&server);
-        if schedule {
-            cmd.args(["schedule", "--every", "1s"]);
-        }
-        cmd.args(["--key", &k, "--ttl", "1s"])
-            .env("LD_PRELOAD", fault_lib())
-            .env("RR_FAULT_TIMERFD_SETTIME", "2");
-        sh_cmd(&mut cmd, &pidfile, "trap '' TERM; sleep 30");
+        let pre: &[&str] = if schedule {
+            &["schedule", "--every", "1s"]
+        } else {
+            &[]
+        };
+        let (mut cmd, k, pidfile) = faulty(
+            &server,
+            dir.path(),
+            pre,
+            &["--ttl", "1s"],
+            &[("RR_FAULT_TIMERFD_SETTIME", "2")],
+            "trap '' TERM; sleep 30",
+        );
         let child = spawn_piped(&mut cmd);
         let pid = read_pid(&pidfile);
         // The moment the lock goes away, the command must be gone already.
@@ -281,13 +307,14 @@ fn an_internal_error_while_the_command_runs_stops_it_before_the_release() {
 fn a_refused_killpg_is_a_lost_lock() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let k = key("eperm");
-    let pidfile = dir.path().join("pid");
-    let mut cmd = rr(&server);
-    cmd.args(["--key", &k, "--ttl", "2s"])
-        .env("LD_PRELOAD", fault_lib())
-        .env("RR_FAULT_KILLPG", "EPERM");
-    sh_cmd(&mut cmd, &pidfile, "sleep 0.5");
+    let (mut cmd, _, pidfile) = faulty(
+        &server,
+        dir.path(),
+        &[],
+        &["--ttl", "2s"],
+        &[("RR_FAULT_KILLPG", "EPERM")],
+        "sleep 0.5",
+    );
     let child = spawn_piped(&mut cmd);
     read_pid(&pidfile);
     send_signal(child.id(), Signal::SIGINT);
@@ -306,13 +333,14 @@ fn a_refused_killpg_is_a_lost_lock() {
 fn a_stall_before_the_command_starts_never_runs_it_unlocked() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let k = key("prespawn");
-    let pidfile = dir.path().join("pid");
-    let mut cmd = rr(&server);
-    cmd.args(["--key", &k, "--ttl", "1s"])
-        .env("LD_PRELOAD", fault_lib())
-        .env("RR_FAULT_FORK_STALL_MS", "1500");
-    sh_cmd(&mut cmd, &pidfile, "sleep 5");
+    let (mut cmd, _, pidfile) = faulty(
+        &server,
+        dir.path(),
+        &[],
+        &["--ttl", "1s"],
+        &[("RR_FAULT_FORK_STALL_MS", "1500")],
+        "sleep 5",
+    );
     let child = spawn_piped(&mut cmd);
     let out = wait_output(child, Duration::from_secs(20));
     assert!(
@@ -328,13 +356,14 @@ fn a_stall_before_the_command_starts_never_runs_it_unlocked() {
 fn no_guardian_no_run() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let k = key("noguard");
-    let pidfile = dir.path().join("pid");
-    let mut cmd = rr(&server);
-    cmd.args(["--key", &k])
-        .env("LD_PRELOAD", fault_lib())
-        .env("RR_FAULT_FORK", "fail");
-    sh_cmd(&mut cmd, &pidfile, "true");
+    let (mut cmd, k, pidfile) = faulty(
+        &server,
+        dir.path(),
+        &[],
+        &[],
+        &[("RR_FAULT_FORK", "fail")],
+        "true",
+    );
     let out = wait_output(spawn_piped(&mut cmd), Duration::from_secs(20));
     assert_eq!(out.status.code(), Some(70), "{}", stderr(&out));
     assert!(!pidfile.exists(), "the command ran without a guardian");
