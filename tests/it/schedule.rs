@@ -751,3 +751,6 @@ fn only_sigint_and_sigterm_stop_an_idle_schedule() {
     assert_eq!(s.count("stopping the schedule"), 1, "{}", s.log());
     assert!(!server.exists(&k));
 }
+
+#[path = "schedule_fleet.rs"]
+mod fleet;

@@ -576,3 +576,8 @@ pub fn guardian_of(rr_pid: i32) -> Option<i32> {
             .then_some(pid)
     })
 }
+
+/// `schedule`'s per-tick claim.
+pub fn tick_key(key: &str) -> String {
+    format!("{{{key}}}:redlock-run:tick")
+}
