@@ -182,7 +182,7 @@ impl World {
     /// links) for `d`: a one-sided partition, the others are unaffected.
     pub fn proxy_fault(&self, c: usize, mode: Mode, d: Duration, run: Option<u64>) {
         let kind = match mode {
-            Mode::Blackhole => Kind::Blackhole,
+            Mode::Blackhole | Mode::HoldReplies => Kind::Blackhole,
             Mode::Delay(_) => Kind::Delay,
             Mode::Reset => Kind::Reset,
             Mode::LoseNextReply => Kind::LostReply,

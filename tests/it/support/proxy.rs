@@ -33,6 +33,10 @@ pub enum Mode {
     /// as they are accepted. (Keep it set for a while: a connection that
     /// never sees the mode, because it changed again at once, is spared.)
     Reset,
+    /// Forward requests, hold every reply (delivered in order if the mode
+    /// changes back): the server executes the requests, the client hears
+    /// nothing. A one-way partition.
+    HoldReplies,
     /// Forward everything, except the next reply from the server that is
     /// not an error: drop it, reset that one connection (after the server
     /// has executed the request), and go back to `Pass`. A lost reply.
@@ -231,7 +235,7 @@ async fn pump(
     };
     let write = async move {
         while let Some((chunk, read_at)) = rx.recv().await {
-            if !forward_when_allowed(&mut mode, read_at).await {
+            if !forward_when_allowed(&mut mode, read_at, replies.is_some()).await {
                 return false;
             }
             if let Some(setter) = replies {
@@ -264,11 +268,16 @@ async fn pump(
 
 /// Wait until the mode lets a chunk read at `read_at` through. False when
 /// it never will (reset, or the proxy is going away).
-async fn forward_when_allowed(mode: &mut watch::Receiver<Mode>, read_at: Instant) -> bool {
+async fn forward_when_allowed(
+    mode: &mut watch::Receiver<Mode>,
+    read_at: Instant,
+    is_reply: bool,
+) -> bool {
     loop {
         let current = *mode.borrow_and_update();
         match current {
             Mode::Pass | Mode::LoseNextReply => return true,
+            Mode::HoldReplies if !is_reply => return true,
             Mode::Reset => return false,
             Mode::Delay(d) => {
                 tokio::select! {
@@ -276,7 +285,7 @@ async fn forward_when_allowed(mode: &mut watch::Receiver<Mode>, read_at: Instant
                     changed = mode.changed() => if changed.is_err() { return false },
                 }
             }
-            Mode::Blackhole => {
+            Mode::Blackhole | Mode::HoldReplies => {
                 if mode.changed().await.is_err() {
                     return false;
                 }
