@@ -101,7 +101,7 @@ fn not_acquired(plan: &RunPlan, last: Attempt, ever_reachable: bool) -> Failure 
         Attempt::Unavailable { reason, .. } => {
             Failure::Unavailable(format!("cannot take lock {:?}: {reason}", plan.place.key))
         }
-        Attempt::AlreadyRan { .. } | Attempt::Acquired(_) => {
+        Attempt::AlreadyRan { .. } | Attempt::ClockAhead { .. } | Attempt::Acquired(_) => {
             unreachable!("run mode neither claims ticks nor fails on success")
         }
     }

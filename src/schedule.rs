@@ -103,6 +103,18 @@ impl When {
         }
     }
 
+    /// The interval that starts at `tick`: `--every`, or the distance to
+    /// the next cron time (at least 1 ms).
+    pub fn interval_at(&self, tick_ms: i64) -> Duration {
+        match self {
+            When::Every(every) => *every,
+            When::Cron { .. } => {
+                let next = self.next_after(tick_ms).unwrap_or(tick_ms + 1);
+                Duration::from_millis((next - tick_ms).max(1) as u64)
+            }
+        }
+    }
+
     /// RFC 3339 UTC; whole seconds unless the interval has a fraction.
     pub fn format_tick(&self, tick_ms: i64) -> String {
         let ts = Timestamp::from_millisecond(tick_ms).unwrap_or(Timestamp::UNIX_EPOCH);
@@ -173,32 +185,10 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
         }
         let tick_str = plan.when.format_tick(tick);
         let late_ms = now_ms() - tick;
-        let token = Locker::new_token();
-        let holder = holder_json(&token, &plan.program);
-        let attempt = or_stop(
-            locker.try_acquire_as(&token, &holder, Mode::Tick(tick as u64)),
-            &mut signals,
-        )
-        .await;
-        let Some(attempt) = attempt else {
-            locker.undo(&token).await;
+        let Some(grant) = take_tick(&mut locker, &plan, tick, &tick_str, &mut signals).await else {
             return Ok(0);
         };
-        let grant = match attempt {
-            Attempt::Acquired(g) => g,
-            Attempt::Held { holder, .. } => {
-                tracing::info!(tick = %tick_str, holder = %holder, "skipped: lock held");
-                continue;
-            }
-            Attempt::AlreadyRan { .. } => {
-                tracing::info!(tick = %tick_str, "skipped: already ran elsewhere");
-                continue;
-            }
-            Attempt::Unavailable { reason, .. } => {
-                tracing::error!(tick = %tick_str, error = %reason, "skipped: Redis unavailable");
-                continue;
-            }
-        };
+        let Some(grant) = grant else { continue };
         let started = std::time::Instant::now();
         let fencing = grant.fencing;
         let (back, outcome) = run_under_lock(
@@ -247,6 +237,80 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
             return Ok(0);
         }
     }
+}
+
+/// Try to take the lock for `tick`: `None` when a signal stops the
+/// schedule, `Some(None)` when the tick is skipped (logged here).
+///
+/// An attempt that finds the tick claimed by another instance's attempt
+/// still in flight tries again (after a short, jittered, growing pause)
+/// while less than half the interval has passed: that attempt may fail and
+/// be undone, and the tick must then still run somewhere.
+async fn take_tick(
+    locker: &mut Locker,
+    plan: &SchedulePlan,
+    tick: i64,
+    tick_str: &str,
+    signals: &mut Signals,
+) -> Option<Option<crate::lock::Grant>> {
+    let interval = plan.when.interval_at(tick);
+    let bound_ms = (interval / 2).as_millis() as u64;
+    // A tick's attempt waits for masters at most a tenth of the interval.
+    locker.cap_node_timeout(interval / 10);
+    let retry_until = tick + bound_ms as i64;
+    let mut pause = (interval / 40).clamp(Duration::from_millis(10), Duration::from_millis(250));
+    loop {
+        let token = Locker::new_token();
+        let holder = holder_json(&token, &plan.program);
+        let mode = Mode::Tick {
+            tick: tick as u64,
+            bound_ms,
+        };
+        let Some(attempt) = or_stop(locker.try_acquire_as(&token, &holder, mode), signals).await
+        else {
+            // Stopped mid-attempt: it may have landed; undo it, and its
+            // claim with it, so the tick is not lost to the others.
+            locker.undo(&token).await;
+            return None;
+        };
+        match attempt {
+            Attempt::Acquired(g) => return Some(Some(g)),
+            Attempt::Held {
+                same_tick: true, ..
+            } if now_ms() + (pause.as_millis() as i64) < retry_until => {
+                tracing::debug!(tick = %tick_str, "tick claimed by an attempt in flight; trying again");
+                let jittered = pause.mul_f64(0.5 + rand_unit());
+                or_stop(tokio::time::sleep(jittered), signals).await?;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            Attempt::Held { holder, .. } => {
+                tracing::info!(tick = %tick_str, holder = %holder, "skipped: lock held");
+                return Some(None);
+            }
+            Attempt::AlreadyRan { .. } => {
+                tracing::info!(tick = %tick_str, "skipped: already ran elsewhere");
+                return Some(None);
+            }
+            Attempt::ClockAhead { skew_ms } => {
+                tracing::error!(
+                    tick = %tick_str, skew_ms, bound_ms,
+                    "skipped: this host's clock is ahead of Redis by more than half the \
+                     interval, so it cannot claim ticks; fix the clock (NTP)"
+                );
+                return Some(None);
+            }
+            Attempt::Unavailable { reason, .. } => {
+                tracing::error!(tick = %tick_str, error = %reason, "skipped: Redis unavailable");
+                return Some(None);
+            }
+        }
+    }
+}
+
+/// A number in [0, 1) for jitter (no need for a good generator).
+fn rand_unit() -> f64 {
+    let r = uuid::Uuid::new_v4().as_u128() as u64;
+    (r >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Wait for `fut` unless SIGINT or SIGTERM comes first (then `None`, the

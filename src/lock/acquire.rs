@@ -32,9 +32,16 @@ impl Locker {
         let ttl_ms = self.lease.ttl.as_millis().to_string();
         let (mode_name, aux, mode_arg) = match mode {
             Mode::Once => ("once", &self.keys.tick, String::new()),
-            Mode::Tick(t) => ("tick", &self.keys.tick, t.to_string()),
+            Mode::Tick { tick, .. } => ("tick", &self.keys.tick, tick.to_string()),
             Mode::Wait { score, .. } => ("wait", &self.keys.waiters, score.to_string()),
         };
+        let (bound, now) = match mode {
+            Mode::Tick { bound_ms, .. } => (bound_ms.to_string(), wall_ms().to_string()),
+            _ => (String::new(), String::new()),
+        };
+        // With one master the grant is final; in quorum mode the claim is
+        // pending until the second round confirms it on a quorum.
+        let claim_state = if self.is_quorum() { "p" } else { "c" };
         let keys = [
             self.keys.lock.as_str(),
             self.keys.fence.as_str(),
@@ -52,6 +59,9 @@ impl Locker {
                 Mode::Wait { waiter, .. } => waiter,
                 _ => "",
             },
+            bound.as_str(),
+            claim_state,
+            now.as_str(),
         ];
         let start = BootInstant::now();
 
@@ -80,7 +90,7 @@ impl Locker {
             while let Some((i, r)) = pending.next().await {
                 refused[i] = tally.record(r) == Reply::Refused;
                 if tally.granted.len() >= quorum
-                    || tally.held.len() + tally.claimed.len() > n - quorum
+                    || tally.held.len() + tally.claimed.len() + tally.ahead.len() > n - quorum
                 {
                     break;
                 }
@@ -101,14 +111,17 @@ impl Locker {
         let Tally {
             granted,
             claimed,
+            ahead,
             held,
             errors,
+            notices,
         } = tally;
 
         if granted.len() >= quorum {
+            report_notices(&self.keys.lock, &notices);
             let mut fencing = granted.iter().copied().max().unwrap_or(0);
             if self.is_quorum() {
-                match self.raise_fence(fencing, start).await {
+                match self.commit(fencing, token, start).await {
                     Ok(f) => fencing = f,
                     Err(reason) => {
                         self.undo(token).await;
@@ -151,6 +164,9 @@ impl Locker {
         if let Some(&last_tick) = claimed.iter().max() {
             return Attempt::AlreadyRan { last_tick };
         }
+        if let Some(&skew_ms) = ahead.iter().min() {
+            return Attempt::ClockAhead { skew_ms };
+        }
         let reachable = n - errors.iter().filter(|e| e.is_unreachable()).count();
         if held.is_empty() || reachable < quorum {
             let permanent = errors
@@ -169,34 +185,42 @@ impl Locker {
         }
         let pttl = held
             .iter()
-            .filter(|(p, _)| *p > 0)
-            .map(|(p, _)| Duration::from_millis(*p as u64))
+            .filter(|(p, _, _)| *p > 0)
+            .map(|(p, _, _)| Duration::from_millis(*p as u64))
             .min();
         let holder = held
             .iter()
-            .find(|(_, h)| h.info.is_some())
+            .find(|(_, h, _)| h.info.is_some())
             .or(held.first())
-            .map(|(_, h)| h.clone())
+            .map(|(_, h, _)| h.clone())
             .unwrap_or_default();
-        Attempt::Held { pttl, holder }
+        let same_tick = held.iter().any(|(_, _, same)| *same);
+        Attempt::Held {
+            pttl,
+            holder,
+            same_tick,
+        }
     }
 
-    /// Quorum fencing: raise the counter to at least `t` on a quorum (a
-    /// max-register write), so any later quorum sees a value >= t.
-    async fn raise_fence(&mut self, t: u64, start: BootInstant) -> Result<u64, String> {
+    /// The second round of a quorum acquisition. Quorum fencing: raise the
+    /// counter to at least `t` on a quorum (a max-register write), so any
+    /// later quorum sees a value >= t; and commit this attempt's tick
+    /// claim (schedule), so it outlives the attempt only once a quorum
+    /// confirmed it.
+    async fn commit(&mut self, t: u64, token: &str, start: BootInstant) -> Result<u64, String> {
         let quorum = self.quorum();
         let budget =
             (self.lease.ttl.saturating_sub(self.lease.drift())).saturating_sub(start.elapsed());
         let timeout = self.node_timeout().min(budget);
-        let fence_key = [self.keys.fence.as_str()];
+        let keys = [self.keys.fence.as_str(), self.keys.tick.as_str()];
         let t_arg = t.to_string();
-        let args = [t_arg.as_str()];
+        let args = [t_arg.as_str(), token];
         let started = BootInstant::now();
         let mut acks = 0;
         let mut pending: FuturesUnordered<_> = self
             .nodes
             .iter_mut()
-            .map(|node| node.eval::<i64>(&scripts::FENCE_RAISE, &fence_key, &args, timeout))
+            .map(|node| node.eval::<i64>(&scripts::COMMIT, &keys, &args, timeout))
             .collect();
         while let Some(r) = pending.next().await {
             if r.is_ok() {
@@ -231,7 +255,11 @@ impl Locker {
     /// marked in `targets`.
     async fn undo_on(&mut self, token: &str, targets: &[bool]) {
         let timeout = self.node_timeout().min(Duration::from_millis(500));
-        let keys = [self.keys.lock.as_str(), self.keys.holder.as_str()];
+        let keys = [
+            self.keys.lock.as_str(),
+            self.keys.holder.as_str(),
+            self.keys.tick.as_str(),
+        ];
         let args = [token];
         let _ = futures_util::future::join_all(
             self.nodes
@@ -249,8 +277,13 @@ impl Locker {
 struct Tally {
     granted: Vec<u64>,
     claimed: Vec<u64>,
-    held: Vec<(i64, Holder)>,
+    /// This host's clock minus Redis's (ms), where it was too far ahead.
+    ahead: Vec<i64>,
+    /// pttl, holder, and whether it holds a claim of the same tick.
+    held: Vec<(i64, Holder, bool)>,
     errors: Vec<NodeError>,
+    /// Evidence of lost data a granting master reported.
+    notices: Vec<String>,
 }
 
 /// What one master's reply means for the undo of a failed attempt.
@@ -265,12 +298,19 @@ enum Reply {
 impl Tally {
     fn record(&mut self, r: Result<(i64, i64, String, String), NodeError>) -> Reply {
         match r {
-            Ok((1, fence, _, _)) => {
+            Ok((1, fence, notices, _)) => {
                 self.granted.push(fence.max(0) as u64);
+                self.notices.extend(
+                    notices
+                        .split(';')
+                        .filter(|n| !n.is_empty())
+                        .map(String::from),
+                );
                 return Reply::Granted;
             }
             Ok((2, last, _, _)) => self.claimed.push(last.max(0) as u64),
-            Ok((_, pttl, token, info)) => self.held.push((
+            Ok((3, skew_ms, _, _)) => self.ahead.push(skew_ms),
+            Ok((code, pttl, token, info)) => self.held.push((
                 pttl,
                 Holder {
                     info: serde_json::from_str::<serde_json::Value>(&info)
@@ -278,6 +318,7 @@ impl Tally {
                         .filter(|v| v["token"].as_str() == Some(token.as_str())),
                     token,
                 },
+                code == 4,
             )),
             Err(e) => {
                 self.errors.push(e);
@@ -286,6 +327,38 @@ impl Tally {
         }
         Reply::Refused
     }
+}
+
+/// Evidence of lost data seen while acquiring, as one error line that
+/// points at `doctor` (the lock was still acquired: the run goes on).
+fn report_notices(key: &str, notices: &[String]) {
+    for n in notices {
+        if let Some(evicted) = n.strip_prefix("evicted:") {
+            tracing::error!(
+                key,
+                evicted_keys = evicted,
+                "the fencing counter was missing and this Redis has evicted keys: \
+                 fencing tokens may have started again at 1; a server that evicts \
+                 (maxmemory-policy other than noeviction) breaks fencing and \
+                 schedule's at-most-once; check it with `redlock-run doctor`"
+            );
+        } else if let Some(ms) = n.strip_prefix("future:") {
+            tracing::error!(
+                key,
+                ahead_ms = ms,
+                "ignored a tick claim lying in the future of Redis's clock (set by a \
+                 host whose clock was ahead, or Redis's clock went back); check the \
+                 clocks with `redlock-run doctor`"
+            );
+        }
+    }
+}
+
+/// This host's wall clock, ms since the epoch.
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// How long to wait for the remaining masters once a quorum answered:

@@ -155,8 +155,9 @@ const QUEUE_TTL_MS: &str = "60000";
 pub enum Mode<'a> {
     /// One plain attempt.
     Once,
-    /// schedule: only if this tick (ms since the epoch) has not run yet.
-    Tick(u64),
+    /// schedule: only if this tick (ms since the epoch) has not been
+    /// claimed, and only if it lies at most `bound_ms` in Redis's future.
+    Tick { tick: u64, bound_ms: u64 },
     /// A waiter's attempt: on failure, (re-)queue `waiter` with this score
     /// (its arrival time, so the queue is served in order).
     Wait { score: u64, waiter: &'a str },
@@ -170,6 +171,14 @@ pub enum Attempt {
     Held {
         pttl: Option<Duration>,
         holder: Holder,
+        /// schedule: the holder is an attempt (or a run) for this same
+        /// tick that may yet be undone, so trying again can still win it.
+        same_tick: bool,
+    },
+    /// schedule: this host's clock is ahead of Redis's by `skew_ms`, too
+    /// far to claim the tick.
+    ClockAhead {
+        skew_ms: i64,
     },
     /// schedule: this tick (or a later one) already ran.
     AlreadyRan {
@@ -202,6 +211,10 @@ pub struct Locker {
     distinct: bool,
     pub keys: Keys,
     pub lease: Lease,
+    /// schedule: an upper bound on the per-master timeout (a tenth of the
+    /// interval), so one slow master cannot make a tick's attempt outlast
+    /// the tick.
+    timeout_cap: Option<Duration>,
 }
 
 impl Locker {
@@ -211,6 +224,7 @@ impl Locker {
             distinct: true,
             keys: Keys::new(key),
             lease,
+            timeout_cap: None,
         }
     }
 
@@ -246,11 +260,17 @@ impl Locker {
     /// so that a dead master does not eat the lease.
     fn node_timeout(&self) -> Duration {
         let io = self.lease.io_timeout();
-        if self.is_quorum() {
+        let t = if self.is_quorum() {
             (self.lease.ttl / 20).max(Duration::from_millis(50)).min(io)
         } else {
             io
-        }
+        };
+        self.timeout_cap.map_or(t, |cap| t.min(cap))
+    }
+
+    /// Cap the per-master timeout of acquisitions (see `timeout_cap`).
+    pub fn cap_node_timeout(&mut self, cap: Duration) {
+        self.timeout_cap = Some(cap);
     }
 
     /// A fresh, unguessable token for one acquisition.

@@ -79,7 +79,11 @@ impl Locker {
     /// Delete the lock whoever holds it, on every master.
     pub async fn force_release(&mut self) -> Result<Count, String> {
         let timeout = self.lease.io_timeout();
-        let keys = [self.keys.lock.as_str(), self.keys.holder.as_str()];
+        let keys = [
+            self.keys.lock.as_str(),
+            self.keys.holder.as_str(),
+            self.keys.tick.as_str(),
+        ];
         let args = [self.keys.channel.as_str()];
         let results = futures_util::future::join_all(
             self.nodes

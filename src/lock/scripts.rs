@@ -36,22 +36,60 @@ macro_rules! wake_next {
     };
 }
 
+/// Lua helpers for `schedule`'s per-tick claim, stored at the tick key as
+/// `TICK STATE TOKEN PREV`: the tick (ms since the epoch) claimed by the
+/// attempt with TOKEN, `c` (committed: the command may start) or `p`
+/// (pending: a quorum attempt that has not confirmed it yet), and the claim
+/// it replaced. A bare number is a committed claim written by an older
+/// version. Redis's own clock (`TIME`) is the reference for "the future".
+macro_rules! claim_lua {
+    () => {
+        r"
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function read_claim(v)
+  if not v then return -1, 'c', '-', -1 end
+  local t, s, tok, p = string.match(v, '^(%-?%d+) (%a) (%S+) (%-?%d+)$')
+  if t then return tonumber(t), s, tok, tonumber(p) end
+  return tonumber(v) or -1, 'c', '-', -1
+end
+local function claim_str(t, s, tok, p)
+  return string.format('%d %s %s %d', t, s, tok, p)
+end
+"
+    };
+}
+
 /// KEYS: lock, fence, holder, aux. ARGV: token, ttl ms, holder JSON, mode,
-/// mode argument, queue ttl ms, waiter id. Modes:
+/// mode argument, queue ttl ms, waiter id, then for `tick`: the skew bound
+/// (ms), the claim's state on success (`c` with one master, `p` in quorum
+/// mode until [`COMMIT`]), this host's clock (ms since the epoch). Modes:
 /// - `once`: a plain attempt (aux unused);
-/// - `tick`: schedule: aux is the per-tick claim, a max-register of the
-///   last tick that ran; the lock is only taken if tick (ARGV[5]) has not
-///   run yet, and taking it claims the tick in the same atomic step;
+/// - `tick`: schedule: aux is the per-tick claim (see `claim_lua!`); the
+///   lock is only taken if the tick (ARGV[5]) has not been claimed, and
+///   taking it claims the tick in the same atomic step. A pending claim
+///   whose attempt no longer holds the lock was abandoned and counts as
+///   its predecessor; a claim more than the bound in Redis's future is
+///   not honoured; a tick more than the bound in Redis's future cannot be
+///   claimed (this host's clock is ahead);
 /// - `wait`: aux is the waiters' queue; a failed attempt (re-)enqueues the
 ///   waiter id (stable for the whole wait, unlike the per-attempt token)
 ///   with score ARGV[5], a successful one dequeues it.
 ///
-/// Returns {1, fencing token, '', ''} when we hold the lock (newly, or
-/// already: the same request delivered twice is harmless),
-/// {2, last tick, '', ''} when the tick already ran, else
-/// {0, pttl of the holder, holder's token, holder JSON or ''}.
+/// Returns {1, fencing token, notices, ''} when we hold the lock (newly, or
+/// already: the same request delivered twice is harmless), where notices
+/// are `;`-separated evidence of lost data (`evicted:N`, `future:MS`);
+/// {2, last tick, '', ''} when the tick was claimed by a finished or
+/// committed attempt; {3, this host's clock minus Redis's (ms), '', ''}
+/// when the tick lies too far in Redis's future; {4, pttl, token, holder}
+/// when the tick's claim belongs to the attempt or run that holds the lock
+/// now (it may yet be undone: try again); else {0, pttl of the holder,
+/// holder's token, holder JSON or ''}.
 pub static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(concat!(
+        claim_lua!(),
         r"
 local mode = ARGV[4]
 local holder = redis.call('GET', KEYS[1])
@@ -61,26 +99,52 @@ if holder == ARGV[1] then
   if mode == 'wait' then redis.call('ZREM', KEYS[4], ARGV[7]) end
   return {1, tonumber(redis.call('GET', KEYS[2]) or '0'), '', ''}
 end
+local notices = {}
+local tick, prev
 if mode == 'tick' then
-  local last = tonumber(redis.call('GET', KEYS[4]) or '-1')
-  if last >= tonumber(ARGV[5]) then
-    return {2, last, '', ''}
+  tick = tonumber(ARGV[5])
+  local bound = tonumber(ARGV[8])
+  local now = now_ms()
+  if tick - now > bound then
+    return {3, tonumber(ARGV[10]) - now, '', ''}
   end
+  local ct, cs, ctok, cp = read_claim(redis.call('GET', KEYS[4]))
+  if ct - now > bound then
+    table.insert(notices, 'future:' .. (ct - now))
+    ct, cs, ctok = cp, 'c', '-'
+    if ct - now > bound then ct = -1 end
+  end
+  if cs == 'p' and holder ~= ctok then ct = cp end
+  if ct >= tick then
+    if holder and holder == ctok then
+      return {4, redis.call('PTTL', KEYS[1]), holder, redis.call('GET', KEYS[3]) or ''}
+    end
+    return {2, ct, '', ''}
+  end
+  prev = ct
 end
 if not holder and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   local fence = redis.call('INCR', KEYS[2])
   redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[2])
-  if mode == 'tick' then redis.call('SET', KEYS[4], ARGV[5]) end
+  if mode == 'tick' then
+    redis.call('SET', KEYS[4], claim_str(tick, ARGV[9], ARGV[1], prev))
+  end
   if mode == 'wait' then redis.call('ZREM', KEYS[4], ARGV[7]) end
-  return {1, fence, '', ''}
+  if fence == 1 then
+    -- A new counter: the key's first use, or the counter was evicted.
+    local info = redis.pcall('INFO', 'stats')
+    local evicted = type(info) == 'string' and tonumber(string.match(info, 'evicted_keys:(%d+)')) or 0
+    if evicted > 0 then table.insert(notices, 'evicted:' .. evicted) end
+  end
+  return {1, fence, table.concat(notices, ';'), ''}
 end
 if mode == 'wait' then
   redis.call('ZADD', KEYS[4], ARGV[5], ARGV[7])
   redis.call('PEXPIRE', KEYS[4], ARGV[6])
 end
 return {0, redis.call('PTTL', KEYS[1]), holder or '', redis.call('GET', KEYS[3]) or ''}
-",
-    )
+"
+    ))
 });
 
 /// ARGV: token, ms. Extends the lease only if we still hold it; never
@@ -133,19 +197,54 @@ return 0
     ))
 });
 
-/// KEYS: lock, holder. ARGV: token. Undo a failed attempt: compare-and-
-/// delete, waking nobody (the lock was never held, and waking waiters for
-/// every undone split vote would feed a livelock).
+/// KEYS: lock, holder, tick claim. ARGV: token. Undo a failed attempt:
+/// compare-and-delete, waking nobody (the lock was never held, and waking
+/// waiters for every undone split vote would feed a livelock), and put
+/// back the tick claim the attempt replaced, so a failed attempt never
+/// leaves its tick claimed.
 pub static UNDO: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(concat!(
+        claim_lua!(),
         r"
+local ct, cs, ctok, cp = read_claim(redis.call('GET', KEYS[3]))
+if ctok == ARGV[1] then
+  if cp < 0 then
+    redis.call('DEL', KEYS[3])
+  else
+    redis.call('SET', KEYS[3], claim_str(cp, 'c', '-', -1))
+  end
+end
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1], KEYS[2])
   return 1
 end
 return 0
-",
-    )
+"
+    ))
+});
+
+/// KEYS: fencing counter, tick claim. ARGV: value, token. The second round
+/// of a quorum acquisition: raise the counter to at least the value (a
+/// max-register: never lowered), and commit the tick claim of the attempt
+/// with this token, if it is there (after this the command may start).
+/// Returns the counter.
+pub static COMMIT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        claim_lua!(),
+        r"
+local ct, cs, ctok, cp = read_claim(redis.call('GET', KEYS[2]))
+if ctok == ARGV[2] and cs == 'p' then
+  redis.call('SET', KEYS[2], claim_str(ct, 'c', ctok, cp))
+end
+local c = tonumber(redis.call('GET', KEYS[1]) or '0')
+local t = tonumber(ARGV[1])
+if c < t then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return t
+end
+return c
+"
+    ))
 });
 
 /// KEYS: lock, holder, waiters' queue. ARGV: token, shared channel, wake
@@ -167,31 +266,17 @@ return 1
     ))
 });
 
-/// KEYS: lock, holder. ARGV: wake-up channel. Break glass: deletes whoever
-/// holds it. Returns the number of lock keys deleted (0 or 1).
+/// KEYS: lock, holder, tick claim. ARGV: wake-up channel. Break glass:
+/// deletes whoever holds it, and `schedule`'s tick claim (the way back
+/// from a claim that blocks every tick). Returns the number of lock keys
+/// deleted (0 or 1).
 pub static FORCE_RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local n = redis.call('DEL', KEYS[1])
-redis.call('DEL', KEYS[2])
+redis.call('DEL', KEYS[2], KEYS[3])
 redis.call('PUBLISH', ARGV[1], 'released')
 return n
-",
-    )
-});
-
-/// KEYS: fencing counter. ARGV: value. A max-register: raises the counter
-/// to at least the value, never lowers it. Returns the counter.
-pub static FENCE_RAISE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local c = tonumber(redis.call('GET', KEYS[1]) or '0')
-local t = tonumber(ARGV[1])
-if c < t then
-  redis.call('SET', KEYS[1], ARGV[1])
-  return t
-end
-return c
 ",
     )
 });

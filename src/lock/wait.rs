@@ -181,7 +181,8 @@ impl Locker {
                 Attempt::Unavailable {
                     permanent: true, ..
                 }
-                | Attempt::AlreadyRan { .. } => {
+                | Attempt::AlreadyRan { .. }
+                | Attempt::ClockAhead { .. } => {
                     if waker.is_some() {
                         self.leave(&token, &waiter).await;
                     }
