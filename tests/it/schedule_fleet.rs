@@ -85,6 +85,50 @@ fn an_instance_that_reaches_one_master_does_not_poison_the_ticks() {
     );
 }
 
+/// Three masters, one down, two instances each a little closer to a
+/// different master: every tick starts as a split vote. The losers undo
+/// their claims and try again, so the ticks still run, each once.
+#[test]
+fn split_votes_do_not_lose_ticks() {
+    let m: Vec<RedisServer> = (0..2).map(|_| RedisServer::start()).collect();
+    let down = {
+        let mut m2 = RedisServer::start();
+        let url = m2.url();
+        m2.kill();
+        url
+    };
+    let far: Vec<Proxy> = m.iter().map(|s| Proxy::start(s.port)).collect();
+    for p in &far {
+        p.set_mode(Mode::Delay(Duration::from_millis(20)));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("runs");
+    let out_s = out.to_str().unwrap();
+    let k = key("fleet-split");
+    let spawn = |name: &str, urls: Vec<String>| {
+        let mut c = rr_urls(&urls);
+        c.args(["schedule", "--key", &k, "--every", "1s", "--ttl", "10s"])
+            .args(["--", "sh", "-c", RUN_LINE, "sh", name, out_s]);
+        Instance::spawn(name, &mut c)
+    };
+    let mut instances = vec![
+        spawn("near0", vec![m[0].url(), far[1].url(), down.clone()]),
+        spawn("near1", vec![far[0].url(), m[1].url(), down.clone()]),
+    ];
+    wait_lines(&out, 5, EVENT);
+    stop_all(&mut instances);
+    let runs = runs(&out);
+    assert_each_tick_once(&runs);
+    let ticks: Vec<i64> = runs.iter().map(|(_, t)| tick_ns(t) / 1_000_000).collect();
+    let gaps: Vec<_> = ticks.windows(2).filter(|w| w[1] - w[0] != 1000).collect();
+    assert!(
+        gaps.is_empty(),
+        "ticks lost between runs: {gaps:?}\n{}\n{}",
+        instances[0].log(),
+        instances[1].log()
+    );
+}
+
 /// An instance whose clock is a day ahead cannot claim ticks (it says by
 /// how much it is ahead), so the instance with a correct clock goes on
 /// running every tick.
