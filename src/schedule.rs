@@ -243,7 +243,7 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
 /// schedule, `Some(None)` when the tick is skipped (logged here).
 ///
 /// An attempt that finds the tick claimed by another instance's attempt
-/// still in flight tries again (after a short, jittered, growing pause)
+/// still in flight tries again (after a random pause that grows each round)
 /// while less than half the interval has passed: that attempt may fail and
 /// be undone, and the tick must then still run somewhere.
 async fn take_tick(
@@ -258,8 +258,9 @@ async fn take_tick(
     // A tick's attempt waits for masters at most a tenth of the interval.
     locker.cap_node_timeout(interval / 10);
     let retry_until = tick + bound_ms as i64;
-    let mut pause = (interval / 40).clamp(Duration::from_millis(10), Duration::from_millis(250));
+    let mut round: u32 = 0;
     loop {
+        let began = std::time::Instant::now();
         let token = Locker::new_token();
         let holder = holder_json(&token, &plan.program);
         let mode = Mode::Tick {
@@ -273,15 +274,33 @@ async fn take_tick(
             locker.undo(&token).await;
             return None;
         };
+        // Two instances that split the vote see each other's attempt; the
+        // one with the greater token yields (sits out a few attempts'
+        // time), the other tries again almost at once and so finds the
+        // masters free. In units of what an attempt takes here, with
+        // jitter, and never past the point where one more attempt fits.
+        round += 1;
+        let unit = began.elapsed().max(Duration::from_millis(2));
+        let left = Duration::from_millis((retry_until - now_ms()).max(0) as u64);
+        let pause = |holder: &crate::lock::Holder| {
+            let yield_to = holder.token.as_str() < token.as_str();
+            let units = if yield_to {
+                2.0 + f64::from(round.min(4)) * rand_unit()
+            } else {
+                0.25 * rand_unit()
+            };
+            unit.mul_f64(units).min(left.saturating_sub(unit))
+        };
         match attempt {
             Attempt::Acquired(g) => return Some(Some(g)),
             Attempt::Held {
-                same_tick: true, ..
-            } if now_ms() + (pause.as_millis() as i64) < retry_until => {
+                same_tick: true,
+                holder,
+                ..
+            } if left > unit => {
+                let pause = pause(&holder);
                 tracing::debug!(tick = %tick_str, "tick claimed by an attempt in flight; trying again");
-                let jittered = pause.mul_f64(0.5 + rand_unit());
-                or_stop(tokio::time::sleep(jittered), signals).await?;
-                pause = (pause * 2).min(Duration::from_secs(2));
+                or_stop(tokio::time::sleep(pause), signals).await?;
             }
             Attempt::Held { holder, .. } => {
                 tracing::info!(tick = %tick_str, holder = %holder, "skipped: lock held");

@@ -188,9 +188,12 @@ impl Locker {
             .filter(|(p, _, _)| *p > 0)
             .map(|(p, _, _)| Duration::from_millis(*p as u64))
             .min();
+        // The attempt for the same tick first (schedule compares tokens
+        // with it to settle a split vote), then one that describes itself.
         let holder = held
             .iter()
-            .find(|(_, h, _)| h.info.is_some())
+            .find(|(_, _, same)| *same)
+            .or_else(|| held.iter().find(|(_, h, _)| h.info.is_some()))
             .or(held.first())
             .map(|(_, h, _)| h.clone())
             .unwrap_or_default();
