@@ -19,6 +19,9 @@ _redlock__run() {
             redlock__run,completions)
                 cmd="redlock__run__subcmd__completions"
                 ;;
+            redlock__run,doctor)
+                cmd="redlock__run__subcmd__doctor"
+                ;;
             redlock__run,help)
                 cmd="redlock__run__subcmd__help"
                 ;;
@@ -33,6 +36,9 @@ _redlock__run() {
                 ;;
             redlock__run__subcmd__help,completions)
                 cmd="redlock__run__subcmd__help__subcmd__completions"
+                ;;
+            redlock__run__subcmd__help,doctor)
+                cmd="redlock__run__subcmd__help__subcmd__doctor"
                 ;;
             redlock__run__subcmd__help,help)
                 cmd="redlock__run__subcmd__help__subcmd__help"
@@ -53,7 +59,7 @@ _redlock__run() {
 
     case "${cmd}" in
         redlock__run)
-            opts="-k -r -t -E -c -v -q -h -V --key --redis --timeout --ttl --refresh --min-hold --kill-after --conflict-exit-code --shell --label --record-args --verbose --quiet --log-format --help --version schedule status release completions help"
+            opts="-k -r -t -E -c -v -q -h -V --key --redis --timeout --ttl --refresh --min-hold --kill-after --conflict-exit-code --shell --label --record-args --verbose --quiet --log-format --help --version schedule status release doctor completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -144,8 +150,42 @@ _redlock__run() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        redlock__subcmd__run__subcmd__doctor)
+            opts="-k -r -v -q -h --key --redis --json --verbose --quiet --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -k)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --redis)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         redlock__subcmd__run__subcmd__help)
-            opts="schedule status release completions help"
+            opts="schedule status release doctor completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -159,6 +199,20 @@ _redlock__run() {
             return 0
             ;;
         redlock__subcmd__run__subcmd__help__subcmd__completions)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        redlock__subcmd__run__subcmd__help__subcmd__doctor)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

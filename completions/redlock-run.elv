@@ -46,6 +46,7 @@ set edit:completion:arg-completer[redlock-run] = {|@words|
             cand schedule 'Run the command on a schedule; each tick runs at most once across every instance that shares the key'
             cand status 'Show whether KEY is held, by whom, for how long, and the last fencing token'
             cand release 'Delete the lock whoever holds it (break glass after a crash). Needs --force'
+            cand doctor 'Check the Redis servers a key would use: one line per check'
             cand completions 'Print a shell completion script to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -101,6 +102,20 @@ set edit:completion:arg-completer[redlock-run] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'redlock-run;doctor'= {
+            cand -k 'The lock''s name; the lock lives at exactly this Redis key'
+            cand --key 'The lock''s name; the lock lives at exactly this Redis key'
+            cand -r 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual (percent-encode special characters in the password, e.g. %40 for ''@'', %2F for ''/''). Repeat for a Redlock quorum over independent masters; in REDLOCK_REDIS, separate the URLs with commas (a comma splits the list only where a new URL begins, so one in a password is kept). Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`'
+            cand --redis 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual (percent-encode special characters in the password, e.g. %40 for ''@'', %2F for ''/''). Repeat for a Redlock quorum over independent masters; in REDLOCK_REDIS, separate the URLs with commas (a comma splits the list only where a new URL begins, so one in a password is kept). Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`'
+            cand --log-format 'Log line format: one line per event; json for log shippers'
+            cand --json 'Print one JSON object instead of text'
+            cand -v 'More output on stderr (repeatable). Without -v/-q, REDLOCK_LOG (a level or a tracing filter) sets it'
+            cand --verbose 'More output on stderr (repeatable). Without -v/-q, REDLOCK_LOG (a level or a tracing filter) sets it'
+            cand -q 'Less output on stderr (repeatable)'
+            cand --quiet 'Less output on stderr (repeatable)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'redlock-run;completions'= {
             cand -h 'Print help'
             cand --help 'Print help'
@@ -109,6 +124,7 @@ set edit:completion:arg-completer[redlock-run] = {|@words|
             cand schedule 'Run the command on a schedule; each tick runs at most once across every instance that shares the key'
             cand status 'Show whether KEY is held, by whom, for how long, and the last fencing token'
             cand release 'Delete the lock whoever holds it (break glass after a crash). Needs --force'
+            cand doctor 'Check the Redis servers a key would use: one line per check'
             cand completions 'Print a shell completion script to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -117,6 +133,8 @@ set edit:completion:arg-completer[redlock-run] = {|@words|
         &'redlock-run;help;status'= {
         }
         &'redlock-run;help;release'= {
+        }
+        &'redlock-run;help;doctor'= {
         }
         &'redlock-run;help;completions'= {
         }

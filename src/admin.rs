@@ -33,7 +33,7 @@ fn holder_json(h: &Holder) -> Value {
 
 /// Print to stdout; a failed write (a full disk, a closed pipe) loses the
 /// text, never the exit code: no panic.
-fn out(text: &str) {
+pub(crate) fn out(text: &str) {
     use std::io::Write as _;
     let mut o = std::io::stdout().lock();
     let _ = o.write_all(text.as_bytes()).and_then(|()| o.flush());

@@ -33,6 +33,7 @@ use crate::{exit, urls};
                       redlock-run schedule [OPTIONS] --key <KEY> <--every <DURATION>|--cron <EXPR>> -- <COMMAND> [ARGS]...\n       \
                       redlock-run status --key <KEY> [--redis <URL>]... [--json]\n       \
                       redlock-run release --key <KEY> [--redis <URL>]... --force\n       \
+                      redlock-run doctor --key <KEY> [--redis <URL>]... [--json]\n       \
                       redlock-run completions <SHELL>"
 )]
 pub struct Cli {
@@ -64,6 +65,7 @@ impl Cli {
             Some(Sub::Schedule(a)) => Some(&mut a.target),
             Some(Sub::Status(a)) => Some(&mut a.target),
             Some(Sub::Release(a)) => Some(&mut a.target),
+            Some(Sub::Doctor(a)) => Some(&mut a.target),
             Some(Sub::Completions { .. }) => None,
         };
         if let Some(t) = target {
@@ -108,6 +110,18 @@ pub enum Sub {
     /// reset.
     #[command(override_usage = "redlock-run release --key <KEY> [--redis <URL>]... --force")]
     Release(ReleaseArgs),
+    /// Check the Redis servers a key would use: one line per check.
+    ///
+    /// For each server: reachability and round trip, version, Lua, ACL
+    /// permissions for every command the tool sends, maxmemory-policy
+    /// (anything but noeviction fails), persistence, role, cluster mode and
+    /// the clock offset; with several --redis, an even count and the same
+    /// server listed twice. A check the server does not allow is "unknown".
+    /// Run it once against the Redis you plan to use.
+    ///
+    /// Exit status: 0 nothing failed, 1 a check failed, 69 no server reachable.
+    #[command(override_usage = "redlock-run doctor --key <KEY> [--redis <URL>]... [--json]")]
+    Doctor(StatusArgs),
     /// Print a shell completion script to stdout.
     Completions {
         /// The shell to generate completions for.

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clock;
 pub mod completions;
 pub mod config;
+pub mod doctor;
 pub mod exit;
 pub mod guardian;
 pub mod lock;
@@ -113,6 +114,17 @@ pub fn main(cli: Cli) -> i32 {
             logging::init(&a.log, logging::Default::Errors, false)
                 .unwrap_or_else(|f| usage_error(Some("status"), f));
             let result = block_on(async { Ok(admin::status(&place, a.json).await) });
+            if let Err(e) = &result {
+                tracing::error!("{e:#}");
+            }
+            exit::code(&result, exit::CONFLICT)
+        }
+        Some(Sub::Doctor(a)) => {
+            let place =
+                Place::from_args(&a.target).unwrap_or_else(|f| usage_error(Some("doctor"), f));
+            logging::init(&a.log, logging::Default::Errors, false)
+                .unwrap_or_else(|f| usage_error(Some("doctor"), f));
+            let result = block_on(async { Ok(doctor::doctor(&place, a.json).await) });
             if let Err(e) = &result {
                 tracing::error!("{e:#}");
             }

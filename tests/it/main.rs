@@ -4,6 +4,7 @@
 mod admin;
 mod chaos;
 mod cli;
+mod doctor;
 mod holder;
 mod lease;
 mod quorum;

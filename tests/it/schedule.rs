@@ -8,7 +8,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -203,23 +203,6 @@ fn mentions_tick(line: &str, tick: &str) -> bool {
 fn log_ts_ns(line: &str) -> Option<i64> {
     let first = line.split_whitespace().next()?;
     humantime::parse_rfc3339(first).ok().map(system_ns)
-}
-
-/// The libfaketime preload library (the `faketime` package; scripts/test
-/// installs it).
-fn libfaketime() -> PathBuf {
-    let candidates = [
-        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
-        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
-        "/usr/lib/faketime/libfaketime.so.1",
-        "/usr/lib64/faketime/libfaketime.so.1",
-        "/usr/local/lib/faketime/libfaketime.so.1",
-    ];
-    candidates
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .expect("libfaketime not found: apt-get install -y faketime (scripts/test does)")
 }
 
 /// `redlock-run schedule --key KEY OPTS -- sh -c SCRIPT sh ARGS...`.

@@ -581,3 +581,20 @@ pub fn guardian_of(rr_pid: i32) -> Option<i32> {
 pub fn tick_key(key: &str) -> String {
     format!("{{{key}}}:redlock-run:tick")
 }
+
+/// The libfaketime preload library (the `faketime` package; scripts/test
+/// installs it).
+pub fn libfaketime() -> PathBuf {
+    let candidates = [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/faketime/libfaketime.so.1",
+        "/usr/lib64/faketime/libfaketime.so.1",
+        "/usr/local/lib/faketime/libfaketime.so.1",
+    ];
+    candidates
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .expect("libfaketime not found: apt-get install -y faketime (scripts/test does)")
+}
