@@ -92,6 +92,7 @@ fn to_json(st: &Status, quorum_mode: bool) -> Value {
         "fencing_token": fencing.map(|(t, _)| t),
         "fencing_token_kind": fencing.map(|(_, k)| k.as_str()),
         "holder": held.map_or(Value::Null, |s| holder_json(&s.holder)),
+        "last_runs": st.last_runs(),
     });
     if quorum_mode {
         v["quorum"] = json!(st.quorum);
@@ -148,6 +149,9 @@ fn to_text(st: &Status, quorum_mode: bool) -> String {
             let _ = writeln!(out, "  fencing token: {fence}{note}");
         }
     }
+    if let Some(r) = st.last_runs().first() {
+        let _ = writeln!(out, "  last run:      {}", last_run_line(r));
+    }
     if quorum_mode {
         let _ = writeln!(
             out,
@@ -169,6 +173,29 @@ fn to_text(st: &Status, quorum_mode: bool) -> String {
         }
     }
     out
+}
+
+/// One line for a recorded run: "ok (exit 0) 2026-11-28T01:00:00.123Z on
+/// host pid 42 (backup.sh), 1.2s, fencing token 7, tick ...".
+fn last_run_line(r: &Value) -> String {
+    use crate::lock::escape_controls;
+    let mut line = format!(
+        "{} (exit {}) ended {} on {} pid {} ({}), took {}, fencing token {}",
+        escape_controls(r["outcome"].as_str().unwrap_or("?")),
+        r["exit_code"],
+        escape_controls(r["ended"].as_str().unwrap_or("?")),
+        escape_controls(r["host"].as_str().unwrap_or("?")),
+        r["pid"],
+        escape_controls(r["command"].as_str().unwrap_or("?")),
+        humantime::format_duration(Duration::from_millis(
+            r["duration_ms"].as_u64().unwrap_or(0)
+        )),
+        r["fencing_token"],
+    );
+    if let Some(tick) = r["tick"].as_str() {
+        line.push_str(&format!(", tick {}", escape_controls(tick)));
+    }
+    line
 }
 
 /// `redlock-run release --force`.

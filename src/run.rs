@@ -1,6 +1,7 @@
 //! Run mode: take the lock (waiting if asked), run the command under it,
 //! release it, and turn all of that into one exit code.
 
+use std::os::unix::process::ExitStatusExt as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
@@ -121,7 +122,7 @@ pub async fn run_locked(
         locker,
         &grant,
         signals,
-        &[],
+        None,
     )
     .await;
     Ok(exit::for_run(&outcome?)?)
@@ -139,7 +140,7 @@ pub async fn run_under_lock(
     mut locker: Locker,
     grant: &Grant,
     signals: &mut Signals,
-    extra_env: &[(&str, &str)],
+    tick: Option<&str>,
 ) -> (Locker, Result<Outcome, Failure>) {
     let fencing = grant.fencing.to_string();
     let mut env = vec![
@@ -147,7 +148,9 @@ pub async fn run_under_lock(
         ("REDLOCK_TOKEN", grant.token.as_str()),
         ("REDLOCK_FENCING_TOKEN", fencing.as_str()),
     ];
-    env.extend_from_slice(extra_env);
+    if let Some(tick) = tick {
+        env.push(("REDLOCK_TICK", tick));
+    }
     child::become_subreaper();
     // The guardian's deadline is set before the command exists.
     let spawned = guardian::prepare(lease.kill_at(grant.valid_until))
@@ -165,16 +168,73 @@ pub async fn run_under_lock(
     };
     tracing::debug!(pid = child.pid(), "command started");
 
+    let started = SystemTime::now();
     let mut keeper = Keeper::start(locker, grant);
     // Returns only once the command's whole group is gone.
     let mut outcome = supervise(&mut child, lease, keeper.state(), signals).await;
     child.restore_terminal();
     let mut locker = keeper.stop().await;
-    let lost_at_release = finish(&mut locker, grant, lease.min_hold, &outcome).await;
-    if outcome.lost.is_none() {
+    let run = RunRecord {
+        program,
+        fencing: grant.fencing,
+        started,
+        tick,
+    };
+    let lost_at_release = finish(&mut locker, grant, lease.min_hold, &outcome, &run).await;
+    if outcome.lost.is_none() && lost_at_release.is_some() {
         outcome.lost = lost_at_release;
+        // Recorded as it ended: the release did not record it.
+        locker.record(&run.entry(&outcome), grant.fencing).await;
     }
     (locker, Ok(outcome))
+}
+
+/// What the run history says of one finished run.
+pub struct RunRecord<'a> {
+    pub program: &'a Program,
+    pub fencing: u64,
+    pub started: SystemTime,
+    /// schedule: the tick (RFC 3339).
+    pub tick: Option<&'a str>,
+}
+
+impl RunRecord<'_> {
+    /// The history entry (JSON) for a run that ended with `outcome`:
+    /// `ok` (exit 0), `failed` (non-zero), `signalled` (ended by a signal,
+    /// whoever sent it), `lost` (the lock was lost: exit 70).
+    pub fn entry(&self, outcome: &Outcome) -> String {
+        let ended = SystemTime::now();
+        let exit_code = exit::for_run(outcome).unwrap_or_else(|f| f.code(exit::CONFLICT));
+        let kind = if outcome.lost.is_some() {
+            "lost"
+        } else {
+            match outcome.status {
+                Some(st) if st.signal().is_some() => "signalled",
+                Some(st) if st.code() == Some(0) => "ok",
+                _ => "failed",
+            }
+        };
+        let host = nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "?".into());
+        let ms =
+            |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+        let rfc = |t: SystemTime| humantime::format_rfc3339_millis(t).to_string();
+        serde_json::json!({
+            "host": host,
+            "pid": std::process::id(),
+            "command": self.program.stored(),
+            "label": self.program.label,
+            "started": rfc(self.started),
+            "ended": rfc(ended),
+            "duration_ms": ms(ended).saturating_sub(ms(self.started)),
+            "exit_code": exit_code,
+            "outcome": kind,
+            "fencing_token": self.fencing,
+            "tick": self.tick,
+        })
+        .to_string()
+    }
 }
 
 /// Release the lock, or with `--min-hold` keep it until the hold is over.
@@ -186,11 +246,18 @@ pub async fn finish(
     grant: &Grant,
     min_hold: Duration,
     outcome: &Outcome,
+    run: &RunRecord<'_>,
 ) -> Option<String> {
-    if outcome.lost.is_some() || outcome.internal.is_some() {
-        // Not ours any more (or unknown): only a compare-and-delete, which
-        // cannot touch another holder's lock.
+    let entry = run.entry(outcome);
+    if outcome.lost.is_some() {
+        // Not ours any more: only a compare-and-delete, which cannot touch
+        // another holder's lock; the run is recorded apart.
         let _ = locker.release(&grant.token).await;
+        locker.record(&entry, grant.fencing).await;
+        return None;
+    }
+    if outcome.internal.is_some() {
+        let _ = locker.release_recording(&grant.token, &entry).await;
         return None;
     }
     let held_for = grant.acquired_at.elapsed();
@@ -201,9 +268,9 @@ pub async fn finish(
             hold_ms = left.as_millis() as u64,
             "keeping the lock for --min-hold"
         );
-        locker.hold_for(&grant.token, left).await
+        locker.hold_for(&grant.token, left, &entry).await
     } else {
-        locker.release(&grant.token).await
+        locker.release_recording(&grant.token, &entry).await
     };
     match result {
         Ok(c) if locker.lost_by(c) => {

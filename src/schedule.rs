@@ -198,7 +198,7 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
             locker,
             &grant,
             &mut signals,
-            &[("REDLOCK_TICK", &tick_str)],
+            Some(&tick_str),
         )
         .await;
         locker = back;

@@ -43,6 +43,8 @@ pub struct Keys {
     pub channel: String,
     /// The last few tokens released (a retried release recognises its own).
     pub released: String,
+    /// Run history: the last runs, newest first (JSON entries).
+    pub history: String,
 }
 
 impl Keys {
@@ -56,6 +58,7 @@ impl Keys {
             holder: format!("{{{key}}}:redlock-run:holder"),
             channel: format!("{{{key}}}:redlock-run:released"),
             released: format!("{{{key}}}:redlock-run:released-tokens"),
+            history: format!("{{{key}}}:redlock-run:history"),
         }
     }
 }
@@ -146,6 +149,9 @@ pub fn escape_controls(s: &str) -> String {
 fn truncate(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
 }
+
+/// How many finished runs the history keeps.
+pub const HISTORY_LEN: usize = 20;
 
 /// How long an abandoned waiters' queue outlives its last registration.
 const QUEUE_TTL_MS: &str = "60000";

@@ -5,34 +5,57 @@
 use std::time::Duration;
 
 use super::node::NodeError;
-use super::{Locker, scripts};
+use super::{HISTORY_LEN, Locker, scripts};
 
 impl Locker {
     /// Compare-and-delete on every master, waking waiters. Returns how many
     /// masters released it.
     pub async fn release(&mut self, token: &str) -> Result<Count, String> {
-        let timeout = self.lease.io_timeout().min(Duration::from_secs(2));
-        self.release_within(token, timeout).await
+        self.release_recording(token, "").await
     }
 
-    async fn release_within(&mut self, token: &str, timeout: Duration) -> Result<Count, String> {
-        self.on_all(&scripts::RELEASE, token, "", timeout).await
+    /// [`release`](Self::release), recording the finished run (`entry`,
+    /// JSON; empty for none) in the run history in the same step.
+    pub async fn release_recording(&mut self, token: &str, entry: &str) -> Result<Count, String> {
+        let timeout = self.lease.io_timeout().min(Duration::from_secs(2));
+        self.on_all(&scripts::RELEASE, token, "", entry, timeout)
+            .await
+    }
+
+    /// Record a run that did not end with our own release (the lock was
+    /// lost), replacing an entry with the same fencing token. Best effort.
+    pub async fn record(&mut self, entry: &str, fencing: u64) {
+        let timeout = self.lease.io_timeout().min(Duration::from_secs(2));
+        let keys = [self.keys.history.as_str()];
+        let len = HISTORY_LEN.to_string();
+        let fencing = fencing.to_string();
+        let args = [entry, len.as_str(), fencing.as_str()];
+        let _ = futures_util::future::join_all(
+            self.nodes
+                .iter_mut()
+                .map(|node| node.eval::<i64>(&scripts::RECORD, &keys, &args, timeout)),
+        )
+        .await;
     }
 
     /// A waiter giving up: leave the queue on every master, undo an attempt
     /// that may have landed, and pass on a wake-up it may have swallowed.
     pub async fn leave(&mut self, token: &str, waiter: &str) {
         let timeout = self.node_timeout().min(Duration::from_millis(500));
-        let _ = self.on_all(&scripts::LEAVE, token, waiter, timeout).await;
+        let _ = self
+            .on_all(&scripts::LEAVE, token, waiter, "", timeout)
+            .await;
     }
 
-    /// Run a (lock, holder, waiters; token, channel, wake prefix) script on
-    /// every master.
+    /// Run a (lock, holder, waiters, released, history; token, channel,
+    /// wake prefix, waiter, run entry, history length) script on every
+    /// master.
     async fn on_all(
         &mut self,
         script: &redis::Script,
         token: &str,
         waiter: &str,
+        entry: &str,
         timeout: Duration,
     ) -> Result<Count, String> {
         let keys = [
@@ -40,12 +63,16 @@ impl Locker {
             self.keys.holder.as_str(),
             self.keys.waiters.as_str(),
             self.keys.released.as_str(),
+            self.keys.history.as_str(),
         ];
+        let len = HISTORY_LEN.to_string();
         let args = [
             token,
             self.keys.channel.as_str(),
             self.keys.wake_prefix.as_str(),
             waiter,
+            entry,
+            len.as_str(),
         ];
         let results = futures_util::future::join_all(
             self.nodes
@@ -58,15 +85,23 @@ impl Locker {
 
     /// `--min-hold`: keep the lock for `remaining` more (token-checked),
     /// instead of deleting it.
-    pub async fn hold_for(&mut self, token: &str, remaining: Duration) -> Result<Count, String> {
+    /// The finished run (`entry`) is recorded in the same step.
+    pub async fn hold_for(
+        &mut self,
+        token: &str,
+        remaining: Duration,
+        entry: &str,
+    ) -> Result<Count, String> {
         let timeout = self.lease.io_timeout().min(Duration::from_secs(2));
         let ms = remaining.as_millis().max(1).to_string();
         let keys = [
             self.keys.lock.as_str(),
             self.keys.fence.as_str(),
             self.keys.holder.as_str(),
+            self.keys.history.as_str(),
         ];
-        let args = [token, ms.as_str()];
+        let len = HISTORY_LEN.to_string();
+        let args = [token, ms.as_str(), entry, len.as_str()];
         let results = futures_util::future::join_all(
             self.nodes
                 .iter_mut()

@@ -147,40 +147,96 @@ return {0, redis.call('PTTL', KEYS[1]), holder or '', redis.call('GET', KEYS[3])
     ))
 });
 
-/// ARGV: token, ms. Extends the lease only if we still hold it; never
-/// re-creates a missing key. Returns 1 extended, 0 key gone, -1 held by
-/// another value.
+/// Run history: put one finished run (JSON, ARGV[e]) at the head of the
+/// list KEYS[h], keeping the newest ARGV[c] entries. The list never
+/// expires: it is the record of what ran. `pcall`: a history that cannot
+/// be written (the name holds another type) never fails the release.
+macro_rules! record_lua {
+    ($h:literal, $e:literal, $c:literal) => {
+        concat!(
+            "local function record()\n",
+            "  local e = ARGV[",
+            $e,
+            "]\n",
+            "  if not e or e == '' then return end\n",
+            "  redis.pcall('LPUSH', KEYS[",
+            $h,
+            "], e)\n",
+            "  redis.pcall('LTRIM', KEYS[",
+            $h,
+            "], 0, tonumber(ARGV[",
+            $c,
+            "]) - 1)\n",
+            "end\n"
+        )
+    };
+}
+
+/// KEYS: lock, (unused), holder, [history]. ARGV: token, ms, [run entry,
+/// history length]. Extends the lease only if we still hold it; never
+/// re-creates a missing key. With a run entry (`--min-hold` keeping the
+/// lock after the command ended), records the run in the same step.
+/// Returns 1 extended, 0 key gone, -1 held by another value.
 pub static EXTEND: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(concat!(
+        record_lua!(4, 3, 4),
         r"
 local v = redis.call('GET', KEYS[1])
 if v == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   redis.call('PEXPIRE', KEYS[3], ARGV[2])
+  record()
   return 1
 end
 if v then return -1 end
 return 0
+"
+    ))
+});
+
+/// KEYS: history. ARGV: run entry, history length, fencing token. Record
+/// a run that did not end with our own release (the lock was lost): it
+/// replaces an entry with the same fencing token (written by a release
+/// that succeeded on this master while the quorum lost the lock), else
+/// goes at the head.
+pub static RECORD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local head = redis.call('LRANGE', KEYS[1], 0, 9)
+for i, e in ipairs(head) do
+  local ok, d = pcall(cjson.decode, e)
+  if ok and type(d) == 'table' and tostring(d['fencing_token']) == ARGV[3] then
+    redis.call('LSET', KEYS[1], i - 1, ARGV[1])
+    return 0
+  end
+end
+redis.call('LPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+return 1
 ",
     )
 });
 
-/// KEYS: lock, holder, waiters' queue, released tokens. ARGV: token,
-/// shared channel, wake channel prefix. Deletes only our own lock, then
-/// wakes the next waiter, and notes the token among the last few released
-/// (a short-lived list), so that a retry after a lost reply finds its own
-/// release instead of a missing key. Returns 1 released (now, or by an
+/// KEYS: lock, holder, waiters' queue, released tokens, history. ARGV:
+/// token, shared channel, wake channel prefix, (unused), run entry,
+/// history length. Deletes only our own lock, then wakes the next waiter,
+/// records the run (in the same step: no extra round trip on the
+/// hand-over path), and notes the token among the last few released (a
+/// short-lived list), so that a retry after a lost reply finds its own
+/// release instead of a missing key (and does not record twice). Returns 1 released (now, or by an
 /// earlier delivery of the same request), 0 no key (expired, or already
 /// released through another name of the same server), -1 another holder's
 /// value.
 pub static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         wake_next!(3, 2, 3),
+        record_lua!(5, 5, 6),
         r"
 local v = redis.call('GET', KEYS[1])
 if v == ARGV[1] then
   redis.call('DEL', KEYS[1], KEYS[2])
   wake_next()
+  record()
   redis.call('LPUSH', KEYS[4], ARGV[1])
   redis.call('LTRIM', KEYS[4], 0, 15)
   redis.call('PEXPIRE', KEYS[4], 30000)

@@ -11,6 +11,8 @@ pub struct MasterState {
     /// None when the master could not be asked.
     pub value: Result<Option<Snapshot>, String>,
     pub fencing_token: Option<u64>,
+    /// Its run history (JSON entries, newest first).
+    pub history: Vec<String>,
 }
 
 /// The lock as one master holds it.
@@ -85,6 +87,32 @@ impl Status {
             .filter(|&t| t > 0)
             .map(|t| (t, kind))
     }
+
+    /// The run history as the masters tell it, newest first: one entry per
+    /// run (fencing token); where masters disagree about a run, `lost`
+    /// wins (the release that recorded it did not reach a quorum).
+    pub fn last_runs(&self) -> Vec<serde_json::Value> {
+        let mut runs: Vec<serde_json::Value> = Vec::new();
+        for m in self.masters.iter().filter(|m| m.value.is_ok()) {
+            for e in &m.history {
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(e) else {
+                    continue;
+                };
+                let same = runs
+                    .iter_mut()
+                    .find(|r| r["fencing_token"] == v["fencing_token"] && r["pid"] == v["pid"]);
+                match same {
+                    Some(r) if v["outcome"] == "lost" => *r = v,
+                    Some(_) => {}
+                    None => runs.push(v),
+                }
+            }
+        }
+        let ended = |v: &serde_json::Value| v["ended"].as_str().unwrap_or("").to_string();
+        runs.sort_by_key(|v| std::cmp::Reverse(ended(v)));
+        runs.truncate(super::HISTORY_LEN);
+        runs
+    }
 }
 
 /// What [`Status::fencing`]'s value means.
@@ -117,13 +145,20 @@ impl Locker {
         pipe.get(&self.keys.lock)
             .pttl(&self.keys.lock)
             .get(&self.keys.holder)
-            .get(&self.keys.fence);
+            .get(&self.keys.fence)
+            .lrange(&self.keys.history, 0, super::HISTORY_LEN as isize - 1);
         let results = futures_util::future::join_all(self.nodes.iter_mut().map(|node| {
             let pipe = &pipe;
             async move {
                 let name = node.name().to_string();
                 let r = node
-                    .query::<(Option<String>, i64, Option<String>, Option<u64>)>(pipe, timeout)
+                    .query::<(
+                        Option<String>,
+                        i64,
+                        Option<String>,
+                        Option<u64>,
+                        Vec<String>,
+                    )>(pipe, timeout)
                     .await;
                 (name, r)
             }
@@ -132,7 +167,7 @@ impl Locker {
         let masters = results
             .into_iter()
             .map(|(name, r)| match r {
-                Ok((value, pttl, info, fence)) => MasterState {
+                Ok((value, pttl, info, fence, history)) => MasterState {
                     name,
                     value: Ok(value.map(|token| Snapshot {
                         holder: Holder {
@@ -144,11 +179,13 @@ impl Locker {
                         ttl_ms: (pttl >= 0).then_some(pttl as u64),
                     })),
                     fencing_token: fence,
+                    history,
                 },
                 Err(e) => MasterState {
                     name,
                     value: Err(e.to_string()),
                     fencing_token: None,
+                    history: Vec::new(),
                 },
             })
             .collect();

@@ -1,0 +1,187 @@
+//! Run history (spec, "Run history in `status`"): each finished run is
+//! recorded next to the lock in the release's own round trip, capped, and
+//! shown by `status` (last run in text, `last_runs` in JSON), for runs that
+//! succeed, fail, are signalled or lose the lock, for `schedule` ticks,
+//! and never at the cost of the run's exit code.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+fn history_key(k: &str) -> String {
+    format!("{{{k}}}:redlock-run:history")
+}
+
+fn status_json(server: &RedisServer, k: &str) -> Value {
+    let o = output(rr(server).args(["status", "--key", k, "--json"]));
+    serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}: {o:?}"))
+}
+
+fn run(server: &RedisServer, k: &str, extra: &[&str], script: &str) -> std::process::Output {
+    output(
+        rr(server)
+            .args(["--key", k])
+            .args(extra)
+            .args(["--", "sh", "-c", script]),
+    )
+}
+
+#[test]
+fn ok_failed_and_signalled_runs_are_recorded_newest_first() {
+    let server = RedisServer::start();
+    let k = key("history-outcomes");
+    let o = run(&server, &k, &["--label", "nightly"], "exit 0");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = run(&server, &k, &[], "exit 3");
+    assert_eq!(o.status.code(), Some(3));
+    let o = run(&server, &k, &[], "kill -TERM $$");
+    assert_eq!(o.status.code(), Some(128 + 15));
+
+    let v = status_json(&server, &k);
+    let runs = v["last_runs"].as_array().expect("last_runs");
+    assert_eq!(runs.len(), 3, "{v}");
+    let got: Vec<(&str, i64, u64)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r["outcome"].as_str().unwrap(),
+                r["exit_code"].as_i64().unwrap(),
+                r["fencing_token"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [("signalled", 143, 3), ("failed", 3, 2), ("ok", 0, 1)],
+        "{v}"
+    );
+    let first = &runs[2];
+    for field in [
+        "host",
+        "pid",
+        "command",
+        "started",
+        "ended",
+        "duration_ms",
+        "tick",
+        "label",
+    ] {
+        assert!(first.get(field).is_some(), "no {field} in {first}");
+    }
+    assert_eq!(first["label"], "nightly");
+    assert_eq!(first["command"], "sh");
+    assert!(first["tick"].is_null());
+    assert!(runs[1]["label"].is_null());
+    let started = humantime::parse_rfc3339(first["started"].as_str().unwrap()).unwrap();
+    let ended = humantime::parse_rfc3339(first["ended"].as_str().unwrap()).unwrap();
+    assert!(ended >= started, "{first}");
+
+    let o = output(rr(&server).args(["status", "--key", &k]));
+    assert_eq!(o.status.code(), Some(1), "free");
+    let text = stdout(&o);
+    let last = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("last run:"))
+        .unwrap_or_else(|| panic!("no last run line: {text}"));
+    assert!(
+        last.contains("signalled (exit 143)") && last.contains("fencing token 3"),
+        "{last}"
+    );
+}
+
+/// The lock is taken away while the command runs: the run exits 70 and is
+/// recorded as lost.
+#[test]
+fn a_lost_run_is_recorded_as_lost() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("history-lost");
+    let (h, _) = Holder::start(&server, &k, dir.path(), &["--ttl", "1s"]);
+    let _: () = server.query(&["DEL", &k]);
+    let o = h.wait();
+    assert_eq!(o.status.code(), Some(70), "{}", stderr(&o));
+    let v = status_json(&server, &k);
+    let r = &v["last_runs"][0];
+    assert_eq!(r["outcome"], "lost", "{v}");
+    assert_eq!(r["exit_code"], 70, "{v}");
+    assert_eq!(
+        v["last_runs"].as_array().unwrap().len(),
+        1,
+        "recorded once: {v}"
+    );
+}
+
+#[test]
+fn the_history_keeps_the_last_twenty_runs() {
+    let server = RedisServer::start();
+    let k = key("history-cap");
+    for _ in 0..23 {
+        let o = run(&server, &k, &[], "true");
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    let len: i64 = server.query(&["LLEN", &history_key(&k)]);
+    assert_eq!(len, 20);
+    let v = status_json(&server, &k);
+    let tokens: Vec<u64> = v["last_runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["fencing_token"].as_u64().unwrap())
+        .collect();
+    assert_eq!(tokens, (4..=23).rev().collect::<Vec<u64>>());
+}
+
+/// A history that cannot be written (its name holds another type) never
+/// changes the exit code, and the lock is still released.
+#[test]
+fn recording_never_fails_a_run() {
+    let server = RedisServer::start();
+    let k = key("history-broken");
+    let _: () = server.query(&["SET", &history_key(&k), "not a list"]);
+    let o = run(&server, &k, &["-v"], "exit 0");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!server.exists(&k), "lock left behind");
+    assert!(!stderr(&o).contains("could not release"), "{}", stderr(&o));
+}
+
+/// `--min-hold` keeps the lock after the command ended; the run is
+/// recorded at once, not when the hold ends.
+#[test]
+fn a_run_under_min_hold_is_recorded_when_the_command_ends() {
+    let server = RedisServer::start();
+    let k = key("history-min-hold");
+    let o = run(&server, &k, &["--min-hold", "1h"], "exit 0");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(server.exists(&k), "held for --min-hold");
+    let v = status_json(&server, &k);
+    assert_eq!(v["last_runs"][0]["outcome"], "ok", "{v}");
+}
+
+#[test]
+fn schedule_records_the_tick() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ticks");
+    let k = key("history-schedule");
+    let mut child = spawn_piped(
+        rr(&server)
+            .args(["schedule", "--key", &k, "--every", "1s", "--"])
+            .args(["sh", "-c", r#"echo "$REDLOCK_TICK" >> "$1""#, "sh"])
+            .arg(&out),
+    );
+    let ticks = wait_for_file(&out, Duration::from_secs(10));
+    let tick = ticks.lines().next().unwrap().to_string();
+    wait_until("the tick to be recorded", Duration::from_secs(10), || {
+        let n: i64 = server.query(&["LLEN", &history_key(&k)]);
+        n >= 1
+    });
+    send_signal(child.id(), nix::sys::signal::Signal::SIGTERM);
+    let _ = child.wait();
+    let v = status_json(&server, &k);
+    let runs = v["last_runs"].as_array().unwrap();
+    let last = runs.last().unwrap();
+    assert_eq!(last["tick"], tick.as_str(), "{v}");
+    assert_eq!(last["outcome"], "ok", "{v}");
+}
