@@ -231,3 +231,87 @@ fn verbosity_flags_win_over_redlock_log() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(!server.exists(&k));
 }
+
+/// A usage error names the problem on its first line, then shows the
+/// synopsis of the mode that was used and no other: four non-empty lines
+/// at most (the spec), as clap does by default.
+#[test]
+fn a_usage_error_shows_only_the_synopsis_of_its_mode() {
+    // (args, a word the first line must contain, the mode's synopsis)
+    let run = "Usage: redlock-run [OPTIONS] --key";
+    let cases: &[(&[&str], &str, &str)] = &[
+        (&["--bogus", "--key", "k", "--", "true"], "--bogus", run),
+        // Two tips from clap (a similar option; pass it after `--`): one is kept.
+        (&["--tt", "1s", "--key", "k", "--", "true"], "--tt", run),
+        (&["--key", "k"], "command", run),
+        (&["-k", "k", "-c", "x", "--", "y"], "--shell", run),
+        (
+            &["--refresh", "40s", "--key", "k", "--", "true"],
+            "--refresh",
+            run,
+        ),
+        (
+            // clap's own wording; the next line names --every|--cron.
+            &["schedule", "--key", "k", "--", "true"],
+            "required argument",
+            "Usage: redlock-run schedule ",
+        ),
+        (
+            &["schedule", "--every", "1s", "--kye", "k", "--", "true"],
+            "--kye",
+            "Usage: redlock-run schedule ",
+        ),
+        (
+            &["schedule", "--every", "1s", "--key", "k"],
+            "command",
+            "Usage: redlock-run schedule ",
+        ),
+        (&["status"], "key", "Usage: redlock-run status "),
+        (
+            &["status", "-k", "k", "--jso"],
+            "--jso",
+            "Usage: redlock-run status ",
+        ),
+        (
+            &["release", "--key", "k"],
+            "--force",
+            "Usage: redlock-run release ",
+        ),
+        (
+            &["release", "--forc"],
+            "--forc",
+            "Usage: redlock-run release ",
+        ),
+        (
+            &["completions"],
+            "required argument",
+            "Usage: redlock-run completions ",
+        ),
+    ];
+    let (listener, url) = trap();
+    for (args, needle, synopsis) in cases {
+        let case = format!("{args:?}");
+        let o = output(rr_urls(std::slice::from_ref(&url)).args(*args));
+        assert_eq!(o.status.code(), Some(2), "{case}: {}", stderr(&o));
+        let err = stderr(&o);
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert!(
+            lines[0].starts_with("error:") && lines[0].contains(needle),
+            "{case}: the first line should say what is wrong ({needle}):\n{err}"
+        );
+        assert!(
+            lines.len() <= 4,
+            "{case}: {} non-empty lines, at most 4:\n{err}",
+            lines.len()
+        );
+        // A synopsis line: "Usage: ..." or a continuation "       redlock-run ...".
+        let usage: Vec<&&str> = (lines.iter())
+            .filter(|l| l.starts_with("Usage:") || l.trim_start().starts_with("redlock-run "))
+            .collect();
+        assert!(
+            usage.len() == 1 && usage[0].starts_with(synopsis),
+            "{case}: the synopsis of this mode only ({synopsis}):\n{err}"
+        );
+        assert_no_connection(&listener, &case);
+    }
+}
