@@ -28,12 +28,8 @@ use crate::{exit, urls};
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
     after_long_help = exit::HELP_TABLE,
-    override_usage = "redlock-run [OPTIONS] --key <KEY> -- <COMMAND> [ARGS]...\n       \
-                      redlock-run [OPTIONS] --key <KEY> --shell <CMDLINE>\n       \
-                      redlock-run schedule [OPTIONS] --key <KEY> <--every <DURATION>|--cron <EXPR>> -- <COMMAND> [ARGS]...\n       \
-                      redlock-run status --key <KEY> [--redis <URL>]... [--json]\n       \
-                      redlock-run release --key <KEY> [--redis <URL>]... --force\n       \
-                      redlock-run completions <SHELL>"
+    // One line per mode: a usage error shows only the mode that was used.
+    override_usage = "redlock-run [OPTIONS] --key <KEY> <-- <COMMAND> [ARGS]...|--shell <CMDLINE>>"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -91,8 +87,7 @@ pub enum Sub {
     /// signal and is waited for, the lock is released, exit 0 (other
     /// signals go to a running command and do not stop the schedule).
     #[command(
-        override_usage = "redlock-run schedule [OPTIONS] --key <KEY> <--every <DURATION>|--cron <EXPR>> -- <COMMAND> [ARGS]...\n       \
-                          redlock-run schedule [OPTIONS] --key <KEY> <--every <DURATION>|--cron <EXPR>> --shell <CMDLINE>"
+        override_usage = "redlock-run schedule [OPTIONS] --key <KEY> <--every <DURATION>|--cron <EXPR>> <-- <COMMAND> [ARGS]...|--shell <CMDLINE>>"
     )]
     Schedule(ScheduleArgs),
     /// Show whether KEY is held, by whom, for how long, and the last fencing token.

@@ -19,7 +19,7 @@ pub mod supervise;
 pub mod urls;
 
 use clap::CommandFactory;
-use clap::error::ErrorKind;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 
 use cli::{Cli, Sub};
 use config::{Lease, Place, Program};
@@ -34,17 +34,18 @@ fn usage_error(sub: Option<&str>, f: Failure) -> ! {
         Some(s) => s.clone().bin_name(format!("redlock-run {}", s.get_name())),
         None => top,
     };
-    let code = print_clap(&cmd.error(ErrorKind::ValueValidation, f.to_string()));
+    let code = print_clap(cmd.error(ErrorKind::ValueValidation, f.to_string()));
     std::process::exit(code)
 }
 
 /// Print what clap has to say (an error, or --help/--version) as clap
 /// would: errors on stderr, help on stdout, in colour only where clap
 /// would use it; but with every URL's password hidden, since clap quotes
-/// arguments whole (`unexpected argument 'redis://:pw@h'`). Returns
-/// clap's exit code (2 for bad usage, 0 for help).
-pub fn print_clap(err: &clap::Error) -> i32 {
+/// arguments whole (`unexpected argument 'redis://:pw@h'`), and with one
+/// tip at most. Returns clap's exit code (2 for bad usage, 0 for help).
+pub fn print_clap(mut err: clap::Error) -> i32 {
     use std::io::Write;
+    one_tip(&mut err);
     let mut text = err.render().ansi().to_string();
     // Whole arguments first: a URL with a blank in it is one argument but
     // two words for `redact_text`.
@@ -70,6 +71,27 @@ pub fn print_clap(err: &clap::Error) -> i32 {
         out.write_all(text.as_bytes()).and_then(|()| out.flush())
     };
     err.exit_code()
+}
+
+/// A mistyped option can earn two tips from clap ("a similar argument
+/// exists" and "to pass it as a value, use `--`"): keep the most specific
+/// one, so that an error stays within four lines.
+fn one_tip(err: &mut clap::Error) {
+    let specific = [
+        ContextKind::SuggestedArg,
+        ContextKind::SuggestedSubcommand,
+        ContextKind::SuggestedValue,
+    ]
+    .into_iter()
+    .any(|k| err.get(k).is_some());
+    if let Some(ContextValue::StyledStrs(mut tips)) = err.remove(ContextKind::Suggested) {
+        // clap lists the generic tip (pass it after `--`) first.
+        let keep = usize::from(!specific);
+        tips.drain(..tips.len().saturating_sub(keep));
+        if !tips.is_empty() {
+            err.insert(ContextKind::Suggested, ContextValue::StyledStrs(tips));
+        }
+    }
 }
 
 /// Run `fut` on a current_thread runtime: the command is spawned from the

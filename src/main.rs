@@ -25,7 +25,7 @@ extern "C" fn main(
     // clap's errors quote arguments, URLs included: printed redacted.
     let code = match redlock_run::cli::Cli::from_command_line(std::env::args_os()) {
         Ok(cli) => redlock_run::main(cli),
-        Err(e) => redlock_run::print_clap(&e),
+        Err(e) => redlock_run::print_clap(e),
     };
     std::process::exit(code);
 }
