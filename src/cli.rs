@@ -71,6 +71,13 @@ impl Cli {
     }
 }
 
+/// The subcommands that run no command, so need no guardian: it is
+/// forked before the command line is parsed, when clap's definition is not
+/// built yet. A test checks this list and [`RUN_A_COMMAND`] against [`Sub`].
+pub const RUN_NOTHING: &[&str] = &["status", "release", "completions", "help"];
+/// The subcommands that run a command (under the guardian).
+pub const RUN_A_COMMAND: &[&str] = &["schedule"];
+
 // Parsed once per process: the size of the largest variant costs nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
@@ -313,6 +320,18 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// A new subcommand goes into exactly one of the two lists.
+    #[test]
+    fn every_subcommand_says_whether_it_runs_a_command() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut subs: Vec<&str> = cmd.get_subcommands().map(|s| s.get_name()).collect();
+        let mut listed = [RUN_NOTHING, RUN_A_COMMAND].concat();
+        subs.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(subs, listed, "cli::RUN_NOTHING + cli::RUN_A_COMMAND");
     }
 
     #[test]
