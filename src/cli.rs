@@ -1,5 +1,6 @@
 //! The command line, as clap derive types. Every `///` here is the manual:
-//! `--help` and the README are both generated from or checked against it.
+//! `--help`, the man page and the completions are generated from it, and
+//! docs/reference.md is checked against it (tests/it/cli.rs).
 
 use std::ffi::OsString;
 use std::time::Duration;

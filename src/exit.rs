@@ -26,7 +26,8 @@ pub const NOT_FOUND: u8 = 127;
 /// Added to a signal number when the command died of that signal.
 pub const SIGNAL_BASE: i32 = 128;
 
-/// Shown at the end of `--help`; the README carries the same table.
+/// Shown at the end of `--help`; the README carries the same table (a test
+/// in tests/it/cli.rs compares them).
 pub const HELP_TABLE: &str = "\
 Exit status:
   <n>      the command's own exit code
