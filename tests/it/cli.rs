@@ -1,7 +1,12 @@
 //! The command line: bad input is refused offline (exit 2, no TCP
 //! connection at all), passwords never leak, and --help is the manual.
 
+use std::collections::BTreeSet;
 use std::net::TcpListener;
+
+use clap::CommandFactory;
+use redlock_run::cli::Cli;
+use redlock_run::exit::HELP_TABLE;
 
 use crate::support::*;
 
@@ -314,4 +319,121 @@ fn a_usage_error_shows_only_the_synopsis_of_its_mode() {
         );
         assert_no_connection(&listener, &case);
     }
+}
+
+/// The part of a Markdown page under the heading `heading` (a whole line),
+/// up to the next heading of the same level.
+fn section<'a>(page: &'a str, heading: &str) -> &'a str {
+    let level = heading.split(' ').next().unwrap();
+    let start = page
+        .lines()
+        .position(|l| l == heading)
+        .unwrap_or_else(|| panic!("no heading {heading:?}"));
+    let mut end = page.lines().count();
+    for (i, l) in page.lines().enumerate().skip(start + 1) {
+        if l.split(' ').next() == Some(level) && !l.starts_with("```") {
+            end = i;
+            break;
+        }
+    }
+    let (from, to) = (line_offset(page, start), line_offset(page, end));
+    &page[from..to]
+}
+
+fn line_offset(page: &str, line: usize) -> usize {
+    page.split_inclusive('\n').take(line).map(str::len).sum()
+}
+
+/// The cells of each row of the Markdown tables in `text`, header and
+/// separator rows left out, backticks dropped and blanks folded.
+fn table_rows(text: &str) -> Vec<Vec<String>> {
+    let fold = |s: &str| {
+        s.replace('`', "")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    text.lines()
+        .filter(|l| l.starts_with('|') && !l.starts_with("|---"))
+        .map(|l| {
+            l.trim_matches('|')
+                .split(" | ")
+                .map(fold)
+                .collect::<Vec<_>>()
+        })
+        .filter(|cells| !matches!(cells[0].as_str(), "option" | "code"))
+        .collect()
+}
+
+/// Every `--long` option named in `text`.
+fn long_options(text: &str) -> BTreeSet<String> {
+    text.match_indices("--")
+        .map(|(i, _)| {
+            let name: String = text[i + 2..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '-')
+                .collect();
+            format!("--{name}")
+        })
+        .filter(|o| o.len() > 2)
+        .collect()
+}
+
+/// docs/reference.md has a section per mode whose option tables name every
+/// long option `redlock-run [<subcommand>] --help` shows, and no other.
+#[test]
+fn the_reference_lists_every_option_of_every_mode() {
+    let page =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/reference.md")).unwrap();
+    let mut top = Cli::command();
+    top.build();
+    let modes = std::iter::once(("## Run mode".to_string(), &top)).chain(
+        top.get_subcommands()
+            .filter(|s| s.get_name() != "help")
+            .map(|s| (format!("## `{}`", s.get_name()), s)),
+    );
+    for (heading, cmd) in modes {
+        let shown: BTreeSet<String> = cmd
+            .get_arguments()
+            .filter(|a| !a.is_hide_set())
+            .filter_map(|a| a.get_long())
+            .map(|l| format!("--{l}"))
+            .collect();
+        let documented: BTreeSet<String> = table_rows(section(&page, &heading))
+            .iter()
+            .flat_map(|cells| long_options(&cells[0]))
+            .collect();
+        assert_eq!(
+            documented, shown,
+            "docs/reference.md, {heading}: the options in its tables (left) differ from --help's (right)"
+        );
+    }
+}
+
+/// The README's exit-code table is the one at the end of `--help`
+/// (`exit::HELP_TABLE`), row for row.
+#[test]
+fn the_readme_exit_codes_are_the_ones_in_help() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let in_readme: Vec<(String, String)> = table_rows(section(&readme, "## Exit codes"))
+        .into_iter()
+        .map(|cells| (cells[0].clone(), cells[1].clone()))
+        .collect();
+    let mut in_help: Vec<(String, String)> = Vec::new();
+    let table = HELP_TABLE.split_once("Exit status:\n").unwrap().1;
+    for line in table.lines().take_while(|l| !l.trim().is_empty()) {
+        let text = line.split_whitespace().collect::<Vec<_>>();
+        if line.starts_with("  ") && !line.starts_with("   ") {
+            in_help.push((text[0].to_string(), text[1..].join(" ")));
+        } else {
+            let row = in_help.last_mut().expect("a continuation line first");
+            row.1 = format!("{} {}", row.1, text.join(" "));
+        }
+    }
+    assert!(in_help.len() >= 7, "{in_help:?}");
+    assert_eq!(
+        in_readme, in_help,
+        "README.md's exit codes (left) against --help's (right)"
+    );
 }
