@@ -6,7 +6,7 @@ use std::net::TcpListener;
 
 use clap::CommandFactory;
 use redlock_run::cli::Cli;
-use redlock_run::exit::HELP_TABLE;
+use redlock_run::exit::help_rows;
 
 use crate::support::*;
 
@@ -420,17 +420,9 @@ fn the_readme_exit_codes_are_the_ones_in_help() {
         .into_iter()
         .map(|cells| (cells[0].clone(), cells[1].clone()))
         .collect();
-    let mut in_help: Vec<(String, String)> = Vec::new();
-    let table = HELP_TABLE.split_once("Exit status:\n").unwrap().1;
-    for line in table.lines().take_while(|l| !l.trim().is_empty()) {
-        let text = line.split_whitespace().collect::<Vec<_>>();
-        if line.starts_with("  ") && !line.starts_with("   ") {
-            in_help.push((text[0].to_string(), text[1..].join(" ")));
-        } else {
-            let row = in_help.last_mut().expect("a continuation line first");
-            row.1 = format!("{} {}", row.1, text.join(" "));
-        }
-    }
+    let in_help: Vec<(String, String)> = (help_rows().into_iter())
+        .map(|(code, text)| (code.to_string(), text))
+        .collect();
     assert!(in_help.len() >= 7, "{in_help:?}");
     assert_eq!(
         in_readme, in_help,
