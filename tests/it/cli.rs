@@ -429,3 +429,28 @@ fn the_readme_exit_codes_are_the_ones_in_help() {
         "README.md's exit codes (left) against --help's (right)"
     );
 }
+
+/// The command gets the arguments redlock-run was given, byte for byte:
+/// they are taken from the argv its C `main` receives, not re-encoded, so
+/// bytes that are not UTF-8, empty arguments, blanks and dashes survive.
+#[test]
+fn arguments_reach_the_command_byte_for_byte() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt as _;
+
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let args: [&[u8]; 5] = [b"caf\xe9 \xff", b"", b"a  b", b"--", b"-k"];
+    let o = output(
+        rr(&server)
+            .args(["--key", &key("argv"), "--", "sh", "-c"])
+            .arg(r#"printf '%s\0' "$@" > args"#)
+            .arg("sh")
+            .args(args.map(OsStr::from_bytes))
+            .current_dir(dir.path()),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let seen = std::fs::read(dir.path().join("args")).unwrap();
+    let want: Vec<u8> = args.iter().flat_map(|a| [*a, b"\0"].concat()).collect();
+    assert_eq!(seen, want);
+}
