@@ -1,5 +1,6 @@
 //! The command line, as clap derive types. Every `///` here is the manual:
-//! `--help` and the README are both generated from or checked against it.
+//! `--help`, the man page and the completions are generated from it, and
+//! docs/reference.md is checked against it (tests/it/cli.rs).
 
 use std::ffi::OsString;
 use std::time::Duration;
@@ -28,13 +29,8 @@ use crate::{exit, urls};
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
     after_long_help = exit::HELP_TABLE,
-    override_usage = "redlock-run [OPTIONS] --key <KEY> -- <COMMAND> [ARGS]...\n       \
-                      redlock-run [OPTIONS] --key <KEY> --shell <CMDLINE>\n       \
-                      redlock-run schedule [OPTIONS] --key <KEY> <--every <DURATION>|--cron <EXPR>> -- <COMMAND> [ARGS]...\n       \
-                      redlock-run status --key <KEY> [--redis <URL>]... [--json]\n       \
-                      redlock-run release --key <KEY> [--redis <URL>]... --force\n       \
-                      redlock-run doctor --key <KEY> [--redis <URL>]... [--json]\n       \
-                      redlock-run completions <SHELL>"
+    // One line per mode: a usage error shows only the mode that was used.
+    override_usage = "redlock-run [OPTIONS] --key <KEY> <-- <COMMAND> [ARGS]...|--shell <CMDLINE>>"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -77,6 +73,13 @@ impl Cli {
     }
 }
 
+/// The subcommands that run no command, so need no guardian: it is
+/// forked before the command line is parsed, when clap's definition is not
+/// built yet. A test checks this list and [`RUN_A_COMMAND`] against [`Sub`].
+pub const RUN_NOTHING: &[&str] = &["status", "release", "doctor", "completions", "help"];
+/// The subcommands that run a command (under the guardian).
+pub const RUN_A_COMMAND: &[&str] = &["schedule"];
+
 // Parsed once per process: the size of the largest variant costs nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
@@ -93,8 +96,7 @@ pub enum Sub {
     /// signal and is waited for, the lock is released, exit 0 (other
     /// signals go to a running command and do not stop the schedule).
     #[command(
-        override_usage = "redlock-run schedule [OPTIONS] --key <KEY> <--every <DURATION>|--cron <EXPR>> -- <COMMAND> [ARGS]...\n       \
-                          redlock-run schedule [OPTIONS] --key <KEY> <--every <DURATION>|--cron <EXPR>> --shell <CMDLINE>"
+        override_usage = "redlock-run schedule [OPTIONS] --key <KEY> <--every <DURATION>|--cron <EXPR>> <-- <COMMAND> [ARGS]...|--shell <CMDLINE>>"
     )]
     Schedule(ScheduleArgs),
     /// Show whether KEY is held, by whom, for how long, and the last fencing token.
@@ -332,6 +334,18 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// A new subcommand goes into exactly one of the two lists.
+    #[test]
+    fn every_subcommand_says_whether_it_runs_a_command() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut subs: Vec<&str> = cmd.get_subcommands().map(|s| s.get_name()).collect();
+        let mut listed = [RUN_NOTHING, RUN_A_COMMAND].concat();
+        subs.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(subs, listed, "cli::RUN_NOTHING + cli::RUN_A_COMMAND");
     }
 
     #[test]

@@ -26,7 +26,8 @@ pub const NOT_FOUND: u8 = 127;
 /// Added to a signal number when the command died of that signal.
 pub const SIGNAL_BASE: i32 = 128;
 
-/// Shown at the end of `--help`; the README carries the same table.
+/// Shown at the end of `--help`; the README carries the same table (a test
+/// in tests/it/cli.rs compares them).
 pub const HELP_TABLE: &str = "\
 Exit status:
   <n>      the command's own exit code
@@ -43,6 +44,33 @@ Environment given to the command:
   REDLOCK_KEY, REDLOCK_TOKEN (this holder's value in Redis),
   REDLOCK_FENCING_TOKEN (strictly increases with every acquisition of KEY),
   REDLOCK_TICK (schedule only: the tick's scheduled time, RFC 3339 UTC)";
+
+/// The rows of [`HELP_TABLE`]'s exit-code table: (code, what it means),
+/// a row's continuation lines joined. The man page is built from them, and
+/// a test holds the README's table to them.
+pub fn help_rows() -> Vec<(&'static str, String)> {
+    let table = HELP_TABLE
+        .split_once("Exit status:\n")
+        .map_or("", |(_, t)| t);
+    let mut rows: Vec<(&'static str, String)> = Vec::new();
+    for line in table.lines().take_while(|l| !l.trim().is_empty()) {
+        let mut words = line.split_whitespace();
+        match rows.last_mut() {
+            // A continuation is indented past the code column.
+            Some((_, text)) if line.starts_with("   ") => {
+                for w in words {
+                    text.push(' ');
+                    text.push_str(w);
+                }
+            }
+            _ => {
+                let code = words.next().unwrap_or_default();
+                rows.push((code, words.collect::<Vec<_>>().join(" ")));
+            }
+        }
+    }
+    rows
+}
 
 /// Failures that decide the exit code. `main` finds them in an
 /// `anyhow::Error` chain with `downcast_ref`.
@@ -134,6 +162,17 @@ mod tests {
     fn signal_death_is_128_plus_n() {
         assert_eq!(from_status(ExitStatus::from_raw(9)), 137);
         assert_eq!(from_status(ExitStatus::from_raw(3 << 8)), 3);
+    }
+
+    #[test]
+    fn help_rows_cover_every_code() {
+        let rows = help_rows();
+        let codes: Vec<&str> = rows.iter().map(|(c, _)| *c).collect();
+        assert_eq!(codes, ["<n>", "128+N", "75", "69", "70", "126/127", "2"]);
+        assert!(
+            rows[3].1.ends_with("READONLY, ...) for all of --timeout"),
+            "{rows:?}"
+        );
     }
 
     #[test]

@@ -1,5 +1,19 @@
 //! redlock-run: run a command under a distributed lock held in Redis.
-//! This file only lists the modules and dispatches the subcommands.
+//!
+//! The layers, from the command line down:
+//!
+//! - `cli` (the clap definition, which is the manual) → `config` (checked
+//!   values: where the lock lives, the lease, the program) → a mode:
+//!   `run`, `schedule`, or `admin` (status, release).
+//! - `lock/`: acquire, wait, renew, release, on one master or a Redlock
+//!   quorum, behind one type.
+//! - `supervise`: the one `select!` over the command (`child`, in its own
+//!   process group), `signals` and the lease; `guardian`, a forked process,
+//!   enforces the deadline even when this one stalls.
+//! - `exit` (the code table), `logging`, `urls` (passwords hidden),
+//!   `clock`, `startup`, `completions`.
+//!
+//! This file holds the entry and the dispatch only: one arm per mode.
 
 pub mod admin;
 pub mod child;
@@ -19,37 +33,78 @@ pub mod startup;
 pub mod supervise;
 pub mod urls;
 
-use clap::CommandFactory;
-use clap::error::ErrorKind;
+use std::ffi::OsString;
+use std::sync::OnceLock;
 
-use cli::{Cli, Sub};
+use clap::CommandFactory;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+
+use cli::{Cli, LogArgs, Sub};
 use config::{Lease, Place, Program};
 use exit::Failure;
 
-/// Refuse bad input the way clap does: one line saying what is wrong, a
-/// usage hint, exit 2. Nothing has touched Redis yet.
-/// `sub` names the subcommand whose usage to show.
-fn usage_error(sub: Option<&str>, f: Failure) -> ! {
-    let mut top = Cli::command();
-    let mut cmd = match sub.and_then(|name| top.find_subcommand_mut(name)) {
-        Some(s) => s.clone().bin_name(format!("redlock-run {}", s.get_name())),
-        None => top,
-    };
-    let code = print_clap(&cmd.error(ErrorKind::ValueValidation, f.to_string()));
-    std::process::exit(code)
+/// The command line as `main` received it: clap quotes its arguments in
+/// errors, and [`print_clap`] hides the passwords of the URLs among them.
+static ARGS: OnceLock<Vec<OsString>> = OnceLock::new();
+
+/// The whole program, from the command line (`args[0]` is the program's
+/// name) to the exit code.
+pub fn main(args: Vec<OsString>) -> i32 {
+    // First thing: the fewer pages written, the cheaper the fork.
+    guardian::start_unless_admin(args.get(1));
+    let args = ARGS.get_or_init(|| args);
+    match Cli::from_command_line(args) {
+        Ok(cli) => dispatch(cli),
+        Err(e) => print_clap(e),
+    }
+}
+
+/// Which usage a refused command line is shown: run mode's, or a
+/// subcommand's (by its name).
+#[derive(Debug, Clone, Copy)]
+struct Mode(Option<&'static str>);
+
+const RUN: Mode = Mode(None);
+
+impl Mode {
+    /// Refuse bad input the way clap does: one line saying what is wrong,
+    /// this mode's usage, exit 2. Nothing has touched Redis yet.
+    fn usage_error(self, f: Failure) -> ! {
+        let mut top = Cli::command();
+        let mut cmd = match self.0.and_then(|name| top.find_subcommand_mut(name)) {
+            Some(s) => s.clone().bin_name(format!("redlock-run {}", s.get_name())),
+            None => top,
+        };
+        let code = print_clap(cmd.error(ErrorKind::ValueValidation, f.to_string()));
+        std::process::exit(code)
+    }
+
+    /// What the mode needs, built from its arguments, then logging set up;
+    /// bad input in either is a usage error.
+    fn prepare<T>(
+        self,
+        log: &LogArgs,
+        (default, timestamps): (logging::Default, bool),
+        build: impl FnOnce() -> Result<T, Failure>,
+    ) -> T {
+        let built = build().unwrap_or_else(|f| self.usage_error(f));
+        logging::init(log, default, timestamps).unwrap_or_else(|f| self.usage_error(f));
+        built
+    }
 }
 
 /// Print what clap has to say (an error, or --help/--version) as clap
 /// would: errors on stderr, help on stdout, in colour only where clap
 /// would use it; but with every URL's password hidden, since clap quotes
-/// arguments whole (`unexpected argument 'redis://:pw@h'`). Returns
-/// clap's exit code (2 for bad usage, 0 for help).
-pub fn print_clap(err: &clap::Error) -> i32 {
+/// arguments whole (`unexpected argument 'redis://:pw@h'`), and with one
+/// tip at most. Returns clap's exit code (2 for bad usage, 0 for help).
+pub fn print_clap(mut err: clap::Error) -> i32 {
     use std::io::Write;
+    one_tip(&mut err);
     let mut text = err.render().ansi().to_string();
     // Whole arguments first: a URL with a blank in it is one argument but
     // two words for `redact_text`.
-    for arg in std::env::args_os().skip(1) {
+    for arg in ARGS.get().into_iter().flatten().skip(1) {
         if let Some(arg) = arg
             .to_str()
             .filter(|a| a.contains('@') || a.contains("://"))
@@ -73,6 +128,27 @@ pub fn print_clap(err: &clap::Error) -> i32 {
     err.exit_code()
 }
 
+/// A mistyped option can earn two tips from clap ("a similar argument
+/// exists" and "to pass it as a value, use `--`"): keep the most specific
+/// one, so that an error stays within four lines.
+fn one_tip(err: &mut clap::Error) {
+    let specific = [
+        ContextKind::SuggestedArg,
+        ContextKind::SuggestedSubcommand,
+        ContextKind::SuggestedValue,
+    ]
+    .into_iter()
+    .any(|k| err.get(k).is_some());
+    if let Some(ContextValue::StyledStrs(mut tips)) = err.remove(ContextKind::Suggested) {
+        // clap lists the generic tip (pass it after `--`) first.
+        let keep = usize::from(!specific);
+        tips.drain(..tips.len().saturating_sub(keep));
+        if !tips.is_empty() {
+            err.insert(ContextKind::Suggested, ContextValue::StyledStrs(tips));
+        }
+    }
+}
+
 /// Run `fut` on a current_thread runtime: the command is spawned from the
 /// main thread, which PR_SET_PDEATHSIG ties its life to. A runtime that
 /// cannot be built (out of descriptors) is an internal error, not a panic.
@@ -84,90 +160,81 @@ fn block_on<T>(fut: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T
     rt.block_on(fut)
 }
 
-/// Parse, validate, run; returns the exit code.
-pub fn main(cli: Cli) -> i32 {
+/// [`block_on`] for a mode that runs a command: only with a guardian.
+fn guarded(fut: impl Future<Output = anyhow::Result<i32>>) -> anyhow::Result<i32> {
+    guardian::check()?;
+    block_on(fut)
+}
+
+/// The exit code for a finished mode, its failure logged as one error line.
+fn finish(result: anyhow::Result<i32>, conflict: u8) -> i32 {
+    if let Err(e) = &result {
+        tracing::error!("{e:#}");
+    }
+    exit::code(&result, conflict)
+}
+
+/// Validate, run; returns the exit code. One arm per mode.
+fn dispatch(cli: Cli) -> i32 {
+    // Log levels and timestamps: errors only for one-shot modes, a line
+    // per tick (with its time) for schedule.
+    const ERRORS: (logging::Default, bool) = (logging::Default::Errors, false);
+    const TICKS: (logging::Default, bool) = (logging::Default::Info, true);
     match cli.subcommand {
         Some(Sub::Completions { shell }) => completions::print(shell),
         Some(Sub::Schedule(a)) => {
-            let plan = (|| {
-                Ok::<_, Failure>(schedule::SchedulePlan {
+            let plan = Mode(Some("schedule")).prepare(&a.log, TICKS, || {
+                Ok(schedule::SchedulePlan {
                     place: Place::from_args(&a.target)?,
                     lease: Lease::from_args(&a.lease)?,
                     program: Program::from_args(&a.command)?,
                     when: schedule::When::from_args(&a)?,
                 })
-            })()
-            .unwrap_or_else(|f| usage_error(Some("schedule"), f));
-            logging::init(&a.log, logging::Default::Info, true)
-                .unwrap_or_else(|f| usage_error(Some("schedule"), f));
-            let result = guardian::check()
-                .map_err(anyhow::Error::from)
-                .and_then(|()| block_on(schedule::schedule(plan)));
-            if let Err(e) = &result {
-                tracing::error!("{e:#}");
-            }
-            exit::code(&result, exit::CONFLICT)
+            });
+            finish(guarded(schedule::schedule(plan)), exit::CONFLICT)
         }
         Some(Sub::Status(a)) => {
             let place =
-                Place::from_args(&a.target).unwrap_or_else(|f| usage_error(Some("status"), f));
-            logging::init(&a.log, logging::Default::Errors, false)
-                .unwrap_or_else(|f| usage_error(Some("status"), f));
-            let result = block_on(async { Ok(admin::status(&place, a.json).await) });
-            if let Err(e) = &result {
-                tracing::error!("{e:#}");
-            }
-            exit::code(&result, exit::CONFLICT)
+                Mode(Some("status")).prepare(&a.log, ERRORS, || Place::from_args(&a.target));
+            finish(
+                block_on(async { Ok(admin::status(&place, a.json).await) }),
+                exit::CONFLICT,
+            )
         }
         Some(Sub::Doctor(a)) => {
             let place =
-                Place::from_args(&a.target).unwrap_or_else(|f| usage_error(Some("doctor"), f));
-            logging::init(&a.log, logging::Default::Errors, false)
-                .unwrap_or_else(|f| usage_error(Some("doctor"), f));
-            let result = block_on(async { Ok(doctor::doctor(&place, a.json).await) });
-            if let Err(e) = &result {
-                tracing::error!("{e:#}");
-            }
-            exit::code(&result, exit::CONFLICT)
+                Mode(Some("doctor")).prepare(&a.log, ERRORS, || Place::from_args(&a.target));
+            finish(
+                block_on(async { Ok(doctor::doctor(&place, a.json).await) }),
+                exit::CONFLICT,
+            )
         }
         Some(Sub::Release(a)) => {
-            let place =
-                Place::from_args(&a.target).unwrap_or_else(|f| usage_error(Some("release"), f));
-            logging::init(&a.log, logging::Default::Errors, false)
-                .unwrap_or_else(|f| usage_error(Some("release"), f));
-            let result = block_on(async { Ok(admin::release(&place, a.force).await) });
-            match result {
-                Ok(Ok(code)) => code,
-                Ok(Err(f @ Failure::Usage(_))) => usage_error(Some("release"), f),
-                Ok(Err(f)) => {
-                    tracing::error!("{f}");
-                    f.code(exit::CONFLICT)
-                }
-                Err(e) => {
-                    tracing::error!("{e:#}");
-                    exit::code(&Err(e), exit::CONFLICT)
-                }
-            }
+            let mode = Mode(Some("release"));
+            let place = mode.prepare(&a.log, ERRORS, || Place::from_args(&a.target));
+            let result =
+                block_on(async { Ok(admin::release(&place, a.force).await) }).and_then(|r| {
+                    r.or_else(|f| match f {
+                        Failure::Usage(_) => mode.usage_error(f),
+                        f => Err(f.into()),
+                    })
+                });
+            finish(result, exit::CONFLICT)
         }
         None => {
             let a = cli.run;
-            let plan = (|| {
-                Ok::<_, Failure>(run::RunPlan {
+            let plan = RUN.prepare(&a.log, ERRORS, || {
+                Ok(run::RunPlan {
                     place: Place::from_args(&a.target)?,
                     lease: Lease::from_args(&a.lease)?,
                     program: Program::from_args(&a.command)?,
                     timeout: a.timeout,
                     conflict_exit_code: a.conflict_exit_code,
                 })
-            })()
-            .unwrap_or_else(|f| usage_error(None, f));
-            logging::init(&a.log, logging::Default::Errors, false)
-                .unwrap_or_else(|f| usage_error(None, f));
+            });
             let conflict = plan.conflict_exit_code;
             let quiet_conflict = plan.timeout == cli::Timeout::After(std::time::Duration::ZERO);
-            let result = guardian::check()
-                .map_err(anyhow::Error::from)
-                .and_then(|()| block_on(run::run(plan)));
+            let result = guarded(run::run(plan));
             if let Err(e) = &result {
                 report(e, quiet_conflict);
             }

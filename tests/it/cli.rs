@@ -1,7 +1,12 @@
 //! The command line: bad input is refused offline (exit 2, no TCP
 //! connection at all), passwords never leak, and --help is the manual.
 
+use std::collections::BTreeSet;
 use std::net::TcpListener;
+
+use clap::CommandFactory;
+use redlock_run::cli::Cli;
+use redlock_run::exit::help_rows;
 
 use crate::support::*;
 
@@ -166,6 +171,7 @@ fn help_documents_every_option_and_exit_code() {
         "REDLOCK_TTL",
         "status",
         "release",
+        "doctor",
         "completions",
         "schedule",
     ] {
@@ -230,4 +236,228 @@ fn verbosity_flags_win_over_redlock_log() {
     );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(!server.exists(&k));
+}
+
+/// A usage error names the problem on its first line, then shows the
+/// synopsis of the mode that was used and no other: four non-empty lines
+/// at most (the spec), as clap does by default.
+#[test]
+fn a_usage_error_shows_only_the_synopsis_of_its_mode() {
+    // (args, a word the first line must contain, the mode's synopsis)
+    let run = "Usage: redlock-run [OPTIONS] --key";
+    let cases: &[(&[&str], &str, &str)] = &[
+        (&["--bogus", "--key", "k", "--", "true"], "--bogus", run),
+        // Two tips from clap (a similar option; pass it after `--`): one is kept.
+        (&["--tt", "1s", "--key", "k", "--", "true"], "--tt", run),
+        (&["--key", "k"], "command", run),
+        (&["-k", "k", "-c", "x", "--", "y"], "--shell", run),
+        (
+            &["--refresh", "40s", "--key", "k", "--", "true"],
+            "--refresh",
+            run,
+        ),
+        (
+            // clap's own wording; the next line names --every|--cron.
+            &["schedule", "--key", "k", "--", "true"],
+            "required argument",
+            "Usage: redlock-run schedule ",
+        ),
+        (
+            &["schedule", "--every", "1s", "--kye", "k", "--", "true"],
+            "--kye",
+            "Usage: redlock-run schedule ",
+        ),
+        (
+            &["schedule", "--every", "1s", "--key", "k"],
+            "command",
+            "Usage: redlock-run schedule ",
+        ),
+        (&["status"], "key", "Usage: redlock-run status "),
+        (
+            &["status", "-k", "k", "--jso"],
+            "--jso",
+            "Usage: redlock-run status ",
+        ),
+        (
+            &["release", "--key", "k"],
+            "--force",
+            "Usage: redlock-run release ",
+        ),
+        (
+            &["release", "--forc"],
+            "--forc",
+            "Usage: redlock-run release ",
+        ),
+        (&["doctor"], "key", "Usage: redlock-run doctor "),
+        (
+            &["doctor", "-k", "k", "--jsn"],
+            "--jsn",
+            "Usage: redlock-run doctor ",
+        ),
+        (
+            &["completions"],
+            "required argument",
+            "Usage: redlock-run completions ",
+        ),
+    ];
+    let (listener, url) = trap();
+    for (args, needle, synopsis) in cases {
+        let case = format!("{args:?}");
+        let o = output(rr_urls(std::slice::from_ref(&url)).args(*args));
+        assert_eq!(o.status.code(), Some(2), "{case}: {}", stderr(&o));
+        let err = stderr(&o);
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert!(
+            lines[0].starts_with("error:") && lines[0].contains(needle),
+            "{case}: the first line should say what is wrong ({needle}):\n{err}"
+        );
+        assert!(
+            lines.len() <= 4,
+            "{case}: {} non-empty lines, at most 4:\n{err}",
+            lines.len()
+        );
+        // A synopsis line: "Usage: ..." or a continuation "       redlock-run ...".
+        let usage: Vec<&&str> = (lines.iter())
+            .filter(|l| l.starts_with("Usage:") || l.trim_start().starts_with("redlock-run "))
+            .collect();
+        assert!(
+            usage.len() == 1 && usage[0].starts_with(synopsis),
+            "{case}: the synopsis of this mode only ({synopsis}):\n{err}"
+        );
+        assert_no_connection(&listener, &case);
+    }
+}
+
+/// The part of a Markdown page under the heading `heading` (a whole line),
+/// up to the next heading of the same level.
+fn section<'a>(page: &'a str, heading: &str) -> &'a str {
+    let level = heading.split(' ').next().unwrap();
+    let start = page
+        .lines()
+        .position(|l| l == heading)
+        .unwrap_or_else(|| panic!("no heading {heading:?}"));
+    let mut end = page.lines().count();
+    for (i, l) in page.lines().enumerate().skip(start + 1) {
+        if l.split(' ').next() == Some(level) && !l.starts_with("```") {
+            end = i;
+            break;
+        }
+    }
+    let (from, to) = (line_offset(page, start), line_offset(page, end));
+    &page[from..to]
+}
+
+fn line_offset(page: &str, line: usize) -> usize {
+    page.split_inclusive('\n').take(line).map(str::len).sum()
+}
+
+/// The cells of each row of the Markdown tables in `text`, header and
+/// separator rows left out, backticks dropped and blanks folded.
+fn table_rows(text: &str) -> Vec<Vec<String>> {
+    let fold = |s: &str| {
+        s.replace('`', "")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    text.lines()
+        .filter(|l| l.starts_with('|') && !l.starts_with("|---"))
+        .map(|l| {
+            l.trim_matches('|')
+                .split(" | ")
+                .map(fold)
+                .collect::<Vec<_>>()
+        })
+        .filter(|cells| !matches!(cells[0].as_str(), "option" | "code"))
+        .collect()
+}
+
+/// Every `--long` option named in `text`.
+fn long_options(text: &str) -> BTreeSet<String> {
+    text.match_indices("--")
+        .map(|(i, _)| {
+            let name: String = text[i + 2..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '-')
+                .collect();
+            format!("--{name}")
+        })
+        .filter(|o| o.len() > 2)
+        .collect()
+}
+
+/// docs/reference.md has a section per mode whose option tables name every
+/// long option `redlock-run [<subcommand>] --help` shows, and no other.
+#[test]
+fn the_reference_lists_every_option_of_every_mode() {
+    let page =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/reference.md")).unwrap();
+    let mut top = Cli::command();
+    top.build();
+    let modes = std::iter::once(("## Run mode".to_string(), &top)).chain(
+        top.get_subcommands()
+            .filter(|s| s.get_name() != "help")
+            .map(|s| (format!("## `{}`", s.get_name()), s)),
+    );
+    for (heading, cmd) in modes {
+        let shown: BTreeSet<String> = cmd
+            .get_arguments()
+            .filter(|a| !a.is_hide_set())
+            .filter_map(|a| a.get_long())
+            .map(|l| format!("--{l}"))
+            .collect();
+        let documented: BTreeSet<String> = table_rows(section(&page, &heading))
+            .iter()
+            .flat_map(|cells| long_options(&cells[0]))
+            .collect();
+        assert_eq!(
+            documented, shown,
+            "docs/reference.md, {heading}: the options in its tables (left) differ from --help's (right)"
+        );
+    }
+}
+
+/// The README's exit-code table is the one at the end of `--help`
+/// (`exit::HELP_TABLE`), row for row.
+#[test]
+fn the_readme_exit_codes_are_the_ones_in_help() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let in_readme: Vec<(String, String)> = table_rows(section(&readme, "## Exit codes"))
+        .into_iter()
+        .map(|cells| (cells[0].clone(), cells[1].clone()))
+        .collect();
+    let in_help: Vec<(String, String)> = (help_rows().into_iter())
+        .map(|(code, text)| (code.to_string(), text))
+        .collect();
+    assert!(in_help.len() >= 7, "{in_help:?}");
+    assert_eq!(
+        in_readme, in_help,
+        "README.md's exit codes (left) against --help's (right)"
+    );
+}
+
+/// The command gets the arguments redlock-run was given, byte for byte:
+/// they are taken from the argv its C `main` receives, not re-encoded, so
+/// bytes that are not UTF-8, empty arguments, blanks and dashes survive.
+#[test]
+fn arguments_reach_the_command_byte_for_byte() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt as _;
+
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let args: [&[u8]; 5] = [b"caf\xe9 \xff", b"", b"a  b", b"--", b"-k"];
+    let o = output(
+        rr(&server)
+            .args(["--key", &key("argv"), "--", "sh", "-c"])
+            .arg(r#"printf '%s\0' "$@" > args"#)
+            .arg("sh")
+            .args(args.map(OsStr::from_bytes))
+            .current_dir(dir.path()),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let seen = std::fs::read(dir.path().join("args")).unwrap();
+    let want: Vec<u8> = args.iter().flat_map(|a| [*a, b"\0"].concat()).collect();
+    assert_eq!(seen, want);
 }

@@ -9,32 +9,15 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
+
+use redlock_run::exit::LOST;
 
 use crate::support::proxy::{Mode, Proxy};
 use crate::support::*;
 
-const READY: Duration = Duration::from_secs(10);
-const DONE: Duration = Duration::from_secs(20);
-
 /// A command that writes its PID to `ready` and runs until stopped.
 const FOREVER: &str = "echo $$ > ready; while :; do sleep 0.05; done";
-
-/// `redlock-run -r URL --key KEY [opts] -- sh -c SCRIPT`, run in `dir`.
-fn rr_sh(url: &str, key: &str, opts: &[&str], dir: &Path, script: &str) -> Command {
-    let mut c = rr_urls(&[url.to_string()]);
-    c.args(["--key", key])
-        .args(opts)
-        .args(["--", "sh", "-c", script])
-        .current_dir(dir);
-    c
-}
-
-fn start(url: &str, key: &str, opts: &[&str], dir: &Path, script: &str) -> Child {
-    spawn_piped(&mut rr_sh(url, key, opts, dir, script))
-}
 
 fn set(server: &RedisServer, key: &str, value: &str) {
     let _: () = redis::cmd("SET")
@@ -49,13 +32,14 @@ fn short_ttl_is_kept_alive_over_a_longer_command() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let key = key("keepalive");
-    let child = start(
-        &server.url(),
+    let child = Sh::new(
+        &[server.url()],
         &key,
-        &["--ttl", "1s"],
         dir.path(),
         "echo \"$REDLOCK_TOKEN\" > ready; sleep 3",
-    );
+    )
+    .opts(&["--ttl", "1s"])
+    .start();
     let token = wait_for_file(&dir.path().join("ready"), READY)
         .trim()
         .to_string();
@@ -81,7 +65,9 @@ fn lease_lost_by_del_stops_the_command() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let key = key("lost-del");
-    let child = start(&server.url(), &key, &["--ttl", "2s"], dir.path(), FOREVER);
+    let child = Sh::new(&[server.url()], &key, dir.path(), FOREVER)
+        .opts(&["--ttl", "2s"])
+        .start();
     let pid = read_pid(&dir.path().join("ready"));
     let _: () = redis::cmd("DEL")
         .arg(&key)
@@ -89,7 +75,7 @@ fn lease_lost_by_del_stops_the_command() {
         .unwrap();
     let out = wait_output(child, DONE);
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(70), "stderr:\n{err}");
+    assert_eq!(out.status.code(), Some(LOST.into()), "stderr:\n{err}");
     assert!(!alive(pid), "the command outlived the lock");
     assert!(
         err.contains("lost"),
@@ -103,12 +89,14 @@ fn lease_lost_by_overwrite_stops_the_command_and_leaves_the_new_holder() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let key = key("lost-set");
-    let child = start(&server.url(), &key, &["--ttl", "2s"], dir.path(), FOREVER);
+    let child = Sh::new(&[server.url()], &key, dir.path(), FOREVER)
+        .opts(&["--ttl", "2s"])
+        .start();
     let pid = read_pid(&dir.path().join("ready"));
     set(&server, &key, "other");
     let out = wait_output(child, DONE);
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(70), "stderr:\n{err}");
+    assert_eq!(out.status.code(), Some(LOST.into()), "stderr:\n{err}");
     assert!(!alive(pid), "the command outlived the lock");
     assert!(
         err.contains("lost"),
@@ -126,13 +114,14 @@ fn redis_paused_shorter_than_the_lease_does_not_disturb_the_run() {
     // The pause must fit in what the lease leaves after the last renewal and
     // the SIGTERM grace (ttl - refresh - kill-after); the default refresh
     // (ttl/3) would leave only ~0.1 s of slack around a 500 ms pause.
-    let child = start(
-        &server.url(),
+    let child = Sh::new(
+        &[server.url()],
         &key,
-        &["--ttl", "2s", "--refresh", "500ms"],
         dir.path(),
         "echo \"$REDLOCK_TOKEN\" > ready; sleep 1.5; exit 7",
-    );
+    )
+    .opts(&["--ttl", "2s", "--refresh", "500ms"])
+    .start();
     let token = wait_for_file(&dir.path().join("ready"), READY)
         .trim()
         .to_string();
@@ -156,13 +145,14 @@ fn redis_paused_longer_than_the_lease_kills_the_command_before_it_expires() {
     let dir = tempfile::tempdir().unwrap();
     let key = key("pause-long");
     // Ignores SIGTERM, so only the SIGKILL before the lease ends stops it.
-    let child = start(
-        &server.url(),
+    let child = Sh::new(
+        &[server.url()],
         &key,
-        &["--ttl", "1s", "--refresh", "300ms", "--kill-after", "150ms"],
         dir.path(),
         "trap '' TERM; echo $$ > ready; while :; do sleep 0.05; done",
-    );
+    )
+    .opts(&["--ttl", "1s", "--refresh", "300ms", "--kill-after", "150ms"])
+    .start();
     let pid = read_pid(&dir.path().join("ready"));
     // Freeze Redis once the current term is 150 ms old (renewals come every
     // 300 ms): the test's bound below then has ~150 ms of slack over the
@@ -176,7 +166,12 @@ fn redis_paused_longer_than_the_lease_kills_the_command_before_it_expires() {
     let dead = wait_gone(pid, Duration::from_secs(5));
     let out = wait_output(child, DONE);
     server.resume();
-    assert_eq!(out.status.code(), Some(70), "stderr:\n{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(LOST.into()),
+        "stderr:\n{}",
+        stderr(&out)
+    );
     let after = dead.saturating_duration_since(paused);
     assert!(
         after < Duration::from_secs(1),
@@ -207,28 +202,30 @@ fn blackholed_connection_stops_the_command_before_a_contender_can_start() {
     let proxy = Proxy::start(server.port);
     let dir = tempfile::tempdir().unwrap();
     let key = key("blackhole");
-    let first = start(
-        &proxy.url(),
-        &key,
-        &["--ttl", "1s", "--refresh", "300ms", "--kill-after", "150ms"],
-        dir.path(),
-        FOREVER,
-    );
+    let first = Sh::new(&[proxy.url()], &key, dir.path(), FOREVER)
+        .opts(&["--ttl", "1s", "--refresh", "300ms", "--kill-after", "150ms"])
+        .start();
     let pid = read_pid(&dir.path().join("ready"));
     proxy.set_mode(Mode::Blackhole);
     let cut = Instant::now();
     // Connected directly, waiting for the lock. Its command records, the
     // moment it starts, whether the first command is still running.
-    let contender = start(
-        &server.url(),
+    let contender = Sh::new(
+        &[server.url()],
         &key,
-        &["--timeout", "10s", "--ttl", "1s"],
         dir.path(),
         &format!("(cat /proc/{pid}/stat 2>/dev/null || echo gone) > seen"),
-    );
+    )
+    .opts(&["--timeout", "10s", "--ttl", "1s"])
+    .start();
     let dead = wait_gone(pid, Duration::from_secs(5));
     let out = wait_output(first, DONE);
-    assert_eq!(out.status.code(), Some(70), "stderr:\n{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(LOST.into()),
+        "stderr:\n{}",
+        stderr(&out)
+    );
     let after = dead.saturating_duration_since(cut);
     assert!(
         after < Duration::from_secs(1),
@@ -259,12 +256,14 @@ fn redis_restarted_empty_mid_run_stops_the_command() {
     let mut server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let key = key("restart");
-    let child = start(&server.url(), &key, &["--ttl", "2s"], dir.path(), FOREVER);
+    let child = Sh::new(&[server.url()], &key, dir.path(), FOREVER)
+        .opts(&["--ttl", "2s"])
+        .start();
     let pid = read_pid(&dir.path().join("ready"));
     server.restart();
     let out = wait_output(child, DONE);
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(70), "stderr:\n{err}");
+    assert_eq!(out.status.code(), Some(LOST.into()), "stderr:\n{err}");
     assert!(!alive(pid), "the command outlived the lock");
     assert!(
         err.contains("lost"),
@@ -280,13 +279,14 @@ fn redis_unreachable_briefly_is_survived() {
     let dir = tempfile::tempdir().unwrap();
     let key = key("reset");
     // --refresh 200ms: at least one renewal falls inside the outage.
-    let child = start(
-        &proxy.url(),
+    let child = Sh::new(
+        &[proxy.url()],
         &key,
-        &["--ttl", "3s", "--refresh", "200ms"],
         dir.path(),
         "echo \"$REDLOCK_TOKEN\" > ready; sleep 1.5; exit 0",
-    );
+    )
+    .opts(&["--ttl", "3s", "--refresh", "200ms"])
+    .start();
     let token = wait_for_file(&dir.path().join("ready"), READY)
         .trim()
         .to_string();

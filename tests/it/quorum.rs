@@ -11,18 +11,18 @@
 //! sleeps to wait for an event: it waits for a marker file or for state.
 
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::process::{Child, ChildStdin, Output, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
+use redlock_run::exit::{CONFLICT, LOST, UNAVAILABLE};
+
 use crate::support::proxy::{Mode, Proxy};
 use crate::support::*;
 
-const READY: Duration = Duration::from_secs(10);
-const DONE: Duration = Duration::from_secs(20);
 const TTL: Duration = Duration::from_secs(2);
 
 fn start_masters(n: usize) -> Vec<RedisServer> {
@@ -33,15 +33,10 @@ fn urls(servers: &[RedisServer]) -> Vec<String> {
     servers.iter().map(RedisServer::url).collect()
 }
 
-/// `redlock-run --key KEY --ttl 2s [opts] -- sh -c SCRIPT`, run in `dir`,
-/// over the masters at `urls` (REDLOCK_REDIS).
-fn rr_sh(urls: &[String], key: &str, opts: &[&str], dir: &Path, script: &str) -> Command {
-    let mut c = rr_urls(urls);
-    c.args(["--key", key, "--ttl", "2s"])
-        .args(opts)
-        .args(["--", "sh", "-c", script])
-        .current_dir(dir);
-    c
+/// `redlock-run --key KEY --ttl 2s -- sh -c SCRIPT`, run in `dir`, over the
+/// masters at `urls`: the lease every test here uses.
+fn sh<'a>(urls: &'a [String], key: &'a str, dir: &'a Path, script: &'a str) -> Sh<'a> {
+    Sh::new(urls, key, dir, script).opts(&["--ttl", "2s"])
 }
 
 /// `redlock-run status --key KEY --json` over `urls`: (exit code, JSON).
@@ -83,8 +78,8 @@ impl Drop for Paused<'_> {
 struct Bg(Option<Child>);
 
 impl Bg {
-    fn spawn(cmd: &mut Command) -> Self {
-        Bg(Some(spawn_piped(cmd)))
+    fn spawn(run: &Sh) -> Self {
+        Bg(Some(run.start()))
     }
 
     fn wait(mut self) -> Output {
@@ -101,10 +96,10 @@ impl Drop for Bg {
     }
 }
 
-fn assert_code(out: &Output, code: i32, what: &str) {
+fn assert_code(out: &Output, code: impl Into<i32>, what: &str) {
     assert_eq!(
         out.status.code(),
-        Some(code),
+        Some(code.into()),
         "{what}; stderr:\n{}",
         stderr(out)
     );
@@ -118,13 +113,7 @@ fn three_masters_run_with_one_down_and_refuse_with_two_down() {
     let key = key("q3-down");
 
     m[2].kill();
-    let out = output(&mut rr_sh(
-        &urls,
-        &key,
-        &[],
-        dir.path(),
-        "echo ran > one-down",
-    ));
+    let out = sh(&urls, &key, dir.path(), "echo ran > one-down").output();
     assert_code(&out, 0, "2 of 3 masters are a quorum");
     assert!(
         dir.path().join("one-down").exists(),
@@ -133,14 +122,8 @@ fn three_masters_run_with_one_down_and_refuse_with_two_down() {
     assert!(!m[0].exists(&key) && !m[1].exists(&key), "not released");
 
     m[1].kill();
-    let out = output(&mut rr_sh(
-        &urls,
-        &key,
-        &[],
-        dir.path(),
-        "echo ran > two-down",
-    ));
-    assert_code(&out, 69, "1 of 3 masters is no quorum");
+    let out = sh(&urls, &key, dir.path(), "echo ran > two-down").output();
+    assert_code(&out, UNAVAILABLE, "1 of 3 masters is no quorum");
     assert!(
         !dir.path().join("two-down").exists(),
         "the command ran without a quorum"
@@ -157,7 +140,7 @@ fn five_masters_run_with_two_stopped_and_refuse_with_three_stopped() {
 
     let p3 = Paused::new(&m[3]);
     let p4 = Paused::new(&m[4]);
-    let out = output(&mut rr_sh(&urls, &key, &[], dir.path(), "echo ran > two"));
+    let out = sh(&urls, &key, dir.path(), "echo ran > two").output();
     assert_code(&out, 0, "3 of 5 masters are a quorum");
     assert!(dir.path().join("two").exists(), "the command did not run");
     for s in &m[..3] {
@@ -165,8 +148,8 @@ fn five_masters_run_with_two_stopped_and_refuse_with_three_stopped() {
     }
 
     let p2 = Paused::new(&m[2]);
-    let out = output(&mut rr_sh(&urls, &key, &[], dir.path(), "echo ran > three"));
-    assert_code(&out, 69, "2 of 5 masters are no quorum");
+    let out = sh(&urls, &key, dir.path(), "echo ran > three").output();
+    assert_code(&out, UNAVAILABLE, "2 of 5 masters are no quorum");
     assert!(
         !dir.path().join("three").exists(),
         "the command ran without a quorum"
@@ -184,10 +167,9 @@ fn one_master_stopped_during_a_run_does_not_disturb_it() {
     let dir = tempfile::tempdir().unwrap();
     let key = key("q3-stop-mid");
     let started = Instant::now();
-    let run = Bg::spawn(&mut rr_sh(
+    let run = Bg::spawn(&sh(
         &urls,
         &key,
-        &[],
         dir.path(),
         "echo \"$REDLOCK_TOKEN\" > ready; sleep 3",
     ));
@@ -223,10 +205,9 @@ fn majority_partitioned_mid_run_stops_the_command_before_the_lease_expires() {
     let dir = tempfile::tempdir().unwrap();
     let key = key("q3-partition");
 
-    let first = Bg::spawn(&mut rr_sh(
+    let first = Bg::spawn(&sh(
         &via_proxies,
         &key,
-        &[],
         dir.path(),
         "echo \"$$ $REDLOCK_FENCING_TOKEN\" > ready; while :; do sleep 0.05; done",
     ));
@@ -242,17 +223,19 @@ fn majority_partitioned_mid_run_stops_the_command_before_the_lease_expires() {
     // copies of the lease end at most one TTL after it.
     let cut = Instant::now();
 
-    let contender = Bg::spawn(&mut rr_sh(
-        &direct,
-        &key,
-        &["--timeout", "10s"],
-        dir.path(),
-        "echo \"$(date +%s%N) $REDLOCK_FENCING_TOKEN\" > contender",
-    ));
+    let contender = Bg::spawn(
+        &sh(
+            &direct,
+            &key,
+            dir.path(),
+            "echo \"$(date +%s%N) $REDLOCK_FENCING_TOKEN\" > contender",
+        )
+        .opts(&["--timeout", "10s"]),
+    );
     let dead = wait_gone(pid, Duration::from_secs(5));
     let dead_ns = now_ns();
     let out = first.wait();
-    assert_code(&out, 70, "the lock was lost");
+    assert_code(&out, LOST, "the lock was lost");
     let after = dead.duration_since(cut);
     eprintln!(
         "partition: command died {after:?} after the cut ({:?} after ready)",
@@ -288,13 +271,13 @@ fn status_shows_each_master_and_release_clears_all() {
     let dir = tempfile::tempdir().unwrap();
     let key = key("q3-status");
 
-    let mut holder = rr_sh(
+    let mut holder = sh(
         &urls,
         &key,
-        &[],
         dir.path(),
         "echo \"$REDLOCK_FENCING_TOKEN\" > ready; read -r _ || true",
-    );
+    )
+    .command();
     let mut child = holder
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -362,7 +345,7 @@ fn a_foreign_holder_on_one_master_cannot_block_the_quorum() {
         .arg(10_000)
         .query(&mut m[0].conn())
         .unwrap();
-    let out = output(&mut rr_sh(&urls, &key, &[], dir.path(), "echo ran > ran"));
+    let out = sh(&urls, &key, dir.path(), "echo ran > ran").output();
     assert_code(&out, 0, "2 of 3 masters are a quorum");
     assert!(dir.path().join("ran").exists(), "the command did not run");
     assert_eq!(
@@ -427,9 +410,10 @@ fn mutual_exclusion_and_fencing_with_contenders_while_a_master_freezes() {
                         if failed.load(Ordering::SeqCst) {
                             break;
                         }
-                        let out = output(
-                            rr_sh(urls, key, &["--timeout", "60s"], dir, SECTION).arg(&file),
-                        );
+                        let out = sh(urls, key, dir, SECTION)
+                            .opts(&["--timeout", "60s"])
+                            .arg(&file)
+                            .output();
                         if out.status.code() != Some(0) {
                             failed.store(true, Ordering::SeqCst);
                             failures.lock().unwrap().push(format!(
@@ -512,13 +496,7 @@ fn fencing_tokens_increase_while_masters_stop_and_start_in_turn() {
     let key = key("q3-fence");
     let mut tokens: Vec<(String, u64)> = Vec::new();
     let mut run = |what: &str| {
-        let out = output(&mut rr_sh(
-            &urls,
-            &key,
-            &[],
-            dir.path(),
-            "echo \"$REDLOCK_FENCING_TOKEN\"",
-        ));
+        let out = sh(&urls, &key, dir.path(), "echo \"$REDLOCK_FENCING_TOKEN\"").output();
         assert_code(&out, 0, what);
         let t: u64 = stdout(&out).trim().parse().unwrap();
         tokens.push((what.to_string(), t));
@@ -567,20 +545,14 @@ fn suspicious_master_lists_are_warned_about() {
         format!("redis://localhost:{}", m[0].port),
         m[1].url(),
     ];
-    let out = output(&mut rr_sh(&same, &key("q-same"), &[], dir.path(), "true"));
+    let out = sh(&same, &key("q-same"), dir.path(), "true").output();
     assert!(
         stderr(&out).contains("same Redis server"),
         "no warning about a master listed twice; stderr:\n{}",
         stderr(&out)
     );
 
-    let out = output(&mut rr_sh(
-        &urls(&m),
-        &key("q-even"),
-        &[],
-        dir.path(),
-        "true",
-    ));
+    let out = sh(&urls(&m), &key("q-even"), dir.path(), "true").output();
     assert_code(&out, 0, "2 of 2 masters are a quorum");
     assert!(
         stderr(&out).contains("odd number"),
@@ -658,7 +630,7 @@ fn a_failed_attempt_is_undone_on_a_master_whose_grant_was_not_read() {
             before_slow = grants();
         }
         let out = output(rr_urls(via).args(["--key", &key, "--", "true"]));
-        assert_code(&out, 75, &format!("run {run}: held on 2 of 3"));
+        assert_code(&out, CONFLICT, &format!("run {run}: held on 2 of 3"));
         assert_eq!(
             m[2].get(&key),
             None,
@@ -697,7 +669,7 @@ fn release_force_reaching_a_minority_fails() {
         let _p1 = Paused::new(&m[1]);
         let _p2 = Paused::new(&m[2]);
         let o = output(rr_urls(&urls).args(["release", "--key", &key, "--force"]));
-        assert_code(&o, 69, "only 1 of 3 masters answered");
+        assert_code(&o, UNAVAILABLE, "only 1 of 3 masters answered");
         assert_eq!(stdout(&o), "", "nothing claims it was released");
         let err = stderr(&o);
         assert_eq!(err.lines().count(), 1, "one error line: {err}");
@@ -733,7 +705,7 @@ fn status_fencing_token_is_not_inflated_by_failed_attempts() {
     };
     let print = "echo \"$REDLOCK_FENCING_TOKEN\"";
 
-    let out = output(&mut rr_sh(&urls, &key, &[], dir.path(), print));
+    let out = sh(&urls, &key, dir.path(), print).output();
     assert_code(&out, 0, "first run");
     let first = issued(&out);
 
@@ -743,8 +715,8 @@ fn status_fencing_token_is_not_inflated_by_failed_attempts() {
         let _: () = s.query(&["SET", &key, "foreign"]);
     }
     for _ in 0..2 {
-        let out = output(&mut rr_sh(&urls, &key, &[], dir.path(), print));
-        assert_code(&out, 75, "held on 2 of 3");
+        let out = sh(&urls, &key, dir.path(), print).output();
+        assert_code(&out, CONFLICT, "held on 2 of 3");
     }
     for s in &m[..2] {
         let _: () = s.query(&["DEL", &key]);
@@ -770,7 +742,7 @@ fn status_fencing_token_is_not_inflated_by_failed_attempts() {
     );
 
     // The next token is higher, and status then shows exactly it.
-    let out = output(&mut rr_sh(&urls, &key, &[], dir.path(), print));
+    let out = sh(&urls, &key, dir.path(), print).output();
     assert_code(&out, 0, "second run");
     let second = issued(&out);
     assert!(second > first, "{second} after {first}");

@@ -6,32 +6,14 @@
 //! waits for that file instead of sleeping.
 
 use std::os::unix::process::CommandExt as _;
-use std::path::Path;
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
+use redlock_run::exit::LOST;
+
 use crate::support::*;
-
-const READY: Duration = Duration::from_secs(10);
-const DONE: Duration = Duration::from_secs(20);
-
-/// `redlock-run --key KEY [opts] -- sh -c SCRIPT`, run in `dir` (the script
-/// uses relative paths there), not yet started.
-fn rr_sh(server: &RedisServer, key: &str, opts: &[&str], dir: &Path, script: &str) -> Command {
-    let mut c = rr(server);
-    c.args(["--key", key])
-        .args(opts)
-        .args(["--", "sh", "-c", script])
-        .current_dir(dir);
-    c
-}
-
-fn start(server: &RedisServer, key: &str, opts: &[&str], dir: &Path, script: &str) -> Child {
-    spawn_piped(&mut rr_sh(server, key, opts, dir, script))
-}
 
 #[test]
 fn forwarded_signals_reach_the_command_and_its_status_is_ours() {
@@ -58,7 +40,7 @@ fn forwarded_signals_reach_the_command_and_its_status_is_ours() {
                 "ulimit -c 0; trap 'echo {name} > {name}.got; exit {code}' {name}; \
                  echo ready > {name}.ready; while :; do sleep 0.05; done"
             );
-            let child = start(&server, &key, &[], dir.path(), &script);
+            let child = Sh::new(&[server.url()], &key, dir.path(), &script).start();
             (sig, name, code, key, child)
         })
         .collect();
@@ -86,13 +68,13 @@ fn command_killed_by_untrapped_sigterm_exits_143() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let key = key("term");
-    let child = start(
-        &server,
+    let child = Sh::new(
+        &[server.url()],
         &key,
-        &[],
         dir.path(),
         "echo $$ > ready; while :; do sleep 0.05; done",
-    );
+    )
+    .start();
     let pid = read_pid(&dir.path().join("ready"));
     send_signal(child.id(), Signal::SIGTERM);
     let out = wait_output(child, DONE);
@@ -107,13 +89,13 @@ fn second_sigint_kills_a_command_that_survives_the_first() {
     let dir = tempfile::tempdir().unwrap();
     let key = key("int2");
     // The trap handles INT and carries on: the command survives it.
-    let mut child = start(
-        &server,
+    let mut child = Sh::new(
+        &[server.url()],
         &key,
-        &[],
         dir.path(),
         "trap 'echo int >> got' INT; echo $$ > ready; while :; do sleep 0.05; done",
-    );
+    )
+    .start();
     let pid = read_pid(&dir.path().join("ready"));
 
     send_signal(child.id(), Signal::SIGINT);
@@ -144,13 +126,13 @@ fn sigkill_of_redlock_run_kills_the_command() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let key = key("pdeath");
-    let mut child = start(
-        &server,
+    let mut child = Sh::new(
+        &[server.url()],
         &key,
-        &[],
         dir.path(),
         "echo $$ > ready; exec sleep 1000",
-    );
+    )
+    .start();
     let pid = read_pid(&dir.path().join("ready"));
     assert!(alive(pid));
     send_signal(child.id(), Signal::SIGKILL);
@@ -167,13 +149,13 @@ fn sigkill_of_redlock_run_kills_what_the_command_started() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let key = key("guardian");
-    let mut child = start(
-        &server,
+    let mut child = Sh::new(
+        &[server.url()],
         &key,
-        &[],
         dir.path(),
         "sleep 1000 & echo $! > bg; echo $$ > ready; wait",
-    );
+    )
+    .start();
     let sh = read_pid(&dir.path().join("ready"));
     let bg = read_pid(&dir.path().join("bg"));
     assert!(alive(sh) && alive(bg));
@@ -198,13 +180,13 @@ fn sigkill_of_redlock_runs_whole_group_still_kills_what_the_command_started() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let key = key("guardian-group");
-    let mut cmd = rr_sh(
-        &server,
+    let mut cmd = Sh::new(
+        &[server.url()],
         &key,
-        &[],
         dir.path(),
         "sleep 1000 & echo $! > bg; echo $$ > ready; wait",
-    );
+    )
+    .command();
     cmd.process_group(0);
     let mut child = spawn_piped(&mut cmd);
     let sh = read_pid(&dir.path().join("ready"));
@@ -252,13 +234,13 @@ fn leftover_group_members_are_stopped_before_release() {
     let dir = tempfile::tempdir().unwrap();
     let key = key("leftover");
     let out = wait_output(
-        start(
-            &server,
+        Sh::new(
+            &[server.url()],
             &key,
-            &[],
             dir.path(),
             "sleep 1000 & echo $! > bg; exit 0",
-        ),
+        )
+        .start(),
         DONE,
     );
     assert_eq!(out.status.code(), Some(0), "stderr:\n{}", stderr(&out));
@@ -282,7 +264,7 @@ fn leftover_still_holds_the_lock_while_it_is_being_stopped() {
         sh -c 'trap \"echo term > seen; while [ ! -e go ]; do sleep 0.01; done; exit 0\" TERM; \
         echo $$ > bg; while :; do sleep 0.05; done' & \
         while [ ! -s bg ]; do sleep 0.01; done; exit 0";
-    let mut child = start(&server, &key, &[], dir.path(), script);
+    let mut child = Sh::new(&[server.url()], &key, dir.path(), script).start();
     let bg = read_pid(&dir.path().join("bg"));
     wait_for_file(&dir.path().join("seen"), READY);
     let token = std::fs::read_to_string(dir.path().join("token")).unwrap();
@@ -305,13 +287,14 @@ fn command_ignoring_sigterm_is_killed_after_kill_after_on_lost_lock() {
     let dir = tempfile::tempdir().unwrap();
     let key = key("kill-after");
     // Handles SIGTERM and carries on, so only SIGKILL can stop it.
-    let child = start(
-        &server,
+    let child = Sh::new(
+        &[server.url()],
         &key,
-        &["--ttl", "2s", "--kill-after", "300ms"],
         dir.path(),
         "trap 'echo term >> got' TERM; echo $$ > ready; while :; do sleep 0.05; done",
-    );
+    )
+    .opts(&["--ttl", "2s", "--kill-after", "300ms"])
+    .start();
     let pid = read_pid(&dir.path().join("ready"));
     let _: () = redis::cmd("SET")
         .arg(&key)
@@ -321,7 +304,12 @@ fn command_ignoring_sigterm_is_killed_after_kill_after_on_lost_lock() {
     let taken = Instant::now();
     let out = wait_output(child, DONE);
     let took = taken.elapsed();
-    assert_eq!(out.status.code(), Some(70), "stderr:\n{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(LOST.into()),
+        "stderr:\n{}",
+        stderr(&out)
+    );
     assert!(
         std::fs::read_to_string(dir.path().join("got")).is_ok_and(|s| s.contains("term")),
         "SIGTERM should come first"

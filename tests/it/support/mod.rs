@@ -1,11 +1,12 @@
 //! Test support: real `redis-server` processes on free loopback ports
 //! (never 6379), stopped by PID; the binary under test; small helpers.
 
-#![allow(dead_code)]
-
 pub mod proxy;
+mod sh;
 
-use std::net::{TcpListener, TcpStream};
+pub use sh::{DONE, READY, Sh};
+
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -292,15 +293,6 @@ pub fn alive(pid: i32) -> bool {
     }
 }
 
-/// Whether a TCP port on loopback accepts connections right now.
-pub fn port_open(port: u16) -> bool {
-    TcpStream::connect_timeout(
-        &format!("127.0.0.1:{port}").parse().unwrap(),
-        Duration::from_millis(200),
-    )
-    .is_ok()
-}
-
 impl RedisServer {
     /// Any command against the server, e.g. `server.query(&["PUBSUB", "NUMSUB", ch])`.
     pub fn query<T: redis::FromRedisValue>(&self, args: &[&str]) -> T {
@@ -381,7 +373,6 @@ static HOLDERS: AtomicU32 = AtomicU32::new(0);
 pub struct Holder {
     child: Option<Child>,
     stdin: Option<std::process::ChildStdin>,
-    pub n: u32,
     pub ready: PathBuf,
     pub order: PathBuf,
 }
@@ -427,7 +418,6 @@ echo "end $3" >> "$2""#;
         Holder {
             child: Some(child),
             stdin,
-            n,
             ready,
             order,
         }
