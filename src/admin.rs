@@ -56,7 +56,7 @@ pub async fn status(place: &Place, as_json: bool) -> i32 {
         if as_json {
             // Unknown, not free: a reader of the JSON alone must not
             // take it for a free lock.
-            let mut v = to_json(&st, locker.is_quorum());
+            let mut v = to_json(&st, st.masters.len() > 1);
             v["held"] = Value::Null;
             v["error"] = json!(format!(
                 "cannot read the lock: {} of {} masters reachable, {} needed: {}",
@@ -71,9 +71,9 @@ pub async fn status(place: &Place, as_json: bool) -> i32 {
         return exit::UNAVAILABLE.into();
     }
     if as_json {
-        out(&format!("{}\n", to_json(&st, locker.is_quorum())));
+        out(&format!("{}\n", to_json(&st, st.masters.len() > 1)));
     } else {
-        out(&to_text(&st, locker.is_quorum()));
+        out(&to_text(&st, st.masters.len() > 1));
     }
     if st.held().is_some() {
         0

@@ -55,9 +55,7 @@ pub async fn run(plan: RunPlan) -> Result<i32> {
     // a lock behind: from here on it ends the wait, or is forwarded.
     let mut signals = Signals::install()?;
     let mut locker = Locker::new(&plan.place.endpoints, &plan.place.key, plan.lease);
-    if locker.is_quorum() {
-        locker.check_masters().await;
-    }
+    locker.check_masters().await;
     let timeout = match plan.timeout {
         Timeout::After(d) => Some(d),
         Timeout::Never => None,

@@ -162,9 +162,7 @@ pub struct SchedulePlan {
 pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
     let mut signals = Signals::install()?;
     let mut locker = Locker::new(&plan.place.endpoints, &plan.place.key, plan.lease);
-    if locker.is_quorum() {
-        locker.check_masters().await;
-    }
+    locker.check_masters().await;
     tracing::info!(key = %plan.place.key, "schedule started");
     let mut busy_until: Option<i64> = None;
     loop {

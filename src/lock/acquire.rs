@@ -12,14 +12,9 @@ use super::{Attempt, Grant, Holder, Locker, Mode, QUEUE_TTL_MS, scripts};
 use crate::clock::BootInstant;
 
 impl Locker {
-    /// One attempt to take the lock with `token`, which must be fresh for
-    /// every attempt: a delayed undo of an earlier attempt must never be
-    /// able to match a later, successful one.
-    pub async fn try_acquire(&mut self, token: &str, holder_json: &str) -> Attempt {
-        self.try_acquire_as(token, holder_json, Mode::Once).await
-    }
-
-    /// One attempt in `mode` (see [`Mode`]).
+    /// One attempt in `mode` (see [`Mode`]) to take the lock with `token`,
+    /// which must be fresh for every attempt: a delayed undo of an earlier
+    /// attempt must never be able to match a later, successful one.
     pub async fn try_acquire_as(
         &mut self,
         token: &str,

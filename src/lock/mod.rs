@@ -253,7 +253,7 @@ impl Locker {
         gone > self.nodes.len() - self.quorum()
     }
 
-    pub fn is_quorum(&self) -> bool {
+    fn is_quorum(&self) -> bool {
         self.nodes.len() > 1
     }
 
