@@ -4,9 +4,7 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
-
+use super::fanout::{self, Verdict, Votes};
 use super::node::NodeError;
 use super::{Attempt, Grant, Holder, Locker, Mode, QUEUE_TTL_MS, scripts};
 use crate::clock::BootInstant;
@@ -60,49 +58,18 @@ impl Locker {
         ];
         let start = BootInstant::now();
 
-        let mut tally = Tally::default();
-        // Masters that answered a definite "not granted": the only ones an
-        // undo can skip (a request still in flight may yet land).
-        let mut refused = vec![false; n];
-        {
-            let mut pending: FuturesUnordered<_> = self
-                .nodes
-                .iter_mut()
-                .enumerate()
-                .map(|(i, node)| async move {
-                    let r = node
-                        .eval::<(i64, i64, String, String)>(
-                            &scripts::ACQUIRE,
-                            &keys,
-                            &args,
-                            timeout,
-                        )
-                        .await;
-                    (i, r)
-                })
-                .collect();
-            // Decide as soon as the outcome is certain...
-            while let Some((i, r)) = pending.next().await {
-                refused[i] = tally.record(r) == Reply::Refused;
-                if tally.granted.len() >= quorum
-                    || tally.held.len() + tally.claimed.len() + tally.ahead.len() > n - quorum
-                {
-                    break;
-                }
-            }
-            // ...but once it is ours, let the other masters' replies land
-            // too (briefly): a lock left on a bare quorum would be lost
-            // with any one of its masters.
-            if tally.granted.len() >= quorum && !pending.is_empty() {
-                let grace = straggler_grace(start.elapsed(), timeout);
-                let _ = tokio::time::timeout(grace, async {
-                    while let Some((_, r)) = pending.next().await {
-                        tally.record(r);
-                    }
-                })
-                .await;
-            }
-        }
+        let mut tally = Tally::new(n, quorum);
+        let requests = self
+            .nodes
+            .iter_mut()
+            .enumerate()
+            .map(|(i, node)| async move {
+                let r = node
+                    .eval::<(i64, i64, String, String)>(&scripts::ACQUIRE, &keys, &args, timeout)
+                    .await;
+                (i, r)
+            });
+        fanout::gather(requests, &mut tally, timeout).await;
         let Tally {
             granted,
             claimed,
@@ -110,6 +77,8 @@ impl Locker {
             held,
             errors,
             notices,
+            refused,
+            ..
         } = tally;
 
         if granted.len() >= quorum {
@@ -213,33 +182,36 @@ impl Locker {
         let keys = [self.keys.fence.as_str(), self.keys.tick.as_str()];
         let t_arg = t.to_string();
         let args = [t_arg.as_str(), token];
-        let started = BootInstant::now();
-        let mut acks = 0;
-        let mut pending: FuturesUnordered<_> = self
+        let mut acks = Acks {
+            n: self.nodes.len(),
+            quorum,
+            yes: 0,
+            failed: 0,
+        };
+        let requests = self
             .nodes
             .iter_mut()
-            .map(|node| node.eval::<i64>(&scripts::COMMIT, &keys, &args, timeout))
-            .collect();
-        while let Some(r) = pending.next().await {
-            if r.is_ok() {
-                acks += 1;
-                if acks >= quorum {
-                    let grace = straggler_grace(started.elapsed(), timeout);
-                    let _ = tokio::time::timeout(grace, async {
-                        while pending.next().await.is_some() {}
-                    })
-                    .await;
-                    // Only `t` is known to be on a quorum; a higher value
-                    // some master reports (pushed up by others' failed
-                    // attempts) may exist on that master alone, and the
-                    // next holder's quorum could then issue a lower token.
-                    return Ok(t);
-                }
-            }
+            .enumerate()
+            .map(|(i, node)| async move {
+                (
+                    i,
+                    node.eval::<i64>(&scripts::COMMIT, &keys, &args, timeout)
+                        .await,
+                )
+            });
+        fanout::gather(requests, &mut acks, timeout).await;
+        if acks.verdict() == Verdict::Won {
+            // Only `t` is known to be on a quorum; a higher value some
+            // master reports (pushed up by others' failed attempts) may
+            // exist on that master alone, and the next holder's quorum
+            // could then issue a lower token.
+            Ok(t)
+        } else {
+            Err(format!(
+                "fencing counter reached only {} of {quorum} masters",
+                acks.yes
+            ))
         }
-        Err(format!(
-            "fencing counter reached only {acks} of {quorum} masters"
-        ))
     }
 
     /// Best-effort compare-and-delete on every master, after a failed or
@@ -271,8 +243,12 @@ impl Locker {
 }
 
 /// Per-master outcomes of one acquisition attempt.
-#[derive(Default)]
 struct Tally {
+    n: usize,
+    quorum: usize,
+    /// Masters that answered a definite "not granted": the only ones an
+    /// undo can skip (a request still in flight may yet land).
+    refused: Vec<bool>,
     granted: Vec<u64>,
     claimed: Vec<u64>,
     /// This host's clock minus Redis's (ms), where it was too far ahead.
@@ -294,7 +270,21 @@ enum Reply {
 }
 
 impl Tally {
-    fn record(&mut self, r: Result<(i64, i64, String, String), NodeError>) -> Reply {
+    fn new(n: usize, quorum: usize) -> Self {
+        Tally {
+            n,
+            quorum,
+            refused: vec![false; n],
+            granted: Vec::new(),
+            claimed: Vec::new(),
+            ahead: Vec::new(),
+            held: Vec::new(),
+            errors: Vec::new(),
+            notices: Vec::new(),
+        }
+    }
+
+    fn reply(&mut self, r: Result<(i64, i64, String, String), NodeError>) -> Reply {
         match r {
             Ok((1, fence, notices, _)) => {
                 self.granted.push(fence.max(0) as u64);
@@ -324,6 +314,49 @@ impl Tally {
             }
         }
         Reply::Refused
+    }
+}
+
+impl Votes<Result<(i64, i64, String, String), NodeError>> for Tally {
+    fn record(&mut self, i: usize, r: Result<(i64, i64, String, String), NodeError>) {
+        self.refused[i] = self.reply(r) == Reply::Refused;
+    }
+
+    fn verdict(&self) -> Verdict {
+        if self.granted.len() >= self.quorum {
+            Verdict::Won
+        } else if self.held.len() + self.claimed.len() + self.ahead.len() > self.n - self.quorum {
+            Verdict::Lost
+        } else {
+            Verdict::Open
+        }
+    }
+}
+
+/// Replies to the quorum's second round.
+struct Acks {
+    n: usize,
+    quorum: usize,
+    yes: usize,
+    failed: usize,
+}
+
+impl Votes<Result<i64, NodeError>> for Acks {
+    fn record(&mut self, _: usize, r: Result<i64, NodeError>) {
+        match r {
+            Ok(_) => self.yes += 1,
+            Err(_) => self.failed += 1,
+        }
+    }
+
+    fn verdict(&self) -> Verdict {
+        if self.yes >= self.quorum {
+            Verdict::Won
+        } else if self.failed > self.n - self.quorum {
+            Verdict::Lost
+        } else {
+            Verdict::Open
+        }
     }
 }
 
@@ -357,13 +390,4 @@ fn wall_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// How long to wait for the remaining masters once a quorum answered:
-/// a few times what the quorum took (healthy masters answer alike), at
-/// least 10 ms, never past the per-master timeout.
-pub(super) fn straggler_grace(quorum_took: Duration, per_master: Duration) -> Duration {
-    (quorum_took * 3)
-        .max(Duration::from_millis(10))
-        .min(per_master)
 }

@@ -8,6 +8,7 @@
 //! before the request was sent, less the allowance for clock drift.
 
 mod acquire;
+mod fanout;
 mod keeper;
 mod masters;
 mod node;

@@ -156,7 +156,7 @@ fn collect_count(results: Vec<Result<i64, NodeError>>) -> Result<Count, String> 
 /// How many masters answered yes (released, extended, deleted), found no
 /// key, or found another holder's value; masters that did not answer are
 /// in none of them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Count {
     pub yes: usize,
     pub absent: usize,

@@ -4,12 +4,9 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
-
-use super::acquire::straggler_grace;
+use super::fanout::{self, Verdict, Votes};
 use super::node::NodeError;
-use super::{Locker, Renewal, scripts};
+use super::{Count, Locker, Renewal, scripts};
 use crate::clock::BootInstant;
 
 impl Locker {
@@ -26,41 +23,25 @@ impl Locker {
         ];
         let args = [token, ttl_ms.as_str()];
         let start = BootInstant::now();
-        let (yes, deleted, replaced);
-        let mut errors = Vec::new();
-        {
-            let mut pending: FuturesUnordered<_> = self
-                .nodes
-                .iter_mut()
-                .map(|node| node.eval::<i64>(&scripts::EXTEND, &keys, &args, timeout))
-                .collect();
-            let record =
-                |r: Result<i64, NodeError>, c: &mut [usize; 3], e: &mut Vec<String>| match r {
-                    Ok(1) => c[0] += 1,
-                    Ok(0) => c[1] += 1,
-                    Ok(_) => c[2] += 1,
-                    Err(err) => e.push(err.to_string()),
-                };
-            let mut c = [0usize; 3];
-            while let Some(r) = pending.next().await {
-                record(r, &mut c, &mut errors);
-                if c[0] >= quorum || c[1] + c[2] > n - quorum {
-                    break;
-                }
-            }
-            // Renewed: let the other masters' renewals land too (briefly),
-            // so the lease does not shrink to a bare quorum.
-            if c[0] >= quorum && !pending.is_empty() {
-                let grace = straggler_grace(start.elapsed(), timeout);
-                let _ = tokio::time::timeout(grace, async {
-                    while let Some(r) = pending.next().await {
-                        record(r, &mut c, &mut errors);
-                    }
-                })
-                .await;
-            }
-            (yes, deleted, replaced) = (c[0], c[1], c[2]);
-        }
+        let mut votes = Renewals {
+            n,
+            quorum,
+            count: Count::default(),
+            errors: Vec::new(),
+        };
+        let requests = self
+            .nodes
+            .iter_mut()
+            .enumerate()
+            .map(|(i, node)| async move {
+                let r = node
+                    .eval::<i64>(&scripts::EXTEND, &keys, &args, timeout)
+                    .await;
+                (i, r)
+            });
+        fanout::gather(requests, &mut votes, timeout).await;
+        let Renewals { count, errors, .. } = votes;
+        let (yes, deleted, replaced) = (count.yes, count.absent, count.taken);
         if deleted + replaced > n - quorum {
             let why = if replaced > 0 {
                 "the key now holds another holder's value"
@@ -81,6 +62,35 @@ impl Locker {
             Renewal::Failed(format!("renewed on {yes} of {quorum} masters needed"))
         } else {
             Renewal::Failed(errors.join("; "))
+        }
+    }
+}
+
+/// Replies to a renewal: extended, key gone, another holder's value.
+struct Renewals {
+    n: usize,
+    quorum: usize,
+    count: Count,
+    errors: Vec<String>,
+}
+
+impl Votes<Result<i64, NodeError>> for Renewals {
+    fn record(&mut self, _: usize, r: Result<i64, NodeError>) {
+        match r {
+            Ok(1) => self.count.yes += 1,
+            Ok(0) => self.count.absent += 1,
+            Ok(_) => self.count.taken += 1,
+            Err(e) => self.errors.push(e.to_string()),
+        }
+    }
+
+    fn verdict(&self) -> Verdict {
+        if self.count.yes >= self.quorum {
+            Verdict::Won
+        } else if self.count.absent + self.count.taken > self.n - self.quorum {
+            Verdict::Lost
+        } else {
+            Verdict::Open
         }
     }
 }
