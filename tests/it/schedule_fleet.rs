@@ -31,6 +31,21 @@ fn assert_each_tick_once(runs: &[(String, String)]) {
     assert!(dups.is_empty(), "ticks ran more than once: {dups:?}");
 }
 
+/// Every tick from the first run to the last ran (ticks `every_ms` apart).
+fn assert_no_tick_lost(runs: &[(String, String)], every_ms: i64, instances: &[Instance]) {
+    let ticks: Vec<i64> = runs.iter().map(|(_, t)| tick_ns(t) / 1_000_000).collect();
+    let gaps: Vec<_> = ticks
+        .windows(2)
+        .filter(|w| w[1] - w[0] != every_ms)
+        .collect();
+    let logs: Vec<String> = instances.iter().map(Instance::log).collect();
+    assert!(
+        gaps.is_empty(),
+        "ticks lost between runs: {gaps:?}\n{}",
+        logs.join("\n")
+    );
+}
+
 /// Three masters, one of them down. Instance "one" reaches only the first
 /// master (the second is blackholed for it) and gets there first; instance
 /// "quorum" reaches two. "one"'s attempts can never win, and must not
@@ -75,14 +90,7 @@ fn an_instance_that_reaches_one_master_does_not_poison_the_ticks() {
     );
     // Every tick from the first run to the last ran: none was lost to a
     // claim left behind by a failed attempt.
-    let ticks: Vec<i64> = runs.iter().map(|(_, t)| tick_ns(t) / 1_000_000).collect();
-    let gaps: Vec<_> = ticks.windows(2).filter(|w| w[1] - w[0] != 1000).collect();
-    assert!(
-        gaps.is_empty(),
-        "ticks lost between runs: {gaps:?}\n{}\n{}",
-        instances[0].log(),
-        instances[1].log()
-    );
+    assert_no_tick_lost(&runs, 1000, &instances);
 }
 
 /// Three masters, one down, two instances each a little closer to a
@@ -119,14 +127,7 @@ fn split_votes_do_not_lose_ticks() {
     stop_all(&mut instances);
     let runs = runs(&out);
     assert_each_tick_once(&runs);
-    let ticks: Vec<i64> = runs.iter().map(|(_, t)| tick_ns(t) / 1_000_000).collect();
-    let gaps: Vec<_> = ticks.windows(2).filter(|w| w[1] - w[0] != 1000).collect();
-    assert!(
-        gaps.is_empty(),
-        "ticks lost between runs: {gaps:?}\n{}\n{}",
-        instances[0].log(),
-        instances[1].log()
-    );
+    assert_no_tick_lost(&runs, 1000, &instances);
 }
 
 /// An instance whose clock is a day ahead cannot claim ticks (it says by
