@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::config::{Lease, Place};
 use crate::exit::{self, Failure};
-use crate::lock::{FenceKind, Holder, Locker, Status};
+use crate::lock::{FenceKind, Holder, Locker, RunEntry, Status};
 
 /// Timings for one-off requests (only the I/O timeout matters here).
 fn admin_lease() -> Lease {
@@ -21,11 +21,11 @@ fn admin_lease() -> Lease {
 fn holder_json(h: &Holder) -> Value {
     match &h.info {
         Some(i) => json!({
-            "host": i["host"],
-            "pid": i["pid"],
-            "command": i["command"],
-            "label": i["label"],
-            "since": i["since_ms"].as_u64().map(since),
+            "host": i.host,
+            "pid": i.pid,
+            "command": i.command,
+            "label": i.label,
+            "since": since(i.since_ms),
         }),
         None => Value::Null,
     }
@@ -127,8 +127,8 @@ fn to_text(st: &Status, quorum_mode: bool) -> String {
     match st.held() {
         Some(s) => {
             let _ = writeln!(out, "{}: held by {}", st.key, s.holder);
-            if let Some(ms) = s.holder.info.as_ref().and_then(|i| i["since_ms"].as_u64()) {
-                let _ = writeln!(out, "  since:         {}", since(ms));
+            if let Some(i) = &s.holder.info {
+                let _ = writeln!(out, "  since:         {}", since(i.since_ms));
             }
             let _ = writeln!(
                 out,
@@ -177,22 +177,20 @@ fn to_text(st: &Status, quorum_mode: bool) -> String {
 
 /// One line for a recorded run: "ok (exit 0) 2026-11-28T01:00:00.123Z on
 /// host pid 42 (backup.sh), 1.2s, fencing token 7, tick ...".
-fn last_run_line(r: &Value) -> String {
+fn last_run_line(r: &RunEntry) -> String {
     use crate::lock::escape_controls;
     let mut line = format!(
         "{} (exit {}) ended {} on {} pid {} ({}), took {}, fencing token {}",
-        escape_controls(r["outcome"].as_str().unwrap_or("?")),
-        r["exit_code"],
-        escape_controls(r["ended"].as_str().unwrap_or("?")),
-        escape_controls(r["host"].as_str().unwrap_or("?")),
-        r["pid"],
-        escape_controls(r["command"].as_str().unwrap_or("?")),
-        humantime::format_duration(Duration::from_millis(
-            r["duration_ms"].as_u64().unwrap_or(0)
-        )),
-        r["fencing_token"],
+        escape_controls(&r.outcome),
+        r.exit_code,
+        escape_controls(&r.ended),
+        escape_controls(&r.host),
+        r.pid,
+        escape_controls(&r.command),
+        humantime::format_duration(Duration::from_millis(r.duration_ms)),
+        r.fencing_token,
     );
-    if let Some(tick) = r["tick"].as_str() {
+    if let Some(tick) = &r.tick {
         line.push_str(&format!(", tick {}", escape_controls(tick)));
     }
     line

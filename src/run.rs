@@ -12,7 +12,7 @@ use crate::cli::Timeout;
 use crate::config::{Lease, Place, Program};
 use crate::exit::{self, Failure};
 use crate::guardian;
-use crate::lock::{Attempt, Grant, Keeper, Locker, WaitOutcome};
+use crate::lock::{Attempt, Grant, HolderInfo, Keeper, Locker, RunEntry, WaitOutcome};
 use crate::signals::Signals;
 use crate::supervise::{Outcome, supervise};
 
@@ -29,24 +29,24 @@ pub struct RunPlan {
 /// The description of us stored beside the lock, for `status` and for the
 /// "held by" lines of other callers.
 pub fn holder_json(token: &str, program: &Program) -> String {
-    let host = nix::unistd::gethostname()
-        .map(|h| h.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "?".into());
-    let since_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64;
-    let mut v = serde_json::json!({
-        "host": host,
-        "pid": std::process::id(),
-        "command": program.stored(),
-        "since_ms": since_ms,
-        "token": token,
-    });
-    if let Some(label) = &program.label {
-        v["label"] = label.as_str().into();
+    HolderInfo {
+        host: hostname(),
+        pid: std::process::id(),
+        command: program.stored(),
+        since_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64,
+        token: token.to_string(),
+        label: program.label.clone(),
     }
-    v.to_string()
+    .to_json()
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "?".into())
 }
 
 /// Run the plan; returns the process exit code.
@@ -212,26 +212,23 @@ impl RunRecord<'_> {
                 _ => "failed",
             }
         };
-        let host = nix::unistd::gethostname()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| "?".into());
         let ms =
             |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
         let rfc = |t: SystemTime| humantime::format_rfc3339_millis(t).to_string();
-        serde_json::json!({
-            "host": host,
-            "pid": std::process::id(),
-            "command": self.program.stored(),
-            "label": self.program.label,
-            "started": rfc(self.started),
-            "ended": rfc(ended),
-            "duration_ms": ms(ended).saturating_sub(ms(self.started)),
-            "exit_code": exit_code,
-            "outcome": kind,
-            "fencing_token": self.fencing,
-            "tick": self.tick,
-        })
-        .to_string()
+        RunEntry {
+            host: hostname(),
+            pid: std::process::id(),
+            command: self.program.stored(),
+            label: self.program.label.clone(),
+            started: rfc(self.started),
+            ended: rfc(ended),
+            duration_ms: ms(ended).saturating_sub(ms(self.started)),
+            exit_code,
+            outcome: kind.to_string(),
+            fencing_token: self.fencing,
+            tick: self.tick.map(String::from),
+        }
+        .to_json()
     }
 }
 

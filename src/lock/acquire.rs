@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::fanout::{self, Verdict, Votes};
 use super::node::NodeError;
-use super::{Attempt, Grant, Holder, Locker, Mode, QUEUE_TTL_MS, scripts};
+use super::{Attempt, Grant, Holder, HolderInfo, Locker, Mode, QUEUE_TTL_MS, scripts};
 use crate::clock::BootInstant;
 
 impl Locker {
@@ -301,9 +301,7 @@ impl Tally {
             Ok((code, pttl, token, info)) => self.held.push((
                 pttl,
                 Holder {
-                    info: serde_json::from_str::<serde_json::Value>(&info)
-                        .ok()
-                        .filter(|v| v["token"].as_str() == Some(token.as_str())),
+                    info: HolderInfo::parse_for(&info, &token),
                     token,
                 },
                 code == 4,

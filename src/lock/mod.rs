@@ -74,30 +74,90 @@ pub struct Grant {
     pub valid_until: BootInstant,
 }
 
+/// What a redlock-run holder stores about itself next to the lock (the
+/// holder's description, JSON): written when it acquires, read by whoever
+/// finds the lock taken, by `status` and by `list`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HolderInfo {
+    pub host: String,
+    /// redlock-run's pid.
+    pub pid: u32,
+    /// The program's name (`sh -c` for --shell; the full argv only with
+    /// --record-args).
+    pub command: String,
+    /// When it acquired, ms since the epoch.
+    pub since_ms: u64,
+    /// The acquisition's token: a description is only believed next to a
+    /// lock that holds this same token.
+    pub token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+impl HolderInfo {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("plain strings and numbers")
+    }
+
+    /// The description stored next to a lock holding `token`, if it is
+    /// one of ours and matches.
+    pub fn parse_for(json: &str, token: &str) -> Option<Self> {
+        serde_json::from_str::<Self>(json)
+            .ok()
+            .filter(|i| i.token == token)
+    }
+}
+
+/// One finished run in the run history (`{KEY}:redlock-run:history`, and
+/// `status --json`'s `last_runs`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RunEntry {
+    pub host: String,
+    pub pid: u32,
+    pub command: String,
+    pub label: Option<String>,
+    /// RFC 3339 UTC with milliseconds.
+    pub started: String,
+    pub ended: String,
+    pub duration_ms: u64,
+    /// What redlock-run exited with.
+    pub exit_code: i32,
+    /// `ok`, `failed`, `signalled` or `lost`.
+    pub outcome: String,
+    pub fencing_token: u64,
+    /// schedule: the tick (RFC 3339); null for plain runs.
+    pub tick: Option<String>,
+}
+
+impl RunEntry {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("plain strings and numbers")
+    }
+}
+
 /// Who holds a lock we could not take.
 #[derive(Debug, Clone, Default)]
 pub struct Holder {
     /// The holder's description, when the holder is a redlock-run.
-    pub info: Option<serde_json::Value>,
+    pub info: Option<HolderInfo>,
     /// The value stored at the key.
     pub token: String,
 }
 
 impl std::fmt::Display for Holder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Host and command were written by another host: escaped, so
-        // they cannot forge lines or drive the terminal. (`pid` is shown
-        // as JSON, which escapes a string itself.)
+        // Host, command and label were written by another host: escaped,
+        // so they cannot forge lines or drive the terminal.
         match &self.info {
             Some(i) => {
                 write!(
                     f,
                     "{} pid {} ({})",
-                    escape_controls(i["host"].as_str().unwrap_or("?")),
-                    i["pid"],
-                    escape_controls(i["command"].as_str().unwrap_or("?"))
+                    escape_controls(&i.host),
+                    i.pid,
+                    escape_controls(&i.command)
                 )?;
-                match i["label"].as_str() {
+                match &i.label {
                     Some(label) => write!(f, " label {:?}", LabelShown(label)),
                     None => Ok(()),
                 }
@@ -298,9 +358,23 @@ mod tests {
         );
         assert_eq!(escape_controls("café 東京 ünï"), "café 東京 ünï");
         let h = Holder {
-            info: Some(serde_json::json!({"host": "h\nx", "pid": "1\n", "command": "c\u{1b}"})),
-            token: String::new(),
+            info: Some(HolderInfo {
+                host: "h\nx".into(),
+                pid: 1,
+                command: "c\u{1b}".into(),
+                since_ms: 0,
+                token: "t".into(),
+                label: Some("l\n".into()),
+            }),
+            token: "t".into(),
         };
-        assert_eq!(h.to_string(), "h\\nx pid \"1\\n\" (c\\x1b)");
+        assert_eq!(h.to_string(), "h\\nx pid 1 (c\\x1b) label \"l\\n\"");
+        // A description that is not ours (a forged pid), or that belongs to
+        // another token, is not believed.
+        let forged = r#"{"host":"h","pid":"1\n","command":"c","since_ms":0,"token":"t"}"#;
+        assert_eq!(HolderInfo::parse_for(forged, "t"), None);
+        let json = h.info.as_ref().unwrap().to_json();
+        assert_eq!(HolderInfo::parse_for(&json, "t"), h.info);
+        assert_eq!(HolderInfo::parse_for(&json, "other"), None);
     }
 }

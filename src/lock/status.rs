@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{Holder, Locker};
+use super::{Holder, HolderInfo, Locker, RunEntry};
 
 /// What one master says about the lock.
 #[derive(Debug, Clone)]
@@ -91,25 +91,24 @@ impl Status {
     /// The run history as the masters tell it, newest first: one entry per
     /// run (fencing token); where masters disagree about a run, `lost`
     /// wins (the release that recorded it did not reach a quorum).
-    pub fn last_runs(&self) -> Vec<serde_json::Value> {
-        let mut runs: Vec<serde_json::Value> = Vec::new();
+    pub fn last_runs(&self) -> Vec<RunEntry> {
+        let mut runs: Vec<RunEntry> = Vec::new();
         for m in self.masters.iter().filter(|m| m.value.is_ok()) {
             for e in &m.history {
-                let Ok(v) = serde_json::from_str::<serde_json::Value>(e) else {
+                let Ok(run) = serde_json::from_str::<RunEntry>(e) else {
                     continue;
                 };
                 let same = runs
                     .iter_mut()
-                    .find(|r| r["fencing_token"] == v["fencing_token"] && r["pid"] == v["pid"]);
+                    .find(|r| r.fencing_token == run.fencing_token && r.pid == run.pid);
                 match same {
-                    Some(r) if v["outcome"] == "lost" => *r = v,
+                    Some(r) if run.outcome == "lost" => *r = run,
                     Some(_) => {}
-                    None => runs.push(v),
+                    None => runs.push(run),
                 }
             }
         }
-        let ended = |v: &serde_json::Value| v["ended"].as_str().unwrap_or("").to_string();
-        runs.sort_by_key(|v| std::cmp::Reverse(ended(v)));
+        runs.sort_by(|a, b| b.ended.cmp(&a.ended));
         runs.truncate(super::HISTORY_LEN);
         runs
     }
@@ -171,9 +170,7 @@ impl Locker {
                     name,
                     value: Ok(value.map(|token| Snapshot {
                         holder: Holder {
-                            info: info
-                                .and_then(|i| serde_json::from_str::<serde_json::Value>(&i).ok())
-                                .filter(|v| v["token"].as_str() == Some(token.as_str())),
+                            info: info.and_then(|i| HolderInfo::parse_for(&i, &token)),
                             token,
                         },
                         ttl_ms: (pttl >= 0).then_some(pttl as u64),
