@@ -11,6 +11,7 @@ pub mod exit;
 pub mod guardian;
 pub mod lock;
 pub mod logging;
+pub mod progress;
 pub mod run;
 pub mod schedule;
 pub mod signals;

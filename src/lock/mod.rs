@@ -25,7 +25,7 @@ pub use keeper::{Keeper, LeaseState};
 pub use node::{Node, NodeError};
 pub use release::Count;
 pub use status::{FenceKind, MasterState, Status, format_ttl};
-pub use wait::{WaitOutcome, Waker};
+pub use wait::{WaitObserver, WaitOutcome, Waker};
 
 /// The Redis names that belong to one lock. The auxiliary keys carry the
 /// lock key as a `{hash tag}`, so they live in the lock key's cluster slot.
