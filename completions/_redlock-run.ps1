@@ -49,6 +49,7 @@ Register-ArgumentCompleter -Native -CommandName 'redlock-run' -ScriptBlock {
             [CompletionResult]::new('schedule', 'schedule', [CompletionResultType]::ParameterValue, 'Run the command on a schedule; each tick runs at most once across every instance that shares the key')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show whether KEY is held, by whom, for how long, and the last fencing token')
             [CompletionResult]::new('release', 'release', [CompletionResultType]::ParameterValue, 'Delete the lock whoever holds it (break glass after a crash). Needs --force')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the locks held through this tool whose key matches PATTERN')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -108,6 +109,20 @@ Register-ArgumentCompleter -Native -CommandName 'redlock-run' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'redlock-run;list' {
+            [CompletionResult]::new('-r', '-r', [CompletionResultType]::ParameterName, 'Redis URL, as for the other commands (see `redlock-run --help`); repeat for a Redlock quorum over independent masters')
+            [CompletionResult]::new('--redis', '--redis', [CompletionResultType]::ParameterName, 'Redis URL, as for the other commands (see `redlock-run --help`); repeat for a Redlock quorum over independent masters')
+            [CompletionResult]::new('--max', '--max', [CompletionResultType]::ParameterName, 'Show at most this many locks')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format: one line per event; json for log shippers')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON array of objects shaped like `status --json`')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More output on stderr (repeatable). Without -v/-q, REDLOCK_LOG (a level or a tracing filter) sets it')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More output on stderr (repeatable). Without -v/-q, REDLOCK_LOG (a level or a tracing filter) sets it')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Less output on stderr (repeatable)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Less output on stderr (repeatable)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'redlock-run;completions' {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -117,6 +132,7 @@ Register-ArgumentCompleter -Native -CommandName 'redlock-run' -ScriptBlock {
             [CompletionResult]::new('schedule', 'schedule', [CompletionResultType]::ParameterValue, 'Run the command on a schedule; each tick runs at most once across every instance that shares the key')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show whether KEY is held, by whom, for how long, and the last fencing token')
             [CompletionResult]::new('release', 'release', [CompletionResultType]::ParameterValue, 'Delete the lock whoever holds it (break glass after a crash). Needs --force')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the locks held through this tool whose key matches PATTERN')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -128,6 +144,9 @@ Register-ArgumentCompleter -Native -CommandName 'redlock-run' -ScriptBlock {
             break
         }
         'redlock-run;help;release' {
+            break
+        }
+        'redlock-run;help;list' {
             break
         }
         'redlock-run;help;completions' {

@@ -22,6 +22,9 @@ _redlock__run() {
             redlock__run,help)
                 cmd="redlock__run__subcmd__help"
                 ;;
+            redlock__run,list)
+                cmd="redlock__run__subcmd__list"
+                ;;
             redlock__run,release)
                 cmd="redlock__run__subcmd__release"
                 ;;
@@ -36,6 +39,9 @@ _redlock__run() {
                 ;;
             redlock__run__subcmd__help,help)
                 cmd="redlock__run__subcmd__help__subcmd__help"
+                ;;
+            redlock__run__subcmd__help,list)
+                cmd="redlock__run__subcmd__help__subcmd__list"
                 ;;
             redlock__run__subcmd__help,release)
                 cmd="redlock__run__subcmd__help__subcmd__release"
@@ -53,7 +59,7 @@ _redlock__run() {
 
     case "${cmd}" in
         redlock__run)
-            opts="-k -r -t -E -c -v -q -h -V --key --redis --timeout --ttl --refresh --min-hold --kill-after --conflict-exit-code --shell --label --record-args --verbose --quiet --log-format --help --version schedule status release completions help"
+            opts="-k -r -t -E -c -v -q -h -V --key --redis --timeout --ttl --refresh --min-hold --kill-after --conflict-exit-code --shell --label --record-args --verbose --quiet --log-format --help --version schedule status release list completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -145,7 +151,7 @@ _redlock__run() {
             return 0
             ;;
         redlock__subcmd__run__subcmd__help)
-            opts="schedule status release completions help"
+            opts="schedule status release list completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -173,6 +179,20 @@ _redlock__run() {
             return 0
             ;;
         redlock__subcmd__run__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        redlock__subcmd__run__subcmd__help__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -221,6 +241,36 @@ _redlock__run() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        redlock__subcmd__run__subcmd__list)
+            opts="-r -v -q -h --redis --json --max --verbose --quiet --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --redis)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

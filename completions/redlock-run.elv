@@ -46,6 +46,7 @@ set edit:completion:arg-completer[redlock-run] = {|@words|
             cand schedule 'Run the command on a schedule; each tick runs at most once across every instance that shares the key'
             cand status 'Show whether KEY is held, by whom, for how long, and the last fencing token'
             cand release 'Delete the lock whoever holds it (break glass after a crash). Needs --force'
+            cand list 'List the locks held through this tool whose key matches PATTERN'
             cand completions 'Print a shell completion script to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -101,6 +102,19 @@ set edit:completion:arg-completer[redlock-run] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'redlock-run;list'= {
+            cand -r 'Redis URL, as for the other commands (see `redlock-run --help`); repeat for a Redlock quorum over independent masters'
+            cand --redis 'Redis URL, as for the other commands (see `redlock-run --help`); repeat for a Redlock quorum over independent masters'
+            cand --max 'Show at most this many locks'
+            cand --log-format 'Log line format: one line per event; json for log shippers'
+            cand --json 'Print one JSON array of objects shaped like `status --json`'
+            cand -v 'More output on stderr (repeatable). Without -v/-q, REDLOCK_LOG (a level or a tracing filter) sets it'
+            cand --verbose 'More output on stderr (repeatable). Without -v/-q, REDLOCK_LOG (a level or a tracing filter) sets it'
+            cand -q 'Less output on stderr (repeatable)'
+            cand --quiet 'Less output on stderr (repeatable)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'redlock-run;completions'= {
             cand -h 'Print help'
             cand --help 'Print help'
@@ -109,6 +123,7 @@ set edit:completion:arg-completer[redlock-run] = {|@words|
             cand schedule 'Run the command on a schedule; each tick runs at most once across every instance that shares the key'
             cand status 'Show whether KEY is held, by whom, for how long, and the last fencing token'
             cand release 'Delete the lock whoever holds it (break glass after a crash). Needs --force'
+            cand list 'List the locks held through this tool whose key matches PATTERN'
             cand completions 'Print a shell completion script to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -117,6 +132,8 @@ set edit:completion:arg-completer[redlock-run] = {|@words|
         &'redlock-run;help;status'= {
         }
         &'redlock-run;help;release'= {
+        }
+        &'redlock-run;help;list'= {
         }
         &'redlock-run;help;completions'= {
         }

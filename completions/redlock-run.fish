@@ -44,6 +44,7 @@ complete -c redlock-run -n "__fish_redlock_run_needs_command" -s V -l version -d
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -a "schedule" -d 'Run the command on a schedule; each tick runs at most once across every instance that shares the key'
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -a "status" -d 'Show whether KEY is held, by whom, for how long, and the last fencing token'
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -a "release" -d 'Delete the lock whoever holds it (break glass after a crash). Needs --force'
+complete -c redlock-run -n "__fish_redlock_run_needs_command" -a "list" -d 'List the locks held through this tool whose key matches PATTERN'
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -a "completions" -d 'Print a shell completion script to stdout'
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -s k -l key -d 'The lock\'s name; the lock lives at exactly this Redis key' -r
@@ -79,9 +80,18 @@ complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -l forc
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -s v -l verbose -d 'More output on stderr (repeatable). Without -v/-q, REDLOCK_LOG (a level or a tracing filter) sets it'
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -s q -l quiet -d 'Less output on stderr (repeatable)'
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand list" -s r -l redis -d 'Redis URL, as for the other commands (see `redlock-run --help`); repeat for a Redlock quorum over independent masters' -r
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand list" -l max -d 'Show at most this many locks' -r
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand list" -l log-format -d 'Log line format: one line per event; json for log shippers' -r -f -a "text\t''
+json\t''"
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand list" -l json -d 'Print one JSON array of objects shaped like `status --json`'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand list" -s v -l verbose -d 'More output on stderr (repeatable). Without -v/-q, REDLOCK_LOG (a level or a tracing filter) sets it'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand list" -s q -l quiet -d 'Less output on stderr (repeatable)'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c redlock-run -n "__fish_redlock_run_using_subcommand help; and not __fish_seen_subcommand_from schedule status release completions help" -f -a "schedule" -d 'Run the command on a schedule; each tick runs at most once across every instance that shares the key'
-complete -c redlock-run -n "__fish_redlock_run_using_subcommand help; and not __fish_seen_subcommand_from schedule status release completions help" -f -a "status" -d 'Show whether KEY is held, by whom, for how long, and the last fencing token'
-complete -c redlock-run -n "__fish_redlock_run_using_subcommand help; and not __fish_seen_subcommand_from schedule status release completions help" -f -a "release" -d 'Delete the lock whoever holds it (break glass after a crash). Needs --force'
-complete -c redlock-run -n "__fish_redlock_run_using_subcommand help; and not __fish_seen_subcommand_from schedule status release completions help" -f -a "completions" -d 'Print a shell completion script to stdout'
-complete -c redlock-run -n "__fish_redlock_run_using_subcommand help; and not __fish_seen_subcommand_from schedule status release completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand help; and not __fish_seen_subcommand_from schedule status release list completions help" -f -a "schedule" -d 'Run the command on a schedule; each tick runs at most once across every instance that shares the key'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand help; and not __fish_seen_subcommand_from schedule status release list completions help" -f -a "status" -d 'Show whether KEY is held, by whom, for how long, and the last fencing token'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand help; and not __fish_seen_subcommand_from schedule status release list completions help" -f -a "release" -d 'Delete the lock whoever holds it (break glass after a crash). Needs --force'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand help; and not __fish_seen_subcommand_from schedule status release list completions help" -f -a "list" -d 'List the locks held through this tool whose key matches PATTERN'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand help; and not __fish_seen_subcommand_from schedule status release list completions help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand help; and not __fish_seen_subcommand_from schedule status release list completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

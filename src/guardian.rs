@@ -100,7 +100,15 @@ pub fn start_unless_admin() {
     let admin = first.as_ref().and_then(|a| a.to_str()).is_some_and(|a| {
         matches!(
             a,
-            "status" | "release" | "completions" | "help" | "-h" | "--help" | "-V" | "--version"
+            "status"
+                | "release"
+                | "list"
+                | "completions"
+                | "help"
+                | "-h"
+                | "--help"
+                | "-V"
+                | "--version"
         )
     });
     if !admin {

@@ -119,6 +119,20 @@ pub fn main(cli: Cli) -> i32 {
             }
             exit::code(&result, exit::CONFLICT)
         }
+        Some(Sub::List(a)) => {
+            let endpoints =
+                config::endpoints(&a.redis).unwrap_or_else(|f| usage_error(Some("list"), f));
+            if a.pattern.is_empty() {
+                let f = Failure::Usage("the pattern must not be empty (* lists every lock)".into());
+                usage_error(Some("list"), f);
+            }
+            logging::init(&a.log, logging::Default::Errors, false)
+                .unwrap_or_else(|f| usage_error(Some("list"), f));
+            let max = a.max as usize;
+            let result =
+                block_on(async { Ok(admin::list(&endpoints, &a.pattern, max, a.json).await) });
+            exit::code(&result, exit::CONFLICT)
+        }
         Some(Sub::Release(a)) => {
             let place =
                 Place::from_args(&a.target).unwrap_or_else(|f| usage_error(Some("release"), f));

@@ -13,6 +13,7 @@ mod masters;
 mod node;
 mod release;
 mod renew;
+mod scan;
 mod scripts;
 mod status;
 mod wait;
@@ -24,6 +25,7 @@ use crate::config::{Endpoint, Lease};
 pub use keeper::{Keeper, LeaseState};
 pub use node::{Node, NodeError};
 pub use release::Count;
+pub use scan::Found;
 pub use status::{FenceKind, MasterState, Status, format_ttl};
 pub use wait::{WaitObserver, WaitOutcome, Waker};
 
