@@ -71,6 +71,41 @@ fn a_wait_over_a_second_says_who_holds_the_lock() {
     drop(holder);
 }
 
+/// Off a terminal, a line at most once a minute: the waiter's clocks run
+/// 30 times fast (libfaketime, monotonic time included), so its 150 s
+/// wait takes 5 s: lines at 1 s, 61 s and 121 s, then the end.
+#[test]
+fn off_a_terminal_a_line_at_most_once_a_minute() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("progress-minute");
+    let (_holder, _) = Holder::start(&server, &k, dir.path(), &["--ttl", "30s"]);
+    let o = output(
+        rr(&server)
+            .env("LD_PRELOAD", crate::schedule::libfaketime())
+            .env("FAKETIME", "+0 x30")
+            .env_remove("FAKETIME_DONT_FAKE_MONOTONIC")
+            .args(["--key", &k, "--timeout", "150s", "--", "true"]),
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(75), "{err}");
+    let waited: Vec<u64> = progress_lines(&err)
+        .iter()
+        .filter(|l| !l.contains("stopped waiting"))
+        .map(|l| {
+            l.split("waited_s=")
+                .nth(1)
+                .and_then(|r| r.split(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no waited_s in {l:?}"))
+        })
+        .collect();
+    assert_eq!(waited.len(), 3, "{err}");
+    assert!(waited[0] >= 1, "{err}");
+    assert!(waited.windows(2).all(|w| w[1] - w[0] >= 60), "{err}");
+    assert!(err.contains("still waiting for the lock"), "{err}");
+}
+
 /// Silence where it is asked for: a wait shorter than a second, the cron
 /// case (`--timeout 0`), and `-q`.
 #[test]

@@ -207,7 +207,7 @@ fn log_ts_ns(line: &str) -> Option<i64> {
 
 /// The libfaketime preload library (the `faketime` package; scripts/test
 /// installs it).
-fn libfaketime() -> PathBuf {
+pub(crate) fn libfaketime() -> PathBuf {
     let candidates = [
         "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
         "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
