@@ -106,6 +106,23 @@ fn off_a_terminal_a_line_at_most_once_a_minute() {
     assert!(err.contains("still waiting for the lock"), "{err}");
 }
 
+/// Redis does not answer for the whole wait: the progress line says so
+/// (with the error), and the exit code is still 69.
+#[test]
+fn a_wait_for_an_unreachable_redis_says_so() {
+    let url = format!("redis://127.0.0.1:{}", free_port());
+    let o = output(rr_urls(&[url]).args(["--key", "k", "--timeout", "2s", "--", "true"]));
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(69), "{err}");
+    let lines = progress_lines(&err);
+    assert!(
+        lines[0].contains("waiting for the lock (Redis does not answer)")
+            && lines[0].contains("error=")
+            && lines[0].contains("timeout_s=2"),
+        "{err}"
+    );
+}
+
 /// Silence where it is asked for: a wait shorter than a second, the cron
 /// case (`--timeout 0`), and `-q`.
 #[test]
