@@ -649,6 +649,36 @@ fn list_over_a_quorum_shows_what_a_quorum_agrees_on() {
     let _ = wait_output(holder, Duration::from_secs(20));
 }
 
+/// One of three masters hangs (SIGSTOP): its scan times out once, and
+/// the locks are then read from the masters that answered, not each after
+/// a timeout of its own (4 locks took 5 s + 4 x 5 s that way).
+#[test]
+fn list_with_a_hung_master_waits_for_it_once() {
+    let servers = [
+        RedisServer::start(),
+        RedisServer::start(),
+        RedisServer::start(),
+    ];
+    let urls: Vec<String> = servers.iter().map(RedisServer::url).collect();
+    let p = key("list-hung");
+    for i in 0..4 {
+        for s in &servers {
+            fake_lock(s, &format!("{p}-{i}"), 100 + i);
+        }
+    }
+    servers[2].pause();
+    let start = std::time::Instant::now();
+    let o = output(rr_urls(&urls).arg("list"));
+    let took = start.elapsed();
+    servers[2].resume();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let rows = list_rows(&stdout(&o));
+    assert_eq!(rows.len(), 4, "{}", stdout(&o));
+    assert!(rows.iter().all(|r| r[6] == "2/3"), "{rows:?}");
+    // One I/O timeout (5 s) for the hung master, plus slack.
+    assert!(took < Duration::from_secs(12), "list took {took:?}");
+}
+
 /// Redis down: exit 69 and one error line, for text and JSON.
 #[test]
 fn list_of_unreachable_redis_is_69() {
