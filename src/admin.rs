@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::config::{Endpoint, Lease, Place};
 use crate::exit::{self, Failure};
-use crate::lock::{FenceKind, Holder, Locker, Status, escape_controls};
+use crate::lock::{FenceKind, Holder, Locker, MasterState, Status, escape_controls};
 
 /// Timings for one-off requests (only the I/O timeout matters here).
 fn admin_lease() -> Lease {
@@ -216,23 +216,53 @@ pub async fn list(endpoints: &[Endpoint], pattern: &str, max: usize, as_json: bo
     let mut locker = Locker::new(endpoints, "", admin_lease());
     let quorum_mode = locker.is_quorum();
     let found = locker.scan_locks(pattern, max).await;
-    if found.reachable < locker.quorum() {
+    let quorum = locker.quorum();
+    if found.reachable() < quorum {
+        let errors: Vec<&str> = found
+            .masters
+            .iter()
+            .filter_map(|m| m.as_ref().err().map(String::as_str))
+            .collect();
         tracing::error!(
-            "cannot list locks: {} of {} masters reachable, {} needed: {}",
-            found.reachable,
+            "cannot list locks: {} of {} masters reachable, {quorum} needed: {}",
+            found.reachable(),
             endpoints.len(),
-            locker.quorum(),
-            found.errors.join("; ")
+            errors.join("; ")
         );
         return exit::UNAVAILABLE.into();
     }
-    // Each lock read as `status` reads it (the same connections), and kept
-    // when a quorum agrees it is held: a lock may have been released since
-    // the scan saw it.
+    // Each lock is read as `status` reads it, on the masters that answered
+    // the scan (one that did not would cost a timeout per lock), and kept
+    // when a quorum of all the masters agrees it is held: it may have been
+    // released since the scan saw it.
+    let answered: Vec<Endpoint> = endpoints
+        .iter()
+        .zip(&found.masters)
+        .filter(|(_, m)| m.is_ok())
+        .map(|(e, _)| e.clone())
+        .collect();
+    let mut reader = Locker::new(&answered, "", admin_lease());
     let mut held = Vec::new();
     for key in &found.keys {
-        locker.keys = crate::lock::Keys::new(key);
-        let st = locker.status().await;
+        reader.keys = crate::lock::Keys::new(key);
+        let mut read = reader.status().await.masters.into_iter();
+        let masters = endpoints
+            .iter()
+            .zip(&found.masters)
+            .filter_map(|(e, scanned)| match scanned {
+                Ok(()) => read.next(),
+                Err(why) => Some(MasterState {
+                    name: e.display.clone(),
+                    value: Err(why.clone()),
+                    fencing_token: None,
+                }),
+            })
+            .collect();
+        let st = Status {
+            key: key.clone(),
+            masters,
+            quorum,
+        };
         if st.held().is_some() {
             held.push(st);
         }
@@ -241,7 +271,7 @@ pub async fn list(endpoints: &[Endpoint], pattern: &str, max: usize, as_json: bo
     let waiters = if keys.is_empty() {
         Vec::new()
     } else {
-        locker.waiters(&keys).await
+        reader.waiters(&keys).await
     };
     if as_json {
         let all: Vec<Value> = held

@@ -20,10 +20,14 @@ pub struct Found {
     pub keys: Vec<String>,
     /// More matched than the cap.
     pub capped: bool,
-    /// Masters that could be scanned to the end (or to the cap).
-    pub reachable: usize,
-    /// Why the others could not.
-    pub errors: Vec<String>,
+    /// Per master, in order: scanned (to the end or to the cap), or why not.
+    pub masters: Vec<Result<(), String>>,
+}
+
+impl Found {
+    pub fn reachable(&self) -> usize {
+        self.masters.iter().filter(|m| m.is_ok()).count()
+    }
 }
 
 impl Locker {
@@ -62,13 +66,7 @@ impl Locker {
         let mut found = Found::default();
         let mut all = BTreeSet::new();
         for r in per_master {
-            match r {
-                Ok(keys) => {
-                    found.reachable += 1;
-                    all.extend(keys);
-                }
-                Err(e) => found.errors.push(e),
-            }
+            found.masters.push(r.map(|keys| all.extend(keys)));
         }
         found.capped = all.len() > max;
         found.keys = all.into_iter().take(max).collect();
