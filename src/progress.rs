@@ -165,13 +165,14 @@ impl Progress {
 
     /// The terminal line.
     fn line(&self) -> String {
+        let waited = secs(self.started.elapsed());
         let mut s = format!(
-            "redlock-run: waiting for lock \"{}\": {} of {}",
+            "redlock-run: waiting for lock \"{}\": {}",
             escape_controls(&self.key),
-            secs(self.started.elapsed()),
-            self.timeout
-                .map_or("no timeout".to_string(), |t| humantime::format_duration(t)
-                    .to_string())
+            match self.timeout {
+                Some(t) => format!("{waited} of {}", humantime::format_duration(t)),
+                None => format!("{waited}, no timeout"),
+            }
         );
         match &self.seen {
             Seen::Held(h) => {
@@ -358,6 +359,38 @@ mod tests {
         assert_eq!(fit("ab", 80), "ab");
         assert_eq!(fit("東京都", 6), "東京");
         assert_eq!(fit("x", 0), "");
+    }
+
+    #[test]
+    fn the_terminal_line_names_key_holder_timeout_and_place() {
+        let mut p = Progress::new("deploy\nprod", Timeout::Never);
+        p.attempted(&Attempt::Held {
+            pttl: None,
+            holder: Holder {
+                info: Some(serde_json::json!({
+                    "host": "build-3", "pid": 4242, "command": "deploy.sh",
+                    "since_ms": 1_764_290_462_000u64, "token": "t",
+                })),
+                token: "t".into(),
+            },
+        });
+        p.position(Some(2));
+        assert_eq!(
+            p.line(),
+            "redlock-run: waiting for lock \"deploy\\nprod\": 0s, no timeout; \
+             held by build-3 pid 4242 (deploy.sh) since 2025-11-28T00:41:02Z; #2 in queue"
+        );
+        p.timeout = Some(Duration::from_secs(600));
+        p.position(None);
+        p.attempted(&Attempt::Unavailable {
+            reason: "redis://h:1: refused".into(),
+            permanent: false,
+        });
+        assert_eq!(
+            p.line(),
+            "redlock-run: waiting for lock \"deploy\\nprod\": 0s of 10m; \
+             Redis does not answer: redis://h:1: refused"
+        );
     }
 
     #[test]
