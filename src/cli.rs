@@ -231,7 +231,9 @@ pub struct RunArgs {
     pub target: Target,
 
     /// How long to wait for the lock: 0s = one attempt (cron: skip if
-    /// another host holds it); `inf` = wait forever.
+    /// another host holds it); `inf` = wait forever. A wait longer than a
+    /// second shows its progress on stderr (who holds the lock, for how
+    /// long we waited, our place in the queue); -q silences it.
     #[arg(short, long, env = "REDLOCK_TIMEOUT", default_value = "0s", value_parser = timeout, value_name = "DURATION")]
     pub timeout: Timeout,
 
