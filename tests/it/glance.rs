@@ -2,8 +2,6 @@
 //! lock at a glance (`list`), against real redis-server processes.
 
 use std::io::Read;
-use std::os::fd::OwnedFd;
-use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -261,33 +259,11 @@ struct Pty {
 
 impl Pty {
     fn spawn(mut cmd: Command) -> Self {
-        let size = nix::pty::Winsize {
-            ws_row: 24,
-            ws_col: 200,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        let pty = nix::pty::openpty(Some(&size), None).expect("openpty");
-        let slave: OwnedFd = pty.slave;
-        cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
-            .stdout(Stdio::from(slave.try_clone().unwrap()))
-            .stderr(Stdio::from(slave));
-        // SAFETY: setsid and the TIOCSCTTY ioctl are async-signal-safe
-        // system calls on the child's own descriptors.
-        unsafe {
-            cmd.pre_exec(|| {
-                nix::unistd::setsid().map_err(std::io::Error::from)?;
-                if nix::libc::ioctl(0, nix::libc::TIOCSCTTY, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        let mut master = attach_pty(&mut cmd, Some(200));
         let child = cmd.spawn().expect("spawn in a pty");
         // The parent's copies of the slave side are gone with `cmd`.
         drop(cmd);
         let screen = Arc::new(Mutex::new(Vec::new()));
-        let mut master = std::fs::File::from(pty.master);
         let sink = screen.clone();
         let reader = std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
