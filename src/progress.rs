@@ -208,6 +208,10 @@ impl WaitObserver for Progress {
     }
 
     fn wants_position(&self) -> bool {
+        // No extra request to a Redis that does not answer.
+        if matches!(self.seen, Seen::Unavailable(_)) {
+            return false;
+        }
         match self.out {
             Output::Off => false,
             Output::Events => true,

@@ -675,3 +675,37 @@ fn list_of_unreachable_redis_is_69() {
         );
     }
 }
+
+/// On a terminal too: `-q` shows nothing, and `--log-format json` writes
+/// JSON lines, never the redrawn line.
+#[test]
+fn on_a_terminal_quiet_is_silent_and_json_stays_json() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("pty-quiet");
+    let (_holder, _) = Holder::start(&server, &k, dir.path(), &["--ttl", "10s"]);
+    let run = |extra: &[&str]| {
+        let mut cmd = rr(&server);
+        cmd.args(["--key", &k, "--timeout", "2s"])
+            .args(extra)
+            .args(["--", "true"]);
+        Pty::spawn(cmd).finish()
+    };
+    let (code, text) = run(&["-q"]);
+    assert_eq!(code, Some(75), "{text:?}");
+    assert_eq!(text, "", "-q on a terminal");
+
+    let (code, text) = run(&["--log-format", "json"]);
+    assert_eq!(code, Some(75), "{text:?}");
+    assert!(
+        !text.contains('\x1b'),
+        "a redrawn line in JSON mode: {text:?}"
+    );
+    let start = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l.trim_end()).unwrap_or_else(|e| panic!("{e}: {l:?}"))
+        })
+        .find(|v| v["message"] == "waiting for the lock");
+    assert!(start.is_some_and(|v| v["key"] == k.as_str()), "{text:?}");
+}
