@@ -25,8 +25,8 @@ Register-ArgumentCompleter -Native -CommandName 'redlock-run' -ScriptBlock {
             [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'The lock''s name; the lock lives at exactly this Redis key')
             [CompletionResult]::new('-r', '-r', [CompletionResultType]::ParameterName, 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual (percent-encode special characters in the password, e.g. %40 for ''@'', %2F for ''/''). Repeat for a Redlock quorum over independent masters; in REDLOCK_REDIS, separate the URLs with commas (a comma splits the list only where a new URL begins, so one in a password is kept). Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`')
             [CompletionResult]::new('--redis', '--redis', [CompletionResultType]::ParameterName, 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual (percent-encode special characters in the password, e.g. %40 for ''@'', %2F for ''/''). Repeat for a Redlock quorum over independent masters; in REDLOCK_REDIS, separate the URLs with commas (a comma splits the list only where a new URL begins, so one in a password is kept). Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`')
-            [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'How long to wait for the lock: 0s = one attempt (cron: skip if another host holds it); `inf` = wait forever')
-            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the lock: 0s = one attempt (cron: skip if another host holds it); `inf` = wait forever')
+            [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'How long to wait for the lock: 0s = one attempt (cron: skip if another host holds it); `inf` = wait forever. A wait longer than a second shows its progress on stderr (who holds the lock, for how long we waited, our place in the queue); -q silences it')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the lock: 0s = one attempt (cron: skip if another host holds it); `inf` = wait forever. A wait longer than a second shows its progress on stderr (who holds the lock, for how long we waited, our place in the queue); -q silences it')
             [CompletionResult]::new('--ttl', '--ttl', [CompletionResultType]::ParameterName, 'Lease length: if the holder vanishes, the lock frees itself this long after the last refresh')
             [CompletionResult]::new('--refresh', '--refresh', [CompletionResultType]::ParameterName, 'How often the lease is renewed while the command runs [default: ttl/3]; must be < ttl')
             [CompletionResult]::new('--min-hold', '--min-hold', [CompletionResultType]::ParameterName, 'Keep the lock at least this long after acquiring it, even if the command ends sooner (redlock-run itself exits at once). Stops a late-firing cron on another host from running the same job again')
@@ -50,6 +50,7 @@ Register-ArgumentCompleter -Native -CommandName 'redlock-run' -ScriptBlock {
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show whether KEY is held, by whom, for how long, and the last fencing token')
             [CompletionResult]::new('release', 'release', [CompletionResultType]::ParameterValue, 'Delete the lock whoever holds it (break glass after a crash). Needs --force')
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check the Redis servers a key would use: one line per check')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the locks held through this tool whose key matches PATTERN')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -124,6 +125,20 @@ Register-ArgumentCompleter -Native -CommandName 'redlock-run' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'redlock-run;list' {
+            [CompletionResult]::new('-r', '-r', [CompletionResultType]::ParameterName, 'Redis URL, as for the other commands (see `redlock-run --help`); repeat for a Redlock quorum over independent masters')
+            [CompletionResult]::new('--redis', '--redis', [CompletionResultType]::ParameterName, 'Redis URL, as for the other commands (see `redlock-run --help`); repeat for a Redlock quorum over independent masters')
+            [CompletionResult]::new('--max', '--max', [CompletionResultType]::ParameterName, 'Show at most this many locks')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log line format: one line per event; json for log shippers')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON array of objects shaped like `status --json`')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More output on stderr (repeatable). Without -v/-q, REDLOCK_LOG (a level or a tracing filter) sets it')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More output on stderr (repeatable). Without -v/-q, REDLOCK_LOG (a level or a tracing filter) sets it')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Less output on stderr (repeatable)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Less output on stderr (repeatable)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'redlock-run;completions' {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -134,6 +149,7 @@ Register-ArgumentCompleter -Native -CommandName 'redlock-run' -ScriptBlock {
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show whether KEY is held, by whom, for how long, and the last fencing token')
             [CompletionResult]::new('release', 'release', [CompletionResultType]::ParameterValue, 'Delete the lock whoever holds it (break glass after a crash). Needs --force')
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check the Redis servers a key would use: one line per check')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the locks held through this tool whose key matches PATTERN')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script to stdout')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -148,6 +164,9 @@ Register-ArgumentCompleter -Native -CommandName 'redlock-run' -ScriptBlock {
             break
         }
         'redlock-run;help;doctor' {
+            break
+        }
+        'redlock-run;help;list' {
             break
         }
         'redlock-run;help;completions' {

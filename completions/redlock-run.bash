@@ -25,6 +25,9 @@ _redlock__run() {
             redlock__run,help)
                 cmd="redlock__run__subcmd__help"
                 ;;
+            redlock__run,list)
+                cmd="redlock__run__subcmd__list"
+                ;;
             redlock__run,release)
                 cmd="redlock__run__subcmd__release"
                 ;;
@@ -43,6 +46,9 @@ _redlock__run() {
             redlock__run__subcmd__help,help)
                 cmd="redlock__run__subcmd__help__subcmd__help"
                 ;;
+            redlock__run__subcmd__help,list)
+                cmd="redlock__run__subcmd__help__subcmd__list"
+                ;;
             redlock__run__subcmd__help,release)
                 cmd="redlock__run__subcmd__help__subcmd__release"
                 ;;
@@ -59,7 +65,7 @@ _redlock__run() {
 
     case "${cmd}" in
         redlock__run)
-            opts="-k -r -t -E -c -v -q -h -V --key --redis --timeout --ttl --refresh --min-hold --kill-after --conflict-exit-code --shell --label --record-args --verbose --quiet --log-format --help --version schedule status release doctor completions help"
+            opts="-k -r -t -E -c -v -q -h -V --key --redis --timeout --ttl --refresh --min-hold --kill-after --conflict-exit-code --shell --label --record-args --verbose --quiet --log-format --help --version schedule status release doctor list completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -185,7 +191,7 @@ _redlock__run() {
             return 0
             ;;
         redlock__subcmd__run__subcmd__help)
-            opts="schedule status release doctor completions help"
+            opts="schedule status release doctor list completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -240,6 +246,20 @@ _redlock__run() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        redlock__subcmd__run__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         redlock__subcmd__run__subcmd__help__subcmd__release)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -275,6 +295,36 @@ _redlock__run() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        redlock__subcmd__run__subcmd__list)
+            opts="-r -v -q -h --redis --json --max --verbose --quiet --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --redis)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -22,8 +22,8 @@ set edit:completion:arg-completer[redlock-run] = {|@words|
             cand --key 'The lock''s name; the lock lives at exactly this Redis key'
             cand -r 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual (percent-encode special characters in the password, e.g. %40 for ''@'', %2F for ''/''). Repeat for a Redlock quorum over independent masters; in REDLOCK_REDIS, separate the URLs with commas (a comma splits the list only where a new URL begins, so one in a password is kept). Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`'
             cand --redis 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual (percent-encode special characters in the password, e.g. %40 for ''@'', %2F for ''/''). Repeat for a Redlock quorum over independent masters; in REDLOCK_REDIS, separate the URLs with commas (a comma splits the list only where a new URL begins, so one in a password is kept). Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`'
-            cand -t 'How long to wait for the lock: 0s = one attempt (cron: skip if another host holds it); `inf` = wait forever'
-            cand --timeout 'How long to wait for the lock: 0s = one attempt (cron: skip if another host holds it); `inf` = wait forever'
+            cand -t 'How long to wait for the lock: 0s = one attempt (cron: skip if another host holds it); `inf` = wait forever. A wait longer than a second shows its progress on stderr (who holds the lock, for how long we waited, our place in the queue); -q silences it'
+            cand --timeout 'How long to wait for the lock: 0s = one attempt (cron: skip if another host holds it); `inf` = wait forever. A wait longer than a second shows its progress on stderr (who holds the lock, for how long we waited, our place in the queue); -q silences it'
             cand --ttl 'Lease length: if the holder vanishes, the lock frees itself this long after the last refresh'
             cand --refresh 'How often the lease is renewed while the command runs [default: ttl/3]; must be < ttl'
             cand --min-hold 'Keep the lock at least this long after acquiring it, even if the command ends sooner (redlock-run itself exits at once). Stops a late-firing cron on another host from running the same job again'
@@ -47,6 +47,7 @@ set edit:completion:arg-completer[redlock-run] = {|@words|
             cand status 'Show whether KEY is held, by whom, for how long, and the last fencing token'
             cand release 'Delete the lock whoever holds it (break glass after a crash). Needs --force'
             cand doctor 'Check the Redis servers a key would use: one line per check'
+            cand list 'List the locks held through this tool whose key matches PATTERN'
             cand completions 'Print a shell completion script to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -116,6 +117,19 @@ set edit:completion:arg-completer[redlock-run] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'redlock-run;list'= {
+            cand -r 'Redis URL, as for the other commands (see `redlock-run --help`); repeat for a Redlock quorum over independent masters'
+            cand --redis 'Redis URL, as for the other commands (see `redlock-run --help`); repeat for a Redlock quorum over independent masters'
+            cand --max 'Show at most this many locks'
+            cand --log-format 'Log line format: one line per event; json for log shippers'
+            cand --json 'Print one JSON array of objects shaped like `status --json`'
+            cand -v 'More output on stderr (repeatable). Without -v/-q, REDLOCK_LOG (a level or a tracing filter) sets it'
+            cand --verbose 'More output on stderr (repeatable). Without -v/-q, REDLOCK_LOG (a level or a tracing filter) sets it'
+            cand -q 'Less output on stderr (repeatable)'
+            cand --quiet 'Less output on stderr (repeatable)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'redlock-run;completions'= {
             cand -h 'Print help'
             cand --help 'Print help'
@@ -125,6 +139,7 @@ set edit:completion:arg-completer[redlock-run] = {|@words|
             cand status 'Show whether KEY is held, by whom, for how long, and the last fencing token'
             cand release 'Delete the lock whoever holds it (break glass after a crash). Needs --force'
             cand doctor 'Check the Redis servers a key would use: one line per check'
+            cand list 'List the locks held through this tool whose key matches PATTERN'
             cand completions 'Print a shell completion script to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -135,6 +150,8 @@ set edit:completion:arg-completer[redlock-run] = {|@words|
         &'redlock-run;help;release'= {
         }
         &'redlock-run;help;doctor'= {
+        }
+        &'redlock-run;help;list'= {
         }
         &'redlock-run;help;completions'= {
         }

@@ -26,7 +26,7 @@ end
 
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -s k -l key -d 'The lock\'s name; the lock lives at exactly this Redis key' -r
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -s r -l redis -d 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual (percent-encode special characters in the password, e.g. %40 for \'@\', %2F for \'/\'). Repeat for a Redlock quorum over independent masters; in REDLOCK_REDIS, separate the URLs with commas (a comma splits the list only where a new URL begins, so one in a password is kept). Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`' -r
-complete -c redlock-run -n "__fish_redlock_run_needs_command" -s t -l timeout -d 'How long to wait for the lock: 0s = one attempt (cron: skip if another host holds it); `inf` = wait forever' -r
+complete -c redlock-run -n "__fish_redlock_run_needs_command" -s t -l timeout -d 'How long to wait for the lock: 0s = one attempt (cron: skip if another host holds it); `inf` = wait forever. A wait longer than a second shows its progress on stderr (who holds the lock, for how long we waited, our place in the queue); -q silences it' -r
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -l ttl -d 'Lease length: if the holder vanishes, the lock frees itself this long after the last refresh' -r
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -l refresh -d 'How often the lease is renewed while the command runs [default: ttl/3]; must be < ttl' -r
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -l min-hold -d 'Keep the lock at least this long after acquiring it, even if the command ends sooner (redlock-run itself exits at once). Stops a late-firing cron on another host from running the same job again' -r
@@ -45,6 +45,7 @@ complete -c redlock-run -n "__fish_redlock_run_needs_command" -a "schedule" -d '
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -a "status" -d 'Show whether KEY is held, by whom, for how long, and the last fencing token'
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -a "release" -d 'Delete the lock whoever holds it (break glass after a crash). Needs --force'
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -a "doctor" -d 'Check the Redis servers a key would use: one line per check'
+complete -c redlock-run -n "__fish_redlock_run_needs_command" -a "list" -d 'List the locks held through this tool whose key matches PATTERN'
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -a "completions" -d 'Print a shell completion script to stdout'
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -s k -l key -d 'The lock\'s name; the lock lives at exactly this Redis key' -r
@@ -88,10 +89,19 @@ complete -c redlock-run -n "__fish_redlock_run_using_subcommand doctor" -l json 
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand doctor" -s v -l verbose -d 'More output on stderr (repeatable). Without -v/-q, REDLOCK_LOG (a level or a tracing filter) sets it'
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand doctor" -s q -l quiet -d 'Less output on stderr (repeatable)'
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand list" -s r -l redis -d 'Redis URL, as for the other commands (see `redlock-run --help`); repeat for a Redlock quorum over independent masters' -r
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand list" -l max -d 'Show at most this many locks' -r
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand list" -l log-format -d 'Log line format: one line per event; json for log shippers' -r -f -a "text\t''
+json\t''"
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand list" -l json -d 'Print one JSON array of objects shaped like `status --json`'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand list" -s v -l verbose -d 'More output on stderr (repeatable). Without -v/-q, REDLOCK_LOG (a level or a tracing filter) sets it'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand list" -s q -l quiet -d 'Less output on stderr (repeatable)'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c redlock-run -n "__fish_redlock_run_using_subcommand help; and not __fish_seen_subcommand_from schedule status release doctor completions help" -f -a "schedule" -d 'Run the command on a schedule; each tick runs at most once across every instance that shares the key'
-complete -c redlock-run -n "__fish_redlock_run_using_subcommand help; and not __fish_seen_subcommand_from schedule status release doctor completions help" -f -a "status" -d 'Show whether KEY is held, by whom, for how long, and the last fencing token'
-complete -c redlock-run -n "__fish_redlock_run_using_subcommand help; and not __fish_seen_subcommand_from schedule status release doctor completions help" -f -a "release" -d 'Delete the lock whoever holds it (break glass after a crash). Needs --force'
-complete -c redlock-run -n "__fish_redlock_run_using_subcommand help; and not __fish_seen_subcommand_from schedule status release doctor completions help" -f -a "doctor" -d 'Check the Redis servers a key would use: one line per check'
-complete -c redlock-run -n "__fish_redlock_run_using_subcommand help; and not __fish_seen_subcommand_from schedule status release doctor completions help" -f -a "completions" -d 'Print a shell completion script to stdout'
-complete -c redlock-run -n "__fish_redlock_run_using_subcommand help; and not __fish_seen_subcommand_from schedule status release doctor completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand help; and not __fish_seen_subcommand_from schedule status release doctor list completions help" -f -a "schedule" -d 'Run the command on a schedule; each tick runs at most once across every instance that shares the key'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand help; and not __fish_seen_subcommand_from schedule status release doctor list completions help" -f -a "status" -d 'Show whether KEY is held, by whom, for how long, and the last fencing token'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand help; and not __fish_seen_subcommand_from schedule status release doctor list completions help" -f -a "release" -d 'Delete the lock whoever holds it (break glass after a crash). Needs --force'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand help; and not __fish_seen_subcommand_from schedule status release doctor list completions help" -f -a "doctor" -d 'Check the Redis servers a key would use: one line per check'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand help; and not __fish_seen_subcommand_from schedule status release doctor list completions help" -f -a "list" -d 'List the locks held through this tool whose key matches PATTERN'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand help; and not __fish_seen_subcommand_from schedule status release doctor list completions help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand help; and not __fish_seen_subcommand_from schedule status release doctor list completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

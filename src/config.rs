@@ -306,20 +306,27 @@ impl Place {
             }
             Some(k) => k.clone(),
         };
-        let endpoints = t
-            .redis
-            .iter()
-            .map(|u| Endpoint::parse(u))
-            .collect::<Result<Vec<_>, _>>()?;
-        if endpoints.is_empty() {
-            return Err(Failure::Usage("no Redis URL given".into()));
-        }
-        if endpoints.iter().any(Endpoint::is_tls) {
-            // Several crypto back ends may be compiled in; pick ours once.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
-        Ok(Place { key, endpoints })
+        Ok(Place {
+            key,
+            endpoints: endpoints(&t.redis)?,
+        })
     }
+}
+
+/// The servers named by `--redis` URLs, checked.
+pub fn endpoints(urls: &[String]) -> Result<Vec<Endpoint>, Failure> {
+    let endpoints = urls
+        .iter()
+        .map(|u| Endpoint::parse(u))
+        .collect::<Result<Vec<_>, _>>()?;
+    if endpoints.is_empty() {
+        return Err(Failure::Usage("no Redis URL given".into()));
+    }
+    if endpoints.iter().any(Endpoint::is_tls) {
+        // Several crypto back ends may be compiled in; pick ours once.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    Ok(endpoints)
 }
 
 #[cfg(test)]

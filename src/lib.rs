@@ -4,7 +4,7 @@
 //!
 //! - `cli` (the clap definition, which is the manual) → `config` (checked
 //!   values: where the lock lives, the lease, the program) → a mode:
-//!   `run`, `schedule`, or `admin` (status, release).
+//!   `run`, `schedule`, or `admin` (status, list, release); `doctor`.
 //! - `lock/`: acquire, wait, renew, release, on one master or a Redlock
 //!   quorum, behind one type.
 //! - `supervise`: the one `select!` over the command (`child`, in its own
@@ -26,6 +26,7 @@ pub mod exit;
 pub mod guardian;
 pub mod lock;
 pub mod logging;
+pub mod progress;
 pub mod run;
 pub mod schedule;
 pub mod signals;
@@ -206,6 +207,21 @@ fn dispatch(cli: Cli) -> i32 {
                 Mode(Some("doctor")).prepare(&a.log, ERRORS, || Place::from_args(&a.target));
             finish(
                 block_on(async { Ok(doctor::doctor(&place, a.json).await) }),
+                exit::CONFLICT,
+            )
+        }
+        Some(Sub::List(a)) => {
+            let endpoints = Mode(Some("list")).prepare(&a.log, ERRORS, || {
+                if a.pattern.is_empty() {
+                    return Err(Failure::Usage(
+                        "the pattern must not be empty (* lists every lock)".into(),
+                    ));
+                }
+                config::endpoints(&a.redis)
+            });
+            let max = a.max as usize;
+            finish(
+                block_on(async { Ok(admin::list(&endpoints, &a.pattern, max, a.json).await) }),
                 exit::CONFLICT,
             )
         }

@@ -2,6 +2,7 @@
 //! comes from -v/-q around a per-command default, or else from REDLOCK_LOG.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
@@ -13,6 +14,17 @@ use crate::cli::{LogArgs, LogFormat};
 use crate::exit::Failure;
 
 const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// The progress events' target (src/progress.rs): shown at every level
+/// but off, so that a wait is never silent unless -q asks for it.
+const PROGRESS: &str = "redlock_run::progress";
+
+static FORMAT: OnceLock<LogFormat> = OnceLock::new();
+
+/// The log format [`init`] installed (text until then).
+pub fn format() -> LogFormat {
+    FORMAT.get().copied().unwrap_or(LogFormat::Text)
+}
 
 /// Default verbosity: run mode prints errors only, schedule one line per tick.
 #[derive(Debug, Clone, Copy)]
@@ -28,21 +40,34 @@ pub fn init(args: &LogArgs, default: Default, timestamps: bool) -> Result<(), Fa
     let from_flags = args.verbose > 0 || args.quiet > 0;
     let env = std::env::var("REDLOCK_LOG").ok().filter(|_| !from_flags);
     let filter = match env {
-        Some(spec) if !spec.trim().is_empty() => EnvFilter::try_new(spec.trim())
-            .map_err(|e| Failure::Usage(format!("invalid REDLOCK_LOG {spec:?}: {e}")))?,
+        Some(spec) if !spec.trim().is_empty() => {
+            let spec = spec.trim();
+            EnvFilter::try_new(spec)
+                .map_err(|e| Failure::Usage(format!("invalid REDLOCK_LOG {spec:?}: {e}")))?;
+            if spec == "off" || spec.contains(PROGRESS) {
+                EnvFilter::new(spec)
+            } else {
+                EnvFilter::new(format!("{spec},{PROGRESS}=info"))
+            }
+        }
         _ => {
             let idx = (default as i32 + i32::from(args.verbose) - i32::from(args.quiet))
                 .clamp(0, LEVELS.len() as i32 - 1) as usize;
-            // Configuration warnings (lock::masters) show even when only
-            // errors do; -q silences them too.
-            let spec = if idx == 1 {
-                format!("{},redlock_run::lock::masters=warn", LEVELS[idx])
-            } else {
-                LEVELS[idx].to_string()
+            // Configuration warnings (lock::masters) and progress show even
+            // when only errors do; -q silences them too.
+            let spec = match idx {
+                0 => LEVELS[0].to_string(),
+                1 => format!(
+                    "{},redlock_run::lock::masters=warn,{PROGRESS}=info",
+                    LEVELS[1]
+                ),
+                2 => format!("{},{PROGRESS}=info", LEVELS[2]),
+                _ => LEVELS[idx].to_string(),
             };
             EnvFilter::new(spec)
         }
     };
+    let _ = FORMAT.set(args.log_format);
     // A log line that cannot be written (EIO, EPIPE, ENOSPC on stderr) is
     // dropped: never a panic, never a second attempt on the same stderr.
     let builder = tracing_subscriber::fmt()
@@ -84,6 +109,11 @@ where
                 "{} ",
                 humantime::format_rfc3339_millis(std::time::SystemTime::now())
             )?;
+        }
+        // The progress line is on screen (cursor at its start): clear it,
+        // it is redrawn below this line.
+        if crate::progress::line_shown() {
+            write!(w, "\x1b[2K")?;
         }
         let level = event.metadata().level().as_str().to_ascii_lowercase();
         write!(w, "redlock-run: {level}: ")?;

@@ -61,14 +61,17 @@ pub async fn run(plan: RunPlan) -> Result<i32> {
         Timeout::Never => None,
     };
 
-    let grant = match locker
-        .acquire_waiting(
+    let mut progress = crate::progress::Progress::new(&plan.place.key, plan.timeout);
+    let outcome = locker
+        .acquire_waiting_observed(
             |token| holder_json(token, &plan.program),
             timeout,
             signals.next(),
+            &mut progress,
         )
-        .await
-    {
+        .await;
+    progress.end(&outcome);
+    let grant = match outcome {
         WaitOutcome::Acquired(g) => g,
         WaitOutcome::Cancelled(sig) => {
             let sig = sig.expect("the signal stream never ends");

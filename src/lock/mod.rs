@@ -14,6 +14,7 @@ mod masters;
 mod node;
 mod release;
 mod renew;
+mod scan;
 mod scripts;
 mod status;
 mod wait;
@@ -25,8 +26,9 @@ use crate::config::{Endpoint, Lease};
 pub use keeper::{Keeper, LeaseState};
 pub use node::{Node, NodeError};
 pub use release::Count;
+pub use scan::Found;
 pub use status::{FenceKind, MasterState, Status, format_ttl};
-pub use wait::{WaitOutcome, Waker};
+pub use wait::{WaitObserver, WaitOutcome, Waker};
 
 /// The Redis names that belong to one lock. The auxiliary keys carry the
 /// lock key as a `{hash tag}`, so they live in the lock key's cluster slot.

@@ -6,6 +6,10 @@
 //! Waiters queue up in Redis (a sorted set by arrival); a release wakes
 //! only the first live waiter, on its own channel, so hand-over is in
 //! arrival order and a release does not set off a thundering herd.
+//!
+//! A [`WaitObserver`] (the progress line, `crate::progress`) watches from
+//! the side: it is shown what each attempt saw and given ticks during the
+//! pauses, and never holds up an attempt.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -17,6 +21,32 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::{Attempt, Grant, Locker, Mode};
+
+/// A side channel on a wait, for progress output. Its calls run on the
+/// waiting task, so they must return at once (no blocking I/O).
+pub trait WaitObserver {
+    /// What one attempt saw (the current holder, or why Redis failed).
+    fn attempted(&mut self, _attempt: &Attempt) {}
+    /// When to be given the next [`tick`](Self::tick) (None: never).
+    fn next_tick(&self) -> Option<Instant> {
+        None
+    }
+    /// Whether the next tick should come with our place in the queue
+    /// (one `ZRANK` on the first master).
+    fn wants_position(&self) -> bool {
+        false
+    }
+    /// Our place in the queue (1 = next), None when not known.
+    fn position(&mut self, _position: Option<u64>) {}
+    /// A tick during a pause between attempts.
+    fn tick(&mut self) {}
+}
+
+/// No observer.
+impl WaitObserver for () {}
+
+/// How long a queue-position look-up may take before it is given up.
+const POSITION_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// The slowest re-check: the spec promises at least one per second.
 const MAX_PAUSE: Duration = Duration::from_secs(1);
@@ -137,6 +167,18 @@ impl Locker {
         timeout: Option<Duration>,
         cancel: impl Future<Output = C>,
     ) -> WaitOutcome<C> {
+        self.acquire_waiting_observed(holder_json, timeout, cancel, &mut ())
+            .await
+    }
+
+    /// [`acquire_waiting`](Self::acquire_waiting), watched by `observer`.
+    pub async fn acquire_waiting_observed<C>(
+        &mut self,
+        holder_json: impl Fn(&str) -> String,
+        timeout: Option<Duration>,
+        cancel: impl Future<Output = C>,
+        observer: &mut dyn WaitObserver,
+    ) -> WaitOutcome<C> {
         tokio::pin!(cancel);
         // A timeout too large for the clock is as good as none.
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
@@ -170,6 +212,7 @@ impl Locker {
                     return WaitOutcome::Cancelled(c);
                 }
             };
+            observer.attempted(&attempt);
             let pause = match &attempt {
                 Attempt::Acquired(g) => return WaitOutcome::Acquired(g.clone()),
                 Attempt::Held { pttl, .. } => {
@@ -220,17 +263,54 @@ impl Locker {
                 continue;
             }
             let until = deadline.map_or(now + pause, |d| d.min(now + pause));
-            tokio::select! {
-                // A holder released the lock.
-                _ = async { match &waker { Some(w) => w.notified().await, None => std::future::pending().await } } => {}
-                // Our own re-check, in case a wake-up was lost.
-                _ = tokio::time::sleep_until(until) => {}
-                c = &mut cancel => {
-                    self.leave(&token, &waiter).await;
-                    return WaitOutcome::Cancelled(c);
+            // One pass per observer tick; the next attempt is never held up
+            // by a tick (or its queue look-up), which is dropped instead.
+            let cancelled = loop {
+                let tick_at = observer.next_tick();
+                let ask = observer.wants_position();
+                tokio::select! {
+                    // A holder released the lock.
+                    _ = async { match &waker { Some(w) => w.notified().await, None => std::future::pending().await } } => break None,
+                    // Our own re-check, in case a wake-up was lost.
+                    _ = tokio::time::sleep_until(until) => break None,
+                    c = &mut cancel => break Some(c),
+                    // Progress output is due (it never ends the pause).
+                    p = async {
+                        if let Some(at) = tick_at {
+                            tokio::time::sleep_until(at).await;
+                        }
+                        match ask {
+                            true => Some(self.queue_position(&waiter).await),
+                            false => None,
+                        }
+                    }, if tick_at.is_some() => {
+                        if let Some(p) = p {
+                            observer.position(p);
+                        }
+                        observer.tick();
+                    }
                 }
+            };
+            if let Some(c) = cancelled {
+                self.leave(&token, &waiter).await;
+                return WaitOutcome::Cancelled(c);
             }
             token = Locker::new_token();
+        }
+    }
+}
+
+impl Locker {
+    /// Our place in the waiters' queue on the first master (1 = next), if
+    /// it can be known quickly.
+    async fn queue_position(&mut self, waiter: &str) -> Option<u64> {
+        let timeout = self.lease.io_timeout().min(POSITION_TIMEOUT);
+        let mut pipe = redis::pipe();
+        pipe.zrank(&self.keys.waiters, waiter);
+        let node = self.nodes.first_mut()?;
+        match node.query::<(Option<u64>,)>(&pipe, timeout).await {
+            Ok((rank,)) => rank.map(|r| r + 1),
+            Err(_) => None,
         }
     }
 }

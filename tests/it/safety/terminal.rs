@@ -5,14 +5,11 @@
 //! deadline must not depend on it anyway.
 
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::os::fd::AsRawFd;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use nix::pty::openpty;
-
-use crate::support::{RedisServer, bin, key, read_pid, wait_gone, wait_output};
+use crate::support::{RedisServer, attach_pty, bin, key, read_pid, wait_gone, wait_output};
 
 /// Start `redlock-run ARGS` as the session leader and foreground job of a
 /// new pseudo-terminal on which `stty tostop` is set; returns the child and
@@ -21,31 +18,15 @@ fn in_tostop_terminal(
     server: &RedisServer,
     args: &[String],
 ) -> (std::process::Child, std::thread::JoinHandle<Vec<u8>>) {
-    let pty = openpty(None, None).expect("openpty");
-    let slave: OwnedFd = pty.slave;
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
         .arg("stty tostop && exec \"$0\" \"$@\"")
         .arg(bin())
         .args(args)
         .env("REDLOCK_REDIS", server.url())
-        .env_remove("REDLOCK_LOG")
-        .stdin(Stdio::from(slave.try_clone().unwrap()))
-        .stdout(Stdio::from(slave.try_clone().unwrap()))
-        .stderr(Stdio::from(slave));
-    // SAFETY: setsid and the TIOCSCTTY ioctl are async-signal-safe system
-    // calls on the child's own descriptors.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::unistd::setsid().map_err(std::io::Error::from)?;
-            if nix::libc::ioctl(0, nix::libc::TIOCSCTTY, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+        .env_remove("REDLOCK_LOG");
+    let mut master = attach_pty(&mut cmd, None);
     let child = cmd.spawn().expect("spawn in a pty");
-    let mut master = std::fs::File::from(pty.master);
     let reader = std::thread::spawn(move || {
         let mut all = Vec::new();
         let mut buf = [0u8; 4096];

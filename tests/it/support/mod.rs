@@ -588,3 +588,34 @@ pub fn libfaketime() -> PathBuf {
         .find(|p| p.exists())
         .expect("libfaketime not found: apt-get install -y faketime (scripts/test does)")
 }
+
+/// Give `cmd` a new pseudo-terminal (`cols` columns wide, or of unknown
+/// size) as its stdin, stdout, stderr and controlling terminal, with the
+/// process as its session leader; returns the master side. The slave side
+/// stays open in `cmd` until it is dropped.
+pub fn attach_pty(cmd: &mut Command, cols: Option<u16>) -> std::fs::File {
+    use std::os::unix::process::CommandExt;
+    let size = cols.map(|c| nix::pty::Winsize {
+        ws_row: 24,
+        ws_col: c,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    });
+    let pty = nix::pty::openpty(size.as_ref(), None).expect("openpty");
+    let slave = pty.slave;
+    cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave));
+    // SAFETY: setsid and the TIOCSCTTY ioctl are async-signal-safe system
+    // calls on the child's own descriptors.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            if nix::libc::ioctl(0, nix::libc::TIOCSCTTY, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    std::fs::File::from(pty.master)
+}

@@ -1,0 +1,127 @@
+//! Finding the locks this tool manages, for `redlock-run list`: `SCAN`
+//! (never `KEYS`, which blocks the server for the whole keyspace) over the
+//! holder descriptions, a few hundred keys per call, up to a cap.
+
+use std::collections::BTreeSet;
+
+use super::{Keys, Locker};
+
+/// Keys examined per `SCAN` call (a hint to the server, which bounds the
+/// work of each call).
+const SCAN_COUNT: &str = "1000";
+
+/// The holder description's name is `{KEY}` followed by this.
+const HOLDER_SUFFIX: &str = "}:redlock-run:holder";
+
+/// What a scan found.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// Lock keys, sorted, at most the cap.
+    pub keys: Vec<String>,
+    /// More matched than the cap.
+    pub capped: bool,
+    /// Per master, in order: scanned (to the end or to the cap), or why not.
+    pub masters: Vec<Result<(), String>>,
+}
+
+impl Found {
+    pub fn reachable(&self) -> usize {
+        self.masters.iter().filter(|m| m.is_ok()).count()
+    }
+}
+
+impl Locker {
+    /// The keys matching the glob `pattern` (Redis glob syntax) of locks
+    /// with a holder description, on any master; at most `max`.
+    pub async fn scan_locks(&mut self, pattern: &str, max: usize) -> Found {
+        let timeout = self.lease.io_timeout();
+        let matching = format!("{{{pattern}{HOLDER_SUFFIX}");
+        let per_master = futures_util::future::join_all(self.nodes.iter_mut().map(|node| {
+            let matching = &matching;
+            async move {
+                let mut keys = BTreeSet::new();
+                let mut cursor = "0".to_string();
+                loop {
+                    let mut pipe = redis::pipe();
+                    pipe.cmd("SCAN")
+                        .arg(&cursor)
+                        .arg("MATCH")
+                        .arg(matching)
+                        .arg("COUNT")
+                        .arg(SCAN_COUNT);
+                    let ((next, names),) = node
+                        .query::<((String, Vec<String>),)>(&pipe, timeout)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    keys.extend(names.iter().filter_map(|n| lock_key(n)));
+                    // One past the cap tells that the cap was reached.
+                    if next == "0" || keys.len() > max {
+                        return Ok::<_, String>(keys);
+                    }
+                    cursor = next;
+                }
+            }
+        }))
+        .await;
+        let mut found = Found::default();
+        let mut all = BTreeSet::new();
+        for r in per_master {
+            found.masters.push(r.map(|keys| all.extend(keys)));
+        }
+        found.capped = all.len() > max;
+        found.keys = all.into_iter().take(max).collect();
+        found
+    }
+
+    /// Live waiters of each lock in `keys` (subscribers to its wake-up
+    /// channel; every waiter subscribes on every master): the most any
+    /// master counts, None when no master answered.
+    pub async fn waiters(&mut self, keys: &[String]) -> Vec<Option<u64>> {
+        let timeout = self.lease.io_timeout();
+        let mut pipe = redis::pipe();
+        let numsub = pipe.cmd("PUBSUB").arg("NUMSUB");
+        for k in keys {
+            numsub.arg(Keys::new(k).channel);
+        }
+        let replies = futures_util::future::join_all(
+            self.nodes
+                .iter_mut()
+                .map(|node| node.query::<(Vec<(String, u64)>,)>(&pipe, timeout)),
+        )
+        .await;
+        (0..keys.len())
+            .map(|i| {
+                replies
+                    .iter()
+                    .filter_map(|r| r.as_ref().ok().and_then(|(v,)| v.get(i)).map(|c| c.1))
+                    .max()
+            })
+            .collect()
+    }
+}
+
+/// The lock key whose holder description is `name`.
+fn lock_key(name: &str) -> Option<String> {
+    let key = name.strip_prefix('{')?.strip_suffix(HOLDER_SUFFIX)?;
+    (!key.is_empty()).then(|| key.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holder_names_give_their_lock_keys() {
+        assert_eq!(
+            lock_key("{deploy}:redlock-run:holder").as_deref(),
+            Some("deploy")
+        );
+        assert_eq!(Keys::new("a}b{c").holder, "{a}b{c}:redlock-run:holder");
+        assert_eq!(
+            lock_key("{a}b{c}:redlock-run:holder").as_deref(),
+            Some("a}b{c")
+        );
+        assert_eq!(lock_key("{x}:redlock-run:fence"), None);
+        assert_eq!(lock_key("{}:redlock-run:holder"), None);
+    }
+}
