@@ -4,6 +4,7 @@
 mod admin;
 mod chaos;
 mod cli;
+mod documented;
 mod holder;
 mod lease;
 mod quorum;
