@@ -165,7 +165,10 @@ fn soak() {
     let mut header = String::new();
     let _ = writeln!(
         header,
-        "# redlock-run soak\n\n- commit: {commit}{}\n- started: unix {now}\n         - asked: {minutes} min; REDLOCK_SOAK_SEED={seed}; REDLOCK_SOAK_ROUNDS={}\n         - reproduce: `REDLOCK_SOAK={minutes} REDLOCK_SOAK_SEED={seed} cargo test --test it          --release soak -- --ignored --nocapture`\n",
+        "# redlock-run soak\n\n- commit: {commit}{}\n- started: unix {now}\n\
+         - asked: {minutes} min; REDLOCK_SOAK_SEED={seed}; REDLOCK_SOAK_ROUNDS={}\n\
+         - reproduce: `REDLOCK_SOAK={minutes} REDLOCK_SOAK_SEED={seed} cargo test --test it \
+         --release soak -- --ignored --nocapture`\n",
         if dirty {
             " (with uncommitted changes)"
         } else {
@@ -313,10 +316,14 @@ fn table(r: &Report, elapsed: Duration, rounds: [usize; 3]) -> String {
     row(
         "exit 70 runs whose command died before the lease could expire",
         format!(
-            "{} checked (closest: {:.1} ms before the expiry), {} unverifiable \
+            "{} checked (closest: {} before the expiry), {} unverifiable \
              (sampler blinded by the fault)",
             r.lease_checked,
-            r.min_lease_slack_ns.unwrap_or(0) as f64 / 1e6,
+            r.min_lease_slack_ns
+                .map_or("– (no lease ran out)".into(), |s| format!(
+                    "{:.1} ms",
+                    s as f64 / 1e6
+                )),
             r.lease_unverifiable
         ),
     );
