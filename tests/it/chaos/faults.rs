@@ -277,6 +277,13 @@ impl World {
     pub fn pause_redis(&self, m: usize, d: Duration) {
         let start = mono_ns();
         self.masters[m].pause();
+        // The fault excuses what a blinded sampler cannot see: make sure
+        // it is real (logged either way, it blinds from `start` on).
+        let pid = self.masters[m].pid().as_raw();
+        assert!(
+            wait_stopped(pid, Duration::from_secs(2)),
+            "redis-server {pid} did not stop on SIGSTOP"
+        );
         std::thread::sleep(d);
         self.masters[m].resume();
         self.log(Event {
@@ -472,8 +479,16 @@ impl World {
         };
         let start = mono_ns();
         signal(h.rr_pid, Signal::SIGSTOP);
-        std::thread::sleep(d);
+        // Counted only if it took effect (a stall that never happened
+        // would make "a stalled run was checked" vacuous).
+        let stopped = wait_stopped(h.rr_pid, Duration::from_millis(500));
+        if stopped {
+            std::thread::sleep(d);
+        }
         signal(h.rr_pid, Signal::SIGCONT);
+        if !stopped {
+            return false;
+        }
         self.log(Event {
             run: Some(h.run),
             contender: Some(h.contender),
