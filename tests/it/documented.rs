@@ -312,6 +312,17 @@ fn ctrl_z_in_the_foreground_does_not_stop_the_command() {
             while matches!(std::io::Read::read(&mut m, &mut buf), Ok(n) if n > 0) {}
         })
     };
+    // If an assertion fails with the command stopped, nothing would ever
+    // end the run: kill redlock-run by PID (the guardian kills the group).
+    struct KillOnPanic(i32);
+    impl Drop for KillOnPanic {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0), Signal::SIGKILL);
+            }
+        }
+    }
+    let _guard = KillOnPanic(child.id() as i32);
     let pid = read_pid(&dir.path().join("pid"));
     // The command's group has the terminal (it is what Ctrl-Z reaches).
     wait_until("the command's group to be the foreground", DONE, || {
