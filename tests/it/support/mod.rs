@@ -600,3 +600,23 @@ pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
         .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
     wait_output(child, limit)
 }
+
+/// Run to completion with the stdio `cmd` already has, killed by PID and
+/// the test failed after `limit`.
+pub fn status_within(cmd: &mut Command, limit: Duration) -> std::process::ExitStatus {
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{:?} did not finish within {limit:?}", cmd.get_program());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
