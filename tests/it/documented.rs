@@ -12,7 +12,10 @@
 //! - Ctrl-Z in the foreground does not stop the command (README, "The
 //!   command", last item; "Terminals");
 //! - a schedule goes on after a failing command and after a lost lease
-//!   (README, "schedule": "Failures don't stop the schedule").
+//!   (README, "schedule": "Failures don't stop the schedule");
+//! - wall-clock steps do not move the lease (README, "Guarantees and
+//!   limits", Clocks: leases on CLOCK_BOOTTIME). A suspend cannot be made
+//!   in a test.
 //!
 //! Already covered elsewhere, not repeated here: 70 for a redlock-run
 //! stalled (SIGSTOPped alone) past its lease
@@ -396,5 +399,92 @@ fn a_schedule_goes_on_after_a_failing_command_and_a_lost_lease() {
     assert!(
         lost.contains("exit_status=70"),
         "the lost lease's line does not say exit status 70: {lost}"
+    );
+}
+
+/// An LD_PRELOAD shim that steps CLOCK_REALTIME (and only it) by the
+/// number of seconds in the file named by `WALLSTEP_FILE`, re-read on
+/// every call: an NTP step or a manual `date`, for one process tree.
+/// (libfaketime cannot stand in: it also rewrites the absolute deadlines
+/// given to timerfd_settime, whatever the timer's clock, so a CLOCK_BOOTTIME
+/// timer fires an hour early under "+1h"; checked with a 10-line program.)
+const WALLSTEP_C: &str = r#"
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+static long offset(void) {
+    const char *path = getenv("WALLSTEP_FILE");
+    char buf[32] = {0};
+    int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    return n > 0 ? strtol(buf, NULL, 10) : 0;
+}
+
+int clock_gettime(clockid_t clk, struct timespec *ts) {
+    static int (*real)(clockid_t, struct timespec *);
+    if (!real) real = (int (*)(clockid_t, struct timespec *))dlsym(RTLD_NEXT, "clock_gettime");
+    int r = real(clk, ts);
+    if (r == 0 && (clk == CLOCK_REALTIME || clk == CLOCK_REALTIME_COARSE)) ts->tv_sec += offset();
+    return r;
+}
+"#;
+
+/// "Locally, leases are measured on CLOCK_BOOTTIME, which wall clock
+/// changes (NTP steps, manual `date`) do not affect": redlock-run's wall
+/// clock (the shim above) jumps an hour ahead, then two hours back, while
+/// its command runs over several lease terms (--ttl 1s). The lease must be
+/// kept (exit 0, the command runs to its end); its JSON log's wall-clock
+/// stamps show that both steps reached it. (A suspend, the other half of
+/// that sentence, cannot be made in a test.)
+#[test]
+fn wall_clock_steps_do_not_move_the_lease() {
+    let shim = compile_c("wallstep", WALLSTEP_C, &["-shared", "-fPIC", "-ldl"]);
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("clock-step");
+    let step = dir.path().join("step");
+    std::fs::write(&step, "0\n").unwrap();
+    let child = spawn_piped(
+        rr(&server)
+            .env("REDLOCK_LOG", "debug")
+            .env("LD_PRELOAD", &shim)
+            .env("WALLSTEP_FILE", &step)
+            .args(["--log-format", "json", "--key", &k, "--ttl", "1s", "--"])
+            .args(["sh", "-c", "echo $$ > pid; sleep 3; echo done > done"])
+            .current_dir(dir.path()),
+    );
+    let pid = read_pid(&dir.path().join("pid"));
+    // Into the first term, then an hour ahead (a wall-clock deadline would
+    // have passed long ago), then, a few renewals later, an hour behind.
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(&step, "3600\n").unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    std::fs::write(&step, "-3600\n").unwrap();
+    let out = wait_output(child, DONE);
+    let err = stderr(&out);
+    wait_gone(pid, Duration::from_secs(5));
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{err}");
+    assert!(dir.path().join("done").exists(), "the command was stopped");
+    let now = std::time::SystemTime::now();
+    let offsets: Vec<i64> = err
+        .lines()
+        .filter_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            let t = humantime::parse_rfc3339(v["timestamp"].as_str()?).ok()?;
+            Some(match t.duration_since(now) {
+                Ok(d) => d.as_secs() as i64,
+                Err(e) => -(e.duration().as_secs() as i64),
+            })
+        })
+        .collect();
+    assert!(
+        offsets.iter().any(|&o| o > 50 * 60) && offsets.iter().any(|&o| o < -50 * 60),
+        "the steps did not both reach redlock-run (log stamps {offsets:?} s from now):\n{err}"
     );
 }
