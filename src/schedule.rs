@@ -216,9 +216,12 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
                 tracing::error!(tick = %tick_str, fencing_token = fencing, "{f}; stopping the schedule");
                 return Err(f.into());
             }
+            // The run's status is 70, as in run mode; the command's own
+            // (usually the signal that stopped it) goes alongside.
             Err(f) => tracing::error!(
                 tick = %tick_str, fencing_token = fencing,
-                exit_status = o.status.map_or(i32::from(exit::LOST), exit::from_status),
+                exit_status = i32::from(exit::LOST),
+                command_status = %o.status.map_or("-".into(), |st| exit::from_status(st).to_string()),
                 duration_ms, late_ms, reason = %f, "ran; lock lost"
             ),
             Ok(0) => tracing::info!(

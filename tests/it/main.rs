@@ -5,6 +5,7 @@ mod admin;
 mod chaos;
 mod cli;
 mod doctor;
+mod documented;
 mod glance;
 mod history;
 mod holder;

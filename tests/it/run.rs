@@ -480,15 +480,17 @@ fn closed_standard_descriptors_and_sigpipe_are_handled() {
     );
     // sh closes 0, 1 and 2, then execs redlock-run at debug level (so it
     // does write log lines) with the probe as its command.
-    let status = std::process::Command::new("sh")
-        .env("REDLOCK_REDIS", server.url())
-        .env_remove("REDLOCK_KEY")
-        .env_remove("REDLOCK_LOG")
-        .args(["-c", "exec 0<&- 1>&- 2>&- \"$0\" \"$@\""])
-        .arg(bin())
-        .args(["-vv", "--key", &k, "--", "sh", "-c", &probe])
-        .status()
-        .expect("spawn sh");
+    let status = output_within(
+        std::process::Command::new("sh")
+            .env("REDLOCK_REDIS", server.url())
+            .env_remove("REDLOCK_KEY")
+            .env_remove("REDLOCK_LOG")
+            .args(["-c", "exec 0<&- 1>&- 2>&- \"$0\" \"$@\""])
+            .arg(bin())
+            .args(["-vv", "--key", &k, "--", "sh", "-c", &probe]),
+        Duration::from_secs(60),
+    )
+    .status;
     assert_eq!(status.code(), Some(0), "{status:?}");
     let text = std::fs::read_to_string(&report).expect("the command ran");
     let mut lines = text.lines();

@@ -95,6 +95,15 @@ pub struct Event {
     pub epoch: Option<u64>,
     /// Restarts with persistence: whether the held lock came back.
     pub survived: Option<bool>,
+    /// The master it hit (None: every master, or none: a contender's or a
+    /// run's fault).
+    pub master: Option<usize>,
+    /// RestartEmpty: the key's value at the moment of the kill, read while
+    /// `CLIENT PAUSE WRITE` held every write back (so exact: nothing could
+    /// be granted between the read and the kill). The only section the old
+    /// incarnation can have granted and whose command may start after the
+    /// epoch changed is the one holding this token. None: not observed.
+    pub at_kill: Option<Option<String>>,
 }
 
 impl Event {
@@ -107,6 +116,8 @@ impl Event {
             contender: None,
             epoch: None,
             survived: None,
+            master: None,
+            at_kill: None,
         }
     }
 }
@@ -128,6 +139,20 @@ fn proc_state(pid: i32) -> Option<char> {
     s.rsplit(')').next()?.trim_start().chars().next()
 }
 
+/// Wait up to `limit` for `pid` to be stopped ('T'); false if it never
+/// was (or is gone).
+fn wait_stopped(pid: i32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        match proc_state(pid) {
+            Some('T') => return true,
+            None | Some('Z' | 'X') => return false,
+            _ if Instant::now() >= deadline => return false,
+            _ => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
+}
+
 fn signal(pid: i32, sig: Signal) {
     let _ = kill(Pid::from_raw(pid), sig);
 }
@@ -137,26 +162,32 @@ impl World {
         self.sh.events.lock().unwrap().push(e);
     }
 
-    /// The current holder, if a section is running (waits up to `limit`
-    /// for one that `want` accepts).
+    /// The current holder, if exactly one section is running (waits up to
+    /// `limit` for one that `want` accepts). Two running at once is an
+    /// overlap the checker must see as it is: a fault aimed at one of them
+    /// (a freeze, above all, which excuses overlaps that begin after it)
+    /// could hide it, so none is picked then.
     pub fn holder(&self, limit: Duration, want: impl Fn(&Holder) -> bool) -> Option<Holder> {
         let deadline = Instant::now() + limit;
         loop {
             let live: Vec<_> = self.sh.live.lock().unwrap().clone().into_iter().collect();
-            for (run, l) in live {
-                let Some(s) = Section::read(&self.sh.dir, run) else {
-                    continue;
-                };
-                let h = Holder {
-                    run,
-                    rr_pid: l.rr_pid,
-                    pid: s.pid,
-                    contender: l.contender,
-                    long: l.long,
-                    term_ignoring: l.term_ignoring,
-                };
-                if !s.ended() && want(&h) {
-                    return Some(h);
+            let running: Vec<Holder> = live
+                .into_iter()
+                .filter_map(|(run, l)| {
+                    let s = Section::read(&self.sh.dir, run)?;
+                    (!s.ended() && alive(s.pid)).then_some(Holder {
+                        run,
+                        rr_pid: l.rr_pid,
+                        pid: s.pid,
+                        contender: l.contender,
+                        long: l.long,
+                        term_ignoring: l.term_ignoring,
+                    })
+                })
+                .collect();
+            if let [h] = running.as_slice() {
+                if want(h) {
+                    return Some(*h);
                 }
             }
             if Instant::now() >= deadline {
@@ -246,9 +277,17 @@ impl World {
     pub fn pause_redis(&self, m: usize, d: Duration) {
         let start = mono_ns();
         self.masters[m].pause();
+        // The fault excuses what a blinded sampler cannot see: make sure
+        // it is real (logged either way, it blinds from `start` on).
+        let pid = self.masters[m].pid().as_raw();
+        assert!(
+            wait_stopped(pid, Duration::from_secs(2)),
+            "redis-server {pid} did not stop on SIGSTOP"
+        );
         std::thread::sleep(d);
         self.masters[m].resume();
         self.log(Event {
+            master: Some(m),
             ..Event::new(Kind::RedisPause, start)
         });
     }
@@ -258,7 +297,7 @@ impl World {
     /// lock and the fencing counter are gone).
     pub fn restart_redis(&mut self, m: usize) {
         let start = mono_ns();
-        let survived = self.restart_master(m);
+        let (survived, at_kill) = self.restart_master(m);
         let kind = if self.p.persistence {
             Kind::RestartPersistent
         } else {
@@ -269,14 +308,19 @@ impl World {
         self.log(Event {
             epoch,
             survived,
+            master: Some(m),
+            at_kill: Some(at_kill).filter(|_| epoch.is_some()).flatten(),
             ..Event::new(kind, start)
         });
     }
 
     /// Restart one master; with persistence, whether a lock held at the
-    /// kill was there again after the restart (None: nothing was held).
-    fn restart_master(&mut self, m: usize) -> Option<bool> {
-        let before = self.key_state(m);
+    /// kill was there again after the restart (None: nothing was held);
+    /// and the key's value at the kill (None: not observed).
+    fn restart_master(&mut self, m: usize) -> (Option<bool>, Option<Option<String>>) {
+        // Writes held back from here to the kill: the state read is the
+        // state killed (the connection that paused them dies with it).
+        let before = self.key_state_frozen(m);
         self.masters[m].kill();
         if !self.p.persistence {
             let e = self
@@ -291,13 +335,38 @@ impl World {
         }
         self.masters[m].restart();
         let after = self.key_state(m);
-        match before {
+        let survived = match &before {
             // Long enough a lease left that it cannot have expired meanwhile.
-            Some((Some(v), pttl)) if self.p.persistence && pttl > 300 => {
+            Some((Some(v), pttl)) if self.p.persistence && *pttl > 300 => {
                 Some(after.is_some_and(|(a, _)| a.as_deref() == Some(v.as_str())))
             }
             _ => None,
-        }
+        };
+        (survived, before.map(|(v, _)| v))
+    }
+
+    /// `CLIENT PAUSE 10000 WRITE` (every write, scripts included, waits;
+    /// reads go on), then the key's value and PTTL: nothing can change it
+    /// until the server is killed.
+    fn key_state_frozen(&self, m: usize) -> Option<(Option<String>, i64)> {
+        let client = redis::Client::open(self.masters[m].url()).ok()?;
+        let mut c = client
+            .get_connection_with_timeout(Duration::from_millis(200))
+            .ok()?;
+        c.set_read_timeout(Some(Duration::from_millis(200))).ok()?;
+        let _: () = redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(10_000)
+            .arg("WRITE")
+            .query(&mut c)
+            .ok()?;
+        redis::pipe()
+            .cmd("GET")
+            .arg(&self.sh.key)
+            .cmd("PTTL")
+            .arg(&self.sh.key)
+            .query(&mut c)
+            .ok()
     }
 
     fn key_state(&self, m: usize) -> Option<(Option<String>, i64)> {
@@ -347,31 +416,36 @@ impl World {
             return false;
         };
         let guardian = guardian_of(h.rr_pid);
-        if let Some(g) = guardian {
-            signal(g, Signal::SIGSTOP);
+        let thaw = |pids: &[i32]| {
+            for &p in pids.iter().rev() {
+                signal(p, Signal::SIGCONT);
+            }
+        };
+        // Guardian first, then the command, then redlock-run; each must be
+        // seen stopped ('T' in /proc/PID/stat: kill(2) returns before the
+        // target has acted on SIGSTOP, and under load that can take a
+        // while) before the next, and before the freeze counts: an overlap
+        // is excused only if it began after every one of them had stopped.
+        let mut stopped: Vec<i32> = Vec::new();
+        for pid in guardian.into_iter().chain([h.pid, h.rr_pid]) {
+            signal(pid, Signal::SIGSTOP);
+            stopped.push(pid);
+            if !wait_stopped(pid, Duration::from_millis(500)) {
+                thaw(&stopped);
+                return false;
+            }
+        }
+        let ended = Section::read(&self.sh.dir, h.run).is_none_or(|s| s.ended());
+        if ended {
+            // It finished just before: not a frozen section.
+            thaw(&stopped);
+            return false;
         }
         let thaw_guardian = || {
             if let Some(g) = guardian {
                 signal(g, Signal::SIGCONT);
             }
         };
-        signal(h.pid, Signal::SIGSTOP);
-        // kill(2) returns before the target has stopped: under load it may
-        // take a while to be scheduled and act on SIGSTOP. Look until it
-        // has (or is gone), rather than once.
-        let limit = Instant::now() + Duration::from_millis(500);
-        while Instant::now() < limit && matches!(proc_state(h.pid), Some(c) if c != 'T' && c != 'Z')
-        {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let ended = Section::read(&self.sh.dir, h.run).is_none_or(|s| s.ended());
-        if proc_state(h.pid) != Some('T') || ended {
-            // It finished just before: not a frozen section.
-            signal(h.pid, Signal::SIGCONT);
-            thaw_guardian();
-            return false;
-        }
-        signal(h.rr_pid, Signal::SIGSTOP);
         let start = mono_ns();
         let limit = Instant::now() + self.p.ttl * 3;
         while Instant::now() < limit && !self.section_started_since(start, h.run) {
@@ -405,8 +479,16 @@ impl World {
         };
         let start = mono_ns();
         signal(h.rr_pid, Signal::SIGSTOP);
-        std::thread::sleep(d);
+        // Counted only if it took effect (a stall that never happened
+        // would make "a stalled run was checked" vacuous).
+        let stopped = wait_stopped(h.rr_pid, Duration::from_millis(500));
+        if stopped {
+            std::thread::sleep(d);
+        }
         signal(h.rr_pid, Signal::SIGCONT);
+        if !stopped {
+            return false;
+        }
         self.log(Event {
             run: Some(h.run),
             contender: Some(h.contender),
@@ -430,6 +512,7 @@ impl World {
         std::thread::sleep(d);
         set("0");
         self.log(Event {
+            master: Some(m),
             ..Event::new(Kind::Oom, start)
         });
     }
@@ -458,6 +541,7 @@ impl World {
         std::thread::sleep(d);
         self.masters[m].restart();
         self.log(Event {
+            master: Some(m),
             ..Event::new(Kind::MasterDown, start)
         });
     }
@@ -474,6 +558,7 @@ impl World {
             proxy.set_mode(Mode::Pass);
         }
         self.log(Event {
+            master: Some(m),
             ..Event::new(Kind::MinorityPartition, start)
         });
     }
@@ -483,7 +568,7 @@ impl World {
         let start = mono_ns();
         let mut survived = None;
         for m in 0..self.masters.len() {
-            if let Some(s) = self.restart_master(m) {
+            if let Some(s) = self.restart_master(m).0 {
                 survived = Some(survived.unwrap_or(true) && s);
             }
             std::thread::sleep(gap);

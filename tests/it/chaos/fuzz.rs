@@ -5,7 +5,11 @@
 //! forms) against real servers. Whatever the input:
 //!
 //! - no panic (no "panicked" on stderr, no exit 101, no death by signal),
-//!   and an exit code from the documented set;
+//!   and an exit code from the documented set that fits the case (2, 126
+//!   and 127 only for a line with something invalid in it);
+//! - a line with a value no option accepts (garbage durations, -E 256, an
+//!   empty key, -v with -q, no command, ...) exits 2; a line built only
+//!   from valid values never does;
 //! - exit 2 means nothing touched Redis (no connection counted by any
 //!   server) and nothing on stdout;
 //! - the command never runs without the lock: it records whether
@@ -78,7 +82,7 @@ fn chaos_cli_fuzz_never_panics_never_runs_unlocked_never_leaves_a_lock() {
     let mut rng = Rng::new(SEED);
     let mut failures: Vec<String> = Vec::new();
     let mut codes: std::collections::BTreeMap<String, usize> = Default::default();
-    let (mut ran, mut sane_cases) = (0, 0);
+    let (mut ran, mut sane_cases, mut refused) = (0, 0, 0);
     let started = Instant::now();
     for n in 0..CASES {
         let case = generate(&s, &mut rng, n, dir.path());
@@ -150,11 +154,15 @@ fn chaos_cli_fuzz_never_panics_never_runs_unlocked_never_leaves_a_lock() {
             ))
         };
 
+        // The command's own code; the conflict code (75 unless -E); 69
+        // (unreachable, refused writes); 70 (lost); and only for a line
+        // with something invalid in it, 2 (usage) and 126/127 (a program
+        // that cannot run). No signal codes: nothing here signals a run.
         let allowed = |c: i32| {
-            [0, 1, 2, 69, 70, 75, 126, 127].contains(&c)
-                || Some(c) == case.conflict
-                || c == case.code
-                || (129..=192).contains(&c)
+            c == case.code
+                || c == case.conflict.unwrap_or(75)
+                || [69, 70].contains(&c)
+                || (!case.sane && [2, 126, 127].contains(&c))
         };
         match (out.status, code) {
             (None, _) => bad(format!("hung: still running after {LIMIT:?}, killed")),
@@ -165,6 +173,18 @@ fn chaos_cli_fuzz_never_panics_never_runs_unlocked_never_leaves_a_lock() {
         }
         if err.contains("panicked") {
             bad("panicked".into());
+        }
+        if !case.must_refuse.is_empty() && code != Some(2) {
+            bad(format!(
+                "invalid input ({}) not refused with 2",
+                case.must_refuse.join(", ")
+            ));
+        }
+        if case.must_refuse.is_empty() && case.sane && code == Some(2) {
+            bad("a valid command line refused as bad usage (2)".into());
+        }
+        if !case.must_refuse.is_empty() {
+            refused += 1;
         }
         let marker = std::fs::read_to_string(dir.path().join(format!("marker-{n}")));
         if code == Some(2) {
@@ -230,8 +250,13 @@ fn chaos_cli_fuzz_never_panics_never_runs_unlocked_never_leaves_a_lock() {
         }
     }
     eprintln!(
-        "chaos cli fuzz: {CASES} cases in {:.1} s, command ran in {ran} ({sane_cases} valid-only); exit codes {codes:?}",
+        "chaos cli fuzz: {CASES} cases in {:.1} s, command ran in {ran} ({sane_cases} valid-only), \
+         {refused} must be refused; exit codes {codes:?}",
         started.elapsed().as_secs_f64()
+    );
+    assert!(
+        sane_cases >= CASES / 5 && refused >= CASES / 5,
+        "too few valid ({sane_cases}) or certainly invalid ({refused}) cases of {CASES}"
     );
     assert!(
         failures.is_empty(),

@@ -8,6 +8,23 @@ use std::path::Path;
 use super::Rng;
 use super::fuzz_servers::{Servers, Target, Url};
 
+/// Garbage no duration option accepts, in an option or in the environment
+/// (checked against the binary): a case with one of these must exit 2.
+pub const NEVER_VALID: &[&str] = &[
+    "-5s",
+    "5",
+    "abc",
+    "",
+    " ",
+    "1e3ms",
+    "0x10s",
+    "NaN",
+    "∞",
+    "5 parsecs",
+    "1h -5m",
+    "\n",
+];
+
 pub fn duration(rng: &mut Rng, valid: &[&str]) -> String {
     const GARBAGE: &[&str] = &[
         "-5s",
@@ -91,11 +108,19 @@ pub struct Case {
     /// Built only from valid values: the command must run.
     pub sane: bool,
     pub prehold: bool,
+    /// Why this case must be refused as bad usage (exit 2), if it must.
+    pub must_refuse: Vec<String>,
 }
 
 pub fn generate(s: &Servers, rng: &mut Rng, n: usize, dir: &Path) -> Case {
     let sane = rng.chance(0.35);
     let p = |rng: &mut Rng, x: f64| !sane && rng.chance(x);
+    let mut must_refuse: Vec<String> = Vec::new();
+    let mut refuse_if = |bad: bool, why: String| {
+        if bad {
+            must_refuse.push(why);
+        }
+    };
     let mut args: Vec<OsString> = Vec::new();
     let mut env: Vec<(String, String)> = Vec::new();
     let push = |a: &mut Vec<OsString>, k: &str, v: String| {
@@ -130,6 +155,7 @@ pub fn generate(s: &Servers, rng: &mut Rng, n: usize, dir: &Path) -> Case {
     } else {
         key(rng, n)
     };
+    refuse_if(k.is_empty(), "an empty key".into());
     match rng.below(3) {
         0 => env.push(("REDLOCK_KEY".into(), k.clone())),
         1 => args.push(format!("--key={k}").into()),
@@ -146,6 +172,10 @@ pub fn generate(s: &Servers, rng: &mut Rng, n: usize, dir: &Path) -> Case {
     } else {
         duration(rng, ttl_valid)
     };
+    refuse_if(
+        NEVER_VALID.contains(&ttl.as_str()),
+        format!("--ttl {ttl:?}"),
+    );
     if rng.chance(0.5) {
         env.push(("REDLOCK_TTL".into(), ttl.clone()));
     } else {
@@ -165,6 +195,10 @@ pub fn generate(s: &Servers, rng: &mut Rng, n: usize, dir: &Path) -> Case {
     let mut waits = false;
     if rng.chance(0.7) {
         waits = timeout != "0s";
+        refuse_if(
+            NEVER_VALID.contains(&timeout.as_str()),
+            format!("--timeout {timeout:?}"),
+        );
         if rng.chance(0.5) {
             env.push(("REDLOCK_TIMEOUT".into(), timeout));
         } else {
@@ -177,6 +211,10 @@ pub fn generate(s: &Servers, rng: &mut Rng, n: usize, dir: &Path) -> Case {
         } else {
             duration(rng, &["100ms", "200ms", "2s"])
         };
+        refuse_if(
+            NEVER_VALID.contains(&v.as_str()),
+            format!("--refresh {v:?}"),
+        );
         push(&mut args, "--refresh", v);
     }
     if rng.chance(0.3) {
@@ -185,6 +223,10 @@ pub fn generate(s: &Servers, rng: &mut Rng, n: usize, dir: &Path) -> Case {
         } else {
             duration(rng, &["50ms", "1s", "0s"])
         };
+        refuse_if(
+            NEVER_VALID.contains(&v.as_str()),
+            format!("--kill-after {v:?}"),
+        );
         push(&mut args, "--kill-after", v);
     }
     let mut min_hold = false;
@@ -195,6 +237,10 @@ pub fn generate(s: &Servers, rng: &mut Rng, n: usize, dir: &Path) -> Case {
             duration(rng, &["0s", "300ms", "1s"])
         };
         min_hold = true;
+        refuse_if(
+            NEVER_VALID.contains(&v.as_str()),
+            format!("--min-hold {v:?}"),
+        );
         push(&mut args, "--min-hold", v);
     }
     let mut conflict = None;
@@ -206,12 +252,14 @@ pub fn generate(s: &Servers, rng: &mut Rng, n: usize, dir: &Path) -> Case {
                 .to_string()
         };
         conflict = e.parse::<u8>().ok().map(i32::from);
+        refuse_if(conflict.is_none(), format!("-E {e:?}"));
         push(&mut args, "-E", e);
     }
     // -v and -q conflict (exit 2): only chaotic cases mix them.
     let mut verbose = false;
     for (chance, flag) in [(0.2, "-v"), (0.1, "-vv"), (0.1, "-q")] {
         if rng.chance(chance) && !(sane && flag == "-q" && verbose) {
+            refuse_if(flag == "-q" && verbose, "-v with -q".into());
             verbose |= flag != "-q";
             args.push(flag.into());
         }
@@ -222,13 +270,17 @@ pub fn generate(s: &Servers, rng: &mut Rng, n: usize, dir: &Path) -> Case {
         } else {
             rng.pick(&["json", "text", "xml"])
         };
+        refuse_if(f == "xml", "--log-format xml".into());
         push(&mut args, "--log-format", f.into());
     }
+    let mut extra = false;
     if p(rng, 0.1) {
-        args.push(
-            rng.pick(&["--bogus", "--ttl", "-Z", "--", "--timeout=1s"])
-                .into(),
-        );
+        let a = *rng.pick(&["--bogus", "--ttl", "-Z", "--", "--timeout=1s"]);
+        refuse_if(a == "--bogus" || a == "-Z", format!("unknown option {a}"));
+        // The others may change how what follows parses ("--" turns the
+        // command's own "--" into the program name).
+        extra = true;
+        args.push(a.into());
         env.push((
             "REDLOCK_LOG".into(),
             rng.pick(&["trace", "nonsense[[", "debug"]).to_string(),
@@ -245,7 +297,17 @@ pub fn generate(s: &Servers, rng: &mut Rng, n: usize, dir: &Path) -> Case {
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let sh_line = format!("sh {}", shell_quote(&path.display().to_string()));
     let forms = if sane { 5 } else { 10 };
-    match rng.below(forms) {
+    let form = rng.below(forms);
+    let why = match form {
+        5 => Some("both --shell and a -- command"),
+        6 => Some("no command"),
+        9 => Some("an empty program name"),
+        _ => None,
+    };
+    if let Some(why) = why.filter(|_| !extra) {
+        refuse_if(true, why.into());
+    }
+    match form {
         0 => args.extend(["--".into(), "sh".into(), path.clone().into()]),
         1 => args.extend(["--".into(), path.clone().into()]),
         2 => args.extend(["--shell".into(), sh_line.into()]),
@@ -270,6 +332,7 @@ pub fn generate(s: &Servers, rng: &mut Rng, n: usize, dir: &Path) -> Case {
         min_hold,
         sane: sane && reachable,
         prehold: reachable && rng.chance(0.15) && (!sane || waits),
+        must_refuse,
     }
 }
 

@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 
 use super::checker::{Input, Sec, describe, exit_label, nanos, tail};
-use super::faults::Event;
+use super::faults::{Event, Kind};
 use super::harness::{Params, Sample};
 use super::ms;
 use super::report::Report;
@@ -20,25 +20,44 @@ use super::report::Report;
 /// partition lands when it heals, with this run's token and a fresh TTL,
 /// and renewals keep it), so a master is not counted as lost for good at
 /// its first sample without the token. A master not sampled yet counts as
-/// holding it.
+/// holding it. A "holding" sample is evidence only until the key it saw
+/// could have expired (its receive time + its PTTL): a master the sampler
+/// cannot reach any more (frozen, down, restarting) does not keep the
+/// lease alive on its last word; when that moment passes with no newer
+/// sample, the master counts as without the token.
 fn lost_at<'a>(
     samples: &'a [Vec<Sample>],
     token: &str,
     after: u64,
     p: &Params,
 ) -> Option<(u64, &'a Sample)> {
-    let mut timeline: Vec<(usize, &Sample)> = samples
-        .iter()
-        .enumerate()
-        .flat_map(|(m, ms)| ms.iter().filter(|x| x.t_send > after).map(move |x| (m, x)))
-        .collect();
-    timeline.sort_unstable_by_key(|(_, x)| x.t_recv);
+    // (time, master, sample, is the expiry of that sample's evidence)
+    let mut timeline: Vec<(u64, usize, usize, bool)> = Vec::new();
+    for (m, ms) in samples.iter().enumerate() {
+        for (i, x) in ms.iter().enumerate().filter(|(_, x)| x.t_send > after) {
+            timeline.push((x.t_recv, m, i, false));
+            if x.value.as_deref() == Some(token) && x.pttl > 0 {
+                timeline.push((x.t_recv + x.pttl as u64 * 1_000_000, m, i, true));
+            }
+        }
+    }
+    timeline.sort_unstable_by_key(|&(t, _, _, expiry)| (t, expiry));
     let k = p.masters - p.quorum() + 1;
     let mut without = vec![false; samples.len()];
-    for (m, x) in timeline {
-        without[m] = x.value.as_deref() != Some(token);
+    let mut latest: Vec<Option<usize>> = vec![None; samples.len()];
+    for (t, m, i, expiry) in timeline {
+        if expiry {
+            // Only if no newer sample of this master came since.
+            if latest[m] != Some(i) {
+                continue;
+            }
+            without[m] = true;
+        } else {
+            latest[m] = Some(i);
+            without[m] = samples[m][i].value.as_deref() != Some(token);
+        }
         if without.iter().filter(|w| **w).count() >= k {
-            return Some((x.t_recv, x));
+            return Some((t, &samples[m][i]));
         }
     }
     None
@@ -113,7 +132,7 @@ pub fn check_lease(r: &mut Report, sec: &Sec, inp: &Input, killed: &HashSet<u64>
                 ));
             }
         }
-        if !sec.s.ended() && !sec.frozen {
+        if !sec.s.ended() && !sec.is_frozen() {
             r.violations.push(format!(
                 "command cut short without a lost lock: {} (stderr: {})",
                 describe(sec),
@@ -121,7 +140,7 @@ pub fn check_lease(r: &mut Report, sec: &Sec, inp: &Input, killed: &HashSet<u64>
             ));
         }
     }
-    if run.code != Some(70) || sec.frozen {
+    if run.code != Some(70) || sec.is_frozen() {
         return;
     }
     let Some(death) = run.death else { return };
@@ -160,28 +179,56 @@ pub fn check_lease(r: &mut Report, sec: &Sec, inp: &Input, killed: &HashSet<u64>
     }
 }
 
+/// Whether a fault can keep a release from landing on a master: the
+/// contender's own link cut, slowed or reset (on every master), or that
+/// master frozen, down, restarting with its data, cut off from every
+/// contender, or refusing writes (OOM refuses the release script). Not a
+/// lost reply (Redis ran the request: the key is gone), not an empty
+/// restart (the key is gone with it), not a fault aimed at a run.
+fn blocks_release(e: &Event, contender: usize, master: usize) -> bool {
+    match e.kind {
+        Kind::Blackhole | Kind::Delay | Kind::Reset => e.contender == Some(contender),
+        Kind::RedisPause
+        | Kind::RestartPersistent
+        | Kind::MasterDown
+        | Kind::MinorityPartition
+        | Kind::RollingRestart
+        | Kind::Oom => e.master.is_none_or(|m| m == master),
+        Kind::LostReply
+        | Kind::RestartEmpty
+        | Kind::HolderKill
+        | Kind::HolderFreeze
+        | Kind::RrStall => false,
+    }
+}
+
 /// A run that exited must not leave its lock behind (release is a
-/// compare-and-delete before exit), unless a fault on its link or on a
-/// master was under way when it exited and kept the release from landing.
+/// compare-and-delete before exit), on any master, unless a fault that can
+/// keep the release from landing on that master (`blocks_release`) was
+/// under way while it released: between its command's end and its exit.
 pub fn check_released(r: &mut Report, sec: &Sec, inp: &Input) {
     let run = sec.run;
-    let seen_after = inp.samples.iter().flatten().find(|x| {
-        x.t_send > run.exited + 1_000_000 && x.value.as_deref() == Some(sec.s.token.as_str())
-    });
-    let Some(x) = seen_after else { return };
-    let excused = inp.events.iter().any(|e| {
-        e.contender.is_none_or(|c| c == run.contender) && e.start <= run.exited && e.end >= sec.end
-    });
-    if excused {
-        r.left_behind_excused += 1;
-    } else {
-        r.violations.push(format!(
-            "lock left behind: still held {:.1} ms after redlock-run exited (PTTL {} ms), \
-             with no fault under way: {} (stderr: {})",
-            ms(x.t_send - run.exited),
-            x.pttl,
-            describe(sec),
-            tail(run)
-        ));
+    for (m, xs) in inp.samples.iter().enumerate() {
+        let seen_after = xs.iter().find(|x| {
+            x.t_send > run.exited + 1_000_000 && x.value.as_deref() == Some(sec.s.token.as_str())
+        });
+        let Some(x) = seen_after else { continue };
+        let excused = inp.events.iter().any(|e| {
+            blocks_release(e, run.contender, m) && e.start <= run.exited && e.end >= sec.end
+        });
+        if excused {
+            r.left_behind_excused += 1;
+        } else {
+            r.violations.push(format!(
+                "lock left behind on master {m}: still held {:.1} ms after redlock-run exited \
+                 (PTTL {} ms), with no fault under way that could keep its release from \
+                 landing there: {}; faults: {}; stderr: {}",
+                ms(x.t_send - run.exited),
+                x.pttl,
+                describe(sec),
+                faults_near(sec, inp.events, inp.p),
+                tail(run)
+            ));
+        }
     }
 }

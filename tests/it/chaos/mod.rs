@@ -13,7 +13,8 @@
 //!   PTTL on every master.
 //! - `faults`: the fault injectors, each logged as an event.
 //! - `checker` and `lease_checks`: the guarantees as assertions over runs,
-//!   samples and events; `report`: what they found, counted and merged.
+//!   samples and events; `report`: what they found, counted and merged;
+//!   `checker_tests`: the checker itself on hand-built histories.
 //! - `scenarios`: the seeded CI set; `soak`: the long randomized run
 //!   (`REDLOCK_SOAK=<minutes> cargo test --test it --release soak --
 //!   --ignored --nocapture`).
@@ -24,6 +25,7 @@
 //! their load would otherwise blur each other's timing.
 
 mod checker;
+mod checker_tests;
 mod faults;
 mod fuzz;
 mod fuzz_cases;

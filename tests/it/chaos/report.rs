@@ -174,4 +174,37 @@ impl Report {
         eprintln!("{s}");
         assert!(self.violations.is_empty(), "{s}");
     }
+
+    /// That the scenario tested something: at least `sections` sections
+    /// ran; with `lost`, leases were lost and their kills were checked
+    /// against the lease (few left unverifiable: at most one in four, plus
+    /// one); every empty restart's holder was observed (no section of
+    /// uncertain epoch, compared with nobody).
+    pub fn assert_effective(&self, name: &str, sections: usize, lost: bool) {
+        let s = self.summary(name);
+        assert!(
+            self.sections >= sections,
+            "{name}: {} sections, fewer than {sections}: the scenario tested little\n{s}",
+            self.sections
+        );
+        if lost {
+            assert!(
+                self.lost > 0 && self.lease_checked > 0,
+                "{name}: no lease lost ({}) or no kill checked against its lease ({}): \
+                 the faults missed\n{s}",
+                self.lost,
+                self.lease_checked
+            );
+        }
+        assert!(
+            self.lease_unverifiable <= self.lease_checked / 4 + 1,
+            "{name}: {} lease checks unverifiable against {} verified\n{s}",
+            self.lease_unverifiable,
+            self.lease_checked
+        );
+        assert_eq!(
+            self.epoch_ambiguous, 0,
+            "{name}: sections of uncertain epoch (an empty restart's holder not observed)\n{s}"
+        );
+    }
 }

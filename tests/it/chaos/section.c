@@ -5,8 +5,10 @@
  *
  * Stamps its start and end on CLOCK_MONOTONIC (the clock behind the test's
  * own timestamps), writes its REDLOCK_FENCING_TOKEN into the "resource"
- * (DIR/resource.EPOCH, a register under flock that refuses a token lower
- * than one it has already seen) when it begins and when it commits, and
+ * (DIR/resource.EPOCH, a register under flock that refuses a token not
+ * higher than the highest it has seen, except from the section that wrote
+ * that token: fencing tokens must strictly increase from one holder to the
+ * next, and a holder writes twice) when it begins and when it commits, and
  * holds DIR/fifo-RUN open for writing while it lives: the test's reader
  * sees EOF the moment this process dies, however it dies.
  *
@@ -33,9 +35,11 @@ static long long mono_ns(void) {
     return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
-/* Accept TOKEN if it is not lower than the highest seen; report that one. */
-static int resource_write(const char *dir, long epoch, unsigned long long token,
-                          unsigned long long *seen) {
+/* Accept TOKEN if it is higher than the highest seen, or equal to it and
+ * written by the same run (its commit after its begin); report the highest
+ * seen. The file holds "TOKEN RUN". */
+static int resource_write(const char *dir, long epoch, const char *run,
+                          unsigned long long token, unsigned long long *seen) {
     char path[4096], buf[64];
     snprintf(path, sizeof path, "%s/resource.%ld", dir, epoch);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -45,11 +49,13 @@ static int resource_write(const char *dir, long epoch, unsigned long long token,
     }
     memset(buf, 0, sizeof buf);
     ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
-    unsigned long long max = n > 0 ? strtoull(buf, NULL, 10) : 0;
+    unsigned long long max = 0;
+    char owner[32] = "";
+    if (n > 0 && sscanf(buf, "%llu %31s", &max, owner) < 1) max = 0;
     *seen = max;
-    int ok = token >= max;
+    int ok = token > max || (token == max && n > 0 && strcmp(owner, run) == 0);
     if (ok) {
-        int len = snprintf(buf, sizeof buf, "%llu\n", token);
+        int len = snprintf(buf, sizeof buf, "%llu %s\n", token, run);
         if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, len, 0) != len) ok = 0;
     }
     close(fd);
@@ -96,7 +102,7 @@ int main(int argc, char **argv) {
     line(out, buf);
 
     unsigned long long seen;
-    int ok = resource_write(dir, epoch, fencing, &seen);
+    int ok = resource_write(dir, epoch, run, fencing, &seen);
     snprintf(buf, sizeof buf, "begin %d %llu\n", ok, seen);
     line(out, buf);
 
@@ -104,7 +110,7 @@ int main(int argc, char **argv) {
     while (nanosleep(&left, &left) != 0 && errno == EINTR) {
     }
 
-    ok = resource_write(dir, epoch, fencing, &seen);
+    ok = resource_write(dir, epoch, run, fencing, &seen);
     long long t1 = mono_ns();
     snprintf(buf, sizeof buf, "end %lld %d %llu\n", t1, ok, seen);
     line(out, buf);

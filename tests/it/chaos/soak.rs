@@ -11,6 +11,11 @@
 //!
 //! `REDLOCK_SOAK_SEED` replays a schedule (the seed is printed);
 //! `REDLOCK_SOAK_ROUNDS=single,aof,quorum` picks the kinds of round.
+//! The summary (the commit it ran on, the seed, every round's paragraph,
+//! the table, the violations) is written to `REDLOCK_SOAK_OUT`, by default
+//! `target/soak-<commit>-<unix time>.md`, after every round (a soak cut
+//! short leaves what it did), and its path printed. Without `REDLOCK_SOAK`
+//! it says it skipped and tests nothing.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -125,7 +130,9 @@ fn soak() {
         .and_then(|m| m.trim().parse::<f64>().ok())
         .filter(|m| *m > 0.0)
     else {
-        eprintln!("soak: set REDLOCK_SOAK=<minutes> to run it");
+        let msg = "soak: SKIPPED, nothing tested: set REDLOCK_SOAK=<minutes> to run it";
+        eprintln!("{msg}");
+        println!("{msg}");
         return;
     };
     let seed = std::env::var("REDLOCK_SOAK_SEED")
@@ -141,6 +148,44 @@ fn soak() {
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(minutes * 60.0);
     eprintln!("soak: {minutes} min, REDLOCK_SOAK_SEED={seed}");
+    let commit = git(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let dirty =
+        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let out = std::env::var_os("REDLOCK_SOAK_OUT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("target")
+                .join(format!("soak-{}-{now}.md", &commit[..commit.len().min(12)]))
+        });
+    let mut header = String::new();
+    let _ = writeln!(
+        header,
+        "# redlock-run soak\n\n- commit: {commit}{}\n- started: unix {now}\n\
+         - asked: {minutes} min; REDLOCK_SOAK_SEED={seed}; REDLOCK_SOAK_ROUNDS={}\n\
+         - reproduce: `REDLOCK_SOAK={minutes} REDLOCK_SOAK_SEED={seed} cargo test --test it \
+         --release soak -- --ignored --nocapture`\n",
+        if dirty {
+            " (with uncommitted changes)"
+        } else {
+            ""
+        },
+        std::env::var("REDLOCK_SOAK_ROUNDS").unwrap_or_else(|_| "single,aof,quorum".into())
+    );
+    let mut log = String::from("## Rounds\n\n```text\n");
+    let write = |body: &str| {
+        if let Some(dir) = out.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        std::fs::write(&out, body)
+            .unwrap_or_else(|e| panic!("soak: writing {}: {e}", out.display()));
+    };
+    write(&header);
+    eprintln!("soak: summary goes to {}", out.display());
     let mut rng = Rng::new(seed);
     let mut total = Report::default();
     let mut rounds = [0usize; 3];
@@ -188,24 +233,54 @@ fn soak() {
         }
         let r = w.finish();
         drop(w);
-        eprintln!(
+        let line = format!(
             "[{:6.1} min] {}",
             started.elapsed().as_secs_f64() / 60.0,
             r.summary(&what).trim_end()
         );
+        eprintln!("{line}");
+        let _ = writeln!(log, "{line}");
         total.merge(r);
         rounds[round as usize] += 1;
         n += 1;
+        let so_far = table(&total, started.elapsed(), rounds);
+        write(&format!("{header}\n(in progress)\n\n{so_far}\n{log}```\n"));
     }
     let elapsed = started.elapsed();
     let table = table(&total, elapsed, rounds);
     println!("\n{table}");
+    let mut violations = String::new();
+    for v in &total.violations {
+        let _ = writeln!(violations, "- {v}");
+    }
+    write(&format!(
+        "{header}\n## Summary\n\n{table}\n{log}```\n\n## Violations ({})\n\n{violations}",
+        total.violations.len()
+    ));
+    eprintln!("soak: summary written to {}", out.display());
     assert!(
         total.violations.is_empty(),
         "{} violations:\n{}",
         total.violations.len(),
         total.violations.join("\n")
     );
+}
+
+/// `git ARGS` in the crate's directory, trimmed; None without git.
+fn git(args: &[&str]) -> Option<String> {
+    use std::process::{Command, Stdio};
+    let child = Command::new("git")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let out = crate::support::wait_output(child, Duration::from_secs(30));
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// The markdown summary of a soak.
@@ -241,10 +316,14 @@ fn table(r: &Report, elapsed: Duration, rounds: [usize; 3]) -> String {
     row(
         "exit 70 runs whose command died before the lease could expire",
         format!(
-            "{} checked (closest: {:.1} ms before the expiry), {} unverifiable \
+            "{} checked (closest: {} before the expiry), {} unverifiable \
              (sampler blinded by the fault)",
             r.lease_checked,
-            r.min_lease_slack_ns.unwrap_or(0) as f64 / 1e6,
+            r.min_lease_slack_ns
+                .map_or("– (no lease ran out)".into(), |s| format!(
+                    "{:.1} ms",
+                    s as f64 / 1e6
+                )),
             r.lease_unverifiable
         ),
     );
@@ -259,8 +338,8 @@ fn table(r: &Report, elapsed: Duration, rounds: [usize; 3]) -> String {
     row(
         "overlaps across a restart without persistence (not promised)",
         format!(
-            "{} ({} sections began within 50 ms of such a restart: not compared; \
-             {} writes refused because of one)",
+            "{} ({} sections of uncertain epoch, the key at the restart not observed: \
+             not compared; {} writes refused because of the old holder's token)",
             r.overlaps_data_loss, r.epoch_ambiguous, r.refused_data_loss
         ),
     );

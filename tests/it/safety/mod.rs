@@ -18,8 +18,8 @@ use nix::sys::signal::Signal;
 
 use crate::support::proxy::{Mode, Proxy};
 use crate::support::{
-    RedisServer, alive, compile_c, key, read_pid, rr, rr_urls, send_signal, spawn_piped, stderr,
-    wait_for_file, wait_gone, wait_output, wait_until,
+    RedisServer, alive, compile_c, key, read_pid, rr, rr_urls, send_signal, spawn_piped,
+    status_within, stderr, wait_for_file, wait_gone, wait_output, wait_until,
 };
 
 /// The fault-injection library (see `fault.c`).
@@ -151,11 +151,10 @@ fn failing_writes_to_stderr_or_stdout_never_abort() {
                 cmd.stderr(Stdio::from(w));
             }
         }
-        let st = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
+        let st = status_within(
+            cmd.stdin(Stdio::null()).stdout(Stdio::null()),
+            Duration::from_secs(60),
+        );
         assert_eq!(st.code(), Some(0), "stderr {target}: {st:?}");
         assert!(!server.exists(&k), "stderr {target}: lock left behind");
         // Unreachable Redis: the error line cannot be written either.
@@ -167,22 +166,23 @@ fn failing_writes_to_stderr_or_stdout_never_abort() {
                 .open("/dev/full")
                 .unwrap(),
         );
-        let st = cmd.stdin(Stdio::null()).status().unwrap();
+        let st = status_within(cmd.stdin(Stdio::null()), Duration::from_secs(60));
         assert_eq!(st.code(), Some(69), "stderr {target}, Redis down: {st:?}");
     }
     // status printing into a full disk.
     let k = key("stdout");
-    let st = rr(&server)
-        .args(["status", "--key", &k])
-        .stdin(Stdio::null())
-        .stdout(
-            std::fs::File::options()
-                .write(true)
-                .open("/dev/full")
-                .unwrap(),
-        )
-        .status()
-        .unwrap();
+    let st = status_within(
+        rr(&server)
+            .args(["status", "--key", &k])
+            .stdin(Stdio::null())
+            .stdout(
+                std::fs::File::options()
+                    .write(true)
+                    .open("/dev/full")
+                    .unwrap(),
+            ),
+        Duration::from_secs(60),
+    );
     assert_eq!(st.code(), Some(1), "status into /dev/full: {st:?}");
 }
 
@@ -209,10 +209,10 @@ fn lost_release_reply(waiter: bool) {
     // A first run loads the scripts into the server, so that the release
     // is one EVALSHA (not NOSCRIPT, then SCRIPT LOAD): its reply is the
     // next one after the mode is set.
-    let warm = rr(&server)
-        .args(["--key", &key("warm"), "--", "true"])
-        .status()
-        .unwrap();
+    let warm = status_within(
+        rr(&server).args(["--key", &key("warm"), "--", "true"]),
+        Duration::from_secs(60),
+    );
     assert!(warm.success());
     let proxy = Proxy::start(server.port);
     let dir = tempfile::tempdir().unwrap();

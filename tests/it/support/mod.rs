@@ -532,14 +532,15 @@ pub fn compile_c(stem: &str, source: &str, flags: &[&str]) -> PathBuf {
     let tmp = dir.join(format!("{stem}-{pid}.tmp"));
     std::fs::write(&src, source).unwrap();
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let res = Command::new(&cc)
-        .args(["-O2"])
-        .args(flags)
-        .arg("-o")
-        .arg(&tmp)
-        .arg(&src)
-        .output()
-        .unwrap_or_else(|e| panic!("running {cc} to build {stem}: {e}"));
+    let res = output_within(
+        Command::new(&cc)
+            .args(["-O2"])
+            .args(flags)
+            .arg("-o")
+            .arg(&tmp)
+            .arg(&src),
+        Duration::from_secs(120),
+    );
     assert!(
         res.status.success(),
         "building {stem} failed:\n{}",
@@ -618,4 +619,47 @@ pub fn attach_pty(cmd: &mut Command, cols: Option<u16>) -> std::fs::File {
         });
     }
     std::fs::File::from(pty.master)
+}
+
+/// A lower bound, on the test's clock, of when `key`'s lease ends in
+/// Redis: a PTTL read, counted from just before it was sent (Redis ran it
+/// later, and PTTL rounds down). The key must exist.
+pub fn expiry_lower_bound(c: &mut redis::Connection, key: &str) -> Instant {
+    let sent = Instant::now();
+    let pttl: i64 = redis::cmd("PTTL").arg(key).query(c).unwrap();
+    assert!(pttl > 0, "{key} has no lease (PTTL {pttl})");
+    sent + Duration::from_millis(pttl as u64)
+}
+
+/// Run to completion (stdin closed, stdout and stderr collected), killed by
+/// PID and the test failed after `limit`: a child that hangs never hangs
+/// the suite.
+pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
+    wait_output(child, limit)
+}
+
+/// Run to completion with the stdio `cmd` already has, killed by PID and
+/// the test failed after `limit`.
+pub fn status_within(cmd: &mut Command, limit: Duration) -> std::process::ExitStatus {
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{:?} did not finish within {limit:?}", cmd.get_program());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
