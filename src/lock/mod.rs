@@ -14,6 +14,7 @@ mod node;
 mod release;
 mod renew;
 mod scripts;
+pub mod slot;
 mod status;
 mod wait;
 
@@ -275,5 +276,78 @@ mod tests {
             token: String::new(),
         };
         assert_eq!(h.to_string(), "h\\nx pid \"1\\n\" (c\\x1b)");
+    }
+
+    /// Every key name built from `alphabet`, up to `len` characters.
+    fn key_shapes(alphabet: &[&str], len: usize) -> Vec<String> {
+        let mut all = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..len {
+            last = last
+                .iter()
+                .flat_map(|k| alphabet.iter().map(move |c| format!("{k}{c}")))
+                .collect();
+            all.extend(last.iter().cloned());
+        }
+        all.retain(|k| !k.is_empty());
+        all
+    }
+
+    fn auxiliary_names(k: &Keys) -> Vec<String> {
+        let token = Locker::new_token();
+        vec![
+            k.fence.clone(),
+            k.tick.clone(),
+            k.waiters.clone(),
+            k.holder.clone(),
+            k.channel.clone(),
+            k.released.clone(),
+            format!("{}{token}", k.wake_prefix),
+        ]
+    }
+
+    /// A Lua script may only touch one slot in a Cluster (CROSSSLOT
+    /// otherwise): every name of a lock, channels included, lives in the
+    /// lock key's slot, whatever braces the key holds, and no two keys
+    /// share an auxiliary name.
+    #[test]
+    fn every_auxiliary_name_is_in_the_lock_keys_slot() {
+        let mut keys = key_shapes(&["a", "{", "}", ":"], 6);
+        keys.extend(
+            [
+                "jobs{eu}",
+                "{eu}jobs",
+                "{}",
+                "a{}b{c}",
+                "{{a}}",
+                "a}b",
+                "}{",
+                "{}}",
+                "x{y}z{w}",
+                "nightly-report",
+                "caf\u{e9}{\u{6771}}",
+                "redlock-run:fence",
+            ]
+            .map(String::from),
+        );
+        let mut seen = std::collections::HashMap::new();
+        for key in &keys {
+            let k = Keys::new(key);
+            assert_eq!(k.lock, *key, "the lock itself stays at KEY");
+            let want = slot::key_slot(key.as_bytes());
+            for name in auxiliary_names(&k) {
+                assert_eq!(
+                    slot::key_slot(name.as_bytes()),
+                    want,
+                    "{name:?} is not in the slot of {key:?}"
+                );
+                if let Some(other) = seen.insert(name.clone(), key.clone()) {
+                    panic!("{name:?} belongs to both {other:?} and {key:?}");
+                }
+            }
+        }
+        // Names without braces keep the names earlier versions used, so
+        // an upgrade keeps the fencing counter.
+        assert_eq!(Keys::new("nightly").fence, "{nightly}:redlock-run:fence");
     }
 }
