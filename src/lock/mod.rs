@@ -28,8 +28,10 @@ pub use release::Count;
 pub use status::{FenceKind, MasterState, Status, format_ttl};
 pub use wait::{WaitOutcome, Waker};
 
-/// The Redis names that belong to one lock. The auxiliary keys carry the
-/// lock key as a `{hash tag}`, so they live in the lock key's cluster slot.
+/// The Redis names that belong to one lock. The lock itself is exactly
+/// KEY (interop with other clients); every auxiliary name carries a hash
+/// tag that puts it in KEY's cluster slot ([`slot::tag_for`]), so that
+/// each Lua script touches one slot only.
 #[derive(Debug, Clone)]
 pub struct Keys {
     pub lock: String,
@@ -50,13 +52,27 @@ impl Keys {
     pub fn new(key: &str) -> Self {
         Keys {
             lock: key.to_string(),
-            fence: format!("{{{key}}}:redlock-run:fence"),
-            tick: format!("{{{key}}}:redlock-run:tick"),
-            waiters: format!("{{{key}}}:redlock-run:waiters"),
-            wake_prefix: format!("{{{key}}}:redlock-run:wake:"),
-            holder: format!("{{{key}}}:redlock-run:holder"),
-            channel: format!("{{{key}}}:redlock-run:released"),
-            released: format!("{{{key}}}:redlock-run:released-tokens"),
+            fence: Keys::aux(key, "fence"),
+            tick: Keys::aux(key, "tick"),
+            waiters: Keys::aux(key, "waiters"),
+            wake_prefix: format!("{}:", Keys::aux(key, "wake")),
+            holder: Keys::aux(key, "holder"),
+            channel: Keys::aux(key, "released"),
+            released: Keys::aux(key, "released-tokens"),
+        }
+    }
+
+    /// The name of auxiliary `kind` (a word without `:`) of lock `key`:
+    /// `{KEY}:redlock-run:KIND` when KEY holds no `}` (as ever), else
+    /// `{TAG}:redlock-run:KIND:KEY`, with KEY's own hash tag or one that
+    /// hashes like KEY. Distinct keys never share a name: KIND ends at
+    /// the first `:` after the prefix, and KEY is spelled out whole.
+    pub fn aux(key: &str, kind: &str) -> String {
+        let tag = slot::tag_for(key);
+        if tag == key {
+            format!("{{{key}}}:redlock-run:{kind}")
+        } else {
+            format!("{{{tag}}}:redlock-run:{kind}:{key}")
         }
     }
 }
@@ -330,6 +346,8 @@ mod tests {
             ]
             .map(String::from),
         );
+        keys.sort();
+        keys.dedup();
         let mut seen = std::collections::HashMap::new();
         for key in &keys {
             let k = Keys::new(key);
