@@ -190,6 +190,18 @@ pub struct LeaseArgs {
     pub kill_after: Option<Duration>,
 }
 
+/// Replication options shared by run and schedule.
+#[derive(Debug, Clone, Args)]
+pub struct ReplicaArgs {
+    /// After acquiring and after each renewal, wait until N replicas
+    /// acknowledged the write (WAIT, at most ttl/10 clamped to 50ms..1s,
+    /// taken from the renewal budget); an acquisition not acknowledged in
+    /// time is undone, a renewal not acknowledged is a failed renewal.
+    /// A failover to a replica that acknowledged keeps the lock.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub wait_replicas: u32,
+}
+
 /// The command to run: an argv after `--`, or a shell command line.
 #[derive(Debug, Clone, Args)]
 pub struct CommandArgs {
@@ -226,6 +238,9 @@ pub struct RunArgs {
     #[command(flatten)]
     pub lease: LeaseArgs,
 
+    #[command(flatten)]
+    pub replicas: ReplicaArgs,
+
     /// Exit code when the lock was not acquired within --timeout.
     #[arg(short = 'E', long, default_value_t = exit::CONFLICT, value_name = "N")]
     pub conflict_exit_code: u8,
@@ -259,6 +274,9 @@ pub struct ScheduleArgs {
 
     #[command(flatten)]
     pub lease: LeaseArgs,
+
+    #[command(flatten)]
+    pub replicas: ReplicaArgs,
 
     #[command(flatten)]
     pub command: CommandArgs,

@@ -91,7 +91,7 @@ pub fn main(cli: Cli) -> i32 {
             let plan = (|| {
                 Ok::<_, Failure>(schedule::SchedulePlan {
                     place: Place::from_args(&a.target)?,
-                    lease: Lease::from_args(&a.lease)?,
+                    lease: Lease::new(&a.lease, a.replicas.wait_replicas)?,
                     program: Program::from_args(&a.command)?,
                     when: schedule::When::from_args(&a)?,
                 })
@@ -142,7 +142,7 @@ pub fn main(cli: Cli) -> i32 {
             let plan = (|| {
                 Ok::<_, Failure>(run::RunPlan {
                     place: Place::from_args(&a.target)?,
-                    lease: Lease::from_args(&a.lease)?,
+                    lease: Lease::new(&a.lease, a.replicas.wait_replicas)?,
                     program: Program::from_args(&a.command)?,
                     timeout: a.timeout,
                     conflict_exit_code: a.conflict_exit_code,

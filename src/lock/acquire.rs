@@ -53,6 +53,7 @@ impl Locker {
                 _ => "",
             },
         ];
+        let wait = (self.lease.wait_replicas, self.lease.wait_timeout());
         let start = BootInstant::now();
 
         let mut tally = Tally::default();
@@ -65,7 +66,7 @@ impl Locker {
                 .iter_mut()
                 .enumerate()
                 .map(|(i, node)| async move {
-                    let r = node
+                    let mut r = node
                         .eval::<(i64, i64, String, String)>(
                             &scripts::ACQUIRE,
                             &keys,
@@ -73,6 +74,13 @@ impl Locker {
                             timeout,
                         )
                         .await;
+                    // --wait-replicas: granted only once replicated (an
+                    // unacknowledged grant is undone below like a failure).
+                    if matches!(r, Ok((1, ..))) && wait.0 > 0 {
+                        if let Err(e) = node.ack(keys[0], wait.0, wait.1).await {
+                            r = Err(e);
+                        }
+                    }
                     (i, r)
                 })
                 .collect();

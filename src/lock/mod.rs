@@ -16,6 +16,7 @@ mod renew;
 mod scripts;
 pub mod slot;
 mod status;
+mod topology;
 mod wait;
 
 use std::time::Duration;

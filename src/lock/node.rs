@@ -1,12 +1,15 @@
-//! One Redis master: a lazily (re)connected multiplexed connection where
-//! every request carries a deadline. A request that times out or fails on
-//! the wire drops the connection, so the next one starts clean.
+//! One Redis master (a plain one, the primary Sentinels name, or the
+//! Cluster node that serves the key's slot): a lazily (re)connected
+//! connection where every request carries a deadline. A request that
+//! times out or fails on the wire drops the connection, so the next one
+//! starts clean; under Sentinel it also forgets the primary, so the next
+//! one asks the Sentinels again (a failover).
 
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, FromRedisValue, RedisError, Script};
+use redis::{FromRedisValue, RedisError, Script};
 
+use super::topology::{Conn, Source};
 use crate::config::Endpoint;
 
 /// Server errors that say "not now" about the whole master rather than
@@ -68,21 +71,30 @@ impl NodeError {
     fn breaks_connection(&self) -> bool {
         !matches!(self, NodeError::Server(..) | NodeError::Refused { .. })
     }
+
+    /// True when the node may no longer be the primary (Sentinel): it
+    /// could not be reached, or answers as a replica.
+    fn may_mean_failover(&self) -> bool {
+        match self {
+            NodeError::Refused { code, .. } => matches!(code.as_str(), "READONLY" | "MASTERDOWN"),
+            NodeError::Io(..) | NodeError::Timeout(..) => true,
+            _ => false,
+        }
+    }
 }
 
 pub struct Node {
     pub endpoint: Endpoint,
-    client: Client,
-    conn: Option<MultiplexedConnection>,
+    source: Source,
+    conn: Option<Conn>,
 }
 
 impl Node {
     pub fn new(endpoint: Endpoint) -> Self {
-        // Building a Client only stores the connection info: no I/O here.
-        let client = Client::open(endpoint.info.clone()).expect("endpoint was validated");
+        let source = Source::new(&endpoint);
         Node {
             endpoint,
-            client,
+            source,
             conn: None,
         }
     }
@@ -91,8 +103,9 @@ impl Node {
         &self.endpoint.display
     }
 
-    pub fn client(&self) -> &Client {
-        &self.client
+    /// Where this node's connections come from (for the wake-up tasks).
+    pub fn source(&self) -> &Source {
+        &self.source
     }
 
     fn classify(&self, e: RedisError) -> NodeError {
@@ -123,23 +136,65 @@ impl Node {
         }
     }
 
-    async fn connection(&mut self, timeout: Duration) -> Result<MultiplexedConnection, NodeError> {
+    async fn connection(&mut self, timeout: Duration) -> Result<Conn, NodeError> {
         if let Some(c) = &self.conn {
             return Ok(c.clone());
         }
-        let cfg = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(None);
-        let fut = self
-            .client
-            .get_multiplexed_async_connection_with_config(&cfg);
-        match tokio::time::timeout(timeout, fut).await {
+        match tokio::time::timeout(timeout, self.source.connect(timeout)).await {
             Ok(Ok(c)) => {
                 self.conn = Some(c.clone());
                 Ok(c)
             }
-            Ok(Err(e)) => Err(self.classify(e)),
-            Err(_) => Err(NodeError::Timeout(self.endpoint.display.clone(), timeout)),
+            Ok(Err(e)) => {
+                let err = self.classify(e);
+                // Sentinel could not name a primary (yet): an outage, not
+                // a refusal of our request.
+                Err(match err {
+                    NodeError::Server(name, msg) if self.source.is_sentinel() => {
+                        NodeError::Io(name, msg)
+                    }
+                    err => err,
+                })
+            }
+            Err(_) => {
+                self.source.forget();
+                Err(NodeError::Timeout(self.endpoint.display.clone(), timeout))
+            }
+        }
+    }
+
+    /// `--wait-replicas`: after a write that landed, `WAIT` (at most
+    /// `timeout`) until `n` replicas acknowledged it; fewer is an error
+    /// (a refusal for now: the write is not safe against a failover).
+    /// Sent on the connection that carried the write, as WAIT requires;
+    /// a connection lost meanwhile is an error, never a reconnect.
+    pub async fn ack(&mut self, key: &str, n: u32, timeout: Duration) -> Result<(), NodeError> {
+        let Some(mut conn) = self.conn.clone() else {
+            return Err(NodeError::Io(
+                self.name().to_string(),
+                "connection lost before WAIT".into(),
+            ));
+        };
+        let slack = timeout + Duration::from_millis(50);
+        match tokio::time::timeout(slack, conn.wait_replicas(key, n, timeout)).await {
+            Ok(Ok(k)) if k >= n => Ok(()),
+            Ok(Ok(k)) => Err(NodeError::Refused {
+                name: self.name().to_string(),
+                code: "WAIT".into(),
+                why: "too few replicas acknowledged the write (--wait-replicas)",
+                detail: format!("{k} of {n} within {timeout:?}"),
+            }),
+            Ok(Err(e)) => {
+                let err = self.classify(e);
+                if err.breaks_connection() {
+                    self.conn = None;
+                }
+                Err(err)
+            }
+            Err(_) => {
+                self.conn = None;
+                Err(NodeError::Timeout(self.name().to_string(), slack))
+            }
         }
     }
 
@@ -184,7 +239,7 @@ impl Node {
     /// idempotent (compare-and-set scripts, a per-acquisition token, reads).
     async fn request<T, F, Fut>(&mut self, timeout: Duration, send: F) -> Result<T, NodeError>
     where
-        F: Fn(MultiplexedConnection) -> Fut,
+        F: Fn(Conn) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -200,8 +255,20 @@ impl Node {
                     if err.breaks_connection() {
                         self.conn = None;
                     }
+                    // Under Sentinel, a replica's answer or a lost
+                    // connection may mean a failover: ask the Sentinels
+                    // again, and send the request once more to the
+                    // primary they name now.
+                    let failover = self.source.is_sentinel() && err.may_mean_failover();
+                    if failover {
+                        self.conn = None;
+                        self.source.forget();
+                    }
                     let broken_idle = reused && matches!(err, NodeError::Io(..));
-                    if broken_idle && !retried && tokio::time::Instant::now() < deadline {
+                    if (broken_idle || failover)
+                        && !retried
+                        && tokio::time::Instant::now() < deadline
+                    {
                         retried = true;
                         continue;
                     }
@@ -209,6 +276,7 @@ impl Node {
                 }
                 Err(_) => {
                     self.conn = None;
+                    self.source.forget();
                     return Err(NodeError::Timeout(self.endpoint.display.clone(), timeout));
                 }
             }

@@ -25,6 +25,7 @@ impl Locker {
             self.keys.holder.as_str(),
         ];
         let args = [token, ttl_ms.as_str()];
+        let wait = (self.lease.wait_replicas, self.lease.wait_timeout());
         let start = BootInstant::now();
         let (yes, deleted, replaced);
         let mut errors = Vec::new();
@@ -32,7 +33,17 @@ impl Locker {
             let mut pending: FuturesUnordered<_> = self
                 .nodes
                 .iter_mut()
-                .map(|node| node.eval::<i64>(&scripts::EXTEND, &keys, &args, timeout))
+                .map(|node| async move {
+                    let r = node
+                        .eval::<i64>(&scripts::EXTEND, &keys, &args, timeout)
+                        .await;
+                    // --wait-replicas: a renewal the replicas did not
+                    // acknowledge is a failed renewal.
+                    match r {
+                        Ok(1) if wait.0 > 0 => node.ack(keys[0], wait.0, wait.1).await.map(|()| 1),
+                        r => r,
+                    }
+                })
                 .collect();
             let record =
                 |r: Result<i64, NodeError>, c: &mut [usize; 3], e: &mut Vec<String>| match r {
