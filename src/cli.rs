@@ -194,7 +194,7 @@ pub struct LeaseArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ReplicaArgs {
     /// After acquiring and after each renewal, wait until N replicas
-    /// acknowledged the write (WAIT, at most ttl/10 clamped to 50ms..1s,
+    /// acknowledged the write (WAIT, at most ttl/10 clamped to 150ms..1s,
     /// taken from the renewal budget); an acquisition not acknowledged in
     /// time is undone, a renewal not acknowledged is a failed renewal.
     /// A failover to a replica that acknowledged keeps the lock.

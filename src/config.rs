@@ -263,14 +263,16 @@ impl Lease {
     }
 }
 
-/// The `WAIT` timeout for `--wait-replicas`: a tenth of the lease, at
-/// least 50 ms, at most 1 s (replicas on a healthy link acknowledge
-/// within a round trip; one that cannot is a failed renewal, not a stall).
+/// The time allowed for `WAIT` with `--wait-replicas`: a tenth of the
+/// lease, at least 150 ms, at most 1 s (replicas on a healthy link
+/// acknowledge within a round trip; one that cannot is a failed renewal,
+/// not a stall). The server is asked for 100 ms less: it may answer a
+/// timed-out WAIT up to its timer period late.
 fn wait_timeout(ttl: Duration, replicas: u32) -> Duration {
     if replicas == 0 {
         return Duration::ZERO;
     }
-    (ttl / 10).clamp(Duration::from_millis(50), Duration::from_secs(1))
+    (ttl / 10).clamp(Duration::from_millis(150), Duration::from_secs(1))
 }
 
 fn drift(ttl: Duration) -> Duration {
@@ -436,19 +438,20 @@ mod tests {
             min_hold: Duration::ZERO,
             kill_after: kill.map(Duration::from_millis),
         };
-        // 1000 - 12 - 100 - 100 - 2 x 300 = 188 without WAIT; its 100 ms
-        // (a tenth of the TTL) leaves 88.
+        // 1000 - 12 - 100 - 100 - 2 x 300 = 188 without WAIT; its 150 ms
+        // (a tenth of the TTL, at least 150 ms) leave 38.
         assert!(Lease::new(&args(1000, 300, Some(188)), 0).is_ok());
         let err = Lease::new(&args(1000, 300, Some(188)), 1).unwrap_err();
         assert!(
-            err.to_string().contains("100ms (WAIT for --wait-replicas)"),
+            err.to_string().contains("150ms (WAIT for --wait-replicas)"),
             "{err}"
         );
-        let l = Lease::new(&args(1000, 300, Some(88)), 1).unwrap();
-        assert_eq!(l.wait_timeout(), Duration::from_millis(100));
+        assert!(Lease::new(&args(1000, 300, Some(39)), 1).is_err());
+        let l = Lease::new(&args(1000, 300, Some(38)), 1).unwrap();
+        assert_eq!(l.wait_timeout(), Duration::from_millis(150));
         // Defaults are clamped to fit, as ever.
         let l = Lease::new(&args(1000, 300, None), 2).unwrap();
-        assert_eq!(l.kill_after, Duration::from_millis(88));
+        assert_eq!(l.kill_after, Duration::from_millis(38));
         assert_eq!(
             Lease::new(&args(60_000, 20_000, None), 1)
                 .unwrap()

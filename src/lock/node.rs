@@ -83,6 +83,9 @@ impl NodeError {
     }
 }
 
+/// How late a server may answer a timed-out `WAIT` (its timer period).
+const WAIT_LATENESS: Duration = Duration::from_millis(100);
+
 pub struct Node {
     pub endpoint: Endpoint,
     source: Source,
@@ -175,15 +178,22 @@ impl Node {
                 "connection lost before WAIT".into(),
             ));
         };
+        // The server times WAIT out late by up to its timer period (100 ms
+        // at the default hz 10): ask for that much less than our budget.
+        let server_timeout = timeout
+            .saturating_sub(WAIT_LATENESS)
+            .max(Duration::from_millis(10));
+        let name = self.name().to_string();
+        let refused = |detail: String| NodeError::Refused {
+            name: name.clone(),
+            code: "WAIT".into(),
+            why: "too few replicas acknowledged the write (--wait-replicas)",
+            detail,
+        };
         let slack = timeout + Duration::from_millis(50);
-        match tokio::time::timeout(slack, conn.wait_replicas(key, n, timeout)).await {
+        match tokio::time::timeout(slack, conn.wait_replicas(key, n, server_timeout)).await {
             Ok(Ok(k)) if k >= n => Ok(()),
-            Ok(Ok(k)) => Err(NodeError::Refused {
-                name: self.name().to_string(),
-                code: "WAIT".into(),
-                why: "too few replicas acknowledged the write (--wait-replicas)",
-                detail: format!("{k} of {n} within {timeout:?}"),
-            }),
+            Ok(Ok(k)) => Err(refused(format!("{k} of {n} within {timeout:?}"))),
             Ok(Err(e)) => {
                 let err = self.classify(e);
                 if err.breaks_connection() {
@@ -193,7 +203,7 @@ impl Node {
             }
             Err(_) => {
                 self.conn = None;
-                Err(NodeError::Timeout(self.name().to_string(), slack))
+                Err(refused(format!("no answer to WAIT within {slack:?}")))
             }
         }
     }
@@ -244,6 +254,13 @@ impl Node {
     {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut retried = false;
+        if self.source.is_sentinel()
+            && tokio::time::timeout(timeout, self.source.recheck())
+                .await
+                .unwrap_or(false)
+        {
+            self.conn = None;
+        }
         loop {
             let reused = self.conn.is_some();
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());

@@ -43,7 +43,13 @@ pub struct SentinelSource {
     /// The primary found last; None until found, and again once it failed
     /// or answered as a replica.
     primary: Mutex<Option<Client>>,
+    /// When the Sentinels were last asked (see [`Source::recheck`]).
+    checked: Mutex<Option<std::time::Instant>>,
 }
+
+/// How often, at most, the Sentinels are asked again whether the primary
+/// we talk to is still the one they name.
+const RECHECK: Duration = Duration::from_millis(100);
 
 /// The error a primary that answers as a replica is reported with (the
 /// same code a write to a replica gets).
@@ -74,6 +80,7 @@ impl Source {
                     service: service.clone(),
                     node,
                     primary: Mutex::new(None),
+                    checked: Mutex::new(None),
                 }))
             }
             Topology::Cluster { nodes } => Source::Cluster(Arc::new(ClusterSource {
@@ -124,6 +131,48 @@ impl Source {
         }
     }
 
+    /// Sentinel: before a request, ask the Sentinels (at most every
+    /// 100 ms) whether they still name the primary we are connected to. A
+    /// failed-over primary keeps taking writes until the Sentinels turn it
+    /// into a replica (seconds later: they look at it every few seconds),
+    /// so waiting for it to refuse a write would renew a lease on a server
+    /// nobody else uses any more. True when the primary changed: the
+    /// caller drops its connection. If no Sentinel answers, the primary we
+    /// know is kept (its ROLE is checked on every new connection).
+    pub async fn recheck(&self) -> bool {
+        let Source::Sentinel(s) = self else {
+            return false;
+        };
+        {
+            let mut checked = s.checked.lock().expect("not poisoned");
+            if checked.is_some_and(|t| t.elapsed() < RECHECK) {
+                return false;
+            }
+            *checked = Some(std::time::Instant::now());
+        }
+        let Some(known) = s.primary.lock().expect("not poisoned").clone() else {
+            return false;
+        };
+        let named = s
+            .sentinel
+            .lock()
+            .await
+            .async_master_for(&s.service, Some(&s.node))
+            .await;
+        match named {
+            Ok(c) if c.get_connection_info().addr() != known.get_connection_info().addr() => {
+                tracing::info!(
+                    "the Sentinels name a new primary for {}: {}",
+                    s.service,
+                    c.get_connection_info().addr()
+                );
+                *s.primary.lock().expect("not poisoned") = Some(c);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// After a failure that may mean a failover (connection lost, a
     /// replica's READONLY, MASTERDOWN): ask the Sentinels again next time.
     pub fn forget(&self) {
@@ -133,9 +182,9 @@ impl Source {
     }
 
     /// Subscribe to `channels` (all in one slot) and yield once per
-    /// message. Cluster: sharded pub/sub (SSUBSCRIBE) on the node that
-    /// serves the slot, through a RESP3 cluster connection that follows
-    /// the slot when it moves; elsewhere SUBSCRIBE on the master.
+    /// message. Cluster: through a RESP3 cluster connection, which
+    /// subscribes again after a reconnect (the scripts PUBLISH, which a
+    /// cluster delivers on every node); elsewhere SUBSCRIBE on the master.
     pub async fn subscribe(&self, channels: &[String]) -> RedisResult<BoxStream<'static, ()>> {
         let client = match self {
             Source::Single(client) => (**client).clone(),
@@ -147,7 +196,7 @@ impl Source {
                     .push_sender(tx)
                     .build()?;
                 let mut conn = client.get_async_connection().await?;
-                conn.ssubscribe(channels).await?;
+                conn.subscribe(channels).await?;
                 // The connection lives as long as the stream.
                 let stream = futures_util::stream::unfold((rx, conn), |(mut rx, conn)| async {
                     loop {

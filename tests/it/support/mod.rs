@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod topology;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -404,13 +405,18 @@ impl Holder {
 
     /// Start one without waiting for it to get the lock.
     pub fn spawn(server: &RedisServer, key: &str, dir: &Path, extra: &[&str]) -> Self {
+        Self::spawn_at(&server.url(), key, dir, extra)
+    }
+
+    /// [`Holder::spawn`] against any `--redis` URL (Sentinel, Cluster).
+    pub fn spawn_at(url: &str, key: &str, dir: &Path, extra: &[&str]) -> Self {
         let n = HOLDERS.fetch_add(1, Ordering::Relaxed);
         let ready = dir.join(format!("holder-{n}.ready"));
         let order = dir.join("order");
         let script = r#"printf '%s %s %s\n' "$REDLOCK_KEY" "$REDLOCK_TOKEN" "$REDLOCK_FENCING_TOKEN" > "$1"
 read -r _ignored
 echo "end $3" >> "$2""#;
-        let mut child = rr(server)
+        let mut child = rr_urls(&[url.to_string()])
             .args(["--key", key])
             .args(extra)
             .arg("--")

@@ -1,0 +1,244 @@
+//! Beyond one Redis: a real Sentinel set-up (failover while a lock is
+//! held), `--wait-replicas` against real replicas, and a real three-master
+//! Cluster (a key with braces, a slot migrated while a lock is held).
+
+use std::time::Duration;
+
+use crate::support::topology::{ClusterSetup, SentinelSetup};
+use crate::support::{Holder, RedisServer, key, output, rr, rr_urls, stderr, stdout, wait_until};
+
+/// Through a `redis+sentinel://` URL the lock lands on the primary; when
+/// the primary fails over while the command runs, the lease is renewed on
+/// the new primary (the command is not stopped), the release deletes the
+/// key there, and the fencing counter carries on.
+#[test]
+fn sentinel_follows_a_failover_while_the_lock_is_held() {
+    let setup = SentinelSetup::start();
+    let url = setup.url();
+    let k = key("sentinel");
+    let dir = tempfile::tempdir().unwrap();
+    let holder = Holder::spawn_at(
+        &url,
+        &k,
+        dir.path(),
+        &["--ttl", "3s", "--refresh", "200ms", "-vv"],
+    );
+    let env = holder.wait_ready(Duration::from_secs(10));
+    let first = setup.primary();
+    assert_eq!(
+        setup.servers[first].get(&k).as_deref(),
+        Some(env.token.as_str())
+    );
+
+    let t = std::time::Instant::now();
+    let new = setup.failover();
+    eprintln!("failover took {:?}", t.elapsed());
+    assert_ne!(new, first);
+    // A PTTL close to the full 3 s on the new primary can only come from
+    // a renewal sent to it after the failover.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while setup.servers[new].pttl(&k) <= 2_850 {
+        if std::time::Instant::now() > deadline {
+            let out = holder.finish();
+            panic!("no renewal on the new primary: {}", stderr(&out));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        setup.servers[new].get(&k).as_deref(),
+        Some(env.token.as_str())
+    );
+
+    let out = holder.finish();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        !setup.servers[new].exists(&k),
+        "released on the new primary"
+    );
+
+    let out = output(rr_urls(&[url]).args([
+        "--key",
+        &k,
+        "--",
+        "sh",
+        "-c",
+        "echo $REDLOCK_FENCING_TOKEN",
+    ]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), (env.fencing + 1).to_string());
+}
+
+/// `status` and `release --force` go through the Sentinels to the primary.
+#[test]
+fn sentinel_status_and_release() {
+    let setup = SentinelSetup::start();
+    let url = setup.url();
+    let k = key("sentinel-status");
+    let dir = tempfile::tempdir().unwrap();
+    let holder = Holder::spawn_at(&url, &k, dir.path(), &[]);
+    let env = holder.wait_ready(Duration::from_secs(10));
+    let out = output(rr_urls(std::slice::from_ref(&url)).args(["status", "--key", &k, "--json"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["held"], true);
+    assert_eq!(v["fencing_token"], env.fencing);
+    let out = output(rr_urls(&[url]).args(["release", "--key", &k, "--force"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!setup.servers[setup.primary()].exists(&k));
+    let out = holder.wait();
+    assert_eq!(
+        out.status.code(),
+        Some(70),
+        "the holder finds its lock gone: {}",
+        stderr(&out)
+    );
+}
+
+/// `--wait-replicas`: with no replica to acknowledge it, a grant is undone
+/// and the command never runs (exit 69, the key not left behind); with a
+/// replica it runs; and when the replica stops acknowledging, renewals
+/// fail and the command is stopped before the lease could run out (70).
+#[test]
+fn wait_replicas_needs_acknowledged_grants_and_renewals() {
+    let lone = RedisServer::start();
+    let k = key("wait-none");
+    let out = output(rr(&lone).args([
+        "--key",
+        &k,
+        "--wait-replicas",
+        "1",
+        "--timeout",
+        "500ms",
+        "--",
+        "true",
+    ]));
+    assert_eq!(out.status.code(), Some(69), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("replicas acknowledged"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!lone.exists(&k), "an unacknowledged grant is undone");
+
+    let primary = RedisServer::start_with(&["--repl-diskless-sync-delay", "0"]);
+    let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &primary.port.to_string()]);
+    wait_until("the replica to sync", Duration::from_secs(10), || {
+        crate::support::topology::replication(&replica).contains("master_link_status:up")
+    });
+    let k = key("wait-one");
+    let out = output(rr(&primary).args([
+        "--key",
+        &k,
+        "--wait-replicas",
+        "1",
+        "--",
+        "sh",
+        "-c",
+        "echo ran",
+    ]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "ran");
+
+    let dir = tempfile::tempdir().unwrap();
+    let (holder, _) = Holder::start(
+        &primary,
+        &k,
+        dir.path(),
+        &[
+            "--wait-replicas",
+            "1",
+            "--ttl",
+            "1500ms",
+            "--refresh",
+            "300ms",
+            "-v",
+        ],
+    );
+    replica.pause();
+    let out = holder.wait();
+    replica.resume();
+    assert_eq!(out.status.code(), Some(70), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("replicas acknowledged"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A three-master Cluster: a lock on a key with braces (every script
+/// touches one slot: no CROSSSLOT), its fencing counter in the key's slot
+/// by the server's own account, and a wait woken by the release.
+#[test]
+fn cluster_lock_with_braces_and_a_woken_waiter() {
+    let c = ClusterSetup::start();
+    let url = c.url();
+    let k = format!("{}{{eu}}", key("cluster"));
+    let fence = redlock_run::lock::Keys::new(&k).fence;
+    assert_eq!(c.slot(&fence), c.slot(&k), "CLUSTER KEYSLOT agrees");
+    let dir = tempfile::tempdir().unwrap();
+    let holder = Holder::spawn_at(&url, &k, dir.path(), &["--ttl", "5s"]);
+    let env = holder.wait_ready(Duration::from_secs(10));
+    let owner = &c.nodes[c.owner(c.slot(&k))];
+    assert_eq!(owner.get(&k).as_deref(), Some(env.token.as_str()));
+    assert_eq!(
+        owner.get(&fence).as_deref(),
+        Some(env.fencing.to_string().as_str())
+    );
+
+    let waiter = crate::support::spawn_piped(rr_urls(std::slice::from_ref(&url)).args([
+        "--key",
+        &k,
+        "--timeout",
+        "20s",
+        "--",
+        "sh",
+        "-c",
+        "echo $REDLOCK_FENCING_TOKEN",
+    ]));
+    let channel = redlock_run::lock::Keys::new(&k).channel;
+    wait_until("the waiter to subscribe", Duration::from_secs(10), || {
+        c.nodes.iter().map(|n| n.subscribers(&channel)).sum::<i64>() > 0
+    });
+    let released = std::time::Instant::now();
+    let out = holder.finish();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = crate::support::wait_output(waiter, Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), (env.fencing + 1).to_string());
+    eprintln!("hand-over took {:?}", released.elapsed());
+
+    let out = output(rr_urls(&[url]).args(["status", "--key", &k, "--json"]));
+    assert_eq!(out.status.code(), Some(1), "free: {}", stderr(&out));
+}
+
+/// A slot migrated (IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE) while the
+/// lock is held: renewals follow ASK and then MOVED, and the release
+/// deletes the key on its new node.
+#[test]
+fn cluster_slot_migration_while_the_lock_is_held() {
+    let c = ClusterSetup::start();
+    let url = c.url();
+    let k = key("migrate");
+    let slot = c.slot(&k);
+    let from = c.owner(slot);
+    let to = (from + 1) % 3;
+    let dir = tempfile::tempdir().unwrap();
+    let holder = Holder::spawn_at(&url, &k, dir.path(), &["--ttl", "3s", "--refresh", "200ms"]);
+    let env = holder.wait_ready(Duration::from_secs(10));
+    c.migrate_slot(slot, from, to, || {
+        // Half-way: renewals still land on the old node (the keys are there).
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(
+            c.nodes[from].pttl(&k) > 2_500,
+            "renewed during the migration"
+        );
+    });
+    assert_eq!(c.owner(slot), to);
+    wait_until("a renewal on the new node", Duration::from_secs(3), || {
+        c.nodes[to].pttl(&k) > 2_850
+    });
+    assert_eq!(c.nodes[to].get(&k).as_deref(), Some(env.token.as_str()));
+    let out = holder.finish();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!c.nodes[to].exists(&k), "released on the new node");
+}
