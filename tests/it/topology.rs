@@ -242,3 +242,111 @@ fn cluster_slot_migration_while_the_lock_is_held() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!c.nodes[to].exists(&k), "released on the new node");
 }
+
+/// What `--wait-replicas` buys, measured (REDLOCK_FAILOVER_ROUNDS=N runs
+/// N rounds with and N without it; skipped otherwise). Each round: the
+/// replication link is held (a fault proxy between replica and primary:
+/// nothing moves, no RST), holder A takes the lock through the Sentinels,
+/// the primary is killed (SIGKILL), the Sentinels promote the replica,
+/// and run B starts as soon as they name it. An overlap is B's command
+/// starting while A's still runs (A stops once a renewal finds its key
+/// gone on the new primary). Without
+/// `--wait-replicas` A's grant was never replicated and B gets the lock
+/// while A runs; with `--wait-replicas 1` A is never granted a lock its
+/// replica did not acknowledge.
+#[test]
+fn failover_overlaps_with_and_without_wait_replicas() {
+    let Some(rounds) = std::env::var("REDLOCK_FAILOVER_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse::<u32>().ok())
+    else {
+        return;
+    };
+    for wait in [false, true] {
+        let (mut overlaps, mut a_ran, mut b_ran) = (0, 0, 0);
+        for round in 0..rounds {
+            let mut proxy = None;
+            let mut setup = SentinelSetup::start_linked(|port| {
+                let p = crate::support::proxy::Proxy::start(port);
+                let port = p.port();
+                proxy = Some(p);
+                port
+            });
+            let proxy = proxy.unwrap();
+            let url = setup.url();
+            let k = key("overlap");
+            let dir = tempfile::tempdir().unwrap();
+            let a_pid = dir.path().join("a.pid");
+            let mut a_args = vec!["--key", &k, "--ttl", "6s", "--timeout", "1s"];
+            if wait {
+                a_args.extend(["--wait-replicas", "1"]);
+            }
+            proxy.set_mode(crate::support::proxy::Mode::Blackhole);
+            let a = crate::support::spawn_piped(
+                rr_urls(std::slice::from_ref(&url))
+                    .args(&a_args)
+                    .args(["--", "sh", "-c", "echo $$ > \"$1\"; exec sleep 30", "sh"])
+                    .arg(&a_pid),
+            );
+            // A runs, or gave up (69: never acknowledged).
+            wait_until("A to run or give up", Duration::from_secs(10), || {
+                std::fs::read_to_string(&a_pid).is_ok_and(|s| s.ends_with('\n'))
+                    || !crate::support::alive(a.id() as i32)
+            });
+            let a_running = std::fs::read_to_string(&a_pid).is_ok_and(|s| s.ends_with('\n'));
+            let old = setup.primary();
+            setup.servers[old].kill();
+            // B is a run that starts as soon as the Sentinels name the new
+            // primary (a cron on another host, say); it takes the lock if
+            // the new primary does not have A's.
+            wait_until(
+                "the Sentinels to promote the replica",
+                Duration::from_secs(20),
+                || {
+                    setup.sentinels[0]
+                        .try_query::<(String, String)>(&[
+                            "SENTINEL",
+                            "GET-MASTER-ADDR-BY-NAME",
+                            "mymaster",
+                        ])
+                        .is_ok_and(|(_, p)| p != setup.servers[old].port.to_string())
+                },
+            );
+            let b = crate::support::spawn_piped(
+                rr_urls(std::slice::from_ref(&url))
+                    .args(["--key", &k, "--timeout", "20s", "--ttl", "6s"])
+                    .args([
+                        "--",
+                        "sh",
+                        "-c",
+                        "if [ -s \"$1\" ] && kill -0 \"$(cat \"$1\")\" 2>/dev/null; \
+                         then echo overlap; else echo alone; fi",
+                        "sh",
+                    ])
+                    .arg(&a_pid),
+            );
+            let out = crate::support::wait_output(b, Duration::from_secs(30));
+            let a_out = crate::support::wait_output(a, Duration::from_secs(30));
+            a_ran += u32::from(a_running);
+            b_ran += u32::from(out.status.code() == Some(0));
+            if stdout(&out).trim() == "overlap" {
+                overlaps += 1;
+            }
+            eprintln!(
+                "round {round} wait={wait}: A ran {a_running} (exit {:?}), B exit {:?} {}",
+                a_out.status.code(),
+                out.status.code(),
+                stdout(&out).trim()
+            );
+            drop(proxy);
+        }
+        println!(
+            "failover overlaps, --wait-replicas {}: {overlaps} of {rounds} rounds \
+             (A ran {a_ran}, B ran {b_ran})",
+            u32::from(wait)
+        );
+        if wait {
+            assert_eq!(overlaps, 0, "--wait-replicas 1 must prevent this overlap");
+        }
+    }
+}

@@ -86,9 +86,18 @@ pub struct SentinelSetup {
 
 impl SentinelSetup {
     pub fn start() -> Self {
-        let primary = RedisServer::start();
+        Self::start_linked(|port| port)
+    }
+
+    /// Like [`SentinelSetup::start`], but the replica replicates from
+    /// the port `link` returns for the primary's (a fault proxy).
+    pub fn start_linked(link: impl FnOnce(u16) -> u16) -> Self {
+        // No 5 s wait before a full sync (the default for diskless sync).
+        let fast = ["--repl-diskless-sync-delay", "0"];
+        let primary = RedisServer::start_with(&fast);
+        let port = link(primary.port).to_string();
         let replica =
-            RedisServer::start_with(&["--replicaof", "127.0.0.1", &primary.port.to_string()]);
+            RedisServer::start_with(&[fast[0], fast[1], "--replicaof", "127.0.0.1", &port]);
         let servers = vec![primary, replica];
         wait_until("the replica to sync", Duration::from_secs(10), || {
             replication(&servers[1]).contains("master_link_status:up")
