@@ -124,7 +124,11 @@ pub struct Target {
 
     /// Redis URL: redis://, rediss:// (TLS) or unix://, with user, password
     /// and db as usual (percent-encode special characters in the password,
-    /// e.g. %40 for '@', %2F for '/'). Repeat for a Redlock quorum over
+    /// e.g. %40 for '@', %2F for '/');
+    /// redis+sentinel://[[user]:password@]host:port[,host:port]...[/service[/db]]
+    /// for the primary Sentinels name (?sentinel_password= for their own);
+    /// redis+cluster://[[user]:password@]host:port[,host:port]... for a
+    /// Redis Cluster (rediss+ for TLS). Repeat for a Redlock quorum over
     /// independent masters; in REDLOCK_REDIS, separate the URLs with commas
     /// (a comma splits the list only where a new URL begins, so one in a
     /// password is kept). Prefer REDLOCK_REDIS for passwords: argv is

@@ -94,6 +94,36 @@ fn sentinel_status_and_release() {
     );
 }
 
+/// Passwords for the data nodes (in the URL's user info) and for the
+/// Sentinels (`sentinel_password`) both work, and neither is ever printed,
+/// even at trace level or when one is wrong.
+#[test]
+fn sentinel_with_passwords_never_prints_them() {
+    let setup = SentinelSetup::start_with_auth("data-pw-9f3", "sentinel-pw-7c1");
+    let hosts = setup.url();
+    let hosts = hosts
+        .trim_start_matches("redis+sentinel://")
+        .trim_end_matches("/mymaster");
+    let k = key("sentinel-auth");
+    for (data, own, code) in [
+        ("data-pw-9f3", "sentinel-pw-7c1", 0),
+        ("data-pw-9f3", "wrong-sentinel-pw", 69),
+        ("wrong-data-pw", "sentinel-pw-7c1", 69),
+    ] {
+        let url = format!("redis+sentinel://:{data}@{hosts}/mymaster?sentinel_password={own}");
+        let out = output(rr_urls(&[url]).args(["--key", &k, "-vvv", "--", "sh", "-c", "echo ran"]));
+        assert_eq!(out.status.code(), Some(code), "{}", stderr(&out));
+        for secret in [data, own] {
+            assert!(
+                !stderr(&out).contains(secret) && !stdout(&out).contains(secret),
+                "{}",
+                stderr(&out)
+            );
+        }
+        assert_eq!(stdout(&out).trim() == "ran", code == 0);
+    }
+}
+
 /// `--wait-replicas`: with no replica to acknowledge it, a grant is undone
 /// and the command never runs (exit 69, the key not left behind); with a
 /// replica it runs; and when the replica stops acknowledging, renewals

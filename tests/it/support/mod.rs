@@ -75,12 +75,21 @@ impl RedisServer {
     /// Start with `requirepass` set: every client must authenticate.
     /// The test's own connections (`conn`, `query`) do.
     pub fn start_with_password(password: &str) -> Self {
+        Self::start_with_password_and(password, &[])
+    }
+
+    /// [`RedisServer::start_with_password`] with extra arguments.
+    pub fn start_with_password_and(password: &str, extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = RedisServer {
             port: free_port(),
             child: None,
             dir,
-            extra: vec!["--requirepass".into(), password.into()],
+            extra: ["--requirepass", password]
+                .iter()
+                .chain(extra)
+                .map(|s| s.to_string())
+                .collect(),
             password: Some(password.into()),
         };
         s.spawn();

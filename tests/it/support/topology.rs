@@ -14,10 +14,12 @@ pub struct SentinelProc {
     pub port: u16,
     child: Child,
     dir: tempfile::TempDir,
+    /// Its `requirepass`, if any.
+    password: Option<String>,
 }
 
 impl SentinelProc {
-    fn start(primary_port: u16) -> Self {
+    fn start(primary_port: u16, auth: Option<(&str, &str)>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let conf = dir.path().join("sentinel.conf");
@@ -28,11 +30,15 @@ impl SentinelProc {
                  sentinel monitor mymaster 127.0.0.1 {primary_port} 2\n\
                  sentinel down-after-milliseconds mymaster 1000\n\
                  sentinel failover-timeout mymaster 4000\n\
-                 sentinel parallel-syncs mymaster 1\n",
-                dir = dir.path().display()
+                 sentinel parallel-syncs mymaster 1\n{auth}",
+                dir = dir.path().display(),
+                auth = auth.map_or(String::new(), |(data, own)| format!(
+                    "sentinel auth-pass mymaster {data}\nrequirepass {own}\n"
+                )),
             ),
         )
         .unwrap();
+        let password = auth.map(|(_, own)| own.to_string());
         let child = Command::new("redis-sentinel")
             .arg(&conf)
             .stdin(Stdio::null())
@@ -40,7 +46,12 @@ impl SentinelProc {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-sentinel must be installed (scripts/test installs it)");
-        let s = SentinelProc { port, child, dir };
+        let s = SentinelProc {
+            port,
+            child,
+            dir,
+            password,
+        };
         wait_until("redis-sentinel to answer", Duration::from_secs(10), || {
             s.try_query::<String>(&["PING"]).is_ok()
         });
@@ -48,7 +59,11 @@ impl SentinelProc {
     }
 
     pub fn try_query<T: redis::FromRedisValue>(&self, args: &[&str]) -> redis::RedisResult<T> {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{}", self.port))?;
+        let auth = self
+            .password
+            .as_ref()
+            .map_or(String::new(), |p| format!(":{p}@"));
+        let client = redis::Client::open(format!("redis://{auth}127.0.0.1:{}", self.port))?;
         let mut conn = client.get_connection_with_timeout(Duration::from_secs(2))?;
         let mut c = redis::cmd(args[0]);
         for a in &args[1..] {
@@ -92,18 +107,35 @@ impl SentinelSetup {
     /// Like [`SentinelSetup::start`], but the replica replicates from
     /// the port `link` returns for the primary's (a fault proxy).
     pub fn start_linked(link: impl FnOnce(u16) -> u16) -> Self {
+        Self::start_full(link, None)
+    }
+
+    /// With passwords: `data` for the primary and the replica, `own` for
+    /// the Sentinels.
+    pub fn start_with_auth(data: &str, own: &str) -> Self {
+        Self::start_full(|port| port, Some((data, own)))
+    }
+
+    fn start_full(link: impl FnOnce(u16) -> u16, auth: Option<(&str, &str)>) -> Self {
         // No 5 s wait before a full sync (the default for diskless sync).
         let fast = ["--repl-diskless-sync-delay", "0"];
-        let primary = RedisServer::start_with(&fast);
+        let start = |extra: &[&str]| match auth {
+            Some((data, _)) => {
+                let mut all = vec!["--masterauth", data];
+                all.extend(extra);
+                RedisServer::start_with_password_and(data, &all)
+            }
+            None => RedisServer::start_with(extra),
+        };
+        let primary = start(&fast);
         let port = link(primary.port).to_string();
-        let replica =
-            RedisServer::start_with(&[fast[0], fast[1], "--replicaof", "127.0.0.1", &port]);
+        let replica = start(&[fast[0], fast[1], "--replicaof", "127.0.0.1", &port]);
         let servers = vec![primary, replica];
         wait_until("the replica to sync", Duration::from_secs(10), || {
             replication(&servers[1]).contains("master_link_status:up")
         });
         let sentinels: Vec<_> = (0..3)
-            .map(|_| SentinelProc::start(servers[0].port))
+            .map(|_| SentinelProc::start(servers[0].port, auth))
             .collect();
         let replica_port = servers[1].port.to_string();
         for s in &sentinels {
