@@ -380,3 +380,45 @@ fn failover_overlaps_with_and_without_wait_replicas() {
         }
     }
 }
+
+/// `schedule` on a Cluster, two instances, a key with braces: each tick
+/// runs once, and the tick claim lives in the key's slot on its node.
+#[test]
+fn cluster_schedule_runs_each_tick_once() {
+    let c = ClusterSetup::start();
+    let url = c.url();
+    let k = format!("{}{{sched}}", key("cluster-schedule"));
+    let dir = tempfile::tempdir().unwrap();
+    let ticks = dir.path().join("ticks");
+    let spawn = || {
+        crate::support::spawn_piped(
+            rr_urls(std::slice::from_ref(&url))
+                .args(["schedule", "--key", &k, "--every", "1s", "--ttl", "2s"])
+                .args(["--", "sh", "-c", "echo \"$REDLOCK_TICK\" >> \"$1\"", "sh"])
+                .arg(&ticks),
+        )
+    };
+    let (a, b) = (spawn(), spawn());
+    wait_until("three ticks", Duration::from_secs(15), || {
+        std::fs::read_to_string(&ticks).is_ok_and(|s| s.lines().count() >= 3)
+    });
+    for p in [&a, &b] {
+        crate::support::send_signal(p.id(), nix::sys::signal::Signal::SIGTERM);
+    }
+    let outs = [a, b].map(|p| crate::support::wait_output(p, Duration::from_secs(10)));
+    for out in &outs {
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(out));
+    }
+    let seen = std::fs::read_to_string(&ticks).unwrap();
+    let mut lines: Vec<&str> = seen.lines().collect();
+    let n = lines.len();
+    lines.sort_unstable();
+    lines.dedup();
+    assert_eq!(lines.len(), n, "a tick ran twice: {seen}");
+    let tick = redlock_run::lock::Keys::new(&k).tick;
+    assert_eq!(c.slot(&tick), c.slot(&k));
+    assert!(
+        c.nodes[c.owner(c.slot(&k))].exists(&tick),
+        "the tick claim is on the key's node"
+    );
+}
