@@ -60,9 +60,14 @@ impl RedisServer {
 
     /// Start with extra `redis-server` arguments (e.g. `["--appendonly", "yes"]`).
     pub fn start_with(extra: &[&str]) -> Self {
+        Self::start_on(free_port(), extra)
+    }
+
+    /// [`RedisServer::start_with`] on a given (free) port.
+    pub fn start_on(port: u16, extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = RedisServer {
-            port: free_port(),
+            port,
             child: None,
             dir,
             extra: extra.iter().map(|s| s.to_string()).collect(),

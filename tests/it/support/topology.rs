@@ -220,6 +220,17 @@ pub fn role(s: &RedisServer) -> String {
         .to_string()
 }
 
+/// A free port for a cluster node: at most 55535, with its cluster bus
+/// port (10000 higher) free too.
+fn cluster_port() -> u16 {
+    loop {
+        let p = free_port();
+        if p <= 55_535 && std::net::TcpListener::bind(("127.0.0.1", p + 10_000)).is_ok() {
+            return p;
+        }
+    }
+}
+
 /// Three cluster-enabled masters holding all 16384 slots.
 pub struct ClusterSetup {
     pub nodes: Vec<RedisServer>,
@@ -232,14 +243,17 @@ impl ClusterSetup {
         let nodes: Vec<RedisServer> = (0..3)
             .map(|i| {
                 let conf: PathBuf = dir.path().join(format!("nodes-{i}.conf"));
-                RedisServer::start_with(&[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    conf.to_str().unwrap(),
-                    "--cluster-node-timeout",
-                    "2000",
-                ])
+                RedisServer::start_on(
+                    cluster_port(),
+                    &[
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        conf.to_str().unwrap(),
+                        "--cluster-node-timeout",
+                        "2000",
+                    ],
+                )
             })
             .collect();
         let addrs: Vec<String> = nodes
