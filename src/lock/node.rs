@@ -331,8 +331,9 @@ mod tests {
             "BUSY",
             "LOADING",
             "CLUSTERDOWN",
+            "NOREPLICAS",
         ];
-        assert_eq!(TRANSIENT.map(|(c, _)| c), codes);
+        assert_eq!(TRANSIENT.map(|(c, _)| c).to_vec(), codes);
         for (code, why) in TRANSIENT {
             let e = node().classify(reply(&format!("{code} refused for now")));
             assert!(
