@@ -16,7 +16,7 @@ use crate::config::Endpoint;
 /// "no" about our request: it cannot take writes at the moment. They are
 /// outages, retried until --timeout (exit 69 if Redis never granted), not
 /// permanent failures. Code, and what it means for us.
-pub const TRANSIENT: [(&str, &str); 8] = [
+pub const TRANSIENT: [(&str, &str); 9] = [
     ("OOM", "out of memory: maxmemory reached under noeviction"),
     (
         "MISCONF",
@@ -28,6 +28,10 @@ pub const TRANSIENT: [(&str, &str); 8] = [
     ("BUSY", "a script or function is still running"),
     ("LOADING", "still loading its data set"),
     ("CLUSTERDOWN", "the cluster is down"),
+    (
+        "NOREPLICAS",
+        "too few replicas in reach (min-replicas-to-write)",
+    ),
 ];
 
 /// What [`TRANSIENT`] says about a server error code, if it lists it.
