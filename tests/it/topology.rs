@@ -197,7 +197,8 @@ fn wait_replicas_needs_acknowledged_grants_and_renewals() {
 
 /// A three-master Cluster: a lock on a key with braces (every script
 /// touches one slot: no CROSSSLOT), its fencing counter in the key's slot
-/// by the server's own account, and a wait woken by the release.
+/// by the server's own account, and a waiter, subscribed on the key's node,
+/// woken by the release.
 #[test]
 fn cluster_lock_with_braces_and_a_woken_waiter() {
     let c = ClusterSetup::start();
@@ -226,9 +227,13 @@ fn cluster_lock_with_braces_and_a_woken_waiter() {
         "echo $REDLOCK_FENCING_TOKEN",
     ]));
     let channel = redlock_run::lock::Keys::new(&k).channel;
-    wait_until("the waiter to subscribe", Duration::from_secs(10), || {
-        c.nodes.iter().map(|n| n.subscribers(&channel)).sum::<i64>() > 0
-    });
+    // On the key's node: the release script counts its own node's
+    // receivers to pick the waiter to wake.
+    wait_until(
+        "the waiter to subscribe on the key's node",
+        Duration::from_secs(10),
+        || owner.subscribers(&channel) > 0,
+    );
     let released = std::time::Instant::now();
     let out = holder.finish();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
