@@ -182,9 +182,11 @@ impl Source {
     }
 
     /// Subscribe to `channels` (all in one slot) and yield once per
-    /// message. Cluster: through a RESP3 cluster connection, which
-    /// subscribes again after a reconnect (the scripts PUBLISH, which a
-    /// cluster delivers on every node); elsewhere SUBSCRIBE on the master.
+    /// message. Cluster: through a RESP3 cluster connection, which sends
+    /// SUBSCRIBE to the master of the channels' slot (the key's: the
+    /// release script counts its own node's receivers to pick the waiter
+    /// to wake) and subscribes again after a reconnect or a slot move;
+    /// elsewhere SUBSCRIBE on the master.
     pub async fn subscribe(&self, channels: &[String]) -> RedisResult<BoxStream<'static, ()>> {
         let client = match self {
             Source::Single(client) => (**client).clone(),
