@@ -185,7 +185,7 @@ impl Source {
     /// message. Cluster: through a RESP3 cluster connection, which sends
     /// SUBSCRIBE to the master of the channels' slot (the key's: the
     /// release script counts its own node's receivers to pick the waiter
-    /// to wake) and subscribes again after a reconnect or a slot move;
+    /// to wake) and subscribes again after a reconnect;
     /// elsewhere SUBSCRIBE on the master.
     pub async fn subscribe(&self, channels: &[String]) -> RedisResult<BoxStream<'static, ()>> {
         let client = match self {
