@@ -53,7 +53,6 @@ impl Locker {
                 _ => "",
             },
         ];
-        let wait = (self.lease.wait_replicas, self.lease.wait_timeout());
         let start = BootInstant::now();
 
         let mut tally = Tally::default();
@@ -66,21 +65,16 @@ impl Locker {
                 .iter_mut()
                 .enumerate()
                 .map(|(i, node)| async move {
-                    let mut r = node
-                        .eval::<(i64, i64, String, String)>(
+                    // --wait-replicas: a grant counts once replicated.
+                    let r = node
+                        .eval_acked::<(i64, i64, String, String)>(
                             &scripts::ACQUIRE,
                             &keys,
                             &args,
                             timeout,
+                            |r| r.0 == 1,
                         )
                         .await;
-                    // --wait-replicas: granted only once replicated (an
-                    // unacknowledged grant is undone below like a failure).
-                    if matches!(r, Ok((1, ..))) && wait.0 > 0 {
-                        if let Err(e) = node.ack(keys[0], wait.0, wait.1).await {
-                            r = Err(e);
-                        }
-                    }
                     (i, r)
                 })
                 .collect();

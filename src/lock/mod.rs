@@ -225,7 +225,13 @@ pub struct Locker {
 impl Locker {
     pub fn new(endpoints: &[Endpoint], key: &str, lease: Lease) -> Self {
         Locker {
-            nodes: endpoints.iter().cloned().map(Node::new).collect(),
+            nodes: endpoints
+                .iter()
+                .cloned()
+                .map(|e| {
+                    Node::new(e).waiting_for_replicas(lease.wait_replicas, lease.wait_timeout())
+                })
+                .collect(),
             distinct: true,
             keys: Keys::new(key),
             lease,

@@ -94,6 +94,9 @@ pub struct Node {
     pub endpoint: Endpoint,
     source: Source,
     conn: Option<Conn>,
+    /// `--wait-replicas`: how many replicas must acknowledge a write that
+    /// [`Node::eval_acked`] sends, and how long to wait for them.
+    replicas: (u32, Duration),
 }
 
 impl Node {
@@ -103,7 +106,14 @@ impl Node {
             endpoint,
             source,
             conn: None,
+            replicas: (0, Duration::ZERO),
         }
+    }
+
+    /// With `--wait-replicas n`: see [`Node::eval_acked`].
+    pub fn waiting_for_replicas(mut self, n: u32, timeout: Duration) -> Self {
+        self.replicas = (n, timeout);
+        self
     }
 
     pub fn name(&self) -> &str {
@@ -175,7 +185,7 @@ impl Node {
     /// (a refusal for now: the write is not safe against a failover).
     /// Sent on the connection that carried the write, as WAIT requires;
     /// a connection lost meanwhile is an error, never a reconnect.
-    pub async fn ack(&mut self, key: &str, n: u32, timeout: Duration) -> Result<(), NodeError> {
+    async fn ack(&mut self, key: &str, n: u32, timeout: Duration) -> Result<(), NodeError> {
         let Some(mut conn) = self.conn.clone() else {
             return Err(NodeError::Io(
                 self.name().to_string(),
@@ -233,6 +243,26 @@ impl Node {
             inv.invoke_async::<T>(&mut c).await
         })
         .await
+    }
+
+    /// [`Node::eval`] a write, and when `landed` says it took effect, wait
+    /// for `--wait-replicas` replicas to acknowledge it ([`Node::ack`]):
+    /// without enough acknowledgements it fails like an outage, so a grant
+    /// is undone and a renewal counts as failed.
+    pub async fn eval_acked<T: FromRedisValue>(
+        &mut self,
+        script: &Script,
+        keys: &[&str],
+        args: &[&str],
+        timeout: Duration,
+        landed: impl Fn(&T) -> bool,
+    ) -> Result<T, NodeError> {
+        let v = self.eval::<T>(script, keys, args, timeout).await?;
+        let (n, wait) = self.replicas;
+        if n > 0 && landed(&v) {
+            self.ack(keys[0], n, wait).await?;
+        }
+        Ok(v)
     }
 
     /// Run a plain command (or pipeline) within `timeout`.

@@ -25,7 +25,6 @@ impl Locker {
             self.keys.holder.as_str(),
         ];
         let args = [token, ttl_ms.as_str()];
-        let wait = (self.lease.wait_replicas, self.lease.wait_timeout());
         let start = BootInstant::now();
         let (yes, deleted, replaced);
         let mut errors = Vec::new();
@@ -33,16 +32,9 @@ impl Locker {
             let mut pending: FuturesUnordered<_> = self
                 .nodes
                 .iter_mut()
-                .map(|node| async move {
-                    let r = node
-                        .eval::<i64>(&scripts::EXTEND, &keys, &args, timeout)
-                        .await;
-                    // --wait-replicas: a renewal the replicas did not
-                    // acknowledge is a failed renewal.
-                    match r {
-                        Ok(1) if wait.0 > 0 => node.ack(keys[0], wait.0, wait.1).await.map(|()| 1),
-                        r => r,
-                    }
+                .map(|node| {
+                    // --wait-replicas: a renewal counts once replicated.
+                    node.eval_acked::<i64>(&scripts::EXTEND, &keys, &args, timeout, |r| *r == 1)
                 })
                 .collect();
             let record =
