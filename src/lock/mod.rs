@@ -65,15 +65,17 @@ impl Keys {
 
     /// The name of auxiliary `kind` (a word without `:`) of lock `key`:
     /// `{KEY}:redlock-run:KIND` when KEY holds no `}` (as ever), else
-    /// `{TAG}:redlock-run:KIND:KEY`, with KEY's own hash tag or one that
-    /// hashes like KEY. Distinct keys never share a name: KIND ends at
-    /// the first `:` after the prefix, and KEY is spelled out whole.
+    /// `{TAG}:KEY:redlock-run:KIND`, with KEY's own hash tag or one that
+    /// hashes like KEY. Every name ends in `:redlock-run:KIND`, and
+    /// distinct keys never share a name: KIND is what follows the last
+    /// `:`, and what precedes `:redlock-run:KIND` is `{KEY}` with one `}`
+    /// or `{TAG}:KEY` with at least two.
     pub fn aux(key: &str, kind: &str) -> String {
         let tag = slot::tag_for(key);
         if tag == key {
             format!("{{{key}}}:redlock-run:{kind}")
         } else {
-            format!("{{{tag}}}:redlock-run:{kind}:{key}")
+            format!("{{{tag}}}:{key}:redlock-run:{kind}")
         }
     }
 }
@@ -359,6 +361,9 @@ mod tests {
         for key in &keys {
             let k = Keys::new(key);
             assert_eq!(k.lock, *key, "the lock itself stays at KEY");
+            // Tools and tests recognise the names by their ending.
+            assert!(k.fence.ends_with(":redlock-run:fence"), "{}", k.fence);
+            assert!(k.released.ends_with(":redlock-run:released-tokens"));
             let want = slot::key_slot(key.as_bytes());
             for name in auxiliary_names(&k) {
                 assert_eq!(
