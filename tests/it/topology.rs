@@ -152,9 +152,7 @@ fn wait_replicas_needs_acknowledged_grants_and_renewals() {
 
     let primary = RedisServer::start_with(&["--repl-diskless-sync-delay", "0"]);
     let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &primary.port.to_string()]);
-    wait_until("the replica to sync", Duration::from_secs(10), || {
-        crate::support::topology::replication(&replica).contains("master_link_status:up")
-    });
+    crate::support::topology::wait_replica_online(&primary);
     let k = key("wait-one");
     let out = output(rr(&primary).args([
         "--key",
@@ -426,4 +424,85 @@ fn cluster_schedule_runs_each_tick_once() {
         c.nodes[c.owner(c.slot(&k))].exists(&tick),
         "the tick claim is on the key's node"
     );
+}
+
+/// With `--wait-replicas 1`, a failover to the replica that acknowledged
+/// keeps the lock: the primary is killed (no SENTINEL FAILOVER: the
+/// Sentinels must notice), the replica is promoted with the lock on it, the
+/// holder renews there and finishes normally, and a run that starts after
+/// the promotion finds the lock held (75), not free.
+#[test]
+fn sentinel_failover_keeps_an_acknowledged_lock() {
+    let mut setup = SentinelSetup::start();
+    let url = setup.url();
+    let k = key("sentinel-acked");
+    let dir = tempfile::tempdir().unwrap();
+    let holder = Holder::spawn_at(
+        &url,
+        &k,
+        dir.path(),
+        &[
+            "--wait-replicas",
+            "1",
+            "--ttl",
+            "6s",
+            "--refresh",
+            "500ms",
+            "-v",
+        ],
+    );
+    let t = std::time::Instant::now();
+    while !holder.is_ready() {
+        if t.elapsed() > Duration::from_secs(10) {
+            let out = holder.finish();
+            let p = setup.primary();
+            panic!(
+                "the holder did not start: {}\nprimary (server {}):\n{}\nreplica log:\n{}",
+                stderr(&out),
+                p,
+                crate::support::topology::replication(&setup.servers[p]),
+                setup.servers[1 - p].log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let env = holder.wait_ready(Duration::from_secs(1));
+    let old = setup.primary();
+    let new = 1 - old;
+    setup.servers[old].kill();
+    wait_until(
+        "the Sentinels to promote the replica",
+        Duration::from_secs(20),
+        || {
+            setup.sentinels.iter().all(|s| {
+                s.try_query::<(String, String)>(&[
+                    "SENTINEL",
+                    "GET-MASTER-ADDR-BY-NAME",
+                    "mymaster",
+                ])
+                .is_ok_and(|(_, p)| p == setup.servers[new].port.to_string())
+            })
+        },
+    );
+    assert_eq!(
+        setup.servers[new].get(&k).as_deref(),
+        Some(env.token.as_str())
+    );
+    let out = output(rr_urls(std::slice::from_ref(&url)).args(["--key", &k, "--", "true"]));
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "held, not free: {}",
+        stderr(&out)
+    );
+    // With no replica left, renewals cannot be acknowledged: the holder
+    // is stopped in time (70), never left running unacknowledged.
+    let out = holder.finish();
+    let code = out.status.code();
+    assert!(
+        code == Some(0) || code == Some(70),
+        "{code:?}: {}",
+        stderr(&out)
+    );
+    eprintln!("holder after the failover: exit {code:?}");
 }

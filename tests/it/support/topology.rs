@@ -131,9 +131,6 @@ impl SentinelSetup {
         let port = link(primary.port).to_string();
         let replica = start(&[fast[0], fast[1], "--replicaof", "127.0.0.1", &port]);
         let servers = vec![primary, replica];
-        wait_until("the replica to sync", Duration::from_secs(10), || {
-            replication(&servers[1]).contains("master_link_status:up")
-        });
         let sentinels: Vec<_> = (0..3)
             .map(|_| SentinelProc::start(servers[0].port, auth))
             .collect();
@@ -155,6 +152,7 @@ impl SentinelSetup {
                 },
             );
         }
+        wait_replica_online(&servers[0]);
         SentinelSetup { servers, sentinels }
     }
 
@@ -203,6 +201,31 @@ impl SentinelSetup {
         });
         new
     }
+}
+
+/// Wait until a replica acknowledges `primary`'s writes: a write and a
+/// `WAIT 1` on one connection, until the WAIT counts the replica. (Right
+/// after a sync, and while Sentinels settle, a replica that is `online`
+/// can still leave a WAIT unanswered for a while.)
+pub fn wait_replica_online(primary: &RedisServer) {
+    let mut conn = primary.conn();
+    wait_until(
+        "a replica to acknowledge writes",
+        Duration::from_secs(15),
+        || {
+            redis::pipe()
+                .cmd("SET")
+                .arg("redlock-run-test:probe")
+                .arg(1)
+                .ignore()
+                .cmd("WAIT")
+                .arg(1)
+                .arg(100)
+                .query::<(i64,)>(&mut conn)
+                .is_ok_and(|(n,)| n >= 1)
+        },
+    );
+    let _: i64 = primary.query(&["DEL", "redlock-run-test:probe"]);
 }
 
 /// `INFO replication` of a server.
