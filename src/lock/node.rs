@@ -288,8 +288,10 @@ impl Node {
     {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut retried = false;
+        // Sentinels that do not answer in half the time keep the primary
+        // we know (as Sentinels that refuse do): the request gets the rest.
         if self.source.is_sentinel()
-            && tokio::time::timeout(timeout, self.source.recheck())
+            && tokio::time::timeout(timeout / 2, self.source.recheck())
                 .await
                 .unwrap_or(false)
         {
