@@ -16,6 +16,7 @@ fn admin_lease() -> Lease {
         refresh: Duration::from_secs(3),
         kill_after: Duration::from_secs(1),
         min_hold: Duration::ZERO,
+        wait_replicas: 0,
     }
 }
 

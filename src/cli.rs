@@ -151,7 +151,11 @@ pub struct Target {
 
     /// Redis URL: redis://, rediss:// (TLS) or unix://, with user, password
     /// and db as usual (percent-encode special characters in the password,
-    /// e.g. %40 for '@', %2F for '/'). Repeat for a Redlock quorum over
+    /// e.g. %40 for '@', %2F for '/');
+    /// redis+sentinel://[[user]:password@]host:port[,host:port]...[/service[/db]]
+    /// for the primary Sentinels name (?sentinel_password= for their own);
+    /// redis+cluster://[[user]:password@]host:port[,host:port]... for a
+    /// Redis Cluster (rediss+ for TLS). Repeat for a Redlock quorum over
     /// independent masters; in REDLOCK_REDIS, separate the URLs with commas
     /// (a comma splits the list only where a new URL begins, so one in a
     /// password is kept). Prefer REDLOCK_REDIS for passwords: argv is
@@ -217,6 +221,18 @@ pub struct LeaseArgs {
     pub kill_after: Option<Duration>,
 }
 
+/// Replication options shared by run and schedule.
+#[derive(Debug, Clone, Args)]
+pub struct ReplicaArgs {
+    /// After acquiring and after each renewal, wait until N replicas
+    /// acknowledged the write (WAIT, at most ttl/10 clamped to 150ms..1s,
+    /// taken from the renewal budget); an acquisition not acknowledged in
+    /// time is undone, a renewal not acknowledged is a failed renewal.
+    /// A failover to a replica that acknowledged keeps the lock.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub wait_replicas: u32,
+}
+
 /// The command to run: an argv after `--`, or a shell command line.
 #[derive(Debug, Clone, Args)]
 pub struct CommandArgs {
@@ -255,6 +271,9 @@ pub struct RunArgs {
     #[command(flatten)]
     pub lease: LeaseArgs,
 
+    #[command(flatten)]
+    pub replicas: ReplicaArgs,
+
     /// Exit code when the lock was not acquired within --timeout.
     #[arg(short = 'E', long, default_value_t = exit::CONFLICT, value_name = "N")]
     pub conflict_exit_code: u8,
@@ -288,6 +307,9 @@ pub struct ScheduleArgs {
 
     #[command(flatten)]
     pub lease: LeaseArgs,
+
+    #[command(flatten)]
+    pub replicas: ReplicaArgs,
 
     #[command(flatten)]
     pub command: CommandArgs,

@@ -42,11 +42,30 @@ pub const KILL_MARGIN: Duration = Duration::from_millis(100);
 /// scheduling on a loaded machine plus a round trip.
 pub const RENEW_ALLOWANCE: Duration = Duration::from_millis(100);
 
-/// One Redis server, with a display form that never shows a password.
+/// One Redis server (or one Sentinel-managed primary, or one Cluster),
+/// with a display form that never shows a password.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
+    /// The data node's address and settings (user, password, db, TLS);
+    /// for Sentinel and Cluster, the first listed address.
     pub info: ConnectionInfo,
     pub display: String,
+    pub topology: Topology,
+}
+
+/// How the server behind an [`Endpoint`] is found.
+#[derive(Debug, Clone)]
+pub enum Topology {
+    /// The URL names the master itself.
+    Single,
+    /// The primary of `service`, found through these Sentinels (and found
+    /// again after a failover); `info` carries the data nodes' settings.
+    Sentinel {
+        sentinels: Vec<ConnectionInfo>,
+        service: String,
+    },
+    /// A Redis Cluster, reached through any of these nodes.
+    Cluster { nodes: Vec<ConnectionInfo> },
 }
 
 impl Endpoint {
@@ -58,15 +77,24 @@ impl Endpoint {
         }
         let Some(scheme) = crate::urls::SCHEMES.iter().find(|s| url.starts_with(*s)) else {
             return Err(Failure::Usage(format!(
-                "invalid Redis URL {display:?}: expected redis://, rediss:// or unix://"
+                "invalid Redis URL {display:?}: expected redis://, rediss://, unix://, \
+                 redis+sentinel:// or redis+cluster://"
             )));
         };
         if scheme.contains("+sentinel") || scheme.contains("+cluster") {
-            return Err(Failure::Usage(format!(
-                "unsupported Redis URL {display:?}: Sentinel and Cluster URLs are not supported \
-                 by this version; give the primary's redis:// URL"
-            )));
+            return crate::urls::parse_multi(url, scheme, &display)
+                .map_err(|why| Failure::Usage(format!("invalid Redis URL {display:?}: {why}")));
         }
+        let info = Endpoint::node_info(url, &display)?;
+        Ok(Endpoint {
+            info,
+            display,
+            topology: Topology::Single,
+        })
+    }
+
+    /// One node's connection info from a plain URL, checked.
+    pub fn node_info(url: &str, display: &str) -> Result<ConnectionInfo, Failure> {
         let info = url
             .into_connection_info()
             .map_err(|_| Failure::Usage(format!("invalid Redis URL {display:?}")))?;
@@ -77,8 +105,7 @@ impl Endpoint {
             )));
         }
         let redis = info.redis_settings().clone().set_skip_set_lib_name();
-        let info = info.set_redis_settings(redis);
-        Ok(Endpoint { info, display })
+        Ok(info.set_redis_settings(redis))
     }
 
     pub fn is_tls(&self) -> bool {
@@ -93,10 +120,20 @@ pub struct Lease {
     pub refresh: Duration,
     pub kill_after: Duration,
     pub min_hold: Duration,
+    /// `--wait-replicas`: replicas that must acknowledge each acquisition
+    /// and renewal (`WAIT`); 0 = none.
+    pub wait_replicas: u32,
 }
 
 impl Lease {
     pub fn from_args(a: &LeaseArgs) -> Result<Self, Failure> {
+        Lease::new(a, 0)
+    }
+
+    /// The lease, with `wait_replicas` replicas to acknowledge every
+    /// acquisition and renewal: the `WAIT` for them comes out of the
+    /// renewal budget ([`Lease::grace_budget`]).
+    pub fn new(a: &LeaseArgs, wait_replicas: u32) -> Result<Self, Failure> {
         let ttl = at_most_max("--ttl", a.ttl)?;
         let min_hold = at_most_max("--min-hold", a.min_hold)?;
         if ttl < MIN_TTL {
@@ -122,7 +159,8 @@ impl Lease {
         };
         // What is left of a lease, after one missed renewal, for the grace
         // between SIGTERM and SIGKILL.
-        let budget = Lease::grace_budget(ttl, refresh);
+        let wait = wait_timeout(ttl, wait_replicas);
+        let budget = Lease::grace_budget(ttl, refresh, wait);
         let kill_after = match a.kill_after {
             Some(k) if budget.is_some_and(|b| k <= b) => k,
             Some(k) => {
@@ -132,7 +170,7 @@ impl Lease {
                     fmt(ttl),
                     fmt(refresh),
                     fmt(k),
-                    Lease::rule(ttl, refresh)
+                    Lease::rule(ttl, refresh, wait)
                 )));
             }
             // The default is clamped, not refused, so that it always fits.
@@ -148,7 +186,7 @@ impl Lease {
                         "{which} {} / {} leave no room for one missed renewal: {}",
                         fmt(ttl),
                         fmt(refresh),
-                        Lease::rule(ttl, refresh)
+                        Lease::rule(ttl, refresh, wait)
                     )));
                 }
             },
@@ -158,6 +196,7 @@ impl Lease {
             refresh,
             kill_after,
             min_hold,
+            wait_replicas,
         })
     }
 
@@ -165,28 +204,40 @@ impl Lease {
     /// check and the supervisor: after a renewal, the command must get its
     /// SIGTERM no earlier than two --refresh periods (one renewal may fail
     /// outright) plus [`RENEW_ALLOWANCE`] (the next one's round trip)
-    /// later, and its SIGKILL [`KILL_MARGIN`] before the earliest moment
-    /// the lease can expire (--ttl less the drift allowance). So
-    /// `2 x refresh + 100ms + kill_after + 100ms + drift <= ttl`. Returns
-    /// the longest --kill-after that fits, or None if nothing does.
-    pub fn grace_budget(ttl: Duration, refresh: Duration) -> Option<Duration> {
+    /// later (with `--wait-replicas`, plus the `WAIT` for the replicas),
+    /// and its SIGKILL [`KILL_MARGIN`] before the earliest moment the
+    /// lease can expire (--ttl less the drift allowance). So
+    /// `2 x refresh + 100ms + wait + kill_after + 100ms + drift <= ttl`.
+    /// Returns the longest --kill-after that fits, or None if nothing does.
+    pub fn grace_budget(ttl: Duration, refresh: Duration, wait: Duration) -> Option<Duration> {
         ttl.checked_sub(drift(ttl))?
             .checked_sub(KILL_MARGIN)?
             .checked_sub(RENEW_ALLOWANCE)?
+            .checked_sub(wait)?
             .checked_sub(refresh * 2)
     }
 
     /// The rule in words, with the numbers, for an error message.
-    fn rule(ttl: Duration, refresh: Duration) -> String {
+    fn rule(ttl: Duration, refresh: Duration, wait: Duration) -> String {
+        let wait = if wait.is_zero() {
+            String::new()
+        } else {
+            format!(" + {} (WAIT for --wait-replicas)", fmt(wait))
+        };
         format!(
-            "2 x --refresh ({}) + {} (renewal latency) + --kill-after + {} (kill margin) + {} \
-             (clock drift) must not exceed --ttl; shorten --refresh or --kill-after, or \
+            "2 x --refresh ({}) + {} (renewal latency){wait} + --kill-after + {} (kill margin) \
+             + {} (clock drift) must not exceed --ttl; shorten --refresh or --kill-after, or \
              lengthen --ttl",
             fmt(refresh * 2),
             fmt(RENEW_ALLOWANCE),
             fmt(KILL_MARGIN),
             fmt(drift(ttl))
         )
+    }
+
+    /// How long one `WAIT` for `--wait-replicas` may take (0 without it).
+    pub fn wait_timeout(&self) -> Duration {
+        wait_timeout(self.ttl, self.wait_replicas)
     }
 
     /// Allowance for clock drift between us and Redis (the Redlock paper's
@@ -210,6 +261,18 @@ impl Lease {
     pub fn io_timeout(&self) -> Duration {
         (self.ttl / 2).min(Duration::from_secs(5))
     }
+}
+
+/// The time allowed for `WAIT` with `--wait-replicas`: a tenth of the
+/// lease, at least 150 ms, at most 1 s (replicas on a healthy link
+/// acknowledge within a round trip; one that cannot is a failed renewal,
+/// not a stall). The server is asked for 100 ms less: it may answer a
+/// timed-out WAIT up to its timer period late.
+fn wait_timeout(ttl: Duration, replicas: u32) -> Duration {
+    if replicas == 0 {
+        return Duration::ZERO;
+    }
+    (ttl / 10).clamp(Duration::from_millis(150), Duration::from_secs(1))
 }
 
 fn drift(ttl: Duration) -> Duration {
@@ -375,6 +438,36 @@ mod tests {
     }
 
     #[test]
+    fn the_wait_for_replicas_comes_out_of_the_renewal_budget() {
+        let args = |ttl: u64, refresh: u64, kill: Option<u64>| LeaseArgs {
+            ttl: Duration::from_millis(ttl),
+            refresh: Some(Duration::from_millis(refresh)),
+            min_hold: Duration::ZERO,
+            kill_after: kill.map(Duration::from_millis),
+        };
+        // 1000 - 12 - 100 - 100 - 2 x 300 = 188 without WAIT; its 150 ms
+        // (a tenth of the TTL, at least 150 ms) leave 38.
+        assert!(Lease::new(&args(1000, 300, Some(188)), 0).is_ok());
+        let err = Lease::new(&args(1000, 300, Some(188)), 1).unwrap_err();
+        assert!(
+            err.to_string().contains("150ms (WAIT for --wait-replicas)"),
+            "{err}"
+        );
+        assert!(Lease::new(&args(1000, 300, Some(39)), 1).is_err());
+        let l = Lease::new(&args(1000, 300, Some(38)), 1).unwrap();
+        assert_eq!(l.wait_timeout(), Duration::from_millis(150));
+        // Defaults are clamped to fit, as ever.
+        let l = Lease::new(&args(1000, 300, None), 2).unwrap();
+        assert_eq!(l.kill_after, Duration::from_millis(38));
+        assert_eq!(
+            Lease::new(&args(60_000, 20_000, None), 1)
+                .unwrap()
+                .wait_timeout(),
+            Duration::from_secs(1)
+        );
+    }
+
+    #[test]
     fn invalid_urls_never_show_a_password() {
         for bad in [
             "redis://u:secret@[bad",
@@ -395,5 +488,53 @@ mod tests {
         assert!(Endpoint::parse("unix:///tmp/x.sock").is_ok());
         assert!(Endpoint::parse("localhost:6379").is_err());
         assert!(Endpoint::parse("http://x").is_err());
+    }
+
+    #[test]
+    fn sentinel_and_cluster_urls() {
+        let e = Endpoint::parse("redis+sentinel://:pw@h1:26379,h2:26380/svc/3").unwrap();
+        let Topology::Sentinel { sentinels, service } = &e.topology else {
+            panic!("{e:?}")
+        };
+        assert_eq!(service, "svc");
+        assert_eq!(sentinels.len(), 2);
+        assert_eq!(sentinels[1].addr().to_string(), "h2:26380");
+        // The password is the data nodes'; the Sentinels get their own.
+        assert_eq!(sentinels[0].redis_settings().password(), None);
+        assert_eq!(e.info.redis_settings().password(), Some("pw"));
+        assert_eq!(e.info.redis_settings().db(), 3);
+        assert_eq!(e.display, "redis+sentinel://:***@h1:26379,h2:26380/svc/3");
+
+        let e = Endpoint::parse("rediss+sentinel://h1:1?sentinel_password=s%40p").unwrap();
+        let Topology::Sentinel { sentinels, service } = &e.topology else {
+            panic!("{e:?}")
+        };
+        assert_eq!(service, "mymaster");
+        assert!(e.is_tls());
+        assert_eq!(sentinels[0].redis_settings().password(), Some("s@p"));
+        assert_eq!(e.display, "rediss+sentinel://h1:1?sentinel_password=***");
+
+        let e = Endpoint::parse("redis+cluster://u:p@h1:7000,h2:7001,[::1]:7002").unwrap();
+        let Topology::Cluster { nodes } = &e.topology else {
+            panic!("{e:?}")
+        };
+        assert_eq!(nodes.len(), 3);
+        assert_eq!(nodes[2].redis_settings().username(), Some("u"));
+
+        for bad in [
+            "redis+sentinel://",
+            "redis+sentinel://:secret@",
+            "redis+sentinel://h:1,,h:2",
+            "redis+sentinel://h:1/svc/x",
+            "redis+sentinel://h:1/svc/1/extra",
+            "redis+sentinel://h:1?nosuch=1",
+            "redis+cluster://:secret@h:1/2",
+            "redis+cluster://h:1?sentinel_password=secret",
+            "rediss+cluster://h:1#insecure",
+        ] {
+            let err = Endpoint::parse(bad).unwrap_err().to_string();
+            assert!(err.starts_with("invalid Redis URL"), "{bad}: {err}");
+            assert!(!err.contains("secret"), "{bad}: {err}");
+        }
     }
 }

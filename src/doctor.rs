@@ -328,13 +328,10 @@ async fn acl_check(node: &mut Node, keys: &Keys) -> Check {
 }
 
 async fn subscribe_probe(node: &Node, channel: &str) -> Result<(), String> {
-    let fut = async {
-        let mut ps = node.client().get_async_pubsub().await?;
-        ps.subscribe(channel).await?;
-        ps.unsubscribe(channel).await
-    };
+    let channels = [channel.to_string()];
+    let fut = node.source().subscribe(&channels);
     match tokio::time::timeout(TIMEOUT, fut).await {
-        Ok(r) => r.map_err(|e| e.to_string()),
+        Ok(r) => r.map(drop).map_err(|e| e.to_string()),
         Err(_) => Err("timed out".into()),
     }
 }

@@ -187,7 +187,7 @@ fn dispatch(cli: Cli) -> i32 {
             let plan = Mode(Some("schedule")).prepare(&a.log, TICKS, || {
                 Ok(schedule::SchedulePlan {
                     place: Place::from_args(&a.target)?,
-                    lease: Lease::from_args(&a.lease)?,
+                    lease: Lease::new(&a.lease, a.replicas.wait_replicas)?,
                     program: Program::from_args(&a.command)?,
                     when: schedule::When::from_args(&a)?,
                 })
@@ -242,7 +242,7 @@ fn dispatch(cli: Cli) -> i32 {
             let plan = RUN.prepare(&a.log, ERRORS, || {
                 Ok(run::RunPlan {
                     place: Place::from_args(&a.target)?,
-                    lease: Lease::from_args(&a.lease)?,
+                    lease: Lease::new(&a.lease, a.replicas.wait_replicas)?,
                     program: Program::from_args(&a.command)?,
                     timeout: a.timeout,
                     conflict_exit_code: a.conflict_exit_code,

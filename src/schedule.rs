@@ -437,6 +437,7 @@ mod tests {
                 min_hold: Duration::ZERO,
                 kill_after: None,
             },
+            replicas: crate::cli::ReplicaArgs { wait_replicas: 0 },
             command: crate::cli::CommandArgs {
                 shell: None,
                 command: vec![],

@@ -37,10 +37,13 @@ pub fn split_list(list: &str) -> Vec<String> {
     urls
 }
 
+use crate::config::{Endpoint, Topology};
+
 /// Hide the password in a URL, parsed or not: everything between `://`
 /// (or the start, without a scheme) and the URL's last `@` is userinfo,
 /// shown as `user:***` (the user name is what comes before its first
-/// `:`) or `***`; and the value of every `pass`/`password` parameter
+/// `:`) or `***`; and the value of every `pass`/`password`/`*_password`
+/// parameter
 /// (after any `?` or `&`, up to the next `&`) is shown as `***`. A
 /// password holding `/`, `@`, `?` or `#` unencoded is hidden whole: the
 /// last `@`, not the first `/`, ends it. Where the two overlap (an `@` in
@@ -55,7 +58,8 @@ pub fn redact(url: &str) -> String {
     for (d, _) in url.match_indices(['?', '&']) {
         let end = url[d + 1..].find('&').map_or(url.len(), |e| d + 1 + e);
         if let Some((key, _)) = url[d + 1..end].split_once('=') {
-            if key.eq_ignore_ascii_case("pass") || key.eq_ignore_ascii_case("password") {
+            let key_lc = key.to_ascii_lowercase();
+            if key_lc == "pass" || key_lc == "password" || key_lc.ends_with("_password") {
                 hidden[d + 1 + key.len() + 1..end].fill(true);
             }
         }
@@ -105,6 +109,95 @@ pub fn redact_text(text: &str) -> String {
     out
 }
 
+/// A `redis+sentinel://` or `redis+cluster://` URL (and `rediss+`), after
+/// the spec: `[[user]:password@]host:port[,host:port]...` then, for
+/// Sentinel, `[/service[/db]]` (default `mymaster`, 0) and optionally
+/// `?sentinel_username=..&sentinel_password=..` for Sentinels that want
+/// their own credentials. The user and password are the data nodes'.
+/// Each address is checked like a plain URL (percent-decoding included).
+/// Errors never quote the URL (the caller adds its redacted form).
+pub fn parse_multi(url: &str, scheme: &str, display: &str) -> Result<Endpoint, String> {
+    let sentinel = scheme.contains("+sentinel");
+    let base = if scheme.starts_with("rediss") {
+        "rediss"
+    } else {
+        "redis"
+    };
+    let rest = &url[scheme.len()..];
+    // As in `redact`: the last '@' ends the userinfo.
+    let (userinfo, rest) = match rest.rfind('@') {
+        Some(at) => (&rest[..=at], &rest[at + 1..]),
+        None => ("", rest),
+    };
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (hosts, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if hosts.is_empty() {
+        return Err("no host:port given".into());
+    }
+    let mut sentinel_auth = (String::new(), String::new());
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("sentinel_username", v)) if sentinel => sentinel_auth.0 = v.to_string(),
+            Some(("sentinel_password", v)) if sentinel => sentinel_auth.1 = v.to_string(),
+            _ => {
+                let name = pair.split_once('=').map_or(pair, |(k, _)| k);
+                return Err(format!("unknown parameter {:?}", redact(name)));
+            }
+        }
+    }
+    let mut parts = path.split('/').filter(|p| !p.is_empty());
+    let (service, db) = if sentinel {
+        let service = parts.next().unwrap_or("mymaster").to_string();
+        let db = match parts.next() {
+            None => 0,
+            Some(d) => d
+                .parse::<i64>()
+                .map_err(|_| "the database after the service name must be a number".to_string())?,
+        };
+        (service, db)
+    } else {
+        (String::new(), 0)
+    };
+    if parts.next().is_some() {
+        return Err(if sentinel {
+            "expected at most /service/db after the hosts".into()
+        } else {
+            "a Cluster URL has no path (Cluster has only database 0)".into()
+        });
+    }
+    let mut nodes = Vec::new();
+    let mut sentinels = Vec::new();
+    for host in hosts.split(',') {
+        if host.is_empty() || host.contains(['/', '?', '#']) {
+            return Err("expected host:port[,host:port]...".into());
+        }
+        let node = Endpoint::node_info(&format!("{base}://{userinfo}{host}/{db}"), display)
+            .map_err(|_| "a host:port is not valid".to_string())?;
+        nodes.push(node);
+        if sentinel {
+            let auth = match &sentinel_auth {
+                (u, p) if u.is_empty() && p.is_empty() => String::new(),
+                (u, p) => format!("{u}:{p}@"),
+            };
+            let s = Endpoint::node_info(&format!("{base}://{auth}{host}"), display)
+                .map_err(|_| "a host:port or the Sentinel credentials are not valid".to_string())?;
+            sentinels.push(s);
+        }
+    }
+    let topology = if sentinel {
+        Topology::Sentinel { sentinels, service }
+    } else {
+        Topology::Cluster {
+            nodes: nodes.clone(),
+        }
+    };
+    Ok(Endpoint {
+        info: nodes.swap_remove(0),
+        display: display.to_string(),
+        topology,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +232,10 @@ mod tests {
             // An '@' in a query password: more is hidden, never less.
             ("unix:///s?pass=a@b#c&db=1", "unix://***&db=1"),
             ("redis://h/0?password=a/b", "redis://h/0?password=***"),
+            (
+                "redis+sentinel://:p@h:1,h:2/s?sentinel_password=q&x=1",
+                "redis+sentinel://:***@h:1,h:2/s?sentinel_password=***&x=1",
+            ),
             (
                 "redis://h/0?passwd=x&bypass=y",
                 "redis://h/0?passwd=x&bypass=y",

@@ -64,8 +64,15 @@ impl Locker {
             .iter_mut()
             .enumerate()
             .map(|(i, node)| async move {
+                // --wait-replicas: a grant counts once replicated.
                 let r = node
-                    .eval::<(i64, i64, String, String)>(&scripts::ACQUIRE, &keys, &args, timeout)
+                    .eval_acked::<(i64, i64, String, String)>(
+                        &scripts::ACQUIRE,
+                        &keys,
+                        &args,
+                        timeout,
+                        |r| r.0 == 1,
+                    )
                     .await;
                 (i, r)
             });

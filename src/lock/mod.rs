@@ -16,7 +16,9 @@ mod release;
 mod renew;
 mod scan;
 mod scripts;
+pub mod slot;
 mod status;
+mod topology;
 mod wait;
 
 use std::time::Duration;
@@ -30,8 +32,10 @@ pub use scan::Found;
 pub use status::{FenceKind, MasterState, Status, format_ttl};
 pub use wait::{WaitObserver, WaitOutcome, Waker};
 
-/// The Redis names that belong to one lock. The auxiliary keys carry the
-/// lock key as a `{hash tag}`, so they live in the lock key's cluster slot.
+/// The Redis names that belong to one lock. The lock itself is exactly
+/// KEY (interop with other clients); every auxiliary name carries a hash
+/// tag that puts it in KEY's cluster slot ([`slot::tag_for`]), so that
+/// each Lua script touches one slot only.
 #[derive(Debug, Clone)]
 pub struct Keys {
     pub lock: String,
@@ -54,14 +58,30 @@ impl Keys {
     pub fn new(key: &str) -> Self {
         Keys {
             lock: key.to_string(),
-            fence: format!("{{{key}}}:redlock-run:fence"),
-            tick: format!("{{{key}}}:redlock-run:tick"),
-            waiters: format!("{{{key}}}:redlock-run:waiters"),
-            wake_prefix: format!("{{{key}}}:redlock-run:wake:"),
-            holder: format!("{{{key}}}:redlock-run:holder"),
-            channel: format!("{{{key}}}:redlock-run:released"),
-            released: format!("{{{key}}}:redlock-run:released-tokens"),
-            history: format!("{{{key}}}:redlock-run:history"),
+            fence: Keys::aux(key, "fence"),
+            tick: Keys::aux(key, "tick"),
+            waiters: Keys::aux(key, "waiters"),
+            wake_prefix: format!("{}:", Keys::aux(key, "wake")),
+            holder: Keys::aux(key, "holder"),
+            channel: Keys::aux(key, "released"),
+            released: Keys::aux(key, "released-tokens"),
+            history: Keys::aux(key, "history"),
+        }
+    }
+
+    /// The name of auxiliary `kind` (a word without `:`) of lock `key`:
+    /// `{KEY}:redlock-run:KIND` when KEY holds no `}` (as ever), else
+    /// `{TAG}:KEY:redlock-run:KIND`, with KEY's own hash tag or one that
+    /// hashes like KEY. Every name ends in `:redlock-run:KIND`, and
+    /// distinct keys never share a name: KIND is what follows the last
+    /// `:`, and what precedes `:redlock-run:KIND` is `{KEY}` with one `}`
+    /// or `{TAG}:KEY` with at least two.
+    pub fn aux(key: &str, kind: &str) -> String {
+        let tag = slot::tag_for(key);
+        if tag == key {
+            format!("{{{key}}}:redlock-run:{kind}")
+        } else {
+            format!("{{{tag}}}:{key}:redlock-run:{kind}")
         }
     }
 }
@@ -289,7 +309,13 @@ pub struct Locker {
 impl Locker {
     pub fn new(endpoints: &[Endpoint], key: &str, lease: Lease) -> Self {
         Locker {
-            nodes: endpoints.iter().cloned().map(Node::new).collect(),
+            nodes: endpoints
+                .iter()
+                .cloned()
+                .map(|e| {
+                    Node::new(e).waiting_for_replicas(lease.wait_replicas, lease.wait_timeout())
+                })
+                .collect(),
             distinct: true,
             keys: Keys::new(key),
             lease,
@@ -378,5 +404,84 @@ mod tests {
         let json = h.info.as_ref().unwrap().to_json();
         assert_eq!(HolderInfo::parse_for(&json, "t"), h.info);
         assert_eq!(HolderInfo::parse_for(&json, "other"), None);
+    }
+
+    /// Every key name built from `alphabet`, up to `len` characters.
+    fn key_shapes(alphabet: &[&str], len: usize) -> Vec<String> {
+        let mut all = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..len {
+            last = last
+                .iter()
+                .flat_map(|k| alphabet.iter().map(move |c| format!("{k}{c}")))
+                .collect();
+            all.extend(last.iter().cloned());
+        }
+        all.retain(|k| !k.is_empty());
+        all
+    }
+
+    fn auxiliary_names(k: &Keys) -> Vec<String> {
+        let token = Locker::new_token();
+        vec![
+            k.fence.clone(),
+            k.tick.clone(),
+            k.waiters.clone(),
+            k.holder.clone(),
+            k.channel.clone(),
+            k.released.clone(),
+            k.history.clone(),
+            format!("{}{token}", k.wake_prefix),
+        ]
+    }
+
+    /// A Lua script may only touch one slot in a Cluster (CROSSSLOT
+    /// otherwise): every name of a lock, channels included, lives in the
+    /// lock key's slot, whatever braces the key holds, and no two keys
+    /// share an auxiliary name.
+    #[test]
+    fn every_auxiliary_name_is_in_the_lock_keys_slot() {
+        let mut keys = key_shapes(&["a", "{", "}", ":"], 6);
+        keys.extend(
+            [
+                "jobs{eu}",
+                "{eu}jobs",
+                "{}",
+                "a{}b{c}",
+                "{{a}}",
+                "a}b",
+                "}{",
+                "{}}",
+                "x{y}z{w}",
+                "nightly-report",
+                "caf\u{e9}{\u{6771}}",
+                "redlock-run:fence",
+            ]
+            .map(String::from),
+        );
+        keys.sort();
+        keys.dedup();
+        let mut seen = std::collections::HashMap::new();
+        for key in &keys {
+            let k = Keys::new(key);
+            assert_eq!(k.lock, *key, "the lock itself stays at KEY");
+            // Tools and tests recognise the names by their ending.
+            assert!(k.fence.ends_with(":redlock-run:fence"), "{}", k.fence);
+            assert!(k.released.ends_with(":redlock-run:released-tokens"));
+            let want = slot::key_slot(key.as_bytes());
+            for name in auxiliary_names(&k) {
+                assert_eq!(
+                    slot::key_slot(name.as_bytes()),
+                    want,
+                    "{name:?} is not in the slot of {key:?}"
+                );
+                if let Some(other) = seen.insert(name.clone(), key.clone()) {
+                    panic!("{name:?} belongs to both {other:?} and {key:?}");
+                }
+            }
+        }
+        // Names without braces keep the names earlier versions used, so
+        // an upgrade keeps the fencing counter.
+        assert_eq!(Keys::new("nightly").fence, "{nightly}:redlock-run:fence");
     }
 }

@@ -1,19 +1,22 @@
-//! One Redis master: a lazily (re)connected multiplexed connection where
-//! every request carries a deadline. A request that times out or fails on
-//! the wire drops the connection, so the next one starts clean.
+//! One Redis master (a plain one, the primary Sentinels name, or the
+//! Cluster node that serves the key's slot): a lazily (re)connected
+//! connection where every request carries a deadline. A request that
+//! times out or fails on the wire drops the connection, so the next one
+//! starts clean; under Sentinel it also forgets the primary, so the next
+//! one asks the Sentinels again (a failover).
 
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, FromRedisValue, RedisError, Script};
+use redis::{FromRedisValue, RedisError, Script};
 
+use super::topology::{Conn, Source};
 use crate::config::Endpoint;
 
 /// Server errors that say "not now" about the whole master rather than
 /// "no" about our request: it cannot take writes at the moment. They are
 /// outages, retried until --timeout (exit 69 if Redis never granted), not
 /// permanent failures. Code, and what it means for us.
-pub const TRANSIENT: [(&str, &str); 8] = [
+pub const TRANSIENT: [(&str, &str); 9] = [
     ("OOM", "out of memory: maxmemory reached under noeviction"),
     (
         "MISCONF",
@@ -25,6 +28,10 @@ pub const TRANSIENT: [(&str, &str); 8] = [
     ("BUSY", "a script or function is still running"),
     ("LOADING", "still loading its data set"),
     ("CLUSTERDOWN", "the cluster is down"),
+    (
+        "NOREPLICAS",
+        "too few replicas in reach (min-replicas-to-write)",
+    ),
 ];
 
 /// What [`TRANSIENT`] says about a server error code, if it lists it.
@@ -68,31 +75,54 @@ impl NodeError {
     fn breaks_connection(&self) -> bool {
         !matches!(self, NodeError::Server(..) | NodeError::Refused { .. })
     }
+
+    /// True when the node may no longer be the primary (Sentinel): it
+    /// could not be reached, or answers as a replica.
+    fn may_mean_failover(&self) -> bool {
+        match self {
+            NodeError::Refused { code, .. } => matches!(code.as_str(), "READONLY" | "MASTERDOWN"),
+            NodeError::Io(..) | NodeError::Timeout(..) => true,
+            _ => false,
+        }
+    }
 }
+
+/// How late a server may answer a timed-out `WAIT` (its timer period).
+const WAIT_LATENESS: Duration = Duration::from_millis(100);
 
 pub struct Node {
     pub endpoint: Endpoint,
-    client: Client,
-    conn: Option<MultiplexedConnection>,
+    source: Source,
+    conn: Option<Conn>,
+    /// `--wait-replicas`: how many replicas must acknowledge a write that
+    /// [`Node::eval_acked`] sends, and how long to wait for them.
+    replicas: (u32, Duration),
 }
 
 impl Node {
     pub fn new(endpoint: Endpoint) -> Self {
-        // Building a Client only stores the connection info: no I/O here.
-        let client = Client::open(endpoint.info.clone()).expect("endpoint was validated");
+        let source = Source::new(&endpoint);
         Node {
             endpoint,
-            client,
+            source,
             conn: None,
+            replicas: (0, Duration::ZERO),
         }
+    }
+
+    /// With `--wait-replicas n`: see [`Node::eval_acked`].
+    pub fn waiting_for_replicas(mut self, n: u32, timeout: Duration) -> Self {
+        self.replicas = (n, timeout);
+        self
     }
 
     pub fn name(&self) -> &str {
         &self.endpoint.display
     }
 
-    pub fn client(&self) -> &Client {
-        &self.client
+    /// Where this node's connections come from (for the wake-up tasks).
+    pub fn source(&self) -> &Source {
+        &self.source
     }
 
     fn classify(&self, e: RedisError) -> NodeError {
@@ -123,23 +153,72 @@ impl Node {
         }
     }
 
-    async fn connection(&mut self, timeout: Duration) -> Result<MultiplexedConnection, NodeError> {
+    async fn connection(&mut self, timeout: Duration) -> Result<Conn, NodeError> {
         if let Some(c) = &self.conn {
             return Ok(c.clone());
         }
-        let cfg = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(None);
-        let fut = self
-            .client
-            .get_multiplexed_async_connection_with_config(&cfg);
-        match tokio::time::timeout(timeout, fut).await {
+        match tokio::time::timeout(timeout, self.source.connect(timeout)).await {
             Ok(Ok(c)) => {
                 self.conn = Some(c.clone());
                 Ok(c)
             }
-            Ok(Err(e)) => Err(self.classify(e)),
-            Err(_) => Err(NodeError::Timeout(self.endpoint.display.clone(), timeout)),
+            Ok(Err(e)) => {
+                let err = self.classify(e);
+                // Sentinel could not name a primary (yet): an outage, not
+                // a refusal of our request.
+                Err(match err {
+                    NodeError::Server(name, msg) if self.source.is_sentinel() => {
+                        NodeError::Io(name, msg)
+                    }
+                    err => err,
+                })
+            }
+            Err(_) => {
+                self.source.forget();
+                Err(NodeError::Timeout(self.endpoint.display.clone(), timeout))
+            }
+        }
+    }
+
+    /// `--wait-replicas`: after a write that landed, `WAIT` (at most
+    /// `timeout`) until `n` replicas acknowledged it; fewer is an error
+    /// (a refusal for now: the write is not safe against a failover).
+    /// Sent on the connection that carried the write, as WAIT requires;
+    /// a connection lost meanwhile is an error, never a reconnect.
+    async fn ack(&mut self, key: &str, n: u32, timeout: Duration) -> Result<(), NodeError> {
+        let Some(mut conn) = self.conn.clone() else {
+            return Err(NodeError::Io(
+                self.name().to_string(),
+                "connection lost before WAIT".into(),
+            ));
+        };
+        // The server times WAIT out late by up to its timer period (100 ms
+        // at the default hz 10): ask for that much less than our budget.
+        let server_timeout = timeout
+            .saturating_sub(WAIT_LATENESS)
+            .max(Duration::from_millis(10));
+        let name = self.name().to_string();
+        let refused = |detail: String| NodeError::Refused {
+            name: name.clone(),
+            code: "WAIT".into(),
+            why: "too few replicas acknowledged the write (--wait-replicas)",
+            detail,
+        };
+        let slack = timeout + Duration::from_millis(50);
+        match tokio::time::timeout(slack, conn.wait_replicas(key, n, server_timeout)).await {
+            Ok(Ok(k)) if k >= n => Ok(()),
+            Ok(Ok(k)) => Err(refused(format!("{k} of {n} within {timeout:?}"))),
+            Ok(Err(e)) => {
+                let err = self.classify(e);
+                if err.breaks_connection() {
+                    self.conn = None;
+                }
+                Err(err)
+            }
+            Err(_) => {
+                self.conn = None;
+                Err(refused(format!("no answer to WAIT within {slack:?}")))
+            }
         }
     }
 
@@ -166,6 +245,26 @@ impl Node {
         .await
     }
 
+    /// [`Node::eval`] a write, and when `landed` says it took effect, wait
+    /// for `--wait-replicas` replicas to acknowledge it ([`Node::ack`]):
+    /// without enough acknowledgements it fails like an outage, so a grant
+    /// is undone and a renewal counts as failed.
+    pub async fn eval_acked<T: FromRedisValue>(
+        &mut self,
+        script: &Script,
+        keys: &[&str],
+        args: &[&str],
+        timeout: Duration,
+        landed: impl Fn(&T) -> bool,
+    ) -> Result<T, NodeError> {
+        let v = self.eval::<T>(script, keys, args, timeout).await?;
+        let (n, wait) = self.replicas;
+        if n > 0 && landed(&v) {
+            self.ack(keys[0], n, wait).await?;
+        }
+        Ok(v)
+    }
+
     /// Run a plain command (or pipeline) within `timeout`.
     pub async fn query<T: FromRedisValue>(
         &mut self,
@@ -184,11 +283,20 @@ impl Node {
     /// idempotent (compare-and-set scripts, a per-acquisition token, reads).
     async fn request<T, F, Fut>(&mut self, timeout: Duration, send: F) -> Result<T, NodeError>
     where
-        F: Fn(MultiplexedConnection) -> Fut,
+        F: Fn(Conn) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut retried = false;
+        // Sentinels that do not answer in half the time keep the primary
+        // we know (as Sentinels that refuse do): the request gets the rest.
+        if self.source.is_sentinel()
+            && tokio::time::timeout(timeout / 2, self.source.recheck())
+                .await
+                .unwrap_or(false)
+        {
+            self.conn = None;
+        }
         loop {
             let reused = self.conn.is_some();
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -200,8 +308,20 @@ impl Node {
                     if err.breaks_connection() {
                         self.conn = None;
                     }
+                    // Under Sentinel, a replica's answer or a lost
+                    // connection may mean a failover: ask the Sentinels
+                    // again, and send the request once more to the
+                    // primary they name now.
+                    let failover = self.source.is_sentinel() && err.may_mean_failover();
+                    if failover {
+                        self.conn = None;
+                        self.source.forget();
+                    }
                     let broken_idle = reused && matches!(err, NodeError::Io(..));
-                    if broken_idle && !retried && tokio::time::Instant::now() < deadline {
+                    if (broken_idle || failover)
+                        && !retried
+                        && tokio::time::Instant::now() < deadline
+                    {
                         retried = true;
                         continue;
                     }
@@ -209,6 +329,7 @@ impl Node {
                 }
                 Err(_) => {
                     self.conn = None;
+                    self.source.forget();
                     return Err(NodeError::Timeout(self.endpoint.display.clone(), timeout));
                 }
             }
@@ -246,8 +367,9 @@ mod tests {
             "BUSY",
             "LOADING",
             "CLUSTERDOWN",
+            "NOREPLICAS",
         ];
-        assert_eq!(TRANSIENT.map(|(c, _)| c), codes);
+        assert_eq!(TRANSIENT.map(|(c, _)| c).to_vec(), codes);
         for (code, why) in TRANSIENT {
             let e = node().classify(reply(&format!("{code} refused for now")));
             assert!(

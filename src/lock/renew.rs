@@ -34,8 +34,9 @@ impl Locker {
             .iter_mut()
             .enumerate()
             .map(|(i, node)| async move {
+                // --wait-replicas: an unacknowledged renewal is a failed one.
                 let r = node
-                    .eval::<i64>(&scripts::EXTEND, &keys, &args, timeout)
+                    .eval_acked::<i64>(&scripts::EXTEND, &keys, &args, timeout, |r| *r == 1)
                     .await;
                 (i, r)
             });

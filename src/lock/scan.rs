@@ -10,8 +10,8 @@ use super::{Keys, Locker};
 /// work of each call).
 const SCAN_COUNT: &str = "1000";
 
-/// The holder description's name is `{KEY}` followed by this.
-const HOLDER_SUFFIX: &str = "}:redlock-run:holder";
+/// Every holder description's name ends in this ([`Keys::aux`]).
+const HOLDER_SUFFIX: &str = ":redlock-run:holder";
 
 /// What a scan found.
 #[derive(Debug, Default)]
@@ -35,31 +35,42 @@ impl Locker {
     /// with a holder description, on any master; at most `max`.
     pub async fn scan_locks(&mut self, pattern: &str, max: usize) -> Found {
         let timeout = self.lease.io_timeout();
-        let matching = format!("{{{pattern}{HOLDER_SUFFIX}");
+        // The two shapes of names (Keys::aux): `{KEY}:redlock-run:holder`
+        // for keys without `}`, `{TAG}:KEY:redlock-run:holder` otherwise.
+        let patterns = [
+            format!("{{{pattern}}}{HOLDER_SUFFIX}"),
+            format!("{{*}}:{pattern}{HOLDER_SUFFIX}"),
+        ];
         let per_master = futures_util::future::join_all(self.nodes.iter_mut().map(|node| {
-            let matching = &matching;
+            let patterns = &patterns;
             async move {
                 let mut keys = BTreeSet::new();
-                let mut cursor = "0".to_string();
-                loop {
-                    let mut pipe = redis::pipe();
-                    pipe.cmd("SCAN")
-                        .arg(&cursor)
-                        .arg("MATCH")
-                        .arg(matching)
-                        .arg("COUNT")
-                        .arg(SCAN_COUNT);
-                    let ((next, names),) = node
-                        .query::<((String, Vec<String>),)>(&pipe, timeout)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    keys.extend(names.iter().filter_map(|n| lock_key(n)));
-                    // One past the cap tells that the cap was reached.
-                    if next == "0" || keys.len() > max {
-                        return Ok::<_, String>(keys);
+                for matching in patterns {
+                    let mut cursor = "0".to_string();
+                    loop {
+                        let mut pipe = redis::pipe();
+                        pipe.cmd("SCAN")
+                            .arg(&cursor)
+                            .arg("MATCH")
+                            .arg(matching)
+                            .arg("COUNT")
+                            .arg(SCAN_COUNT);
+                        let ((next, names),) = node
+                            .query::<((String, Vec<String>),)>(&pipe, timeout)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        keys.extend(names.iter().filter_map(|n| lock_key(n)));
+                        // One past the cap tells that the cap was reached.
+                        if keys.len() > max {
+                            return Ok::<_, String>(keys);
+                        }
+                        if next == "0" {
+                            break;
+                        }
+                        cursor = next;
                     }
-                    cursor = next;
                 }
+                Ok(keys)
             }
         }))
         .await;
@@ -100,10 +111,15 @@ impl Locker {
     }
 }
 
-/// The lock key whose holder description is `name`.
+/// The lock key whose holder description is `name`, if it is one: the
+/// name the key's own description would have.
 fn lock_key(name: &str) -> Option<String> {
-    let key = name.strip_prefix('{')?.strip_suffix(HOLDER_SUFFIX)?;
-    (!key.is_empty()).then(|| key.to_string())
+    let rest = name.strip_suffix(HOLDER_SUFFIX)?.strip_prefix('{')?;
+    let key = match rest.strip_suffix('}') {
+        Some(k) if !k.contains('}') => k,
+        _ => rest.split_once("}:")?.1,
+    };
+    (!key.is_empty() && Keys::new(key).holder == name).then(|| key.to_string())
 }
 
 #[cfg(test)]
@@ -116,11 +132,9 @@ mod tests {
             lock_key("{deploy}:redlock-run:holder").as_deref(),
             Some("deploy")
         );
-        assert_eq!(Keys::new("a}b{c").holder, "{a}b{c}:redlock-run:holder");
-        assert_eq!(
-            lock_key("{a}b{c}:redlock-run:holder").as_deref(),
-            Some("a}b{c")
-        );
+        for k in ["a}b{c", "jobs{eu}", "x}", "{}", "a{b}c", "}{"] {
+            assert_eq!(lock_key(&Keys::new(k).holder).as_deref(), Some(k), "{k}");
+        }
         assert_eq!(lock_key("{x}:redlock-run:fence"), None);
         assert_eq!(lock_key("{}:redlock-run:holder"), None);
     }

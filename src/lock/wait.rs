@@ -71,24 +71,20 @@ impl Waker {
             .nodes()
             .iter()
             .map(|node| {
-                let client = node.client().clone();
-                let channel = locker.keys.channel.clone();
-                let own = format!("{}{token}", locker.keys.wake_prefix);
+                let source = node.source().clone();
+                let channels = [
+                    locker.keys.channel.clone(),
+                    format!("{}{token}", locker.keys.wake_prefix),
+                ];
                 let notify = notify.clone();
                 let ready = ready.clone();
                 tokio::spawn(async move {
                     let mut pause = Duration::from_millis(100);
                     loop {
-                        let sub = tokio::time::timeout(timeout, async {
-                            let mut ps = client.get_async_pubsub().await?;
-                            ps.subscribe(&[&channel, &own]).await?;
-                            Ok::<_, redis::RedisError>(ps)
-                        })
-                        .await;
-                        if let Ok(Ok(ps)) = sub {
+                        let sub = tokio::time::timeout(timeout, source.subscribe(&channels)).await;
+                        if let Ok(Ok(mut stream)) = sub {
                             pause = Duration::from_millis(100);
                             ready.notify_one();
-                            let mut stream = ps.into_on_message();
                             while stream.next().await.is_some() {
                                 notify.notify_one();
                             }

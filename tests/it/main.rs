@@ -18,4 +18,5 @@ mod schedule;
 mod secrets;
 mod signals;
 mod support;
+mod topology;
 mod wait;

@@ -3,6 +3,7 @@
 
 pub mod proxy;
 mod sh;
+pub mod topology;
 
 pub use sh::{DONE, READY, Sh};
 
@@ -60,9 +61,14 @@ impl RedisServer {
 
     /// Start with extra `redis-server` arguments (e.g. `["--appendonly", "yes"]`).
     pub fn start_with(extra: &[&str]) -> Self {
+        Self::start_on(free_port(), extra)
+    }
+
+    /// [`RedisServer::start_with`] on a given (free) port.
+    pub fn start_on(port: u16, extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = RedisServer {
-            port: free_port(),
+            port,
             child: None,
             dir,
             extra: extra.iter().map(|s| s.to_string()).collect(),
@@ -75,12 +81,21 @@ impl RedisServer {
     /// Start with `requirepass` set: every client must authenticate.
     /// The test's own connections (`conn`, `query`) do.
     pub fn start_with_password(password: &str) -> Self {
+        Self::start_with_password_and(password, &[])
+    }
+
+    /// [`RedisServer::start_with_password`] with extra arguments.
+    pub fn start_with_password_and(password: &str, extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = RedisServer {
             port: free_port(),
             child: None,
             dir,
-            extra: vec!["--requirepass".into(), password.into()],
+            extra: ["--requirepass", password]
+                .iter()
+                .chain(extra)
+                .map(|s| s.to_string())
+                .collect(),
             password: Some(password.into()),
         };
         s.spawn();
@@ -395,13 +410,18 @@ impl Holder {
 
     /// Start one without waiting for it to get the lock.
     pub fn spawn(server: &RedisServer, key: &str, dir: &Path, extra: &[&str]) -> Self {
+        Self::spawn_at(&server.url(), key, dir, extra)
+    }
+
+    /// [`Holder::spawn`] against any `--redis` URL (Sentinel, Cluster).
+    pub fn spawn_at(url: &str, key: &str, dir: &Path, extra: &[&str]) -> Self {
         let n = HOLDERS.fetch_add(1, Ordering::Relaxed);
         let ready = dir.join(format!("holder-{n}.ready"));
         let order = dir.join("order");
         let script = r#"printf '%s %s %s\n' "$REDLOCK_KEY" "$REDLOCK_TOKEN" "$REDLOCK_FENCING_TOKEN" > "$1"
 read -r _ignored
 echo "end $3" >> "$2""#;
-        let mut child = rr(server)
+        let mut child = rr_urls(&[url.to_string()])
             .args(["--key", key])
             .args(extra)
             .arg("--")
