@@ -225,13 +225,16 @@ fn cluster_lock_with_braces_and_a_woken_waiter() {
         "echo $REDLOCK_FENCING_TOKEN",
     ]));
     let channel = redlock_run::lock::Keys::new(&k).channel;
-    // On the key's node: the release script counts its own node's
-    // receivers to pick the waiter to wake.
+    // On the key's node, with sharded pub/sub (SSUBSCRIBE: the release's
+    // SPUBLISH stays on the key's shard instead of reaching every node);
+    // the release script counts its own node's receivers to pick the
+    // waiter to wake.
     wait_until(
         "the waiter to subscribe on the key's node",
         Duration::from_secs(10),
-        || owner.subscribers(&channel) > 0,
+        || owner.shard_subscribers(&channel) > 0,
     );
+    assert_eq!(owner.subscribers(&channel), 0, "a plain SUBSCRIBE");
     let released = std::time::Instant::now();
     let out = holder.finish();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

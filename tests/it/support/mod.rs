@@ -324,6 +324,12 @@ impl RedisServer {
         let (_, n): (String, i64) = self.query(&["PUBSUB", "NUMSUB", channel]);
         n
     }
+
+    /// Subscribers to a sharded channel (SSUBSCRIBE, Redis 7).
+    pub fn shard_subscribers(&self, channel: &str) -> i64 {
+        let (_, n): (String, i64) = self.query(&["PUBSUB", "SHARDNUMSUB", channel]);
+        n
+    }
 }
 
 /// The channel a releasing redlock-run publishes on (waiters subscribe to it).
