@@ -368,6 +368,20 @@ impl Locker {
         self.timeout_cap = Some(cap);
     }
 
+    /// How release scripts wake waiters: sharded pub/sub (`SPUBLISH`) in a
+    /// Cluster, so a wake-up stays on the key's shard; `PUBLISH` elsewhere.
+    pub(crate) fn publish_command(&self) -> &'static str {
+        if self
+            .nodes
+            .iter()
+            .any(|n| matches!(n.source(), topology::Source::Cluster(_)))
+        {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        }
+    }
+
     /// A fresh, unguessable token for one acquisition.
     pub fn new_token() -> String {
         uuid::Uuid::new_v4().simple().to_string()

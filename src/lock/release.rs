@@ -73,6 +73,7 @@ impl Locker {
             waiter,
             entry,
             len.as_str(),
+            self.publish_command(),
         ];
         let results = futures_util::future::join_all(
             self.nodes
@@ -119,7 +120,7 @@ impl Locker {
             self.keys.holder.as_str(),
             self.keys.tick.as_str(),
         ];
-        let args = [self.keys.channel.as_str()];
+        let args = [self.keys.channel.as_str(), self.publish_command()];
         let results = futures_util::future::join_all(
             self.nodes
                 .iter_mut()

@@ -15,22 +15,34 @@ use redis::Script;
 /// subscriber there, so the next one is tried. With no live waiter left,
 /// publish on the shared channel (ARGV[s]) for anyone else listening.
 /// One wake-up per release instead of a thundering herd, in arrival order.
+/// ARGV[c] is `SPUBLISH` in a Cluster (sharded pub/sub: the message stays
+/// on the key's shard instead of going to every node), where the server
+/// has it; anything else, or a server without it, publishes as ever.
 macro_rules! wake_next {
-    ($q:literal, $s:literal, $p:literal) => {
+    ($q:literal, $s:literal, $p:literal, $c:literal) => {
         concat!(
+            "local function publish(ch)\n",
+            "  if ARGV[",
+            $c,
+            "] == 'SPUBLISH' then\n",
+            "    local n = redis.pcall('SPUBLISH', ch, 'released')\n",
+            "    if type(n) == 'number' then return n end\n",
+            "  end\n",
+            "  return redis.call('PUBLISH', ch, 'released')\n",
+            "end\n",
             "local function wake_next()\n",
             "  for _ = 1, 64 do\n",
             "    local w = redis.call('ZPOPMIN', KEYS[",
             $q,
             "])\n",
             "    if #w == 0 then break end\n",
-            "    if redis.call('PUBLISH', ARGV[",
+            "    if publish(ARGV[",
             $p,
-            "] .. w[1], 'released') > 0 then return end\n",
+            "] .. w[1]) > 0 then return end\n",
             "  end\n",
-            "  redis.call('PUBLISH', ARGV[",
+            "  publish(ARGV[",
             $s,
-            "], 'released')\n",
+            "])\n",
             "end\n"
         )
     };
@@ -219,7 +231,7 @@ return 1
 
 /// KEYS: lock, holder, waiters' queue, released tokens, history. ARGV:
 /// token, shared channel, wake channel prefix, (unused), run entry,
-/// history length. Deletes only our own lock, then wakes the next waiter,
+/// history length, publish command. Deletes only our own lock, then wakes the next waiter,
 /// records the run (in the same step: no extra round trip on the
 /// hand-over path), and notes the token among the last few released (a
 /// short-lived list), so that a retry after a lost reply finds its own
@@ -229,7 +241,7 @@ return 1
 /// value.
 pub static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
-        wake_next!(3, 2, 3),
+        wake_next!(3, 2, 3, 7),
         record_lua!(5, 5, 6),
         r"
 local v = redis.call('GET', KEYS[1])
@@ -304,11 +316,11 @@ return c
 });
 
 /// KEYS: lock, holder, waiters' queue. ARGV: token, shared channel, wake
-/// channel prefix, waiter id. A waiter giving up: leaves the queue, undoes an attempt
+/// channel prefix, waiter id, (unused), (unused), publish command. A waiter giving up: leaves the queue, undoes an attempt
 /// that may have landed, and passes on a wake-up it may have swallowed.
 pub static LEAVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
-        wake_next!(3, 2, 3),
+        wake_next!(3, 2, 3, 7),
         r"
 redis.call('ZREM', KEYS[3], ARGV[4])
 local v = redis.call('GET', KEYS[1])
@@ -322,7 +334,8 @@ return 1
     ))
 });
 
-/// KEYS: lock, holder, tick claim. ARGV: wake-up channel. Break glass:
+/// KEYS: lock, holder, tick claim. ARGV: wake-up channel, publish
+/// command (see `wake_next!`). Break glass:
 /// deletes whoever holds it, and `schedule`'s tick claim (the way back
 /// from a claim that blocks every tick). Returns the number of lock keys
 /// deleted (0 or 1).
@@ -331,7 +344,9 @@ pub static FORCE_RELEASE: LazyLock<Script> = LazyLock::new(|| {
         r"
 local n = redis.call('DEL', KEYS[1])
 redis.call('DEL', KEYS[2], KEYS[3])
-redis.call('PUBLISH', ARGV[1], 'released')
+if not (ARGV[2] == 'SPUBLISH' and type(redis.pcall('SPUBLISH', ARGV[1], 'released')) == 'number') then
+  redis.call('PUBLISH', ARGV[1], 'released')
+end
 return n
 ",
     )

@@ -183,7 +183,7 @@ impl Source {
 
     /// Subscribe to `channels` (all in one slot) and yield once per
     /// message. Cluster: through a RESP3 cluster connection, which sends
-    /// SUBSCRIBE to the master of the channels' slot (the key's: the
+    /// SSUBSCRIBE (SUBSCRIBE before Redis 7) to the master of the channels' slot (the key's: the
     /// release script counts its own node's receivers to pick the waiter
     /// to wake) and subscribes again after a reconnect;
     /// elsewhere SUBSCRIBE on the master.
@@ -198,7 +198,11 @@ impl Source {
                     .push_sender(tx)
                     .build()?;
                 let mut conn = client.get_async_connection().await?;
-                conn.subscribe(channels).await?;
+                // Sharded pub/sub where the server has it (Redis 7), as the
+                // release scripts publish (`Locker::publish_command`).
+                if conn.ssubscribe(channels).await.is_err() {
+                    conn.subscribe(channels).await?;
+                }
                 // The connection lives as long as the stream.
                 let stream = futures_util::stream::unfold((rx, conn), |(mut rx, conn)| async {
                     loop {
