@@ -46,20 +46,40 @@ fn assert_no_tick_lost(runs: &[(String, String)], every_ms: i64, instances: &[In
     );
 }
 
+/// Two running masters, and the URL of a third that is down.
+fn two_up_one_down() -> (Vec<RedisServer>, String) {
+    let up = (0..2).map(|_| RedisServer::start()).collect();
+    let mut down = RedisServer::start();
+    let url = down.url();
+    down.kill();
+    (up, url)
+}
+
+/// One `schedule --every 1s --ttl 10s` instance per (name, URLs) on key
+/// `k`, each run appending `NAME TICK` to `out`.
+fn spawn_fleet<const N: usize>(
+    k: &str,
+    out: &Path,
+    who: [(&str, Vec<String>); N],
+) -> Vec<Instance> {
+    let out = out.to_str().unwrap();
+    who.into_iter()
+        .map(|(name, urls)| {
+            let mut c = rr_urls(&urls);
+            c.args(["schedule", "--key", k, "--every", "1s", "--ttl", "10s"])
+                .args(["--", "sh", "-c", RUN_LINE, "sh", name, out]);
+            Instance::spawn(name, &mut c)
+        })
+        .collect()
+}
+
 /// Three masters, one of them down. Instance "one" reaches only the first
 /// master (the second is blackholed for it) and gets there first; instance
 /// "quorum" reaches two. "one"'s attempts can never win, and must not
 /// leave ticks claimed behind them: "quorum" runs the ticks.
 #[test]
 fn an_instance_that_reaches_one_master_does_not_poison_the_ticks() {
-    let m: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
-    let down = {
-        let mut m2 = RedisServer::start();
-        let url = m2.url();
-        m2.kill();
-        url
-    };
-    let _ = &m;
+    let (m, down) = two_up_one_down();
     // "quorum" is a little further from the first master than "one".
     let far = Proxy::start(m[0].port);
     far.set_mode(Mode::Delay(Duration::from_millis(30)));
@@ -68,18 +88,14 @@ fn an_instance_that_reaches_one_master_does_not_poison_the_ticks() {
 
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("runs");
-    let out_s = out.to_str().unwrap();
-    let k = key("fleet-one-master");
-    let spawn = |name: &str, urls: Vec<String>| {
-        let mut c = rr_urls(&urls);
-        c.args(["schedule", "--key", &k, "--every", "1s", "--ttl", "10s"])
-            .args(["--", "sh", "-c", RUN_LINE, "sh", name, out_s]);
-        Instance::spawn(name, &mut c)
-    };
-    let mut instances = vec![
-        spawn("one", vec![m[0].url(), hole.url(), down.clone()]),
-        spawn("quorum", vec![far.url(), m[1].url(), down.clone()]),
-    ];
+    let mut instances = spawn_fleet(
+        &key("fleet-one-master"),
+        &out,
+        [
+            ("one", vec![m[0].url(), hole.url(), down.clone()]),
+            ("quorum", vec![far.url(), m[1].url(), down]),
+        ],
+    );
     wait_lines(&out, 4, EVENT);
     stop_all(&mut instances);
     let runs = runs(&out);
@@ -98,31 +114,21 @@ fn an_instance_that_reaches_one_master_does_not_poison_the_ticks() {
 /// their claims and try again, so the ticks still run, each once.
 #[test]
 fn split_votes_do_not_lose_ticks() {
-    let m: Vec<RedisServer> = (0..2).map(|_| RedisServer::start()).collect();
-    let down = {
-        let mut m2 = RedisServer::start();
-        let url = m2.url();
-        m2.kill();
-        url
-    };
+    let (m, down) = two_up_one_down();
     let far: Vec<Proxy> = m.iter().map(|s| Proxy::start(s.port)).collect();
     for p in &far {
         p.set_mode(Mode::Delay(Duration::from_millis(20)));
     }
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("runs");
-    let out_s = out.to_str().unwrap();
-    let k = key("fleet-split");
-    let spawn = |name: &str, urls: Vec<String>| {
-        let mut c = rr_urls(&urls);
-        c.args(["schedule", "--key", &k, "--every", "1s", "--ttl", "10s"])
-            .args(["--", "sh", "-c", RUN_LINE, "sh", name, out_s]);
-        Instance::spawn(name, &mut c)
-    };
-    let mut instances = vec![
-        spawn("near0", vec![m[0].url(), far[1].url(), down.clone()]),
-        spawn("near1", vec![far[0].url(), m[1].url(), down.clone()]),
-    ];
+    let mut instances = spawn_fleet(
+        &key("fleet-split"),
+        &out,
+        [
+            ("near0", vec![m[0].url(), far[1].url(), down.clone()]),
+            ("near1", vec![far[0].url(), m[1].url(), down]),
+        ],
+    );
     wait_lines(&out, 5, EVENT);
     stop_all(&mut instances);
     let runs = runs(&out);
