@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_redlock_run_global_optspecs
-    string join \n k/key= r/redis= t/timeout= ttl= refresh= min-hold= kill-after= wait-replicas= E/conflict-exit-code= c/shell= label= record-args v/verbose q/quiet log-format= h/help V/version
+    string join \n k/key= r/redis= t/timeout= ttl= refresh= min-hold= kill-after= limit= wait-replicas= E/conflict-exit-code= c/shell= label= record-args v/verbose q/quiet log-format= h/help V/version
 end
 
 function __fish_redlock_run_needs_command
@@ -31,6 +31,7 @@ complete -c redlock-run -n "__fish_redlock_run_needs_command" -l ttl -d 'Lease l
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -l refresh -d 'How often the lease is renewed while the command runs [default: ttl/3]; must be < ttl' -r
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -l min-hold -d 'Keep the lock at least this long after acquiring it, even if the command ends sooner (redlock-run itself exits at once). Stops a late-firing cron on another host from running the same job again' -r
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -l kill-after -d 'Grace between SIGTERM and SIGKILL when the command must be stopped [default: min(5s, ttl/3), clamped to fit]; 2 x refresh + 100ms + kill-after + 100ms + drift must not exceed ttl' -r
+complete -c redlock-run -n "__fish_redlock_run_needs_command" -l limit -d 'Let up to N hold the lock at once, each with its own lease and fencing token; every instance using KEY must give the same N (a mismatch exits 2). N > 1 needs a single --redis URL' -r
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -l wait-replicas -d 'After acquiring and after each renewal, wait until N replicas acknowledged the write (WAIT, at most ttl/10 clamped to 150ms..1s, taken from the renewal budget); an acquisition not acknowledged in time is undone, a renewal not acknowledged is a failed renewal. A failover to a replica that acknowledged keeps the lock' -r
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -s E -l conflict-exit-code -d 'Exit code when the lock was not acquired within --timeout' -r
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -s c -l shell -d 'Run CMDLINE with `/bin/sh -c` instead of a `--` argv' -r
@@ -58,6 +59,7 @@ complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l ttl
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l refresh -d 'How often the lease is renewed while the command runs [default: ttl/3]; must be < ttl' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l min-hold -d 'Keep the lock at least this long after acquiring it, even if the command ends sooner (redlock-run itself exits at once). Stops a late-firing cron on another host from running the same job again' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l kill-after -d 'Grace between SIGTERM and SIGKILL when the command must be stopped [default: min(5s, ttl/3), clamped to fit]; 2 x refresh + 100ms + kill-after + 100ms + drift must not exceed ttl' -r
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l limit -d 'Let up to N hold the lock at once, each with its own lease and fencing token; every instance using KEY must give the same N (a mismatch exits 2). N > 1 needs a single --redis URL' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l wait-replicas -d 'After acquiring and after each renewal, wait until N replicas acknowledged the write (WAIT, at most ttl/10 clamped to 150ms..1s, taken from the renewal budget); an acquisition not acknowledged in time is undone, a renewal not acknowledged is a failed renewal. A failover to a replica that acknowledged keeps the lock' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -s c -l shell -d 'Run CMDLINE with `/bin/sh -c` instead of a `--` argv' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l label -d 'A label stored with the lock and shown by `status` (what this run is, for the operator; not a secret)' -r

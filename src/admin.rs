@@ -17,6 +17,7 @@ fn admin_lease() -> Lease {
         kill_after: Duration::from_secs(1),
         min_hold: Duration::ZERO,
         wait_replicas: 0,
+        limit: 1,
     }
 }
 

@@ -219,7 +219,16 @@ pub struct LeaseArgs {
     /// kill-after + 100ms + drift must not exceed ttl.
     #[arg(long, value_parser = duration, value_name = "DURATION")]
     pub kill_after: Option<Duration>,
+
+    /// Let up to N hold the lock at once, each with its own lease and
+    /// fencing token; every instance using KEY must give the same N (a
+    /// mismatch exits 2). N > 1 needs a single --redis URL.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=MAX_LIMIT as i64))]
+    pub limit: u32,
 }
+
+/// The largest `--limit`.
+pub const MAX_LIMIT: u32 = 10_000;
 
 /// Replication options shared by run and schedule.
 #[derive(Debug, Clone, Args)]

@@ -123,6 +123,8 @@ pub struct Lease {
     /// `--wait-replicas`: replicas that must acknowledge each acquisition
     /// and renewal (`WAIT`); 0 = none.
     pub wait_replicas: u32,
+    /// `--limit`: how many may hold the lock at once.
+    pub limit: u32,
 }
 
 impl Lease {
@@ -197,6 +199,7 @@ impl Lease {
             kill_after,
             min_hold,
             wait_replicas,
+            limit: a.limit,
         })
     }
 
@@ -376,6 +379,22 @@ impl Place {
     }
 }
 
+impl Place {
+    /// `--limit N` (N > 1) needs one master (a server, a Sentinel-managed
+    /// primary or a Cluster): counting holders on a majority of independent
+    /// masters does not bound them (docs/design.md, "Up to N holders").
+    pub fn check_limit(&self, limit: u32) -> Result<(), Failure> {
+        if limit > 1 && self.endpoints.len() > 1 {
+            return Err(Failure::Usage(format!(
+                "--limit {limit} needs a single --redis URL, not {}: a majority of \
+                 independent masters cannot bound N holders (see docs/design.md)",
+                self.endpoints.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// The servers named by `--redis` URLs, checked.
 pub fn endpoints(urls: &[String]) -> Result<Vec<Endpoint>, Failure> {
     let endpoints = urls
@@ -402,6 +421,7 @@ mod tests {
             refresh: refresh.map(Duration::from_millis),
             min_hold: Duration::ZERO,
             kill_after: kill.map(Duration::from_millis),
+            limit: 1,
         })
     }
 
@@ -444,6 +464,7 @@ mod tests {
             refresh: Some(Duration::from_millis(refresh)),
             min_hold: Duration::ZERO,
             kill_after: kill.map(Duration::from_millis),
+            limit: 1,
         };
         // 1000 - 12 - 100 - 100 - 2 x 300 = 188 without WAIT; its 150 ms
         // (a tenth of the TTL, at least 150 ms) leave 38.

@@ -38,7 +38,7 @@ Exit status:
   70       the lock was lost while the command ran; the command was stopped
            (also an internal error: the command's group is stopped first)
   126/127  the command cannot be executed / was not found
-  2        bad usage
+  2        bad usage (also: KEY is in use with another --limit)
 
 Environment given to the command:
   REDLOCK_KEY, REDLOCK_TOKEN (this holder's value in Redis),
@@ -99,6 +99,19 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// Instances disagree on `--limit` for `key`: ours is `asked`, its
+    /// holders or waiters use `stored` (0: some N above 1).
+    pub fn limit_mismatch(key: &str, asked: u32, stored: u64) -> Failure {
+        let theirs = match stored {
+            0 => "a --limit above 1".to_string(),
+            n => format!("--limit {n}"),
+        };
+        Failure::Usage(format!(
+            "lock {key:?} is in use with {theirs} but this instance has --limit {asked}: \
+             every instance using a key must give the same --limit"
+        ))
+    }
+
     /// The exit code for this failure; `conflict` is `--conflict-exit-code`.
     pub fn code(&self, conflict: u8) -> i32 {
         match self {

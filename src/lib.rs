@@ -167,6 +167,18 @@ fn guarded(fut: impl Future<Output = anyhow::Result<i32>>) -> anyhow::Result<i32
     block_on(fut)
 }
 
+/// The key, servers and lease of run and schedule, checked together.
+fn place_and_lease(
+    target: &cli::Target,
+    lease: &cli::LeaseArgs,
+    replicas: &cli::ReplicaArgs,
+) -> Result<(Place, Lease), Failure> {
+    let place = Place::from_args(target)?;
+    let lease = Lease::new(lease, replicas.wait_replicas)?;
+    place.check_limit(lease.limit)?;
+    Ok((place, lease))
+}
+
 /// The exit code for a finished mode, its failure logged as one error line.
 fn finish(result: anyhow::Result<i32>, conflict: u8) -> i32 {
     if let Err(e) = &result {
@@ -185,9 +197,10 @@ fn dispatch(cli: Cli) -> i32 {
         Some(Sub::Completions { shell }) => completions::print(shell),
         Some(Sub::Schedule(a)) => {
             let plan = Mode(Some("schedule")).prepare(&a.log, TICKS, || {
+                let (place, lease) = place_and_lease(&a.target, &a.lease, &a.replicas)?;
                 Ok(schedule::SchedulePlan {
-                    place: Place::from_args(&a.target)?,
-                    lease: Lease::new(&a.lease, a.replicas.wait_replicas)?,
+                    place,
+                    lease,
                     program: Program::from_args(&a.command)?,
                     when: schedule::When::from_args(&a)?,
                 })
@@ -240,9 +253,10 @@ fn dispatch(cli: Cli) -> i32 {
         None => {
             let a = cli.run;
             let plan = RUN.prepare(&a.log, ERRORS, || {
+                let (place, lease) = place_and_lease(&a.target, &a.lease, &a.replicas)?;
                 Ok(run::RunPlan {
-                    place: Place::from_args(&a.target)?,
-                    lease: Lease::new(&a.lease, a.replicas.wait_replicas)?,
+                    place,
+                    lease,
                     program: Program::from_args(&a.command)?,
                     timeout: a.timeout,
                     conflict_exit_code: a.conflict_exit_code,

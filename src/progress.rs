@@ -195,7 +195,10 @@ impl WaitObserver for Progress {
         match attempt {
             Attempt::Held { holder, .. } => self.seen = Seen::Held(holder.clone()),
             Attempt::Unavailable { reason, .. } => self.seen = Seen::Unavailable(reason.clone()),
-            Attempt::Acquired(_) | Attempt::AlreadyRan { .. } | Attempt::ClockAhead { .. } => {}
+            Attempt::Acquired(_)
+            | Attempt::AlreadyRan { .. }
+            | Attempt::ClockAhead { .. }
+            | Attempt::Mismatch { .. } => {}
         }
     }
 

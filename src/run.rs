@@ -103,6 +103,9 @@ fn not_acquired(plan: &RunPlan, last: Attempt, ever_reachable: bool) -> Failure 
         Attempt::Unavailable { reason, .. } => {
             Failure::Unavailable(format!("cannot take lock {:?}: {reason}", plan.place.key))
         }
+        Attempt::Mismatch { stored } => {
+            Failure::limit_mismatch(&plan.place.key, plan.lease.limit, stored)
+        }
         Attempt::AlreadyRan { .. } | Attempt::ClockAhead { .. } | Attempt::Acquired(_) => {
             unreachable!("run mode neither claims ticks nor fails on success")
         }

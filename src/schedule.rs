@@ -183,10 +183,12 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
         }
         let tick_str = plan.when.format_tick(tick);
         let late_ms = now_ms() - tick;
-        let Some(grant) = take_tick(&mut locker, &plan, tick, &tick_str, &mut signals).await else {
-            return Ok(0);
+        let grant = match take_tick(&mut locker, &plan, tick, &tick_str, &mut signals).await {
+            Took::Run(g) => g,
+            Took::Skip => continue,
+            Took::Stop => return Ok(0),
+            Took::Refused(f) => return Err(f.into()),
         };
-        let Some(grant) = grant else { continue };
         let started = std::time::Instant::now();
         let fencing = grant.fencing;
         let (back, outcome) = run_under_lock(
@@ -240,8 +242,18 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
     }
 }
 
-/// Try to take the lock for `tick`: `None` when a signal stops the
-/// schedule, `Some(None)` when the tick is skipped (logged here).
+/// What became of one tick's attempt to take the lock.
+enum Took {
+    Run(crate::lock::Grant),
+    /// Skipped (logged by `take_tick`).
+    Skip,
+    /// A signal stops the schedule.
+    Stop,
+    /// The schedule cannot go on (the key is used with another --limit).
+    Refused(Failure),
+}
+
+/// Try to take the lock for `tick`.
 ///
 /// An attempt that finds the tick claimed by another instance's attempt
 /// still in flight tries again (after a random pause that grows each round)
@@ -253,7 +265,7 @@ async fn take_tick(
     tick: i64,
     tick_str: &str,
     signals: &mut Signals,
-) -> Option<Option<crate::lock::Grant>> {
+) -> Took {
     let interval = plan.when.interval_at(tick);
     let bound_ms = (interval / 2).as_millis() as u64;
     // A tick's attempt waits for masters at most a tenth of the interval.
@@ -273,7 +285,7 @@ async fn take_tick(
             // Stopped mid-attempt: it may have landed; undo it, and its
             // claim with it, so the tick is not lost to the others.
             locker.undo(&token).await;
-            return None;
+            return Took::Stop;
         };
         // Two instances that split the vote see each other's attempt; the
         // one with the greater token yields (sits out a few attempts'
@@ -293,7 +305,7 @@ async fn take_tick(
             unit.mul_f64(units).min(left.saturating_sub(unit))
         };
         match attempt {
-            Attempt::Acquired(g) => return Some(Some(g)),
+            Attempt::Acquired(g) => return Took::Run(g),
             Attempt::Held {
                 same_tick: true,
                 holder,
@@ -301,15 +313,17 @@ async fn take_tick(
             } if left > unit => {
                 let pause = pause(&holder);
                 tracing::debug!(tick = %tick_str, "tick claimed by an attempt in flight; trying again");
-                or_stop(tokio::time::sleep(pause), signals).await?;
+                if or_stop(tokio::time::sleep(pause), signals).await.is_none() {
+                    return Took::Stop;
+                }
             }
             Attempt::Held { holder, .. } => {
                 tracing::info!(tick = %tick_str, holder = %holder, "skipped: lock held");
-                return Some(None);
+                return Took::Skip;
             }
             Attempt::AlreadyRan { .. } => {
                 tracing::info!(tick = %tick_str, "skipped: already ran elsewhere");
-                return Some(None);
+                return Took::Skip;
             }
             Attempt::ClockAhead { skew_ms } => {
                 tracing::error!(
@@ -317,11 +331,18 @@ async fn take_tick(
                     "skipped: this host's clock is ahead of Redis by more than half the \
                      interval, so it cannot claim ticks; fix the clock (NTP)"
                 );
-                return Some(None);
+                return Took::Skip;
+            }
+            Attempt::Mismatch { stored } => {
+                return Took::Refused(Failure::limit_mismatch(
+                    &plan.place.key,
+                    plan.lease.limit,
+                    stored,
+                ));
             }
             Attempt::Unavailable { reason, .. } => {
                 tracing::error!(tick = %tick_str, error = %reason, "skipped: Redis unavailable");
-                return Some(None);
+                return Took::Skip;
             }
         }
     }
@@ -436,6 +457,7 @@ mod tests {
                 refresh: None,
                 min_hold: Duration::ZERO,
                 kill_after: None,
+                limit: 1,
             },
             replicas: crate::cli::ReplicaArgs { wait_replicas: 0 },
             command: crate::cli::CommandArgs {

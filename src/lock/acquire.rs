@@ -35,12 +35,15 @@ impl Locker {
         // With one master the grant is final; in quorum mode the claim is
         // pending until the second round confirms it on a quorum.
         let claim_state = if self.is_quorum() { "p" } else { "c" };
+        let limit = self.lease.limit.to_string();
         let keys = [
             self.keys.lock.as_str(),
             self.keys.fence.as_str(),
-            self.keys.holder.as_str(),
+            self.keys.description(self.lease.limit > 1),
             aux.as_str(),
+            self.keys.limit.as_str(),
         ];
+        let script = self.script(&scripts::ACQUIRE, &scripts::ACQUIRE_N);
         let args = [
             token,
             ttl_ms.as_str(),
@@ -55,6 +58,7 @@ impl Locker {
             bound.as_str(),
             claim_state,
             now.as_str(),
+            limit.as_str(),
         ];
         let start = BootInstant::now();
 
@@ -66,13 +70,9 @@ impl Locker {
             .map(|(i, node)| async move {
                 // --wait-replicas: a grant counts once replicated.
                 let r = node
-                    .eval_acked::<(i64, i64, String, String)>(
-                        &scripts::ACQUIRE,
-                        &keys,
-                        &args,
-                        timeout,
-                        |r| r.0 == 1,
-                    )
+                    .eval_acked::<(i64, i64, String, String)>(script, &keys, &args, timeout, |r| {
+                        r.0 == 1
+                    })
                     .await;
                 (i, r)
             });
@@ -81,6 +81,7 @@ impl Locker {
             granted,
             claimed,
             ahead,
+            mismatch,
             held,
             errors,
             notices,
@@ -131,6 +132,9 @@ impl Locker {
         if refused.contains(&false) {
             let targets: Vec<bool> = refused.iter().map(|r| !r).collect();
             self.undo_on(token, &targets).await;
+        }
+        if let Some(&stored) = mismatch.iter().max() {
+            return Attempt::Mismatch { stored };
         }
         if let Some(&last_tick) = claimed.iter().max() {
             return Attempt::AlreadyRan { last_tick };
@@ -234,16 +238,17 @@ impl Locker {
         let timeout = self.node_timeout().min(Duration::from_millis(500));
         let keys = [
             self.keys.lock.as_str(),
-            self.keys.holder.as_str(),
+            self.keys.description(self.lease.limit > 1),
             self.keys.tick.as_str(),
         ];
         let args = [token];
+        let script = self.script(&scripts::UNDO, &scripts::UNDO_N);
         let _ = futures_util::future::join_all(
             self.nodes
                 .iter_mut()
                 .zip(targets)
                 .filter(|(_, t)| **t)
-                .map(|(node, _)| node.eval::<i64>(&scripts::UNDO, &keys, &args, timeout)),
+                .map(|(node, _)| node.eval::<i64>(script, &keys, &args, timeout)),
         )
         .await;
     }
@@ -260,6 +265,8 @@ struct Tally {
     claimed: Vec<u64>,
     /// This host's clock minus Redis's (ms), where it was too far ahead.
     ahead: Vec<i64>,
+    /// The `--limit` stored where it differs from ours.
+    mismatch: Vec<u64>,
     /// pttl, holder, and whether it holds a claim of the same tick.
     held: Vec<(i64, Holder, bool)>,
     errors: Vec<NodeError>,
@@ -285,6 +292,7 @@ impl Tally {
             granted: Vec::new(),
             claimed: Vec::new(),
             ahead: Vec::new(),
+            mismatch: Vec::new(),
             held: Vec::new(),
             errors: Vec::new(),
             notices: Vec::new(),
@@ -305,6 +313,7 @@ impl Tally {
             }
             Ok((2, last, _, _)) => self.claimed.push(last.max(0) as u64),
             Ok((3, skew_ms, _, _)) => self.ahead.push(skew_ms),
+            Ok((5, stored, _, _)) => self.mismatch.push(stored.max(0) as u64),
             Ok((code, pttl, token, info)) => self.held.push((
                 pttl,
                 Holder {
@@ -330,7 +339,9 @@ impl Votes<Result<(i64, i64, String, String), NodeError>> for Tally {
     fn verdict(&self) -> Verdict {
         if self.granted.len() >= self.quorum {
             Verdict::Won
-        } else if self.held.len() + self.claimed.len() + self.ahead.len() > self.n - self.quorum {
+        } else if self.held.len() + self.claimed.len() + self.ahead.len() + self.mismatch.len()
+            > self.n - self.quorum
+        {
             Verdict::Lost
         } else {
             Verdict::Open

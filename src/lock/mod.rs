@@ -23,6 +23,8 @@ mod wait;
 
 use std::time::Duration;
 
+use redis::Script;
+
 use crate::clock::BootInstant;
 use crate::config::{Endpoint, Lease};
 pub use keeper::{Keeper, LeaseState};
@@ -52,6 +54,10 @@ pub struct Keys {
     pub released: String,
     /// Run history: the last runs, newest first (JSON entries).
     pub history: String,
+    /// `--limit N` (N > 1): the holders' descriptions (hash by token).
+    pub holders: String,
+    /// The N of `--limit` that the key's holders and waiters use.
+    pub limit: String,
 }
 
 impl Keys {
@@ -66,7 +72,27 @@ impl Keys {
             channel: Keys::aux(key, "released"),
             released: Keys::aux(key, "released-tokens"),
             history: Keys::aux(key, "history"),
+            holders: Keys::aux(key, "holders"),
+            limit: Keys::aux(key, "limit"),
         }
+    }
+
+    /// Where a holder's description lives: one string, or with `--limit`
+    /// (`shared`) a hash by token.
+    pub fn description(&self, shared: bool) -> &str {
+        if shared { &self.holders } else { &self.holder }
+    }
+
+    /// The keys of the scripts that extend a lease (`EXTEND` and its
+    /// `--limit` sibling): lock, fence, description, history, limit.
+    pub fn for_extend(&self, shared: bool) -> [&str; 5] {
+        [
+            &self.lock,
+            &self.fence,
+            self.description(shared),
+            &self.history,
+            &self.limit,
+        ]
     }
 
     /// The name of auxiliary `kind` (a word without `:`) of lock `key`:
@@ -273,6 +299,11 @@ pub enum Attempt {
     AlreadyRan {
         last_tick: u64,
     },
+    /// The key is used with another `--limit`: `stored` is the N its
+    /// holders or waiters use (0: more than one, how many is not stored).
+    Mismatch {
+        stored: u64,
+    },
     /// Too few masters could be asked for a quorum to be possible.
     /// `permanent`: retrying cannot help (auth refused, or the server
     /// rejects the request, e.g. KEY holds another type).
@@ -344,6 +375,16 @@ impl Locker {
 
     fn is_quorum(&self) -> bool {
         self.nodes.len() > 1
+    }
+
+    /// `--limit N` with N > 1: the lock is a set of up to N holders.
+    fn is_shared(&self) -> bool {
+        self.lease.limit > 1
+    }
+
+    /// The one-holder script, or its `--limit N` sibling.
+    fn script<'s>(&self, one: &'s Script, shared: &'s Script) -> &'s Script {
+        if self.is_shared() { shared } else { one }
     }
 
     pub fn nodes(&self) -> &[Node] {
@@ -445,6 +486,8 @@ mod tests {
             k.channel.clone(),
             k.released.clone(),
             k.history.clone(),
+            k.holders.clone(),
+            k.limit.clone(),
             format!("{}{token}", k.wake_prefix),
         ]
     }

@@ -18,8 +18,8 @@ impl Locker {
     /// JSON; empty for none) in the run history in the same step.
     pub async fn release_recording(&mut self, token: &str, entry: &str) -> Result<Count, String> {
         let timeout = self.lease.io_timeout().min(Duration::from_secs(2));
-        self.on_all(&scripts::RELEASE, token, "", entry, timeout)
-            .await
+        let script = self.script(&scripts::RELEASE, &scripts::RELEASE_N);
+        self.on_all(script, token, "", entry, timeout).await
     }
 
     /// Record a run that did not end with our own release (the lock was
@@ -42,14 +42,13 @@ impl Locker {
     /// that may have landed, and pass on a wake-up it may have swallowed.
     pub async fn leave(&mut self, token: &str, waiter: &str) {
         let timeout = self.node_timeout().min(Duration::from_millis(500));
-        let _ = self
-            .on_all(&scripts::LEAVE, token, waiter, "", timeout)
-            .await;
+        let script = self.script(&scripts::LEAVE, &scripts::LEAVE_N);
+        let _ = self.on_all(script, token, waiter, "", timeout).await;
     }
 
-    /// Run a (lock, holder, waiters, released, history; token, channel,
-    /// wake prefix, waiter, run entry, history length) script on every
-    /// master.
+    /// Run a (lock, holder, waiters, released, history, limit; token,
+    /// channel, wake prefix, waiter, run entry, history length, publish
+    /// command, limit) script on every master.
     async fn on_all(
         &mut self,
         script: &redis::Script,
@@ -60,12 +59,14 @@ impl Locker {
     ) -> Result<Count, String> {
         let keys = [
             self.keys.lock.as_str(),
-            self.keys.holder.as_str(),
+            self.keys.description(self.lease.limit > 1),
             self.keys.waiters.as_str(),
             self.keys.released.as_str(),
             self.keys.history.as_str(),
+            self.keys.limit.as_str(),
         ];
         let len = HISTORY_LEN.to_string();
+        let limit = self.lease.limit.to_string();
         let args = [
             token,
             self.keys.channel.as_str(),
@@ -74,6 +75,7 @@ impl Locker {
             entry,
             len.as_str(),
             self.publish_command(),
+            limit.as_str(),
         ];
         let results = futures_util::future::join_all(
             self.nodes
@@ -95,30 +97,28 @@ impl Locker {
     ) -> Result<Count, String> {
         let timeout = self.lease.io_timeout().min(Duration::from_secs(2));
         let ms = remaining.as_millis().max(1).to_string();
-        let keys = [
-            self.keys.lock.as_str(),
-            self.keys.fence.as_str(),
-            self.keys.holder.as_str(),
-            self.keys.history.as_str(),
-        ];
+        let keys = self.keys.for_extend(self.lease.limit > 1);
         let len = HISTORY_LEN.to_string();
         let args = [token, ms.as_str(), entry, len.as_str()];
+        let script = self.script(&scripts::EXTEND, &scripts::EXTEND_N);
         let results = futures_util::future::join_all(
             self.nodes
                 .iter_mut()
-                .map(|node| node.eval::<i64>(&scripts::EXTEND, &keys, &args, timeout)),
+                .map(|node| node.eval::<i64>(script, &keys, &args, timeout)),
         )
         .await;
         collect_count(results)
     }
 
-    /// Delete the lock whoever holds it, on every master.
+    /// Delete the lock whoever holds it (every holder), on every master.
     pub async fn force_release(&mut self) -> Result<Count, String> {
         let timeout = self.lease.io_timeout();
         let keys = [
             self.keys.lock.as_str(),
             self.keys.holder.as_str(),
             self.keys.tick.as_str(),
+            self.keys.holders.as_str(),
+            self.keys.limit.as_str(),
         ];
         let args = [self.keys.channel.as_str(), self.publish_command()];
         let results = futures_util::future::join_all(

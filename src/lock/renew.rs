@@ -16,12 +16,9 @@ impl Locker {
         let n = self.nodes.len();
         let quorum = self.quorum();
         let ttl_ms = self.lease.ttl.as_millis().to_string();
-        let keys = [
-            self.keys.lock.as_str(),
-            self.keys.fence.as_str(),
-            self.keys.holder.as_str(),
-        ];
+        let keys = self.keys.for_extend(self.lease.limit > 1);
         let args = [token, ttl_ms.as_str()];
+        let script = self.script(&scripts::EXTEND, &scripts::EXTEND_N);
         let start = BootInstant::now();
         let mut votes = Renewals {
             n,
@@ -36,7 +33,7 @@ impl Locker {
             .map(|(i, node)| async move {
                 // --wait-replicas: an unacknowledged renewal is a failed one.
                 let r = node
-                    .eval_acked::<i64>(&scripts::EXTEND, &keys, &args, timeout, |r| *r == 1)
+                    .eval_acked::<i64>(script, &keys, &args, timeout, |r| *r == 1)
                     .await;
                 (i, r)
             });

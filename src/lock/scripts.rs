@@ -15,6 +15,7 @@ use redis::Script;
 /// subscriber there, so the next one is tried. With no live waiter left,
 /// publish on the shared channel (ARGV[s]) for anyone else listening.
 /// One wake-up per release instead of a thundering herd, in arrival order.
+/// Returns whether a waiter was woken.
 /// ARGV[c] is `SPUBLISH` in a Cluster (sharded pub/sub: the message stays
 /// on the key's shard instead of going to every node), where the server
 /// has it; anything else, or a server without it, publishes as ever.
@@ -38,11 +39,12 @@ macro_rules! wake_next {
             "    if #w == 0 then break end\n",
             "    if publish(ARGV[",
             $p,
-            "] .. w[1]) > 0 then return end\n",
+            "] .. w[1]) > 0 then return true end\n",
             "  end\n",
             "  publish(ARGV[",
             $s,
             "])\n",
+            "  return false\n",
             "end\n"
         )
     };
@@ -74,7 +76,85 @@ end
     };
 }
 
-/// KEYS: lock, fence, holder, aux. ARGV: token, ttl ms, holder JSON, mode,
+/// `schedule`'s gate, shared by both acquisition scripts (ARGV as in
+/// [`ACQUIRE`], KEYS[4] the tick claim): `tick_gate(notices, holds,
+/// reply4)` returns nil, the tick and the claim it would replace when
+/// this attempt may claim the tick, else the reply. `holds(tok)` says
+/// whether TOKEN holds the lock now; `reply4(tok)` is the reply when the
+/// tick's claim belongs to it.
+macro_rules! tick_gate {
+    () => {
+        r"
+local function tick_gate(notices, holds, reply4)
+  local tick = tonumber(ARGV[5])
+  local bound = tonumber(ARGV[8])
+  local now = now_ms()
+  if tick - now > bound then
+    return {3, tonumber(ARGV[10]) - now, '', ''}
+  end
+  local ct, cs, ctok, cp = read_claim(redis.call('GET', KEYS[4]))
+  if ct - now > bound then
+    table.insert(notices, 'future:' .. (ct - now))
+    ct, cs, ctok = cp, 'c', '-'
+    if ct - now > bound then ct = -1 end
+  end
+  if cs == 'p' and not holds(ctok) then ct = cp end
+  if ct >= tick then
+    if holds(ctok) then return reply4(ctok) end
+    return {2, ct, '', ''}
+  end
+  return nil, tick, ct
+end
+"
+    };
+}
+
+/// Helpers of the `--limit N` scripts (N > 1), where the lock is a sorted
+/// set of holder tokens scored by lease end (ms, Redis's clock) and the
+/// holders' descriptions a hash by token. `keep(k, ms)`: let k live at
+/// least ms more (never shortened; a key of ours without expiry gets
+/// one). `prune(z, h, now)`: drop holders whose lease ended, with their
+/// descriptions; returns how many. `live(z, tok, now)`: whether tok holds
+/// a slot. `set_limit(k, n, ms)`: store N, living at least ms more.
+/// `note_evictions(fence, notices)`: see [`ACQUIRE`]'s `evicted:N`.
+macro_rules! slots_lua {
+    () => {
+        r"
+local function keep(k, ms)
+  local p = redis.call('PTTL', k)
+  if p == -1 or (p >= 0 and p < ms) then redis.call('PEXPIRE', k, ms) end
+end
+local function prune(z, h, now)
+  local gone = redis.call('ZRANGEBYSCORE', z, '-inf', now)
+  if #gone > 0 then
+    redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
+    redis.call('HDEL', h, unpack(gone))
+  end
+  return #gone
+end
+local function live(z, tok, now)
+  local s = redis.call('ZSCORE', z, tok)
+  return s and tonumber(s) > now
+end
+-- A new fencing counter: the key's first use, or the counter was evicted.
+local function note_evictions(fence, notices)
+  if fence ~= 1 then return end
+  local info = redis.pcall('INFO', 'stats')
+  local evicted = type(info) == 'string' and tonumber(string.match(info, 'evicted_keys:(%d+)')) or 0
+  if evicted > 0 then table.insert(notices, 'evicted:' .. evicted) end
+end
+local function set_limit(k, n, ms)
+  if redis.call('EXISTS', k) == 0 then
+    redis.call('SET', k, n, 'PX', ms)
+  else
+    keep(k, ms)
+  end
+end
+"
+    };
+}
+
+/// KEYS: lock, fence, holder, aux, limit. ARGV: token, ttl ms, holder JSON, mode,
 /// mode argument, queue ttl ms, waiter id, then for `tick`: the skew bound
 /// (ms), the claim's state on success (`c` with one master, `p` in quorum
 /// mode until [`COMMIT`]), this host's clock (ms since the epoch). Modes:
@@ -90,6 +170,10 @@ end
 ///   waiter id (stable for the whole wait, unlike the per-attempt token)
 ///   with score ARGV[5], a successful one dequeues it.
 ///
+/// The limit key holds N while `--limit N` holders (N > 1) or their
+/// waiters use the key, and `1` while one-holder waiters queue; a lock
+/// held as a sorted set is `--limit N` too.
+///
 /// Returns {1, fencing token, notices, ''} when we hold the lock (newly, or
 /// already: the same request delivered twice is harmless), where notices
 /// are `;`-separated evidence of lost data (`evicted:N`, `future:MS`);
@@ -97,14 +181,23 @@ end
 /// committed attempt; {3, this host's clock minus Redis's (ms), '', ''}
 /// when the tick lies too far in Redis's future; {4, pttl, token, holder}
 /// when the tick's claim belongs to the attempt or run that holds the lock
-/// now (it may yet be undone: try again); else {0, pttl of the holder,
-/// holder's token, holder JSON or ''}.
+/// now (it may yet be undone: try again); {5, the stored N (0: unknown),
+/// '', ''} when the key is used with another `--limit`; else {0, pttl of
+/// the holder, holder's token, holder JSON or ''}.
 pub static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         claim_lua!(),
+        tick_gate!(),
+        slots_lua!(),
         r"
 local mode = ARGV[4]
-local holder = redis.call('GET', KEYS[1])
+local stored = redis.call('GET', KEYS[5])
+if stored and stored ~= '1' then return {5, tonumber(stored) or 0, '', ''} end
+local holder = redis.pcall('GET', KEYS[1])
+if type(holder) == 'table' and holder.err then
+  if redis.call('TYPE', KEYS[1]).ok == 'zset' then return {5, 0, '', ''} end
+  return holder
+end
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[2])
@@ -114,26 +207,11 @@ end
 local notices = {}
 local tick, prev
 if mode == 'tick' then
-  tick = tonumber(ARGV[5])
-  local bound = tonumber(ARGV[8])
-  local now = now_ms()
-  if tick - now > bound then
-    return {3, tonumber(ARGV[10]) - now, '', ''}
-  end
-  local ct, cs, ctok, cp = read_claim(redis.call('GET', KEYS[4]))
-  if ct - now > bound then
-    table.insert(notices, 'future:' .. (ct - now))
-    ct, cs, ctok = cp, 'c', '-'
-    if ct - now > bound then ct = -1 end
-  end
-  if cs == 'p' and holder ~= ctok then ct = cp end
-  if ct >= tick then
-    if holder and holder == ctok then
-      return {4, redis.call('PTTL', KEYS[1]), holder, redis.call('GET', KEYS[3]) or ''}
-    end
-    return {2, ct, '', ''}
-  end
-  prev = ct
+  local stop
+  stop, tick, prev = tick_gate(notices,
+    function(t) return holder and holder == t end,
+    function(t) return {4, redis.call('PTTL', KEYS[1]), t, redis.call('GET', KEYS[3]) or ''} end)
+  if stop then return stop end
 end
 if not holder and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   local fence = redis.call('INCR', KEYS[2])
@@ -142,19 +220,82 @@ if not holder and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
     redis.call('SET', KEYS[4], claim_str(tick, ARGV[9], ARGV[1], prev))
   end
   if mode == 'wait' then redis.call('ZREM', KEYS[4], ARGV[7]) end
-  if fence == 1 then
-    -- A new counter: the key's first use, or the counter was evicted.
-    local info = redis.pcall('INFO', 'stats')
-    local evicted = type(info) == 'string' and tonumber(string.match(info, 'evicted_keys:(%d+)')) or 0
-    if evicted > 0 then table.insert(notices, 'evicted:' .. evicted) end
-  end
+  note_evictions(fence, notices)
   return {1, fence, table.concat(notices, ';'), ''}
 end
 if mode == 'wait' then
   redis.call('ZADD', KEYS[4], ARGV[5], ARGV[7])
   redis.call('PEXPIRE', KEYS[4], ARGV[6])
+  -- One-holder waiters are a `--limit 1` use of the key too.
+  set_limit(KEYS[5], '1', tonumber(ARGV[6]))
 end
 return {0, redis.call('PTTL', KEYS[1]), holder or '', redis.call('GET', KEYS[3]) or ''}
+"
+    ))
+});
+
+/// [`ACQUIRE`] for `--limit N` with N > 1 (ARGV[11]): KEYS[1] is a sorted
+/// set of holders (see `slots_lua!`) and KEYS[3] their descriptions (a
+/// hash). Expired holders are dropped first; a slot is taken when fewer
+/// than N hold one. Same replies; a held reply names the holder whose
+/// lease ends first, with the time until then.
+pub static ACQUIRE_N: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        claim_lua!(),
+        tick_gate!(),
+        slots_lua!(),
+        r"
+local mode = ARGV[4]
+local n = tonumber(ARGV[11])
+local ttl = tonumber(ARGV[2])
+local stored = redis.call('GET', KEYS[5])
+if stored and tonumber(stored) ~= n then return {5, tonumber(stored) or 0, '', ''} end
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind == 'string' then return {5, 1, '', ''} end
+if kind ~= 'none' and kind ~= 'zset' then
+  return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' holds a ' .. kind .. ', not a lock')
+end
+local now = now_ms()
+prune(KEYS[1], KEYS[3], now)
+local function hold()
+  redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
+  redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+  keep(KEYS[1], ttl)
+  keep(KEYS[3], ttl)
+  set_limit(KEYS[5], ARGV[11], ttl)
+  if mode == 'wait' then redis.call('ZREM', KEYS[4], ARGV[7]) end
+end
+if live(KEYS[1], ARGV[1], now) then
+  hold()
+  return {1, tonumber(redis.call('GET', KEYS[2]) or '0'), '', ''}
+end
+local notices = {}
+local tick, prev
+if mode == 'tick' then
+  local stop
+  stop, tick, prev = tick_gate(notices,
+    function(t) return live(KEYS[1], t, now) end,
+    function(t)
+      return {4, tonumber(redis.call('ZSCORE', KEYS[1], t)) - now, t, redis.call('HGET', KEYS[3], t) or ''}
+    end)
+  if stop then return stop end
+end
+if redis.call('ZCARD', KEYS[1]) < n then
+  hold()
+  local fence = redis.call('INCR', KEYS[2])
+  if mode == 'tick' then
+    redis.call('SET', KEYS[4], claim_str(tick, ARGV[9], ARGV[1], prev))
+  end
+  note_evictions(fence, notices)
+  return {1, fence, table.concat(notices, ';'), ''}
+end
+if mode == 'wait' then
+  redis.call('ZADD', KEYS[4], ARGV[5], ARGV[7])
+  redis.call('PEXPIRE', KEYS[4], ARGV[6])
+  set_limit(KEYS[5], ARGV[11], tonumber(ARGV[6]))
+end
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {0, tonumber(first[2]) - now, first[1], redis.call('HGET', KEYS[3], first[1]) or ''}
 "
     ))
 });
@@ -206,6 +347,35 @@ return 0
     ))
 });
 
+/// [`EXTEND`] for `--limit N` (N > 1); KEYS[5] the limit key. Moves our
+/// slot's lease end (Redis's clock) only while the slot is ours and live;
+/// an ended one is dropped. Returns 1 extended, 0 gone (expired, or
+/// released by force), -1 the key holds a one-holder lock.
+pub static EXTEND_N: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        claim_lua!(),
+        slots_lua!(),
+        record_lua!(4, 3, 4),
+        r"
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind == 'none' then return 0 end
+if kind ~= 'zset' then return -1 end
+local now = now_ms()
+local ms = tonumber(ARGV[2])
+if live(KEYS[1], ARGV[1], now) then
+  redis.call('ZADD', KEYS[1], 'XX', now + ms, ARGV[1])
+  keep(KEYS[1], ms)
+  keep(KEYS[3], ms)
+  keep(KEYS[5], ms)
+  record()
+  return 1
+end
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then redis.call('HDEL', KEYS[3], ARGV[1]) end
+return 0
+"
+    ))
+});
+
 /// KEYS: history. ARGV: run entry, history length, fencing token. Record
 /// a run that did not end with our own release (the lock was lost): it
 /// replaces an entry with the same fencing token (written by a release
@@ -229,50 +399,111 @@ return 1
     )
 });
 
-/// KEYS: lock, holder, waiters' queue, released tokens, history. ARGV:
-/// token, shared channel, wake channel prefix, (unused), run entry,
-/// history length, publish command. Deletes only our own lock, then wakes the next waiter,
-/// records the run (in the same step: no extra round trip on the
-/// hand-over path), and notes the token among the last few released (a
-/// short-lived list), so that a retry after a lost reply finds its own
-/// release instead of a missing key (and does not record twice). Returns 1 released (now, or by an
-/// earlier delivery of the same request), 0 no key (expired, or already
-/// released through another name of the same server), -1 another holder's
-/// value.
+/// The last few tokens released, in a short-lived list (KEYS[k]), so
+/// that a retry after a lost reply finds its own release instead of a
+/// missing key (and does not record twice): `note_released()` adds ours
+/// (ARGV[1]), `released_before()` looks for it.
+macro_rules! released_lua {
+    ($k:literal) => {
+        concat!(
+            "local function note_released()\n",
+            "  redis.call('LPUSH', KEYS[",
+            $k,
+            "], ARGV[1])\n",
+            "  redis.call('LTRIM', KEYS[",
+            $k,
+            "], 0, 15)\n",
+            "  redis.call('PEXPIRE', KEYS[",
+            $k,
+            "], 30000)\n",
+            "end\n",
+            "local function released_before()\n",
+            "  for _, t in ipairs(redis.call('LRANGE', KEYS[",
+            $k,
+            "], 0, 15)) do\n",
+            "    if t == ARGV[1] then return true end\n",
+            "  end\n",
+            "  return false\n",
+            "end\n"
+        )
+    };
+}
+
+/// KEYS: lock, holder, waiters' queue, released tokens, history, limit.
+/// ARGV: token, shared channel, wake channel prefix, (unused), run entry,
+/// history length, publish command. Deletes only our own lock, then wakes
+/// the next waiter, records the run (in the same step: no extra round trip
+/// on the hand-over path), and notes the token among the last few
+/// released (see `released_lua!`). With no waiter left to wake, a
+/// one-holder limit stored by waiters goes too. Returns 1 released (now,
+/// or by an earlier delivery of the same request), 0 no key (expired, or
+/// already released through another name of the same server), -1 another
+/// holder's value.
 pub static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         wake_next!(3, 2, 3, 7),
         record_lua!(5, 5, 6),
+        released_lua!(4),
         r"
-local v = redis.call('GET', KEYS[1])
+local v = redis.pcall('GET', KEYS[1])
 if v == ARGV[1] then
   redis.call('DEL', KEYS[1], KEYS[2])
-  wake_next()
+  if not wake_next() and redis.call('GET', KEYS[6]) == '1' then
+    redis.call('DEL', KEYS[6])
+  end
   record()
-  redis.call('LPUSH', KEYS[4], ARGV[1])
-  redis.call('LTRIM', KEYS[4], 0, 15)
-  redis.call('PEXPIRE', KEYS[4], 30000)
+  note_released()
   return 1
 end
 -- Released by an earlier delivery of this request (its reply was lost);
 -- a woken waiter may hold the key by now.
-for _, t in ipairs(redis.call('LRANGE', KEYS[4], 0, 15)) do
-  if t == ARGV[1] then return 1 end
-end
+if released_before() then return 1 end
 if v then return -1 end
 return 0
 "
     ))
 });
 
-/// KEYS: lock, holder, tick claim. ARGV: token. Undo a failed attempt:
-/// compare-and-delete, waking nobody (the lock was never held, and waking
-/// waiters for every undone split vote would feed a livelock), and put
-/// back the tick claim the attempt replaced, so a failed attempt never
-/// leaves its tick claimed.
-pub static UNDO: LazyLock<Script> = LazyLock::new(|| {
+/// [`RELEASE`] for `--limit N` (N > 1): frees our slot, and wakes one
+/// waiter for it and one for each slot whose lease ended. When no holder
+/// and no waiter is left, the stored N goes. Returns 1 released, 0 our
+/// slot was gone (or its lease had ended), -1 a one-holder lock is there.
+pub static RELEASE_N: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         claim_lua!(),
+        slots_lua!(),
+        wake_next!(3, 2, 3, 7),
+        record_lua!(5, 5, 6),
+        released_lua!(4),
+        r"
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind == 'zset' then
+  local now = now_ms()
+  local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+  if s then
+    redis.call('ZREM', KEYS[1], ARGV[1])
+    redis.call('HDEL', KEYS[2], ARGV[1])
+    for _ = 0, prune(KEYS[1], KEYS[2], now) do wake_next() end
+    if redis.call('ZCARD', KEYS[1]) == 0 and redis.call('ZCARD', KEYS[3]) == 0 then
+      redis.call('DEL', KEYS[2], KEYS[6])
+    end
+    record()
+    note_released()
+    if tonumber(s) > now then return 1 end
+    return 0
+  end
+end
+if released_before() then return 1 end
+if kind == 'string' then return -1 end
+return 0
+"
+    ))
+});
+
+/// Put back the tick claim (KEYS[3]) an attempt with token ARGV[1]
+/// replaced, if that attempt's claim is still there.
+macro_rules! put_back_claim {
+    () => {
         r"
 local ct, cs, ctok, cp = read_claim(redis.call('GET', KEYS[3]))
 if ctok == ARGV[1] then
@@ -282,8 +513,38 @@ if ctok == ARGV[1] then
     redis.call('SET', KEYS[3], claim_str(cp, 'c', '-', -1))
   end
 end
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+"
+    };
+}
+
+/// KEYS: lock, holder, tick claim. ARGV: token. Undo a failed attempt:
+/// compare-and-delete, waking nobody (the lock was never held, and waking
+/// waiters for every undone split vote would feed a livelock), and put
+/// back the tick claim the attempt replaced, so a failed attempt never
+/// leaves its tick claimed.
+pub static UNDO: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        claim_lua!(),
+        put_back_claim!(),
+        r"
+if redis.pcall('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1], KEYS[2])
+  return 1
+end
+return 0
+"
+    ))
+});
+
+/// [`UNDO`] for `--limit N` (N > 1): frees the attempt's slot, if it took
+/// one, waking nobody.
+pub static UNDO_N: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        claim_lua!(),
+        put_back_claim!(),
+        r"
+if redis.call('TYPE', KEYS[1]).ok == 'zset' and redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+  redis.call('HDEL', KEYS[2], ARGV[1])
   return 1
 end
 return 0
@@ -315,35 +576,65 @@ return c
     ))
 });
 
-/// KEYS: lock, holder, waiters' queue. ARGV: token, shared channel, wake
-/// channel prefix, waiter id, (unused), (unused), publish command. A waiter giving up: leaves the queue, undoes an attempt
-/// that may have landed, and passes on a wake-up it may have swallowed.
+/// KEYS: lock, holder, waiters' queue, (unused), (unused), limit. ARGV:
+/// token, shared channel, wake channel prefix, waiter id, (unused),
+/// (unused), publish command. A waiter giving up: leaves the queue, undoes
+/// an attempt that may have landed, and passes on a wake-up it may have
+/// swallowed. The last waiter to leave takes the one-holder limit that
+/// waiters stored with it.
 pub static LEAVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         wake_next!(3, 2, 3, 7),
         r"
 redis.call('ZREM', KEYS[3], ARGV[4])
-local v = redis.call('GET', KEYS[1])
+local v = redis.pcall('GET', KEYS[1])
 if v == ARGV[1] then
   redis.call('DEL', KEYS[1], KEYS[2])
   v = false
 end
 if not v then wake_next() end
+if redis.call('ZCARD', KEYS[3]) == 0 and redis.call('GET', KEYS[6]) == '1' then
+  redis.call('DEL', KEYS[6])
+end
 return 1
 "
     ))
 });
 
-/// KEYS: lock, holder, tick claim. ARGV: wake-up channel, publish
-/// command (see `wake_next!`). Break glass:
-/// deletes whoever holds it, and `schedule`'s tick claim (the way back
-/// from a claim that blocks every tick). Returns the number of lock keys
-/// deleted (0 or 1).
+/// [`LEAVE`] for `--limit N` (N > 1, ARGV[8]): frees the attempt's slot
+/// if it took one, and wakes the next waiter while a slot is free. When
+/// no holder and no waiter is left, the stored N goes.
+pub static LEAVE_N: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        claim_lua!(),
+        slots_lua!(),
+        wake_next!(3, 2, 3, 7),
+        r"
+redis.call('ZREM', KEYS[3], ARGV[4])
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind == 'zset' or kind == 'none' then
+  if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then redis.call('HDEL', KEYS[2], ARGV[1]) end
+  prune(KEYS[1], KEYS[2], now_ms())
+  if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[8]) then wake_next() end
+  if redis.call('ZCARD', KEYS[1]) == 0 and redis.call('ZCARD', KEYS[3]) == 0 then
+    redis.call('DEL', KEYS[2], KEYS[6])
+  end
+end
+return 1
+"
+    ))
+});
+
+/// KEYS: lock, holder, tick claim, holders, limit. ARGV: wake-up channel,
+/// publish command (see `wake_next!`). Break glass: deletes whoever holds
+/// it (every holder, with `--limit`), the stored limit, and `schedule`'s
+/// tick claim (the way back from a claim that blocks every tick). Returns
+/// the number of lock keys deleted (0 or 1).
 pub static FORCE_RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local n = redis.call('DEL', KEYS[1])
-redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 if not (ARGV[2] == 'SPUBLISH' and type(redis.pcall('SPUBLISH', ARGV[1], 'released')) == 'number') then
   redis.call('PUBLISH', ARGV[1], 'released')
 end

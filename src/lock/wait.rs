@@ -221,6 +221,7 @@ impl Locker {
                     permanent: true, ..
                 }
                 | Attempt::AlreadyRan { .. }
+                | Attempt::Mismatch { .. }
                 | Attempt::ClockAhead { .. } => {
                     if waker.is_some() {
                         self.leave(&token, &waiter).await;

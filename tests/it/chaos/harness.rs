@@ -75,6 +75,7 @@ impl Params {
             refresh: self.refresh,
             min_hold: Duration::ZERO,
             kill_after: self.kill_after,
+            limit: 1,
         })
         .expect("the scenario's lease options are valid")
         .kill_after
