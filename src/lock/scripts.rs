@@ -236,15 +236,16 @@ return {0, redis.call('PTTL', KEYS[1]), holder or '', redis.call('GET', KEYS[3])
 
 /// [`ACQUIRE`] for `--limit N` with N > 1 (ARGV[11]): KEYS[1] is a sorted
 /// set of holders (see `slots_lua!`) and KEYS[3] their descriptions (a
-/// hash). Expired holders are dropped first; a slot is taken when fewer
-/// than N hold one. Same replies; a held reply names the holder whose
-/// lease ends first, with the time until then.
+/// hash by token: the holder's JSON with its `fencing_token` put first).
+/// Expired holders are dropped first; a slot is taken when fewer than N
+/// hold one. Same replies; a held reply names the holder whose lease ends
+/// first, with the time until then.
 pub static ACQUIRE_N: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         claim_lua!(),
         tick_gate!(),
         slots_lua!(),
-        r"
+        r#"
 local mode = ARGV[4]
 local n = tonumber(ARGV[11])
 local ttl = tonumber(ARGV[2])
@@ -259,15 +260,17 @@ local now = now_ms()
 prune(KEYS[1], KEYS[3], now)
 local function hold()
   redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
-  redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
   keep(KEYS[1], ttl)
   keep(KEYS[3], ttl)
   set_limit(KEYS[5], ARGV[11], ttl)
   if mode == 'wait' then redis.call('ZREM', KEYS[4], ARGV[7]) end
 end
 if live(KEYS[1], ARGV[1], now) then
+  -- The same request delivered twice: our own token, not the counter
+  -- (other holders may have raised it since).
   hold()
-  return {1, tonumber(redis.call('GET', KEYS[2]) or '0'), '', ''}
+  local d = redis.call('HGET', KEYS[3], ARGV[1]) or ''
+  return {1, tonumber(string.match(d, '^{"fencing_token":(%d+)')) or 0, '', ''}
 end
 local notices = {}
 local tick, prev
@@ -283,6 +286,10 @@ end
 if redis.call('ZCARD', KEYS[1]) < n then
   hold()
   local fence = redis.call('INCR', KEYS[2])
+  -- The description, with this holder's fencing token first.
+  local rest = string.sub(ARGV[3], 2)
+  if rest ~= '}' then rest = ',' .. rest end
+  redis.call('HSET', KEYS[3], ARGV[1], '{"fencing_token":' .. fence .. rest)
   if mode == 'tick' then
     redis.call('SET', KEYS[4], claim_str(tick, ARGV[9], ARGV[1], prev))
   end
@@ -296,7 +303,7 @@ if mode == 'wait' then
 end
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return {0, tonumber(first[2]) - now, first[1], redis.call('HGET', KEYS[3], first[1]) or ''}
-"
+"#
     ))
 });
 
