@@ -42,6 +42,7 @@ impl Locker {
             self.keys.description(self.lease.limit > 1),
             aux.as_str(),
             self.keys.limit.as_str(),
+            self.keys.woken.as_str(),
         ];
         let script = self.script(&scripts::ACQUIRE, &scripts::ACQUIRE_N);
         let args = [

@@ -58,6 +58,9 @@ pub struct Keys {
     pub holders: String,
     /// The N of `--limit` that the key's holders and waiters use.
     pub limit: String,
+    /// `--limit N` (N > 1): waiters woken and not yet back (sorted set by
+    /// wake-up time): they keep the stored N alive.
+    pub woken: String,
 }
 
 impl Keys {
@@ -74,6 +77,7 @@ impl Keys {
             history: Keys::aux(key, "history"),
             holders: Keys::aux(key, "holders"),
             limit: Keys::aux(key, "limit"),
+            woken: Keys::aux(key, "woken"),
         }
     }
 
@@ -488,6 +492,7 @@ mod tests {
             k.history.clone(),
             k.holders.clone(),
             k.limit.clone(),
+            k.woken.clone(),
             format!("{}{token}", k.wake_prefix),
         ]
     }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::node::NodeError;
-use super::{HISTORY_LEN, Locker, scripts};
+use super::{HISTORY_LEN, Locker, QUEUE_TTL_MS, scripts};
 
 impl Locker {
     /// Compare-and-delete on every master, waking waiters. Returns how many
@@ -46,9 +46,9 @@ impl Locker {
         let _ = self.on_all(script, token, waiter, "", timeout).await;
     }
 
-    /// Run a (lock, holder, waiters, released, history, limit; token,
-    /// channel, wake prefix, waiter, run entry, history length, publish
-    /// command, limit) script on every master.
+    /// Run a (lock, holder, waiters, released, history, limit, woken;
+    /// token, channel, wake prefix, waiter, run entry, history length,
+    /// publish command, limit, queue ttl) script on every master.
     async fn on_all(
         &mut self,
         script: &redis::Script,
@@ -64,6 +64,7 @@ impl Locker {
             self.keys.released.as_str(),
             self.keys.history.as_str(),
             self.keys.limit.as_str(),
+            self.keys.woken.as_str(),
         ];
         let len = HISTORY_LEN.to_string();
         let limit = self.lease.limit.to_string();
@@ -76,6 +77,7 @@ impl Locker {
             len.as_str(),
             self.publish_command(),
             limit.as_str(),
+            QUEUE_TTL_MS,
         ];
         let results = futures_util::future::join_all(
             self.nodes

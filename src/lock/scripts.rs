@@ -15,7 +15,7 @@ use redis::Script;
 /// subscriber there, so the next one is tried. With no live waiter left,
 /// publish on the shared channel (ARGV[s]) for anyone else listening.
 /// One wake-up per release instead of a thundering herd, in arrival order.
-/// Returns whether a waiter was woken.
+/// Returns the waiter woken, or false.
 /// ARGV[c] is `SPUBLISH` in a Cluster (sharded pub/sub: the message stays
 /// on the key's shard instead of going to every node), where the server
 /// has it; anything else, or a server without it, publishes as ever.
@@ -39,7 +39,7 @@ macro_rules! wake_next {
             "    if #w == 0 then break end\n",
             "    if publish(ARGV[",
             $p,
-            "] .. w[1]) > 0 then return true end\n",
+            "] .. w[1]) > 0 then return w[1] end\n",
             "  end\n",
             "  publish(ARGV[",
             $s,
@@ -143,6 +143,20 @@ local function note_evictions(fence, notices)
   local evicted = type(info) == 'string' and tonumber(string.match(info, 'evicted_keys:(%d+)')) or 0
   if evicted > 0 then table.insert(notices, 'evicted:' .. evicted) end
 end
+-- Woken waiters (KEYS[w], a sorted set by wake-up time) are waiters
+-- still, until they come back or ARGV[q] ms have passed.
+local function note_woken(w, q, id, now)
+  if id then
+    redis.call('ZADD', KEYS[w], now, id)
+    redis.call('PEXPIRE', KEYS[w], ARGV[q])
+  end
+  return id
+end
+-- No holder (z), no queued (q) and no woken (w) waiter is left.
+local function idle(z, q, w, qttl, now)
+  redis.call('ZREMRANGEBYSCORE', w, '-inf', now - qttl)
+  return redis.call('ZCARD', z) == 0 and redis.call('ZCARD', q) == 0 and redis.call('ZCARD', w) == 0
+end
 local function set_limit(k, n, ms)
   if redis.call('EXISTS', k) == 0 then
     redis.call('SET', k, n, 'PX', ms)
@@ -154,7 +168,8 @@ end
     };
 }
 
-/// KEYS: lock, fence, holder, aux, limit. ARGV: token, ttl ms, holder JSON, mode,
+/// KEYS: lock, fence, holder, aux, limit, woken waiters (`--limit` only).
+/// ARGV: token, ttl ms, holder JSON, mode,
 /// mode argument, queue ttl ms, waiter id, then for `tick`: the skew bound
 /// (ms), the claim's state on success (`c` with one master, `p` in quorum
 /// mode until [`COMMIT`]), this host's clock (ms since the epoch). Modes:
@@ -257,6 +272,8 @@ if kind ~= 'none' and kind ~= 'zset' then
   return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' holds a ' .. kind .. ', not a lock')
 end
 local now = now_ms()
+-- A woken waiter is back.
+if mode == 'wait' then redis.call('ZREM', KEYS[6], ARGV[7]) end
 prune(KEYS[1], KEYS[3], now)
 local function hold()
   redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
@@ -436,9 +453,10 @@ macro_rules! released_lua {
     };
 }
 
-/// KEYS: lock, holder, waiters' queue, released tokens, history, limit.
-/// ARGV: token, shared channel, wake channel prefix, (unused), run entry,
-/// history length, publish command. Deletes only our own lock, then wakes
+/// KEYS: lock, holder, waiters' queue, released tokens, history, limit,
+/// woken waiters (`--limit` only). ARGV: token, shared channel, wake
+/// channel prefix, (unused), run entry, history length, publish command,
+/// N, queue ttl ms. Deletes only our own lock, then wakes
 /// the next waiter, records the run (in the same step: no extra round trip
 /// on the hand-over path), and notes the token among the last few
 /// released (see `released_lua!`). With no waiter left to wake, a
@@ -473,7 +491,8 @@ return 0
 
 /// [`RELEASE`] for `--limit N` (N > 1): frees our slot, and wakes one
 /// waiter for it and one for each slot whose lease ended. When no holder
-/// and no waiter is left, the stored N goes. Returns 1 released, 0 our
+/// and no waiter is left (a woken one counts until it comes back, for up
+/// to the queue's ttl), the stored N goes. Returns 1 released, 0 our
 /// slot was gone (or its lease had ended), -1 a one-holder lock is there.
 pub static RELEASE_N: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
@@ -490,8 +509,8 @@ if kind == 'zset' then
   if s then
     redis.call('ZREM', KEYS[1], ARGV[1])
     redis.call('HDEL', KEYS[2], ARGV[1])
-    for _ = 0, prune(KEYS[1], KEYS[2], now) do wake_next() end
-    if redis.call('ZCARD', KEYS[1]) == 0 and redis.call('ZCARD', KEYS[3]) == 0 then
+    for _ = 0, prune(KEYS[1], KEYS[2], now) do note_woken(7, 9, wake_next(), now) end
+    if idle(KEYS[1], KEYS[3], KEYS[7], tonumber(ARGV[9]), now) then
       redis.call('DEL', KEYS[2], KEYS[6])
     end
     record()
@@ -610,7 +629,7 @@ return 1
 
 /// [`LEAVE`] for `--limit N` (N > 1, ARGV[8]): frees the attempt's slot
 /// if it took one, and wakes the next waiter while a slot is free. When
-/// no holder and no waiter is left, the stored N goes.
+/// no holder and no waiter (queued or woken) is left, the stored N goes.
 pub static LEAVE_N: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         claim_lua!(),
@@ -621,9 +640,11 @@ redis.call('ZREM', KEYS[3], ARGV[4])
 local kind = redis.call('TYPE', KEYS[1]).ok
 if kind == 'zset' or kind == 'none' then
   if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then redis.call('HDEL', KEYS[2], ARGV[1]) end
-  prune(KEYS[1], KEYS[2], now_ms())
-  if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[8]) then wake_next() end
-  if redis.call('ZCARD', KEYS[1]) == 0 and redis.call('ZCARD', KEYS[3]) == 0 then
+  local now = now_ms()
+  redis.call('ZREM', KEYS[7], ARGV[4])
+  prune(KEYS[1], KEYS[2], now)
+  if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[8]) then note_woken(7, 9, wake_next(), now) end
+  if idle(KEYS[1], KEYS[3], KEYS[7], tonumber(ARGV[9]), now) then
     redis.call('DEL', KEYS[2], KEYS[6])
   end
 end

@@ -333,6 +333,7 @@ fn the_stored_n_lives_while_a_waiter_waits_with_no_holder_left() {
     waiter.wait_ready(Duration::from_secs(10));
     assert_eq!(waiter.finish().status.code(), Some(0));
     assert!(!server.exists(&limit_key(&k)));
+    assert!(!server.exists(&format!("{{{k}}}:redlock-run:woken")));
     assert!(!server.exists(&k));
 }
 
