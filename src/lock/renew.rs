@@ -16,7 +16,12 @@ impl Locker {
         let n = self.nodes.len();
         let quorum = self.quorum();
         let ttl_ms = self.lease.ttl.as_millis().to_string();
-        let keys = self.keys.for_extend(self.lease.limit > 1);
+        let shared = self.lease.limit > 1;
+        let all = self.keys.for_extend(shared);
+        // Only the keys the script touches: while a Cluster slot migrates,
+        // a script naming a key the old node no longer (or not yet) has is
+        // refused (TRYAGAIN), and a one-holder renewal has all of its own.
+        let keys = if shared { &all[..] } else { &all[..3] };
         let args = [token, ttl_ms.as_str()];
         let script = self.script(&scripts::EXTEND, &scripts::EXTEND_N);
         let start = BootInstant::now();
@@ -33,7 +38,7 @@ impl Locker {
             .map(|(i, node)| async move {
                 // --wait-replicas: an unacknowledged renewal is a failed one.
                 let r = node
-                    .eval_acked::<i64>(script, &keys, &args, timeout, |r| *r == 1)
+                    .eval_acked::<i64>(script, keys, &args, timeout, |r| *r == 1)
                     .await;
                 (i, r)
             });
