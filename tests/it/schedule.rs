@@ -372,6 +372,62 @@ fn skewed_instances_run_each_tick_exactly_once() {
     );
 }
 
+/// With `--limit 2`, a tick may start while an earlier tick's run still
+/// holds a slot: two runs at once, never three, and still each tick once.
+#[test]
+fn with_a_limit_runs_of_different_ticks_overlap_up_to_n_and_each_tick_runs_once() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("runs");
+    let out_s = out.to_str().unwrap();
+    let k = key("sched-limit");
+    let script = r#"echo "start $REDLOCK_TICK $REDLOCK_FENCING_TOKEN" >> "$1"; sleep 1.5; echo "end $REDLOCK_TICK $REDLOCK_FENCING_TOKEN" >> "$1""#;
+    let mut instances: Vec<Instance> = ["one", "two", "three"]
+        .iter()
+        .map(|name| {
+            let opts = ["--every", "1s", "--limit", "2"];
+            Instance::spawn(
+                name,
+                &mut schedule_cmd(&server, &k, &opts, script, &[out_s]),
+            )
+        })
+        .collect();
+    poll_until("four runs to end", Duration::from_secs(20), || {
+        file_lines(&out)
+            .iter()
+            .filter(|l| l.starts_with("end "))
+            .count()
+            >= 4
+    });
+    stop_all(&mut instances);
+    assert!(!server.exists(&k), "a slot left held after SIGTERM");
+
+    let lines = file_lines(&out);
+    let mut open: Vec<String> = Vec::new();
+    let mut ticks = std::collections::HashSet::new();
+    let (mut most, mut last_fence) = (0, 0);
+    for l in &lines {
+        let f: Vec<&str> = l.split(' ').collect();
+        let (tick, fence) = (f[1].to_string(), num(f[2]));
+        if f[0] == "start" {
+            assert!(
+                ticks.insert(tick.clone()),
+                "tick {tick} ran twice: {lines:#?}"
+            );
+            assert!(
+                fence > last_fence,
+                "fencing token went {last_fence} -> {fence}"
+            );
+            last_fence = fence;
+            open.push(tick);
+            most = most.max(open.len());
+        } else {
+            open.retain(|t| *t != tick);
+        }
+    }
+    assert_eq!(most, 2, "runs at once (limit 2): {lines:#?}");
+}
+
 #[test]
 fn runs_never_overlap_and_busy_ticks_are_logged_as_skipped() {
     let server = RedisServer::start();
