@@ -185,3 +185,59 @@ fn schedule_records_the_tick() {
     assert_eq!(last["tick"], tick.as_str(), "{v}");
     assert_eq!(last["outcome"], "ok", "{v}");
 }
+
+/// The README's "Did last night's job run?" recipe, run as written (its
+/// shell block, with `redlock-run` on PATH and REDLOCK_REDIS set): the
+/// line names the last run, and the monitoring check passes after an ok
+/// run and fails after a failed one.
+#[test]
+fn the_readmes_status_jq_recipe_answers_from_real_runs() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("### Did last night's job run?")
+        .nth(1)
+        .expect("the recipe's section");
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("the recipe's shell block");
+    let server = RedisServer::start();
+    let path = format!(
+        "{}:{}",
+        bin().parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let recipe = |k: &str| {
+        output(
+            std::process::Command::new("sh")
+                .args(["-c", &block.replace("nightly-report", k)])
+                .env("PATH", &path)
+                .env("REDLOCK_REDIS", server.url()),
+        )
+    };
+    let k = key("readme-jq");
+    let o = run(&server, &k, &["--label", "nightly"], "exit 0");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = recipe(&k);
+    let out = stdout(&o);
+    let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    let first = out.lines().next().unwrap_or_default();
+    assert!(
+        first.ends_with(&format!(" {host} ok exit 0")),
+        "{out}\n{}",
+        stderr(&o)
+    );
+    assert_eq!(o.status.code(), Some(0), "the check after an ok run: {out}");
+
+    let o = run(&server, &k, &[], "exit 4");
+    assert_eq!(o.status.code(), Some(4));
+    let o = recipe(&k);
+    assert!(
+        stdout(&o).contains(&format!(" {host} failed exit 4")),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(o.status.code(), Some(1), "the check after a failed run");
+}
