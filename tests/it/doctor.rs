@@ -152,6 +152,9 @@ fn an_acl_user_missing_commands_fails_without_showing_its_password() {
         "+@all",
         "-publish",
         "-evalsha",
+        // Called only by --limit's scripts.
+        "-hset",
+        "-zremrangebyscore",
     ]);
     let port = server.port;
     let url = format!("redis://locker:s3cret-pw@127.0.0.1:{port}");
@@ -160,6 +163,7 @@ fn an_acl_user_missing_commands_fails_without_showing_its_password() {
     let l = line(&out, "acl");
     assert!(l.trim_start().starts_with("fail"), "{l}");
     assert!(l.contains("PUBLISH") && l.contains("EVALSHA"), "{l}");
+    assert!(l.contains("HSET") && l.contains("ZREMRANGEBYSCORE"), "{l}");
     assert!(
         !l.contains("SET,") && !l.contains(" GET"),
         "only the missing ones: {l}"
