@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 
 use crate::config::{Endpoint, Lease, Place};
 use crate::exit::{self, Failure};
-use crate::lock::{FenceKind, Holder, Locker, MasterState, RunEntry, Status, escape_controls};
+use crate::lock::{
+    FenceKind, Holder, Locker, MasterState, RunEntry, Snapshot, Status, escape_controls,
+};
 
 /// Timings for one-off requests (only the I/O timeout matters here).
 fn admin_lease() -> Lease {
@@ -19,6 +21,20 @@ fn admin_lease() -> Lease {
         wait_replicas: 0,
         limit: 1,
     }
+}
+
+/// One of `holders` in `status --json`: `holder`'s fields (null for a
+/// holder that is not a redlock-run), its lease left and fencing token.
+fn slot_json(s: &Snapshot) -> Value {
+    let mut v = match holder_json(&s.holder) {
+        Value::Null => {
+            json!({"host": null, "pid": null, "command": null, "label": null, "since": null})
+        }
+        v => v,
+    };
+    v["ttl_ms"] = json!(s.ttl_ms);
+    v["fencing_token"] = json!(s.fencing_token);
+    v
 }
 
 fn holder_json(h: &Holder) -> Value {
@@ -95,6 +111,12 @@ fn to_json(st: &Status, quorum_mode: bool) -> Value {
         "fencing_token": fencing.map(|(t, _)| t),
         "fencing_token_kind": fencing.map(|(_, k)| k.as_str()),
         "holder": held.map_or(Value::Null, |s| holder_json(&s.holder)),
+        "limit": st.limit(),
+        "holders": st
+            .holders()
+            .iter()
+            .map(slot_json)
+            .collect::<Vec<_>>(),
         "last_runs": st.last_runs(),
     });
     if quorum_mode {
@@ -128,6 +150,20 @@ fn to_text(st: &Status, quorum_mode: bool) -> String {
         Some((t, _)) => t.to_string(),
     };
     match st.held() {
+        Some(_) if st.is_shared() => {
+            let holders = st.holders();
+            let count = holders.len();
+            let of = match st.limit() {
+                Some(n) if count as u64 >= n => format!("{count} of {n} (--limit {n}, full)"),
+                Some(n) => format!("{count} of {n} (--limit {n})"),
+                None => format!("{count} (--limit not stored)"),
+            };
+            let _ = writeln!(out, "{}: held by {of}", st.key);
+            for s in &holders {
+                let _ = writeln!(out, "  holder:        {}", slot_line(s));
+            }
+            let _ = writeln!(out, "  fencing token: {fence}");
+        }
         Some(s) => {
             let _ = writeln!(out, "{}: held by {}", st.key, s.holder);
             if let Some(i) = &s.holder.info {
@@ -150,6 +186,9 @@ fn to_text(st: &Status, quorum_mode: bool) -> String {
                 _ => "",
             };
             let _ = writeln!(out, "  fencing token: {fence}{note}");
+            if let Some(n) = st.limit().filter(|&n| n > 1) {
+                let _ = writeln!(out, "  limit:         {n}");
+            }
         }
     }
     if let Some(r) = st.last_runs().first() {
@@ -176,6 +215,21 @@ fn to_text(st: &Status, quorum_mode: bool) -> String {
         }
     }
     out
+}
+
+/// One `--limit` holder: "host pid 42 (backup.sh), since ..., ttl 29s,
+/// fencing token 7".
+fn slot_line(s: &Snapshot) -> String {
+    let mut line = s.holder.to_string();
+    if let Some(i) = &s.holder.info {
+        line.push_str(&format!(", since {}", since(i.since_ms)));
+    }
+    line.push_str(&format!(", ttl {}", crate::lock::format_ttl(s.ttl_ms)));
+    match s.fencing_token {
+        Some(t) => line.push_str(&format!(", fencing token {t}")),
+        None => line.push_str(", fencing token unknown"),
+    }
+    line
 }
 
 /// One line for a recorded run: "ok (exit 0) 2026-11-28T01:00:00.123Z on
@@ -278,12 +332,7 @@ pub async fn list(endpoints: &[Endpoint], pattern: &str, max: usize, as_json: bo
             .zip(&found.masters)
             .filter_map(|(e, scanned)| match scanned {
                 Ok(()) => read.next(),
-                Err(why) => Some(MasterState {
-                    name: e.display.clone(),
-                    value: Err(why.clone()),
-                    fencing_token: None,
-                    history: Vec::new(),
-                }),
+                Err(why) => Some(MasterState::failed(e.display.clone(), why.clone())),
             })
             .collect();
         let st = Status {
@@ -330,6 +379,20 @@ fn note(text: &str) {
     let _ = writeln!(e, "redlock-run: note: {text}").and_then(|()| e.flush());
 }
 
+/// The first few of a `--limit` lock's holders, and how many more.
+fn some_holders(holders: &[Snapshot]) -> String {
+    const SHOWN: usize = 3;
+    let mut text: Vec<String> = holders
+        .iter()
+        .take(SHOWN)
+        .map(|h| h.holder.to_string())
+        .collect();
+    if holders.len() > SHOWN {
+        text.push(format!("+{} more", holders.len() - SHOWN));
+    }
+    text.join(", ")
+}
+
 /// A table: one line per lock, columns aligned.
 fn list_text(held: &[Status], waiters: &[Option<u64>], pattern: &str, quorum_mode: bool) -> String {
     if held.is_empty() {
@@ -352,11 +415,37 @@ fn list_text(held: &[Status], waiters: &[Option<u64>], pattern: &str, quorum_mod
                     .is_ok_and(|v| v.as_ref().is_some_and(|v| v.holder.token == s.holder.token))
             })
             .count();
+        // With `--limit`: every holder (the first few), the oldest since,
+        // the soonest lease end (`s`), the highest live fencing token.
+        let holders = if st.is_shared() {
+            st.holders()
+        } else {
+            Vec::new()
+        };
+        let who = match st.limit() {
+            _ if !st.is_shared() => s.holder.to_string(),
+            Some(n) => format!("{}/{n}: {}", holders.len(), some_holders(&holders)),
+            None => format!("{}: {}", holders.len(), some_holders(&holders)),
+        };
+        let since_ms = if holders.is_empty() {
+            s.holder.info.as_ref().map(|i| i.since_ms)
+        } else {
+            holders
+                .iter()
+                .filter_map(|h| h.holder.info.as_ref())
+                .map(|i| i.since_ms)
+                .min()
+        };
+        let fencing = holders
+            .iter()
+            .filter_map(|h| h.fencing_token)
+            .max()
+            .or(st.fencing().map(|(t, _)| t));
         rows.push([
             escape_controls(&st.key),
-            s.holder.to_string(),
-            s.holder.info.as_ref().map_or("-".into(), |i| {
-                humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(i.since_ms))
+            who,
+            since_ms.map_or("-".into(), |ms| {
+                humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms))
                     .to_string()
             }),
             // Whole seconds: the table is read, not computed with.
@@ -364,7 +453,7 @@ fn list_text(held: &[Status], waiters: &[Option<u64>], pattern: &str, quorum_mod
                 s.ttl_ms
                     .map(|ms| if ms >= 1000 { ms - ms % 1000 } else { ms }),
             ),
-            st.fencing().map_or("-".into(), |(t, _)| t.to_string()),
+            fencing.map_or("-".into(), |t| t.to_string()),
             w.map_or("?".into(), |n| n.to_string()),
             st.last_runs().first().map_or("-".into(), |r| {
                 format!(
