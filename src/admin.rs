@@ -257,7 +257,8 @@ fn last_run_line(r: &RunEntry) -> String {
 pub async fn release(place: &Place, force: bool) -> Result<i32, Failure> {
     if !force {
         return Err(Failure::Usage(format!(
-            "refusing to release {:?} without --force: this deletes the lock whoever holds it",
+            "refusing to release {:?} without --force: this deletes the lock whoever holds it \
+             (every holder of a --limit lock)",
             place.key
         )));
     }

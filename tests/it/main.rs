@@ -10,6 +10,7 @@ mod glance;
 mod history;
 mod holder;
 mod lease;
+mod limit_status;
 mod quorum;
 mod refusals;
 mod run;
