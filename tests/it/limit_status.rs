@@ -383,3 +383,50 @@ fn release_force_frees_every_slot_and_wakes_a_waiter() {
     let (code, v) = status_json(&server, &k);
     assert_eq!(code, 1, "{v}");
 }
+
+/// A `--limit` lock whose key has a hash tag of its own (its holders'
+/// hash is `{TAG}:KEY:redlock-run:holders`) is found by `list`, also
+/// through a glob, beside a one-holder lock.
+#[test]
+fn list_finds_limit_locks_of_both_name_shapes() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let p = key("limit-shapes");
+    let tagged = format!("{p}-jobs{{eu}}");
+    let plain = format!("{p}-plain");
+    let one = format!("{p}-one");
+    let (t, _) = Holder::start(&server, &tagged, dir.path(), &["--limit", "2"]);
+    let (l, _) = Holder::start(&server, &plain, dir.path(), &["--limit", "2"]);
+    let (o1, _) = Holder::start(&server, &one, dir.path(), &[]);
+    assert!(
+        server.exists(&format!("{{eu}}:{tagged}:redlock-run:holders")),
+        "the tagged shape of the holders' name"
+    );
+    let o = output(rr(&server).args(["list", &format!("{p}-*")]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let rows = list_rows(&stdout(&o));
+    let keys: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(keys, [&tagged, &one, &plain], "{}", stdout(&o));
+    assert!(rows[0][1].starts_with("1/2: "), "{rows:?}");
+    assert!(
+        rows[0][1].contains(&format!("pid {} (sh)", t.pid())),
+        "{rows:?}"
+    );
+    assert!(
+        rows[1][1].starts_with(&format!(
+            "{} pid {} (sh)",
+            nix::unistd::gethostname().unwrap().to_str().unwrap(),
+            o1.pid()
+        )),
+        "{rows:?}"
+    );
+    assert!(
+        rows[2][1].contains(&format!("pid {} (sh)", l.pid())),
+        "{rows:?}"
+    );
+    let o = output(rr(&server).args(["list", "--json", "*{eu}"]));
+    let listed: Vec<Value> = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["key"].as_str(), Some(tagged.as_str()));
+    assert_eq!(listed[0]["limit"], 2);
+}
