@@ -121,15 +121,15 @@ impl Status {
                 .into_iter()
                 .collect();
         }
-        let all: Vec<&Snapshot> = self.answered().flat_map(|m| &m.holders).collect();
-        let mut agreed: Vec<Snapshot> = Vec::new();
-        for s in &all {
-            let token = &s.holder.token;
-            let on = all.iter().filter(|o| &o.holder.token == token).count();
-            if on >= self.quorum && !agreed.iter().any(|a| &a.holder.token == token) {
-                agreed.push((*s).clone());
-            }
+        let mut on: HashMap<&str, (usize, &Snapshot)> = HashMap::new();
+        for s in self.answered().flat_map(|m| &m.holders) {
+            on.entry(&s.holder.token).or_insert((0, s)).0 += 1;
         }
+        let mut agreed: Vec<Snapshot> = on
+            .into_values()
+            .filter(|(n, _)| *n >= self.quorum)
+            .map(|(_, s)| s.clone())
+            .collect();
         agreed.sort_by(|a, b| {
             (a.fencing_token, &a.holder.token).cmp(&(b.fencing_token, &b.holder.token))
         });
