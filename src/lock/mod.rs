@@ -31,7 +31,7 @@ pub use keeper::{Keeper, LeaseState};
 pub use node::{Node, NodeError};
 pub use release::Count;
 pub use scan::Found;
-pub use status::{FenceKind, MasterState, Status, format_ttl};
+pub use status::{FenceKind, MasterState, Snapshot, Status, format_ttl};
 pub use wait::{WaitObserver, WaitOutcome, Waker};
 
 /// The Redis names that belong to one lock. The lock itself is exactly

@@ -1,6 +1,7 @@
 //! Finding the locks this tool manages, for `redlock-run list`: `SCAN`
 //! (never `KEYS`, which blocks the server for the whole keyspace) over the
-//! holder descriptions, a few hundred keys per call, up to a cap.
+//! holder descriptions (`:holder` beside a one-holder lock, `:holders`
+//! beside a `--limit` one), a few hundred keys per call, up to a cap.
 
 use std::collections::BTreeSet;
 
@@ -10,7 +11,8 @@ use super::{Keys, Locker};
 /// work of each call).
 const SCAN_COUNT: &str = "1000";
 
-/// Every holder description's name ends in this ([`Keys::aux`]).
+/// Every holder description's name ends in this ([`Keys::aux`]), or
+/// with `--limit` in this and an `s`.
 const HOLDER_SUFFIX: &str = ":redlock-run:holder";
 
 /// What a scan found.
@@ -36,10 +38,11 @@ impl Locker {
     pub async fn scan_locks(&mut self, pattern: &str, max: usize) -> Found {
         let timeout = self.lease.io_timeout();
         // The two shapes of names (Keys::aux): `{KEY}:redlock-run:holder`
-        // for keys without `}`, `{TAG}:KEY:redlock-run:holder` otherwise.
+        // for keys without `}`, `{TAG}:KEY:redlock-run:holder` otherwise;
+        // `holder*` finds `holders` (`--limit`) in the same walk too.
         let patterns = [
-            format!("{{{pattern}}}{HOLDER_SUFFIX}"),
-            format!("{{*}}:{pattern}{HOLDER_SUFFIX}"),
+            format!("{{{pattern}}}{HOLDER_SUFFIX}*"),
+            format!("{{*}}:{pattern}{HOLDER_SUFFIX}*"),
         ];
         let per_master = futures_util::future::join_all(self.nodes.iter_mut().map(|node| {
             let patterns = &patterns;
@@ -111,15 +114,17 @@ impl Locker {
     }
 }
 
-/// The lock key whose holder description is `name`, if it is one: the
-/// name the key's own description would have.
+/// The lock key whose holder description (or `--limit` holders' hash) is
+/// `name`, if it is one: the name the key's own would have.
 fn lock_key(name: &str) -> Option<String> {
-    let rest = name.strip_suffix(HOLDER_SUFFIX)?.strip_prefix('{')?;
+    let base = name.strip_suffix('s').unwrap_or(name);
+    let rest = base.strip_suffix(HOLDER_SUFFIX)?.strip_prefix('{')?;
     let key = match rest.strip_suffix('}') {
         Some(k) if !k.contains('}') => k,
         _ => rest.split_once("}:")?.1,
     };
-    (!key.is_empty() && Keys::new(key).holder == name).then(|| key.to_string())
+    let own = Keys::new(key);
+    (!key.is_empty() && (own.holder == name || own.holders == name)).then(|| key.to_string())
 }
 
 #[cfg(test)]
@@ -132,10 +137,17 @@ mod tests {
             lock_key("{deploy}:redlock-run:holder").as_deref(),
             Some("deploy")
         );
-        for k in ["a}b{c", "jobs{eu}", "x}", "{}", "a{b}c", "}{"] {
+        assert_eq!(
+            lock_key("{backups}:redlock-run:holders").as_deref(),
+            Some("backups")
+        );
+        for k in ["a}b{c", "jobs{eu}", "x}", "{}", "a{b}c", "}{", "s", "}s"] {
             assert_eq!(lock_key(&Keys::new(k).holder).as_deref(), Some(k), "{k}");
+            assert_eq!(lock_key(&Keys::new(k).holders).as_deref(), Some(k), "{k}");
         }
         assert_eq!(lock_key("{x}:redlock-run:fence"), None);
         assert_eq!(lock_key("{}:redlock-run:holder"), None);
+        assert_eq!(lock_key("{x}:redlock-run:holderss"), None);
+        assert_eq!(lock_key("{x}:redlock-run:holderx"), None);
     }
 }

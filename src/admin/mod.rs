@@ -1,13 +1,17 @@
 //! `status`, `list` and `release --force`: looking at and breaking locks
 //! by hand.
 
+mod list;
+
+pub use list::list;
+
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use crate::config::{Endpoint, Lease, Place};
+use crate::config::{Lease, Place};
 use crate::exit::{self, Failure};
-use crate::lock::{FenceKind, Holder, Locker, MasterState, RunEntry, Status, escape_controls};
+use crate::lock::{FenceKind, Holder, Locker, RunEntry, Snapshot, Status};
 
 /// Timings for one-off requests (only the I/O timeout matters here).
 fn admin_lease() -> Lease {
@@ -19,6 +23,20 @@ fn admin_lease() -> Lease {
         wait_replicas: 0,
         limit: 1,
     }
+}
+
+/// One of `holders` in `status --json`: `holder`'s fields (null for a
+/// holder that is not a redlock-run), its lease left and fencing token.
+fn slot_json(s: &Snapshot) -> Value {
+    let mut v = match holder_json(&s.holder) {
+        Value::Null => {
+            json!({"host": null, "pid": null, "command": null, "label": null, "since": null})
+        }
+        v => v,
+    };
+    v["ttl_ms"] = json!(s.ttl_ms);
+    v["fencing_token"] = json!(s.fencing_token);
+    v
 }
 
 fn holder_json(h: &Holder) -> Value {
@@ -95,6 +113,12 @@ fn to_json(st: &Status, quorum_mode: bool) -> Value {
         "fencing_token": fencing.map(|(t, _)| t),
         "fencing_token_kind": fencing.map(|(_, k)| k.as_str()),
         "holder": held.map_or(Value::Null, |s| holder_json(&s.holder)),
+        "limit": st.limit(),
+        "holders": st
+            .holders()
+            .iter()
+            .map(slot_json)
+            .collect::<Vec<_>>(),
         "last_runs": st.last_runs(),
     });
     if quorum_mode {
@@ -128,6 +152,20 @@ fn to_text(st: &Status, quorum_mode: bool) -> String {
         Some((t, _)) => t.to_string(),
     };
     match st.held() {
+        Some(_) if st.is_shared() => {
+            let holders = st.holders();
+            let count = holders.len();
+            let of = match st.limit() {
+                Some(n) if count as u64 >= n => format!("{count} of {n} (--limit {n}, full)"),
+                Some(n) => format!("{count} of {n} (--limit {n})"),
+                None => format!("{count} (--limit not stored)"),
+            };
+            let _ = writeln!(out, "{}: held by {of}", st.key);
+            for s in &holders {
+                let _ = writeln!(out, "  holder:        {}", slot_line(s));
+            }
+            let _ = writeln!(out, "  fencing token: {fence}");
+        }
         Some(s) => {
             let _ = writeln!(out, "{}: held by {}", st.key, s.holder);
             if let Some(i) = &s.holder.info {
@@ -150,6 +188,9 @@ fn to_text(st: &Status, quorum_mode: bool) -> String {
                 _ => "",
             };
             let _ = writeln!(out, "  fencing token: {fence}{note}");
+            if let Some(n) = st.limit().filter(|&n| n > 1) {
+                let _ = writeln!(out, "  limit:         {n}");
+            }
         }
     }
     if let Some(r) = st.last_runs().first() {
@@ -178,6 +219,21 @@ fn to_text(st: &Status, quorum_mode: bool) -> String {
     out
 }
 
+/// One `--limit` holder: "host pid 42 (backup.sh), since ..., ttl 29s,
+/// fencing token 7".
+fn slot_line(s: &Snapshot) -> String {
+    let mut line = s.holder.to_string();
+    if let Some(i) = &s.holder.info {
+        line.push_str(&format!(", since {}", since(i.since_ms)));
+    }
+    line.push_str(&format!(", ttl {}", crate::lock::format_ttl(s.ttl_ms)));
+    match s.fencing_token {
+        Some(t) => line.push_str(&format!(", fencing token {t}")),
+        None => line.push_str(", fencing token unknown"),
+    }
+    line
+}
+
 /// One line for a recorded run: "ok (exit 0) 2026-11-28T01:00:00.123Z on
 /// host pid 42 (backup.sh), 1.2s, fencing token 7, tick ...".
 fn last_run_line(r: &RunEntry) -> String {
@@ -203,7 +259,8 @@ fn last_run_line(r: &RunEntry) -> String {
 pub async fn release(place: &Place, force: bool) -> Result<i32, Failure> {
     if !force {
         return Err(Failure::Usage(format!(
-            "refusing to release {:?} without --force: this deletes the lock whoever holds it",
+            "refusing to release {:?} without --force: this deletes the lock whoever holds it \
+             (every holder of a --limit lock)",
             place.key
         )));
     }
@@ -234,159 +291,4 @@ pub async fn release(place: &Place, force: bool) -> Result<i32, Failure> {
             place.key
         ))),
     }
-}
-
-/// `redlock-run list`: every held lock whose key matches `pattern`, at
-/// most `max`; exit 0 (also when none is held), 69 when fewer masters than
-/// a quorum could be scanned.
-pub async fn list(endpoints: &[Endpoint], pattern: &str, max: usize, as_json: bool) -> i32 {
-    let mut locker = Locker::new(endpoints, "", admin_lease());
-    let quorum_mode = endpoints.len() > 1;
-    let found = locker.scan_locks(pattern, max).await;
-    let quorum = locker.quorum();
-    if found.reachable() < quorum {
-        let errors: Vec<&str> = found
-            .masters
-            .iter()
-            .filter_map(|m| m.as_ref().err().map(String::as_str))
-            .collect();
-        tracing::error!(
-            "cannot list locks: {} of {} masters reachable, {quorum} needed: {}",
-            found.reachable(),
-            endpoints.len(),
-            errors.join("; ")
-        );
-        return exit::UNAVAILABLE.into();
-    }
-    // Each lock is read as `status` reads it, on the masters that answered
-    // the scan (one that did not would cost a timeout per lock), and kept
-    // when a quorum of all the masters agrees it is held: it may have been
-    // released since the scan saw it.
-    let answered: Vec<Endpoint> = endpoints
-        .iter()
-        .zip(&found.masters)
-        .filter(|(_, m)| m.is_ok())
-        .map(|(e, _)| e.clone())
-        .collect();
-    let mut reader = Locker::new(&answered, "", admin_lease());
-    let mut held = Vec::new();
-    for key in &found.keys {
-        reader.keys = crate::lock::Keys::new(key);
-        let mut read = reader.status().await.masters.into_iter();
-        let masters = endpoints
-            .iter()
-            .zip(&found.masters)
-            .filter_map(|(e, scanned)| match scanned {
-                Ok(()) => read.next(),
-                Err(why) => Some(MasterState {
-                    name: e.display.clone(),
-                    value: Err(why.clone()),
-                    fencing_token: None,
-                    history: Vec::new(),
-                }),
-            })
-            .collect();
-        let st = Status {
-            key: key.clone(),
-            masters,
-            quorum,
-        };
-        if st.held().is_some() {
-            held.push(st);
-        }
-    }
-    let keys: Vec<String> = held.iter().map(|st| st.key.clone()).collect();
-    let waiters = if keys.is_empty() {
-        Vec::new()
-    } else {
-        reader.waiters(&keys).await
-    };
-    if as_json {
-        let all: Vec<Value> = held
-            .iter()
-            .zip(&waiters)
-            .map(|(st, w)| {
-                let mut v = to_json(st, quorum_mode);
-                v["waiters"] = json!(w);
-                v
-            })
-            .collect();
-        out(&format!("{}\n", Value::Array(all)));
-    } else {
-        out(&list_text(&held, &waiters, pattern, quorum_mode));
-    }
-    if found.capped {
-        note(&format!(
-            "showing {max} locks matching {pattern:?} (--max {max}); there are more"
-        ));
-    }
-    0
-}
-
-/// A note on stderr, beside the output (never mixed into the JSON).
-fn note(text: &str) {
-    use std::io::Write as _;
-    let mut e = std::io::stderr().lock();
-    let _ = writeln!(e, "redlock-run: note: {text}").and_then(|()| e.flush());
-}
-
-/// A table: one line per lock, columns aligned.
-fn list_text(held: &[Status], waiters: &[Option<u64>], pattern: &str, quorum_mode: bool) -> String {
-    if held.is_empty() {
-        return format!("no lock matching {pattern:?} is held\n");
-    }
-    let mut rows = vec![
-        [
-            "KEY", "HOLDER", "SINCE", "TTL", "FENCING", "WAITERS", "LAST RUN", "MASTERS",
-        ]
-        .map(String::from),
-    ];
-    for (st, w) in held.iter().zip(waiters) {
-        let Some(s) = st.held() else { continue };
-        let agree = st
-            .masters
-            .iter()
-            .filter(|m| {
-                m.value
-                    .as_ref()
-                    .is_ok_and(|v| v.as_ref().is_some_and(|v| v.holder.token == s.holder.token))
-            })
-            .count();
-        rows.push([
-            escape_controls(&st.key),
-            s.holder.to_string(),
-            s.holder.info.as_ref().map_or("-".into(), |i| {
-                humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(i.since_ms))
-                    .to_string()
-            }),
-            // Whole seconds: the table is read, not computed with.
-            crate::lock::format_ttl(
-                s.ttl_ms
-                    .map(|ms| if ms >= 1000 { ms - ms % 1000 } else { ms }),
-            ),
-            st.fencing().map_or("-".into(), |(t, _)| t.to_string()),
-            w.map_or("?".into(), |n| n.to_string()),
-            st.last_runs().first().map_or("-".into(), |r| {
-                format!(
-                    "{} {}",
-                    escape_controls(&r.outcome),
-                    escape_controls(&r.ended)
-                )
-            }),
-            format!("{agree}/{}", st.masters.len()),
-        ]);
-    }
-    let columns = if quorum_mode { 8 } else { 7 };
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut text = String::new();
-    for r in &rows {
-        let cells: Vec<String> = (0..columns)
-            .map(|c| format!("{:<w$}", r[c], w = widths[c]))
-            .collect();
-        text += cells.join("  ").trim_end();
-        text.push('\n');
-    }
-    text
 }
