@@ -155,6 +155,8 @@ fn an_acl_user_missing_commands_fails_without_showing_its_password() {
         // Called only by --limit's scripts.
         "-hset",
         "-zremrangebyscore",
+        // Sent by status and list on --limit locks.
+        "-hgetall",
     ]);
     let port = server.port;
     let url = format!("redis://locker:s3cret-pw@127.0.0.1:{port}");
@@ -171,7 +173,7 @@ fn an_acl_user_missing_commands_fails_without_showing_its_password() {
     named.sort_unstable();
     assert_eq!(
         named,
-        ["EVALSHA", "HSET", "PUBLISH", "ZREMRANGEBYSCORE"],
+        ["EVALSHA", "HGETALL", "HSET", "PUBLISH", "ZREMRANGEBYSCORE"],
         "{l}"
     );
     let (_, json, _) = doctor(&[url], &["--json"]);
