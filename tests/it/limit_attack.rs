@@ -4,6 +4,7 @@
 use std::os::unix::process::ExitStatusExt as _;
 use std::time::Duration;
 
+use crate::support::topology::ClusterSetup;
 use crate::support::*;
 
 fn holders_key(k: &str) -> String {
@@ -12,6 +13,16 @@ fn holders_key(k: &str) -> String {
 
 fn limit_key(k: &str) -> String {
     format!("{{{k}}}:redlock-run:limit")
+}
+
+/// A slot's lease end (ms, Redis's clock) on `server`, if it is there.
+fn slot_end(server: &RedisServer, k: &str, token: &str) -> Option<u64> {
+    redis::cmd("ZSCORE")
+        .arg(k)
+        .arg(token)
+        .query::<Option<f64>>(&mut server.conn())
+        .unwrap()
+        .map(|s| s as u64)
 }
 
 /// The first holder of an empty key crashes before its first renewal
@@ -53,4 +64,46 @@ fn a_first_holder_that_crashes_leaves_no_key_behind() {
         !server.exists(&holders_key(&k))
     });
     assert!(!server.exists(&limit_key(&k)));
+}
+
+/// A Cluster slot migrates while a `--limit 2` holder runs: its renewals
+/// go on (on the old node, then the new one), as a one-holder lock's do
+/// (topology::cluster_slot_migration_while_the_lock_is_held), and it
+/// exits 0. A renewal naming a key it does not touch and that does not
+/// exist (the run history, before any run ended) is refused with TRYAGAIN
+/// for as long as the slot is MIGRATING.
+#[test]
+fn cluster_slot_migration_while_a_limit_holder_runs() {
+    let c = ClusterSetup::start();
+    let url = c.url();
+    let k = key("attack-migrate");
+    let slot = c.slot(&k);
+    let from = c.owner(slot);
+    let to = (from + 1) % 3;
+    let dir = tempfile::tempdir().unwrap();
+    let holder = Holder::spawn_at(
+        &url,
+        &k,
+        dir.path(),
+        &["--limit", "2", "--ttl", "3s", "--refresh", "200ms"],
+    );
+    let env = holder.wait_ready(Duration::from_secs(10));
+    c.migrate_slot(slot, from, to, || {
+        // The slot is MIGRATING with every key still on the old node:
+        // renewals must land there.
+        let before = slot_end(&c.nodes[from], &k, &env.token).expect("our slot");
+        wait_until(
+            "a renewal while the slot is MIGRATING",
+            Duration::from_secs(2),
+            || slot_end(&c.nodes[from], &k, &env.token).is_some_and(|e| e > before),
+        );
+    });
+    assert_eq!(c.owner(slot), to);
+    let moved = slot_end(&c.nodes[to], &k, &env.token).expect("our slot moved");
+    wait_until("a renewal on the new node", Duration::from_secs(3), || {
+        slot_end(&c.nodes[to], &k, &env.token).is_some_and(|e| e > moved)
+    });
+    let out = holder.finish();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!c.nodes[to].exists(&k), "released on the new node");
 }
