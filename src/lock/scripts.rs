@@ -307,6 +307,9 @@ if redis.call('ZCARD', KEYS[1]) < n then
   local rest = string.sub(ARGV[3], 2)
   if rest ~= '}' then rest = ',' .. rest end
   redis.call('HSET', KEYS[3], ARGV[1], '{"fencing_token":' .. fence .. rest)
+  -- The HSET may have created the hash (the key's first holder): give it
+  -- the lease's expiry, or a holder that crashes leaves it for good.
+  keep(KEYS[3], ttl)
   if mode == 'tick' then
     redis.call('SET', KEYS[4], claim_str(tick, ARGV[9], ARGV[1], prev))
   end
