@@ -374,9 +374,12 @@ return 0
     ))
 });
 
-/// [`EXTEND`] for `--limit N` (N > 1); KEYS[5] the limit key. Moves our
-/// slot's lease end (Redis's clock) only while the slot is ours and live;
-/// an ended one is dropped. Returns 1 extended, 0 gone (expired, or
+/// [`EXTEND`] for `--limit N` (N > 1). KEYS: lock, holders, limit,
+/// [history] (only the keys it touches: while a Cluster slot migrates, a
+/// script naming a key that is not there, like a history no run has
+/// written yet, is refused with TRYAGAIN). ARGV as [`EXTEND`]'s. Moves
+/// our slot's lease end (Redis's clock) only while the slot is ours and
+/// live; an ended one is dropped. Returns 1 extended, 0 gone (expired, or
 /// released by force), -1 the key holds a one-holder lock.
 pub static EXTEND_N: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
@@ -392,12 +395,12 @@ local ms = tonumber(ARGV[2])
 if live(KEYS[1], ARGV[1], now) then
   redis.call('ZADD', KEYS[1], 'XX', now + ms, ARGV[1])
   keep(KEYS[1], ms)
+  keep(KEYS[2], ms)
   keep(KEYS[3], ms)
-  keep(KEYS[5], ms)
   record()
   return 1
 end
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then redis.call('HDEL', KEYS[3], ARGV[1]) end
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then redis.call('HDEL', KEYS[2], ARGV[1]) end
 return 0
 "
     ))
