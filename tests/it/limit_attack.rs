@@ -107,3 +107,39 @@ fn cluster_slot_migration_while_a_limit_holder_runs() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!c.nodes[to].exists(&k), "released on the new node");
 }
+
+/// A one-holder run whose lock was broken (`release --force`) and then
+/// taken by a `--limit 2` instance finds a sorted set at KEY: the key is
+/// taken by someone else, so its command is stopped at once (exit 70), as
+/// when another holder's string is found, not left running beside the
+/// new holder until its own lease runs out.
+#[test]
+fn a_one_holder_finding_a_limit_set_at_its_key_stops_at_once() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("attack-one-meets-set");
+    let (one, _) = Holder::start(
+        &server,
+        &k,
+        dir.path(),
+        &["--ttl", "10s", "--refresh", "1s"],
+    );
+    let o = output_within(
+        rr(&server).args(["release", "--key", &k, "--force"]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let (two, _) = Holder::start(&server, &k, dir.path(), &["--limit", "2"]);
+    let taken = std::time::Instant::now();
+    let o = one.wait();
+    let after = taken.elapsed();
+    assert_eq!(o.status.code(), Some(70), "{}", stderr(&o));
+    // One renewal (every 1s) finds the set; the lease would have run out
+    // (SIGTERM) only about 6.5s after the last good renewal.
+    assert!(
+        after < Duration::from_secs(3),
+        "the one-holder command ran {after:?} beside the --limit holder"
+    );
+    let o = two.finish();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
