@@ -356,12 +356,13 @@ macro_rules! record_lua {
 /// history length]. Extends the lease only if we still hold it; never
 /// re-creates a missing key. With a run entry (`--min-hold` keeping the
 /// lock after the command ended), records the run in the same step.
-/// Returns 1 extended, 0 key gone, -1 held by another value.
+/// Returns 1 extended, 0 key gone, -1 held by another value (or the key
+/// holds another type: a `--limit` set, another client's data).
 pub static EXTEND: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         record_lua!(4, 3, 4),
         r"
-local v = redis.call('GET', KEYS[1])
+local v = redis.pcall('GET', KEYS[1])
 if v == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   redis.call('PEXPIRE', KEYS[3], ARGV[2])
