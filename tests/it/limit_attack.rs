@@ -143,3 +143,49 @@ fn a_one_holder_finding_a_limit_set_at_its_key_stops_at_once() {
     let o = two.finish();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
+
+/// A `--limit 2` attempt on an empty key whose reply is lost is undone
+/// (exit 69, nothing ran). With no holder and no waiter left, nothing may
+/// keep the key from being used with another N: a `--limit 1` run right
+/// after must run, not be refused (exit 2) for a whole --ttl by the N the
+/// undone attempt stored.
+#[test]
+fn an_undone_attempt_leaves_no_stored_n_behind() {
+    use crate::support::proxy::{Mode, Proxy};
+    let server = RedisServer::start();
+    // A first run loads the scripts, so the attempt is one EVALSHA whose
+    // reply is the next one after the mode is set.
+    let o = try_run(&server, &key("attack-warm"), &["--limit", "2"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let proxy = Proxy::start(server.port);
+    let k = key("attack-undone");
+    proxy.set_mode(Mode::LoseNextReply);
+    let o = output_within(
+        rr_urls(&[proxy.url()])
+            .args(["--key", &k, "--limit", "2", "--"])
+            .args(["sh", "-c", "echo ran"]),
+        Duration::from_secs(20),
+    );
+    assert_eq!(
+        proxy.mode(),
+        Mode::Pass,
+        "no reply was lost: the test tested nothing"
+    );
+    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty(), "it ran");
+    assert!(!server.exists(&k), "the undo left the slot");
+    assert!(!server.exists(&holders_key(&k)));
+    let o = try_run(&server, &k, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!server.exists(&limit_key(&k)));
+}
+
+fn try_run(server: &RedisServer, k: &str, extra: &[&str]) -> std::process::Output {
+    output_within(
+        rr(server)
+            .args(["--key", k])
+            .args(extra)
+            .args(["--", "sh", "-c", "echo ran"]),
+        Duration::from_secs(20),
+    )
+}
