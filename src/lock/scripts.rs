@@ -569,18 +569,33 @@ return 0
     ))
 });
 
-/// [`UNDO`] for `--limit N` (N > 1): frees the attempt's slot, if it took
-/// one, waking nobody.
+/// [`UNDO`] for `--limit N` (N > 1). KEYS: lock, holders, tick claim,
+/// waiters' queue, limit, woken waiters. ARGV: token, waiter id (empty:
+/// not a waiter's attempt), its queue score, queue ttl ms. Frees the
+/// attempt's slot, if it took one, waking nobody; then, as the attempt
+/// had landed, puts a waiter back in the queue the attempt took it out
+/// of, and with no holder and no waiter left drops the N the attempt
+/// stored: an undone attempt leaves the key as it found it.
 pub static UNDO_N: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         claim_lua!(),
+        slots_lua!(),
         put_back_claim!(),
         r"
-if redis.call('TYPE', KEYS[1]).ok == 'zset' and redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
-  redis.call('HDEL', KEYS[2], ARGV[1])
-  return 1
+if redis.call('TYPE', KEYS[1]).ok ~= 'zset' or redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
+  return 0
 end
-return 0
+-- The attempt had landed: it stored our N, and took a waiter out of the
+-- queue.
+redis.call('HDEL', KEYS[2], ARGV[1])
+if ARGV[2] ~= '' then
+  redis.call('ZADD', KEYS[4], ARGV[3], ARGV[2])
+  redis.call('PEXPIRE', KEYS[4], ARGV[4])
+end
+if idle(KEYS[1], KEYS[4], KEYS[6], tonumber(ARGV[4]), now_ms()) then
+  redis.call('DEL', KEYS[2], KEYS[5])
+end
+return 1
 "
     ))
 });
