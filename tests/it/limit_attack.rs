@@ -189,3 +189,164 @@ fn try_run(server: &RedisServer, k: &str, extra: &[&str]) -> std::process::Outpu
         Duration::from_secs(20),
     )
 }
+
+/// Instances with N = 1, 2 and 3 race on an empty key, all at once and
+/// again while some wait: whoever stores its N first owns the key, the
+/// others are refused (exit 2) or wait their turn; sections with
+/// different N never overlap, and no N-group ever has more than N at once.
+#[test]
+fn instances_with_different_n_racing_on_an_empty_key_never_overlap() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("attack-race");
+    let log = dir.path().join("sections");
+    let script = r#"echo "start $1" >> "$2"; sleep 0.3; echo "end $1" >> "$2""#;
+    let mut codes = Vec::new();
+    for round in 0..3 {
+        let children: Vec<_> = (0..9)
+            .map(|i| {
+                let n = (i % 3 + 1).to_string();
+                spawn_piped(
+                    rr(&server)
+                        .args(["--key", &k, "--limit", &n, "--timeout", "5s"])
+                        .args(["--", "sh", "-c", script, "sh", &n])
+                        .arg(&log),
+                )
+            })
+            .collect();
+        for (i, c) in children.into_iter().enumerate() {
+            let o = wait_output(c, Duration::from_secs(30));
+            codes.push(o.status.code());
+            assert!(
+                matches!(o.status.code(), Some(0 | 2)),
+                "round {round}, instance {i}: {}",
+                stderr(&o)
+            );
+        }
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut open: Vec<u32> = Vec::new();
+    for line in text.lines() {
+        let (what, n) = line.split_once(' ').unwrap();
+        let n: u32 = n.parse().unwrap();
+        if what == "start" {
+            assert!(
+                open.iter().all(|&o| o == n),
+                "--limit {n} ran beside {open:?}\n{text}"
+            );
+            open.push(n);
+            assert!(open.len() <= n as usize, "{open:?} at once\n{text}");
+        } else {
+            let i = open.iter().position(|&o| o == n).unwrap();
+            open.remove(i);
+        }
+    }
+    // Each round had a winner and refused someone.
+    assert!(
+        codes.contains(&Some(2)) && codes.contains(&Some(0)),
+        "{codes:?}"
+    );
+    assert!(!server.exists(&k));
+    assert!(!server.exists(&limit_key(&k)));
+    assert!(!server.exists(&holders_key(&k)));
+}
+
+/// A `--limit 2` holder whose redlock-run is stopped (SIGSTOP) past its
+/// lease: its command is killed (by the guardian) before its slot frees,
+/// a waiter takes the slot only then, the other holder is untouched, and
+/// the stopped one, resumed, exits 70.
+#[test]
+fn a_stopped_holders_command_dies_before_its_slot_is_taken() {
+    use nix::sys::signal::Signal::{SIGCONT, SIGSTOP};
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("attack-stopped");
+    let args = ["--limit", "2", "--ttl", "2s"];
+    let pidfile = dir.path().join("a.pid");
+    let a = spawn_piped(
+        rr(&server)
+            .args(["--key", &k])
+            .args(args)
+            .args(["--", "sh", "-c", "echo $$ > \"$0\"; exec sleep 60"])
+            .arg(&pidfile),
+    );
+    let a_cmd = read_pid(&pidfile);
+    let (b, _) = Holder::start(&server, &k, dir.path(), &args);
+    send_signal(a.id(), SIGSTOP);
+    let seen = dir.path().join("seen");
+    let o = output_within(
+        rr(&server)
+            .args(["--key", &k, "--timeout", "10s"])
+            .args(args)
+            .args(["--", "sh", "-c"])
+            // Gone, or a zombie its stopped parent cannot reap yet.
+            .arg("case $(cut -d' ' -f3 /proc/$1/stat 2>/dev/null) in ''|Z) echo dead;; *) echo alive;; esac > \"$0\"")
+            .arg(&seen)
+            .arg(a_cmd.to_string()),
+        Duration::from_secs(20),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(&seen).unwrap().trim(),
+        "dead",
+        "the slot was taken while the stopped holder's command ran"
+    );
+    send_signal(a.id(), SIGCONT);
+    let o = wait_output(a, Duration::from_secs(20));
+    assert_eq!(o.status.code(), Some(70), "{}", stderr(&o));
+    let o = b.finish();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!server.exists(&k));
+    assert!(!server.exists(&limit_key(&k)));
+}
+
+/// SIGTERM while a `--limit 2` attempt is in flight (it landed on Redis,
+/// the reply is held back): nothing runs, the exit is 143, and the slot,
+/// the description and the stored N are all gone.
+#[test]
+fn sigterm_while_an_attempt_is_in_flight_leaves_nothing() {
+    use crate::support::proxy::{Mode, Proxy};
+    let server = RedisServer::start();
+    // Load the scripts (the leave's too: a waiter that gives up), so
+    // that the leave is one EVALSHA and not a NOSCRIPT whose reply the
+    // proxy holds back as well.
+    let dir = tempfile::tempdir().unwrap();
+    let warm = key("attack-warm");
+    let full = [
+        Holder::start(&server, &warm, dir.path(), &["--limit", "2"]).0,
+        Holder::start(&server, &warm, dir.path(), &["--limit", "2"]).0,
+    ];
+    let o = try_run(&server, &warm, &["--limit", "2", "--timeout", "300ms"]);
+    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    for h in full {
+        assert_eq!(h.finish().status.code(), Some(0));
+    }
+    let proxy = Proxy::start(server.port);
+    let k = key("attack-inflight");
+    proxy.set_mode(Mode::HoldReplies);
+    for timeout in ["0s", "10s"] {
+        let c = spawn_piped(
+            rr_urls(&[proxy.url()])
+                .args(["--key", &k, "--limit", "2", "--timeout", timeout])
+                .args(["--", "sh", "-c", "echo ran"]),
+        );
+        wait_until("the attempt to land", Duration::from_secs(10), || {
+            server.exists(&k)
+        });
+        send_signal(c.id(), nix::sys::signal::Signal::SIGTERM);
+        let o = wait_output(c, Duration::from_secs(20));
+        assert_eq!(o.status.code(), Some(143), "{timeout}: {}", stderr(&o));
+        assert!(stdout(&o).is_empty(), "{timeout}: it ran");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while server.exists(&k) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{timeout}: the slot was not given back: {}",
+                stderr(&o)
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!server.exists(&holders_key(&k)), "{timeout}");
+        assert!(!server.exists(&limit_key(&k)), "{timeout}");
+    }
+}
