@@ -350,3 +350,38 @@ fn sigterm_while_an_attempt_is_in_flight_leaves_nothing() {
         assert!(!server.exists(&limit_key(&k)), "{timeout}");
     }
 }
+
+/// KEY holds another application's sorted set (a leaderboard, say: small
+/// scores). A `--limit 2` attempt must not take it for its own holders:
+/// it is refused like any other foreign type (nothing runs), and the
+/// other application's members stay, where pruning them as lapsed
+/// leases would delete data that is not ours.
+#[test]
+fn a_foreign_sorted_set_at_key_is_neither_pruned_nor_joined() {
+    let server = RedisServer::start();
+    let k = key("attack-foreign-zset");
+    let _: i64 = redis::cmd("ZADD")
+        .arg(&k)
+        .arg(10)
+        .arg("alice")
+        .arg(20)
+        .arg("bob")
+        .query(&mut server.conn())
+        .unwrap();
+    let o = try_run(&server, &k, &["--limit", "2"]);
+    assert!(stdout(&o).is_empty(), "it ran: {}", stderr(&o));
+    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    let members: Vec<(String, u64)> = redis::cmd("ZRANGE")
+        .arg(&k)
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query(&mut server.conn())
+        .unwrap();
+    assert_eq!(
+        members,
+        [("alice".to_string(), 10), ("bob".to_string(), 20)],
+        "the other application's data was changed"
+    );
+    assert!(!server.exists(&limit_key(&k)));
+}
