@@ -271,6 +271,11 @@ if kind == 'string' then return {5, 1, '', ''} end
 if kind ~= 'none' and kind ~= 'zset' then
   return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' holds a ' .. kind .. ', not a lock')
 end
+-- Our set never outlives the stored N (both are kept for the same ms):
+-- a set without it is another application's data, not to be pruned.
+if kind == 'zset' and not stored then
+  return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' holds a sorted set that is not a --limit lock')
+end
 local now = now_ms()
 -- A woken waiter is back.
 if mode == 'wait' then redis.call('ZREM', KEYS[6], ARGV[7]) end
