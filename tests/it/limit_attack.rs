@@ -385,3 +385,50 @@ fn a_foreign_sorted_set_at_key_is_neither_pruned_nor_joined() {
     );
     assert!(!server.exists(&limit_key(&k)));
 }
+
+/// The stored N lives while a one-holder waiter is woken and not yet
+/// back, as it does for `--limit N` waiters (limit.rs): a release wakes
+/// the first one-holder waiter (stopped: it cannot come back yet), the
+/// second takes the lock on its own re-check and releases it with nobody
+/// left in the queue. A `--limit 2` instance must still be refused
+/// (exit 2) while the woken waiter is on its way.
+#[test]
+fn the_stored_one_lives_while_a_woken_one_holder_waiter_is_on_its_way() {
+    use nix::sys::signal::Signal::{SIGCONT, SIGSTOP};
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("attack-woken-one");
+    let waiters = format!("{{{k}}}:redlock-run:waiters");
+    let queued = |n: i64| {
+        wait_until("the waiter to queue", Duration::from_secs(10), || {
+            server.query::<i64>(&["ZCARD", &waiters]) == n
+        })
+    };
+    let (h, _) = Holder::start(&server, &k, dir.path(), &[]);
+    // First in the queue; stopped, so it stays woken and not back.
+    let first = Holder::spawn(&server, &k, dir.path(), &["--timeout", "30s"]);
+    queued(1);
+    send_signal(first.pid() as u32, SIGSTOP);
+    let second = spawn_piped(
+        rr(&server)
+            .args(["--key", &k, "--timeout", "30s", "--"])
+            .args(["sh", "-c", "echo second"]),
+    );
+    queued(2);
+    assert_eq!(h.finish().status.code(), Some(0));
+    let o = wait_output(second, Duration::from_secs(20));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "second");
+    // Only the woken first waiter uses the key now.
+    assert!(!server.exists(&k));
+    let o = try_run(&server, &k, &["--limit", "2"]);
+    assert!(
+        stdout(&o).is_empty(),
+        "--limit 2 ran beside a --limit 1 waiter"
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    send_signal(first.pid() as u32, SIGCONT);
+    first.wait_ready(Duration::from_secs(10));
+    assert_eq!(first.finish().status.code(), Some(0));
+    assert!(!server.exists(&limit_key(&k)));
+}
