@@ -168,7 +168,7 @@ end
     };
 }
 
-/// KEYS: lock, fence, holder, aux, limit, woken waiters (`--limit` only).
+/// KEYS: lock, fence, holder, aux, limit, woken waiters.
 /// ARGV: token, ttl ms, holder JSON, mode,
 /// mode argument, queue ttl ms, waiter id, then for `tick`: the skew bound
 /// (ms), the claim's state on success (`c` with one master, `p` in quorum
@@ -213,6 +213,8 @@ if type(holder) == 'table' and holder.err then
   if redis.call('TYPE', KEYS[1]).ok == 'zset' then return {5, 0, '', ''} end
   return holder
 end
+-- A woken one-holder waiter is back (see `woken_one_lua!`).
+if mode == 'wait' then redis.call('ZREM', KEYS[6], ARGV[7]) end
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[2])
@@ -465,14 +467,40 @@ macro_rules! released_lua {
     };
 }
 
+/// One-holder waiters woken by a release and not yet back (KEYS[7], a
+/// sorted set by wake-up time on Redis's clock) keep the stored `1` of
+/// the queue alive, as `--limit N` waiters keep theirs (`note_woken`), for
+/// up to the queue's ttl (ARGV[9]): `note_woken_one(id)` notes one,
+/// `none_woken()` drops those older than the ttl and says whether none
+/// is left.
+macro_rules! woken_one_lua {
+    () => {
+        r"
+local function clock_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function note_woken_one(id)
+  redis.call('ZADD', KEYS[7], clock_ms(), id)
+  redis.call('PEXPIRE', KEYS[7], ARGV[9])
+end
+local function none_woken()
+  redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', clock_ms() - tonumber(ARGV[9]))
+  return redis.call('ZCARD', KEYS[7]) == 0
+end
+"
+    };
+}
+
 /// KEYS: lock, holder, waiters' queue, released tokens, history, limit,
-/// woken waiters (`--limit` only). ARGV: token, shared channel, wake
+/// woken waiters. ARGV: token, shared channel, wake
 /// channel prefix, (unused), run entry, history length, publish command,
 /// N, queue ttl ms. Deletes only our own lock, then wakes
 /// the next waiter, records the run (in the same step: no extra round trip
 /// on the hand-over path), and notes the token among the last few
-/// released (see `released_lua!`). With no waiter left to wake, a
-/// one-holder limit stored by waiters goes too. Returns 1 released (now,
+/// released (see `released_lua!`). A waiter woken while waiters keep a
+/// one-holder limit stored is noted (see `woken_one_lua!`); with no
+/// waiter left, queued or woken, that limit goes too. Returns 1 released (now,
 /// or by an earlier delivery of the same request), 0 no key (expired, or
 /// already released through another name of the same server), -1 another
 /// holder's value.
@@ -481,12 +509,14 @@ pub static RELEASE: LazyLock<Script> = LazyLock::new(|| {
         wake_next!(3, 2, 3, 7),
         record_lua!(5, 5, 6),
         released_lua!(4),
+        woken_one_lua!(),
         r"
 local v = redis.pcall('GET', KEYS[1])
 if v == ARGV[1] then
   redis.call('DEL', KEYS[1], KEYS[2])
-  if not wake_next() and redis.call('GET', KEYS[6]) == '1' then
-    redis.call('DEL', KEYS[6])
+  local w = wake_next()
+  if redis.call('GET', KEYS[6]) == '1' then
+    if w then note_woken_one(w) elseif none_woken() then redis.call('DEL', KEYS[6]) end
   end
   record()
   note_released()
@@ -629,25 +659,33 @@ return c
     ))
 });
 
-/// KEYS: lock, holder, waiters' queue, (unused), (unused), limit. ARGV:
-/// token, shared channel, wake channel prefix, waiter id, (unused),
-/// (unused), publish command. A waiter giving up: leaves the queue, undoes
+/// KEYS: lock, holder, waiters' queue, (unused), (unused), limit, woken
+/// waiters. ARGV: token, shared channel, wake channel prefix, waiter id,
+/// (unused), (unused), publish command, (unused), queue ttl ms. A waiter
+/// giving up: leaves the queue (and the woken, if it was woken), undoes
 /// an attempt that may have landed, and passes on a wake-up it may have
-/// swallowed. The last waiter to leave takes the one-holder limit that
-/// waiters stored with it.
+/// swallowed. The last waiter to leave, with none woken and on its way,
+/// takes the one-holder limit that waiters stored with it.
 pub static LEAVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         wake_next!(3, 2, 3, 7),
+        woken_one_lua!(),
         r"
 redis.call('ZREM', KEYS[3], ARGV[4])
+redis.call('ZREM', KEYS[7], ARGV[4])
 local v = redis.pcall('GET', KEYS[1])
 if v == ARGV[1] then
   redis.call('DEL', KEYS[1], KEYS[2])
   v = false
 end
-if not v then wake_next() end
-if redis.call('ZCARD', KEYS[3]) == 0 and redis.call('GET', KEYS[6]) == '1' then
-  redis.call('DEL', KEYS[6])
+local w = false
+if not v then w = wake_next() end
+if redis.call('GET', KEYS[6]) == '1' then
+  if w then
+    note_woken_one(w)
+  elseif redis.call('ZCARD', KEYS[3]) == 0 and none_woken() then
+    redis.call('DEL', KEYS[6])
+  end
 end
 return 1
 "
