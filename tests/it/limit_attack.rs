@@ -432,3 +432,103 @@ fn the_stored_one_lives_while_a_woken_one_holder_waiter_is_on_its_way() {
     assert_eq!(first.finish().status.code(), Some(0));
     assert!(!server.exists(&limit_key(&k)));
 }
+
+/// Redis restarts (AOF, `appendfsync always`) while two `--limit 2`
+/// holders run and a third waits: the slots (scored by lease end on
+/// Redis's clock) survive the restart, both holders go on and exit 0,
+/// and the waiter gets a slot only when one of them ends, with a greater
+/// token.
+#[test]
+fn a_redis_restart_with_persistence_keeps_every_slot() {
+    let mut server = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("attack-restart");
+    let args = ["--limit", "2", "--ttl", "5s", "--refresh", "500ms"];
+    let (a, a_env) = Holder::start(&server, &k, dir.path(), &args);
+    let (b, b_env) = Holder::start(&server, &k, dir.path(), &args);
+    let mut wargs = args.to_vec();
+    wargs.extend(["--timeout", "30s"]);
+    let waiter = Holder::spawn(&server, &k, dir.path(), &wargs);
+    let waiters = format!("{{{k}}}:redlock-run:waiters");
+    wait_until("the waiter to queue", Duration::from_secs(10), || {
+        server.query::<i64>(&["ZCARD", &waiters]) == 1
+    });
+    server.restart();
+    // Renewals land again after the restart: both leases move on.
+    let now = |s: &RedisServer| {
+        let (sec, us): (u64, u64) = redis::cmd("TIME").query(&mut s.conn()).unwrap();
+        sec * 1000 + us / 1000
+    };
+    let t = now(&server);
+    wait_until("both slots to be renewed", Duration::from_secs(5), || {
+        [&a_env.token, &b_env.token]
+            .iter()
+            .all(|tok| slot_end(&server, &k, tok).is_some_and(|e| e > t + 4600))
+    });
+    assert!(!waiter.is_ready(), "a third ran beside two holders");
+    let o = a.finish();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let w_env = waiter.wait_ready(Duration::from_secs(10));
+    assert!(w_env.fencing > a_env.fencing.max(b_env.fencing));
+    for h in [b, waiter] {
+        let o = h.finish();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    assert!(!server.exists(&k));
+    assert!(!server.exists(&limit_key(&k)));
+}
+
+/// A `--limit 2` holder's release reply is lost (the connection reset
+/// after Redis ran it) while a waiter waits: the retried release finds
+/// its own earlier release and reports it (exit 0, not 70), the waiter
+/// is woken and runs, and the run is recorded once.
+#[test]
+fn a_lost_release_reply_is_still_a_release() {
+    use crate::support::proxy::{Mode, Proxy};
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    // Scripts loaded: the release is one EVALSHA.
+    let o = try_run(&server, &key("attack-warm"), &["--limit", "2"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let proxy = Proxy::start(server.port);
+    let k = key("attack-lost-release");
+    // A long lease: no renewal can be the reply that gets lost.
+    let args = ["--limit", "2", "--ttl", "60s"];
+    let a = Holder::spawn_at(&proxy.url(), &k, dir.path(), &args);
+    let a_env = a.wait_ready(Duration::from_secs(10));
+    let (b, _) = Holder::start(&server, &k, dir.path(), &args);
+    let waiter = spawn_piped(
+        rr(&server)
+            .args(["--key", &k, "--timeout", "20s"])
+            .args(args)
+            .args(["--", "sh", "-c", "echo $REDLOCK_FENCING_TOKEN"]),
+    );
+    let waiters = format!("{{{k}}}:redlock-run:waiters");
+    wait_until("the waiter to queue", Duration::from_secs(10), || {
+        server.query::<i64>(&["ZCARD", &waiters]) == 1
+    });
+    proxy.set_mode(Mode::LoseNextReply);
+    let o = a.finish();
+    assert_eq!(
+        proxy.mode(),
+        Mode::Pass,
+        "no reply was lost: the test tested nothing"
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = wait_output(waiter, Duration::from_secs(20));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let fence: u64 = stdout(&o).trim().parse().unwrap();
+    assert!(fence > a_env.fencing);
+    let history: Vec<String> = redis::cmd("LRANGE")
+        .arg(format!("{{{k}}}:redlock-run:history"))
+        .arg(0)
+        .arg(-1)
+        .query(&mut server.conn())
+        .unwrap();
+    let a_runs = history
+        .iter()
+        .filter(|e| e.contains(&format!("\"fencing_token\":{},", a_env.fencing)))
+        .count();
+    assert_eq!(a_runs, 1, "{history:?}");
+    assert_eq!(b.finish().status.code(), Some(0));
+}
