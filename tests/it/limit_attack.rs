@@ -532,3 +532,65 @@ fn a_lost_release_reply_is_still_a_release() {
     assert_eq!(a_runs, 1, "{history:?}");
     assert_eq!(b.finish().status.code(), Some(0));
 }
+
+/// Holders whose wall clocks are an hour ahead and an hour behind (the
+/// CLOCK_REALTIME shim of documented.rs; libfaketime also moves timer
+/// deadlines): a slot's lease end is Redis's clock plus the ttl, whatever
+/// the holder's clock says, so neither slot is freed early nor kept late,
+/// and each frees at its own lease end after a crash.
+#[test]
+fn skewed_holder_clocks_do_not_move_their_lease_ends() {
+    let shim = compile_c(
+        "wallstep",
+        crate::documented::WALLSTEP_C,
+        &["-shared", "-fPIC", "-ldl"],
+    );
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("attack-skew");
+    let redis_now = || {
+        let (sec, us): (u64, u64) = redis::cmd("TIME").query(&mut server.conn()).unwrap();
+        sec * 1000 + us / 1000
+    };
+    let mut holders = Vec::new();
+    for skew in ["3600", "-3600"] {
+        let step = dir.path().join(format!("step{skew}"));
+        std::fs::write(&step, format!("{skew}\n")).unwrap();
+        let ready = dir.path().join(format!("ready{skew}"));
+        let c = spawn_piped(
+            rr(&server)
+                .env("LD_PRELOAD", &shim)
+                .env("WALLSTEP_FILE", &step)
+                .args(["--key", &k, "--limit", "2", "--ttl", "2s", "--"])
+                .args(["sh", "-c", "echo $REDLOCK_TOKEN > \"$0\"; exec sleep 60"])
+                .arg(&ready),
+        );
+        let token = wait_for_file(&ready, Duration::from_secs(10));
+        let end = slot_end(&server, &k, token.trim()).expect("its slot");
+        let now = redis_now();
+        assert!(
+            end > now + 1000 && end <= now + 2000,
+            "clock {skew} s off: the slot ends {} ms from now on Redis's clock",
+            end as i64 - now as i64
+        );
+        holders.push(c);
+    }
+    let o = try_run(&server, &k, &["--limit", "2"]);
+    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    // Both crash; both slots free within a lease.
+    let crashed = redis_now();
+    for c in &holders {
+        send_signal(c.id(), nix::sys::signal::Signal::SIGKILL);
+    }
+    for c in holders {
+        let _ = wait_output(c, Duration::from_secs(10));
+    }
+    let o = output_within(
+        rr(&server)
+            .args(["--key", &k, "--limit", "2", "--timeout", "10s", "--"])
+            .args(["sh", "-c", "echo ran"]),
+        Duration::from_secs(20),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(redis_now() < crashed + 3000, "the slots were kept late");
+}
