@@ -594,3 +594,70 @@ fn skewed_holder_clocks_do_not_move_their_lease_ends() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(redis_now() < crashed + 3000, "the slots were kept late");
 }
+
+/// Two `--limit 2` holders through Sentinel with `--wait-replicas 1`; the
+/// primary is killed and the replica promoted: both slots (acknowledged
+/// by the replica) are there on the new primary, a third finds the key
+/// full (75), not free, and both holders end without leaving a slot.
+#[test]
+fn sentinel_failover_keeps_acknowledged_slots() {
+    use crate::support::topology::SentinelSetup;
+    let mut setup = SentinelSetup::start();
+    let url = setup.url();
+    let k = key("attack-sentinel");
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--limit",
+        "2",
+        "--wait-replicas",
+        "1",
+        "--ttl",
+        "6s",
+        "--refresh",
+        "500ms",
+    ];
+    let a = Holder::spawn_at(&url, &k, dir.path(), &args);
+    let a_env = a.wait_ready(Duration::from_secs(10));
+    let b = Holder::spawn_at(&url, &k, dir.path(), &args);
+    let b_env = b.wait_ready(Duration::from_secs(10));
+    let old = setup.primary();
+    let new = 1 - old;
+    setup.servers[old].kill();
+    let port = setup.servers[new].port.to_string();
+    wait_until(
+        "the Sentinels to promote the replica",
+        Duration::from_secs(20),
+        || {
+            setup.sentinels.iter().all(|s| {
+                s.try_query::<(String, String)>(&[
+                    "SENTINEL",
+                    "GET-MASTER-ADDR-BY-NAME",
+                    "mymaster",
+                ])
+                .is_ok_and(|(_, p)| p == port)
+            })
+        },
+    );
+    let server = &setup.servers[new];
+    for t in [&a_env.token, &b_env.token] {
+        assert!(slot_end(server, &k, t).is_some(), "a slot was lost");
+    }
+    let o = output_within(
+        rr_urls(std::slice::from_ref(&url)).args(["--key", &k, "--limit", "2", "--", "true"]),
+        Duration::from_secs(20),
+    );
+    assert_eq!(o.status.code(), Some(75), "full, not free: {}", stderr(&o));
+    // With no replica left, renewals cannot be acknowledged: a holder may
+    // be stopped in time (70), as a one-holder lock's is
+    // (topology::sentinel_failover_keeps_an_acknowledged_lock).
+    for h in [a, b] {
+        let o = h.finish();
+        let code = o.status.code();
+        assert!(
+            code == Some(0) || code == Some(70),
+            "{code:?}: {}",
+            stderr(&o)
+        );
+    }
+    assert!(!server.exists(&k), "a slot was left on the new primary");
+}
