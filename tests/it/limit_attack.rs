@@ -661,3 +661,49 @@ fn sentinel_failover_keeps_acknowledged_slots() {
     }
     assert!(!server.exists(&k), "a slot was left on the new primary");
 }
+
+/// `--min-hold` keeps a `--limit 2` slot after the command ended, and
+/// records the run in the same step; that step's reply is lost (the
+/// connection reset after Redis ran it) and the request is sent again:
+/// the run is still recorded once.
+#[test]
+fn a_lost_min_hold_reply_records_the_run_once() {
+    use crate::support::proxy::{Mode, Proxy};
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let o = try_run(
+        &server,
+        &key("attack-warm"),
+        &["--limit", "2", "--min-hold", "1s"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let proxy = Proxy::start(server.port);
+    let k = key("attack-lost-min-hold");
+    // A long lease: no renewal can be the reply that gets lost.
+    let a = Holder::spawn_at(
+        &proxy.url(),
+        &k,
+        dir.path(),
+        &["--limit", "2", "--ttl", "60s", "--min-hold", "1h"],
+    );
+    let env = a.wait_ready(Duration::from_secs(10));
+    proxy.set_mode(Mode::LoseNextReply);
+    let o = a.finish();
+    assert_eq!(
+        proxy.mode(),
+        Mode::Pass,
+        "no reply was lost: the test tested nothing"
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        slot_end(&server, &k, &env.token).is_some(),
+        "held for --min-hold"
+    );
+    let history: Vec<String> = redis::cmd("LRANGE")
+        .arg(format!("{{{k}}}:redlock-run:history"))
+        .arg(0)
+        .arg(-1)
+        .query(&mut server.conn())
+        .unwrap();
+    assert_eq!(history.len(), 1, "{history:#?}");
+}
