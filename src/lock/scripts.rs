@@ -338,14 +338,38 @@ return {0, tonumber(first[2]) - now, first[1], redis.call('HGET', KEYS[3], first
 /// list KEYS[h], keeping the newest ARGV[c] entries. The list never
 /// expires: it is the record of what ran. `pcall`: a history that cannot
 /// be written (the name holds another type) never fails the release.
+/// `once`: skip an entry already among the newest (the same request sent
+/// again after its reply was lost; entries name pid and times to the ms,
+/// so two runs never write the same one), for scripts that have no other
+/// way to recognise their own earlier delivery.
 macro_rules! record_lua {
+    (once $h:literal, $e:literal, $c:literal) => {
+        concat!(
+            "local function seen(e)\n",
+            "  local head = redis.pcall('LRANGE', KEYS[",
+            $h,
+            "], 0, 9)\n",
+            "  if type(head) ~= 'table' or head.err then return false end\n",
+            "  for _, x in ipairs(head) do\n",
+            "    if x == e then return true end\n",
+            "  end\n",
+            "  return false\n",
+            "end\n",
+            record_lua!($h, $e, $c, "seen(e)")
+        )
+    };
     ($h:literal, $e:literal, $c:literal) => {
+        record_lua!($h, $e, $c, "false")
+    };
+    ($h:literal, $e:literal, $c:literal, $skip:literal) => {
         concat!(
             "local function record()\n",
             "  local e = ARGV[",
             $e,
             "]\n",
-            "  if not e or e == '' then return end\n",
+            "  if not e or e == '' or ",
+            $skip,
+            " then return end\n",
             "  redis.pcall('LPUSH', KEYS[",
             $h,
             "], e)\n",
@@ -367,7 +391,7 @@ macro_rules! record_lua {
 /// holds another type: a `--limit` set, another client's data).
 pub static EXTEND: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
-        record_lua!(4, 3, 4),
+        record_lua!(once 4, 3, 4),
         r"
 local v = redis.pcall('GET', KEYS[1])
 if v == ARGV[1] then
@@ -393,7 +417,7 @@ pub static EXTEND_N: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         claim_lua!(),
         slots_lua!(),
-        record_lua!(4, 3, 4),
+        record_lua!(once 4, 3, 4),
         r"
 local kind = redis.call('TYPE', KEYS[1]).ok
 if kind == 'none' then return 0 end
