@@ -707,3 +707,26 @@ fn a_lost_min_hold_reply_records_the_run_once() {
         .unwrap();
     assert_eq!(history.len(), 1, "{history:#?}");
 }
+
+/// `--limit 1` meeting another application's sorted set at KEY behaves
+/// as before `--limit` existed: Redis refuses the key's type (exit 69,
+/// WRONGTYPE), not a claim that the key is "in use with a --limit above
+/// 1" (exit 2) when no instance of ours uses it.
+#[test]
+fn a_one_holder_meeting_a_foreign_sorted_set_is_refused_as_before() {
+    let server = RedisServer::start();
+    let k = key("attack-one-foreign-zset");
+    let _: i64 = redis::cmd("ZADD")
+        .arg(&k)
+        .arg(10)
+        .arg("alice")
+        .query(&mut server.conn())
+        .unwrap();
+    for extra in [&[][..], &["--timeout", "2s"][..]] {
+        let o = try_run(&server, &k, extra);
+        assert!(stdout(&o).is_empty(), "it ran: {}", stderr(&o));
+        assert_eq!(o.status.code(), Some(69), "{extra:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("WRONGTYPE"), "{}", stderr(&o));
+    }
+    assert_eq!(server.query::<i64>(&["ZCARD", &k]), 1);
+}
