@@ -208,11 +208,10 @@ pub static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
 local mode = ARGV[4]
 local stored = redis.call('GET', KEYS[5])
 if stored and stored ~= '1' then return {5, tonumber(stored) or 0, '', ''} end
+-- A key of another type is refused as ever (a `--limit N` set comes with
+-- its N stored, refused above; a set without is not ours).
 local holder = redis.pcall('GET', KEYS[1])
-if type(holder) == 'table' and holder.err then
-  if redis.call('TYPE', KEYS[1]).ok == 'zset' then return {5, 0, '', ''} end
-  return holder
-end
+if type(holder) == 'table' and holder.err then return holder end
 -- A woken one-holder waiter is back (see `woken_one_lua!`).
 if mode == 'wait' then redis.call('ZREM', KEYS[6], ARGV[7]) end
 if holder == ARGV[1] then
