@@ -598,7 +598,8 @@ fn skewed_holder_clocks_do_not_move_their_lease_ends() {
 /// Two `--limit 2` holders through Sentinel with `--wait-replicas 1`; the
 /// primary is killed and the replica promoted: both slots (acknowledged
 /// by the replica) are there on the new primary, a third finds the key
-/// full (75), not free, and both holders end without leaving a slot.
+/// full (75), not free, and once both holders ended (exit 0, or 70 when
+/// renewals could not be acknowledged) the slots free again.
 #[test]
 fn sentinel_failover_keeps_acknowledged_slots() {
     use crate::support::topology::SentinelSetup;
@@ -659,7 +660,16 @@ fn sentinel_failover_keeps_acknowledged_slots() {
             stderr(&o)
         );
     }
-    assert!(!server.exists(&k), "a slot was left on the new primary");
+    // A holder that could not reach the new primary in time (the
+    // Sentinels name none for a while) leaves its slot to its lease end:
+    // then the key is free again.
+    let o = output_within(
+        rr_urls(std::slice::from_ref(&url))
+            .args(["--key", &k, "--limit", "2", "--timeout", "15s"])
+            .args(["--", "true"]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
 
 /// `--min-hold` keeps a `--limit 2` slot after the command ended, and
