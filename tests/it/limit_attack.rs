@@ -740,3 +740,49 @@ fn a_one_holder_meeting_a_foreign_sorted_set_is_refused_as_before() {
     }
     assert_eq!(server.query::<i64>(&["ZCARD", &k]), 1);
 }
+
+/// A Cluster, a key with braces, `--limit 2`: two holders and a waiter.
+/// Every script touches the key's slot only (no CROSSSLOT); the waiter
+/// subscribes with sharded pub/sub on the key's node, and a release wakes
+/// it there (the release's SPUBLISH reaches it: it is noted as woken
+/// while it is stopped), and it takes the freed slot with a greater token.
+#[test]
+fn cluster_limit_waiter_is_woken_on_the_keys_shard() {
+    use nix::sys::signal::Signal::{SIGCONT, SIGSTOP};
+    let c = ClusterSetup::start();
+    let url = c.url();
+    let k = format!("{}{{eu}}", key("attack-cluster"));
+    let keys = redlock_run::lock::Keys::new(&k);
+    let owner = &c.nodes[c.owner(c.slot(&k))];
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--limit", "2", "--ttl", "5s"];
+    let a = Holder::spawn_at(&url, &k, dir.path(), &args);
+    let a_env = a.wait_ready(Duration::from_secs(10));
+    let b = Holder::spawn_at(&url, &k, dir.path(), &args);
+    let b_env = b.wait_ready(Duration::from_secs(10));
+    assert_eq!(owner.query::<i64>(&["ZCARD", &k]), 2);
+    let mut wargs = args.to_vec();
+    wargs.extend(["--timeout", "20s"]);
+    let waiter = Holder::spawn_at(&url, &k, dir.path(), &wargs);
+    wait_until("the waiter to queue", Duration::from_secs(10), || {
+        owner.query::<i64>(&["ZCARD", &keys.waiters]) == 1
+    });
+    assert!(owner.shard_subscribers(&keys.channel) > 0);
+    send_signal(waiter.pid() as u32, SIGSTOP);
+    let o = a.finish();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        owner.query::<i64>(&["ZCARD", &keys.woken]),
+        1,
+        "the release woke nobody"
+    );
+    send_signal(waiter.pid() as u32, SIGCONT);
+    let w_env = waiter.wait_ready(Duration::from_secs(10));
+    assert!(w_env.fencing > a_env.fencing.max(b_env.fencing));
+    for h in [b, waiter] {
+        let o = h.finish();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    assert!(!owner.exists(&k));
+    assert!(!owner.exists(&keys.limit));
+}
