@@ -786,3 +786,33 @@ fn cluster_limit_waiter_is_woken_on_the_keys_shard() {
     assert!(!owner.exists(&k));
     assert!(!owner.exists(&keys.limit));
 }
+
+/// Another client overwrites KEY with a plain string (`SET` without NX)
+/// while two `--limit 2` holders run: each one's next renewal finds the
+/// key taken, its command is stopped at once (exit 70, long before the
+/// lease would run out), and the other client's value stays.
+#[test]
+fn a_foreign_string_over_the_set_stops_every_holder_at_once() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("attack-foreign-set");
+    let args = ["--limit", "2", "--ttl", "10s", "--refresh", "500ms"];
+    let (a, _) = Holder::start(&server, &k, dir.path(), &args);
+    let (b, _) = Holder::start(&server, &k, dir.path(), &args);
+    let _: () = redis::cmd("SET")
+        .arg(&k)
+        .arg("someone-else")
+        .query(&mut server.conn())
+        .unwrap();
+    let taken = std::time::Instant::now();
+    for h in [a, b] {
+        let o = h.wait();
+        assert_eq!(o.status.code(), Some(70), "{}", stderr(&o));
+    }
+    assert!(
+        taken.elapsed() < Duration::from_secs(3),
+        "stopped only after {:?}",
+        taken.elapsed()
+    );
+    assert_eq!(server.get(&k).as_deref(), Some("someone-else"));
+}
