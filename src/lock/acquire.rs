@@ -61,6 +61,12 @@ impl Locker {
             now.as_str(),
             limit.as_str(),
         ];
+        // A waiter's attempt that is undone goes back in the queue.
+        let waiter = match mode {
+            Mode::Wait { score, waiter } => Some((score, waiter)),
+            _ => None,
+        };
+        let all = vec![true; n];
         let start = BootInstant::now();
 
         let mut tally = Tally::new(n, quorum);
@@ -97,7 +103,7 @@ impl Locker {
                 match self.commit(fencing, token, start).await {
                     Ok(f) => fencing = f,
                     Err(reason) => {
-                        self.undo(token).await;
+                        self.undo_on(token, &all, waiter).await;
                         return Attempt::Unavailable {
                             reason,
                             permanent: false,
@@ -109,7 +115,7 @@ impl Locker {
             // the margin left: otherwise it would be stopped at once.
             let valid_until = (start + self.lease.ttl).saturating_sub(self.lease.drift());
             if self.lease.term_at(valid_until) <= BootInstant::now() {
-                self.undo(token).await;
+                self.undo_on(token, &all, waiter).await;
                 return Attempt::Unavailable {
                     reason: format!(
                         "acquiring took {:?}: too little of the lease is left to start the command",
@@ -132,7 +138,7 @@ impl Locker {
         // the attempt, so it is served after it.
         if refused.contains(&false) {
             let targets: Vec<bool> = refused.iter().map(|r| !r).collect();
-            self.undo_on(token, &targets).await;
+            self.undo_on(token, &targets, waiter).await;
         }
         if let Some(&stored) = mismatch.iter().max() {
             return Attempt::Mismatch { stored };
@@ -227,22 +233,36 @@ impl Locker {
     }
 
     /// Best-effort compare-and-delete on every master, after a failed or
-    /// abandoned attempt.
+    /// abandoned attempt that was not a waiter's.
     pub async fn undo(&mut self, token: &str) {
         let all = vec![true; self.nodes.len()];
-        self.undo_on(token, &all).await;
+        self.undo_on(token, &all, None).await;
     }
 
     /// Quiet compare-and-delete of `token` (waking nobody) on the masters
-    /// marked in `targets`.
-    async fn undo_on(&mut self, token: &str, targets: &[bool]) {
+    /// marked in `targets`. With `--limit`, a waiter's attempt (`waiter`:
+    /// its queue score and id) puts the waiter back in the queue it left
+    /// if the attempt landed, and with no holder and no waiter left the
+    /// stored N goes, as if the attempt had never been made.
+    async fn undo_on(&mut self, token: &str, targets: &[bool], waiter: Option<(u64, &str)>) {
         let timeout = self.node_timeout().min(Duration::from_millis(500));
-        let keys = [
+        let mut keys = vec![
             self.keys.lock.as_str(),
             self.keys.description(self.lease.limit > 1),
             self.keys.tick.as_str(),
         ];
-        let args = [token];
+        // Only the --limit script uses these: a one-holder undo names the
+        // keys it touches only (a Cluster slot migration refuses a script
+        // naming a key that is not there).
+        if self.is_shared() {
+            keys.extend([
+                self.keys.waiters.as_str(),
+                self.keys.limit.as_str(),
+                self.keys.woken.as_str(),
+            ]);
+        }
+        let score = waiter.map_or(String::new(), |(s, _)| s.to_string());
+        let args = [token, waiter.map_or("", |(_, w)| w), &score, QUEUE_TTL_MS];
         let script = self.script(&scripts::UNDO, &scripts::UNDO_N);
         let _ = futures_util::future::join_all(
             self.nodes

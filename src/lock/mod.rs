@@ -87,16 +87,16 @@ impl Keys {
         if shared { &self.holders } else { &self.holder }
     }
 
-    /// The keys of the scripts that extend a lease (`EXTEND` and its
-    /// `--limit` sibling): lock, fence, description, history, limit.
-    pub fn for_extend(&self, shared: bool) -> [&str; 5] {
-        [
-            &self.lock,
-            &self.fence,
-            self.description(shared),
-            &self.history,
-            &self.limit,
-        ]
+    /// The keys of the script that extends a lease: `EXTEND`'s lock,
+    /// fence, description, history, or with `--limit` (`shared`)
+    /// `EXTEND_N`'s lock, holders, limit, history. A renewal names the
+    /// first three only.
+    pub fn extend_keys(&self, shared: bool) -> [&str; 4] {
+        if shared {
+            [&self.lock, &self.holders, &self.limit, &self.history]
+        } else {
+            [&self.lock, &self.fence, &self.holder, &self.history]
+        }
     }
 
     /// The name of auxiliary `kind` (a word without `:`) of lock `key`:

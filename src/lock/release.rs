@@ -99,7 +99,7 @@ impl Locker {
     ) -> Result<Count, String> {
         let timeout = self.lease.io_timeout().min(Duration::from_secs(2));
         let ms = remaining.as_millis().max(1).to_string();
-        let keys = self.keys.for_extend(self.lease.limit > 1);
+        let keys = self.keys.extend_keys(self.lease.limit > 1);
         let len = HISTORY_LEN.to_string();
         let args = [token, ms.as_str(), entry, len.as_str()];
         let script = self.script(&scripts::EXTEND, &scripts::EXTEND_N);

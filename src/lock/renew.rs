@@ -16,12 +16,12 @@ impl Locker {
         let n = self.nodes.len();
         let quorum = self.quorum();
         let ttl_ms = self.lease.ttl.as_millis().to_string();
-        let shared = self.lease.limit > 1;
-        let all = self.keys.for_extend(shared);
-        // Only the keys the script touches: while a Cluster slot migrates,
-        // a script naming a key the old node no longer (or not yet) has is
-        // refused (TRYAGAIN), and a one-holder renewal has all of its own.
-        let keys = if shared { &all[..] } else { &all[..3] };
+        let all = self.keys.extend_keys(self.lease.limit > 1);
+        // Only the keys the script touches (not the history): while a
+        // Cluster slot migrates, a script naming a key the old node no
+        // longer (or not yet) has is refused (TRYAGAIN), and a renewal
+        // has all of its own.
+        let keys = &all[..3];
         let args = [token, ttl_ms.as_str()];
         let script = self.script(&scripts::EXTEND, &scripts::EXTEND_N);
         let start = BootInstant::now();

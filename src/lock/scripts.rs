@@ -168,7 +168,7 @@ end
     };
 }
 
-/// KEYS: lock, fence, holder, aux, limit, woken waiters (`--limit` only).
+/// KEYS: lock, fence, holder, aux, limit, woken waiters.
 /// ARGV: token, ttl ms, holder JSON, mode,
 /// mode argument, queue ttl ms, waiter id, then for `tick`: the skew bound
 /// (ms), the claim's state on success (`c` with one master, `p` in quorum
@@ -208,11 +208,12 @@ pub static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
 local mode = ARGV[4]
 local stored = redis.call('GET', KEYS[5])
 if stored and stored ~= '1' then return {5, tonumber(stored) or 0, '', ''} end
+-- A key of another type is refused as ever (a `--limit N` set comes with
+-- its N stored, refused above; a set without is not ours).
 local holder = redis.pcall('GET', KEYS[1])
-if type(holder) == 'table' and holder.err then
-  if redis.call('TYPE', KEYS[1]).ok == 'zset' then return {5, 0, '', ''} end
-  return holder
-end
+if type(holder) == 'table' and holder.err then return holder end
+-- A woken one-holder waiter is back (see `woken_one_lua!`).
+if mode == 'wait' then redis.call('ZREM', KEYS[6], ARGV[7]) end
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[2])
@@ -271,6 +272,11 @@ if kind == 'string' then return {5, 1, '', ''} end
 if kind ~= 'none' and kind ~= 'zset' then
   return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' holds a ' .. kind .. ', not a lock')
 end
+-- Our set never outlives the stored N (both are kept for the same ms):
+-- a set without it is another application's data, not to be pruned.
+if kind == 'zset' and not stored then
+  return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' holds a sorted set that is not a --limit lock')
+end
 local now = now_ms()
 -- A woken waiter is back.
 if mode == 'wait' then redis.call('ZREM', KEYS[6], ARGV[7]) end
@@ -307,6 +313,9 @@ if redis.call('ZCARD', KEYS[1]) < n then
   local rest = string.sub(ARGV[3], 2)
   if rest ~= '}' then rest = ',' .. rest end
   redis.call('HSET', KEYS[3], ARGV[1], '{"fencing_token":' .. fence .. rest)
+  -- The HSET may have created the hash (the key's first holder): give it
+  -- the lease's expiry, or a holder that crashes leaves it for good.
+  keep(KEYS[3], ttl)
   if mode == 'tick' then
     redis.call('SET', KEYS[4], claim_str(tick, ARGV[9], ARGV[1], prev))
   end
@@ -328,14 +337,38 @@ return {0, tonumber(first[2]) - now, first[1], redis.call('HGET', KEYS[3], first
 /// list KEYS[h], keeping the newest ARGV[c] entries. The list never
 /// expires: it is the record of what ran. `pcall`: a history that cannot
 /// be written (the name holds another type) never fails the release.
+/// `once`: skip an entry already among the newest (the same request sent
+/// again after its reply was lost; entries name pid and times to the ms,
+/// so two runs never write the same one), for scripts that have no other
+/// way to recognise their own earlier delivery.
 macro_rules! record_lua {
+    (once $h:literal, $e:literal, $c:literal) => {
+        concat!(
+            "local function seen(e)\n",
+            "  local head = redis.pcall('LRANGE', KEYS[",
+            $h,
+            "], 0, 9)\n",
+            "  if type(head) ~= 'table' or head.err then return false end\n",
+            "  for _, x in ipairs(head) do\n",
+            "    if x == e then return true end\n",
+            "  end\n",
+            "  return false\n",
+            "end\n",
+            record_lua!($h, $e, $c, "seen(e)")
+        )
+    };
     ($h:literal, $e:literal, $c:literal) => {
+        record_lua!($h, $e, $c, "false")
+    };
+    ($h:literal, $e:literal, $c:literal, $skip:literal) => {
         concat!(
             "local function record()\n",
             "  local e = ARGV[",
             $e,
             "]\n",
-            "  if not e or e == '' then return end\n",
+            "  if not e or e == '' or ",
+            $skip,
+            " then return end\n",
             "  redis.pcall('LPUSH', KEYS[",
             $h,
             "], e)\n",
@@ -353,12 +386,13 @@ macro_rules! record_lua {
 /// history length]. Extends the lease only if we still hold it; never
 /// re-creates a missing key. With a run entry (`--min-hold` keeping the
 /// lock after the command ended), records the run in the same step.
-/// Returns 1 extended, 0 key gone, -1 held by another value.
+/// Returns 1 extended, 0 key gone, -1 held by another value (or the key
+/// holds another type: a `--limit` set, another client's data).
 pub static EXTEND: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
-        record_lua!(4, 3, 4),
+        record_lua!(once 4, 3, 4),
         r"
-local v = redis.call('GET', KEYS[1])
+local v = redis.pcall('GET', KEYS[1])
 if v == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   redis.call('PEXPIRE', KEYS[3], ARGV[2])
@@ -371,15 +405,18 @@ return 0
     ))
 });
 
-/// [`EXTEND`] for `--limit N` (N > 1); KEYS[5] the limit key. Moves our
-/// slot's lease end (Redis's clock) only while the slot is ours and live;
-/// an ended one is dropped. Returns 1 extended, 0 gone (expired, or
+/// [`EXTEND`] for `--limit N` (N > 1). KEYS: lock, holders, limit,
+/// [history] (only the keys it touches: while a Cluster slot migrates, a
+/// script naming a key that is not there, like a history no run has
+/// written yet, is refused with TRYAGAIN). ARGV as [`EXTEND`]'s. Moves
+/// our slot's lease end (Redis's clock) only while the slot is ours and
+/// live; an ended one is dropped. Returns 1 extended, 0 gone (expired, or
 /// released by force), -1 the key holds a one-holder lock.
 pub static EXTEND_N: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         claim_lua!(),
         slots_lua!(),
-        record_lua!(4, 3, 4),
+        record_lua!(once 4, 3, 4),
         r"
 local kind = redis.call('TYPE', KEYS[1]).ok
 if kind == 'none' then return 0 end
@@ -389,12 +426,12 @@ local ms = tonumber(ARGV[2])
 if live(KEYS[1], ARGV[1], now) then
   redis.call('ZADD', KEYS[1], 'XX', now + ms, ARGV[1])
   keep(KEYS[1], ms)
+  keep(KEYS[2], ms)
   keep(KEYS[3], ms)
-  keep(KEYS[5], ms)
   record()
   return 1
 end
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then redis.call('HDEL', KEYS[3], ARGV[1]) end
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then redis.call('HDEL', KEYS[2], ARGV[1]) end
 return 0
 "
     ))
@@ -453,14 +490,40 @@ macro_rules! released_lua {
     };
 }
 
+/// One-holder waiters woken by a release and not yet back (KEYS[7], a
+/// sorted set by wake-up time on Redis's clock) keep the stored `1` of
+/// the queue alive, as `--limit N` waiters keep theirs (`note_woken`), for
+/// up to the queue's ttl (ARGV[9]): `note_woken_one(id)` notes one,
+/// `none_woken()` drops those older than the ttl and says whether none
+/// is left.
+macro_rules! woken_one_lua {
+    () => {
+        r"
+local function clock_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function note_woken_one(id)
+  redis.call('ZADD', KEYS[7], clock_ms(), id)
+  redis.call('PEXPIRE', KEYS[7], ARGV[9])
+end
+local function none_woken()
+  redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', clock_ms() - tonumber(ARGV[9]))
+  return redis.call('ZCARD', KEYS[7]) == 0
+end
+"
+    };
+}
+
 /// KEYS: lock, holder, waiters' queue, released tokens, history, limit,
-/// woken waiters (`--limit` only). ARGV: token, shared channel, wake
+/// woken waiters. ARGV: token, shared channel, wake
 /// channel prefix, (unused), run entry, history length, publish command,
 /// N, queue ttl ms. Deletes only our own lock, then wakes
 /// the next waiter, records the run (in the same step: no extra round trip
 /// on the hand-over path), and notes the token among the last few
-/// released (see `released_lua!`). With no waiter left to wake, a
-/// one-holder limit stored by waiters goes too. Returns 1 released (now,
+/// released (see `released_lua!`). A waiter woken while waiters keep a
+/// one-holder limit stored is noted (see `woken_one_lua!`); with no
+/// waiter left, queued or woken, that limit goes too. Returns 1 released (now,
 /// or by an earlier delivery of the same request), 0 no key (expired, or
 /// already released through another name of the same server), -1 another
 /// holder's value.
@@ -469,12 +532,14 @@ pub static RELEASE: LazyLock<Script> = LazyLock::new(|| {
         wake_next!(3, 2, 3, 7),
         record_lua!(5, 5, 6),
         released_lua!(4),
+        woken_one_lua!(),
         r"
 local v = redis.pcall('GET', KEYS[1])
 if v == ARGV[1] then
   redis.call('DEL', KEYS[1], KEYS[2])
-  if not wake_next() and redis.call('GET', KEYS[6]) == '1' then
-    redis.call('DEL', KEYS[6])
+  local w = wake_next()
+  if redis.call('GET', KEYS[6]) == '1' then
+    if w then note_woken_one(w) elseif none_woken() then redis.call('DEL', KEYS[6]) end
   end
   record()
   note_released()
@@ -562,18 +627,33 @@ return 0
     ))
 });
 
-/// [`UNDO`] for `--limit N` (N > 1): frees the attempt's slot, if it took
-/// one, waking nobody.
+/// [`UNDO`] for `--limit N` (N > 1). KEYS: lock, holders, tick claim,
+/// waiters' queue, limit, woken waiters. ARGV: token, waiter id (empty:
+/// not a waiter's attempt), its queue score, queue ttl ms. Frees the
+/// attempt's slot, if it took one, waking nobody; then, as the attempt
+/// had landed, puts a waiter back in the queue the attempt took it out
+/// of, and with no holder and no waiter left drops the N the attempt
+/// stored: an undone attempt leaves the key as it found it.
 pub static UNDO_N: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         claim_lua!(),
+        slots_lua!(),
         put_back_claim!(),
         r"
-if redis.call('TYPE', KEYS[1]).ok == 'zset' and redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
-  redis.call('HDEL', KEYS[2], ARGV[1])
-  return 1
+if redis.call('TYPE', KEYS[1]).ok ~= 'zset' or redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
+  return 0
 end
-return 0
+-- The attempt had landed: it stored our N, and took a waiter out of the
+-- queue.
+redis.call('HDEL', KEYS[2], ARGV[1])
+if ARGV[2] ~= '' then
+  redis.call('ZADD', KEYS[4], ARGV[3], ARGV[2])
+  redis.call('PEXPIRE', KEYS[4], ARGV[4])
+end
+if idle(KEYS[1], KEYS[4], KEYS[6], tonumber(ARGV[4]), now_ms()) then
+  redis.call('DEL', KEYS[2], KEYS[5])
+end
+return 1
 "
     ))
 });
@@ -602,25 +682,33 @@ return c
     ))
 });
 
-/// KEYS: lock, holder, waiters' queue, (unused), (unused), limit. ARGV:
-/// token, shared channel, wake channel prefix, waiter id, (unused),
-/// (unused), publish command. A waiter giving up: leaves the queue, undoes
+/// KEYS: lock, holder, waiters' queue, (unused), (unused), limit, woken
+/// waiters. ARGV: token, shared channel, wake channel prefix, waiter id,
+/// (unused), (unused), publish command, (unused), queue ttl ms. A waiter
+/// giving up: leaves the queue (and the woken, if it was woken), undoes
 /// an attempt that may have landed, and passes on a wake-up it may have
-/// swallowed. The last waiter to leave takes the one-holder limit that
-/// waiters stored with it.
+/// swallowed. The last waiter to leave, with none woken and on its way,
+/// takes the one-holder limit that waiters stored with it.
 pub static LEAVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         wake_next!(3, 2, 3, 7),
+        woken_one_lua!(),
         r"
 redis.call('ZREM', KEYS[3], ARGV[4])
+redis.call('ZREM', KEYS[7], ARGV[4])
 local v = redis.pcall('GET', KEYS[1])
 if v == ARGV[1] then
   redis.call('DEL', KEYS[1], KEYS[2])
   v = false
 end
-if not v then wake_next() end
-if redis.call('ZCARD', KEYS[3]) == 0 and redis.call('GET', KEYS[6]) == '1' then
-  redis.call('DEL', KEYS[6])
+local w = false
+if not v then w = wake_next() end
+if redis.call('GET', KEYS[6]) == '1' then
+  if w then
+    note_woken_one(w)
+  elseif redis.call('ZCARD', KEYS[3]) == 0 and none_woken() then
+    redis.call('DEL', KEYS[6])
+  end
 end
 return 1
 "

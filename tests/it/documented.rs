@@ -408,7 +408,7 @@ fn a_schedule_goes_on_after_a_failing_command_and_a_lost_lease() {
 /// (libfaketime cannot stand in: it also rewrites the absolute deadlines
 /// given to timerfd_settime, whatever the timer's clock, so a CLOCK_BOOTTIME
 /// timer fires an hour early under "+1h"; checked with a 10-line program.)
-const WALLSTEP_C: &str = r#"
+pub(crate) const WALLSTEP_C: &str = r#"
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <fcntl.h>

@@ -11,6 +11,7 @@ mod history;
 mod holder;
 mod lease;
 mod limit;
+mod limit_attack;
 mod limit_status;
 mod quorum;
 mod refusals;
