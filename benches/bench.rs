@@ -24,13 +24,18 @@ use suite::{Ctx, build_release, on_path, report, target_dir};
 
 type TableFn = fn(&Ctx) -> Result<Table>;
 
-const TABLES: [(u8, &str, TableFn); 6] = [
+const TABLES: [(u8, &str, TableFn); 7] = [
     (1, "overhead", suite::overhead::run),
     (2, "contention", suite::contention::run),
     (3, "Redis load while waiting", suite::load::run),
     (4, "memory", suite::memory::run),
     (5, "schedule precision", suite::schedule::run),
     (6, "quorum cost", suite::quorum::run),
+    (
+        7,
+        "the one-holder path against a baseline commit",
+        suite::features::run,
+    ),
 ];
 
 fn main() {

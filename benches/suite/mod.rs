@@ -1,7 +1,9 @@
 //! The benchmark's parts: one file per table, plus the Redis servers, the
 //! helper modes and the statistics they share.
 
+pub mod baseline;
 pub mod contention;
+pub mod features;
 pub mod helpers;
 pub mod load;
 pub mod memory;
