@@ -232,7 +232,7 @@ const NAMES: [&str; 4] = ["A", "A′", "B", "B `--limit 2`"];
 
 pub fn run(ctx: &Ctx) -> Result<Table> {
     let (base, base_label) = baseline(&ctx.opts.baseline)?;
-    // Both run from fresh copies made alike: the same bytes ran 0.1–0.25 ms
+    // Both run from fresh copies made alike: the same bytes ran 0.1–0.3 ms
     // slower from the file the linker wrote (target/release/redlock-run)
     // than from a copy of it (measured: 200 interleaved rounds, A/A
     // within 0.03 ms), which would have been charged to B.
