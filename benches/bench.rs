@@ -14,24 +14,28 @@ mod suite;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 use suite::opts::{Opts, USAGE};
 use suite::report::Table;
-use suite::{Ctx, on_path, report};
+use suite::{Ctx, build_release, on_path, report, target_dir};
 
 type TableFn = fn(&Ctx) -> Result<Table>;
 
-const TABLES: [(u8, &str, TableFn); 6] = [
+const TABLES: [(u8, &str, TableFn); 7] = [
     (1, "overhead", suite::overhead::run),
     (2, "contention", suite::contention::run),
     (3, "Redis load while waiting", suite::load::run),
     (4, "memory", suite::memory::run),
     (5, "schedule precision", suite::schedule::run),
     (6, "quorum cost", suite::quorum::run),
+    (
+        7,
+        "the one-holder path against a baseline commit",
+        suite::features::run,
+    ),
 ];
 
 fn main() {
@@ -68,40 +72,17 @@ fn main() {
     }
 }
 
-fn target_dir() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| manifest.join("target"), |d| manifest.join(d))
-}
-
-/// The release redlock-run: $REDLOCK_RUN_BIN, the one cargo built next to
-/// this bench, or target/release/redlock-run (built if missing).
+/// The release redlock-run: $REDLOCK_RUN_BIN, else the binary
+/// `cargo build --release` makes (built now, or only put back in place
+/// when it is fresh). Not the one cargo built for this bench
+/// (CARGO_BIN_EXE_redlock-run, uplifted to the same path): that one is
+/// built with the dev-dependencies' features (tokio's test-util), so it
+/// is not quite the binary users get.
 fn redlock_binary() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("REDLOCK_RUN_BIN") {
         return Ok(PathBuf::from(p));
     }
-    let release = target_dir().join("release").join("redlock-run");
-    let candidates = [
-        option_env!("CARGO_BIN_EXE_redlock-run").map(PathBuf::from),
-        Some(release.clone()),
-    ];
-    if let Some(found) = candidates.into_iter().flatten().find(|p| p.is_file()) {
-        return Ok(found);
-    }
-    eprintln!("bench: {} is missing; building it", release.display());
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "--locked", "--bin", "redlock-run"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .context("running cargo build --release")?;
-    if !status.success() || !release.is_file() {
-        bail!(
-            "cargo build --release did not produce {}",
-            release.display()
-        );
-    }
-    Ok(release)
+    build_release(Path::new(env!("CARGO_MANIFEST_DIR")), &target_dir())
 }
 
 /// Runs the selected tables; false if one of them could not be measured.

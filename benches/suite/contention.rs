@@ -4,7 +4,9 @@
 //! themselves on CLOCK_MONOTONIC, so hand-over is measured from the end of
 //! one section to the start of the next, whoever ran them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Barrier;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -38,14 +40,16 @@ impl Tool {
     }
 }
 
+/// One round's outcome.
 #[derive(Default)]
-struct Round {
-    sections_per_s: f64,
-    handovers_ms: Vec<f64>,
-    overlaps: usize,
-    recorded: usize,
-    expected: usize,
-    failures: usize,
+pub struct Round {
+    pub sections_per_s: f64,
+    pub handovers_ms: Vec<f64>,
+    /// Sections that started while the limit (1 for a lock) already ran.
+    pub overlaps: usize,
+    pub recorded: usize,
+    pub expected: usize,
+    pub failures: usize,
 }
 
 fn section_ms(contender: usize, i: usize) -> u64 {
@@ -53,24 +57,35 @@ fn section_ms(contender: usize, i: usize) -> u64 {
     5 + r.next_u64() % 16
 }
 
-fn section_cmd(ctx: &Ctx, tool: Tool, key: &str, record: &str, ms: u64) -> Command {
+/// The bench binary's `--section` mode: one critical section of `ms`.
+fn section_args(ctx: &Ctx, record: &str, ms: u64) -> [String; 4] {
     let me = ctx.me.to_string_lossy().into_owned();
-    let section = [me.as_str(), "--section", record, &ms.to_string()].map(str::to_string);
+    [me.as_str(), "--section", record, &ms.to_string()].map(str::to_string)
+}
+
+/// One section under the redlock-run at `bin` on `url`, with `extra`
+/// options (e.g. `--limit 2`) before the command.
+pub fn redlock_section(
+    ctx: &Ctx,
+    bin: &Path,
+    url: &str,
+    extra: &[String],
+    key: &str,
+    record: &str,
+    ms: u64,
+) -> Command {
+    let mut c = quiet(bin);
+    c.args(["--redis", url, "--key", key, "--timeout", "60s"])
+        .args(extra)
+        .arg("--")
+        .args(section_args(ctx, record, ms));
+    c
+}
+
+fn section_cmd(ctx: &Ctx, tool: Tool, key: &str, record: &str, ms: u64) -> Command {
+    let section = section_args(ctx, record, ms);
     match tool {
-        Tool::Redlock => {
-            let mut c = ctx.redlock();
-            c.args([
-                "--redis",
-                &ctx.url(0),
-                "--key",
-                key,
-                "--timeout",
-                "60s",
-                "--",
-            ])
-            .args(&section);
-            c
-        }
+        Tool::Redlock => redlock_section(ctx, &ctx.redlock, &ctx.url(0), &[], key, record, ms),
         Tool::Flock => {
             let mut c = quiet("flock");
             c.args(["-w", "60"])
@@ -88,6 +103,22 @@ fn section_cmd(ctx: &Ctx, tool: Tool, key: &str, record: &str, ms: u64) -> Comma
 }
 
 fn round(ctx: &Ctx, tool: Tool, contenders: usize) -> Result<Round> {
+    sections_round(ctx, contenders, 1, |key, record, ms| {
+        section_cmd(ctx, tool, key, record, ms)
+    })
+}
+
+/// One round: `contenders` threads each run `--sections` sections in a
+/// row, `cmd(key, record file, ms)` for each, all on one fresh key; at
+/// most `limit` of them may run at once. Hand-over is measured from the
+/// moment a slot freed (the `limit`-th latest end before a section's
+/// start; with a limit of 1, the latest) to that section's start.
+pub fn sections_round(
+    ctx: &Ctx,
+    contenders: usize,
+    limit: usize,
+    cmd: impl Fn(&str, &str, u64) -> Command + Sync,
+) -> Result<Round> {
     let sections = ctx.opts.sections;
     let key = ctx.unique("contention");
     let record = ctx.path(&format!("{key}.sections"));
@@ -96,12 +127,12 @@ fn round(ctx: &Ctx, tool: Tool, contenders: usize) -> Result<Round> {
     let failures = AtomicUsize::new(0);
     std::thread::scope(|s| {
         for ci in 0..contenders {
-            let (barrier, failures, key, record_s) = (&barrier, &failures, &key, &record_s);
+            let (barrier, failures, key, record_s, cmd) =
+                (&barrier, &failures, &key, &record_s, &cmd);
             s.spawn(move || {
                 barrier.wait();
                 for i in 0..sections {
-                    let mut cmd = section_cmd(ctx, tool, key, record_s, section_ms(ci, i));
-                    if timed(&mut cmd).1 != Some(0) {
+                    if timed(&mut cmd(key, record_s, section_ms(ci, i))).1 != Some(0) {
                         failures.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -139,14 +170,21 @@ fn round(ctx: &Ctx, tool: Tool, contenders: usize) -> Result<Round> {
         failures: failures.into_inner(),
         ..Round::default()
     };
+    // The `limit` latest ends so far (a min-heap: its top is the moment
+    // the slot a new section takes was freed).
+    let mut latest: BinaryHeap<Reverse<u64>> = BinaryHeap::new();
     let mut max_end = 0u64;
-    for (i, &(start, end)) in intervals.iter().enumerate() {
-        if i > 0 {
-            if start < max_end {
+    for &(start, end) in &intervals {
+        if let (true, Some(&Reverse(freed))) = (latest.len() == limit, latest.peek()) {
+            if start < freed {
                 r.overlaps += 1;
             } else {
-                r.handovers_ms.push((start - max_end) as f64 / 1e6);
+                r.handovers_ms.push((start - freed) as f64 / 1e6);
             }
+        }
+        latest.push(Reverse(end));
+        if latest.len() > limit {
+            latest.pop();
         }
         max_end = max_end.max(end);
     }

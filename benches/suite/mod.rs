@@ -1,7 +1,9 @@
 //! The benchmark's parts: one file per table, plus the Redis servers, the
 //! helper modes and the statistics they share.
 
+pub mod baseline;
 pub mod contention;
+pub mod features;
 pub mod helpers;
 pub mod load;
 pub mod memory;
@@ -19,7 +21,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use opts::Opts;
 use servers::RedisServer;
@@ -128,6 +130,52 @@ pub fn sleep_until(t: Instant) {
     if let Some(d) = t.checked_duration_since(Instant::now()) {
         std::thread::sleep(d);
     }
+}
+
+/// Cargo's target directory for this checkout.
+pub fn target_dir() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| manifest.join("target"), |d| manifest.join(d))
+}
+
+/// `cargo build --release --locked` of the redlock-run binary in the
+/// checkout at `dir`, into the target directory `target`; cargo's output
+/// goes to stderr (stdout is the report). Returns the binary.
+pub fn build_release(dir: &Path, target: &Path) -> Result<PathBuf> {
+    let out = target.join("release").join("redlock-run");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    // What cargo sets for the bench it runs is not ours to pass on: a
+    // build script that watches CARGO_MANIFEST_DIR (ring's) would be rerun
+    // and everything above it rebuilt, here and in the next plain build.
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if [
+            "CARGO_MANIFEST_",
+            "CARGO_PKG_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+        ]
+        .iter()
+        .any(|p| k.starts_with(p))
+            || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&&*k)
+        {
+            build.env_remove(&*k);
+        }
+    }
+    let status = build
+        .args(["build", "--release", "--locked", "--bin", "redlock-run"])
+        .arg("--target-dir")
+        .arg(target)
+        .current_dir(dir)
+        .stdout(std::io::stderr())
+        .status()
+        .context("running cargo build --release")?;
+    if !status.success() || !out.is_file() {
+        bail!("cargo build --release did not produce {}", out.display());
+    }
+    Ok(out)
 }
 
 /// Is `program` on PATH?

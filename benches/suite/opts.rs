@@ -13,11 +13,16 @@ also be set as an environment variable: --runs N is BENCH_RUNS=N,
 
   --quick              smoke run: small counts (a few seconds per table)
   --only LIST          tables to run, e.g. 1,3 (1 overhead, 2 contention,
-                       3 Redis load, 4 memory, 5 schedule, 6 quorum)
-  --runs N             table 1: interleaved runs per command [200; quick 50]
-  --reps N             table 2: rounds per tool and contender count [2; 1]
+                       3 Redis load, 4 memory, 5 schedule, 6 quorum) [1-6];
+                       7, the one-holder path against --baseline, runs
+                       only when listed (it builds another commit)
+  --runs N             tables 1 and 7: interleaved runs per command
+                       [200; quick 50]
+  --reps N             tables 2 and 7: rounds per tool and contender count
+                       [2; 1]
   --contenders LIST    table 2: contender counts [4,16]
-  --sections N         table 2: critical sections per contender [25; 5]
+  --sections N         tables 2 and 7: critical sections per contender
+                       [25; 5]
   --waiters N          table 3: waiting clients [16]
   --hold SECS          table 3: how long the holder holds the lock [10; 4]
   --load-reps N        table 3: rounds per tool [1]
@@ -25,6 +30,11 @@ also be set as an environment variable: --runs N is BENCH_RUNS=N,
   --ticks N            table 5: ticks measured [10; 3]
   --instances N        table 5: schedule instances sharing the key [3]
   --quorum-runs N      table 6: interleaved runs per master count [100; 20]
+  --baseline REV       table 7: the commit to compare with (built once in a
+                       temporary git worktree, cached in
+                       target/bench-baseline/), or a redlock-run binary
+                       [a3c86db^: before run history and --limit]
+  --ab-contenders LIST table 7: contender counts [4]
 ";
 
 #[derive(Debug, Clone)]
@@ -42,6 +52,8 @@ pub struct Opts {
     pub ticks: usize,
     pub instances: usize,
     pub quorum_runs: usize,
+    pub baseline: String,
+    pub ab_contenders: Vec<usize>,
 }
 
 const NAMES: &[&str] = &[
@@ -57,6 +69,8 @@ const NAMES: &[&str] = &[
     "ticks",
     "instances",
     "quorum-runs",
+    "baseline",
+    "ab-contenders",
 ];
 
 fn count(name: &str, v: &str) -> Result<usize, String> {
@@ -89,6 +103,8 @@ impl Opts {
             ticks: if quick { 3 } else { 10 },
             instances: 3,
             quorum_runs: if quick { 20 } else { 100 },
+            baseline: "a3c86db^".into(),
+            ab_contenders: vec![4],
         }
     }
 
@@ -96,16 +112,21 @@ impl Opts {
         match name {
             "only" => {
                 self.only = list(name, v)?;
-                if self.only.iter().any(|t| !(1..=6).contains(t)) {
-                    return Err(format!("--only takes table numbers 1 to 6, not {v:?}"));
+                if self.only.iter().any(|t| !(1..=7).contains(t)) {
+                    return Err(format!("--only takes table numbers 1 to 7, not {v:?}"));
                 }
             }
             "runs" => self.runs = count(name, v)?,
             "reps" => self.reps = count(name, v)?,
-            "contenders" => {
-                self.contenders = list(name, v)?;
-                if self.contenders.contains(&0) {
-                    return Err("--contenders must all be positive".into());
+            "contenders" | "ab-contenders" => {
+                let counts: Vec<usize> = list(name, v)?;
+                if counts.contains(&0) {
+                    return Err(format!("--{name} must all be positive"));
+                }
+                if name == "contenders" {
+                    self.contenders = counts;
+                } else {
+                    self.ab_contenders = counts;
                 }
             }
             "sections" => self.sections = count(name, v)?,
@@ -125,6 +146,12 @@ impl Opts {
             "ticks" => self.ticks = count(name, v)?,
             "instances" => self.instances = count(name, v)?,
             "quorum-runs" => self.quorum_runs = count(name, v)?,
+            "baseline" => {
+                if v.trim().is_empty() {
+                    return Err("--baseline wants a commit or a binary".into());
+                }
+                self.baseline = v.trim().to_string();
+            }
             _ => return Err(format!("unknown option --{name}")),
         }
         Ok(())
@@ -177,7 +204,8 @@ impl Opts {
     pub fn describe(&self) -> String {
         format!(
             "{} mode: runs={} reps={} contenders={:?} sections={} waiters={} hold={}s \
-             load-reps={} mem-reps={} ticks={} instances={} quorum-runs={}",
+             load-reps={} mem-reps={} ticks={} instances={} quorum-runs={} baseline={} \
+             ab-contenders={:?}",
             if self.quick { "quick" } else { "full" },
             self.runs,
             self.reps,
@@ -190,6 +218,8 @@ impl Opts {
             self.ticks,
             self.instances,
             self.quorum_runs,
+            self.baseline,
+            self.ab_contenders,
         )
     }
 }

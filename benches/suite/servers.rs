@@ -153,6 +153,67 @@ pub fn commandstats(conn: &mut redis::Connection) -> Result<BTreeMap<String, u64
         .collect())
 }
 
+/// One SLOWLOG entry: how long the command ran inside Redis (µs), its
+/// arguments (each cut at 128 bytes by Redis) and the client's address.
+pub struct SlowEntry {
+    pub micros: u64,
+    pub args: Vec<String>,
+    pub client: String,
+}
+
+/// Every entry of SLOWLOG, oldest first (set `slowlog-log-slower-than 0`
+/// first to log every command; the reply is newest first).
+pub fn slowlog(conn: &mut redis::Connection) -> Result<Vec<SlowEntry>> {
+    type Raw = (i64, i64, u64, Vec<String>, String, String);
+    let raw: Vec<Raw> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(1_000_000)
+        .query(conn)?;
+    Ok(raw
+        .into_iter()
+        .rev()
+        .map(|(_, _, micros, args, client, _)| SlowEntry {
+            micros,
+            args,
+            client,
+        })
+        .collect())
+}
+
+/// The commands clients send to each server (by name) while `runs` runs:
+/// MONITOR tells them from the calls scripts make. `conns`: a connection
+/// to each server, for the marker that ends the count.
+pub fn census(
+    servers: &[&RedisServer],
+    conns: &mut [redis::Connection],
+    runs: impl FnOnce(),
+) -> Result<Vec<BTreeMap<String, u64>>> {
+    let monitors = servers
+        .iter()
+        .map(|s| Monitor::start(s.port, "-"))
+        .collect::<Result<Vec<_>>>()?;
+    runs();
+    let mut out = Vec::with_capacity(servers.len());
+    for (m, c) in monitors.iter().zip(conns) {
+        // MONITOR reports in order: once our marker is in, so is the rest.
+        redis::cmd("ECHO").arg("census").query::<String>(c)?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut sent = loop {
+            let t = m.tally();
+            if t.by_command.contains_key("echo") {
+                break t.by_command;
+            }
+            if Instant::now() > deadline {
+                bail!("MONITOR never showed the harness's ECHO");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        sent.remove("echo");
+        out.push(sent);
+    }
+    Ok(out)
+}
+
 /// Commands seen by MONITOR: sent by clients, or run inside a Lua script.
 #[derive(Debug, Clone, Default)]
 pub struct Tally {
