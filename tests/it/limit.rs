@@ -9,16 +9,18 @@ use std::time::Duration;
 
 use crate::support::*;
 
-fn holders_key(k: &str) -> String {
+/// The `--limit` holders' descriptions (a hash by token).
+pub(crate) fn holders_key(k: &str) -> String {
     format!("{{{k}}}:redlock-run:holders")
 }
 
-fn limit_key(k: &str) -> String {
+/// The stored N.
+pub(crate) fn limit_key(k: &str) -> String {
     format!("{{{k}}}:redlock-run:limit")
 }
 
 /// Redis's clock, ms since the epoch.
-fn redis_now_ms(server: &RedisServer) -> u64 {
+pub(crate) fn redis_now_ms(server: &RedisServer) -> u64 {
     let (s, us): (u64, u64) = redis::cmd("TIME").query(&mut server.conn()).unwrap();
     s * 1000 + us / 1000
 }
@@ -230,7 +232,8 @@ fn assert_mismatch(o: &std::process::Output, theirs: &str, ours: &str) {
     );
 }
 
-fn try_run(server: &RedisServer, k: &str, extra: &[&str]) -> std::process::Output {
+/// `redlock-run --key K EXTRA -- sh -c 'echo ran'`, within 20 s.
+pub(crate) fn try_run(server: &RedisServer, k: &str, extra: &[&str]) -> std::process::Output {
     output_within(
         rr(server)
             .args(["--key", k])

@@ -4,16 +4,9 @@
 use std::os::unix::process::ExitStatusExt as _;
 use std::time::Duration;
 
+use crate::limit::{holders_key, limit_key, try_run};
 use crate::support::topology::ClusterSetup;
 use crate::support::*;
-
-fn holders_key(k: &str) -> String {
-    format!("{{{k}}}:redlock-run:holders")
-}
-
-fn limit_key(k: &str) -> String {
-    format!("{{{k}}}:redlock-run:limit")
-}
 
 /// A slot's lease end (ms, Redis's clock) on `server`, if it is there.
 fn slot_end(server: &RedisServer, k: &str, token: &str) -> Option<u64> {
@@ -178,16 +171,6 @@ fn an_undone_attempt_leaves_no_stored_n_behind() {
     let o = try_run(&server, &k, &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(!server.exists(&limit_key(&k)));
-}
-
-fn try_run(server: &RedisServer, k: &str, extra: &[&str]) -> std::process::Output {
-    output_within(
-        rr(server)
-            .args(["--key", k])
-            .args(extra)
-            .args(["--", "sh", "-c", "echo ran"]),
-        Duration::from_secs(20),
-    )
 }
 
 /// Instances with N = 1, 2 and 3 race on an empty key, all at once and

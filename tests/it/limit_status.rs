@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
+use crate::limit::{holders_key, redis_now_ms};
 use crate::support::*;
 
 fn status_json(server: &RedisServer, k: &str) -> (i32, Value) {
@@ -28,17 +29,6 @@ fn holders(v: &Value) -> &Vec<Value> {
     v["holders"]
         .as_array()
         .unwrap_or_else(|| panic!("no holders list: {v}"))
-}
-
-/// The `redlock-run --limit` holders' descriptions (a hash by token).
-fn holders_key(k: &str) -> String {
-    format!("{{{k}}}:redlock-run:holders")
-}
-
-/// Redis's clock, ms since the epoch.
-fn redis_now_ms(server: &RedisServer) -> u64 {
-    let (s, us): (u64, u64) = server.query(&["TIME"]);
-    s * 1000 + us / 1000
 }
 
 /// The rows of `list` (header left out), split on runs of two blanks.
