@@ -138,6 +138,42 @@ echo "end $1 $REDLOCK_FENCING_TOKEN" >> "$2""#;
     assert!(!server.exists(&k));
     assert!(!server.exists(&holders_key(&k)));
     assert!(!server.exists(&limit_key(&k)));
+    // The history has the last 20 runs, each with its own token, all ok.
+    let o = output(rr(&server).args(["status", "--key", &k, "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let runs = v["last_runs"].as_array().expect("last_runs");
+    assert_eq!(runs.len(), 20, "{v}");
+    let tokens: std::collections::HashSet<u64> = runs
+        .iter()
+        .map(|r| r["fencing_token"].as_u64().unwrap())
+        .collect();
+    assert_eq!(tokens.len(), 20, "a token recorded twice: {v}");
+    assert!(runs.iter().all(|r| r["outcome"] == "ok"), "{v}");
+}
+
+/// A waiter that finds every slot taken for all of --timeout exits 75
+/// (or -E's code), runs nothing, and leaves the queue.
+#[test]
+fn a_wait_for_a_full_key_times_out_with_75_and_leaves_the_queue() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("limit-timeout");
+    let (a, _) = Holder::start(&server, &k, dir.path(), &["--limit", "2"]);
+    let (b, _) = Holder::start(&server, &k, dir.path(), &["--limit", "2"]);
+    let o = try_run(&server, &k, &["--limit", "2", "--timeout", "1500ms"]);
+    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty(), "it ran");
+    let o = try_run(
+        &server,
+        &k,
+        &["--limit", "2", "--timeout", "300ms", "-E", "9"],
+    );
+    assert_eq!(o.status.code(), Some(9), "{}", stderr(&o));
+    let waiters = format!("{{{k}}}:redlock-run:waiters");
+    assert_eq!(server.query::<i64>(&["ZCARD", &waiters]), 0);
+    for h in [a, b] {
+        assert_eq!(h.finish().status.code(), Some(0));
+    }
 }
 
 #[test]
