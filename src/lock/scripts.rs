@@ -50,6 +50,42 @@ macro_rules! wake_next {
     };
 }
 
+/// `now_ms()`: Redis's clock (`TIME`), ms since the epoch.
+macro_rules! clock_lua {
+    () => {
+        r"
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+"
+    };
+}
+
+/// Waiters woken by a release and not yet back are waiters still: they
+/// keep the stored limit alive until they come back or the queue's ttl
+/// has passed. `note_woken(w, id, qttl, now)` notes `id` (if any) in the
+/// sorted set `w` by wake-up time and returns it; `none_woken(w, qttl,
+/// now)` drops those woken longer ago than the ttl and says whether none
+/// is left.
+macro_rules! woken_lua {
+    () => {
+        r"
+local function note_woken(w, id, qttl, now)
+  if id then
+    redis.call('ZADD', w, now, id)
+    redis.call('PEXPIRE', w, qttl)
+  end
+  return id
+end
+local function none_woken(w, qttl, now)
+  redis.call('ZREMRANGEBYSCORE', w, '-inf', now - qttl)
+  return redis.call('ZCARD', w) == 0
+end
+"
+    };
+}
+
 /// Lua helpers for `schedule`'s per-tick claim, stored at the tick key as
 /// `TICK STATE TOKEN PREV`: the tick (ms since the epoch) claimed by the
 /// attempt with TOKEN, `c` (committed: the command may start) or `p`
@@ -58,11 +94,9 @@ macro_rules! wake_next {
 /// version. Redis's own clock (`TIME`) is the reference for "the future".
 macro_rules! claim_lua {
     () => {
-        r"
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+        concat!(
+            clock_lua!(),
+            r"
 local function read_claim(v)
   if not v then return -1, 'c', '-', -1 end
   local t, s, tok, p = string.match(v, '^(%-?%d+) (%a) (%S+) (%-?%d+)$')
@@ -73,6 +107,7 @@ local function claim_str(t, s, tok, p)
   return string.format('%d %s %s %d', t, s, tok, p)
 end
 "
+        )
     };
 }
 
@@ -115,11 +150,15 @@ end
 /// least ms more (never shortened; a key of ours without expiry gets
 /// one). `prune(z, h, now)`: drop holders whose lease ended, with their
 /// descriptions; returns how many. `live(z, tok, now)`: whether tok holds
-/// a slot. `set_limit(k, n, ms)`: store N, living at least ms more.
+/// a slot. `idle(z, q, w, qttl, now)`: no holder, no queued and no woken
+/// waiter (`woken_lua!`) is left. `set_limit(k, n, ms)`: store N, living
+/// at least ms more.
 /// `note_evictions(fence, notices)`: see [`ACQUIRE`]'s `evicted:N`.
 macro_rules! slots_lua {
     () => {
-        r"
+        concat!(
+            woken_lua!(),
+            r"
 local function keep(k, ms)
   local p = redis.call('PTTL', k)
   if p == -1 or (p >= 0 and p < ms) then redis.call('PEXPIRE', k, ms) end
@@ -143,19 +182,9 @@ local function note_evictions(fence, notices)
   local evicted = type(info) == 'string' and tonumber(string.match(info, 'evicted_keys:(%d+)')) or 0
   if evicted > 0 then table.insert(notices, 'evicted:' .. evicted) end
 end
--- Woken waiters (KEYS[w], a sorted set by wake-up time) are waiters
--- still, until they come back or ARGV[q] ms have passed.
-local function note_woken(w, q, id, now)
-  if id then
-    redis.call('ZADD', KEYS[w], now, id)
-    redis.call('PEXPIRE', KEYS[w], ARGV[q])
-  end
-  return id
-end
 -- No holder (z), no queued (q) and no woken (w) waiter is left.
 local function idle(z, q, w, qttl, now)
-  redis.call('ZREMRANGEBYSCORE', w, '-inf', now - qttl)
-  return redis.call('ZCARD', z) == 0 and redis.call('ZCARD', q) == 0 and redis.call('ZCARD', w) == 0
+  return none_woken(w, qttl, now) and redis.call('ZCARD', z) == 0 and redis.call('ZCARD', q) == 0
 end
 local function set_limit(k, n, ms)
   if redis.call('EXISTS', k) == 0 then
@@ -165,6 +194,7 @@ local function set_limit(k, n, ms)
   end
 end
 "
+        )
     };
 }
 
@@ -212,7 +242,7 @@ if stored and stored ~= '1' then return {5, tonumber(stored) or 0, '', ''} end
 -- its N stored, refused above; a set without is not ours).
 local holder = redis.pcall('GET', KEYS[1])
 if type(holder) == 'table' and holder.err then return holder end
--- A woken one-holder waiter is back (see `woken_one_lua!`).
+-- A woken one-holder waiter is back (see `woken_lua!`).
 if mode == 'wait' then redis.call('ZREM', KEYS[6], ARGV[7]) end
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -490,31 +520,6 @@ macro_rules! released_lua {
     };
 }
 
-/// One-holder waiters woken by a release and not yet back (KEYS[7], a
-/// sorted set by wake-up time on Redis's clock) keep the stored `1` of
-/// the queue alive, as `--limit N` waiters keep theirs (`note_woken`), for
-/// up to the queue's ttl (ARGV[9]): `note_woken_one(id)` notes one,
-/// `none_woken()` drops those older than the ttl and says whether none
-/// is left.
-macro_rules! woken_one_lua {
-    () => {
-        r"
-local function clock_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local function note_woken_one(id)
-  redis.call('ZADD', KEYS[7], clock_ms(), id)
-  redis.call('PEXPIRE', KEYS[7], ARGV[9])
-end
-local function none_woken()
-  redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', clock_ms() - tonumber(ARGV[9]))
-  return redis.call('ZCARD', KEYS[7]) == 0
-end
-"
-    };
-}
-
 /// KEYS: lock, holder, waiters' queue, released tokens, history, limit,
 /// woken waiters. ARGV: token, shared channel, wake
 /// channel prefix, (unused), run entry, history length, publish command,
@@ -522,7 +527,7 @@ end
 /// the next waiter, records the run (in the same step: no extra round trip
 /// on the hand-over path), and notes the token among the last few
 /// released (see `released_lua!`). A waiter woken while waiters keep a
-/// one-holder limit stored is noted (see `woken_one_lua!`); with no
+/// one-holder limit stored is noted (see `woken_lua!`); with no
 /// waiter left, queued or woken, that limit goes too. Returns 1 released (now,
 /// or by an earlier delivery of the same request), 0 no key (expired, or
 /// already released through another name of the same server), -1 another
@@ -532,14 +537,20 @@ pub static RELEASE: LazyLock<Script> = LazyLock::new(|| {
         wake_next!(3, 2, 3, 7),
         record_lua!(5, 5, 6),
         released_lua!(4),
-        woken_one_lua!(),
+        clock_lua!(),
+        woken_lua!(),
         r"
 local v = redis.pcall('GET', KEYS[1])
 if v == ARGV[1] then
   redis.call('DEL', KEYS[1], KEYS[2])
   local w = wake_next()
   if redis.call('GET', KEYS[6]) == '1' then
-    if w then note_woken_one(w) elseif none_woken() then redis.call('DEL', KEYS[6]) end
+    local qttl, now = tonumber(ARGV[9]), now_ms()
+    if w then
+      note_woken(KEYS[7], w, qttl, now)
+    elseif none_woken(KEYS[7], qttl, now) then
+      redis.call('DEL', KEYS[6])
+    end
   end
   record()
   note_released()
@@ -574,7 +585,7 @@ if kind == 'zset' then
   if s then
     redis.call('ZREM', KEYS[1], ARGV[1])
     redis.call('HDEL', KEYS[2], ARGV[1])
-    for _ = 0, prune(KEYS[1], KEYS[2], now) do note_woken(7, 9, wake_next(), now) end
+    for _ = 0, prune(KEYS[1], KEYS[2], now) do note_woken(KEYS[7], wake_next(), tonumber(ARGV[9]), now) end
     if idle(KEYS[1], KEYS[3], KEYS[7], tonumber(ARGV[9]), now) then
       redis.call('DEL', KEYS[2], KEYS[6])
     end
@@ -692,7 +703,8 @@ return c
 pub static LEAVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         wake_next!(3, 2, 3, 7),
-        woken_one_lua!(),
+        clock_lua!(),
+        woken_lua!(),
         r"
 redis.call('ZREM', KEYS[3], ARGV[4])
 redis.call('ZREM', KEYS[7], ARGV[4])
@@ -704,9 +716,10 @@ end
 local w = false
 if not v then w = wake_next() end
 if redis.call('GET', KEYS[6]) == '1' then
+  local qttl, now = tonumber(ARGV[9]), now_ms()
   if w then
-    note_woken_one(w)
-  elseif redis.call('ZCARD', KEYS[3]) == 0 and none_woken() then
+    note_woken(KEYS[7], w, qttl, now)
+  elseif redis.call('ZCARD', KEYS[3]) == 0 and none_woken(KEYS[7], qttl, now) then
     redis.call('DEL', KEYS[6])
   end
 end
@@ -731,7 +744,7 @@ if kind == 'zset' or kind == 'none' then
   local now = now_ms()
   redis.call('ZREM', KEYS[7], ARGV[4])
   prune(KEYS[1], KEYS[2], now)
-  if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[8]) then note_woken(7, 9, wake_next(), now) end
+  if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[8]) then note_woken(KEYS[7], wake_next(), tonumber(ARGV[9]), now) end
   if idle(KEYS[1], KEYS[3], KEYS[7], tonumber(ARGV[9]), now) then
     redis.call('DEL', KEYS[2], KEYS[6])
   end
