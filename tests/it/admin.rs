@@ -6,7 +6,8 @@ use serde_json::Value;
 
 use crate::support::*;
 
-fn status_json(server: &RedisServer, k: &str) -> (i32, Value) {
+/// `status --key K --json`: its exit code and the JSON.
+pub(crate) fn status_json(server: &RedisServer, k: &str) -> (i32, Value) {
     let o = output(rr(server).args(["status", "--key", k, "--json"]));
     let code = o.status.code().expect("status exited");
     let v: Value = serde_json::from_str(stdout(&o).trim())

@@ -375,7 +375,7 @@ fn on_a_terminal_one_line_follows_the_current_holder() {
 
 /// `list` in text form: the rows (header left out), each split on runs of
 /// two or more blanks.
-fn list_rows(text: &str) -> Vec<Vec<String>> {
+pub(crate) fn list_rows(text: &str) -> Vec<Vec<String>> {
     let mut lines = text.lines();
     let header = lines.next().unwrap_or_default();
     assert!(header.starts_with("KEY "), "no header in {text:?}");

@@ -19,6 +19,15 @@ pub(crate) fn limit_key(k: &str) -> String {
     format!("{{{k}}}:redlock-run:limit")
 }
 
+/// Nothing of a `--limit` lock is left: no slot, description, stored N
+/// or woken waiter (the fencing counter and the history stay, by design).
+pub(crate) fn assert_idle(server: &RedisServer, k: &str) {
+    let woken = format!("{{{k}}}:redlock-run:woken");
+    for name in [k.to_string(), holders_key(k), limit_key(k), woken] {
+        assert!(!server.exists(&name), "{name} left behind");
+    }
+}
+
 /// Redis's clock, ms since the epoch.
 pub(crate) fn redis_now_ms(server: &RedisServer) -> u64 {
     let (s, us): (u64, u64) = redis::cmd("TIME").query(&mut server.conn()).unwrap();
@@ -134,10 +143,7 @@ echo "end $1 $REDLOCK_FENCING_TOKEN" >> "$2""#;
     // The limit is used, not just respected: a lock that let one at a
     // time would pass the checks above.
     assert_eq!(most, N, "never {N} sections at once\n{text}");
-    // Nothing is left behind: no slot, no description, no stored N.
-    assert!(!server.exists(&k));
-    assert!(!server.exists(&holders_key(&k)));
-    assert!(!server.exists(&limit_key(&k)));
+    assert_idle(&server, &k);
     // The history has the last 20 runs, each with its own token, all ok.
     let o = output(rr(&server).args(["status", "--key", &k, "--json"]));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
@@ -371,9 +377,7 @@ fn the_stored_n_lives_while_a_waiter_waits_with_no_holder_left() {
     send_signal(waiter.pid() as u32, SIGCONT);
     waiter.wait_ready(Duration::from_secs(10));
     assert_eq!(waiter.finish().status.code(), Some(0));
-    assert!(!server.exists(&limit_key(&k)));
-    assert!(!server.exists(&format!("{{{k}}}:redlock-run:woken")));
-    assert!(!server.exists(&k));
+    assert_idle(&server, &k);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use std::os::unix::process::ExitStatusExt as _;
 use std::time::Duration;
 
-use crate::limit::{holders_key, limit_key, try_run};
+use crate::limit::{assert_idle, holders_key, limit_key, try_run};
 use crate::support::topology::ClusterSetup;
 use crate::support::*;
 
@@ -229,8 +229,7 @@ fn instances_with_different_n_racing_on_an_empty_key_never_overlap() {
         codes.contains(&Some(2)) && codes.contains(&Some(0)),
         "{codes:?}"
     );
-    assert!(!server.exists(&k));
-    assert!(!server.exists(&limit_key(&k)));
+    assert_idle(&server, &k);
     assert!(!server.exists(&holders_key(&k)));
 }
 
@@ -279,8 +278,7 @@ fn a_stopped_holders_command_dies_before_its_slot_is_taken() {
     assert_eq!(o.status.code(), Some(70), "{}", stderr(&o));
     let o = b.finish();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(!server.exists(&k));
-    assert!(!server.exists(&limit_key(&k)));
+    assert_idle(&server, &k);
 }
 
 /// SIGTERM while a `--limit 2` attempt is in flight (it landed on Redis,
@@ -457,8 +455,7 @@ fn a_redis_restart_with_persistence_keeps_every_slot() {
         let o = h.finish();
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     }
-    assert!(!server.exists(&k));
-    assert!(!server.exists(&limit_key(&k)));
+    assert_idle(&server, &k);
 }
 
 /// A `--limit 2` holder's release reply is lost (the connection reset

@@ -8,16 +8,10 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
+use crate::admin::status_json;
+use crate::glance::list_rows;
 use crate::limit::{holders_key, redis_now_ms};
 use crate::support::*;
-
-fn status_json(server: &RedisServer, k: &str) -> (i32, Value) {
-    let o = output(rr(server).args(["status", "--key", k, "--json"]));
-    let code = o.status.code().expect("status exited");
-    let v: Value = serde_json::from_str(stdout(&o).trim())
-        .unwrap_or_else(|e| panic!("status --json: {e}: {:?} {}", stdout(&o), stderr(&o)));
-    (code, v)
-}
 
 fn status_text(server: &RedisServer, k: &str) -> (i32, String) {
     let o = output(rr(server).args(["status", "--key", k]));
@@ -29,22 +23,6 @@ fn holders(v: &Value) -> &Vec<Value> {
     v["holders"]
         .as_array()
         .unwrap_or_else(|| panic!("no holders list: {v}"))
-}
-
-/// The rows of `list` (header left out), split on runs of two blanks.
-fn list_rows(text: &str) -> Vec<Vec<String>> {
-    let mut lines = text.lines();
-    let header = lines.next().unwrap_or_default();
-    assert!(header.starts_with("KEY "), "no header in {text:?}");
-    lines
-        .map(|l| {
-            l.split("  ")
-                .map(str::trim)
-                .filter(|c| !c.is_empty())
-                .map(String::from)
-                .collect()
-        })
-        .collect()
 }
 
 /// Two, then three `--limit 3` holders: `status` lists every one (host,
