@@ -76,8 +76,8 @@ pub async fn run(plan: RunPlan) -> Result<i32> {
         WaitOutcome::Cancelled(sig) => {
             let sig = sig.expect("the signal stream never ends");
             return Err(Failure::Interrupted {
-                name: sig.as_str(),
-                signo: sig as i32,
+                name: sig.to_string(),
+                signo: sig.signo(),
             }
             .into());
         }
@@ -211,6 +211,8 @@ impl RunRecord<'_> {
         let exit_code = exit::for_run(outcome).unwrap_or_else(|f| f.code(exit::CONFLICT));
         let kind = if outcome.lost.is_some() {
             "lost"
+        } else if outcome.signalled.is_some() {
+            "signalled"
         } else {
             match outcome.status {
                 Some(st) if st.signal().is_some() => "signalled",

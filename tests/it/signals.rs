@@ -356,6 +356,7 @@ fn stopping_signals() -> Vec<(i32, String)> {
 
 /// `kill(pid, signo)` for any signal number (real-time ones included).
 fn send_raw(pid: u32, signo: i32) {
+    // SAFETY: kill(2) on plain integers, to a process this test started.
     nix::errno::Errno::result(unsafe { nix::libc::kill(pid as i32, signo) })
         .unwrap_or_else(|e| panic!("kill -{signo} {pid}: {e}"));
 }
