@@ -242,6 +242,17 @@ pub struct ReplicaArgs {
     pub wait_replicas: u32,
 }
 
+/// How long an attempt to take the lock waits for each server.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectArgs {
+    /// How long each request to take the lock may wait for a server
+    /// (connecting included, at most ttl/2) before it counts as unreachable
+    /// for that attempt: so the longest --timeout 0 (one attempt) takes.
+    /// Renewals keep their own bound, derived from --ttl.
+    #[arg(long, env = "REDLOCK_CONNECT_TIMEOUT", default_value = "2s", value_parser = positive_duration, value_name = "DURATION")]
+    pub connect_timeout: Duration,
+}
+
 /// The command to run: an argv after `--`, or a shell command line.
 #[derive(Debug, Clone, Args)]
 pub struct CommandArgs {
@@ -271,11 +282,16 @@ pub struct RunArgs {
     pub target: Target,
 
     /// How long to wait for the lock: 0s = one attempt (cron: skip if
-    /// another host holds it); `inf` = wait forever. A wait longer than a
+    /// another host holds it); `inf` = wait forever. The whole wait, a
+    /// server that never answers included, ends within DURATION + 0.5s
+    /// (0s: within --connect-timeout + 0.5s). A wait longer than a
     /// second shows its progress on stderr (who holds the lock, for how
     /// long we waited, our place in the queue); -q silences it.
     #[arg(short, long, env = "REDLOCK_TIMEOUT", default_value = "0s", value_parser = timeout, value_name = "DURATION")]
     pub timeout: Timeout,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 
     #[command(flatten)]
     pub lease: LeaseArgs,
@@ -316,6 +332,9 @@ pub struct ScheduleArgs {
 
     #[command(flatten)]
     pub lease: LeaseArgs,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 
     #[command(flatten)]
     pub replicas: ReplicaArgs,
@@ -394,6 +413,13 @@ pub enum Timeout {
 
 fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim()).map_err(|e| format!("{e} (try 500ms, 30s, 10m, 1h 30m)"))
+}
+
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    match duration(s)? {
+        d if d.is_zero() => Err("must be greater than 0 (try 500ms, 2s)".into()),
+        d => Ok(d),
+    }
 }
 
 fn timeout(s: &str) -> Result<Timeout, String> {

@@ -23,6 +23,9 @@ pub struct RunPlan {
     pub lease: Lease,
     pub program: Program,
     pub timeout: Timeout,
+    /// `--connect-timeout`: the longest one master may take to answer an
+    /// attempt.
+    pub connect_timeout: Duration,
     pub conflict_exit_code: u8,
 }
 
@@ -55,6 +58,7 @@ pub async fn run(plan: RunPlan) -> Result<i32> {
     // a lock behind: from here on it ends the wait, or is forwarded.
     let mut signals = Signals::install()?;
     let mut locker = Locker::new(&plan.place.endpoints, &plan.place.key, plan.lease);
+    locker.cap_node_timeout(plan.connect_timeout);
     locker.check_masters().await;
     let timeout = match plan.timeout {
         Timeout::After(d) => Some(d),

@@ -155,6 +155,9 @@ pub struct SchedulePlan {
     pub lease: Lease,
     pub program: Program,
     pub when: When,
+    /// `--connect-timeout`: the longest one master may take to answer an
+    /// attempt (a tick's attempt also gets at most a tenth of the interval).
+    pub connect_timeout: Duration,
 }
 
 /// Loop over ticks until SIGINT/SIGTERM; exit code 0 then.
@@ -265,7 +268,7 @@ async fn take_tick(
     let interval = plan.when.interval_at(tick);
     let bound_ms = (interval / 2).as_millis() as u64;
     // A tick's attempt waits for masters at most a tenth of the interval.
-    locker.cap_node_timeout(interval / 10);
+    locker.cap_node_timeout((interval / 10).min(plan.connect_timeout));
     let retry_until = tick + bound_ms as i64;
     let mut round: u32 = 0;
     loop {
@@ -467,6 +470,9 @@ mod tests {
                 min_hold: Duration::ZERO,
                 kill_after: None,
                 limit: 1,
+            },
+            connect: crate::cli::ConnectArgs {
+                connect_timeout: Duration::from_secs(2),
             },
             replicas: crate::cli::ReplicaArgs { wait_replicas: 0 },
             command: crate::cli::CommandArgs {

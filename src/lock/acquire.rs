@@ -4,10 +4,24 @@
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use super::fanout::{self, Verdict, Votes};
 use super::node::NodeError;
 use super::{Attempt, Grant, Holder, HolderInfo, Locker, Mode, QUEUE_TTL_MS, scripts};
 use crate::clock::BootInstant;
+
+/// How long the undo of a failed attempt may wait for a master: it only
+/// needs to be sent (the lease frees the key anyway).
+pub(super) const UNDO_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Of an attempt that must be over by a given time, the part kept for its
+/// undo (and a waiter's leaving the queue).
+pub(super) const UNDO_SHARE: Duration = Duration::from_millis(150);
+
+/// The least a request is given, however close its end: a request with
+/// no time at all could not even be sent.
+pub(super) const MIN_REQUEST: Duration = Duration::from_millis(10);
 
 impl Locker {
     /// One attempt in `mode` (see [`Mode`]) to take the lock with `token`,
@@ -19,9 +33,34 @@ impl Locker {
         holder_json: &str,
         mode: Mode<'_>,
     ) -> Attempt {
+        self.try_acquire_until(token, holder_json, mode, None).await
+    }
+
+    /// [`try_acquire_as`](Self::try_acquire_as), over by `end` at the
+    /// latest, its undo included (a waiter's last attempt before its
+    /// --timeout): the requests get until [`UNDO_SHARE`] before `end`,
+    /// the undo of a failed attempt what is left.
+    pub async fn try_acquire_until(
+        &mut self,
+        token: &str,
+        holder_json: &str,
+        mode: Mode<'_>,
+        end: Option<Instant>,
+    ) -> Attempt {
         let n = self.nodes.len();
         let quorum = self.quorum();
-        let timeout = self.node_timeout();
+        let timeout = match end {
+            Some(end) => self.node_timeout().min(
+                end.saturating_duration_since(Instant::now())
+                    .saturating_sub(UNDO_SHARE)
+                    .max(MIN_REQUEST),
+            ),
+            None => self.node_timeout(),
+        };
+        let undo_timeout = |now: Instant| match end {
+            Some(end) => UNDO_TIMEOUT.min(end.saturating_duration_since(now).max(MIN_REQUEST)),
+            None => UNDO_TIMEOUT,
+        };
         let ttl_ms = self.lease.ttl.as_millis().to_string();
         let (mode_name, aux, mode_arg) = match mode {
             Mode::Once => ("once", &self.keys.tick, String::new()),
@@ -100,10 +139,11 @@ impl Locker {
             report_notices(&self.keys.lock, &notices);
             let mut fencing = granted.iter().copied().max().unwrap_or(0);
             if self.is_quorum() {
-                match self.commit(fencing, token, start).await {
+                match self.commit(fencing, token, start, timeout).await {
                     Ok(f) => fencing = f,
                     Err(reason) => {
-                        self.undo_on(token, &all, waiter).await;
+                        self.undo_on(token, &all, waiter, undo_timeout(Instant::now()))
+                            .await;
                         return Attempt::Unavailable {
                             reason,
                             permanent: false,
@@ -115,7 +155,8 @@ impl Locker {
             // the margin left: otherwise it would be stopped at once.
             let valid_until = (start + self.lease.ttl).saturating_sub(self.lease.drift());
             if self.lease.term_at(valid_until) <= BootInstant::now() {
-                self.undo_on(token, &all, waiter).await;
+                self.undo_on(token, &all, waiter, undo_timeout(Instant::now()))
+                    .await;
                 return Attempt::Unavailable {
                     reason: format!(
                         "acquiring took {:?}: too little of the lease is left to start the command",
@@ -138,7 +179,8 @@ impl Locker {
         // the attempt, so it is served after it.
         if refused.contains(&false) {
             let targets: Vec<bool> = refused.iter().map(|r| !r).collect();
-            self.undo_on(token, &targets, waiter).await;
+            self.undo_on(token, &targets, waiter, undo_timeout(Instant::now()))
+                .await;
         }
         if let Some(&stored) = mismatch.iter().max() {
             return Attempt::Mismatch { stored };
@@ -192,11 +234,17 @@ impl Locker {
     /// later quorum sees a value >= t; and commit this attempt's tick
     /// claim (schedule), so it outlives the attempt only once a quorum
     /// confirmed it.
-    async fn commit(&mut self, t: u64, token: &str, start: BootInstant) -> Result<u64, String> {
+    async fn commit(
+        &mut self,
+        t: u64,
+        token: &str,
+        start: BootInstant,
+        timeout: Duration,
+    ) -> Result<u64, String> {
         let quorum = self.quorum();
         let budget =
             (self.lease.ttl.saturating_sub(self.lease.drift())).saturating_sub(start.elapsed());
-        let timeout = self.node_timeout().min(budget);
+        let timeout = timeout.min(budget);
         let keys = [self.keys.fence.as_str(), self.keys.tick.as_str()];
         let t_arg = t.to_string();
         let args = [t_arg.as_str(), token];
@@ -236,16 +284,23 @@ impl Locker {
     /// abandoned attempt that was not a waiter's.
     pub async fn undo(&mut self, token: &str) {
         let all = vec![true; self.nodes.len()];
-        self.undo_on(token, &all, None).await;
+        self.undo_on(token, &all, None, UNDO_TIMEOUT).await;
     }
 
     /// Quiet compare-and-delete of `token` (waking nobody) on the masters
     /// marked in `targets`. With `--limit`, a waiter's attempt (`waiter`:
     /// its queue score and id) puts the waiter back in the queue it left
     /// if the attempt landed, and with no holder and no waiter left the
-    /// stored N goes, as if the attempt had never been made.
-    async fn undo_on(&mut self, token: &str, targets: &[bool], waiter: Option<(u64, &str)>) {
-        let timeout = self.node_timeout().min(Duration::from_millis(500));
+    /// stored N goes, as if the attempt had never been made. Each master
+    /// gets at most `timeout` (and never more than an attempt would).
+    async fn undo_on(
+        &mut self,
+        token: &str,
+        targets: &[bool],
+        waiter: Option<(u64, &str)>,
+        timeout: Duration,
+    ) {
+        let timeout = self.node_timeout().min(timeout);
         let mut keys = vec![
             self.keys.lock.as_str(),
             self.keys.description(self.lease.limit > 1),
