@@ -19,6 +19,9 @@ pub(super) const UNDO_TIMEOUT: Duration = Duration::from_millis(500);
 /// undo (and a waiter's leaving the queue).
 pub(super) const UNDO_SHARE: Duration = Duration::from_millis(150);
 
+/// How long the look at a node in a slot migration may take.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// The least a request is given, however close its end: a request with
 /// no time at all could not even be sent.
 pub(super) const MIN_REQUEST: Duration = Duration::from_millis(10);
@@ -128,10 +131,11 @@ impl Locker {
             claimed,
             ahead,
             mismatch,
-            held,
-            errors,
+            mut held,
+            mut errors,
             notices,
             refused,
+            moving,
             ..
         } = tally;
 
@@ -191,6 +195,14 @@ impl Locker {
         if let Some(&skew_ms) = ahead.iter().min() {
             return Attempt::ClockAhead { skew_ms };
         }
+        // A node in a slot migration ran nothing (TRYAGAIN); whether the
+        // lock is held there is still plain to see with one-key reads.
+        for (i, e) in moving {
+            match self.probe(i, timeout.min(PROBE_TIMEOUT)).await {
+                Some(h) => held.push(h),
+                None => errors.push(e),
+            }
+        }
         let reachable = n - errors.iter().filter(|e| e.is_unreachable()).count();
         if held.is_empty() || reachable < quorum {
             let permanent = errors
@@ -227,6 +239,41 @@ impl Locker {
             holder,
             same_tick,
         }
+    }
+
+    /// The lock on node `i` as one-key reads show it (`PTTL` and `GET`, or
+    /// `ZCARD` of a `--limit` lock; the holder's description if it can be
+    /// read), for an attempt the node answered with TRYAGAIN: during a
+    /// Cluster slot migration (the ASK window) a script that names keys
+    /// not all on the node is refused, but a key that is there is served.
+    /// Held (as the attempt's `held` entries are) or None: free, or not
+    /// known.
+    async fn probe(&mut self, i: usize, timeout: Duration) -> Option<(i64, Holder, bool)> {
+        let shared = self.is_shared();
+        let limit = u64::from(self.lease.limit);
+        let lock = self.keys.lock.clone();
+        let description = self.keys.holder.clone();
+        let node = &mut self.nodes[i];
+        let mut pipe = redis::pipe();
+        pipe.cmd("PTTL").arg(&lock);
+        if shared {
+            pipe.cmd("ZCARD").arg(&lock);
+            let (pttl, count) = node.query::<(i64, u64)>(&pipe, timeout).await.ok()?;
+            return (count >= limit && pttl != -2).then(|| (pttl, Holder::default(), false));
+        }
+        pipe.cmd("GET").arg(&lock);
+        let (pttl, token) = node
+            .query::<(i64, Option<String>)>(&pipe, timeout)
+            .await
+            .ok()?;
+        let token = token?;
+        let mut read = redis::pipe();
+        read.cmd("GET").arg(&description);
+        let info = match node.query::<(Option<String>,)>(&read, timeout).await {
+            Ok((Some(json),)) => HolderInfo::parse_for(&json, &token),
+            _ => None,
+        };
+        Some((pttl, Holder { info, token }, false))
     }
 
     /// The second round of a quorum acquisition. Quorum fencing: raise the
@@ -348,6 +395,9 @@ struct Tally {
     errors: Vec<NodeError>,
     /// Evidence of lost data a granting master reported.
     notices: Vec<String>,
+    /// Masters that answered TRYAGAIN (a Cluster slot migration), and
+    /// the error: they ran nothing, and are looked at with one-key reads.
+    moving: Vec<(usize, NodeError)>,
 }
 
 /// What one master's reply means for the undo of a failed attempt.
@@ -372,6 +422,7 @@ impl Tally {
             held: Vec::new(),
             errors: Vec::new(),
             notices: Vec::new(),
+            moving: Vec::new(),
         }
     }
 
@@ -409,6 +460,14 @@ impl Tally {
 
 impl Votes<Result<(i64, i64, String, String), NodeError>> for Tally {
     fn record(&mut self, i: usize, r: Result<(i64, i64, String, String), NodeError>) {
+        if let Err(e) = &r {
+            if e.is_slot_moving() {
+                self.moving.push((i, e.clone()));
+                // Refused before the script ran: nothing to undo.
+                self.refused[i] = true;
+                return;
+            }
+        }
         self.refused[i] = self.reply(r) == Reply::Refused;
     }
 

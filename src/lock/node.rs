@@ -71,6 +71,12 @@ impl NodeError {
         !matches!(self, NodeError::Server(..))
     }
 
+    /// TRYAGAIN: the key's slot is being migrated and the keys a script
+    /// names are not all on this node; the node ran nothing.
+    pub fn is_slot_moving(&self) -> bool {
+        matches!(self, NodeError::Refused { code, .. } if code == "TRYAGAIN")
+    }
+
     /// True when the connection cannot be trusted any more.
     fn breaks_connection(&self) -> bool {
         !matches!(self, NodeError::Server(..) | NodeError::Refused { .. })
