@@ -94,8 +94,10 @@ pub enum Sub {
     /// it, even with clocks apart by up to half an interval. A tick that
     /// comes while a run (anywhere) still holds the lock is skipped. One
     /// info line per tick. SIGINT/SIGTERM: the running command gets the
-    /// signal and is waited for, the lock is released, exit 0 (other
-    /// signals go to a running command and do not stop the schedule).
+    /// signal and is waited for, the lock is released, exit 0 (SIGHUP,
+    /// SIGQUIT, SIGUSR1 and SIGUSR2 go to a running command and do not stop
+    /// the schedule; any other signal that would end redlock-run, such as
+    /// SIGALRM, stops the command, releases the lock and exits 128+N).
     #[command(
         override_usage = "redlock-run schedule [OPTIONS] --key <KEY> <--every <DURATION>|--cron <EXPR>> <-- <COMMAND> [ARGS]...|--shell <CMDLINE>>"
     )]

@@ -31,7 +31,8 @@ pub const SIGNAL_BASE: i32 = 128;
 pub const HELP_TABLE: &str = "\
 Exit status:
   <n>      the command's own exit code
-  128+N    the command was killed by signal N (or a signal ended the wait)
+  128+N    the command was killed by signal N, or signal N ended the wait or
+           stopped the run (SIGALRM, SIGXCPU, ...)
   75       the lock stayed held by someone else for all of --timeout (-E changes it)
   69       Redis unreachable, auth refused, no quorum of masters reachable, or
            Redis refused writes (OOM, MISCONF, READONLY, ...) for all of --timeout
