@@ -192,3 +192,28 @@ fn timeout_bounds_a_wait_whose_server_goes_mute() {
         stderr(&o)
     );
 }
+
+/// The same bounds over a quorum of three servers that never answer: the
+/// check of the masters at start comes out of --timeout too.
+#[test]
+fn timeout_bounds_a_quorum_of_mute_servers() {
+    let mutes: Vec<MuteServer> = (0..3).map(|_| MuteServer::start()).collect();
+    let urls: Vec<String> = mutes.iter().map(MuteServer::url).collect();
+    let k = key("mute-quorum");
+    let (o, took) = timed(rr_urls(&urls).args(["--key", &k, "--timeout", "2s"]));
+    eprintln!("quorum, --timeout 2s: {took:?}");
+    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    assert!(
+        took < Duration::from_millis(2500),
+        "took {took:?}: {}",
+        stderr(&o)
+    );
+    let (o, took) = timed(rr_urls(&urls).args(["--key", &k, "--connect-timeout", "1s"]));
+    eprintln!("quorum, --timeout 0 --connect-timeout 1s: {took:?}");
+    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    assert!(
+        took < Duration::from_millis(1500),
+        "took {took:?}: {}",
+        stderr(&o)
+    );
+}
