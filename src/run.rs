@@ -59,9 +59,19 @@ pub async fn run(plan: RunPlan) -> Result<i32> {
     let mut signals = Signals::install()?;
     let mut locker = Locker::new(&plan.place.endpoints, &plan.place.key, plan.lease);
     locker.cap_node_timeout(plan.connect_timeout);
+    let began = std::time::Instant::now();
     locker.check_masters().await;
+    // --timeout counts from here: the masters' check (a quorum only) comes
+    // out of it, leaving at least a moment for a wait to stay a wait; and
+    // out of --connect-timeout for --timeout 0's one attempt.
+    let checked = began.elapsed();
     let timeout = match plan.timeout {
-        Timeout::After(d) => Some(d),
+        Timeout::After(d) if d.is_zero() => {
+            let left = plan.connect_timeout.saturating_sub(checked);
+            locker.cap_node_timeout(left.max(Duration::from_millis(10)));
+            Some(d)
+        }
+        Timeout::After(d) => Some(d.saturating_sub(checked).max(Duration::from_millis(1))),
         Timeout::Never => None,
     };
 
