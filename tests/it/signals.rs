@@ -389,6 +389,7 @@ fn terminating_signals_stop_the_command_release_and_record() {
             !server.exists(&k)
         });
         let took = at.elapsed();
+        eprintln!("{name}: lock gone {took:?} after the signal");
         let out = wait_output(child, DONE);
         assert_eq!(
             out.status.code(),
