@@ -320,6 +320,33 @@ fn every_command_escapes_the_key_it_prints() {
     clean("release", &release);
     let release = output(rr(&server).args(["release", "--key", &k, "--force"]));
     clean("release (not held)", &release);
-    let run = output(rr(&server).args(["--key", &k, "-v", "--", "true"]));
+    let run = output(rr(&server).args(["--key", &k, "-vv", "--", "true"]));
+    assert!(stderr(&run).contains("lock acquired"), "{}", stderr(&run));
     clean("run", &run);
+    // schedule's first line names the key.
+    let mut sched =
+        spawn_piped(rr(&server).args(["schedule", "--key", &k, "--every", "1h", "--", "true"]));
+    let mut first = String::new();
+    {
+        use std::io::BufRead;
+        let mut err = std::io::BufReader::new(sched.stderr.as_mut().unwrap());
+        while !first.contains("schedule started") {
+            first.clear();
+            assert!(err.read_line(&mut first).unwrap() > 0, "no start line");
+        }
+        // The line after it, if the key broke the line.
+        let mut next = String::new();
+        if !first.contains("FORGED") {
+            err.read_line(&mut next).unwrap();
+        }
+        first.push_str(&next);
+    }
+    send_signal(sched.id(), nix::sys::signal::Signal::SIGTERM);
+    let rest = wait_output(sched, DONE);
+    assert!(!first.contains('\x1b'), "schedule: raw ESC in {first:?}");
+    assert!(
+        first.lines().count() == 1,
+        "schedule: a forged line in {first:?}"
+    );
+    clean("schedule", &rest);
 }
