@@ -12,7 +12,9 @@ use crate::cli::Timeout;
 use crate::config::{Lease, Place, Program};
 use crate::exit::{self, Failure};
 use crate::guardian;
-use crate::lock::{Attempt, Grant, HolderInfo, Keeper, Locker, RunEntry, WaitOutcome};
+use crate::lock::{
+    Attempt, Grant, HolderInfo, Keeper, Locker, RunEntry, WaitOutcome, escape_controls,
+};
 use crate::signals::Signals;
 use crate::supervise::{Outcome, supervise};
 
@@ -100,7 +102,11 @@ pub async fn run(plan: RunPlan) -> Result<i32> {
             ever_reachable,
         } => return Err(not_acquired(&plan, last, ever_reachable).into()),
     };
-    tracing::info!(key = %plan.place.key, fencing_token = grant.fencing, "lock acquired");
+    tracing::info!(
+        key = %escape_controls(&plan.place.key),
+        fencing_token = grant.fencing,
+        "lock acquired"
+    );
     run_locked(&plan, locker, grant, &mut signals).await
 }
 

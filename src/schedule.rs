@@ -165,7 +165,7 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
     let mut signals = Signals::install()?;
     let mut locker = Locker::new(&plan.place.endpoints, &plan.place.key, plan.lease);
     locker.check_masters().await;
-    tracing::info!(key = %plan.place.key, "schedule started");
+    tracing::info!(key = %crate::lock::escape_controls(&plan.place.key), "schedule started");
     let mut busy_until: Option<i64> = None;
     loop {
         // Checked before starting; only a clock far in the future gets here.

@@ -464,10 +464,11 @@ impl Votes<Result<i64, NodeError>> for Acks {
 /// Evidence of lost data seen while acquiring, as one error line that
 /// points at `doctor` (the lock was still acquired: the run goes on).
 fn report_notices(key: &str, notices: &[String]) {
+    let key = super::escape_controls(key);
     for n in notices {
         if let Some(evicted) = n.strip_prefix("evicted:") {
             tracing::error!(
-                key,
+                key = %key,
                 evicted_keys = evicted,
                 "the fencing counter was missing and this Redis has evicted keys: \
                  fencing tokens may have started again at 1; a server that evicts \
@@ -476,7 +477,7 @@ fn report_notices(key: &str, notices: &[String]) {
             );
         } else if let Some(ms) = n.strip_prefix("future:") {
             tracing::error!(
-                key,
+                key = %key,
                 ahead_ms = ms,
                 "ignored a tick claim lying in the future of Redis's clock (set by a \
                  host whose clock was ahead, or Redis's clock went back); check the \
