@@ -5,6 +5,7 @@ mod admin;
 mod chaos;
 mod cli;
 mod doctor;
+mod docs;
 mod documented;
 mod glance;
 mod history;
