@@ -127,7 +127,8 @@ impl Block {
 /// closing fence at least as long as the opening one).
 fn blocks(name: &str, text: &str) -> Vec<Block> {
     let mut out = Vec::new();
-    let mut open: Option<(char, usize, Block)> = None;
+    // (fence character, fence length, indentation, block)
+    let mut open: Option<(char, usize, usize, Block)> = None;
     for (i, line) in text.lines().enumerate() {
         let trimmed = line.trim_start();
         let fence_char = trimmed.chars().next().filter(|c| *c == '`' || *c == '~');
@@ -140,6 +141,7 @@ fn blocks(name: &str, text: &str) -> Vec<Block> {
                 open = Some((
                     c,
                     fence_len,
+                    line.len() - trimmed.len(),
                     Block {
                         at: format!("{name}:{}", i + 1),
                         lang: words.next().unwrap_or("").to_string(),
@@ -149,20 +151,22 @@ fn blocks(name: &str, text: &str) -> Vec<Block> {
                 ));
             }
             None => {}
-            Some((c, len, _))
+            Some((c, len, _, _))
                 if fence_char == Some(*c)
                     && fence_len >= *len
                     && trimmed[fence_len * c.len_utf8()..].trim().is_empty() =>
             {
-                out.push(open.take().unwrap().2);
+                out.push(open.take().unwrap().3);
             }
-            Some((_, _, block)) => {
-                block.body.push_str(line);
+            // A fence indented in a list: its lines lose that indentation.
+            Some((_, _, indent, block)) => {
+                let strip = line.len() - line.trim_start_matches(' ').len();
+                block.body.push_str(&line[strip.min(*indent)..]);
                 block.body.push('\n');
             }
         }
     }
-    if let Some((_, _, block)) = open {
+    if let Some((_, _, _, block)) = open {
         out.push(Block {
             lang: "unclosed".into(),
             ..block
@@ -564,23 +568,18 @@ fn invocations(text: &str) -> Vec<Vec<String>> {
         let mut i = 0;
         while i < ws.len() {
             let w = &ws[i];
-            if at_start && (w == "redlock-run" || w.ends_with("/redlock-run")) {
+            let program = w == "redlock-run" || (w.ends_with("/redlock-run") && !w.contains('='));
+            if at_start && program {
                 let args: Vec<String> = std::iter::once("redlock-run".to_string())
-                    .chain(
-                        ws[i + 1..]
-                            .iter()
-                            .take_while(|a| !is_operator(a))
-                            .cloned(),
-                    )
+                    .chain(ws[i + 1..].iter().take_while(|a| !is_operator(a)).cloned())
                     .collect();
                 i += args.len();
                 out.push(args);
                 at_start = false;
                 continue;
             }
-            at_start = is_operator(w)
-                || (at_start
-                    && (PREFIXES.contains(&w.as_str()) || w.contains('=')));
+            at_start =
+                is_operator(w) || (at_start && (PREFIXES.contains(&w.as_str()) || w.contains('=')));
             i += 1;
         }
     }
@@ -1023,10 +1022,7 @@ $ redlock-run list
 ```
 ";
     let failures = check_page("harness.md", page);
-    let lines: Vec<&str> = failures
-        .iter()
-        .map(|f| f.lines().next().unwrap())
-        .collect();
+    let lines: Vec<&str> = failures.iter().map(|f| f.lines().next().unwrap()).collect();
     assert_eq!(
         lines.len(),
         9,
@@ -1048,7 +1044,7 @@ $ redlock-run list
     }
 
     // And passes where it should: wildcards, `# exit N`, continuations,
-    // state kept across a transcript's commands.
+    // state kept across a transcript's commands, a fence in a list.
     let page = "\
 ```console
 $ x=hello
@@ -1063,6 +1059,13 @@ $ echo one |
 >   tr o O
 One
 ```
+
+- in a list:
+
+  ```console
+  $ echo indented
+  indented
+  ```
 
 ```crontab
 PATH=/root/.cargo/bin:/usr/bin:/bin
@@ -1081,7 +1084,7 @@ fn docs_harness_words_and_invocations() {
         ["a", "b c", "d \"e\"", "f g", "|", "h", "#"]
     );
     assert_eq!(
-        invocations("X=1 redlock-run --key k -- ./x.sh --a=1 | jq .\n"),
+        invocations("X=1 redlock-run --key k -- ./x.sh --a=1 | jq .\nBIN=/x/redlock-run y\n"),
         [vec!["redlock-run", "--key", "k", "--", "./x.sh", "--a=1"]]
     );
     assert_eq!(

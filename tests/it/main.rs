@@ -4,8 +4,8 @@
 mod admin;
 mod chaos;
 mod cli;
-mod doctor;
 mod docs;
+mod doctor;
 mod documented;
 mod glance;
 mod history;
