@@ -7,6 +7,7 @@ mod cli;
 mod docs;
 mod doctor;
 mod documented;
+mod first_day;
 mod glance;
 mod history;
 mod holder;
