@@ -554,7 +554,7 @@ fn words(line: &str) -> Vec<String> {
 
 /// Every `redlock-run` invocation in some shell text: its arguments, up to
 /// the first operator or comment.
-fn invocations(text: &str) -> Vec<Vec<String>> {
+pub fn invocations(text: &str) -> Vec<Vec<String>> {
     let joined = text.replace("\\\n", " ");
     let mut out = Vec::new();
     for line in joined.lines() {
@@ -578,8 +578,9 @@ fn invocations(text: &str) -> Vec<Vec<String>> {
                 at_start = false;
                 continue;
             }
-            at_start =
-                is_operator(w) || (at_start && (PREFIXES.contains(&w.as_str()) || w.contains('=')));
+            // After `>` or `<` comes a file, not a command.
+            at_start = (is_operator(w) && w != ">" && w != "<")
+                || (at_start && (PREFIXES.contains(&w.as_str()) || w.contains('=')));
             i += 1;
         }
     }
@@ -598,7 +599,7 @@ fn is_operator(w: &str) -> bool {
 
 /// Parse and validate a command line as the binary does before it
 /// connects anywhere.
-fn check_invocation(args: &[String]) -> Result<(), String> {
+pub fn check_invocation(args: &[String]) -> Result<(), String> {
     let shown = args.join(" ");
     let cli = Cli::from_command_line(args).map_err(|e| format!("{shown}\n{}", e.render()))?;
     let checked = match &cli.subcommand {
