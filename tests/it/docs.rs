@@ -44,6 +44,12 @@
 //!
 //! `REDLOCK_DOCS=reference` runs only the pages whose path contains
 //! `reference`.
+//!
+//! Why not trycmd (clap's Markdown runner, whose `[..]`/`...` this borrows):
+//! it runs each `$ ` line as one argv, without a shell, so none of the
+//! docs' pipes into `jq`, `|| rc=$?`, `case`, `export`, heredocs or
+//! background holders would run, and a page cannot get a server of its own
+//! on a free port.
 
 use std::collections::BTreeMap;
 use std::io::Read;
