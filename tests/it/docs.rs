@@ -37,7 +37,8 @@
 //! Every block that runs gets: the built binary first on PATH; a fresh
 //! HOME; the page's working directory, with the stand-in scripts of
 //! tests/doc-fixtures (`./report.sh`, `./deploy.sh`, ...); `REDLOCK_REDIS`
-//! pointing at the page's server, which requires the password `secret`;
+//! pointing at the page's server (unless the block sets
+//! `REDLOCK_REDIS_FILE` itself), which requires the password `secret`;
 //! `redis.internal:6379` in the block meaning that server (and in its
 //! output, that server shown as `redis.internal:6379`); and `redis-cli`
 //! talking to it.
@@ -246,6 +247,12 @@ impl Page {
 
     /// `bash` with the page's environment, in its own process group.
     fn bash(&self, args: &[&str]) -> Command {
+        self.bash_for("", args)
+    }
+
+    /// [`Page::bash`] for a block's text: one that sets REDLOCK_REDIS_FILE
+    /// itself gets no REDLOCK_REDIS (both set are refused).
+    fn bash_for(&self, text: &str, args: &[&str]) -> Command {
         let mut c = Command::new("bash");
         c.args(args)
             .current_dir(self.work())
@@ -263,12 +270,14 @@ impl Page {
             .env("LANG", "C.UTF-8")
             .env("TZ", "UTC")
             .env("NO_COLOR", "1")
-            .env(
-                "REDLOCK_REDIS",
-                format!("redis://:{PASSWORD}@{}", self.local()),
-            )
             .stdin(Stdio::null())
             .process_group(0);
+        if !text.contains("REDLOCK_REDIS_FILE") {
+            c.env(
+                "REDLOCK_REDIS",
+                format!("redis://:{PASSWORD}@{}", self.local()),
+            );
+        }
         if let Some(pg) = &self.postgres {
             c.env("DATABASE_URL", pg.url());
         }
@@ -433,7 +442,7 @@ fn run_console(page: &Page, block: &Block) -> Result<(), String> {
         script += &page.to_local(&step.command);
         script += "printf '\\036%s\\036' \"$?\"\n";
     }
-    let ran = run_group(page.bash(&["-c", &script]))?;
+    let ran = run_group(page.bash_for(&block.body, &["-c", &script]))?;
     let mut pieces = ran.output.split('\u{1e}');
     for step in &steps {
         let shown = format!("$ {}", step.command.trim_end());
@@ -460,7 +469,7 @@ fn run_console(page: &Page, block: &Block) -> Result<(), String> {
 
 fn run_script(page: &Page, block: &Block) -> Result<(), String> {
     let script = format!("exec 2>&1\n{}", page.to_local(&block.body));
-    let ran = run_group(page.bash(&["-euo", "pipefail", "-c", &script]))?;
+    let ran = run_group(page.bash_for(&block.body, &["-euo", "pipefail", "-c", &script]))?;
     if ran.status != Some(0) {
         return Err(format!(
             "exited {:?}, not 0; it printed:\n{}",
@@ -901,8 +910,9 @@ fn check_block(page: &mut Page, block: &Block) -> Result<(), String> {
         },
         "sql" => run_sql(page, block),
         "crontab" => check_crontab(block),
+        // The unit's name: the first word after the path (a note may follow).
         "ini" => match first.strip_prefix("# /etc/systemd/system/") {
-            Some(unit) => check_unit(page, block, unit.trim()),
+            Some(unit) => check_unit(page, block, unit.split_whitespace().next().unwrap_or("")),
             None => Ok(()),
         },
         "json" => check_json(block),
