@@ -240,6 +240,22 @@ impl Page {
         text.replace(DOC_HOST, &self.local())
     }
 
+    /// [`Page::to_local`], refusing a block that names another `.internal`
+    /// host: it would be looked up in DNS, and no test server is there.
+    fn runnable(&self, text: &str) -> Result<String, String> {
+        let local = self.to_local(text);
+        match local.find(".internal") {
+            Some(i) => Err(format!(
+                "{:?}: only {DOC_HOST} is a server here (the page's); use it, or mark the block no-run:REASON",
+                local[..i + 9]
+                    .rsplit(|c: char| c.is_whitespace() || c == '/' || c == '@')
+                    .next()
+                    .unwrap_or("")
+            )),
+            None => Ok(local),
+        }
+    }
+
     /// Output with this page's server shown as the docs name it.
     fn to_doc(&self, text: &str) -> String {
         text.replace(&self.local(), DOC_HOST)
@@ -439,7 +455,7 @@ fn run_console(page: &Page, block: &Block) -> Result<(), String> {
     // separator and the status after each command.
     let mut script = String::from("exec 2>&1\nset -uo pipefail\n");
     for step in &steps {
-        script += &page.to_local(&step.command);
+        script += &page.runnable(&step.command)?;
         script += "printf '\\036%s\\036' \"$?\"\n";
     }
     let ran = run_group(page.bash_for(&block.body, &["-c", &script]))?;
@@ -468,7 +484,7 @@ fn run_console(page: &Page, block: &Block) -> Result<(), String> {
 }
 
 fn run_script(page: &Page, block: &Block) -> Result<(), String> {
-    let script = format!("exec 2>&1\n{}", page.to_local(&block.body));
+    let script = format!("exec 2>&1\n{}", page.runnable(&block.body)?);
     let ran = run_group(page.bash_for(&block.body, &["-euo", "pipefail", "-c", &script]))?;
     if ran.status != Some(0) {
         return Err(format!(
@@ -482,7 +498,7 @@ fn run_script(page: &Page, block: &Block) -> Result<(), String> {
 
 fn write_file(page: &Page, block: &Block, name: &str) -> Result<(), String> {
     let path = page.work().join(name);
-    std::fs::write(&path, page.to_local(&block.body)).map_err(|e| e.to_string())?;
+    std::fs::write(&path, page.runnable(&block.body)?).map_err(|e| e.to_string())?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
         .map_err(|e| e.to_string())?;
     syntax(page, &block.body)
@@ -997,7 +1013,8 @@ fn every_example_in_the_docs_runs_as_written() {
 /// The harness itself fails where it should: a failing script, a wrong
 /// output, an unexpected status, a bare fence, an unknown info string, a
 /// no-run without a reason, a bad option in a block that is not run, a
-/// transcript in a text block.
+/// transcript in a text block, a crontab that cron would not find the binary
+/// for, a host that only DNS could find.
 #[test]
 fn the_docs_harness_fails_a_failing_example() {
     let page = "\
@@ -1037,12 +1054,16 @@ $ redlock-run list
 ```crontab
 0 2 * * *  /usr/local/bin/redlock-run --key k -- /opt/job
 ```
+
+```sh
+redlock-run doctor --key k --redis redis://locks.internal:6379
+```
 ";
     let failures = check_page("harness.md", page);
     let lines: Vec<&str> = failures.iter().map(|f| f.lines().next().unwrap()).collect();
     assert_eq!(
         lines.len(),
-        9,
+        10,
         "every block should fail:\n{}",
         failures.join("\n\n")
     );
@@ -1056,6 +1077,7 @@ $ redlock-run list
         "soon",
         "a transcript in a text block",
         "/usr/local/bin/redlock-run",
+        "locks.internal",
     ]) {
         assert!(failure.contains(needle), "{needle:?} not in:\n{failure}");
     }
