@@ -953,9 +953,22 @@ fn check_block(page: &mut Page, block: &Block) -> Result<(), String> {
 fn check_page(name: &str, text: &str) -> Vec<String> {
     let mut page = Page::new();
     let mut failures = Vec::new();
-    for block in blocks(name, text) {
+    let blocks = blocks(name, text);
+    let ran = |b: &&Block| {
+        ["console", "sh", "bash", "sql"].contains(&b.lang.as_str())
+            && b.no_run().is_none()
+            && b.attr("file").is_none()
+    };
+    let not_run: Vec<&str> = blocks.iter().filter_map(Block::no_run).collect();
+    eprintln!(
+        "{name}: {} blocks, {} run, {} no-run {not_run:?}",
+        blocks.len(),
+        blocks.iter().filter(ran).count(),
+        not_run.len()
+    );
+    for block in &blocks {
         let t = Instant::now();
-        if let Err(e) = check_block(&mut page, &block) {
+        if let Err(e) = check_block(&mut page, block) {
             failures.push(format!(
                 "{} ```{} {}\n{}",
                 block.at,
