@@ -60,8 +60,8 @@ pub const STATUS: &[Example] = &[
         "redlock-run status --key deploy-prod",
     ),
     ex(
-        "The last run's outcome (ok, failed, signalled, lost), for monitoring",
-        "redlock-run status --key nightly-report --json | jq -r '.last_runs[0].outcome'",
+        "The last run's outcome (ok, failed, ...); exit 1 (free) is no error, 69 is",
+        "{ redlock-run status --key nightly-report --json || [ $? = 1 ]; } | jq -r '.last_runs[0].outcome'",
     ),
 ];
 
