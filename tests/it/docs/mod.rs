@@ -41,7 +41,9 @@
 //! `REDLOCK_REDIS_FILE` itself), which requires the password `secret`;
 //! `redis.internal:6379` in the block meaning that server (and in its
 //! output, that server shown as `redis.internal:6379`); and `redis-cli`
-//! talking to it.
+//! talking to it. Another `.internal` host in a block that runs is refused
+//! (only DNS could find it); each block may run for 60 s at most, and what
+//! it left in the background gets SIGTERM when it ends.
 //!
 //! `REDLOCK_DOCS=reference` runs only the pages whose path contains
 //! `reference`.
