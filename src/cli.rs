@@ -289,7 +289,8 @@ pub struct ConnectArgs {
     /// by then counts as unreachable for that attempt, so this is the
     /// longest --timeout 0 (one attempt) takes. Renewals keep their own
     /// bound, derived from --ttl.
-    #[arg(long, env = "REDLOCK_CONNECT_TIMEOUT", default_value = "2s", value_parser = positive_duration, value_name = "DURATION")]
+    // In --help only: -h fits on one screen.
+    #[arg(long, env = "REDLOCK_CONNECT_TIMEOUT", default_value = "2s", value_parser = positive_duration, value_name = "DURATION", hide_short_help = true)]
     pub connect_timeout: Duration,
 }
 
