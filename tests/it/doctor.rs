@@ -36,7 +36,7 @@ fn status(out: &str, name: &str) -> String {
 }
 
 #[test]
-fn a_healthy_server_passes_every_check_one_line_each() {
+pub(crate) fn a_healthy_server_passes_every_check_one_line_each() {
     let server = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "everysec"]);
     let (code, out, err) = doctor(&[server.url()], &[]);
     assert_eq!(code, 0, "{out}{err}");

@@ -106,7 +106,7 @@ fn the_checker_catches_too_many_sections_and_reused_tokens() {
 }
 
 #[test]
-fn at_most_n_sections_overlap_and_tokens_follow_real_time() {
+pub(crate) fn at_most_n_sections_overlap_and_tokens_follow_real_time() {
     const N: usize = 3;
     const CONTENDERS: usize = 7;
     const SECTIONS: usize = 6;
@@ -160,7 +160,7 @@ echo "end $1 $REDLOCK_FENCING_TOKEN" >> "$2""#;
 /// A waiter that finds every slot taken for all of --timeout exits 75
 /// (or -E's code), runs nothing, and leaves the queue.
 #[test]
-fn a_wait_for_a_full_key_times_out_with_75_and_leaves_the_queue() {
+pub(crate) fn a_wait_for_a_full_key_times_out_with_75_and_leaves_the_queue() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let k = key("limit-timeout");
