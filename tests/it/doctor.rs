@@ -249,3 +249,28 @@ fn nothing_reachable_is_69() {
     assert_eq!(code, 69, "{out}");
     assert_eq!(status(&out, "reachable"), "fail", "{out}");
 }
+
+/// `doctor` names the server as it is, from `INFO server`: Valkey by its
+/// own version (not the `redis_version:7.2.4` it reports for
+/// compatibility), on each server of the matrix; and from `HELLO` when
+/// INFO is renamed away.
+#[test]
+fn names_the_server_as_it_is_on_each_kind() {
+    for kind in ServerKind::ALL {
+        let server = RedisServer::start_kind(kind, &[]);
+        let (code, out, _) = doctor(&[server.url()], &[]);
+        assert_eq!(code, 0, "{kind}: {out}");
+        let l = line(&out, "version");
+        let shown = l.split_whitespace().skip(2).collect::<Vec<_>>().join(" ");
+        assert!(
+            shown.starts_with(kind.product()),
+            "{kind}: {l} (expected {}x)",
+            kind.product()
+        );
+        assert_eq!(status(&out, "version"), "ok", "{kind}: {out}");
+    }
+    let server = RedisServer::start_kind(ServerKind::Valkey91, &["--rename-command", "INFO", ""]);
+    let (_, out, _) = doctor(&[server.url()], &[]);
+    let l = line(&out, "version");
+    assert!(l.contains("Valkey 9.1."), "{l}");
+}
