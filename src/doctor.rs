@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::config::{Endpoint, Place};
 use crate::exit;
+use crate::lock::server::{self, Server};
 use crate::lock::{Keys, Node, NodeError};
 
 /// How long one request may take.
@@ -22,10 +23,6 @@ const TIMEOUT: Duration = Duration::from_secs(3);
 /// Redis by more than half an interval, and leases never use wall clocks.
 const CLOCK_WARN: Duration = Duration::from_millis(250);
 const CLOCK_FAIL: Duration = Duration::from_secs(5);
-/// The oldest server the scripts work on (ZPOPMIN, scripts replicated by
-/// effects so that they may call TIME).
-const MIN_VERSION: (u32, u32) = (5, 0);
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
     Ok,
@@ -146,11 +143,11 @@ async fn check_server(endpoint: Endpoint, keys: &Keys) -> Report {
     let mut info_cmd = redis::pipe();
     info_cmd.cmd("INFO");
     let info = match node.query::<(String,)>(&info_cmd, TIMEOUT).await {
-        Ok((text,)) => Some(parse_info(&text)),
+        Ok((text,)) => Some(server::parse_info(&text)),
         Err(_) => None,
     };
     let run_id = info.as_ref().and_then(|i| i.get("run_id").cloned());
-    checks.push(version_check(info.as_ref()));
+    checks.push(version_check(&mut node, info.as_ref()).await);
     checks.push(lua_check(&mut node).await);
     checks.push(acl_check(&mut node, keys).await);
     checks.push(eviction_check(&mut node, info.as_ref()).await);
@@ -166,30 +163,39 @@ async fn check_server(endpoint: Endpoint, keys: &Keys) -> Report {
     }
 }
 
-fn parse_info(text: &str) -> HashMap<String, String> {
-    text.lines()
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect()
-}
-
 const NO_INFO: &str = "INFO is not allowed for this user";
 
-fn version_check(info: Option<&HashMap<String, String>>) -> Check {
-    let Some(v) = info.and_then(|i| i.get("redis_version")) else {
-        return check("version", Level::Unknown, NO_INFO, "");
+/// The server as it names itself: from INFO (`server_name`,
+/// `valkey_version`, `redis_version`), else from HELLO; below the oldest
+/// supported is a failure (the run path refuses it, exit 69).
+async fn version_check(node: &mut Node, info: Option<&HashMap<String, String>>) -> Check {
+    let found = match info.and_then(Server::from_info) {
+        Some(s) => Some(s),
+        None => {
+            let mut hello = redis::pipe();
+            hello.cmd("HELLO");
+            match node.query::<(redis::Value,)>(&hello, TIMEOUT).await {
+                Ok((reply,)) => server::from_hello(&reply),
+                Err(_) => None,
+            }
+        }
     };
-    let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    if (major, minor) < MIN_VERSION {
-        check(
+    let Some(found) = found else {
+        return check(
+            "version",
+            Level::Unknown,
+            "neither INFO nor HELLO is allowed for this user",
+            "",
+        );
+    };
+    match found.refusal() {
+        None => check("version", Level::Ok, found.to_string(), ""),
+        Some(why) => check(
             "version",
             Level::Fail,
-            format!("Redis {v}: older than {}.{}", MIN_VERSION.0, MIN_VERSION.1),
-            "upgrade Redis: the lock scripts need 5.0 or later",
-        )
-    } else {
-        check("version", Level::Ok, format!("Redis {v}"), "")
+            why,
+            "redlock-run refuses this server (exit 69): upgrade it",
+        ),
     }
 }
 
