@@ -105,7 +105,7 @@ pub async fn doctor(place: &Place, as_json: bool) -> i32 {
 }
 
 async fn check_server(endpoint: Endpoint, keys: &Keys) -> Report {
-    let mut node = Node::new(endpoint);
+    let mut node = Node::new(endpoint).any_version();
     let name = node.name().to_string();
     let mut checks = Vec::new();
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use redis::{FromRedisValue, RedisError, Script};
 
+use super::server::{self, Server};
 use super::topology::{Conn, Source};
 use crate::config::Endpoint;
 
@@ -97,6 +98,9 @@ pub struct Node {
     /// `--wait-replicas`: how many replicas must acknowledge a write that
     /// [`Node::eval_acked`] sends, and how long to wait for them.
     replicas: (u32, Duration),
+    /// Refuse a server older than the oldest supported (every mode but
+    /// `doctor`, which reports it): see [`Node::check_server`].
+    check_version: bool,
 }
 
 impl Node {
@@ -107,7 +111,14 @@ impl Node {
             source,
             conn: None,
             replicas: (0, Duration::ZERO),
+            check_version: true,
         }
+    }
+
+    /// Talk to any server, however old (`doctor`, which reports it).
+    pub fn any_version(mut self) -> Self {
+        self.check_version = false;
+        self
     }
 
     /// With `--wait-replicas n`: see [`Node::eval_acked`].
@@ -157,26 +168,74 @@ impl Node {
         if let Some(c) = &self.conn {
             return Ok(c.clone());
         }
-        match tokio::time::timeout(timeout, self.source.connect(timeout)).await {
+        let this = &*self;
+        let connect = async move {
+            let mut conn = this
+                .source
+                .connect(timeout)
+                .await
+                .map_err(|e| this.connect_error(e))?;
+            if this.check_version {
+                this.check_server(&mut conn).await?;
+            }
+            Ok::<_, NodeError>(conn)
+        };
+        match tokio::time::timeout(timeout, connect).await {
             Ok(Ok(c)) => {
                 self.conn = Some(c.clone());
                 Ok(c)
             }
-            Ok(Err(e)) => {
-                let err = self.classify(e);
-                // Sentinel could not name a primary (yet): an outage, not
-                // a refusal of our request.
-                Err(match err {
-                    NodeError::Server(name, msg) if self.source.is_sentinel() => {
-                        NodeError::Io(name, msg)
-                    }
-                    err => err,
-                })
-            }
+            Ok(Err(e)) => Err(e),
             Err(_) => {
                 self.source.forget();
                 Err(NodeError::Timeout(self.endpoint.display.clone(), timeout))
             }
+        }
+    }
+
+    fn connect_error(&self, e: RedisError) -> NodeError {
+        let err = self.classify(e);
+        // Sentinel could not name a primary (yet): an outage, not a
+        // refusal of our request.
+        match err {
+            NodeError::Server(name, msg) if self.source.is_sentinel() => NodeError::Io(name, msg),
+            err => err,
+        }
+    }
+
+    /// Refuse a server older than the oldest supported (Redis 6.2, Valkey
+    /// 7.2) before the first request on a new connection: a permanent
+    /// refusal (exit 69) that names the version. `HELLO` without
+    /// arguments, which exists from Redis 6.2 on, names the server; when
+    /// it fails (an older server, or HELLO renamed away) `INFO server`
+    /// does. A server that lets us ask neither is let through: the
+    /// requests themselves then say what they lack.
+    async fn check_server(&self, conn: &mut Conn) -> Result<(), NodeError> {
+        let lost = |e: &RedisError| {
+            e.is_io_error()
+                || e.is_connection_dropped()
+                || e.is_timeout()
+                || e.is_unrecoverable_error()
+        };
+        let denied = |e: &RedisError| {
+            matches!(
+                e.kind(),
+                redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm)
+            ) || e.code() == Some("NOPERM")
+        };
+        let found = match conn.hello().await {
+            Ok(reply) => server::from_hello(&reply),
+            Err(e) if lost(&e) => return Err(self.classify(e)),
+            Err(e) if denied(&e) => None,
+            Err(_) => match conn.info_server().await {
+                Ok(text) => Server::from_info(&server::parse_info(&text)),
+                Err(e) if lost(&e) => return Err(self.classify(e)),
+                Err(_) => None,
+            },
+        };
+        match found.and_then(|s| s.refusal()) {
+            Some(why) => Err(NodeError::Server(self.name().to_string(), why)),
+            None => Ok(()),
         }
     }
 

@@ -20,6 +20,7 @@ mod run;
 mod safety;
 mod schedule;
 mod secrets;
+mod servers;
 mod signals;
 mod support;
 mod topology;
