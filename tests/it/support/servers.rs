@@ -1,6 +1,7 @@
 //! The servers of the test matrix: Debian's Redis 7.0 (`redis-server` on
 //! PATH), Redis 6.2.14 and Valkey 9.1.2 (installed by `scripts/servers`
-//! under `$REDLOCK_SERVERS_DIR/bin`, never on PATH).
+//! under `$REDLOCK_SERVERS_DIR/bin`, never on PATH); and Redis 5.0.6, too
+//! old to be supported (built by `scripts/servers`), for the refusal.
 
 use std::cell::Cell;
 use std::fmt;
@@ -12,6 +13,8 @@ pub enum ServerKind {
     Redis70,
     Redis62,
     Valkey91,
+    /// Not supported: the tool refuses it (not in [`ServerKind::ALL`]).
+    Redis50,
 }
 
 thread_local! {
@@ -20,6 +23,7 @@ thread_local! {
 }
 
 impl ServerKind {
+    /// The supported servers of the matrix.
     pub const ALL: [ServerKind; 3] = [
         ServerKind::Redis70,
         ServerKind::Redis62,
@@ -32,11 +36,15 @@ impl ServerKind {
             ServerKind::Redis70 => "redis-7.0",
             ServerKind::Redis62 => "redis-6.2",
             ServerKind::Valkey91 => "valkey-9.1",
+            ServerKind::Redis50 => "redis-5.0",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.name() == name)
+        Self::ALL
+            .into_iter()
+            .chain([ServerKind::Redis50])
+            .find(|k| k.name() == name)
     }
 
     /// How `doctor` names this server, up to the patch level: `Redis 7.0.`.
@@ -45,6 +53,7 @@ impl ServerKind {
             ServerKind::Redis70 => "Redis 7.0.",
             ServerKind::Redis62 => "Redis 6.2.",
             ServerKind::Valkey91 => "Valkey 9.1.",
+            ServerKind::Redis50 => "Redis 5.0.",
         }
     }
 
@@ -54,6 +63,7 @@ impl ServerKind {
             ServerKind::Redis70 => PathBuf::from("redis-server"),
             ServerKind::Redis62 => servers_dir().join("bin/redis-server-6.2"),
             ServerKind::Valkey91 => servers_dir().join("bin/valkey-server-9.1"),
+            ServerKind::Redis50 => servers_dir().join("bin/redis-server-5.0"),
         }
     }
 
