@@ -13,6 +13,7 @@ mod lease;
 mod limit;
 mod limit_attack;
 mod limit_status;
+mod managed;
 mod matrix;
 mod quorum;
 mod refusals;

@@ -63,6 +63,8 @@ pub struct RedisServer {
     extra: Vec<String>,
     /// `requirepass`, when the server was started with one.
     password: Option<String>,
+    /// A config file, given before the other arguments.
+    config: Option<PathBuf>,
 }
 
 impl RedisServer {
@@ -85,6 +87,7 @@ impl RedisServer {
             dir,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             password: None,
+            config: None,
         };
         s.spawn();
         s
@@ -110,6 +113,7 @@ impl RedisServer {
                 .map(|s| s.to_string())
                 .collect(),
             password: Some(password.into()),
+            config: None,
         };
         s.spawn();
         s
@@ -121,8 +125,29 @@ impl RedisServer {
         with_server(kind, || Self::start_with(extra))
     }
 
+    /// Start with a config file holding `text` (directives the command
+    /// line cannot give, e.g. `rename-command CONFIG ""` as managed
+    /// services set it).
+    pub fn start_with_config(text: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("redis.conf");
+        std::fs::write(&config, text).unwrap();
+        let mut s = RedisServer {
+            port: free_port(),
+            kind: ServerKind::current(),
+            child: None,
+            dir,
+            extra: Vec::new(),
+            password: None,
+            config: Some(config),
+        };
+        s.spawn();
+        s
+    }
+
     fn spawn(&mut self) {
         let mut cmd = Command::new(self.kind.binary());
+        cmd.args(&self.config);
         cmd.arg("--port")
             .arg(self.port.to_string())
             .arg("--bind")
