@@ -72,6 +72,17 @@ impl NodeError {
         !matches!(self, NodeError::Server(..))
     }
 
+    /// True for an ACL refusal (NOPERM): the user may not send the
+    /// command, or not on these keys or channels.
+    pub fn is_denied(&self) -> bool {
+        let msg = match self {
+            NodeError::Auth(_, m) | NodeError::Server(_, m) => m,
+            _ => return false,
+        };
+        let msg = msg.to_ascii_lowercase();
+        msg.contains("noperm") || msg.contains("no permissions")
+    }
+
     /// True when the connection cannot be trusted any more.
     fn breaks_connection(&self) -> bool {
         !matches!(self, NodeError::Server(..) | NodeError::Refused { .. })
@@ -269,6 +280,15 @@ impl Node {
             Ok(Ok(k)) => Err(refused(format!("{k} of {n} within {timeout:?}"))),
             Ok(Err(e)) => {
                 let err = self.classify(e);
+                if err.is_denied() {
+                    // Permanent: the grant is undone and nothing runs.
+                    return Err(NodeError::Server(
+                        name.clone(),
+                        "this user may not run WAIT, which --wait-replicas needs: grant it \
+                         (ACL SETUSER <user> +wait) or run without --wait-replicas"
+                            .into(),
+                    ));
+                }
                 if err.breaks_connection() {
                     self.conn = None;
                 }
