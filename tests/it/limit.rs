@@ -106,7 +106,7 @@ fn the_checker_catches_too_many_sections_and_reused_tokens() {
 }
 
 #[test]
-pub(crate) fn at_most_n_sections_overlap_and_tokens_follow_real_time() {
+fn at_most_n_sections_overlap_and_tokens_follow_real_time() {
     const N: usize = 3;
     const CONTENDERS: usize = 7;
     const SECTIONS: usize = 6;
@@ -286,7 +286,7 @@ pub(crate) fn try_run(server: &RedisServer, k: &str, extra: &[&str]) -> std::pro
 }
 
 #[test]
-fn instances_that_disagree_on_n_are_refused_from_what_redis_stores() {
+pub(crate) fn instances_that_disagree_on_n_are_refused_from_what_redis_stores() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let k = key("limit-mismatch");
@@ -421,7 +421,7 @@ fn several_masters_with_a_limit_are_refused_before_any_request() {
 }
 
 #[test]
-fn each_holder_renews_its_own_lease_and_a_lost_slot_stops_its_command() {
+pub(crate) fn each_holder_renews_its_own_lease_and_a_lost_slot_stops_its_command() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let k = key("limit-renew");
