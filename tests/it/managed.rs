@@ -278,3 +278,39 @@ fn doctor_lists_the_feature_each_missing_permission_turns_off() {
         "{out}"
     );
 }
+
+/// The least-privilege user docs/servers.md shows (one key, its
+/// auxiliary keys and channels, no dangerous commands but INFO) passes
+/// every permission check of doctor and runs, waits, lists, on each
+/// server of the matrix.
+#[test]
+fn the_documented_least_privilege_user_works() {
+    let doc = include_str!("../../docs/servers.md");
+    let rule = doc
+        .lines()
+        .find(|l| l.starts_with("ACL SETUSER locker "))
+        .expect("docs/servers.md shows an ACL SETUSER locker line");
+    for kind in ServerKind::ALL {
+        let server = RedisServer::start_kind(kind, &[]);
+        let k = "nightly-report";
+        let words: Vec<&str> = rule.split_whitespace().collect();
+        let _: () = server.query(&words);
+        let url = format!("redis://locker:PASSWORD@127.0.0.1:{}", server.port);
+        let (code, out, _) = run(&url, &["doctor", "--key", k]);
+        for name in ["version", "lua", "acl", "pubsub", "scan", "wait"] {
+            assert_eq!(check_status(&out, name), "ok", "{kind}: {name}: {out}");
+        }
+        assert_eq!(code, 0, "{kind}: {out}");
+        let (code, _, err) = run(&url, &["--key", k, "--", "sh", "-c", "exit 4"]);
+        assert_eq!(code, 4, "{kind}: {err}");
+        let dir = tempfile::tempdir().unwrap();
+        let holder = Holder::spawn_at(&url, k, dir.path(), &[]);
+        holder.wait_ready(Duration::from_secs(10));
+        let (code, out, err) = run(&url, &["list"]);
+        assert_eq!(code, 0, "{kind}: {err}");
+        assert!(out.contains(k), "{kind}: {out}");
+        assert_eq!(holder.finish().status.code(), Some(0), "{kind}");
+        let (code, _, err) = run(&url, &["--key", "other", "--", "true"]);
+        assert_eq!(code, 69, "{kind}: another key is refused: {err}");
+    }
+}
