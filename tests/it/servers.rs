@@ -147,3 +147,31 @@ fn an_older_server_is_refused_before_anything_runs() {
         "{l}"
     );
 }
+
+/// doctor through a Sentinel and a Cluster URL of Valkey nodes names the
+/// server as Valkey, and each feature check gets an answer (none
+/// "unknown").
+#[test]
+fn doctor_through_valkey_sentinel_and_cluster() {
+    with_server(ServerKind::Valkey91, || {
+        let sentinel = topology::SentinelSetup::start();
+        let cluster = topology::ClusterSetup::start();
+        for url in [sentinel.url(), cluster.url()] {
+            let o = output(rr_urls(std::slice::from_ref(&url)).args(["doctor", "--key", "doc"]));
+            let out = stdout(&o);
+            let line = |name: &str| {
+                out.lines()
+                    .find(|l| l.split_whitespace().nth(1) == Some(name))
+                    .unwrap_or_else(|| panic!("{url}: no {name} line in\n{out}"))
+                    .to_string()
+            };
+            assert!(line("version").contains("Valkey 9.1."), "{url}: {out}");
+            for name in ["acl", "pubsub", "scan", "wait"] {
+                assert!(
+                    line(name).trim_start().starts_with("ok"),
+                    "{url}: {name}: {out}"
+                );
+            }
+        }
+    });
+}
