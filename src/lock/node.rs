@@ -182,15 +182,10 @@ impl Node {
         }
         let this = &*self;
         let connect = async move {
-            let mut conn = this
-                .source
+            this.source
                 .connect(timeout)
                 .await
-                .map_err(|e| this.connect_error(e))?;
-            if this.check_version {
-                this.check_server(&mut conn).await?;
-            }
-            Ok::<_, NodeError>(conn)
+                .map_err(|e| this.connect_error(e))
         };
         match tokio::time::timeout(timeout, connect).await {
             Ok(Ok(c)) => {
@@ -216,12 +211,12 @@ impl Node {
     }
 
     /// Refuse a server older than the oldest supported (Redis 6.2, Valkey
-    /// 7.2) before the first request on a new connection: a permanent
-    /// refusal (exit 69) that names the version. `HELLO` without
-    /// arguments, which exists from Redis 6.2 on, names the server; when
-    /// it fails (an older server, or HELLO renamed away) `INFO server`
-    /// does. A server that lets us ask neither is let through: the
-    /// requests themselves then say what they lack.
+    /// 7.2): a permanent refusal (exit 69) that names the version.
+    /// `HELLO` without arguments, which exists from Redis 6.2 on, names
+    /// the server; when it fails (an older server, or HELLO renamed away)
+    /// `INFO server` does. A server that lets us ask neither is let
+    /// through. [`Node::request`] sends HELLO with the first request on
+    /// each new connection, in the same round trip.
     async fn check_server(&self, conn: &mut Conn) -> Result<(), NodeError> {
         let lost = |e: &RedisError| {
             e.is_io_error()
@@ -378,9 +373,34 @@ impl Node {
             let reused = self.conn.is_some();
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let conn = self.connection(left).await?;
-            match tokio::time::timeout_at(deadline, send(conn)).await {
-                Ok(Ok(v)) => return Ok(v),
-                Ok(Err(e)) => {
+            // The server check goes out with the first request on a new
+            // connection (HELLO first on the wire, answered in the same
+            // round trip), so it costs no round trip of its own. That
+            // request has run by the time the answer says the server is
+            // too old: its result is replaced by the refusal, and the
+            // callers undo a failed attempt as after any error (a grant
+            // is given back; the command never runs). The connection is
+            // dropped, so the next request is checked again.
+            let check = !reused && self.check_version;
+            let this = &*self;
+            let send = &send;
+            let sent = async move {
+                if check {
+                    let mut probe = conn.clone();
+                    let (verdict, reply) =
+                        futures_util::future::join(this.check_server(&mut probe), send(conn)).await;
+                    verdict.map(|()| reply)
+                } else {
+                    Ok(send(conn).await)
+                }
+            };
+            match tokio::time::timeout_at(deadline, sent).await {
+                Ok(Err(refused)) => {
+                    self.conn = None;
+                    return Err(refused);
+                }
+                Ok(Ok(Ok(v))) => return Ok(v),
+                Ok(Ok(Err(e))) => {
                     let err = self.classify(e);
                     if err.breaks_connection() {
                         self.conn = None;

@@ -1,12 +1,11 @@
 //! Which server a connection reached, and whether it is one the tool
 //! supports: Redis 6.2 and later, Valkey 7.2 and later.
 //!
-//! Checked once per new connection, before its first request, with
-//! `HELLO` (no arguments: it exists from Redis 6.2, so an error there
-//! already means an older server or a renamed command; then `INFO server`
-//! names the version). The check takes the round trip the redis crate's
-//! `CLIENT SETINFO` took on connecting (now skipped), so a run without a
-//! password makes no more round trips than before.
+//! Checked on each new connection with `HELLO` (no arguments: it exists
+//! from Redis 6.2, so an error there already means an older server or a
+//! renamed command; then `INFO server` names the version), sent with the
+//! connection's first request so that it costs no round trip of its own
+//! (see `Node::request`).
 
 use std::collections::HashMap;
 use std::fmt;

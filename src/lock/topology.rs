@@ -66,7 +66,7 @@ impl Source {
         // No I/O here: clients only store the connection info.
         match &endpoint.topology {
             Topology::Single => Source::Single(Box::new(
-                Client::open(without_setinfo(&endpoint.info)).expect("endpoint was validated"),
+                Client::open(endpoint.info.clone()).expect("endpoint was validated"),
             )),
             Topology::Sentinel { sentinels, service } => {
                 let sentinel = Sentinel::build(sentinels.clone()).expect("endpoint was validated");
@@ -224,14 +224,6 @@ impl Source {
         ps.subscribe(channels).await?;
         Ok(ps.into_on_message().map(|_| ()).boxed())
     }
-}
-
-/// The connection info without the redis crate's `CLIENT SETINFO` on
-/// connecting: its round trip is the one the server check (`HELLO`,
-/// [`Conn::hello`]) takes instead.
-fn without_setinfo(info: &redis::ConnectionInfo) -> redis::ConnectionInfo {
-    let settings = info.redis_settings().clone().set_skip_set_lib_name();
-    info.clone().set_redis_settings(settings)
 }
 
 fn cluster_builder(nodes: &[redis::ConnectionInfo]) -> ClusterClientBuilder {
