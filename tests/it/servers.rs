@@ -179,3 +179,33 @@ fn doctor_through_valkey_sentinel_and_cluster() {
         }
     });
 }
+
+/// In a quorum, an older master counts as a master that failed: two
+/// supported masters of three still make a quorum, and the older one is
+/// named at -v; with two older masters of three there is no quorum (69).
+#[test]
+fn an_older_master_in_a_quorum_counts_as_failed() {
+    let a = RedisServer::start();
+    let b = RedisServer::start();
+    let old = RedisServer::start_kind(ServerKind::Redis50, &[]);
+    let old2 = RedisServer::start_kind(ServerKind::Redis50, &[]);
+    let k = key("old-quorum");
+    let o = output(rr_urls(&[a.url(), b.url(), old.url()]).args(["-v", "--key", &k, "--", "true"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Redis 5.0.6 is older"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!old.exists(&k), "a lock left on the older master");
+    let o = output(rr_urls(&[a.url(), old.url(), old2.url()]).args(["--key", &k, "--", "true"]));
+    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Redis 5.0.6 is older"),
+        "{}",
+        stderr(&o)
+    );
+    for s in [&a, &old, &old2] {
+        assert!(!s.exists(&k), "a lock left on :{}", s.port);
+    }
+}
