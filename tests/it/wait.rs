@@ -217,3 +217,44 @@ fn timeout_bounds_a_quorum_of_mute_servers() {
         stderr(&o)
     );
 }
+
+/// A slow but alive server (SIGSTOPped past --connect-timeout) runs the
+/// acquisition after the client gave up: the grant lands after the exit
+/// (69). The undo, sent on a new connection, reaches the server after
+/// the grant and must take it back, though the client is no longer
+/// there to hear a NOSCRIPT and send the script itself; else the lock
+/// stays for the whole --ttl, and every other run gets 75 meanwhile.
+#[test]
+fn a_grant_that_lands_after_the_connect_timeout_is_undone() {
+    let server = RedisServer::start();
+    let k = key("late-grant");
+    // A first run, so the server knows the acquisition script (as any
+    // server in use does); it has never had to undo one.
+    let o = output(rr(&server).args(["--key", &k, "--", "true"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    server.pause();
+    let o = output_within(
+        rr(&server).args([
+            "--key",
+            &k,
+            "--ttl",
+            "30s",
+            "--timeout",
+            "0",
+            "--connect-timeout",
+            "300ms",
+            "--",
+            "true",
+        ]),
+        Duration::from_secs(5),
+    );
+    server.resume();
+    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    // The server has now run, in order, what both connections sent.
+    let _: i64 = redis::cmd("DBSIZE").query(&mut server.conn()).unwrap();
+    assert!(
+        !server.exists(&k),
+        "the late grant was left behind for {} ms of its --ttl",
+        server.pttl(&k)
+    );
+}
