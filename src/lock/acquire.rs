@@ -321,7 +321,7 @@ impl Locker {
                 .iter_mut()
                 .zip(targets)
                 .filter(|(_, t)| **t)
-                .map(|(node, _)| node.eval::<i64>(&call, timeout)),
+                .map(|(node, _)| node.eval_unheard::<i64>(&call, timeout)),
         )
         .await;
     }

@@ -331,6 +331,34 @@ impl Node {
         .await
     }
 
+    /// Run a script `call` whose reply may go unheard (the undo of an
+    /// attempt, a waiter leaving the queue: sent when a request before it
+    /// timed out) as EVAL with the script's whole text. Sent as EVALSHA,
+    /// a server that never ran the script answers NOSCRIPT, and once the
+    /// client has given up nobody is left to send the text: a grant that
+    /// landed late would then stay for its whole --ttl. As EVAL it runs
+    /// whenever the server gets to it, heard or not.
+    pub async fn eval_unheard<T: FromRedisValue>(
+        &mut self,
+        call: &Call<'_>,
+        timeout: Duration,
+    ) -> Result<T, NodeError> {
+        let text = sent_text(call.lua);
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(&text).arg(call.keys().count());
+        for k in call.keys() {
+            cmd.arg(k);
+        }
+        for a in call.args() {
+            cmd.arg(a);
+        }
+        let cmd = &cmd;
+        self.request(timeout, move |mut c| async move {
+            cmd.query_async::<T>(&mut c).await
+        })
+        .await
+    }
+
     /// [`Node::eval`] a write, and when `landed` says it took effect, wait
     /// for `--wait-replicas` replicas to acknowledge it ([`Node::ack`]):
     /// without enough acknowledgements it fails like an outage, so a grant
@@ -446,9 +474,24 @@ impl Node {
     }
 }
 
+/// The text of `lua` as it is sent: the prelude, then the file (what
+/// [`super::scripts::Lua::script`] hashes for EVALSHA).
+fn sent_text(lua: &super::scripts::Lua) -> String {
+    [include_str!("lua/prelude.lua"), lua.body].concat()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The text [`Node::eval_unheard`] sends is the script EVALSHA names.
+    #[test]
+    fn the_unheard_text_is_the_script_itself() {
+        for lua in super::super::scripts::ALL {
+            let hash = redis::Script::new(&sent_text(lua)).get_hash().to_string();
+            assert_eq!(hash, lua.script().get_hash(), "{}", lua.name);
+        }
+    }
 
     fn node() -> Node {
         Node::new(Endpoint::parse("redis://127.0.0.1:1").unwrap())

@@ -44,7 +44,14 @@ impl Locker {
         let timeout = self.node_timeout().min(timeout);
         let publish = self.publish_command();
         let call = scripts::leave(&self.keys, self.lease.limit, token, waiter, publish);
-        let _ = on_all(&mut self.nodes, &call, timeout).await;
+        // Often sent after an attempt timed out: as EVAL, so that it runs
+        // even if its reply is never heard.
+        let _ = futures_util::future::join_all(
+            self.nodes
+                .iter_mut()
+                .map(|node| node.eval_unheard::<i64>(&call, timeout)),
+        )
+        .await;
     }
 
     /// `--min-hold`: keep the lock for `remaining` more (token-checked),
