@@ -119,6 +119,11 @@ pub struct Node {
     pub endpoint: Endpoint,
     source: Source,
     conn: Option<Conn>,
+    /// The connection a request timed out on, kept (until the next
+    /// request that is answered) for [`Node::eval_unheard`]: what is sent
+    /// on it reaches the server after that request, with no handshake to
+    /// wait for.
+    timed_out: Option<Conn>,
     /// `--wait-replicas`: how many replicas must acknowledge a write that
     /// [`Node::eval_acked`] sends, and how long to wait for them.
     replicas: (u32, Duration),
@@ -134,6 +139,7 @@ impl Node {
             endpoint,
             source,
             conn: None,
+            timed_out: None,
             replicas: (0, Duration::ZERO),
             check_version: true,
         }
@@ -337,7 +343,8 @@ impl Node {
     /// a server that never ran the script answers NOSCRIPT, and once the
     /// client has given up nobody is left to send the text: a grant that
     /// landed late would then stay for its whole --ttl. As EVAL it runs
-    /// whenever the server gets to it, heard or not.
+    /// whenever the server gets to it, heard or not. After a timeout it
+    /// goes on the timed-out connection too (see `timed_out`).
     pub async fn eval_unheard<T: FromRedisValue>(
         &mut self,
         call: &Call<'_>,
@@ -353,10 +360,22 @@ impl Node {
             cmd.arg(a);
         }
         let cmd = &cmd;
-        self.request(timeout, move |mut c| async move {
+        // Also on the connection a request just timed out on, behind that
+        // request: on a new one it could run before a late request, or
+        // never be sent at all while its handshake (AUTH) goes unanswered.
+        let behind = self.timed_out.take().map(|mut c| async move {
+            tokio::time::timeout(timeout, cmd.query_async::<T>(&mut c)).await
+        });
+        let fresh = self.request(timeout, move |mut c| async move {
             cmd.query_async::<T>(&mut c).await
-        })
-        .await
+        });
+        match behind {
+            None => fresh.await,
+            Some(behind) => match futures_util::future::join(fresh, behind).await {
+                (Err(_), Ok(Ok(v))) => Ok(v),
+                (r, _) => r,
+            },
+        }
     }
 
     /// [`Node::eval`] a write, and when `landed` says it took effect, wait
@@ -439,7 +458,10 @@ impl Node {
                     self.conn = None;
                     return Err(refused);
                 }
-                Ok(Ok(Ok(v))) => return Ok(v),
+                Ok(Ok(Ok(v))) => {
+                    self.timed_out = None;
+                    return Ok(v);
+                }
                 Ok(Ok(Err(e))) => {
                     let err = self.classify(e);
                     if err.breaks_connection() {
@@ -465,7 +487,7 @@ impl Node {
                     return Err(err);
                 }
                 Err(_) => {
-                    self.conn = None;
+                    self.timed_out = self.conn.take();
                     self.source.forget();
                     return Err(NodeError::Timeout(self.endpoint.display.clone(), timeout));
                 }
