@@ -218,6 +218,30 @@ impl Node {
         }
     }
 
+    /// Connect and check the server (see [`Node::check_server`]) before
+    /// any request, for a write that cannot be undone (`release
+    /// --force`): [`Node::request`] sends the check with the first
+    /// request, which a too-old server has then already run.
+    pub async fn check_first(&mut self, timeout: Duration) -> Result<(), NodeError> {
+        if self.conn.is_some() || !self.check_version {
+            return Ok(());
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut conn = self.connection(timeout).await?;
+        match tokio::time::timeout_at(deadline, self.check_server(&mut conn)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(refused)) => {
+                self.conn = None;
+                Err(refused)
+            }
+            Err(_) => {
+                self.conn = None;
+                self.source.forget();
+                Err(NodeError::Timeout(self.endpoint.display.clone(), timeout))
+            }
+        }
+    }
+
     fn connect_error(&self, e: RedisError) -> NodeError {
         let err = self.classify(e);
         // Sentinel could not name a primary (yet): an outage, not a
