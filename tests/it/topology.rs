@@ -631,5 +631,13 @@ fn a_limit_slot_freed_by_an_expired_holder_is_not_busy_during_a_migration() {
     });
     let o = contend();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // Both slots live: during a migration back, busy (75), never 69.
+    let second = Holder::spawn_at(&url, &k, dir.path(), &["--limit", "2", "--ttl", "10s"]);
+    second.wait_ready(Duration::from_secs(10));
+    c.migrate_slot(slot, to, from, || {
+        let o = contend();
+        assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    });
+    drop(second.finish());
     drop(live.finish());
 }
