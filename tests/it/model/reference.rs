@@ -1,0 +1,628 @@
+//! The reference model: what each step of the lock protocol does to the
+//! keys of one lock, in plain Rust over [`Store`]. Written from the
+//! protocol's description (docs/design.md, the spec), one function per
+//! request a client sends. A request the server refuses (another type at a
+//! name it uses, out of memory, no permission) changes nothing: the model
+//! runs each request on a copy and keeps it only when it succeeded.
+
+use std::collections::BTreeSet;
+
+use redlock_run::lock::Keys;
+
+use super::store::{Store, WrongType};
+
+/// How long an abandoned waiters' queue (and a woken waiter) counts.
+pub const QTTL: i64 = 60_000;
+/// How many finished runs the history keeps.
+pub const HISTORY: usize = 20;
+/// How many released tokens are remembered, and for how long.
+pub const RELEASED: usize = 16;
+pub const RELEASED_TTL: i64 = 30_000;
+
+/// What a script answered, as the client sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Granted {
+        fencing: u64,
+    },
+    Held {
+        pttl: i64,
+        token: String,
+        same_tick: bool,
+    },
+    AlreadyRan {
+        last_tick: i64,
+    },
+    ClockAhead,
+    Mismatch {
+        stored: u64,
+    },
+    /// An integer reply (renew, release, leave, undo, force release).
+    Int(i64),
+}
+
+pub type R = Result<Reply, WrongType>;
+
+/// An acquisition's mode (the product's `Mode`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mode {
+    Once,
+    Tick { tick: i64, bound: i64 },
+    Wait { score: u64, waiter: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub s: Store,
+    pub k: Keys,
+    /// `--limit N` of every client of this sequence.
+    pub limit: u32,
+    /// Waiter ids with a live subscription on their wake-up channel.
+    pub subscribed: BTreeSet<String>,
+    /// Waiters woken (on their own channel) by the last request.
+    pub woken: Vec<String>,
+}
+
+fn claim_str(t: i64, s: &str, tok: &str, p: i64) -> String {
+    format!("{t} {s} {tok} {p}")
+}
+
+/// `TICK STATE TOKEN PREV`, or a bare number (an older version's claim).
+fn read_claim(v: Option<&str>) -> (i64, String, String, i64) {
+    let Some(v) = v else {
+        return (-1, "c".into(), "-".into(), -1);
+    };
+    let f: Vec<&str> = v.split(' ').collect();
+    if f.len() == 4
+        && f[0].parse::<i64>().is_ok()
+        && f[1].len() == 1
+        && f[1].chars().all(|c| c.is_ascii_alphabetic())
+        && !f[2].is_empty()
+        && f[3].parse::<i64>().is_ok()
+    {
+        return (
+            f[0].parse().unwrap(),
+            f[1].into(),
+            f[2].into(),
+            f[3].parse().unwrap(),
+        );
+    }
+    (v.trim().parse().unwrap_or(-1), "c".into(), "-".into(), -1)
+}
+
+impl Model {
+    pub fn new(key: &str, limit: u32) -> Self {
+        Model {
+            s: Store::default(),
+            k: Keys::new(key),
+            limit,
+            subscribed: BTreeSet::new(),
+            woken: Vec::new(),
+        }
+    }
+
+    fn shared(&self) -> bool {
+        self.limit > 1
+    }
+
+    /// Run one request all-or-nothing.
+    pub fn request(&mut self, f: impl FnOnce(&mut Model) -> R) -> R {
+        let mut copy = self.clone();
+        copy.woken.clear();
+        let r = f(&mut copy);
+        if r.is_ok() {
+            *self = copy;
+        } else {
+            self.woken.clear();
+        }
+        r
+    }
+
+    /// Wake the first waiter that listens, in arrival order; the ones
+    /// that do not are dropped from the queue on the way.
+    fn wake_next(&mut self) -> Result<Option<String>, WrongType> {
+        for _ in 0..64 {
+            let Some(w) = self.s.zpopmin(&self.k.waiters)? else {
+                break;
+            };
+            if self.subscribed.contains(&w) {
+                self.woken.push(w.clone());
+                return Ok(Some(w));
+            }
+        }
+        Ok(None)
+    }
+
+    fn note_woken(&mut self, w: Option<&str>) -> Result<(), WrongType> {
+        if let Some(w) = w {
+            let now = self.s.now as f64;
+            self.s.zadd(&self.k.woken, now, w)?;
+            self.s.pexpire(&self.k.woken, QTTL);
+        }
+        Ok(())
+    }
+
+    fn none_woken(&mut self) -> Result<bool, WrongType> {
+        let upto = (self.s.now - QTTL) as f64;
+        self.s.zrem_upto(&self.k.woken, upto)?;
+        Ok(self.s.zcard(&self.k.woken)? == 0)
+    }
+
+    fn set_limit(&mut self, n: &str, ms: i64) {
+        if self.s.exists(&self.k.limit) {
+            self.s.keep(&self.k.limit, ms);
+        } else {
+            self.s.set(&self.k.limit, n, Some(ms));
+        }
+    }
+
+    fn record(&mut self, entry: &str, once: bool) -> Result<(), WrongType> {
+        if entry.is_empty() {
+            return Ok(());
+        }
+        if once {
+            let head = self.s.list(&self.k.history).unwrap_or_default();
+            if head.iter().take(10).any(|e| e == entry) {
+                return Ok(());
+            }
+        }
+        // A history of another type is not written (never fails a release).
+        let _ = self.s.lpush_trim(&self.k.history, entry, HISTORY);
+        Ok(())
+    }
+
+    fn note_released(&mut self, token: &str) -> Result<(), WrongType> {
+        self.s.lpush_trim(&self.k.released, token, RELEASED)?;
+        self.s.pexpire(&self.k.released, RELEASED_TTL);
+        Ok(())
+    }
+
+    fn released_before(&self, token: &str) -> Result<bool, WrongType> {
+        Ok(self.s.list(&self.k.released)?.iter().any(|t| t == token))
+    }
+
+    /// `schedule`'s gate: Ok(Err(reply)) stops the attempt, Ok(Ok(prev))
+    /// lets it claim `tick`, replacing claim `prev`.
+    fn tick_gate(
+        &mut self,
+        tick: i64,
+        bound: i64,
+        holds: impl Fn(&Model, &str) -> bool,
+        reply4: impl Fn(&Model, &str) -> Reply,
+    ) -> Result<Result<i64, Reply>, WrongType> {
+        let now = self.s.now;
+        if tick - now > bound {
+            return Ok(Err(Reply::ClockAhead));
+        }
+        let v = self.s.get(&self.k.tick)?;
+        let (mut ct, mut cs, mut ctok, cp) = read_claim(v.as_deref());
+        if ct - now > bound {
+            (ct, cs, ctok) = (cp, "c".into(), "-".into());
+            if ct - now > bound {
+                ct = -1;
+            }
+        }
+        if cs == "p" && !holds(self, &ctok) {
+            ct = cp;
+        }
+        if ct >= tick {
+            if holds(self, &ctok) {
+                return Ok(Err(reply4(self, &ctok)));
+            }
+            return Ok(Err(Reply::AlreadyRan { last_tick: ct }));
+        }
+        Ok(Ok(ct))
+    }
+
+    // ---- one holder ----
+
+    pub fn acquire(&mut self, token: &str, ttl: i64, json: &str, mode: &Mode) -> R {
+        if self.shared() {
+            return self.acquire_n(token, ttl, json, mode);
+        }
+        let k = self.k.clone();
+        let stored = self.s.get(&k.limit)?;
+        if let Some(st) = stored.filter(|s| s != "1") {
+            return Ok(Reply::Mismatch {
+                stored: st.parse().unwrap_or(0),
+            });
+        }
+        let holder = self.s.get(&k.lock)?;
+        if let Mode::Wait { waiter, .. } = mode {
+            self.s.zrem(&k.woken, &[waiter])?;
+        }
+        if holder.as_deref() == Some(token) {
+            self.s.pexpire(&k.lock, ttl);
+            self.s.set(&k.holder, json, Some(ttl));
+            if let Mode::Wait { waiter, .. } = mode {
+                self.s.zrem(&k.waiters, &[waiter])?;
+            }
+            let f = self
+                .s
+                .get(&k.fence)?
+                .and_then(|f| f.parse().ok())
+                .unwrap_or(0);
+            return Ok(Reply::Granted { fencing: f });
+        }
+        let mut prev = -1;
+        if let Mode::Tick { tick, bound } = mode {
+            let gate = self.tick_gate(
+                *tick,
+                *bound,
+                |m, t| m.s.get(&m.k.lock).ok().flatten().as_deref() == Some(t),
+                |m, t| Reply::Held {
+                    pttl: m.s.pttl(&m.k.lock),
+                    token: t.into(),
+                    same_tick: true,
+                },
+            )?;
+            match gate {
+                Err(r) => return Ok(r),
+                Ok(p) => prev = p,
+            }
+        }
+        if holder.is_none() {
+            self.s.set(&k.lock, token, Some(ttl));
+            let fence = self.s.incr(&k.fence)?;
+            self.s.set(&k.holder, json, Some(ttl));
+            if let Mode::Tick { tick, .. } = mode {
+                self.s
+                    .set(&k.tick, &claim_str(*tick, "c", token, prev), None);
+            }
+            if let Mode::Wait { waiter, .. } = mode {
+                self.s.zrem(&k.waiters, &[waiter])?;
+            }
+            return Ok(Reply::Granted {
+                fencing: fence as u64,
+            });
+        }
+        if let Mode::Wait { score, waiter } = mode {
+            self.s.zadd(&k.waiters, *score as f64, waiter)?;
+            self.s.pexpire(&k.waiters, QTTL);
+            self.set_limit("1", QTTL);
+        }
+        Ok(Reply::Held {
+            pttl: self.s.pttl(&k.lock),
+            token: holder.unwrap_or_default(),
+            same_tick: false,
+        })
+    }
+
+    /// Renewal, or with a run entry `--min-hold`'s keep-for-`ms`.
+    pub fn extend(&mut self, token: &str, ms: i64, entry: &str) -> R {
+        if self.shared() {
+            return self.extend_n(token, ms, entry);
+        }
+        let k = self.k.clone();
+        let v = self.s.get(&k.lock);
+        if v.as_ref().ok().and_then(|v| v.as_deref()) == Some(token) {
+            self.s.pexpire(&k.lock, ms);
+            self.s.pexpire(&k.holder, ms);
+            self.record(entry, true)?;
+            return Ok(Reply::Int(1));
+        }
+        Ok(Reply::Int(match v {
+            Ok(None) => 0,
+            _ => -1,
+        }))
+    }
+
+    pub fn release(&mut self, token: &str, entry: &str) -> R {
+        if self.shared() {
+            return self.release_n(token, entry);
+        }
+        let k = self.k.clone();
+        let v = self.s.get(&k.lock);
+        if v.as_ref().ok().and_then(|v| v.as_deref()) == Some(token) {
+            self.s.del(&k.lock);
+            self.s.del(&k.holder);
+            let w = self.wake_next()?;
+            if self.s.get(&k.limit)?.as_deref() == Some("1") {
+                if w.is_some() {
+                    self.note_woken(w.as_deref())?;
+                } else if self.none_woken()? {
+                    self.s.del(&k.limit);
+                }
+            }
+            self.record(entry, false)?;
+            self.note_released(token)?;
+            return Ok(Reply::Int(1));
+        }
+        if self.released_before(token)? {
+            return Ok(Reply::Int(1));
+        }
+        Ok(Reply::Int(match v {
+            Ok(None) => 0,
+            _ => -1,
+        }))
+    }
+
+    pub fn undo(&mut self, token: &str, waiter: Option<(u64, &str)>) -> R {
+        if self.shared() {
+            return self.undo_n(token, waiter);
+        }
+        let k = self.k.clone();
+        self.put_back_claim(token)?;
+        if self.s.get(&k.lock).ok().flatten().as_deref() == Some(token) {
+            self.s.del(&k.lock);
+            self.s.del(&k.holder);
+            return Ok(Reply::Int(1));
+        }
+        Ok(Reply::Int(0))
+    }
+
+    fn put_back_claim(&mut self, token: &str) -> Result<(), WrongType> {
+        let v = self.s.get(&self.k.tick)?;
+        let (_, _, ctok, cp) = read_claim(v.as_deref());
+        if ctok == token {
+            if cp < 0 {
+                self.s.del(&self.k.tick);
+            } else {
+                let t = self.k.tick.clone();
+                self.s.set(&t, &claim_str(cp, "c", "-", -1), None);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn leave(&mut self, token: &str, waiter: &str) -> R {
+        if self.shared() {
+            return self.leave_n(token, waiter);
+        }
+        let k = self.k.clone();
+        self.s.zrem(&k.waiters, &[waiter])?;
+        self.s.zrem(&k.woken, &[waiter])?;
+        let mut v = self.s.get(&k.lock).map_err(|_| ()).map(|v| v.is_some());
+        if self.s.get(&k.lock).ok().flatten().as_deref() == Some(token) {
+            self.s.del(&k.lock);
+            self.s.del(&k.holder);
+            v = Ok(false);
+        }
+        let mut w = None;
+        if v == Ok(false) {
+            w = self.wake_next()?;
+        }
+        if self.s.get(&k.limit)?.as_deref() == Some("1") {
+            if w.is_some() {
+                self.note_woken(w.as_deref())?;
+            } else if self.s.zcard(&k.waiters)? == 0 && self.none_woken()? {
+                self.s.del(&k.limit);
+            }
+        }
+        Ok(Reply::Int(1))
+    }
+
+    /// Break glass: every holder, the stored limit and the tick claim go.
+    pub fn force_release(&mut self) -> R {
+        let k = self.k.clone();
+        let n = self.s.del(&k.lock);
+        for x in [&k.holder, &k.tick, &k.holders, &k.limit] {
+            self.s.del(x);
+        }
+        Ok(Reply::Int(i64::from(n)))
+    }
+
+    // ---- --limit N ----
+
+    fn prune(&mut self) -> Result<usize, WrongType> {
+        let k = self.k.clone();
+        let gone = self.s.zrem_upto(&k.lock, self.s.now as f64)?;
+        if !gone.is_empty() {
+            let refs: Vec<&str> = gone.iter().map(String::as_str).collect();
+            self.s.hdel(&k.holders, &refs)?;
+        }
+        Ok(gone.len())
+    }
+
+    fn live(&self, tok: &str) -> Result<bool, WrongType> {
+        Ok(self
+            .s
+            .zscore(&self.k.lock, tok)?
+            .is_some_and(|s| s > self.s.now as f64))
+    }
+
+    fn idle(&mut self) -> Result<bool, WrongType> {
+        Ok(self.none_woken()?
+            && self.s.zcard(&self.k.lock)? == 0
+            && self.s.zcard(&self.k.waiters)? == 0)
+    }
+
+    fn acquire_n(&mut self, token: &str, ttl: i64, json: &str, mode: &Mode) -> R {
+        let k = self.k.clone();
+        let n = self.limit as usize;
+        let stored = self.s.get(&k.limit)?;
+        if let Some(st) = &stored {
+            if st.parse::<u64>().ok() != Some(u64::from(self.limit)) {
+                return Ok(Reply::Mismatch {
+                    stored: st.parse().unwrap_or(0),
+                });
+            }
+        }
+        match self.s.type_of(&k.lock) {
+            "string" => return Ok(Reply::Mismatch { stored: 1 }),
+            "none" => {}
+            "zset" if stored.is_some() => {}
+            _ => return Err(WrongType),
+        }
+        let now = self.s.now;
+        if let Mode::Wait { waiter, .. } = mode {
+            self.s.zrem(&k.woken, &[waiter])?;
+        }
+        self.prune()?;
+        let hold = |m: &mut Model| -> Result<(), WrongType> {
+            m.s.zadd(&k.lock, (now + ttl) as f64, token)?;
+            m.s.keep(&k.lock, ttl);
+            m.s.keep(&k.holders, ttl);
+            m.set_limit(&m.limit.to_string(), ttl);
+            if let Mode::Wait { waiter, .. } = mode {
+                m.s.zrem(&k.waiters, &[waiter])?;
+            }
+            Ok(())
+        };
+        if self.live(token)? {
+            hold(self)?;
+            let d = self
+                .s
+                .hash(&k.holders)?
+                .get(token)
+                .cloned()
+                .unwrap_or_default();
+            let f = d
+                .strip_prefix("{\"fencing_token\":")
+                .map(|r| {
+                    r.chars()
+                        .take_while(char::is_ascii_digit)
+                        .collect::<String>()
+                })
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            return Ok(Reply::Granted { fencing: f });
+        }
+        let mut prev = -1;
+        if let Mode::Tick { tick, bound } = mode {
+            let gate = self.tick_gate(
+                *tick,
+                *bound,
+                |m, t| m.live(t).unwrap_or(false),
+                |m, t| Reply::Held {
+                    pttl: m.s.zscore(&m.k.lock, t).ok().flatten().unwrap_or(0.0) as i64 - now,
+                    token: t.into(),
+                    same_tick: true,
+                },
+            )?;
+            match gate {
+                Err(r) => return Ok(r),
+                Ok(p) => prev = p,
+            }
+        }
+        if self.s.zcard(&k.lock)? < n {
+            hold(self)?;
+            let fence = self.s.incr(&k.fence)?;
+            let rest = &json[1..];
+            let rest = if rest == "}" {
+                rest.to_string()
+            } else {
+                format!(",{rest}")
+            };
+            self.s.hset(
+                &k.holders,
+                token,
+                &format!("{{\"fencing_token\":{fence}{rest}"),
+            )?;
+            self.s.keep(&k.holders, ttl);
+            if let Mode::Tick { tick, .. } = mode {
+                self.s
+                    .set(&k.tick, &claim_str(*tick, "c", token, prev), None);
+            }
+            return Ok(Reply::Granted {
+                fencing: fence as u64,
+            });
+        }
+        if let Mode::Wait { score, waiter } = mode {
+            self.s.zadd(&k.waiters, *score as f64, waiter)?;
+            self.s.pexpire(&k.waiters, QTTL);
+            self.set_limit(&self.limit.to_string(), QTTL);
+        }
+        let first = self
+            .s
+            .zrange(&k.lock)?
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        Ok(Reply::Held {
+            pttl: first.1 as i64 - now,
+            token: first.0,
+            same_tick: false,
+        })
+    }
+
+    fn extend_n(&mut self, token: &str, ms: i64, entry: &str) -> R {
+        let k = self.k.clone();
+        match self.s.type_of(&k.lock) {
+            "none" => return Ok(Reply::Int(0)),
+            "zset" => {}
+            _ => return Ok(Reply::Int(-1)),
+        }
+        if self.live(token)? {
+            let now = self.s.now;
+            self.s.zadd(&k.lock, (now + ms) as f64, token)?;
+            self.s.keep(&k.lock, ms);
+            self.s.keep(&k.holders, ms);
+            self.s.keep(&k.limit, ms);
+            self.record(entry, true)?;
+            return Ok(Reply::Int(1));
+        }
+        if self.s.zrem(&k.lock, &[token])? == 1 {
+            self.s.hdel(&k.holders, &[token])?;
+        }
+        Ok(Reply::Int(0))
+    }
+
+    fn release_n(&mut self, token: &str, entry: &str) -> R {
+        let k = self.k.clone();
+        let kind = self.s.type_of(&k.lock);
+        if kind == "zset" {
+            let now = self.s.now;
+            if let Some(score) = self.s.zscore(&k.lock, token)? {
+                self.s.zrem(&k.lock, &[token])?;
+                self.s.hdel(&k.holders, &[token])?;
+                let pruned = self.prune()?;
+                for _ in 0..=pruned {
+                    let w = self.wake_next()?;
+                    self.note_woken(w.as_deref())?;
+                }
+                if self.idle()? {
+                    self.s.del(&k.holders);
+                    self.s.del(&k.limit);
+                }
+                self.record(entry, false)?;
+                self.note_released(token)?;
+                return Ok(Reply::Int(if score > now as f64 { 1 } else { 0 }));
+            }
+        }
+        if self.released_before(token)? {
+            return Ok(Reply::Int(1));
+        }
+        Ok(Reply::Int(if kind == "string" { -1 } else { 0 }))
+    }
+
+    fn undo_n(&mut self, token: &str, waiter: Option<(u64, &str)>) -> R {
+        let k = self.k.clone();
+        self.put_back_claim(token)?;
+        if self.s.type_of(&k.lock) != "zset" || self.s.zrem(&k.lock, &[token])? == 0 {
+            return Ok(Reply::Int(0));
+        }
+        self.s.hdel(&k.holders, &[token])?;
+        if let Some((score, w)) = waiter {
+            self.s.zadd(&k.waiters, score as f64, w)?;
+            self.s.pexpire(&k.waiters, QTTL);
+        }
+        if self.idle()? {
+            self.s.del(&k.holders);
+            self.s.del(&k.limit);
+        }
+        Ok(Reply::Int(1))
+    }
+
+    fn leave_n(&mut self, token: &str, waiter: &str) -> R {
+        let k = self.k.clone();
+        self.s.zrem(&k.waiters, &[waiter])?;
+        let kind = self.s.type_of(&k.lock);
+        if kind == "zset" || kind == "none" {
+            if self.s.zrem(&k.lock, &[token])? == 1 {
+                self.s.hdel(&k.holders, &[token])?;
+            }
+            self.s.zrem(&k.woken, &[waiter])?;
+            self.prune()?;
+            if self.s.zcard(&k.lock)? < self.limit as usize {
+                let w = self.wake_next()?;
+                self.note_woken(w.as_deref())?;
+            }
+            if self.idle()? {
+                self.s.del(&k.holders);
+                self.s.del(&k.limit);
+            }
+        }
+        Ok(Reply::Int(1))
+    }
+}
