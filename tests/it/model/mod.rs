@@ -13,6 +13,7 @@
 //! while the scripts are rewritten): try_acquire_as, renew, release_recording,
 //! hold_for, leave, undo, force_release. See docs/model.md.
 
+mod findings;
 mod reference;
 mod server;
 mod store;
