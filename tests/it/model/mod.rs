@@ -1276,7 +1276,12 @@ fn explore(target: u64, first_seed: u64, max_seqs: u64) -> (u64, u64, usize, Dur
                 "model: sequence seed {seed} failed ({} clients, limit {}, ttl {} ms): {e}; shrinking",
                 p.clients, p.limit, p.ttl
             );
-            let (small, err) = shrink(&mut srv, &rt, seed, ops, e);
+            // scripts/mutants wants the first failure fast.
+            let (small, err) = if std::env::var_os("REDLOCK_MODEL_NO_SHRINK").is_some() {
+                (ops, e)
+            } else {
+                shrink(&mut srv, &rt, seed, ops, e)
+            };
             let mut text = String::new();
             for (i, op) in small.iter().enumerate() {
                 let _ = writeln!(text, "  {i}: {op:?}");
