@@ -222,6 +222,8 @@ struct Run<'a> {
     stats: Stats,
     /// The requests of this step run out of memory (maxmemory reached).
     refusing: bool,
+    /// The server's clock at the last dump.
+    last_now: i64,
 }
 
 type Check = Result<(), String>;
@@ -276,6 +278,7 @@ impl<'a> Run<'a> {
             last_dump: Dump::new(),
             stats: Stats::default(),
             refusing: false,
+            last_now: 0,
         }
     }
 
@@ -399,7 +402,10 @@ impl<'a> Run<'a> {
                 }
             }
             Call::Renew { token } => {
-                match self.rt.block_on(locker.renew(token, Duration::from_secs(5))) {
+                match self
+                    .rt
+                    .block_on(locker.renew(token, Duration::from_secs(5)))
+                {
                     Renewal::Extended { .. } => Some(Reply::Int(1)),
                     Renewal::Lost(why) if why.contains("another") => Some(Reply::Int(-1)),
                     Renewal::Lost(_) => Some(Reply::Int(0)),
@@ -409,9 +415,11 @@ impl<'a> Run<'a> {
             Call::Release { token, entry } => {
                 count_reply(self.rt.block_on(locker.release_recording(token, entry)))
             }
-            Call::HoldFor { token, ms, entry } => count_reply(self.rt.block_on(
-                locker.hold_for(token, Duration::from_millis(*ms as u64), entry),
-            )),
+            Call::HoldFor { token, ms, entry } => count_reply(self.rt.block_on(locker.hold_for(
+                token,
+                Duration::from_millis(*ms as u64),
+                entry,
+            ))),
             Call::Leave { token, waiter } => {
                 self.rt.block_on(locker.leave(token, waiter));
                 None
@@ -480,16 +488,21 @@ impl<'a> Run<'a> {
             .filter(|c| c.sub.is_some())
             .filter_map(|c| c.waiter.as_ref().map(|w| w.1.clone()))
             .collect();
-        // A refused call (out of memory) is refused while it runs only.
-        if self.refusing {
+        // Out of memory while the request runs only; the client's own
+        // follow-ups (undo, leave: replies it does not read) run after.
+        let refusing = self.refusing && !matches!(call, Call::Undo { .. } | Call::Leave { .. });
+        if refusing {
             let _: () = self.srv.cmd(&["CONFIG", "SET", "maxmemory", "1"]).unwrap();
         }
         let got = self.server_call(c, call);
-        if self.refusing {
+        if trace() {
+            eprintln!("  {call:?} -> {got:?}");
+        }
+        if refusing {
             let _: () = self.srv.cmd(&["CONFIG", "SET", "maxmemory", "0"]).unwrap();
         }
         // All or nothing: a request the server refused changed nothing.
-        let want = if self.refusing && got.is_none() {
+        let want = if refusing && got.is_none() {
             None
         } else {
             self.model_call(call)
@@ -567,6 +580,7 @@ impl<'a> Run<'a> {
         }
         self.stats.states.insert(self.abstract_state(&dump));
         self.last_dump = dump;
+        self.last_now = now;
         Ok(())
     }
 
@@ -671,10 +685,8 @@ impl<'a> Run<'a> {
         let applied = match *op {
             Op::OutOfMemory(ref inner) => {
                 self.refusing = true;
-                self.model.oom = true;
                 let r = self.step(inner);
                 self.refusing = false;
-                self.model.oom = false;
                 return r;
             }
             Op::Jump { ms } => {
@@ -863,8 +875,23 @@ impl<'a> Run<'a> {
                     // With --limit the set, the descriptions and the
                     // stored N live as long as the longest lease granted
                     // (FINDINGS.md F2): an undo may leave them longer.
+                    // What has ended by now counts as gone in both: slots
+                    // whose lease ended (the attempt pruned them), woken
+                    // waiters no longer counted.
+                    for d in [&mut a, &mut b] {
+                        forget_ended(d, &self.model.k, self.last_now);
+                    }
+                    // A stored N that had expired while a waiter still
+                    // counted comes back with the undone attempt's grant
+                    // (FINDINGS.md F3).
                     let k = &self.model.k;
-                    for n in [&k.lock, &k.holders, &k.limit] {
+                    let counted = |d: &Dump| d.contains_key(&k.waiters) || d.contains_key(&k.woken);
+                    if !a.contains_key(&k.limit) && counted(&a) {
+                        b.remove(&k.limit);
+                    }
+                    // So may the queue a waiter goes back to.
+                    let k = &self.model.k;
+                    for n in [&k.lock, &k.holders, &k.limit, &k.waiters] {
                         if let (Some(x), Some(y)) = (a.get(n), b.get_mut(n)) {
                             if self.model.limit > 1 && x.pttl >= 0 && y.pttl > x.pttl {
                                 y.pttl = x.pttl;
@@ -1131,6 +1158,46 @@ fn same_reply(got: &Option<Reply>, want: &Option<Reply>) -> bool {
     }
 }
 
+/// Drop from a dump what has ended at `now`: `--limit` slots whose lease
+/// ended (and their descriptions), woken waiters no longer counted.
+fn forget_ended(d: &mut Dump, k: &redlock_run::lock::Keys, now: i64) {
+    let mut ended = Vec::new();
+    if let Some(e) = d.get_mut(&k.lock).filter(|e| e.ty == "zset") {
+        let pairs: Vec<(String, String)> = e
+            .items
+            .chunks(2)
+            .map(|p| (p[0].clone(), p[1].clone()))
+            .collect();
+        e.items.clear();
+        for (m, sc) in pairs {
+            if sc.parse::<f64>().unwrap_or(0.0) <= now as f64 {
+                ended.push(m);
+            } else {
+                e.items.extend([m, sc]);
+            }
+        }
+    }
+    if let Some(h) = d.get_mut(&k.holders) {
+        let pairs: Vec<(String, String)> = h
+            .items
+            .chunks(2)
+            .map(|p| (p[0].clone(), p[1].clone()))
+            .filter(|(f, _)| !ended.contains(f))
+            .collect();
+        h.items = pairs.into_iter().flat_map(|(a, b)| [a, b]).collect();
+    }
+    if let Some(w) = d.get_mut(&k.woken) {
+        let pairs: Vec<(String, String)> = w
+            .items
+            .chunks(2)
+            .map(|p| (p[0].clone(), p[1].clone()))
+            .filter(|(_, sc)| sc.parse::<f64>().unwrap_or(0.0) > (now - reference::QTTL) as f64)
+            .collect();
+        w.items = pairs.into_iter().flat_map(|(a, b)| [a, b]).collect();
+    }
+    d.retain(|_, e| !e.items.is_empty());
+}
+
 /// The model's keys as the server's dump shows them.
 fn model_dump(m: &Model) -> Dump {
     let mut out = Dump::new();
@@ -1302,11 +1369,10 @@ fn shrink(
     (ops, err)
 }
 
-/// The faults the scripts are not yet all-or-nothing under (issue 22
-/// item 2): requests refused while they run. On with
-/// REDLOCK_MODEL_FAULTS=1.
+/// Requests refused while they run (out of memory); off with
+/// REDLOCK_MODEL_FAULTS=0.
 fn faults() -> bool {
-    std::env::var_os("REDLOCK_MODEL_FAULTS").is_some_and(|v| v != "0")
+    std::env::var_os("REDLOCK_MODEL_FAULTS").is_none_or(|v| v != "0")
 }
 
 fn trace() -> bool {

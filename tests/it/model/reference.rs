@@ -61,9 +61,6 @@ pub struct Model {
     pub subscribed: BTreeSet<String>,
     /// Waiters woken (on their own channel) by the last request.
     pub woken: Vec<String>,
-    /// The server is out of memory: the history (written with pcall, so
-    /// that recording never fails a release) is not written.
-    pub oom: bool,
 }
 
 fn claim_str(t: i64, s: &str, tok: &str, p: i64) -> String {
@@ -101,7 +98,6 @@ impl Model {
             limit,
             subscribed: BTreeSet::new(),
             woken: Vec::new(),
-            oom: false,
         }
     }
 
@@ -161,7 +157,7 @@ impl Model {
     }
 
     fn record(&mut self, entry: &str, once: bool) -> Result<(), WrongType> {
-        if entry.is_empty() || self.oom {
+        if entry.is_empty() {
             return Ok(());
         }
         if once {
