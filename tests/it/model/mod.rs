@@ -89,6 +89,10 @@ pub enum ForeignAt {
     Lock,
     /// An unrelated key of another application.
     Other,
+    /// Some other data at one of the lock's own auxiliary names (index
+    /// into [`aux_names`]): the scripts must refuse it, or overwrite it,
+    /// all or nothing.
+    Aux(usize),
 }
 
 /// One step of a sequence. Client numbers index the sequence's clients;
@@ -224,6 +228,9 @@ struct Run<'a> {
     refusing: bool,
     /// The server's clock at the last dump.
     last_now: i64,
+    /// The lock's own names where other data was put.
+    corrupted: BTreeSet<String>,
+    foreign_count: usize,
 }
 
 type Check = Result<(), String>;
@@ -279,6 +286,8 @@ impl<'a> Run<'a> {
             stats: Stats::default(),
             refusing: false,
             last_now: 0,
+            corrupted: BTreeSet::new(),
+            foreign_count: 0,
         }
     }
 
@@ -566,10 +575,10 @@ impl<'a> Run<'a> {
         let k = &self.model.k;
         for (name, e) in &dump {
             let lasting = [&k.fence, &k.history, &k.tick].contains(&name);
-            ensure(
-                lasting || self.foreign.contains_key(name) || e.pttl >= 0,
-                || format!("{name} has no expiry"),
-            )?;
+            let theirs = self.foreign.contains_key(name) || self.corrupted.contains(name);
+            ensure(lasting || theirs || e.pttl >= 0, || {
+                format!("{name} has no expiry")
+            })?;
         }
         // Each run is recorded once.
         if let Some(h) = dump.get(&k.history) {
@@ -696,15 +705,19 @@ impl<'a> Run<'a> {
             Op::Foreign { at } => {
                 let name = match at {
                     ForeignAt::Lock => self.key.clone(),
-                    ForeignAt::Other => format!("other-app:{}", self.foreign.len()),
+                    ForeignAt::Other => format!("other-app:{}", self.foreign_count),
+                    ForeignAt::Aux(i) => {
+                        let names = aux_names(&self.model.k);
+                        names[i % names.len()].clone()
+                    }
                 };
                 self.model.s.at(now);
                 if self.model.s.exists(&name) {
                     return Ok(false);
                 }
-                let v = format!("their-data-{}", self.foreign.len());
+                let v = format!("their-data-{}", self.foreign_count);
                 // Every other time a type the lock never uses (a set).
-                let ty = if self.foreign.len() % 2 == 1 {
+                let ty = if self.foreign_count % 2 == 1 {
                     let _: i64 = self.srv.cmd(&["SADD", &name, &v]).unwrap();
                     self.model.s.keys.insert(
                         name.clone(),
@@ -719,6 +732,11 @@ impl<'a> Run<'a> {
                     self.model.s.set(&name, &v, None);
                     "string"
                 };
+                self.foreign_count += 1;
+                if let ForeignAt::Aux(_) = at {
+                    self.corrupted.insert(name);
+                    return self.after_step(true);
+                }
                 self.foreign.insert(
                     name,
                     DumpEntry {
@@ -951,10 +969,13 @@ impl<'a> Run<'a> {
                 true
             }
         };
+        self.after_step(applied)
+    }
+
+    fn after_step(&mut self, applied: bool) -> Result<bool, String> {
         if applied {
             self.check_wakeups()?;
             self.check()?;
-            let _ = before;
         }
         Ok(applied)
     }
@@ -1113,10 +1134,12 @@ impl<'a> Run<'a> {
                     }
                 }
                 86..=88 => Op::Foreign {
-                    at: if rng.chance(70) {
-                        ForeignAt::Lock
-                    } else {
-                        ForeignAt::Other
+                    at: match rng.below(10) {
+                        _ if aux_faults() && rng.chance(40) => {
+                            ForeignAt::Aux(rng.below(9) as usize)
+                        }
+                        0..=6 => ForeignAt::Lock,
+                        _ => ForeignAt::Other,
                     },
                 },
                 89..=99 => Op::Jump {
@@ -1373,6 +1396,27 @@ fn shrink(
 /// REDLOCK_MODEL_FAULTS=0.
 fn faults() -> bool {
     std::env::var_os("REDLOCK_MODEL_FAULTS").is_none_or(|v| v != "0")
+}
+
+/// Other data at the lock's own auxiliary names (issue 24 item 6: the
+/// scripts do not all check them yet); on with REDLOCK_MODEL_AUX=1.
+fn aux_faults() -> bool {
+    std::env::var_os("REDLOCK_MODEL_AUX").is_some_and(|v| v != "0")
+}
+
+/// The lock's auxiliary names another application's data may land on.
+fn aux_names(k: &redlock_run::lock::Keys) -> [String; 9] {
+    [
+        k.fence.clone(),
+        k.holder.clone(),
+        k.holders.clone(),
+        k.tick.clone(),
+        k.waiters.clone(),
+        k.woken.clone(),
+        k.limit.clone(),
+        k.released.clone(),
+        k.history.clone(),
+    ]
 }
 
 fn trace() -> bool {
