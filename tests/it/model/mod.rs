@@ -202,6 +202,10 @@ pub struct Stats {
     wakeups: u64,
     /// Abstract states (and the step taken from them) reached.
     states: HashSet<String>,
+    /// (state, step, state after) triples taken.
+    transitions: HashSet<String>,
+    /// Steps taken, by kind.
+    kinds: BTreeMap<String, u64>,
 }
 
 struct Run<'a> {
@@ -231,6 +235,8 @@ struct Run<'a> {
     /// The lock's own names where other data was put.
     corrupted: BTreeSet<String>,
     foreign_count: usize,
+    /// The abstract state at the last check.
+    last_state: String,
 }
 
 type Check = Result<(), String>;
@@ -288,6 +294,7 @@ impl<'a> Run<'a> {
             last_now: 0,
             corrupted: BTreeSet::new(),
             foreign_count: 0,
+            last_state: String::new(),
         }
     }
 
@@ -587,7 +594,8 @@ impl<'a> Run<'a> {
                 format!("a run is recorded twice: {:?}", h.items)
             })?;
         }
-        self.stats.states.insert(self.abstract_state(&dump));
+        self.last_state = self.abstract_state(&dump);
+        self.stats.states.insert(self.last_state.clone());
         self.last_dump = dump;
         self.last_now = now;
         Ok(())
@@ -1352,8 +1360,15 @@ fn run_sequence(
             let now = run.srv.now_ms();
             eprintln!("step {i} at {now}: {op:?}");
         }
+        let before = run.last_state.clone();
         match run.step(&op) {
-            Ok(true) => run.stats.steps += 1,
+            Ok(true) => {
+                run.stats.steps += 1;
+                let name = op_name(&op);
+                let t = format!("{before} | {name} | {}", run.last_state);
+                run.stats.transitions.insert(t);
+                *run.stats.kinds.entry(name).or_default() += 1;
+            }
             Ok(false) => run.stats.skipped += 1,
             Err(e) => {
                 let mut s = std::mem::take(&mut run.stats);
@@ -1438,6 +1453,8 @@ fn explore(target: u64, first_seed: u64, max_seqs: u64) -> (u64, u64, usize, Dur
     let started = Instant::now();
     let (mut steps, mut seqs) = (0u64, 0u64);
     let mut states = HashSet::new();
+    let mut transitions = HashSet::new();
+    let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
     let mut forced = 0;
     let mut grants = 0;
     let mut wakeups = 0;
@@ -1450,6 +1467,10 @@ fn explore(target: u64, first_seed: u64, max_seqs: u64) -> (u64, u64, usize, Dur
         grants += stats.grants;
         wakeups += stats.wakeups;
         states.extend(stats.states);
+        transitions.extend(stats.transitions);
+        for (k, n) in stats.kinds {
+            *kinds.entry(k).or_default() += n;
+        }
         if let Some(e) = failure {
             let (p, _) = plan(seed);
             eprintln!(
@@ -1476,13 +1497,39 @@ fn explore(target: u64, first_seed: u64, max_seqs: u64) -> (u64, u64, usize, Dur
     }
     let took = started.elapsed();
     eprintln!(
-        "model: {steps} steps in {seqs} sequences, {} distinct states, {grants} grants, \
-         {wakeups} wake-ups, {forced} forced clock moves, {:.1} s ({:.0} steps/s)",
+        "model: {steps} steps in {seqs} sequences, {} distinct states, {} distinct transitions, \
+         {grants} grants, {wakeups} wake-ups, {forced} forced clock moves, {:.1} s ({:.0} steps/s)",
         states.len(),
+        transitions.len(),
         took.as_secs_f64(),
         steps as f64 / took.as_secs_f64()
     );
+    eprintln!("model: steps by kind: {kinds:?}");
     (steps, seqs, states.len(), took)
+}
+
+/// A step's kind, for the figures.
+fn op_name(op: &Op) -> String {
+    match op {
+        Op::Attempt { kind, undo, .. } => {
+            let k = match kind {
+                Kind::Once => "once".to_string(),
+                Kind::Wait => "wait".to_string(),
+                Kind::Tick(at) => format!("tick-{at:?}").to_lowercase(),
+            };
+            format!("attempt-{k}{}", if *undo { "+undo" } else { "" })
+        }
+        Op::Renew { .. } => "renew".into(),
+        Op::Release { .. } => "release".into(),
+        Op::HoldFor { .. } => "min-hold".into(),
+        Op::Leave { .. } => "leave".into(),
+        Op::Force => "force-release".into(),
+        Op::Crash { .. } => "crash".into(),
+        Op::Again { .. } => "again".into(),
+        Op::Foreign { at } => format!("foreign-{at:?}").to_lowercase(),
+        Op::Jump { .. } => "clock".into(),
+        Op::OutOfMemory(inner) => format!("oom:{}", op_name(inner)),
+    }
 }
 
 /// CI: at least 20,000 steps (REDLOCK_MODEL_STEPS for more), or the one
