@@ -915,6 +915,11 @@ impl<'a> Run<'a> {
                     if !a.contains_key(&k.limit) && counted(&a) {
                         b.remove(&k.limit);
                     }
+                    // A stored N that outlived every holder and waiter
+                    // (F2) may go with the undo.
+                    if self.model.limit > 1 && !counted(&a) && !a.contains_key(&k.lock) {
+                        a.remove(&k.limit);
+                    }
                     // So may the queue a waiter goes back to.
                     let k = &self.model.k;
                     for n in [&k.lock, &k.holders, &k.limit, &k.waiters] {
