@@ -13,10 +13,12 @@
 //! while the scripts are rewritten): try_acquire_as, renew, release_recording,
 //! hold_for, leave, undo, force_release. See docs/model.md.
 
+mod attempt;
 mod check;
 mod findings;
 mod ops;
 mod reference;
+mod reference_n;
 mod run;
 mod server;
 mod store;

@@ -232,7 +232,7 @@ impl<'a> Run<'a> {
     /// Run one step; Ok(false) when it did not apply.
     pub(super) fn step(&mut self, op: &Op) -> Result<bool, String> {
         let now = self.now();
-        let mut before = self.last_dump.clone();
+        let before = self.last_dump.clone();
         let applied = match *op {
             Op::OutOfMemory(ref inner) => {
                 self.refusing = true;
@@ -329,147 +329,7 @@ impl<'a> Run<'a> {
                 self.after(c, &call, r, now)?;
                 true
             }
-            Op::Attempt { c, kind, undo } => {
-                if self.clients[c].held.is_some() {
-                    return Ok(false);
-                }
-                let kind = if self.clients[c].waiter.is_some() {
-                    Kind::Wait
-                } else {
-                    kind
-                };
-                let mode = match kind {
-                    Kind::Once => reference::Mode::Once,
-                    Kind::Tick(at) => {
-                        let cur = now / EVERY * EVERY;
-                        let tick = match at {
-                            TickAt::Current => cur,
-                            TickAt::Previous => cur - EVERY,
-                            TickAt::Ahead => now + BOUND + 2 * MARGIN,
-                        };
-                        reference::Mode::Tick { tick, bound: BOUND }
-                    }
-                    Kind::Wait => match self.clients[c].waiter.clone() {
-                        Some((score, waiter)) => reference::Mode::Wait { score, waiter },
-                        None => reference::Mode::Once,
-                    },
-                };
-                let (mut call, mut r) = self.attempt(c, mode, now)?;
-                // A wait starts as the product's does: a plain attempt;
-                // when held, subscribe, then queue with the next attempt.
-                if kind == Kind::Wait
-                    && self.clients[c].waiter.is_none()
-                    && matches!(r, Some(Reply::Held { .. }))
-                {
-                    self.check_wakeups()?;
-                    self.check()?;
-                    before = self.last_dump.clone();
-                    let id = Locker::new_token();
-                    let ch = format!("{}{id}", self.model.k.wake_prefix);
-                    self.clients[c].sub = Some(Subscriber::new(self.srv.port, &ch));
-                    self.clients[c].waiter = Some((now as u64, id.clone()));
-                    let mode = reference::Mode::Wait {
-                        score: now as u64,
-                        waiter: id,
-                    };
-                    (call, r) = self.attempt(c, mode, now)?;
-                }
-                if undo && matches!(r, Some(Reply::Granted { .. })) {
-                    self.check()?;
-                    let Call::Acquire { token, mode, .. } = &call else {
-                        unreachable!()
-                    };
-                    let waiter = match mode {
-                        reference::Mode::Wait { score, waiter } => Some((*score, waiter.clone())),
-                        _ => None,
-                    };
-                    let undo = Call::Undo {
-                        token: token.clone(),
-                        waiter,
-                    };
-                    let now = self.srv.now_ms();
-                    self.send(c, &undo, now)?;
-                    self.after(c, &undo, None, now)?;
-                    self.check_wakeups()?;
-                    self.check()?;
-                    // An undone attempt leaves the keys as it found them
-                    // (the fencing counter may have risen).
-                    let mut a = before.clone();
-                    let mut b = self.last_dump.clone();
-                    a.remove(&self.model.k.fence);
-                    b.remove(&self.model.k.fence);
-                    // FINDINGS.md F1 (model::findings::
-                    // undo_puts_back_the_tick_claim_it_replaced): the undo
-                    // puts back only the replaced claim's tick, not its
-                    // state, token and predecessor. Compared on the tick
-                    // alone until the scripts keep the whole claim.
-                    for d in [&mut a, &mut b] {
-                        if let Some(e) = d.get_mut(&self.model.k.tick) {
-                            let t = e.items[0].split(' ').next().unwrap_or("").to_string();
-                            e.items = vec![t];
-                        }
-                    }
-                    // A waiter's own place: the attempt took it out of the
-                    // queue (or the woken), the undo may put it back in
-                    // the queue: it is waiting either way.
-                    if let Call::Acquire {
-                        mode: reference::Mode::Wait { waiter: w, .. },
-                        ..
-                    } = &call
-                    {
-                        for d in [&mut a, &mut b] {
-                            // The stored N lives as long as a waiter does.
-                            d.remove(&self.model.k.limit);
-                            for n in [&self.model.k.waiters, &self.model.k.woken] {
-                                if let Some(e) = d.get_mut(n) {
-                                    if let Some(i) = e.items.iter().position(|x| x == w) {
-                                        e.items.drain(i..i + 2);
-                                    }
-                                    if e.items.is_empty() {
-                                        d.remove(n);
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    // With --limit the set, the descriptions and the
-                    // stored N live as long as the longest lease granted
-                    // (FINDINGS.md F2): an undo may leave them longer.
-                    // What has ended by now counts as gone in both: slots
-                    // whose lease ended (the attempt pruned them), woken
-                    // waiters no longer counted.
-                    for d in [&mut a, &mut b] {
-                        forget_ended(d, &self.model.k, self.last_now);
-                    }
-                    // A stored N that had expired while a waiter still
-                    // counted comes back with the undone attempt's grant
-                    // (FINDINGS.md F3).
-                    let k = &self.model.k;
-                    let counted = |d: &Dump| d.contains_key(&k.waiters) || d.contains_key(&k.woken);
-                    if !a.contains_key(&k.limit) && counted(&a) {
-                        b.remove(&k.limit);
-                    }
-                    // A stored N that outlived every holder and waiter
-                    // (F2) may go with the undo.
-                    if self.model.limit > 1 && !counted(&a) && !a.contains_key(&k.lock) {
-                        a.remove(&k.limit);
-                    }
-                    // So may the queue a waiter goes back to.
-                    let k = &self.model.k;
-                    for n in [&k.lock, &k.holders, &k.limit, &k.waiters] {
-                        if let (Some(x), Some(y)) = (a.get(n), b.get_mut(n)) {
-                            if self.model.limit > 1 && x.pttl >= 0 && y.pttl > x.pttl {
-                                y.pttl = x.pttl;
-                            }
-                        }
-                    }
-                    compare_dumps(&a, &b)
-                        .map_err(|e| format!("an undone attempt changed the keys: {e}"))?;
-                    self.stats.steps += 1;
-                    return Ok(true);
-                }
-                true
-            }
+            Op::Attempt { c, kind, undo } => return self.attempt_step(c, kind, undo, now, before),
             Op::Renew { c } => {
                 let Some(h) = &self.clients[c].held else {
                     return Ok(false);
