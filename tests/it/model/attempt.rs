@@ -56,7 +56,9 @@ impl Run<'_> {
             before = self.last_dump.clone();
             let id = Locker::new_token();
             let ch = format!("{}{id}", self.model.k.wake_prefix);
-            self.clients[c].sub = Some(Subscriber::new(self.srv.port, &ch));
+            if !self.clients[c].acl {
+                self.clients[c].sub = Some(Subscriber::new(self.srv.port, &ch));
+            }
             self.clients[c].waiter = Some((now as u64, id.clone()));
             let mode = reference::Mode::Wait {
                 score: now as u64,

@@ -105,7 +105,13 @@ fn run_sequence(
 ) -> (Vec<Op>, Stats, Option<String>) {
     let (p, mut rng) = plan(seed);
     let key = format!("model-{seed:x}");
-    let mut run = Run::new(srv, rt, &key, p.clients, p.limit, p.ttl);
+    // Some clients connect as a user without pub/sub channels (drawn
+    // apart, so that the steps stay those of the seed without them).
+    let mut side = Rng(seed ^ 0x5eed_ac1_u64);
+    let acl: Vec<bool> = (0..p.clients)
+        .map(|_| acl_faults() && side.chance(30))
+        .collect();
+    let mut run = Run::new(srv, rt, &key, &acl, p.limit, p.ttl);
     let mut ops = Vec::new();
     let count = fixed.map_or(p.steps, <[Op]>::len);
     if let Err(e) = run.check() {
@@ -172,6 +178,12 @@ fn shrink(
 /// REDLOCK_MODEL_FAULTS=0.
 fn faults() -> bool {
     std::env::var_os("REDLOCK_MODEL_FAULTS").is_none_or(|v| v != "0")
+}
+
+/// Clients without pub/sub channels (issue 22 item 3: a release whose
+/// PUBLISH is refused); on with REDLOCK_MODEL_ACL=1.
+fn acl_faults() -> bool {
+    std::env::var_os("REDLOCK_MODEL_ACL").is_some_and(|v| v != "0")
 }
 
 /// Other data at the lock's own auxiliary names (issue 24 item 6: the

@@ -61,6 +61,9 @@ pub struct Model {
     pub subscribed: BTreeSet<String>,
     /// Waiters woken (on their own channel) by the last request.
     pub woken: Vec<String>,
+    /// Whether the requesting client may publish (pub/sub channels
+    /// granted): without, a release leaves the queue as it is.
+    pub publish: bool,
 }
 
 pub(super) fn claim_str(t: i64, s: &str, tok: &str, p: i64) -> String {
@@ -98,6 +101,7 @@ impl Model {
             limit,
             subscribed: BTreeSet::new(),
             woken: Vec::new(),
+            publish: true,
         }
     }
 
@@ -122,9 +126,15 @@ impl Model {
     /// that do not are dropped from the queue on the way.
     pub(super) fn wake_next(&mut self) -> Result<Option<String>, WrongType> {
         for _ in 0..64 {
-            let Some(w) = self.s.zpopmin(&self.k.waiters)? else {
+            let Some((w, _)) = self.s.zrange(&self.k.waiters)?.into_iter().next() else {
                 break;
             };
+            // A refused PUBLISH wakes no one and takes no one out of the
+            // queue: the waiters poll.
+            if !self.publish {
+                return Ok(None);
+            }
+            self.s.zrem(&self.k.waiters, &[&w])?;
             if self.subscribed.contains(&w) {
                 self.woken.push(w.clone());
                 return Ok(Some(w));

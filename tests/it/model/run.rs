@@ -19,6 +19,9 @@ pub(super) struct Held {
 
 pub(super) struct Client {
     pub(super) locker: Locker,
+    /// Connected as a user without pub/sub channels: its releases wake
+    /// no one, and it waits without a subscription (it polls).
+    pub(super) acl: bool,
     pub(super) held: Option<Held>,
     /// The token of the last attempt (leave and undo name it).
     pub(super) attempt: Option<String>,
@@ -86,12 +89,13 @@ impl<'a> Run<'a> {
         srv: &'a mut ClockServer,
         rt: &'a tokio::runtime::Runtime,
         key: &str,
-        n_clients: usize,
+        acl: &[bool],
         limit: u32,
         ttl: i64,
     ) -> Self {
         let _: () = srv.cmd(&["FLUSHALL"]).unwrap();
         let endpoint = Endpoint::parse(&srv.url()).unwrap();
+        let no_channels = Endpoint::parse(&srv.url_no_channels()).unwrap();
         let lease = Lease {
             ttl: Duration::from_millis(ttl as u64),
             refresh: Duration::from_millis(ttl as u64 / 3),
@@ -100,9 +104,15 @@ impl<'a> Run<'a> {
             wait_replicas: 0,
             limit,
         };
-        let clients = (0..n_clients)
-            .map(|_| Client {
-                locker: Locker::new(std::slice::from_ref(&endpoint), key, lease),
+        let clients = acl
+            .iter()
+            .map(|&acl| Client {
+                locker: Locker::new(
+                    std::slice::from_ref(if acl { &no_channels } else { &endpoint }),
+                    key,
+                    lease,
+                ),
+                acl,
                 held: None,
                 attempt: None,
                 waiter: None,

@@ -76,6 +76,19 @@ impl ClockServer {
             assert!(Instant::now() < deadline, "valkey did not come up");
             std::thread::sleep(Duration::from_millis(5));
         };
+        let mut conn = conn;
+        let _: () = redis::cmd("ACL")
+            .arg(&[
+                "SETUSER",
+                "job",
+                "on",
+                ">pw",
+                "~*",
+                "+@all",
+                "resetchannels",
+            ])
+            .query(&mut conn)
+            .unwrap();
         ClockServer {
             port,
             child,
@@ -87,6 +100,12 @@ impl ClockServer {
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// A user with every command and key but no pub/sub channel (Redis 7's
+    /// default for a new user, `acl-pubsub-default resetchannels`).
+    pub fn url_no_channels(&self) -> String {
+        format!("redis://job:pw@127.0.0.1:{}", self.port)
     }
 
     pub fn log(&self) -> String {

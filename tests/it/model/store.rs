@@ -184,14 +184,6 @@ impl Store {
         Ok(v)
     }
 
-    pub fn zpopmin(&mut self, k: &str) -> Result<Option<String>, WrongType> {
-        let first = self.zrange(k)?.into_iter().next();
-        if let Some((m, _)) = &first {
-            self.zrem(k, &[m])?;
-        }
-        Ok(first.map(|(m, _)| m))
-    }
-
     /// ZREMRANGEBYSCORE k -inf max; returns the members removed.
     pub fn zrem_upto(&mut self, k: &str, max: f64) -> Result<Vec<String>, WrongType> {
         let gone: Vec<String> = self
