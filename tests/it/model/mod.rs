@@ -107,7 +107,7 @@ fn run_sequence(
     let key = format!("model-{seed:x}");
     // Some clients connect as a user without pub/sub channels (drawn
     // apart, so that the steps stay those of the seed without them).
-    let mut side = Rng(seed ^ 0x5eed_ac1_u64);
+    let mut side = Rng(seed ^ 0x05ee_dac1_u64);
     let acl: Vec<bool> = (0..p.clients)
         .map(|_| acl_faults() && side.chance(30))
         .collect();
