@@ -180,16 +180,22 @@ fn faults() -> bool {
     std::env::var_os("REDLOCK_MODEL_FAULTS").is_none_or(|v| v != "0")
 }
 
-/// Clients without pub/sub channels (issue 22 item 3: a release whose
-/// PUBLISH is refused); on with REDLOCK_MODEL_ACL=1.
+/// Clients without pub/sub channels (issue 22 item 3): on once the
+/// scripts take a refused PUBLISH in their stride (with their checks of
+/// every name, the same change); REDLOCK_MODEL_ACL=0/1 says otherwise.
 fn acl_faults() -> bool {
-    std::env::var_os("REDLOCK_MODEL_ACL").is_some_and(|v| v != "0")
+    env_switch("REDLOCK_MODEL_ACL").unwrap_or_else(reference::scripts_check_names)
 }
 
-/// Other data at the lock's own auxiliary names (issue 24 item 6: the
-/// scripts do not all check them yet); on with REDLOCK_MODEL_AUX=1.
+fn env_switch(name: &str) -> Option<bool> {
+    std::env::var_os(name).map(|v| v != "0")
+}
+
+/// Other data at the lock's own auxiliary names: on once the scripts
+/// check every name they write (issue 24 item 6); REDLOCK_MODEL_AUX=0/1
+/// says otherwise.
 fn aux_faults() -> bool {
-    std::env::var_os("REDLOCK_MODEL_AUX").is_some_and(|v| v != "0")
+    env_switch("REDLOCK_MODEL_AUX").unwrap_or_else(reference::scripts_check_names)
 }
 
 /// The lock's auxiliary names another application's data may land on.

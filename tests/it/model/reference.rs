@@ -64,6 +64,19 @@ pub struct Model {
     /// Whether the requesting client may publish (pub/sub channels
     /// granted): without, a release leaves the queue as it is.
     pub publish: bool,
+    /// The scripts check every name they write before their first write
+    /// (another application's data: refused, nothing changed).
+    pub checks: bool,
+}
+
+/// Whether the scripts under test check the names they write (the
+/// prelude has `foreign`); before, they failed half-way.
+pub fn scripts_check_names() -> bool {
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/lock/lua/prelude.lua"
+    ))
+    .contains("local function foreign(")
 }
 
 pub(super) fn claim_str(t: i64, s: &str, tok: &str, p: i64) -> String {
@@ -102,7 +115,58 @@ impl Model {
             subscribed: BTreeSet::new(),
             woken: Vec::new(),
             publish: true,
+            checks: scripts_check_names(),
         }
+    }
+
+    /// Another type than the lock keeps at one of these names: refused.
+    pub(super) fn foreign(&self, names: &[(&str, &str)]) -> Result<(), WrongType> {
+        if self.checks {
+            for (k, want) in names {
+                let t = self.s.type_of(k);
+                if t != "none" && t != *want {
+                    return Err(WrongType);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The fencing counter holds something else than a counter.
+    pub(super) fn foreign_counter(&self) -> Result<(), WrongType> {
+        match self.s.get(&self.k.fence)? {
+            Some(v) if self.checks && (v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit())) => {
+                Err(WrongType)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The tick claim holds something else than a claim.
+    pub(super) fn foreign_claim(&self) -> Result<(), WrongType> {
+        let Some(v) = self.s.get(&self.k.tick)? else {
+            return Ok(());
+        };
+        let number = |x: &str| {
+            let d = x.strip_prefix('-').unwrap_or(x);
+            !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())
+        };
+        let f: Vec<&str> = v.split(' ').collect();
+        let claim = f.len() == 4
+            && number(f[0])
+            && f[1].len() == 1
+            && f[1].bytes().all(|b| b.is_ascii_alphabetic())
+            && !f[2].is_empty()
+            && number(f[3]);
+        if self.checks && !number(&v) && !claim {
+            return Err(WrongType);
+        }
+        Ok(())
+    }
+
+    /// A sorted set at KEY without a stored N: another application's.
+    pub(super) fn foreign_set(&self) -> bool {
+        self.checks && self.s.type_of(&self.k.lock) == "zset" && !self.s.exists(&self.k.limit)
     }
 
     pub(super) fn shared(&self) -> bool {
@@ -238,6 +302,14 @@ impl Model {
             });
         }
         let holder = self.s.get(&k.lock)?;
+        self.foreign(&[
+            (&k.fence, "string"),
+            (&k.holder, "string"),
+            (&k.limit, "string"),
+            (&k.woken, "zset"),
+        ])?;
+        self.foreign_counter()?;
+        self.mode_names(mode)?;
         if let Mode::Wait { waiter, .. } = mode {
             self.s.zrem(&k.woken, &[waiter])?;
         }
@@ -298,6 +370,18 @@ impl Model {
         })
     }
 
+    /// The names an attempt's mode writes: the tick claim, or the queue.
+    pub(super) fn mode_names(&self, mode: &Mode) -> Result<(), WrongType> {
+        match mode {
+            Mode::Tick { .. } => {
+                self.foreign(&[(&self.k.tick, "string")])?;
+                self.foreign_claim()
+            }
+            Mode::Wait { .. } => self.foreign(&[(&self.k.waiters, "zset")]),
+            Mode::Once => Ok(()),
+        }
+    }
+
     /// Renewal, or with a run entry `--min-hold`'s keep-for-`ms`.
     pub fn extend(&mut self, token: &str, ms: i64, entry: &str) -> R {
         if self.shared() {
@@ -306,6 +390,7 @@ impl Model {
         let k = self.k.clone();
         let v = self.s.get(&k.lock);
         if v.as_ref().ok().and_then(|v| v.as_deref()) == Some(token) {
+            self.foreign(&[(&k.holder, "string")])?;
             self.s.pexpire(&k.lock, ms);
             self.s.pexpire(&k.holder, ms);
             self.record(entry, true)?;
@@ -324,6 +409,13 @@ impl Model {
         let k = self.k.clone();
         let v = self.s.get(&k.lock);
         if v.as_ref().ok().and_then(|v| v.as_deref()) == Some(token) {
+            self.foreign(&[
+                (&k.holder, "string"),
+                (&k.waiters, "zset"),
+                (&k.released, "list"),
+                (&k.limit, "string"),
+                (&k.woken, "zset"),
+            ])?;
             self.s.del(&k.lock);
             self.s.del(&k.holder);
             let w = self.wake_next()?;
@@ -352,6 +444,7 @@ impl Model {
             return self.undo_n(token, waiter);
         }
         let k = self.k.clone();
+        self.foreign(&[(&k.tick, "string"), (&k.holder, "string")])?;
         self.put_back_claim(token)?;
         if self.s.get(&k.lock).ok().flatten().as_deref() == Some(token) {
             self.s.del(&k.lock);
@@ -380,6 +473,12 @@ impl Model {
             return self.leave_n(token, waiter);
         }
         let k = self.k.clone();
+        self.foreign(&[
+            (&k.holder, "string"),
+            (&k.waiters, "zset"),
+            (&k.limit, "string"),
+            (&k.woken, "zset"),
+        ])?;
         self.s.zrem(&k.waiters, &[waiter])?;
         self.s.zrem(&k.woken, &[waiter])?;
         let mut v = self.s.get(&k.lock).map_err(|_| ()).map(|v| v.is_some());
@@ -405,6 +504,18 @@ impl Model {
     /// Break glass: every holder, the stored limit and the tick claim go.
     pub fn force_release(&mut self) -> R {
         let k = self.k.clone();
+        if self.foreign_set() {
+            return Err(WrongType);
+        }
+        self.foreign(&[
+            (&k.holder, "string"),
+            (&k.tick, "string"),
+            (&k.holders, "hash"),
+            (&k.limit, "string"),
+        ])?;
+        if self.checks && !["none", "string", "zset"].contains(&self.s.type_of(&k.lock)) {
+            return Err(WrongType);
+        }
         let n = self.s.del(&k.lock);
         for x in [&k.holder, &k.tick, &k.holders, &k.limit] {
             self.s.del(x);

@@ -46,6 +46,14 @@ impl Model {
             "zset" if stored.is_some() => {}
             _ => return Err(WrongType),
         }
+        self.foreign(&[
+            (&k.fence, "string"),
+            (&k.holders, "hash"),
+            (&k.limit, "string"),
+            (&k.woken, "zset"),
+        ])?;
+        self.foreign_counter()?;
+        self.mode_names(mode)?;
         let now = self.s.now;
         if let Mode::Wait { waiter, .. } = mode {
             self.s.zrem(&k.woken, &[waiter])?;
@@ -145,6 +153,10 @@ impl Model {
             "zset" => {}
             _ => return Ok(Reply::Int(-1)),
         }
+        if self.foreign_set() {
+            return Ok(Reply::Int(-1));
+        }
+        self.foreign(&[(&k.holders, "hash"), (&k.limit, "string")])?;
         if self.live(token)? {
             let now = self.s.now;
             self.s.zadd(&k.lock, (now + ms) as f64, token)?;
@@ -162,10 +174,20 @@ impl Model {
 
     pub(super) fn release_n(&mut self, token: &str, entry: &str) -> R {
         let k = self.k.clone();
-        let kind = self.s.type_of(&k.lock);
+        let mut kind = self.s.type_of(&k.lock);
+        if self.foreign_set() {
+            kind = "foreign";
+        }
         if kind == "zset" {
             let now = self.s.now;
             if let Some(score) = self.s.zscore(&k.lock, token)? {
+                self.foreign(&[
+                    (&k.holders, "hash"),
+                    (&k.waiters, "zset"),
+                    (&k.released, "list"),
+                    (&k.limit, "string"),
+                    (&k.woken, "zset"),
+                ])?;
                 self.s.zrem(&k.lock, &[token])?;
                 self.s.hdel(&k.holders, &[token])?;
                 let pruned = self.prune()?;
@@ -185,11 +207,26 @@ impl Model {
         if self.released_before(token)? {
             return Ok(Reply::Int(1));
         }
-        Ok(Reply::Int(if kind == "string" { -1 } else { 0 }))
+        let other = if self.checks {
+            kind != "none" && kind != "zset"
+        } else {
+            kind == "string"
+        };
+        Ok(Reply::Int(if other { -1 } else { 0 }))
     }
 
     pub(super) fn undo_n(&mut self, token: &str, waiter: Option<(u64, &str)>) -> R {
         let k = self.k.clone();
+        if self.foreign_set() {
+            return Err(WrongType);
+        }
+        self.foreign(&[
+            (&k.tick, "string"),
+            (&k.holders, "hash"),
+            (&k.waiters, "zset"),
+            (&k.limit, "string"),
+            (&k.woken, "zset"),
+        ])?;
         self.put_back_claim(token)?;
         if self.s.type_of(&k.lock) != "zset" || self.s.zrem(&k.lock, &[token])? == 0 {
             return Ok(Reply::Int(0));
@@ -208,6 +245,15 @@ impl Model {
 
     pub(super) fn leave_n(&mut self, token: &str, waiter: &str) -> R {
         let k = self.k.clone();
+        if self.foreign_set() {
+            return Err(WrongType);
+        }
+        self.foreign(&[
+            (&k.holders, "hash"),
+            (&k.waiters, "zset"),
+            (&k.limit, "string"),
+            (&k.woken, "zset"),
+        ])?;
         self.s.zrem(&k.waiters, &[waiter])?;
         let kind = self.s.type_of(&k.lock);
         if kind == "zset" || kind == "none" {

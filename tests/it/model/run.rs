@@ -268,8 +268,14 @@ impl<'a> Run<'a> {
                     return Ok(false);
                 }
                 let v = format!("their-data-{}", self.foreign_count);
-                // Every other time a type the lock never uses (a set).
-                let ty = if self.foreign_count % 2 == 1 {
+                // In turn a string, a type the lock never uses (a set),
+                // and where the scripts check for it a sorted set.
+                let kinds = if self.model.checks { 3 } else { 2 };
+                let ty = if self.foreign_count % kinds == 2 {
+                    let _: i64 = self.srv.cmd(&["ZADD", &name, "1", &v]).unwrap();
+                    self.model.s.zadd(&name, 1.0, &v).unwrap();
+                    "zset"
+                } else if self.foreign_count % kinds == 1 {
                     let _: i64 = self.srv.cmd(&["SADD", &name, &v]).unwrap();
                     self.model.s.keys.insert(
                         name.clone(),
@@ -294,7 +300,11 @@ impl<'a> Run<'a> {
                     DumpEntry {
                         ty: ty.into(),
                         pttl: -1,
-                        items: vec![v],
+                        items: if ty == "zset" {
+                            vec![v, "1".into()]
+                        } else {
+                            vec![v]
+                        },
                     },
                 );
                 true
