@@ -111,6 +111,9 @@ fn run_sequence(
     let acl: Vec<bool> = (0..p.clients)
         .map(|_| acl_faults() && side.chance(30))
         .collect();
+    if trace() {
+        eprintln!("sequence {seed}: limit {}, ttl {} ms, without channels {acl:?}", p.limit, p.ttl);
+    }
     let mut run = Run::new(srv, rt, &key, &acl, p.limit, p.ttl);
     let mut ops = Vec::new();
     let count = fixed.map_or(p.steps, <[Op]>::len);
