@@ -131,6 +131,7 @@ impl Run<'_> {
         now: i64,
     ) -> Result<Option<Reply>, String> {
         self.model.s.at(now);
+        self.model.publish = !self.clients[c].acl;
         self.model.subscribed = self
             .clients
             .iter()
