@@ -321,6 +321,10 @@ impl<'a> Run<'a> {
                 ensure(got == want, || {
                     format!("force release: server {got:?}, model {want:?}")
                 })?;
+                if got.is_none() {
+                    // Refused (another application's data): nothing changed.
+                    return self.after_step(true);
+                }
                 // Break glass: whoever held it no longer counts, a tick
                 // may run again, another application's data at the names
                 // of the lock is gone (the operator asked for it).
