@@ -120,7 +120,7 @@ impl Run<'_> {
             for d in [&mut a, &mut b] {
                 d.remove(&k.limit);
                 for n in [&k.waiters, &k.woken] {
-                    if let Some(e) = d.get_mut(n) {
+                    if let Some(e) = d.get_mut(n).filter(|e| e.ty == "zset") {
                         if let Some(i) = e.items.iter().position(|x| x == w) {
                             e.items.drain(i..i + 2);
                         }

@@ -158,7 +158,7 @@ pub(super) fn forget_ended(d: &mut Dump, k: &redlock_run::lock::Keys, now: i64) 
             }
         }
     }
-    if let Some(h) = d.get_mut(&k.holders) {
+    if let Some(h) = d.get_mut(&k.holders).filter(|e| e.ty == "hash") {
         let pairs: Vec<(String, String)> = h
             .items
             .chunks(2)
@@ -167,7 +167,7 @@ pub(super) fn forget_ended(d: &mut Dump, k: &redlock_run::lock::Keys, now: i64) 
             .collect();
         h.items = pairs.into_iter().flat_map(|(a, b)| [a, b]).collect();
     }
-    if let Some(w) = d.get_mut(&k.woken) {
+    if let Some(w) = d.get_mut(&k.woken).filter(|e| e.ty == "zset") {
         let pairs: Vec<(String, String)> = w
             .items
             .chunks(2)

@@ -112,7 +112,10 @@ fn run_sequence(
         .map(|_| acl_faults() && side.chance(30))
         .collect();
     if trace() {
-        eprintln!("sequence {seed}: limit {}, ttl {} ms, without channels {acl:?}", p.limit, p.ttl);
+        eprintln!(
+            "sequence {seed}: limit {}, ttl {} ms, without channels {acl:?}",
+            p.limit, p.ttl
+        );
     }
     let mut run = Run::new(srv, rt, &key, &acl, p.limit, p.ttl);
     let mut ops = Vec::new();
