@@ -99,6 +99,13 @@ impl Run<'_> {
         // The fencing counter may have risen.
         a.remove(&k.fence);
         b.remove(&k.fence);
+        // Other data of the type the lock keeps at one of its own names
+        // cannot be told from the lock's: it is overwritten, and the undo
+        // deletes what it wrote there.
+        for n in &self.corrupted {
+            a.remove(n);
+            b.remove(n);
+        }
         // FINDINGS.md F1 (model::findings::
         // undo_puts_back_the_tick_claim_it_replaced): the undo puts back
         // only the replaced claim's tick, not its token and predecessor.
