@@ -69,3 +69,29 @@ fn undo_puts_back_the_tick_claim_it_replaced() {
         "the undo must put back the claim it replaced, as it was"
     );
 }
+
+/// F4: an undone `--limit` attempt leaves the keys as it found them even
+/// with another application's data at the waiters' queue, a name the
+/// attempt (not a waiter's) never touched. On 5935eff the undo failed
+/// half-way (slot gone, stored N left); with the scripts refusing
+/// another type at any name they might write, the undo is refused and
+/// the attempt's slot stays taken until its lease ends.
+#[test]
+fn undo_of_a_limit_attempt_is_not_stopped_by_other_data_at_the_queue() {
+    let server = RedisServer::start();
+    let k = key("undo-foreign-queue");
+    let keys = redlock_run::lock::Keys::new(&k);
+    let rt = rt();
+    let mut a = locker(&server, &k, 3);
+    let _: () = server.query(&["SET", &keys.waiters, "their-data"]);
+    let token = Locker::new_token();
+    let got = rt.block_on(a.try_acquire_as(&token, "{}", Mode::Once));
+    assert!(matches!(got, Attempt::Acquired(_)), "{got:?}");
+    rt.block_on(a.undo(&token));
+    let slot: Option<f64> = server.query(&["ZSCORE", &k, &token]);
+    assert_eq!(slot, None, "the undone attempt's slot is still taken");
+    for name in [&keys.holders, &keys.limit] {
+        assert!(!server.exists(name), "the undo left {name}");
+    }
+    assert_eq!(server.get(&keys.waiters).as_deref(), Some("their-data"));
+}
