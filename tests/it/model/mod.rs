@@ -246,6 +246,8 @@ fn explore(target: u64, first_seed: u64, max_seqs: u64) -> (u64, u64, usize, Dur
     let mut seed = first_seed;
     while steps < target && seqs < max_seqs {
         let (ops, stats, failure) = run_sequence(&mut srv, &rt, seed, None);
+        // Every sequence's seed (shown with --nocapture, or on failure).
+        eprintln!("model: sequence {seed}: {} steps", stats.steps);
         steps += stats.steps;
         seqs += 1;
         forced += stats.forced_jumps;
