@@ -149,7 +149,6 @@ fn run_sequence(
                 return (ops, s, Some(format!("step {i} {op:?}: {e}")));
             }
         }
-        run.log.push(format!("{op:?}"));
     }
     (ops, run.stats, None)
 }

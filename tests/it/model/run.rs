@@ -64,7 +64,6 @@ pub(super) struct Run<'a> {
     /// Other applications' keys, as they must stay.
     pub(super) foreign: BTreeMap<String, DumpEntry>,
     pub(super) runs: u64,
-    pub(super) log: Vec<String>,
     pub(super) last_dump: Dump,
     pub(super) stats: Stats,
     /// The requests of this step run out of memory (maxmemory reached).
@@ -133,7 +132,6 @@ impl<'a> Run<'a> {
             ticks: BTreeMap::new(),
             foreign: BTreeMap::new(),
             runs: 0,
-            log: Vec::new(),
             last_dump: Dump::new(),
             stats: Stats::default(),
             refusing: false,
