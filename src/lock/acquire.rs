@@ -307,7 +307,7 @@ impl Locker {
     #[doc(hidden)]
     pub async fn undo_attempt(&mut self, token: &str, waiter: Option<(u64, &str)>) {
         let all = vec![true; self.nodes.len()];
-        self.undo_on(token, &all, waiter).await;
+        self.undo_on(token, &all, waiter, UNDO_TIMEOUT).await;
     }
 
     /// Quiet compare-and-delete of `token` (waking nobody) on the masters

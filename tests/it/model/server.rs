@@ -8,19 +8,17 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{free_port, libfaketime};
+use crate::support::{ServerKind, free_port, libfaketime};
 
 /// Valkey 9.1 from `scripts/servers` (built with libc malloc, so it runs
 /// under libfaketime; Debian's jemalloc redis-server does not).
 pub fn valkey_binary() -> PathBuf {
-    let dir = std::env::var_os("REDLOCK_SERVERS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/servers"));
-    let bin = dir.join("bin/valkey-server-9.1");
+    let bin = ServerKind::Valkey91.binary();
     assert!(
         bin.exists(),
-        "{} not found: run scripts/servers (scripts/test does)",
-        bin.display()
+        "{} not found: {}",
+        bin.display(),
+        ServerKind::Valkey91.install_hint()
     );
     bin
 }
