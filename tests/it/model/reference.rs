@@ -67,16 +67,22 @@ pub struct Model {
     /// The scripts check every name they write before their first write
     /// (another application's data: refused, nothing changed).
     pub checks: bool,
+    /// A new fencing token is the greater of the counter plus one and the
+    /// server's clock in microseconds (else the counter plus one).
+    pub clock_fencing: bool,
+}
+
+fn prelude() -> &'static str {
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/lock/lua/prelude.lua"
+    ))
 }
 
 /// Whether the scripts under test check the names they write (the
 /// prelude has `foreign`); before, they failed half-way.
 pub fn scripts_check_names() -> bool {
-    include_str!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/src/lock/lua/prelude.lua"
-    ))
-    .contains("local function foreign(")
+    prelude().contains("local function foreign(")
 }
 
 pub(super) fn claim_str(t: i64, s: &str, tok: &str, p: i64) -> String {
@@ -116,6 +122,45 @@ impl Model {
             woken: Vec::new(),
             publish: true,
             checks: scripts_check_names(),
+            clock_fencing: prelude().contains("local function next_fence("),
+        }
+    }
+
+    /// The next fencing token, stored as the counter. With the server's
+    /// clock in it, the model's is a lower bound (its clock was read a
+    /// moment before the script's): the reply is taken when it lies
+    /// within the tolerance above ([`Model::took_fence`]).
+    pub(super) fn next_fence(&mut self) -> Result<u64, WrongType> {
+        let c = match self.s.get(&self.k.fence)? {
+            None => 0,
+            Some(v) => v.parse::<u64>().map_err(|_| WrongType)?,
+        };
+        let f = if self.clock_fencing {
+            (c + 1).max(self.s.now as u64 * 1000)
+        } else {
+            c + 1
+        };
+        let fence = self.k.fence.clone();
+        self.s.set(&fence, &f.to_string(), None);
+        Ok(f)
+    }
+
+    /// The server granted `token` the fencing token `got` where the model
+    /// computed `want` from the clock it read a moment earlier: keep the
+    /// server's (counter, and with --limit the holder's description).
+    pub fn took_fence(&mut self, token: &str, want: u64, got: u64) {
+        let fence = self.k.fence.clone();
+        self.s.set(&fence, &got.to_string(), None);
+        let holders = self.k.holders.clone();
+        if let Ok(h) = self.s.hash(&holders) {
+            if let Some(d) = h.get(token) {
+                let d = d.replacen(
+                    &format!("{{\"fencing_token\":{want}"),
+                    &format!("{{\"fencing_token\":{got}"),
+                    1,
+                );
+                let _ = self.s.hset(&holders, token, &d);
+            }
         }
     }
 
@@ -345,7 +390,7 @@ impl Model {
         }
         if holder.is_none() {
             self.s.set(&k.lock, token, Some(ttl));
-            let fence = self.s.incr(&k.fence)?;
+            let fence = self.next_fence()?;
             self.s.set(&k.holder, json, Some(ttl));
             if let Mode::Tick { tick, .. } = mode {
                 self.s

@@ -107,7 +107,7 @@ impl Model {
         }
         if self.s.zcard(&k.lock)? < n {
             hold(self)?;
-            let fence = self.s.incr(&k.fence)?;
+            let fence = self.next_fence()?;
             let rest = &json[1..];
             let rest = if rest == "}" {
                 rest.to_string()

@@ -107,22 +107,6 @@ impl Store {
         }
     }
 
-    pub fn incr(&mut self, k: &str) -> Result<i64, WrongType> {
-        let n = match self.get(k)? {
-            None => 0,
-            Some(s) => s.parse::<i64>().map_err(|_| WrongType)?,
-        };
-        let exp = self.keys.get(k).and_then(|e| e.exp);
-        self.keys.insert(
-            k.into(),
-            Entry {
-                val: Val::Str((n + 1).to_string()),
-                exp,
-            },
-        );
-        Ok(n + 1)
-    }
-
     fn zset_mut(&mut self, k: &str) -> Result<Option<&mut BTreeMap<String, f64>>, WrongType> {
         match self.keys.get_mut(k).map(|e| &mut e.val) {
             None => Ok(None),

@@ -157,6 +157,23 @@ impl Run<'_> {
         } else {
             self.model_call(call)
         };
+        // A fencing token from the server's clock: the script read it a
+        // moment after the model did.
+        let want = match (&got, want) {
+            (Some(Reply::Granted { fencing: g }), Some(Reply::Granted { fencing: w }))
+                if self.model.clock_fencing
+                    && *g > w
+                    && *g - w <= TOL as u64 * 1000
+                    && self.model.s.get(&self.model.k.fence).ok().flatten()
+                        == Some(w.to_string()) =>
+            {
+                if let Call::Acquire { token, .. } = call {
+                    self.model.took_fence(token, w, *g);
+                }
+                Some(Reply::Granted { fencing: *g })
+            }
+            (_, w) => w,
+        };
         // Holders whose leases end within TOL of each other: which one
         // ends first is a matter of milliseconds the model cannot know.
         let near = |tok: &str, other: &str| {
