@@ -457,6 +457,25 @@ impl<'a> Run<'a> {
                     }
                     _ => {}
                 }
+                // An attempt the client undid (a refusal, or a --limit
+                // mismatch) holds nothing, an earlier delivery's grant
+                // included.
+                let undone = match r {
+                    None => true,
+                    Some(Reply::Mismatch { .. }) => wire::locker_undoes_mismatches(),
+                    _ => false,
+                };
+                if undone {
+                    self.leases.remove(token);
+                    self.ticks.retain(|_, t| t != token);
+                    if self.clients[c]
+                        .held
+                        .as_ref()
+                        .is_some_and(|h| h.token == *token)
+                    {
+                        self.clients[c].held = None;
+                    }
+                }
             }
             Call::Renew { token } => match r {
                 Some(Reply::Int(1)) => {

@@ -91,6 +91,19 @@ impl Run<'_> {
                         token,
                         same_tick,
                     }),
+                    // The client undoes an attempt refused for a --limit
+                    // mismatch (its grants elsewhere, or an earlier
+                    // delivery's, must not stay).
+                    Ok(r @ Reply::Mismatch { .. }) if locker_undoes_mismatches() => {
+                        let w = match mode {
+                            reference::Mode::Wait { score, waiter } => {
+                                Some((*score, waiter.as_str()))
+                            }
+                            _ => None,
+                        };
+                        let _ = self.model.request(|m| m.undo(token, w));
+                        Some(r)
+                    }
                     Ok(r) => Some(r),
                     Err(_) => {
                         // The client undoes an attempt that failed.
@@ -233,4 +246,11 @@ pub(super) fn same_reply(got: &Option<Reply>, want: &Option<Reply>) -> bool {
         ) => ta == tb && sa == sb && ((*a < 0 && *b < 0) || (a - b).abs() <= TOL),
         _ => got == want,
     }
+}
+
+/// Whether the client undoes an attempt refused for a `--limit` mismatch
+/// (issue 24 item 5); before, it left it as it was.
+pub(super) fn locker_undoes_mismatches() -> bool {
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/lock/acquire.rs"))
+        .contains("mismatch on any master refuses the attempt")
 }
