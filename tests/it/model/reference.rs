@@ -399,9 +399,7 @@ impl Model {
             if let Mode::Wait { waiter, .. } = mode {
                 self.s.zrem(&k.waiters, &[waiter])?;
             }
-            return Ok(Reply::Granted {
-                fencing: fence as u64,
-            });
+            return Ok(Reply::Granted { fencing: fence });
         }
         if let Mode::Wait { score, waiter } = mode {
             self.s.zadd(&k.waiters, *score as f64, waiter)?;

@@ -124,9 +124,7 @@ impl Model {
                 self.s
                     .set(&k.tick, &claim_str(*tick, "c", token, prev), None);
             }
-            return Ok(Reply::Granted {
-                fencing: fence as u64,
-            });
+            return Ok(Reply::Granted { fencing: fence });
         }
         if let Mode::Wait { score, waiter } = mode {
             self.s.zadd(&k.waiters, *score as f64, waiter)?;
