@@ -2,6 +2,7 @@
 //! redlock-run binary, real signals and faults.
 
 mod admin;
+mod advice;
 mod chaos;
 mod cli;
 mod doctor;
