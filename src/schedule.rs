@@ -20,7 +20,7 @@ use nix::sys::signal::Signal;
 use crate::cli::ScheduleArgs;
 use crate::config::{Lease, Place, Program};
 use crate::exit::{self, Failure};
-use crate::lock::{Attempt, Locker, Mode};
+use crate::lock::{Attempt, Locker, Mode, Probe};
 use crate::run::{holder_json, run_under_lock};
 use crate::signals::Signals;
 
@@ -162,6 +162,9 @@ pub struct SchedulePlan {
 pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
     let mut signals = Signals::install()?;
     let mut locker = Locker::new(&plan.place.endpoints, &plan.place.key, plan.lease);
+    if !preflight(&mut locker, &plan.place.key, &mut signals).await? {
+        return Ok(0);
+    }
     locker.check_masters().await;
     tracing::info!(key = %plan.place.key, "schedule started");
     let mut busy_until: Option<i64> = None;
@@ -238,6 +241,50 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
         if o.interrupted {
             tracing::info!("stopping the schedule");
             return Ok(0);
+        }
+    }
+}
+
+/// How often, while no master answers at start, the wait is logged.
+const UNREACHABLE_LINE_EVERY: Duration = Duration::from_secs(60);
+
+/// Before the first tick: make sure the masters let us in. A refusal that
+/// no retry can fix (a password, an ACL, a bad database) ends the
+/// schedule at once with exit 69, so that a service manager shows the
+/// failure; masters that do not answer are waited for, with a line a
+/// minute. Returns false when a signal stops the schedule meanwhile.
+async fn preflight(
+    locker: &mut Locker,
+    key: &str,
+    signals: &mut Signals,
+) -> Result<bool, Failure> {
+    let timeout = locker.lease.io_timeout().min(Duration::from_secs(2));
+    let mut last_line: Option<std::time::Instant> = None;
+    loop {
+        let Some(probe) = or_stop(locker.probe(timeout), signals).await else {
+            return Ok(false);
+        };
+        match probe {
+            Probe::Ready => return Ok(true),
+            Probe::Refused(why) => {
+                return Err(Failure::Unavailable(format!(
+                    "cannot schedule under lock {key:?}: {why}"
+                )));
+            }
+            Probe::Unreachable(why) => {
+                if last_line.is_none_or(|t| t.elapsed() >= UNREACHABLE_LINE_EVERY) {
+                    tracing::error!(
+                        key,
+                        error = %why,
+                        "Redis unreachable; retrying (a line a minute until it answers)"
+                    );
+                    last_line = Some(std::time::Instant::now());
+                }
+                let pause = tokio::time::sleep(Duration::from_millis(500));
+                if or_stop(pause, signals).await.is_none() {
+                    return Ok(false);
+                }
+            }
         }
     }
 }

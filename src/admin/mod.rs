@@ -79,16 +79,17 @@ pub async fn status(place: &Place, as_json: bool) -> i32 {
             // take it for a free lock.
             let mut v = to_json(&st, st.masters.len() > 1);
             v["held"] = Value::Null;
-            v["error"] = json!(format!(
+            v["error"] = json!(exit::advised(&format!(
                 "cannot read the lock: {} of {} masters reachable, {} needed: {}",
                 st.reachable(),
                 st.masters.len(),
                 st.quorum,
                 errors.join("; ")
-            ));
+            )));
             out(&format!("{v}\n"));
         }
-        tracing::error!("cannot read lock {:?}: {}", place.key, errors.join("; "));
+        let why = format!("cannot read lock {:?}: {}", place.key, errors.join("; "));
+        tracing::error!("{}", exit::advised(&why));
         return exit::UNAVAILABLE.into();
     }
     if as_json {

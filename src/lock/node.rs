@@ -47,7 +47,9 @@ pub fn transient(code: &str) -> Option<&'static str> {
 pub enum NodeError {
     #[error("{0}: timed out after {1:?}")]
     Timeout(String, Duration),
-    #[error("{0}: authentication refused: {1}")]
+    /// A password missing or refused, or an ACL denial
+    /// ([`crate::exit::AuthRefusal`]): no retry can fix it.
+    #[error("{0}: {1}")]
     Auth(String, String),
     #[error("{0}: {1}")]
     Io(String, String),
@@ -141,6 +143,9 @@ impl Node {
             redis::ErrorKind::AuthenticationFailed => NodeError::Auth(name, msg),
             redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm) => NodeError::Auth(name, msg),
             _ if matches!(code, "NOAUTH" | "WRONGPASS") => NodeError::Auth(name, msg),
+            // Also Redis's `Protocol error: unauthenticated multibulk
+            // length` (a long request before AUTH), and a pipeline's NOAUTH.
+            _ if crate::exit::AuthRefusal::find(&msg).is_some() => NodeError::Auth(name, msg),
             _ if e.is_io_error()
                 || e.is_connection_dropped()
                 || e.is_connection_refusal()
@@ -387,6 +392,8 @@ mod tests {
             assert!(matches!(e, NodeError::Server(..)), "{code}: {e:?}");
         }
         let e = node().classify(reply("WRONGPASS invalid username-password pair"));
+        assert!(matches!(e, NodeError::Auth(..)), "{e:?}");
+        let e = node().classify(reply("ERR Protocol error: unauthenticated multibulk length"));
         assert!(matches!(e, NodeError::Auth(..)), "{e:?}");
     }
 }
