@@ -793,3 +793,55 @@ fn only_sigint_and_sigterm_stop_an_idle_schedule() {
 
 #[path = "schedule_fleet.rs"]
 mod fleet;
+
+/// A misconfiguration no retry can fix ends `schedule` at start with 69,
+/// so that a service manager shows it: here a database the server does not
+/// have (a password or an ACL: tests/it/advice.rs).
+#[test]
+fn a_refused_database_ends_the_schedule_at_start_with_69() {
+    let server = RedisServer::start();
+    let k = key("sched-baddb");
+    let mut c = rr_urls(&[format!("redis://127.0.0.1:{}/99", server.port)]);
+    let o = output_within(
+        c.args(["schedule", "--key", &k, "--every", "1s", "--", "true"]),
+        EVENT,
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(69), "{err}");
+    let first = err.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("redlock-run: error: cannot schedule under lock")
+            && first.contains("DB index is out of range"),
+        "{err}"
+    );
+}
+
+/// While no master answers at start, `schedule` keeps trying, with one
+/// line a minute rather than one per tick, and runs as soon as Redis is
+/// there.
+#[test]
+fn an_unreachable_redis_at_start_is_waited_for_with_a_line_a_minute() {
+    let port = free_port();
+    let proxy = crate::support::proxy::Proxy::start(port);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("runs");
+    let k = key("sched-unreach");
+    let mut c = rr_urls(&[proxy.url()]);
+    c.args(["schedule", "--key", &k, "--every", "200ms"])
+        .args(["--", "sh", "-c", r#"echo "$REDLOCK_TICK" >> "$1""#, "sh"])
+        .arg(&out);
+    let mut inst = Instance::spawn("unreachable", &mut c);
+    // Each attempt to connect goes through the proxy: a dozen of them,
+    // over several ticks, while nothing listens behind it.
+    poll_until("a dozen attempts to connect", EVENT, || proxy.accepted() >= 12);
+    assert!(inst.running(), "{}", inst.log());
+    assert_eq!(inst.count("Redis unreachable"), 1, "{}", inst.log());
+    assert_eq!(inst.count("skipped"), 0, "{}", inst.log());
+
+    let _server = RedisServer::start_on(port, &[]);
+    wait_lines(&out, 1, EVENT);
+    assert_eq!(inst.count("Redis unreachable"), 1, "{}", inst.log());
+    assert_eq!(inst.count("schedule started"), 1, "{}", inst.log());
+    inst.signal(Signal::SIGTERM);
+    assert_eq!(inst.wait(EVENT).code(), Some(0), "{}", inst.log());
+}
