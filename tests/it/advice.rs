@@ -124,3 +124,160 @@ fn an_acl_denial_is_named_in_every_mode() {
         );
     }
 }
+
+/// A command line refused before anything touches Redis: exit 2, nothing on
+/// stdout, at most four non-empty lines; returns the first one.
+fn refused(args: &[&str]) -> String {
+    // Nothing listens on port 1: a connection attempt would be an error
+    // of another kind.
+    let mut c = rr_urls(&["redis://127.0.0.1:1".into()]);
+    let o = output_within(c.args(args), Duration::from_secs(10));
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+    assert_eq!(stdout(&o), "", "{args:?}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() <= 4, "{args:?}: {err}");
+    lines[0].to_string()
+}
+
+#[test]
+fn a_command_without_dashes_is_told_to_put_them() {
+    for (args, arg) in [
+        (&["--key", "k", "./report.sh"][..], "./report.sh"),
+        (&["--key", "k", "echo", "hi"][..], "echo"),
+    ] {
+        let first = refused(args);
+        assert!(
+            first.starts_with(&format!(
+                "error: unexpected argument '{arg}': put `--` before the command"
+            )),
+            "{args:?}: {first}"
+        );
+        assert!(first.contains(&format!("-- {arg}")), "{first}");
+    }
+}
+
+#[test]
+fn a_negative_duration_is_told_durations_are_not_negative() {
+    for args in [
+        &["--key", "k", "--timeout", "-1", "--", "true"][..],
+        &["--key", "k", "--timeout=-1", "--", "true"][..],
+        &["--key", "k", "--ttl", "-5s", "--", "true"][..],
+        &["schedule", "--key", "k", "--every", "-10s", "--", "true"][..],
+    ] {
+        let first = refused(args);
+        assert!(
+            first.starts_with("error: ") && first.contains("durations are not negative"),
+            "{args:?}: {first}"
+        );
+        assert!(!first.contains("use '--"), "{args:?}: {first}");
+    }
+}
+
+#[test]
+fn an_option_before_the_subcommand_is_told_where_options_go() {
+    for (args, sub) in [
+        (
+            &[
+                "-v", "schedule", "--key", "k", "--every", "1s", "--", "true",
+            ][..],
+            "schedule",
+        ),
+        (&["--key", "k", "status"][..], "status"),
+    ] {
+        let first = refused(args);
+        assert!(
+            first.starts_with(&format!(
+                "error: options go after the subcommand: redlock-run {sub} [OPTIONS]"
+            )),
+            "{args:?}: {first}"
+        );
+    }
+}
+
+/// The TTL rule's error names what was given (or the defaults by name),
+/// in durations a person reads, and states the real minimum.
+#[test]
+fn a_ttl_too_short_names_what_was_given_in_milliseconds() {
+    for ttl in ["0", "500ms", "624ms"] {
+        let first = refused(&["--key", "k", "--ttl", ttl, "--", "true"]);
+        assert!(
+            first.starts_with(&format!(
+                "error: --ttl {} is too short",
+                if ttl == "0" { "0s" } else { ttl }
+            )) && first
+                .contains("with the default --refresh (a third of --ttl) the minimum is 625ms"),
+            "--ttl {ttl}: {first}"
+        );
+        assert!(!first.contains("--kill-after"), "--ttl {ttl}: {first}");
+    }
+    let ok = output_within(
+        rr_urls(&["redis://127.0.0.1:1".into()])
+            .args(["--key", "k", "--ttl", "625ms", "--", "true"]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        ok.status.code(),
+        Some(69),
+        "625ms is accepted: {}",
+        stderr(&ok)
+    );
+
+    let first = refused(&[
+        "--key",
+        "k",
+        "--ttl",
+        "1s",
+        "--kill-after",
+        "900ms",
+        "--",
+        "true",
+    ]);
+    assert!(
+        first.starts_with("error: --kill-after 900ms does not fit in --ttl 1s with the default --refresh (333ms): at most 121ms does"),
+        "{first}"
+    );
+    let first = refused(&[
+        "--key",
+        "k",
+        "--ttl",
+        "700ms",
+        "--refresh",
+        "300ms",
+        "--",
+        "true",
+    ]);
+    assert!(
+        first.starts_with(
+            "error: --ttl 700ms and --refresh 300ms leave no room for one missed renewal"
+        ),
+        "{first}"
+    );
+    for first in [
+        refused(&["--key", "k", "--ttl", "500ms", "--", "true"]),
+        refused(&[
+            "--key",
+            "k",
+            "--ttl",
+            "1s",
+            "--kill-after",
+            "900ms",
+            "--",
+            "true",
+        ]),
+    ] {
+        assert!(!first.contains("us ") && !first.contains("ns"), "{first}");
+    }
+}
+
+/// docs/reference.md states the minimum --ttl for the defaults that the
+/// binary enforces.
+#[test]
+fn the_reference_states_the_real_minimum_ttl() {
+    let reference =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/reference.md")).unwrap();
+    assert!(
+        reference.contains("with the default `--refresh` (a third of `--ttl`), at least 625ms"),
+        "docs/reference.md does not state the minimum --ttl"
+    );
+}
