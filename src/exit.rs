@@ -145,7 +145,11 @@ impl AuthRefusal {
     /// unauthenticated client's long request), alone or inside a pipeline's.
     pub fn find(text: &str) -> Option<Self> {
         let has = |words: &[&str]| words.iter().any(|w| text.contains(w));
-        if has(&["NOAUTH", "unauthenticated multibulk", "unauthenticated bulk"]) {
+        if has(&[
+            "NOAUTH",
+            "unauthenticated multibulk",
+            "unauthenticated bulk",
+        ]) {
             Some(AuthRefusal::PasswordNeeded)
         } else if has(&[
             "WRONGPASS",

@@ -253,11 +253,7 @@ const UNREACHABLE_LINE_EVERY: Duration = Duration::from_secs(60);
 /// schedule at once with exit 69, so that a service manager shows the
 /// failure; masters that do not answer are waited for, with a line a
 /// minute. Returns false when a signal stops the schedule meanwhile.
-async fn preflight(
-    locker: &mut Locker,
-    key: &str,
-    signals: &mut Signals,
-) -> Result<bool, Failure> {
+async fn preflight(locker: &mut Locker, key: &str, signals: &mut Signals) -> Result<bool, Failure> {
     let timeout = locker.lease.io_timeout().min(Duration::from_secs(2));
     let mut last_line: Option<std::time::Instant> = None;
     loop {

@@ -393,7 +393,9 @@ mod tests {
         }
         let e = node().classify(reply("WRONGPASS invalid username-password pair"));
         assert!(matches!(e, NodeError::Auth(..)), "{e:?}");
-        let e = node().classify(reply("ERR Protocol error: unauthenticated multibulk length"));
+        let e = node().classify(reply(
+            "ERR Protocol error: unauthenticated multibulk length",
+        ));
         assert!(matches!(e, NodeError::Auth(..)), "{e:?}");
     }
 }

@@ -833,7 +833,9 @@ fn an_unreachable_redis_at_start_is_waited_for_with_a_line_a_minute() {
     let mut inst = Instance::spawn("unreachable", &mut c);
     // Each attempt to connect goes through the proxy: a dozen of them,
     // over several ticks, while nothing listens behind it.
-    poll_until("a dozen attempts to connect", EVENT, || proxy.accepted() >= 12);
+    poll_until("a dozen attempts to connect", EVENT, || {
+        proxy.accepted() >= 12
+    });
     assert!(inst.running(), "{}", inst.log());
     assert_eq!(inst.count("Redis unreachable"), 1, "{}", inst.log());
     assert_eq!(inst.count("skipped"), 0, "{}", inst.log());
