@@ -393,6 +393,9 @@ pub enum Timeout {
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
+    if s.trim().starts_with('-') {
+        return Err(exit::NOT_NEGATIVE.into());
+    }
     humantime::parse_duration(s.trim()).map_err(|e| format!("{e} (try 500ms, 30s, 10m, 1h 30m)"))
 }
 
@@ -436,6 +439,11 @@ mod tests {
             panic!("not status")
         };
         assert_eq!(a.target.redis, [url]);
+    }
+
+    #[test]
+    fn durations_are_not_negative() {
+        assert_eq!(duration("-1"), Err(exit::NOT_NEGATIVE.to_string()));
     }
 
     #[test]

@@ -192,6 +192,28 @@ pub fn advised(text: &str) -> String {
     }
 }
 
+/// The usage slips of a first day, and what to say about each (the
+/// clap errors they cause are replaced by these: `lib.rs`, `print_clap`).
+pub const NOT_NEGATIVE: &str = "durations are not negative";
+
+/// A command given without `--` before it.
+pub fn put_dashes(arg: &str) -> String {
+    format!(
+        "unexpected argument '{arg}': put `--` before the command and its arguments \
+         (redlock-run [OPTIONS] --key <KEY> -- {arg} ...)"
+    )
+}
+
+/// An option given before the subcommand `sub`.
+pub fn options_after(sub: &str) -> String {
+    format!("options go after the subcommand: redlock-run {sub} [OPTIONS] ...")
+}
+
+/// A negative value given to a duration option.
+pub fn negative(arg: &str, option: &str) -> String {
+    format!("invalid value '{arg}' for '{option} <DURATION>': {NOT_NEGATIVE}")
+}
+
 /// The result of a run whose command was started: its own status, or a
 /// failure (lost lock, internal error) that overrides it.
 pub fn for_run(o: &Outcome) -> Result<i32, Failure> {
