@@ -24,3 +24,4 @@ mod signals;
 mod support;
 mod topology;
 mod wait;
+mod wonder;

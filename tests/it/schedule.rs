@@ -847,3 +847,65 @@ fn an_unreachable_redis_at_start_is_waited_for_with_a_line_a_minute() {
     inst.signal(Signal::SIGTERM);
     assert_eq!(inst.wait(EVENT).code(), Some(0), "{}", inst.log());
 }
+
+/// The value of `field=` in a log line.
+fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{name}=")))
+}
+
+/// `schedule` says when the next tick is, at start and after each tick:
+/// a daily --cron is not silent for hours.
+#[test]
+fn schedule_logs_the_next_tick_at_start_and_after_each_tick() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("runs");
+    let k = key("sched-next");
+    let mut every = Instance::spawn(
+        "every",
+        &mut schedule_cmd(
+            &server,
+            &k,
+            &["--every", "1s"],
+            r#"echo "$REDLOCK_TICK" >> "$1""#,
+            &[out.to_str().unwrap()],
+        ),
+    );
+    let ticks = wait_lines(&out, 1, EVENT);
+    poll_until("the tick's line", EVENT, || every.count(": ran ") >= 1);
+    let lines = every.lines();
+    let started = lines
+        .iter()
+        .find(|l| l.contains("schedule started"))
+        .unwrap();
+    let next = field(started, "next_tick").unwrap_or_else(|| panic!("{started}"));
+    assert_eq!(next, ticks[0], "{}", every.log());
+    let ran = lines.iter().find(|l| l.contains(": ran ")).unwrap();
+    assert_eq!(field(ran, "tick"), Some(ticks[0].as_str()), "{ran}");
+    let after = field(ran, "next_tick").unwrap_or_else(|| panic!("{ran}"));
+    assert_eq!(tick_ns(after) - tick_ns(&ticks[0]), 1_000_000_000, "{ran}");
+    stop_all(std::slice::from_mut(&mut every));
+
+    // A daily cron: the next tick is the coming midnight (UTC).
+    let mut daily = Instance::spawn(
+        "daily",
+        &mut schedule_cmd(&server, &k, &["--cron", "0 0 * * *"], "true", &[]),
+    );
+    poll_until("the start line", EVENT, || {
+        daily.count("schedule started") == 1
+    });
+    let started = daily
+        .lines()
+        .into_iter()
+        .find(|l| l.contains("schedule started"))
+        .unwrap();
+    let next = field(&started, "next_tick").unwrap_or_else(|| panic!("{started}"));
+    let day_ns = 86_400_000_000_000;
+    assert_eq!(tick_ns(next) % day_ns, 0, "{started}");
+    assert!(
+        tick_ns(next) > now_ns() && tick_ns(next) - now_ns() <= day_ns,
+        "{started}"
+    );
+    stop_all(std::slice::from_mut(&mut daily));
+}

@@ -1,0 +1,106 @@
+//! What a person wonders on the first day: is this key (spelled this way)
+//! used at all, why is a lock whose command ended still held (`--min-hold`),
+//! and what did `release --force` remove.
+
+use serde_json::Value;
+
+use crate::admin::status_json;
+use crate::support::*;
+
+fn status_text(server: &RedisServer, k: &str) -> (i32, String) {
+    let o = output(rr(server).args(["status", "--key", k]));
+    (o.status.code().unwrap_or(-1), stdout(&o))
+}
+
+#[test]
+fn status_of_a_key_never_used_says_so() {
+    let server = RedisServer::start();
+    let k = key("never");
+    let (code, text) = status_text(&server, &k);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.lines()
+            .next()
+            .is_some_and(|l| l.starts_with(&format!("{k}: never used"))),
+        "{text}"
+    );
+    let (code, v) = status_json(&server, &k);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["held"], Value::Bool(false), "{v}");
+    assert_eq!(v["never_used"], Value::Bool(true), "{v}");
+
+    // Once it ran, it is free, not never used.
+    let o = output(rr(&server).args(["--key", &k, "--", "true"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let (code, text) = status_text(&server, &k);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.starts_with(&format!("{k}: free")), "{text}");
+    let (_, v) = status_json(&server, &k);
+    assert_eq!(v["never_used"], Value::Bool(false), "{v}");
+}
+
+#[test]
+fn a_min_hold_holder_is_shown_as_ended_with_the_lock_kept() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("minhold");
+    // A running holder: its command has not ended.
+    let (h, _) = Holder::start(&server, &k, dir.path(), &["--ttl", "5s"]);
+    let (_, v) = status_json(&server, &k);
+    assert_eq!(v["holder"]["command_ended"], Value::Null, "{v}");
+    let (_, text) = status_text(&server, &k);
+    assert!(!text.contains("command ended"), "{text}");
+    assert_eq!(h.finish().status.code(), Some(0));
+
+    // --min-hold: the command ended at once, the lock stays.
+    let o = output(rr(&server).args(["--key", &k, "--min-hold", "1m", "--", "true"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let (code, text) = status_text(&server, &k);
+    assert_eq!(code, 0, "{text}");
+    let first = text.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(&format!("{k}: held by "))
+            && first.contains(": command ended at ")
+            && first.contains(", lock kept until ")
+            && first.contains("(--min-hold)"),
+        "{text}"
+    );
+    let (code, v) = status_json(&server, &k);
+    assert_eq!(code, 0, "{v}");
+    let ended = v["holder"]["command_ended"].as_str().unwrap_or_default();
+    assert!(humantime::parse_rfc3339(ended).is_ok(), "{v}");
+    assert_eq!(v["last_runs"][0]["ended"].as_str(), Some(ended), "{v}");
+}
+
+#[test]
+fn release_force_says_what_it_removed() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("removed");
+    let o = output(rr(&server).args(["release", "--key", &k, "--force"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), format!("{k}: was not held; nothing removed\n"));
+
+    let (h, _) = Holder::start(&server, &k, dir.path(), &["--ttl", "5s"]);
+    let tick = tick_key(&k);
+    let _: () = server.query(&["SET", &tick, "1764921600000 c sometoken -1"]);
+    let o = output(rr(&server).args(["release", "--key", &k, "--force"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with(&format!("{k}: released: removed the lock (held by "))
+            && out.contains(&format!("pid {}", h.pid()))
+            && out.contains("the tick claim (2025-12-05T08:00:00Z)"),
+        "{out}"
+    );
+    assert!(!server.exists(&k) && !server.exists(&tick));
+    assert_eq!(h.wait().status.code(), Some(70));
+
+    // Only a tick claim left.
+    let _: () = server.query(&["SET", &tick, "1764921600000"]);
+    let o = output(rr(&server).args(["release", "--key", &k, "--force"]));
+    assert_eq!(
+        stdout(&o),
+        format!("{k}: was not held; removed the tick claim (2025-12-05T08:00:00Z)\n")
+    );
+}
