@@ -136,6 +136,13 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// The next tick from now, as logged (`none` when the cron expression has
+/// no future time).
+fn next_tick(when: &When) -> String {
+    when.next_after(now_ms())
+        .map_or("none".into(), |t| when.format_tick(t))
+}
+
 /// Sleep until the wall clock reads `tick_ms` (re-checked after each wake,
 /// so a clock step in either direction is followed).
 async fn sleep_until_wall(tick_ms: i64) {
@@ -166,11 +173,17 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
         return Ok(0);
     }
     locker.check_masters().await;
-    tracing::info!(key = %plan.place.key, "schedule started");
+    // The first tick, announced: a daily --cron is not silent for hours.
+    let mut announced = plan.when.next_after(now_ms());
+    tracing::info!(
+        key = %plan.place.key,
+        next_tick = %announced.map_or("none".into(), |t| plan.when.format_tick(t)),
+        "schedule started"
+    );
     let mut busy_until: Option<i64> = None;
     loop {
         // Checked before starting; only a clock far in the future gets here.
-        let Some(tick) = plan.when.next_after(now_ms()) else {
+        let Some(tick) = announced.take().or_else(|| plan.when.next_after(now_ms())) else {
             tracing::error!("the cron expression has no future time; stopping");
             return Ok(exit::USAGE.into());
         };
@@ -210,10 +223,11 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
         let o = match outcome {
             Ok(o) => o,
             Err(f) => {
-                tracing::error!(tick = %tick_str, "{f}");
+                tracing::error!(tick = %tick_str, next_tick = %next_tick(&plan.when), "{f}");
                 continue;
             }
         };
+        let next = next_tick(&plan.when);
         match exit::for_run(&o) {
             // The command's group was stopped and the lock released; the
             // schedule does not go on without a working supervisor.
@@ -227,15 +241,15 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
                 tick = %tick_str, fencing_token = fencing,
                 exit_status = i32::from(exit::LOST),
                 command_status = %o.status.map_or("-".into(), |st| exit::from_status(st).to_string()),
-                duration_ms, late_ms, reason = %f, "ran; lock lost"
+                duration_ms, late_ms, reason = %f, next_tick = %next, "ran; lock lost"
             ),
             Ok(0) => tracing::info!(
                 tick = %tick_str, fencing_token = fencing, exit_status = 0,
-                duration_ms, late_ms, "ran"
+                duration_ms, late_ms, next_tick = %next, "ran"
             ),
             Ok(status) => tracing::warn!(
                 tick = %tick_str, fencing_token = fencing, exit_status = status,
-                duration_ms, late_ms, "ran; command failed"
+                duration_ms, late_ms, next_tick = %next, "ran; command failed"
             ),
         }
         if o.interrupted {
@@ -361,16 +375,16 @@ async fn take_tick(
                 }
             }
             Attempt::Held { holder, .. } => {
-                tracing::info!(tick = %tick_str, holder = %holder, "skipped: lock held");
+                tracing::info!(tick = %tick_str, holder = %holder, next_tick = %next_tick(&plan.when), "skipped: lock held");
                 return Took::Skip;
             }
             Attempt::AlreadyRan { .. } => {
-                tracing::info!(tick = %tick_str, "skipped: already ran elsewhere");
+                tracing::info!(tick = %tick_str, next_tick = %next_tick(&plan.when), "skipped: already ran elsewhere");
                 return Took::Skip;
             }
             Attempt::ClockAhead { skew_ms } => {
                 tracing::error!(
-                    tick = %tick_str, skew_ms, bound_ms,
+                    tick = %tick_str, skew_ms, bound_ms, next_tick = %next_tick(&plan.when),
                     "skipped: this host's clock is ahead of Redis by more than half the \
                      interval, so it cannot claim ticks; fix the clock (NTP)"
                 );
@@ -384,7 +398,10 @@ async fn take_tick(
                 ));
             }
             Attempt::Unavailable { reason, .. } => {
-                tracing::error!(tick = %tick_str, error = %reason, "skipped: Redis unavailable");
+                tracing::error!(
+                    tick = %tick_str, error = %exit::advised(&reason),
+                    next_tick = %next_tick(&plan.when), "skipped: Redis unavailable"
+                );
                 return Took::Skip;
             }
         }

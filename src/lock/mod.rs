@@ -9,6 +9,7 @@
 
 mod acquire;
 mod fanout;
+mod forget;
 mod keeper;
 mod masters;
 mod node;
