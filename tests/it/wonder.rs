@@ -2,6 +2,8 @@
 //! used at all, why is a lock whose command ended still held (`--min-hold`),
 //! and what did `release --force` remove.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use crate::admin::status_json;
@@ -103,4 +105,90 @@ fn release_force_says_what_it_removed() {
         stdout(&o),
         format!("{k}: was not held; removed the tick claim (2025-12-05T08:00:00Z)\n")
     );
+}
+
+/// Every name the tool keeps for `k` that exists now.
+fn traces(server: &RedisServer, k: &str) -> Vec<String> {
+    let mut names: Vec<String> = server.query(&["KEYS", &format!("{{{k}}}:redlock-run:*")]);
+    if server.exists(k) {
+        names.push(k.to_string());
+    }
+    names.sort();
+    names
+}
+
+/// `release --forget` retires a key: everything the tool keeps for it goes,
+/// at once, but never while it is held or waited on (exit 75, nothing
+/// removed); the next user of the key gets a higher fencing token.
+#[test]
+fn release_forget_removes_every_trace_but_never_of_a_key_in_use() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("forget");
+    let o = output(rr(&server).args(["release", "--key", &k, "--forget"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), format!("{k}: nothing to forget\n"));
+
+    // Runs, a schedule's tick claim, a --min-hold: every trace there is.
+    for _ in 0..3 {
+        let o = output(rr(&server).args(["--key", &k, "--", "true"]));
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    let _: () = server.query(&["SET", &tick_key(&k), "1764921600000 c tok -1"]);
+    let last: u64 = server.get(&fence_key(&k)).unwrap().parse().unwrap();
+
+    // Held: refused, nothing removed.
+    let (h, _) = Holder::start(&server, &k, dir.path(), &["--ttl", "5s"]);
+    let before = traces(&server, &k);
+    let o = output(rr(&server).args(["release", "--key", &k, "--forget"]));
+    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    let first = stderr(&o).lines().next().unwrap_or_default().to_string();
+    assert!(
+        first.starts_with(&format!("redlock-run: error: lock {k:?} is held by "))
+            && first.contains("not forgetting a key in use"),
+        "{first}"
+    );
+    assert_eq!(traces(&server, &k), before);
+
+    assert_eq!(h.finish().status.code(), Some(0));
+
+    let o = output(rr(&server).args(["release", "--key", &k, "--forget"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with(&format!("{k}: forgotten: removed "))
+            && out.contains("the fencing counter")
+            && out.contains("the run history")
+            && out.contains("the tick claim"),
+        "{out}"
+    );
+    assert_eq!(traces(&server, &k), Vec::<String>::new());
+    let (code, v) = crate::admin::status_json(&server, &k);
+    assert_eq!((code, &v["never_used"]), (1, &Value::Bool(true)), "{v}");
+
+    // The next user gets a higher fencing token than any before.
+    let (h, env) = Holder::start(&server, &k, dir.path(), &["--ttl", "5s"]);
+    assert!(env.fencing > last, "{} after {last}", env.fencing);
+    assert_eq!(h.finish().status.code(), Some(0));
+}
+
+/// A waiter in the queue (no holder) is someone using the key too.
+#[test]
+fn release_forget_is_refused_while_someone_waits() {
+    let server = RedisServer::start();
+    let k = key("forget-wait");
+    let _: () = server.query(&[
+        "ZADD",
+        &format!("{{{k}}}:redlock-run:waiters"),
+        "1",
+        "waiter-token",
+    ]);
+    let o = output(rr(&server).args(["release", "--key", &k, "--forget"]));
+    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with(&format!("redlock-run: error: lock {k:?} is waited for")),
+        "{}",
+        stderr(&o)
+    );
+    assert!(server.exists(&format!("{{{k}}}:redlock-run:waiters")));
 }
