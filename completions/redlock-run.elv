@@ -100,6 +100,7 @@ set edit:completion:arg-completer[redlock-run] = {|@words|
             cand --redis 'Redis URL: redis://, rediss:// (TLS) or unix://, with user, password and db as usual (percent-encode special characters in the password, e.g. %40 for ''@'', %2F for ''/''); redis+sentinel://[[user]:password@]host:port[,host:port]...[/service[/db]] for the primary Sentinels name (?sentinel_password= for their own); redis+cluster://[[user]:password@]host:port[,host:port]... for a Redis Cluster (rediss+ for TLS). Repeat for a Redlock quorum over independent masters; in REDLOCK_REDIS, separate the URLs with commas (a comma splits the list only where a new URL begins, so one in a password is kept). Prefer REDLOCK_REDIS for passwords: argv is visible in `ps`'
             cand --log-format 'Log line format: one line per event; json for log shippers'
             cand --force 'Really delete the lock, whoever holds it'
+            cand --forget 'Retire KEY: remove everything kept for it (fencing counter, run history, tick claim, stored --limit, ...), never while it is held or waited for (exit 75). Fencing tokens issued later still rise'
             cand -v 'More output on stderr (repeatable). Without -v/-q, REDLOCK_LOG (a level or a tracing filter) sets it'
             cand --verbose 'More output on stderr (repeatable). Without -v/-q, REDLOCK_LOG (a level or a tracing filter) sets it'
             cand -q 'Less output on stderr (repeatable)'

@@ -107,11 +107,13 @@ pub enum Sub {
     Status(StatusArgs),
     /// Delete the lock whoever holds it (break glass after a crash). Needs --force.
     ///
-    /// Exit status: 0 deleted or not held, 69 Redis unreachable; with several
-    /// --redis, 69 also when fewer than a quorum of masters answered (the
-    /// key is still deleted on those that did). The fencing counter is never
-    /// reset.
-    #[command(override_usage = "redlock-run release --key <KEY> [--redis <URL>]... --force")]
+    /// Prints what it removed. Exit status: 0 deleted or not held, 69 Redis
+    /// unreachable; with several --redis, 69 also when fewer than a quorum
+    /// of masters answered (the key is still deleted on those that did).
+    /// The fencing counter is never reset, except by --forget.
+    #[command(
+        override_usage = "redlock-run release --key <KEY> [--redis <URL>]... <--force|--forget>"
+    )]
     Release(ReleaseArgs),
     /// Check the Redis servers a key would use: one line per check.
     ///
@@ -348,6 +350,12 @@ pub struct ReleaseArgs {
     /// Really delete the lock, whoever holds it.
     #[arg(long)]
     pub force: bool,
+
+    /// Retire KEY: remove everything kept for it (fencing counter, run
+    /// history, tick claim, stored --limit, ...), never while it is held or
+    /// waited for (exit 75). Fencing tokens issued later still rise.
+    #[arg(long, conflicts_with = "force")]
+    pub forget: bool,
 
     #[command(flatten)]
     pub log: LogArgs,

@@ -92,6 +92,10 @@ pub enum Failure {
     },
     #[error("{0}")]
     Usage(String),
+    /// The key is in use (held or waited for) for something that needs it
+    /// idle: the conflict code, 75 by default.
+    #[error("{0}")]
+    InUse(String),
     #[error("interrupted by {name} while waiting for the lock; nothing was run")]
     Interrupted { name: &'static str, signo: i32 },
     /// Something failed inside redlock-run itself (a system call, the
@@ -114,10 +118,19 @@ impl Failure {
         ))
     }
 
+    /// `release --forget` of a key in use: `why` is "held by ..." or
+    /// "waited for".
+    pub fn not_forgetting(key: &str, why: &str) -> Failure {
+        Failure::InUse(format!(
+            "lock {key:?} is {why}: not forgetting a key in use; stop what uses it (or \
+             release --force it) first"
+        ))
+    }
+
     /// The exit code for this failure; `conflict` is `--conflict-exit-code`.
     pub fn code(&self, conflict: u8) -> i32 {
         match self {
-            Failure::Conflict { .. } => conflict.into(),
+            Failure::Conflict { .. } | Failure::InUse(_) => conflict.into(),
             Failure::Unavailable(_) => UNAVAILABLE.into(),
             Failure::Lost(_) => LOST.into(),
             Failure::Spawn { code, .. } => (*code).into(),

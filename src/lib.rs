@@ -314,13 +314,19 @@ fn dispatch(cli: Cli) -> i32 {
         Some(Sub::Release(a)) => {
             let mode = Mode(Some("release"));
             let place = mode.prepare(&a.log, ERRORS, || Place::from_args(&a.target));
-            let result =
-                block_on(async { Ok(admin::release(&place, a.force).await) }).and_then(|r| {
-                    r.or_else(|f| match f {
-                        Failure::Usage(_) => mode.usage_error(f),
-                        f => Err(f.into()),
-                    })
-                });
+            let result = block_on(async {
+                Ok(if a.forget {
+                    admin::forget(&place).await
+                } else {
+                    admin::release(&place, a.force).await
+                })
+            })
+            .and_then(|r| {
+                r.or_else(|f| match f {
+                    Failure::Usage(_) => mode.usage_error(f),
+                    f => Err(f.into()),
+                })
+            });
             finish(result, exit::CONFLICT)
         }
         None => {

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::config::{Lease, Place};
 use crate::exit::{self, Failure};
-use crate::lock::{FenceKind, Holder, Locker, RunEntry, Snapshot, Status};
+use crate::lock::{FenceKind, Forgot, Holder, Locker, RunEntry, Snapshot, Status};
 
 /// Timings for one-off requests (only the I/O timeout matters here).
 fn admin_lease() -> Lease {
@@ -390,4 +390,60 @@ pub async fn release(place: &Place, force: bool) -> Result<i32, Failure> {
             place.key
         ))),
     }
+}
+
+/// `redlock-run release --forget`: retire a key. Removes everything kept
+/// for it on every master, each in one step; refused (the conflict code,
+/// 75) while the lock is held or waited for; 69 unless every master
+/// answered.
+pub async fn forget(place: &Place) -> Result<i32, Failure> {
+    let mut locker = Locker::new(&place.endpoints, &place.key, admin_lease());
+    let n = locker.nodes().len();
+    let results = locker.forget(admin_lease().io_timeout()).await;
+    let (mut held, mut waited) = (false, false);
+    let mut removed: Vec<&str> = Vec::new();
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(Forgot::Held) => held = true,
+            Ok(Forgot::Waited) => waited = true,
+            Ok(Forgot::Removed(what)) => {
+                for w in what {
+                    if !removed.contains(&w) {
+                        removed.push(w);
+                    }
+                }
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if held {
+        let st = locker.status().await;
+        let by = match st.holders().first() {
+            Some(s) => format!("held by {}", s.holder),
+            None => "held".to_string(),
+        };
+        return Err(Failure::not_forgetting(&place.key, &by));
+    }
+    if waited {
+        return Err(Failure::not_forgetting(&place.key, "waited for"));
+    }
+    if !errors.is_empty() {
+        return Err(Failure::Unavailable(format!(
+            "lock {:?} forgotten on {} of {n} masters only (run it again once they answer): {}",
+            place.key,
+            n - errors.len(),
+            errors.join("; ")
+        )));
+    }
+    let key = crate::lock::escape_controls(&place.key);
+    if removed.is_empty() {
+        out(&format!("{key}: nothing to forget\n"));
+    } else {
+        out(&format!(
+            "{key}: forgotten: removed {}\n",
+            removed.join(", ")
+        ));
+    }
+    Ok(0)
 }

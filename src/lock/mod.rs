@@ -29,6 +29,7 @@ use redis::Script;
 
 use crate::clock::BootInstant;
 use crate::config::{Endpoint, Lease};
+pub use forget::Forgot;
 pub use keeper::{Keeper, LeaseState};
 pub use node::{Node, NodeError};
 pub use probe::Probe;

@@ -3,15 +3,13 @@
 //! or an ACL denial ends it at once (exit 69) instead of skipping every
 //! tick for ever, while a server that is merely down is waited for.
 
-use std::sync::LazyLock;
 use std::time::Duration;
-
-use redis::Script;
 
 use super::{Locker, NodeError};
 
-/// `lua/probe.lua`: writes nothing, returns 1.
-static PROBE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/probe.lua")));
+/// `lua/probe.lua`: writes nothing, returns 1. Sent with EVAL (a pipeline,
+/// not a cached script: it runs once per start).
+const PROBE: &str = include_str!("lua/probe.lua");
 
 /// What the masters said to [`Locker::probe`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,15 +27,17 @@ impl Locker {
     /// Run `lua/probe.lua` on every master (each within `timeout`). A
     /// master that refuses while a quorum remains is warned about.
     pub async fn probe(&mut self, timeout: Duration) -> Probe {
-        let keys = [
-            self.keys.lock.as_str(),
-            self.keys.fence.as_str(),
-            self.keys.tick.as_str(),
-        ];
+        let mut pipe = redis::pipe();
+        pipe.cmd("EVAL")
+            .arg(PROBE)
+            .arg(3)
+            .arg(&self.keys.lock)
+            .arg(&self.keys.fence)
+            .arg(&self.keys.tick);
         let results = futures_util::future::join_all(
             self.nodes
                 .iter_mut()
-                .map(|node| node.eval::<i64>(&PROBE, &keys, &[], timeout)),
+                .map(|node| node.query::<(i64,)>(&pipe, timeout)),
         )
         .await;
         let (n, quorum) = (self.nodes.len(), self.quorum());
