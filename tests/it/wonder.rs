@@ -2,8 +2,6 @@
 //! used at all, why is a lock whose command ended still held (`--min-hold`),
 //! and what did `release --force` remove.
 
-use std::time::Duration;
-
 use serde_json::Value;
 
 use crate::admin::status_json;
@@ -207,4 +205,39 @@ fn release_forget_is_refused_while_someone_waits() {
         stderr(&o)
     );
     assert!(server.exists(&format!("{{{k}}}:redlock-run:waiters")));
+}
+
+/// On a Cluster too (every name in the key's slot, braces in the key).
+#[test]
+fn release_forget_on_a_cluster() {
+    let c = crate::support::topology::ClusterSetup::start();
+    let url = c.url();
+    for k in [key("forget-cl"), format!("{}{{eu}}", key("jobs"))] {
+        let rr = || rr_urls(std::slice::from_ref(&url));
+        for _ in 0..2 {
+            let o = output(rr().args(["--key", &k, "--", "true"]));
+            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        }
+        let o = output(rr().args(["release", "--key", &k, "--forget"]));
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(
+            stdout(&o).starts_with(&format!("{k}: forgotten: removed "))
+                && stdout(&o).contains("the fencing counter"),
+            "{}",
+            stdout(&o)
+        );
+        let o = output(rr().args(["status", "--key", &k, "--json"]));
+        let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        assert_eq!(
+            (o.status.code(), &v["never_used"]),
+            (Some(1), &Value::Bool(true)),
+            "{v}"
+        );
+        let node = &c.nodes[c.owner(c.slot(&k))];
+        let left: Vec<String> = node.query(&["KEYS", "*redlock-run*"]);
+        assert!(
+            left.iter().all(|n| !n.contains(k.trim_end_matches("{eu}"))),
+            "{left:?}"
+        );
+    }
 }
