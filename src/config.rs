@@ -140,8 +140,12 @@ impl Lease {
         let min_hold = at_most_max("--min-hold", a.min_hold)?;
         // The default --refresh, named as such where the rule is explained.
         let default_refresh = || {
+            let replicas = match wait_replicas {
+                0 => String::new(),
+                n => format!(" and --wait-replicas {n}"),
+            };
             format!(
-                "with the default --refresh (a third of --ttl) the minimum is {}",
+                "with the default --refresh (a third of --ttl){replicas} the minimum is {}",
                 fmt(min_ttl(wait_replicas).unwrap_or(MIN_TTL))
             )
         };
@@ -480,6 +484,8 @@ mod tests {
     #[test]
     fn the_shortest_ttl_for_the_defaults() {
         assert_eq!(min_ttl(0), Some(Duration::from_millis(625)));
+        // The WAIT for replicas comes out of the same budget.
+        assert_eq!(min_ttl(1), Some(Duration::from_millis(1089)));
         assert!(lease(625, None, None).is_ok());
         assert!(lease(624, None, None).is_err());
         assert_eq!(fmt(Duration::from_nanos(333_333_333)).to_string(), "333ms");
