@@ -222,9 +222,14 @@ pub fn options_after(sub: &str) -> String {
     format!("options go after the subcommand: redlock-run {sub} [OPTIONS] ...")
 }
 
-/// A negative value given to a duration option.
-pub fn negative(arg: &str, option: &str) -> String {
-    format!("invalid value '{arg}' for '{option} <DURATION>': {NOT_NEGATIVE}")
+/// A negative value given to an option whose value is a `value_name`
+/// (a DURATION, or a number N).
+pub fn negative(arg: &str, option: &str, value_name: &str) -> String {
+    let why = match value_name {
+        "DURATION" => NOT_NEGATIVE.to_string(),
+        other => format!("{other} is never negative"),
+    };
+    format!("invalid value '{arg}' for '{option} <{value_name}>': {why}")
 }
 
 /// The result of a run whose command was started: its own status, or a

@@ -183,23 +183,30 @@ fn first_day_slip(err: &clap::Error) -> Option<clap::Error> {
         return runs_a_command
             .then(|| mode.error(ErrorKind::UnknownArgument, exit::put_dashes(arg)));
     }
-    // `--timeout -1`: the option before it takes a duration.
+    // `--timeout -1`: the option before it takes a value (a duration, a
+    // number), which clap took for an option.
     let (arg, option) = (args[at].to_str()?, args[at - 1].to_str()?);
     let mut top = Cli::command();
     let cmd = match mode.0 {
         Some(name) => top.find_subcommand_mut(name)?,
         None => &mut top,
     };
-    let takes_duration = cmd.get_arguments().any(|a| {
-        let named = option.strip_prefix("--") == a.get_long()
-            || option
-                .strip_prefix('-')
-                .is_some_and(|s| s.len() == 1 && s.chars().next() == a.get_short());
-        named
-            && a.get_value_names()
-                .is_some_and(|v| v.iter().any(|n| n == "DURATION"))
-    });
-    takes_duration.then(|| mode.error(ErrorKind::ValueValidation, exit::negative(arg, option)))
+    let value_name = cmd.get_arguments().find_map(|a| {
+        let named = a.get_long().is_some() && option.strip_prefix("--") == a.get_long()
+            || a.get_short().is_some()
+                && option
+                    .strip_prefix('-')
+                    .is_some_and(|s| s.len() == 1 && s.chars().next() == a.get_short());
+        a.get_value_names()
+            .filter(|_| !a.is_positional() && a.get_action().takes_values())
+            .and_then(|v| v.first())
+            .filter(|_| named)
+            .map(|v| v.to_string())
+    })?;
+    Some(mode.error(
+        ErrorKind::ValueValidation,
+        exit::negative(arg, option, &value_name),
+    ))
 }
 
 /// A mistyped option can earn two tips from clap ("a similar argument

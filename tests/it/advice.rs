@@ -172,6 +172,12 @@ fn a_negative_duration_is_told_durations_are_not_negative() {
         );
         assert!(!first.contains("use '--"), "{args:?}: {first}");
     }
+    // A number too: not clap's tip to write `-- -1`.
+    let first = refused(&["--key", "k", "-E", "-1", "--", "true"]);
+    assert!(
+        first.starts_with("error: invalid value '-1' for '-E <N>': N is never negative"),
+        "{first}"
+    );
 }
 
 #[test]
