@@ -282,8 +282,12 @@ fn a_ttl_too_short_names_what_was_given_in_milliseconds() {
 fn the_reference_states_the_real_minimum_ttl() {
     let reference =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/reference.md")).unwrap();
+    let min = redlock_run::config::min_ttl(0).unwrap();
+    let min = format!("{}ms", min.as_millis());
     assert!(
-        reference.contains("with the default `--refresh` (a third of `--ttl`), at least 625ms"),
-        "docs/reference.md does not state the minimum --ttl"
+        reference.contains(&format!(
+            "The shortest `--ttl` is {min} with the default `--refresh`"
+        )) && reference.contains(&format!("the minimum is {min}\n")),
+        "docs/reference.md does not state the minimum --ttl, {min}"
     );
 }
