@@ -608,7 +608,7 @@ fn check_line(c: &Check) -> String {
 
 fn to_text(key: &str, reports: &[Report], fleet: &[Check]) -> String {
     let mut s = format!(
-        "redlock-run doctor: key {:?}, {} server(s)\n",
+        "redlock-run doctor: key \"{}\", {} server(s)\n",
         crate::lock::escape_controls(key),
         reports.len()
     );

@@ -284,6 +284,7 @@ fn dispatch(cli: Cli) -> i32 {
                     lease,
                     program: Program::from_args(&a.command)?,
                     when: schedule::When::from_args(&a)?,
+                    connect_timeout: a.connect.connect_timeout,
                 })
             });
             finish(guarded(schedule::schedule(plan)), exit::CONFLICT)
@@ -346,6 +347,7 @@ fn dispatch(cli: Cli) -> i32 {
                     lease,
                     program: Program::from_args(&a.command)?,
                     timeout: a.timeout,
+                    connect_timeout: a.connect.connect_timeout,
                     conflict_exit_code: a.conflict_exit_code,
                 })
             });

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::config::{Lease, Place};
 use crate::exit::{self, Failure};
-use crate::lock::{FenceKind, Forgot, Holder, Locker, RunEntry, Snapshot, Status};
+use crate::lock::{FenceKind, Forgot, Holder, Locker, RunEntry, Snapshot, Status, escape_controls};
 
 /// Timings for one-off requests (only the I/O timeout matters here).
 fn admin_lease() -> Lease {
@@ -172,7 +172,7 @@ fn to_text(st: &Status, quorum_mode: bool) -> String {
                 Some(n) => format!("{count} of {n} (--limit {n})"),
                 None => format!("{count} (--limit not stored)"),
             };
-            let _ = writeln!(out, "{}: held by {of}", st.key);
+            let _ = writeln!(out, "{}: held by {of}", escape_controls(&st.key));
             for s in &holders {
                 let _ = writeln!(out, "  holder:        {}", slot_line(s, &st.last_runs()));
             }
@@ -182,12 +182,17 @@ fn to_text(st: &Status, quorum_mode: bool) -> String {
             let ended = match ended_run(&st.last_runs(), s) {
                 Some(r) => format!(
                     ": command ended at {}, lock kept until {} (--min-hold)",
-                    crate::lock::escape_controls(&r.ended),
+                    escape_controls(&r.ended),
                     kept_until(s.ttl_ms)
                 ),
                 None => String::new(),
             };
-            let _ = writeln!(out, "{}: held by {}{ended}", st.key, s.holder);
+            let _ = writeln!(
+                out,
+                "{}: held by {}{ended}",
+                escape_controls(&st.key),
+                s.holder
+            );
             if let Some(i) = &s.holder.info {
                 let _ = writeln!(out, "  since:         {}", since(i.since_ms));
             }
@@ -202,11 +207,11 @@ fn to_text(st: &Status, quorum_mode: bool) -> String {
             let _ = writeln!(
                 out,
                 "{}: never used (no lock, fencing counter or run history: is the key's name right?)",
-                st.key
+                escape_controls(&st.key)
             );
         }
         None => {
-            let _ = writeln!(out, "{}: free", st.key);
+            let _ = writeln!(out, "{}: free", escape_controls(&st.key));
             let note = match fencing {
                 Some((_, FenceKind::LastIssued)) => " (last issued)",
                 Some((_, FenceKind::QuorumBound)) => {
@@ -278,7 +283,7 @@ fn slot_line(s: &Snapshot, runs: &[RunEntry]) -> String {
     if let Some(r) = ended_run(runs, s) {
         line.push_str(&format!(
             ", command ended at {}, lock kept until {} (--min-hold)",
-            crate::lock::escape_controls(&r.ended),
+            escape_controls(&r.ended),
             kept_until(s.ttl_ms)
         ));
     }
@@ -293,7 +298,6 @@ fn slot_line(s: &Snapshot, runs: &[RunEntry]) -> String {
 /// One line for a recorded run: "ok (exit 0) 2026-11-28T01:00:00.123Z on
 /// host pid 42 (backup.sh), 1.2s, fencing token 7, tick ...".
 fn last_run_line(r: &RunEntry) -> String {
-    use crate::lock::escape_controls;
     let mut line = format!(
         "{} (exit {}) ended {} on {} pid {} ({}), took {}, fencing token {}",
         escape_controls(&r.outcome),
@@ -379,10 +383,7 @@ pub async fn release(place: &Place, force: bool) -> Result<i32, Failure> {
                 removed.insert(0, format!("the lock (held by {by})"));
                 format!("released: removed {}{on}", removed.join(", "))
             };
-            out(&format!(
-                "{}: {line}\n",
-                crate::lock::escape_controls(&place.key)
-            ));
+            out(&format!("{}: {line}\n", escape_controls(&place.key)));
             Ok(0)
         }
         Err(e) => Err(Failure::Unavailable(format!(
@@ -436,7 +437,7 @@ pub async fn forget(place: &Place) -> Result<i32, Failure> {
             errors.join("; ")
         )));
     }
-    let key = crate::lock::escape_controls(&place.key);
+    let key = escape_controls(&place.key);
     if removed.is_empty() {
         out(&format!("{key}: nothing to forget\n"));
     } else {

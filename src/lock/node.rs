@@ -46,7 +46,7 @@ pub fn transient(code: &str) -> Option<&'static str> {
 /// Why a request to one master failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum NodeError {
-    #[error("{0}: timed out after {1:?}")]
+    #[error("{name}: timed out after {after}", name = .0, after = humantime::format_duration(whole_ms(*.1)))]
     Timeout(String, Duration),
     /// A password missing or refused, or an ACL denial
     /// ([`crate::exit::AuthRefusal`]): no retry can fix it.
@@ -74,6 +74,12 @@ impl NodeError {
         !matches!(self, NodeError::Server(..))
     }
 
+    /// TRYAGAIN: the key's slot is being migrated and the keys a script
+    /// names are not all on this node; the node ran nothing.
+    pub fn is_slot_moving(&self) -> bool {
+        matches!(self, NodeError::Refused { code, .. } if code == "TRYAGAIN")
+    }
+
     /// True when the connection cannot be trusted any more.
     fn breaks_connection(&self) -> bool {
         !matches!(self, NodeError::Server(..) | NodeError::Refused { .. })
@@ -88,6 +94,12 @@ impl NodeError {
             _ => false,
         }
     }
+}
+
+/// `d` to the nearest millisecond, for messages ("timed out after 1s",
+/// not "999.877495ms").
+fn whole_ms(d: Duration) -> Duration {
+    Duration::from_millis(((d.as_micros() + 500) / 1000) as u64)
 }
 
 /// How late a server may answer a timed-out `WAIT` (its timer period).

@@ -11,7 +11,7 @@ use super::{Locker, NodeError};
 /// not a cached script: it runs once per start).
 const PROBE: &str = include_str!("lua/probe.lua");
 
-/// What the masters said to [`Locker::probe`].
+/// What the masters said to [`Locker::check_access`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Probe {
     /// A quorum of masters answered, and too few refused us to matter.
@@ -26,7 +26,7 @@ pub enum Probe {
 impl Locker {
     /// Run `lua/probe.lua` on every master (each within `timeout`). A
     /// master that refuses while a quorum remains is warned about.
-    pub async fn probe(&mut self, timeout: Duration) -> Probe {
+    pub async fn check_access(&mut self, timeout: Duration) -> Probe {
         let mut pipe = redis::pipe();
         pipe.cmd("EVAL")
             .arg(PROBE)

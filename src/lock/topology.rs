@@ -221,8 +221,16 @@ impl Source {
     }
 }
 
+/// The cluster client's own retries (MOVED, ASK, TRYAGAIN, a dropped
+/// connection) are kept short: each request has its own deadline and the
+/// lock's callers retry on their own, so a TRYAGAIN during a slot
+/// migration must come back as such within a request's time (the crate's
+/// default waits at least 1.28 s before each of 16 retries).
 fn cluster_builder(nodes: &[redis::ConnectionInfo]) -> ClusterClientBuilder {
-    let mut b = ClusterClientBuilder::new(nodes.to_vec());
+    let mut b = ClusterClientBuilder::new(nodes.to_vec())
+        .retries(5)
+        .min_retry_wait(10)
+        .max_retry_wait(100);
     if matches!(nodes[0].addr(), ConnectionAddr::TcpTls { .. }) {
         b = b.tls(TlsMode::Secure);
     }
