@@ -171,9 +171,10 @@ pub struct SchedulePlan {
 pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
     let mut signals = Signals::install()?;
     let mut locker = Locker::new(&plan.place.endpoints, &plan.place.key, plan.lease);
-    if let Some(code) = preflight(&mut locker, &plan.place.key, &mut signals).await? {
-        return Ok(code);
-    }
+    let mut reach = match preflight(&mut locker, &plan.place.key, &mut signals).await? {
+        Ok(reach) => reach,
+        Err(code) => return Ok(code),
+    };
     locker.check_masters().await;
     // The first tick, announced: a daily --cron is not silent for hours.
     let mut announced = plan.when.next_after(now_ms());
@@ -198,7 +199,15 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
         }
         let tick_str = plan.when.format_tick(tick);
         let late_ms = now_ms() - tick;
-        let grant = match take_tick(&mut locker, &plan, tick, &tick_str, &mut signals).await {
+        let took = take_tick(
+            &mut locker,
+            &plan,
+            tick,
+            &tick_str,
+            &mut signals,
+            &mut reach,
+        );
+        let grant = match took.await {
             Took::Run(g) => g,
             Took::Skip => continue,
             Took::Stop(sig) => return Ok(stop_code(sig)),
@@ -258,50 +267,68 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
     }
 }
 
-/// How often, while no master answers at start, the wait is logged.
+/// How often, until the masters answered once, a skipped tick is logged.
 const UNREACHABLE_LINE_EVERY: Duration = Duration::from_secs(60);
+
+/// Whether the masters have let us in yet, and when a tick skipped
+/// because they did not answer was last logged.
+#[derive(Debug, Default)]
+struct Reach {
+    /// A probe or an attempt got an answer about the lock.
+    verified: bool,
+    last_line: Option<std::time::Instant>,
+}
+
+impl Reach {
+    /// Whether a tick skipped for want of an answer is logged now: every
+    /// one once the masters answered (an outage), else one a minute.
+    fn log_skip(&mut self) -> bool {
+        if self.verified {
+            return true;
+        }
+        let due = self
+            .last_line
+            .is_none_or(|t| t.elapsed() >= UNREACHABLE_LINE_EVERY);
+        if due {
+            self.last_line = Some(std::time::Instant::now());
+        }
+        due
+    }
+}
 
 /// Before the first tick: make sure the masters let us in. A refusal that
 /// no retry can fix (a password, an ACL, a bad database) ends the
 /// schedule at once with exit 69, so that a service manager shows the
-/// failure; masters that do not answer are waited for, with a line a
-/// minute. Returns the exit code when a signal stops the schedule
-/// meanwhile, None to go on.
+/// failure. Masters that do not answer are left to the ticks, which keep
+/// trying (and refuse the same way when the masters first answer), with a
+/// line a minute until then. Err: the exit code, when a signal stops the
+/// schedule meanwhile.
 async fn preflight(
     locker: &mut Locker,
     key: &str,
     signals: &mut Signals,
-) -> Result<Option<i32>, Failure> {
+) -> Result<Result<Reach, i32>, Failure> {
     let timeout = locker.lease.io_timeout().min(Duration::from_secs(2));
-    let mut last_line: Option<std::time::Instant> = None;
-    loop {
-        let probe = match or_stop(locker.check_access(timeout), signals).await {
-            Ok(p) => p,
-            Err(sig) => return Ok(Some(stop_code(sig))),
-        };
-        match probe {
-            Probe::Ready => return Ok(None),
-            Probe::Refused(why) => {
-                return Err(Failure::Unavailable(format!(
-                    "cannot schedule under lock {key:?}: {why}"
-                )));
-            }
-            Probe::Unreachable(why) => {
-                if last_line.is_none_or(|t| t.elapsed() >= UNREACHABLE_LINE_EVERY) {
-                    tracing::error!(
-                        key,
-                        error = %why,
-                        "Redis unreachable; retrying (a line a minute until it answers)"
-                    );
-                    last_line = Some(std::time::Instant::now());
-                }
-                let pause = tokio::time::sleep(Duration::from_millis(500));
-                if let Err(sig) = or_stop(pause, signals).await {
-                    return Ok(Some(stop_code(sig)));
-                }
-            }
+    let probe = match or_stop(locker.check_access(timeout), signals).await {
+        Ok(p) => p,
+        Err(sig) => return Ok(Err(stop_code(sig))),
+    };
+    match probe {
+        Probe::Ready => Ok(Ok(Reach {
+            verified: true,
+            last_line: None,
+        })),
+        Probe::Refused(why) => Err(refused(key, &why)),
+        Probe::Unreachable(why) => {
+            tracing::warn!(error = %why, "Redis does not answer yet; each tick tries again");
+            Ok(Ok(Reach::default()))
         }
     }
+}
+
+/// A refusal no retry can fix, before the masters ever let us in.
+fn refused(key: &str, why: &str) -> Failure {
+    Failure::Unavailable(format!("cannot schedule under lock {key:?}: {why}"))
 }
 
 /// What became of one tick's attempt to take the lock.
@@ -311,7 +338,8 @@ enum Took {
     Skip,
     /// A signal stops the schedule.
     Stop(Option<Caught>),
-    /// The schedule cannot go on (the key is used with another --limit).
+    /// The schedule cannot go on (the key is used with another --limit, or
+    /// the masters refused us before they ever let us in).
     Refused(Failure),
 }
 
@@ -327,6 +355,7 @@ async fn take_tick(
     tick: i64,
     tick_str: &str,
     signals: &mut Signals,
+    reach: &mut Reach,
 ) -> Took {
     let interval = plan.when.interval_at(tick);
     let bound_ms = (interval / 2).as_millis() as u64;
@@ -368,6 +397,9 @@ async fn take_tick(
             };
             unit.mul_f64(units).min(left.saturating_sub(unit))
         };
+        if !matches!(attempt, Attempt::Unavailable { .. }) {
+            reach.verified = true;
+        }
         match attempt {
             Attempt::Acquired(g) => return Took::Run(g),
             Attempt::Held {
@@ -404,11 +436,23 @@ async fn take_tick(
                     stored,
                 ));
             }
+            Attempt::Unavailable { reason, permanent } if permanent && !reach.verified => {
+                return Took::Refused(refused(&plan.place.key, &reason));
+            }
             Attempt::Unavailable { reason, .. } => {
-                tracing::error!(
-                    tick = %tick_str, error = %exit::advised(&reason),
-                    next_tick = %next_tick(&plan.when), "skipped: Redis unavailable"
-                );
+                let until = if reach.verified {
+                    ""
+                } else {
+                    " (a line a minute until it answers)"
+                };
+                if reach.log_skip() {
+                    tracing::error!(
+                        tick = %tick_str, error = %exit::advised(&reason),
+                        next_tick = %next_tick(&plan.when), "skipped: Redis unavailable{until}"
+                    );
+                } else {
+                    tracing::debug!(tick = %tick_str, error = %reason, "skipped: Redis unavailable");
+                }
                 return Took::Skip;
             }
         }

@@ -883,9 +883,9 @@ fn a_refused_database_ends_the_schedule_at_start_with_69() {
     );
 }
 
-/// While no master answers at start, `schedule` keeps trying, with one
-/// line a minute rather than one per tick, and runs as soon as Redis is
-/// there.
+/// While no master answers at start, `schedule` keeps trying at each
+/// tick, with one line a minute rather than one per tick, and runs as soon
+/// as Redis is there.
 #[test]
 fn an_unreachable_redis_at_start_is_waited_for_with_a_line_a_minute() {
     let port = free_port();
@@ -904,12 +904,20 @@ fn an_unreachable_redis_at_start_is_waited_for_with_a_line_a_minute() {
         proxy.accepted() >= 12
     });
     assert!(inst.running(), "{}", inst.log());
-    assert_eq!(inst.count("Redis unreachable"), 1, "{}", inst.log());
-    assert_eq!(inst.count("skipped"), 0, "{}", inst.log());
+    // One line at start, one for the first tick skipped; the other ticks
+    // of the minute say nothing.
+    assert_eq!(inst.count("does not answer yet"), 1, "{}", inst.log());
+    assert_eq!(inst.count("skipped"), 1, "{}", inst.log());
+    assert_eq!(
+        inst.count("skipped: Redis unavailable (a line a minute until it answers)"),
+        1,
+        "{}",
+        inst.log()
+    );
 
     let _server = RedisServer::start_on(port, &[]);
     wait_lines(&out, 1, EVENT);
-    assert_eq!(inst.count("Redis unreachable"), 1, "{}", inst.log());
+    assert_eq!(inst.count("skipped"), 1, "{}", inst.log());
     assert_eq!(inst.count("schedule started"), 1, "{}", inst.log());
     inst.signal(Signal::SIGTERM);
     assert_eq!(inst.wait(EVENT).code(), Some(0), "{}", inst.log());
@@ -975,4 +983,30 @@ fn schedule_logs_the_next_tick_at_start_and_after_each_tick() {
         "{started}"
     );
     stop_all(std::slice::from_mut(&mut daily));
+}
+
+/// A schedule that started while Redis did not answer is refused, with 69,
+/// by the first answer that refuses it (here: a password it lacks).
+#[test]
+fn a_password_refused_when_redis_first_answers_ends_the_schedule_with_69() {
+    use crate::support::proxy::{Mode, Proxy};
+    let server = RedisServer::start_with_password("s3cret-pw");
+    let proxy = Proxy::start(server.port);
+    proxy.set_mode(Mode::Reset);
+    let k = key("sched-late-auth");
+    let mut c = rr_urls(&[proxy.url()]);
+    c.args(["schedule", "--key", &k, "--every", "200ms", "--", "true"]);
+    let mut inst = Instance::spawn("late-auth", &mut c);
+    poll_until("a tick skipped", EVENT, || inst.count("skipped") >= 1);
+    assert!(inst.running(), "{}", inst.log());
+    proxy.set_mode(Mode::Pass);
+    assert_eq!(inst.wait(EVENT).code(), Some(69), "{}", inst.log());
+    let lines = inst.lines();
+    let last = lines.last().unwrap();
+    assert!(
+        last.contains("redlock-run: error: Redis requires a password"),
+        "{}",
+        inst.log()
+    );
+    assert!(!inst.log().contains("s3cret-pw"), "{}", inst.log());
 }
