@@ -16,7 +16,7 @@ pub(crate) fn status_json(server: &RedisServer, k: &str) -> (i32, Value) {
 }
 
 #[test]
-fn status_shows_holder_ttl_and_fencing_token() {
+pub(crate) fn status_shows_holder_ttl_and_fencing_token() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let k = key("status");
@@ -179,7 +179,7 @@ fn release_needs_force_and_keeps_the_fencing_counter() {
 }
 
 #[test]
-fn release_force_wakes_a_waiter() {
+pub(crate) fn release_force_wakes_a_waiter() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let k = key("wake");

@@ -29,7 +29,7 @@ fn run(server: &RedisServer, k: &str, extra: &[&str], script: &str) -> std::proc
 }
 
 #[test]
-fn ok_failed_and_signalled_runs_are_recorded_newest_first() {
+pub(crate) fn ok_failed_and_signalled_runs_are_recorded_newest_first() {
     let server = RedisServer::start();
     let k = key("history-outcomes");
     let o = run(&server, &k, &["--label", "nightly"], "exit 0");

@@ -429,7 +429,7 @@ fn with_a_limit_runs_of_different_ticks_overlap_up_to_n_and_each_tick_runs_once(
 }
 
 #[test]
-fn runs_never_overlap_and_busy_ticks_are_logged_as_skipped() {
+pub(crate) fn runs_never_overlap_and_busy_ticks_are_logged_as_skipped() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("runs");

@@ -12,7 +12,7 @@ use crate::support::{Holder, RedisServer, key, output, rr, rr_urls, stderr, stdo
 /// the new primary (the command is not stopped), the release deletes the
 /// key there, and the fencing counter carries on.
 #[test]
-fn sentinel_follows_a_failover_while_the_lock_is_held() {
+pub(crate) fn sentinel_follows_a_failover_while_the_lock_is_held() {
     let setup = SentinelSetup::start();
     let url = setup.url();
     let k = key("sentinel");
@@ -198,7 +198,7 @@ fn wait_replicas_needs_acknowledged_grants_and_renewals() {
 /// by the server's own account, and a waiter, subscribed on the key's node,
 /// woken by the release.
 #[test]
-fn cluster_lock_with_braces_and_a_woken_waiter() {
+pub(crate) fn cluster_lock_with_braces_and_a_woken_waiter() {
     let c = ClusterSetup::start();
     let url = c.url();
     let k = format!("{}{{eu}}", key("cluster"));
@@ -251,7 +251,7 @@ fn cluster_lock_with_braces_and_a_woken_waiter() {
 /// lock is held: renewals follow ASK and then MOVED, and the release
 /// deletes the key on its new node.
 #[test]
-fn cluster_slot_migration_while_the_lock_is_held() {
+pub(crate) fn cluster_slot_migration_while_the_lock_is_held() {
     let c = ClusterSetup::start();
     let url = c.url();
     let k = key("migrate");
