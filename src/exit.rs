@@ -171,7 +171,14 @@ impl AuthRefusal {
             "Password authentication failed",
         ]) {
             Some(AuthRefusal::PasswordRefused)
-        } else if has(&["NOPERM", "NoPerm", "no permissions", "can't run this"]) {
+        } else if has(&[
+            "NOPERM",
+            "NoPerm",
+            "no permissions",
+            "can't run this",
+            // Our own words for a denial we found (e.g. list's SCAN).
+            "this user may not run",
+        ]) {
             Some(AuthRefusal::Denied)
         } else {
             None

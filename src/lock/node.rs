@@ -251,6 +251,10 @@ impl Node {
             Ok(reply) => server::from_hello(&reply),
             Err(e) if lost(&e) => return Err(self.classify(e)),
             Err(e) if denied(&e) => None,
+            // No password (NOAUTH) or a refused one: nothing can be
+            // checked, and the request's own answer says so (asking INFO
+            // now would find the connection closed by the server).
+            Err(e) if crate::exit::AuthRefusal::find(&e.to_string()).is_some() => None,
             Err(_) => match conn.info_server().await {
                 Ok(text) => Server::from_info(&server::parse_info(&text)),
                 Err(e) if lost(&e) => return Err(self.classify(e)),
