@@ -685,11 +685,19 @@ fn fleet_checks(reports: &[Report]) -> Vec<Check> {
     checks
 }
 
+/// One check as a text line. Details and fixes may name the key (its
+/// channels, its names): escaped here, once, like every other output.
 fn check_line(c: &Check) -> String {
-    let mut line = format!("  {:<8} {:<17} {}", c.level.as_str(), c.name, c.detail);
+    let esc = crate::lock::escape_controls;
+    let mut line = format!(
+        "  {:<8} {:<17} {}",
+        c.level.as_str(),
+        c.name,
+        esc(&c.detail)
+    );
     if !c.fix.is_empty() && c.level != Level::Ok {
         line.push_str(" -> ");
-        line.push_str(&c.fix);
+        line.push_str(&esc(&c.fix));
     }
     line.push('\n');
     line
