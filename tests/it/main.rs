@@ -2,6 +2,7 @@
 //! redlock-run binary, real signals and faults.
 
 mod admin;
+mod advice;
 mod chaos;
 mod cli;
 mod docs;
@@ -28,3 +29,4 @@ mod signals;
 mod support;
 mod topology;
 mod wait;
+mod wonder;
