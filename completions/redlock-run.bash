@@ -345,7 +345,7 @@ _redlock__run() {
             return 0
             ;;
         redlock__subcmd__run__subcmd__release)
-            opts="-k -r -v -q -h --key --redis --force --verbose --quiet --log-format --help"
+            opts="-k -r -v -q -h --key --redis --force --forget --verbose --quiet --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

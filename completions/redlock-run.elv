@@ -102,6 +102,7 @@ set edit:completion:arg-completer[redlock-run] = {|@words|
             cand --redis 'Redis URL; repeat for a Redlock quorum, which is not failover'
             cand --log-format 'Log line format'
             cand --force 'Really delete the lock, whoever holds it'
+            cand --forget 'Retire KEY: remove everything kept for it (fencing counter, run history, tick claim, stored --limit, ...), never while it is held or waited for (exit 75). Fencing tokens issued later still rise'
             cand -v 'More output on stderr (repeatable)'
             cand --verbose 'More output on stderr (repeatable)'
             cand -q 'Less output on stderr (repeatable)'
