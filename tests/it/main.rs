@@ -18,6 +18,7 @@ mod limit_attack;
 mod limit_status;
 mod managed;
 mod matrix;
+mod model;
 mod quorum;
 mod refusals;
 mod run;
