@@ -65,7 +65,7 @@ _redlock__run() {
 
     case "${cmd}" in
         redlock__run)
-            opts="-k -r -t -E -c -v -q -h -V --key --redis --timeout --ttl --refresh --min-hold --kill-after --limit --wait-replicas --conflict-exit-code --shell --label --record-args --verbose --quiet --log-format --help --version schedule status release doctor list completions help"
+            opts="-k -r -t -E -c -v -q -h -V --key --redis --redis-file --timeout --ttl --refresh --min-hold --kill-after --limit --wait-replicas --conflict-exit-code --shell --label --record-args --verbose --quiet --log-format --help --version schedule status release doctor list completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -84,6 +84,10 @@ _redlock__run() {
                     return 0
                     ;;
                 -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --redis-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -165,7 +169,7 @@ _redlock__run() {
             return 0
             ;;
         redlock__subcmd__run__subcmd__doctor)
-            opts="-k -r -v -q -h --key --redis --json --verbose --quiet --log-format --help"
+            opts="-k -r -v -q -h --key --redis --redis-file --json --verbose --quiet --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -184,6 +188,10 @@ _redlock__run() {
                     return 0
                     ;;
                 -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --redis-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -311,7 +319,7 @@ _redlock__run() {
             return 0
             ;;
         redlock__subcmd__run__subcmd__list)
-            opts="-r -v -q -h --redis --json --max --verbose --quiet --log-format --help"
+            opts="-r -v -q -h --redis --redis-file --json --max --verbose --quiet --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -322,6 +330,10 @@ _redlock__run() {
                     return 0
                     ;;
                 -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --redis-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -341,7 +353,7 @@ _redlock__run() {
             return 0
             ;;
         redlock__subcmd__run__subcmd__release)
-            opts="-k -r -v -q -h --key --redis --force --verbose --quiet --log-format --help"
+            opts="-k -r -v -q -h --key --redis --redis-file --force --verbose --quiet --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -360,6 +372,10 @@ _redlock__run() {
                     return 0
                     ;;
                 -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --redis-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -375,7 +391,7 @@ _redlock__run() {
             return 0
             ;;
         redlock__subcmd__run__subcmd__schedule)
-            opts="-k -r -c -v -q -h --key --redis --every --cron --tz --ttl --refresh --min-hold --kill-after --limit --wait-replicas --shell --label --record-args --verbose --quiet --log-format --help"
+            opts="-k -r -c -v -q -h --key --redis --redis-file --every --cron --tz --ttl --refresh --min-hold --kill-after --limit --wait-replicas --shell --label --record-args --verbose --quiet --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -394,6 +410,10 @@ _redlock__run() {
                     return 0
                     ;;
                 -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --redis-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -457,7 +477,7 @@ _redlock__run() {
             return 0
             ;;
         redlock__subcmd__run__subcmd__status)
-            opts="-k -r -v -q -h --key --redis --json --verbose --quiet --log-format --help"
+            opts="-k -r -v -q -h --key --redis --redis-file --json --verbose --quiet --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -476,6 +496,10 @@ _redlock__run() {
                     return 0
                     ;;
                 -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --redis-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -448,6 +448,7 @@ mod tests {
             target: crate::cli::Target {
                 key: Some("k".into()),
                 redis: vec![],
+                redis_file: None,
             },
             every: None,
             cron: Some(expr.into()),
