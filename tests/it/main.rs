@@ -13,6 +13,7 @@ mod lease;
 mod limit;
 mod limit_attack;
 mod limit_status;
+mod package;
 mod quorum;
 mod refusals;
 mod run;
