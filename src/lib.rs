@@ -24,6 +24,7 @@ pub mod config;
 pub mod doctor;
 pub mod exit;
 pub mod guardian;
+pub mod help;
 pub mod lock;
 pub mod logging;
 pub mod progress;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::fanout::{self, Verdict, Votes};
 use super::node::NodeError;
-use super::{Attempt, Grant, Holder, HolderInfo, Locker, Mode, QUEUE_TTL_MS, scripts};
+use super::{Attempt, Grant, Holder, HolderInfo, Locker, Mode, scripts};
 use crate::clock::BootInstant;
 
 impl Locker {
@@ -22,45 +22,21 @@ impl Locker {
         let n = self.nodes.len();
         let quorum = self.quorum();
         let timeout = self.node_timeout();
-        let ttl_ms = self.lease.ttl.as_millis().to_string();
-        let (mode_name, aux, mode_arg) = match mode {
-            Mode::Once => ("once", &self.keys.tick, String::new()),
-            Mode::Tick { tick, .. } => ("tick", &self.keys.tick, tick.to_string()),
-            Mode::Wait { score, .. } => ("wait", &self.keys.waiters, score.to_string()),
-        };
-        let (bound, now) = match mode {
-            Mode::Tick { bound_ms, .. } => (bound_ms.to_string(), wall_ms().to_string()),
-            _ => (String::new(), String::new()),
-        };
-        // With one master the grant is final; in quorum mode the claim is
-        // pending until the second round confirms it on a quorum.
-        let claim_state = if self.is_quorum() { "p" } else { "c" };
-        let limit = self.lease.limit.to_string();
-        let keys = [
-            self.keys.lock.as_str(),
-            self.keys.fence.as_str(),
-            self.keys.description(self.lease.limit > 1),
-            aux.as_str(),
-            self.keys.limit.as_str(),
-            self.keys.woken.as_str(),
-        ];
-        let script = self.script(&scripts::ACQUIRE, &scripts::ACQUIRE_N);
-        let args = [
-            token,
-            ttl_ms.as_str(),
-            holder_json,
-            mode_name,
-            mode_arg.as_str(),
-            QUEUE_TTL_MS,
-            match mode {
-                Mode::Wait { waiter, .. } => waiter,
-                _ => "",
+        let call = scripts::acquire(
+            &self.keys,
+            &scripts::Acquire {
+                token,
+                ttl: self.lease.ttl,
+                holder_json,
+                mode,
+                // With one master the grant is final; in quorum mode the
+                // claim is pending until the second round confirms it on a
+                // quorum.
+                quorum: self.is_quorum(),
+                limit: self.lease.limit,
             },
-            bound.as_str(),
-            claim_state,
-            now.as_str(),
-            limit.as_str(),
-        ];
+        );
+        let call = &call;
         // A waiter's attempt that is undone goes back in the queue.
         let waiter = match mode {
             Mode::Wait { score, waiter } => Some((score, waiter)),
@@ -77,9 +53,7 @@ impl Locker {
             .map(|(i, node)| async move {
                 // --wait-replicas: a grant counts once replicated.
                 let r = node
-                    .eval_acked::<(i64, i64, String, String)>(script, &keys, &args, timeout, |r| {
-                        r.0 == 1
-                    })
+                    .eval_acked::<(i64, i64, String, String)>(call, timeout, |r| r.0 == 1)
                     .await;
                 (i, r)
             });
@@ -197,9 +171,8 @@ impl Locker {
         let budget =
             (self.lease.ttl.saturating_sub(self.lease.drift())).saturating_sub(start.elapsed());
         let timeout = self.node_timeout().min(budget);
-        let keys = [self.keys.fence.as_str(), self.keys.tick.as_str()];
-        let t_arg = t.to_string();
-        let args = [t_arg.as_str(), token];
+        let call = scripts::commit(&self.keys, t, token);
+        let call = &call;
         let mut acks = Acks {
             n: self.nodes.len(),
             quorum,
@@ -210,13 +183,7 @@ impl Locker {
             .nodes
             .iter_mut()
             .enumerate()
-            .map(|(i, node)| async move {
-                (
-                    i,
-                    node.eval::<i64>(&scripts::COMMIT, &keys, &args, timeout)
-                        .await,
-                )
-            });
+            .map(|(i, node)| async move { (i, node.eval::<i64>(call, timeout).await) });
         fanout::gather(requests, &mut acks, timeout).await;
         if acks.verdict() == Verdict::Won {
             // Only `t` is known to be on a quorum; a higher value some
@@ -246,30 +213,13 @@ impl Locker {
     /// stored N goes, as if the attempt had never been made.
     async fn undo_on(&mut self, token: &str, targets: &[bool], waiter: Option<(u64, &str)>) {
         let timeout = self.node_timeout().min(Duration::from_millis(500));
-        let mut keys = vec![
-            self.keys.lock.as_str(),
-            self.keys.description(self.lease.limit > 1),
-            self.keys.tick.as_str(),
-        ];
-        // Only the --limit script uses these: a one-holder undo names the
-        // keys it touches only (a Cluster slot migration refuses a script
-        // naming a key that is not there).
-        if self.is_shared() {
-            keys.extend([
-                self.keys.waiters.as_str(),
-                self.keys.limit.as_str(),
-                self.keys.woken.as_str(),
-            ]);
-        }
-        let score = waiter.map_or(String::new(), |(s, _)| s.to_string());
-        let args = [token, waiter.map_or("", |(_, w)| w), &score, QUEUE_TTL_MS];
-        let script = self.script(&scripts::UNDO, &scripts::UNDO_N);
+        let call = scripts::undo(&self.keys, self.lease.limit, token, waiter);
         let _ = futures_util::future::join_all(
             self.nodes
                 .iter_mut()
                 .zip(targets)
                 .filter(|(_, t)| **t)
-                .map(|(node, _)| node.eval::<i64>(script, &keys, &args, timeout)),
+                .map(|(node, _)| node.eval::<i64>(&call, timeout)),
         )
         .await;
     }
@@ -420,11 +370,4 @@ fn report_notices(key: &str, notices: &[String]) {
             );
         }
     }
-}
-
-/// This host's wall clock, ms since the epoch.
-fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

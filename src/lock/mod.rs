@@ -15,15 +15,13 @@ mod node;
 mod release;
 mod renew;
 mod scan;
-mod scripts;
+pub mod scripts;
 pub mod slot;
 mod status;
 mod topology;
 mod wait;
 
 use std::time::Duration;
-
-use redis::Script;
 
 use crate::clock::BootInstant;
 use crate::config::{Endpoint, Lease};
@@ -85,18 +83,6 @@ impl Keys {
     /// (`shared`) a hash by token.
     pub fn description(&self, shared: bool) -> &str {
         if shared { &self.holders } else { &self.holder }
-    }
-
-    /// The keys of the script that extends a lease: `EXTEND`'s lock,
-    /// fence, description, history, or with `--limit` (`shared`)
-    /// `EXTEND_N`'s lock, holders, limit, history. A renewal names the
-    /// first three only.
-    pub fn extend_keys(&self, shared: bool) -> [&str; 4] {
-        if shared {
-            [&self.lock, &self.holders, &self.limit, &self.history]
-        } else {
-            [&self.lock, &self.fence, &self.holder, &self.history]
-        }
     }
 
     /// The name of auxiliary `kind` (a word without `:`) of lock `key`:
@@ -379,16 +365,6 @@ impl Locker {
 
     fn is_quorum(&self) -> bool {
         self.nodes.len() > 1
-    }
-
-    /// `--limit N` with N > 1: the lock is a set of up to N holders.
-    fn is_shared(&self) -> bool {
-        self.lease.limit > 1
-    }
-
-    /// The one-holder script, or its `--limit N` sibling.
-    fn script<'s>(&self, one: &'s Script, shared: &'s Script) -> &'s Script {
-        if self.is_shared() { shared } else { one }
     }
 
     pub fn nodes(&self) -> &[Node] {

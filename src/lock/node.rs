@@ -7,8 +7,9 @@
 
 use std::time::Duration;
 
-use redis::{FromRedisValue, RedisError, Script};
+use redis::{FromRedisValue, RedisError};
 
+use super::scripts::Call;
 use super::topology::{Conn, Source};
 use crate::config::Endpoint;
 
@@ -222,21 +223,20 @@ impl Node {
         }
     }
 
-    /// Run `script` (EVALSHA, falling back to EVAL after a NOSCRIPT, as after
-    /// a restart or failover) within `timeout`, connecting first if needed.
+    /// Run a script `call` (EVALSHA, falling back to EVAL after a
+    /// NOSCRIPT, as after a restart or failover) within `timeout`,
+    /// connecting first if needed.
     pub async fn eval<T: FromRedisValue>(
         &mut self,
-        script: &Script,
-        keys: &[&str],
-        args: &[&str],
+        call: &Call<'_>,
         timeout: Duration,
     ) -> Result<T, NodeError> {
-        let mut inv = script.prepare_invoke();
-        for k in keys {
-            inv.key(*k);
+        let mut inv = call.lua.script().prepare_invoke();
+        for k in call.keys() {
+            inv.key(k);
         }
-        for a in args {
-            inv.arg(*a);
+        for a in call.args() {
+            inv.arg(a);
         }
         let inv = &inv;
         self.request(timeout, move |mut c| async move {
@@ -251,16 +251,14 @@ impl Node {
     /// is undone and a renewal counts as failed.
     pub async fn eval_acked<T: FromRedisValue>(
         &mut self,
-        script: &Script,
-        keys: &[&str],
-        args: &[&str],
+        call: &Call<'_>,
         timeout: Duration,
         landed: impl Fn(&T) -> bool,
     ) -> Result<T, NodeError> {
-        let v = self.eval::<T>(script, keys, args, timeout).await?;
+        let v = self.eval::<T>(call, timeout).await?;
         let (n, wait) = self.replicas;
         if n > 0 && landed(&v) {
-            self.ack(keys[0], n, wait).await?;
+            self.ack(call.first_key(), n, wait).await?;
         }
         Ok(v)
     }

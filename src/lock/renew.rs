@@ -15,15 +15,8 @@ impl Locker {
     pub async fn renew(&mut self, token: &str, timeout: Duration) -> Renewal {
         let n = self.nodes.len();
         let quorum = self.quorum();
-        let ttl_ms = self.lease.ttl.as_millis().to_string();
-        let all = self.keys.extend_keys(self.lease.limit > 1);
-        // Only the keys the script touches (not the history): while a
-        // Cluster slot migrates, a script naming a key the old node no
-        // longer (or not yet) has is refused (TRYAGAIN), and a renewal
-        // has all of its own.
-        let keys = &all[..3];
-        let args = [token, ttl_ms.as_str()];
-        let script = self.script(&scripts::EXTEND, &scripts::EXTEND_N);
+        let call = scripts::extend(&self.keys, self.lease.limit, token, self.lease.ttl, None);
+        let call = &call;
         let start = BootInstant::now();
         let mut votes = Renewals {
             n,
@@ -37,9 +30,7 @@ impl Locker {
             .enumerate()
             .map(|(i, node)| async move {
                 // --wait-replicas: an unacknowledged renewal is a failed one.
-                let r = node
-                    .eval_acked::<i64>(script, keys, &args, timeout, |r| *r == 1)
-                    .await;
+                let r = node.eval_acked::<i64>(call, timeout, |r| *r == 1).await;
                 (i, r)
             });
         fanout::gather(requests, &mut votes, timeout).await;

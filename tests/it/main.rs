@@ -4,8 +4,10 @@
 mod admin;
 mod chaos;
 mod cli;
+mod docs;
 mod doctor;
 mod documented;
+mod first_day;
 mod glance;
 mod history;
 mod holder;
