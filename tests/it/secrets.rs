@@ -240,8 +240,9 @@ fn wrong_passwords_are_never_printed() {
 // --- --redis-file / REDLOCK_REDIS_FILE (spec, "Secrets from a file") ---
 
 /// The password of the servers the file tests start: never in argv, an
-/// environment, or the output.
-const FILE_PW: &str = "F1leSecr3tQ";
+/// environment, or the output (it holds both [`PARTS`], which
+/// `assert_no_secret` looks for).
+const FILE_PW: &str = "Pa55w0rdXf1le";
 
 /// A private file (mode 0600) named `name` in `dir`, holding `text`.
 fn url_file(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -550,11 +551,18 @@ fn bad_redis_files_are_refused_without_showing_the_password() {
         &format!("# ok\nredis://127.0.0.1:1\nredis://:{FILE_PW}@[bad\n"),
     );
     let empty = url_file(dir.path(), "empty", "# nothing yet\n\n");
+    // The password alone where a URL should be: never echoed.
+    let bare = url_file(
+        dir.path(),
+        "bare",
+        &format!("redis://127.0.0.1:1\n  {FILE_PW}\n"),
+    );
     let cases = [
         (
             bad.clone(),
             "bad, line 3: invalid Redis URL \"redis://:***@[bad\"",
         ),
+        (bare, "bare, line 2: not a Redis URL"),
         (empty, "holds no URL"),
         (dir.path().join("missing"), "cannot read the Redis URL file"),
         (dir.path().to_path_buf(), "is not a regular file"),
