@@ -424,6 +424,14 @@ pub fn servers(urls: &[String], file: Option<&Path>) -> Result<Vec<Endpoint>, Fa
     let endpoints = redis_file::read(path)?
         .iter()
         .map(|(line, url)| {
+            // A line with no scheme may be a password alone: never shown.
+            if !crate::urls::SCHEMES.iter().any(|s| url.starts_with(s)) {
+                return Err(Failure::Usage(format!(
+                    "{}, line {line}: not a Redis URL (not shown: it may be a password); \
+                     expected redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://",
+                    path.display()
+                )));
+            }
             Endpoint::parse(url)
                 .map_err(|f| Failure::Usage(format!("{}, line {line}: {f}", path.display())))
         })
