@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_redlock_run_global_optspecs
-    string join \n k/key= r/redis= redis-file= t/timeout= ttl= refresh= min-hold= kill-after= limit= wait-replicas= E/conflict-exit-code= c/shell= label= record-args v/verbose q/quiet log-format= h/help V/version
+    string join \n k/key= r/redis= redis-file= t/timeout= connect-timeout= ttl= refresh= min-hold= kill-after= limit= wait-replicas= E/conflict-exit-code= c/shell= label= record-args v/verbose q/quiet log-format= h/help V/version
 end
 
 function __fish_redlock_run_needs_command
@@ -28,6 +28,7 @@ complete -c redlock-run -n "__fish_redlock_run_needs_command" -s k -l key -d 'Th
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -s r -l redis -d 'Redis URL; repeat for a Redlock quorum, which is not failover' -r
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -l redis-file -d 'Read the Redis URLs from this file instead, one per line (blank lines and lines starting with # are ignored), so that no password is in argv or in the command\'s environment. It must be private, as an ssh key: owned by you or root, no access for group or others (else exit 2). The command is given its path in REDLOCK_REDIS_FILE (and no REDLOCK_REDIS), so a redlock-run inside it finds the same servers. Not with --redis; overrides REDLOCK_REDIS' -r -F
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -s t -l timeout -d 'How long to wait for the lock: 0s = one attempt; `inf` = forever' -r
+complete -c redlock-run -n "__fish_redlock_run_needs_command" -l connect-timeout -d 'How long one request to take the lock may wait for a server' -r
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -l ttl -d 'Lease length: how long the lock outlives a vanished holder' -r
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -l refresh -d 'How often the lease is renewed [default: ttl/3]' -r
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -l min-hold -d 'Keep the lock at least this long after acquiring it' -r
@@ -62,6 +63,7 @@ complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l ref
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l min-hold -d 'Keep the lock at least this long after acquiring it' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l kill-after -d 'Grace between SIGTERM and SIGKILL when the command must be stopped' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l limit -d 'Let up to N hold the lock at once' -r
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l connect-timeout -d 'How long one request to take the lock may wait for a server' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l wait-replicas -d 'Wait until N replicas acknowledged each acquisition and renewal' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -s c -l shell -d 'Run CMDLINE with `/bin/sh -c` instead of a `--` argv' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l label -d 'A label stored with the lock and shown by `status` (not a secret)' -r

@@ -136,8 +136,10 @@ pub enum Sub {
     /// it, even with clocks apart by up to half an interval. A tick that
     /// comes while a run (anywhere) still holds the lock is skipped. One
     /// info line per tick. SIGINT/SIGTERM: the running command gets the
-    /// signal and is waited for, the lock is released, exit 0 (other
-    /// signals go to a running command and do not stop the schedule).
+    /// signal and is waited for, the lock is released, exit 0 (SIGHUP,
+    /// SIGQUIT, SIGUSR1 and SIGUSR2 go to a running command and do not stop
+    /// the schedule; any other signal that would end redlock-run, such as
+    /// SIGALRM, stops the command, releases the lock and exits 128+N).
     #[command(
         override_usage = "redlock-run schedule [OPTIONS] --key <KEY> <--every <DURATION>|--cron <EXPR>> <-- <COMMAND> [ARGS]...|--shell <CMDLINE>>",
         after_help = help::sub_short("schedule"),
@@ -329,6 +331,20 @@ pub struct ReplicaArgs {
     pub wait_replicas: u32,
 }
 
+/// How long an attempt to take the lock waits for each server.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectArgs {
+    /// How long one request to take the lock may wait for a server
+    ///
+    /// Connecting included, at most ttl/2: a server that has not answered
+    /// by then counts as unreachable for that attempt, so this is the
+    /// longest --timeout 0 (one attempt) takes. Renewals keep their own
+    /// bound, derived from --ttl.
+    // In --help only: -h fits on one screen.
+    #[arg(long, env = "REDLOCK_CONNECT_TIMEOUT", default_value = "2s", value_parser = positive_duration, value_name = "DURATION", hide_short_help = true)]
+    pub connect_timeout: Duration,
+}
+
 /// The command to run: an argv after `--`, or a shell command line.
 #[derive(Debug, Clone, Args)]
 pub struct CommandArgs {
@@ -361,11 +377,16 @@ pub struct RunArgs {
 
     /// How long to wait for the lock: 0s = one attempt; `inf` = forever
     ///
-    /// 0s is cron's case: skip if another host holds it. A wait longer than a
+    /// 0s is cron's case: skip if another host holds it. The whole wait, a
+    /// server that never answers included, ends within DURATION + 0.5s
+    /// (0s: within --connect-timeout + 0.5s). A wait longer than a
     /// second shows its progress on stderr (who holds the lock, for how
     /// long we waited, our place in the queue); -q silences it.
     #[arg(short, long, env = "REDLOCK_TIMEOUT", default_value = "0s", value_parser = timeout, value_name = "DURATION")]
     pub timeout: Timeout,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 
     #[command(flatten)]
     pub lease: LeaseArgs,
@@ -411,6 +432,9 @@ pub struct ScheduleArgs {
 
     #[command(flatten)]
     pub lease: LeaseArgs,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 
     #[command(flatten)]
     pub replicas: ReplicaArgs,
@@ -497,6 +521,13 @@ pub enum Timeout {
 
 fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim()).map_err(|e| format!("{e} (try 500ms, 30s, 10m, 1h 30m)"))
+}
+
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    match duration(s)? {
+        d if d.is_zero() => Err("must be greater than 0 (try 500ms, 2s)".into()),
+        d => Ok(d),
+    }
 }
 
 fn timeout(s: &str) -> Result<Timeout, String> {

@@ -31,7 +31,8 @@ pub const SIGNAL_BASE: i32 = 128;
 pub const HELP_TABLE: &str = "\
 Exit status:
   <n>      the command's own exit code
-  128+N    the command was killed by signal N (or a signal ended the wait)
+  128+N    the command was killed by signal N, or signal N ended the wait or
+           stopped the run (SIGALRM, SIGXCPU, ...)
   75       the lock stayed held by someone else for all of --timeout (-E changes it)
   69       Redis unreachable, auth refused, no quorum of masters reachable, or
            Redis refused writes (OOM, MISCONF, READONLY, ...) for all of --timeout
@@ -92,7 +93,7 @@ pub enum Failure {
     #[error("{0}")]
     Usage(String),
     #[error("interrupted by {name} while waiting for the lock; nothing was run")]
-    Interrupted { name: &'static str, signo: i32 },
+    Interrupted { name: String, signo: i32 },
     /// Something failed inside redlock-run itself (a system call, the
     /// runtime); if the command was running, its group was stopped first.
     #[error("internal error: {0}")]
@@ -135,6 +136,11 @@ pub fn for_run(o: &Outcome) -> Result<i32, Failure> {
     }
     if let Some(why) = &o.lost {
         return Err(Failure::Lost(why.clone()));
+    }
+    // Stopped because a signal asked redlock-run to end: its own death by
+    // that signal, reported as the default action would have.
+    if let Some(sig) = o.signalled {
+        return Ok(SIGNAL_BASE + sig.signo());
     }
     match o.status {
         Some(st) => Ok(from_status(st)),

@@ -206,6 +206,7 @@ fn dispatch(cli: Cli) -> i32 {
                     lease,
                     program,
                     when: schedule::When::from_args(&a)?,
+                    connect_timeout: a.connect.connect_timeout,
                 })
             });
             finish(guarded(schedule::schedule(plan)), exit::CONFLICT)
@@ -263,6 +264,7 @@ fn dispatch(cli: Cli) -> i32 {
                     lease,
                     program,
                     timeout: a.timeout,
+                    connect_timeout: a.connect.connect_timeout,
                     conflict_exit_code: a.conflict_exit_code,
                 })
             });

@@ -15,14 +15,13 @@ use anyhow::Result;
 use futures_util::StreamExt;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use nix::sys::signal::Signal;
 
 use crate::cli::ScheduleArgs;
 use crate::config::{Lease, Place, Program};
 use crate::exit::{self, Failure};
 use crate::lock::{Attempt, Locker, Mode};
 use crate::run::{holder_json, run_under_lock};
-use crate::signals::Signals;
+use crate::signals::{Caught, Signals};
 
 /// When ticks fall.
 #[derive(Debug, Clone)]
@@ -156,6 +155,9 @@ pub struct SchedulePlan {
     pub lease: Lease,
     pub program: Program,
     pub when: When,
+    /// `--connect-timeout`: the longest one master may take to answer an
+    /// attempt (a tick's attempt also gets at most a tenth of the interval).
+    pub connect_timeout: Duration,
 }
 
 /// Loop over ticks until SIGINT/SIGTERM; exit code 0 then.
@@ -163,7 +165,7 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
     let mut signals = Signals::install()?;
     let mut locker = Locker::new(&plan.place.endpoints, &plan.place.key, plan.lease);
     locker.check_masters().await;
-    tracing::info!(key = %plan.place.key, "schedule started");
+    tracing::info!(key = %crate::lock::escape_controls(&plan.place.key), "schedule started");
     let mut busy_until: Option<i64> = None;
     loop {
         // Checked before starting; only a clock far in the future gets here.
@@ -171,11 +173,8 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
             tracing::error!("the cron expression has no future time; stopping");
             return Ok(exit::USAGE.into());
         };
-        if or_stop(sleep_until_wall(tick), &mut signals)
-            .await
-            .is_none()
-        {
-            return Ok(0);
+        if let Err(sig) = or_stop(sleep_until_wall(tick), &mut signals).await {
+            return Ok(stop_code(sig));
         }
         // Ticks that came while our own previous run held the lock.
         if let Some(from) = busy_until.take() {
@@ -186,7 +185,7 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
         let grant = match take_tick(&mut locker, &plan, tick, &tick_str, &mut signals).await {
             Took::Run(g) => g,
             Took::Skip => continue,
-            Took::Stop => return Ok(0),
+            Took::Stop(sig) => return Ok(stop_code(sig)),
             Took::Refused(f) => return Err(f.into()),
         };
         let started = std::time::Instant::now();
@@ -237,7 +236,7 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
         }
         if o.interrupted {
             tracing::info!("stopping the schedule");
-            return Ok(0);
+            return Ok(stop_code(o.signalled));
         }
     }
 }
@@ -248,7 +247,7 @@ enum Took {
     /// Skipped (logged by `take_tick`).
     Skip,
     /// A signal stops the schedule.
-    Stop,
+    Stop(Option<Caught>),
     /// The schedule cannot go on (the key is used with another --limit).
     Refused(Failure),
 }
@@ -269,7 +268,7 @@ async fn take_tick(
     let interval = plan.when.interval_at(tick);
     let bound_ms = (interval / 2).as_millis() as u64;
     // A tick's attempt waits for masters at most a tenth of the interval.
-    locker.cap_node_timeout(interval / 10);
+    locker.cap_node_timeout((interval / 10).min(plan.connect_timeout));
     let retry_until = tick + bound_ms as i64;
     let mut round: u32 = 0;
     loop {
@@ -280,12 +279,14 @@ async fn take_tick(
             tick: tick as u64,
             bound_ms,
         };
-        let Some(attempt) = or_stop(locker.try_acquire_as(&token, &holder, mode), signals).await
-        else {
-            // Stopped mid-attempt: it may have landed; undo it, and its
-            // claim with it, so the tick is not lost to the others.
-            locker.undo(&token).await;
-            return Took::Stop;
+        let attempt = match or_stop(locker.try_acquire_as(&token, &holder, mode), signals).await {
+            Ok(a) => a,
+            Err(sig) => {
+                // Stopped mid-attempt: it may have landed; undo it, and its
+                // claim with it, so the tick is not lost to the others.
+                locker.undo(&token).await;
+                return Took::Stop(sig);
+            }
         };
         // Two instances that split the vote see each other's attempt; the
         // one with the greater token yields (sits out a few attempts'
@@ -313,8 +314,8 @@ async fn take_tick(
             } if left > unit => {
                 let pause = pause(&holder);
                 tracing::debug!(tick = %tick_str, "tick claimed by an attempt in flight; trying again");
-                if or_stop(tokio::time::sleep(pause), signals).await.is_none() {
-                    return Took::Stop;
+                if let Err(sig) = or_stop(tokio::time::sleep(pause), signals).await {
+                    return Took::Stop(sig);
                 }
             }
             Attempt::Held { holder, .. } => {
@@ -354,26 +355,37 @@ fn rand_unit() -> f64 {
     (r >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// Wait for `fut` unless SIGINT or SIGTERM comes first (then `None`, the
-/// schedule stops). The other forwarded signals (SIGHUP, SIGQUIT, SIGUSR1,
-/// SIGUSR2) go to the command while one runs and do not stop the schedule;
-/// between runs there is nobody to forward them to, so they are logged and
-/// ignored, for the same result.
-async fn or_stop<F: Future>(fut: F, signals: &mut Signals) -> Option<F::Output> {
+/// Wait for `fut` unless a signal that stops the schedule comes first
+/// (then `Err`, with the signal; see [`stop_code`]): SIGINT, SIGTERM, or
+/// any signal that is not forwarded (SIGALRM, ...). The other forwarded
+/// signals (SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2) go to the command while one
+/// runs and do not stop the schedule; between runs there is nobody to
+/// forward them to, so they are logged and ignored, for the same result.
+async fn or_stop<F: Future>(fut: F, signals: &mut Signals) -> Result<F::Output, Option<Caught>> {
     tokio::pin!(fut);
     loop {
         tokio::select! {
-            out = &mut fut => return Some(out),
+            out = &mut fut => return Ok(out),
             sig = signals.next() => match sig {
-                Some(s) if !matches!(s, Signal::SIGINT | Signal::SIGTERM) => {
-                    tracing::info!(signal = s.as_str(), "no command is running: signal ignored");
+                Some(s) if !s.is_interrupt() && !s.stops() => {
+                    tracing::info!(signal = %s, "no command is running: signal ignored");
                 }
                 s => {
-                    tracing::info!(signal = s.map_or("?", |s| s.as_str()), "stopping the schedule");
-                    return None;
+                    tracing::info!(signal = s.map_or("?".into(), |s| s.to_string()), "stopping the schedule");
+                    return Err(s);
                 }
             },
         }
+    }
+}
+
+/// The exit code of a schedule that a signal stopped: 0 for SIGINT and
+/// SIGTERM (the way to stop it), 128+N for a signal that would have ended
+/// the process (SIGALRM, ...).
+fn stop_code(sig: Option<Caught>) -> i32 {
+    match sig {
+        Some(s) if s.stops() => exit::SIGNAL_BASE + s.signo(),
+        _ => 0,
     }
 }
 
@@ -459,6 +471,9 @@ mod tests {
                 min_hold: Duration::ZERO,
                 kill_after: None,
                 limit: 1,
+            },
+            connect: crate::cli::ConnectArgs {
+                connect_timeout: Duration::from_secs(2),
             },
             replicas: crate::cli::ReplicaArgs { wait_replicas: 0 },
             command: crate::cli::CommandArgs {

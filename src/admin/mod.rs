@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::config::{Lease, Place};
 use crate::exit::{self, Failure};
-use crate::lock::{FenceKind, Holder, Locker, RunEntry, Snapshot, Status};
+use crate::lock::{FenceKind, Holder, Locker, RunEntry, Snapshot, Status, escape_controls};
 
 /// Timings for one-off requests (only the I/O timeout matters here).
 fn admin_lease() -> Lease {
@@ -160,14 +160,14 @@ fn to_text(st: &Status, quorum_mode: bool) -> String {
                 Some(n) => format!("{count} of {n} (--limit {n})"),
                 None => format!("{count} (--limit not stored)"),
             };
-            let _ = writeln!(out, "{}: held by {of}", st.key);
+            let _ = writeln!(out, "{}: held by {of}", escape_controls(&st.key));
             for s in &holders {
                 let _ = writeln!(out, "  holder:        {}", slot_line(s));
             }
             let _ = writeln!(out, "  fencing token: {fence}");
         }
         Some(s) => {
-            let _ = writeln!(out, "{}: held by {}", st.key, s.holder);
+            let _ = writeln!(out, "{}: held by {}", escape_controls(&st.key), s.holder);
             if let Some(i) = &s.holder.info {
                 let _ = writeln!(out, "  since:         {}", since(i.since_ms));
             }
@@ -179,7 +179,7 @@ fn to_text(st: &Status, quorum_mode: bool) -> String {
             let _ = writeln!(out, "  fencing token: {fence}");
         }
         None => {
-            let _ = writeln!(out, "{}: free", st.key);
+            let _ = writeln!(out, "{}: free", escape_controls(&st.key));
             let note = match fencing {
                 Some((_, FenceKind::LastIssued)) => " (last issued)",
                 Some((_, FenceKind::QuorumBound)) => {
@@ -237,7 +237,6 @@ fn slot_line(s: &Snapshot) -> String {
 /// One line for a recorded run: "ok (exit 0) 2026-11-28T01:00:00.123Z on
 /// host pid 42 (backup.sh), 1.2s, fencing token 7, tick ...".
 fn last_run_line(r: &RunEntry) -> String {
-    use crate::lock::escape_controls;
     let mut line = format!(
         "{} (exit {}) ended {} on {} pid {} ({}), took {}, fencing token {}",
         escape_controls(&r.outcome),
@@ -276,13 +275,14 @@ pub async fn release(place: &Place, force: bool) -> Result<i32, Failure> {
             c.yes + c.absent + c.taken,
         ))),
         Ok(c) if c.yes == 0 => {
-            out(&format!("{}: was not held\n", place.key));
+            out(&format!("{}: was not held\n", escape_controls(&place.key)));
             Ok(0)
         }
         Ok(c) => {
             out(&format!(
                 "{}: released (on {} master(s))\n",
-                place.key, c.yes
+                escape_controls(&place.key),
+                c.yes
             ));
             Ok(0)
         }

@@ -16,6 +16,7 @@ mod release;
 mod renew;
 mod scan;
 pub mod scripts;
+pub mod server;
 pub mod slot;
 mod status;
 mod topology;

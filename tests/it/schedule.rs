@@ -429,7 +429,7 @@ fn with_a_limit_runs_of_different_ticks_overlap_up_to_n_and_each_tick_runs_once(
 }
 
 #[test]
-fn runs_never_overlap_and_busy_ticks_are_logged_as_skipped() {
+pub(crate) fn runs_never_overlap_and_busy_ticks_are_logged_as_skipped() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("runs");
@@ -789,6 +789,73 @@ fn only_sigint_and_sigterm_stop_an_idle_schedule() {
     assert_eq!(st.code(), Some(0), "{st:?}\n{}", s.log());
     assert_eq!(s.count("stopping the schedule"), 1, "{}", s.log());
     assert!(!server.exists(&k));
+}
+
+/// Any other signal that would end redlock-run (SIGALRM, a real-time
+/// one) stops an idle schedule too, exit 128+N.
+#[test]
+fn a_terminating_signal_stops_an_idle_schedule_with_128_plus_n() {
+    let server = RedisServer::start();
+    for (signo, name) in [
+        (Signal::SIGALRM as i32, "SIGALRM"),
+        (nix::libc::SIGRTMIN() + 1, "SIGRTMIN+1"),
+    ] {
+        let k = key("sched-stop");
+        let mut s = Instance::spawn(
+            name,
+            &mut schedule_cmd(&server, &k, &["--every", "1h"], "true", &[]),
+        );
+        poll_until("the schedule to start", Duration::from_secs(10), || {
+            s.count("schedule started") == 1
+        });
+        // SAFETY: kill(2) on plain integers, to a process this test started.
+        nix::errno::Errno::result(unsafe { nix::libc::kill(s.pid, signo) }).unwrap();
+        let st = s.wait(Duration::from_secs(5));
+        assert_eq!(st.code(), Some(128 + signo), "{name}: {st:?}\n{}", s.log());
+        assert_eq!(s.count("stopping the schedule"), 1, "{}", s.log());
+        assert!(s.lines().iter().any(|l| l.contains(name)), "{}", s.log());
+    }
+}
+
+/// A tick's attempt waits for a server at most --connect-timeout (and a
+/// tenth of the interval): against a server that never answers, each
+/// tick is skipped after that long.
+#[test]
+fn a_ticks_attempt_is_bounded_by_the_connect_timeout() {
+    let mute = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://127.0.0.1:{}", mute.local_addr().unwrap().port());
+    let k = key("sched-mute");
+    let mut s = Instance::spawn(
+        "mute",
+        rr_urls(&[url])
+            .args([
+                "schedule",
+                "--key",
+                &k,
+                "--every",
+                "2s",
+                "--connect-timeout",
+                "50ms",
+            ])
+            .args(["--", "true"]),
+    );
+    poll_until("a tick to be skipped", Duration::from_secs(10), || {
+        s.count("skipped: Redis unavailable") >= 1
+    });
+    assert!(
+        s.lines()
+            .iter()
+            .any(|l| l.contains("skipped: Redis unavailable") && l.contains("timed out after 50ms")),
+        "{}",
+        s.log()
+    );
+    s.signal(Signal::SIGTERM);
+    assert_eq!(
+        s.wait(Duration::from_secs(5)).code(),
+        Some(0),
+        "{}",
+        s.log()
+    );
 }
 
 #[path = "schedule_fleet.rs"]
