@@ -357,7 +357,7 @@ _redlock__run() {
             return 0
             ;;
         redlock__subcmd__run__subcmd__release)
-            opts="-k -r -v -q -h --key --redis --redis-file --force --verbose --quiet --log-format --help"
+            opts="-k -r -v -q -h --key --redis --redis-file --force --forget --verbose --quiet --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

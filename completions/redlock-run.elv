@@ -106,6 +106,7 @@ set edit:completion:arg-completer[redlock-run] = {|@words|
             cand --redis-file 'Read the Redis URLs from this file instead, one per line (blank lines and lines starting with # are ignored), so that no password is in argv or in the command''s environment. It must be private, as an ssh key: owned by you or root, no access for group or others (else exit 2). The command is given its path in REDLOCK_REDIS_FILE (and no REDLOCK_REDIS), so a redlock-run inside it finds the same servers. Not with --redis; overrides REDLOCK_REDIS'
             cand --log-format 'Log line format'
             cand --force 'Really delete the lock, whoever holds it'
+            cand --forget 'Retire KEY: remove everything kept for it (fencing counter, run history, tick claim, stored --limit, ...), never while it is held or waited for (exit 75). Fencing tokens issued later still rise'
             cand -v 'More output on stderr (repeatable)'
             cand --verbose 'More output on stderr (repeatable)'
             cand -q 'Less output on stderr (repeatable)'

@@ -88,6 +88,7 @@ complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -l redi
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -l log-format -d 'Log line format' -r -f -a "text\t''
 json\t''"
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -l force -d 'Really delete the lock, whoever holds it'
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -l forget -d 'Retire KEY: remove everything kept for it (fencing counter, run history, tick claim, stored --limit, ...), never while it is held or waited for (exit 75). Fencing tokens issued later still rise'
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -s v -l verbose -d 'More output on stderr (repeatable)'
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -s q -l quiet -d 'Less output on stderr (repeatable)'
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -155,10 +155,11 @@ pub enum Sub {
     Status(StatusArgs),
     /// Delete the lock whoever holds it (break glass after a crash). Needs --force.
     ///
-    /// With several --redis, the key is deleted on every master that
-    /// answers. The fencing counter is never reset.
+    /// Prints what it removed. With several --redis, the key is deleted on
+    /// every master that answers. The fencing counter is never reset,
+    /// except by --forget.
     #[command(
-        override_usage = "redlock-run release --key <KEY> [--redis <URL>]... --force",
+        override_usage = "redlock-run release --key <KEY> [--redis <URL>]... <--force|--forget>",
         after_help = help::sub_short("release"),
         after_long_help = help::sub_long("release")
     )]
@@ -468,6 +469,12 @@ pub struct ReleaseArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// Retire KEY: remove everything kept for it (fencing counter, run
+    /// history, tick claim, stored --limit, ...), never while it is held or
+    /// waited for (exit 75). Fencing tokens issued later still rise.
+    #[arg(long, conflicts_with = "force")]
+    pub forget: bool,
+
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -520,6 +527,9 @@ pub enum Timeout {
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
+    if s.trim().starts_with('-') {
+        return Err(exit::NOT_NEGATIVE.into());
+    }
     humantime::parse_duration(s.trim()).map_err(|e| format!("{e} (try 500ms, 30s, 10m, 1h 30m)"))
 }
 
@@ -570,6 +580,11 @@ mod tests {
             panic!("not status")
         };
         assert_eq!(a.target.redis, [url]);
+    }
+
+    #[test]
+    fn durations_are_not_negative() {
+        assert_eq!(duration("-1"), Err(exit::NOT_NEGATIVE.to_string()));
     }
 
     #[test]

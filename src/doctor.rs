@@ -118,8 +118,9 @@ async fn check_server(endpoint: Endpoint, keys: &Keys) -> Report {
         match node.query::<(String,)>(&ping, TIMEOUT).await {
             Ok(_) => best = Some(best.map_or(t.elapsed(), |b| b.min(t.elapsed()))),
             Err(e) => {
-                let fix = match e {
-                    NodeError::Auth(..) => "check the user and password in the URL",
+                let fix = match &e {
+                    NodeError::Auth(_, why) => exit::AuthRefusal::find(why)
+                        .map_or("check the user and password in the URL", |r| r.what_to_do()),
                     _ => "check the URL, that the server runs, and the network path to it",
                 };
                 checks.push(check("reachable", Level::Fail, e.to_string(), fix));
@@ -684,11 +685,19 @@ fn fleet_checks(reports: &[Report]) -> Vec<Check> {
     checks
 }
 
+/// One check as a text line. Details and fixes may name the key (its
+/// channels, its names): escaped here, once, like every other output.
 fn check_line(c: &Check) -> String {
-    let mut line = format!("  {:<8} {:<17} {}", c.level.as_str(), c.name, c.detail);
+    let esc = crate::lock::escape_controls;
+    let mut line = format!(
+        "  {:<8} {:<17} {}",
+        c.level.as_str(),
+        c.name,
+        esc(&c.detail)
+    );
     if !c.fix.is_empty() && c.level != Level::Ok {
         line.push_str(" -> ");
-        line.push_str(&c.fix);
+        line.push_str(&esc(&c.fix));
     }
     line.push('\n');
     line

@@ -2,6 +2,7 @@
 //! redlock-run binary, real signals and faults.
 
 mod admin;
+mod advice;
 mod chaos;
 mod cli;
 mod docs;
@@ -29,3 +30,4 @@ mod signals;
 mod support;
 mod topology;
 mod wait;
+mod wonder;
