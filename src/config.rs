@@ -2,6 +2,7 @@
 //! offline: bad input is refused (exit 2) before any connection is made.
 
 use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
@@ -9,6 +10,7 @@ use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 use crate::cli::{CommandArgs, LeaseArgs, Target};
 use crate::clock::BootInstant;
 use crate::exit::Failure;
+use crate::redis_file;
 use crate::urls::redact;
 
 /// Shortest lease we accept: below this, scheduling noise eats the margins.
@@ -333,6 +335,9 @@ pub struct Program {
     pub shell: bool,
     pub label: Option<String>,
     pub record_args: bool,
+    /// With `--redis-file`: the file's path, given to the command as
+    /// REDLOCK_REDIS_FILE, in place of REDLOCK_REDIS (see `child::spawn`).
+    pub redis_file: Option<PathBuf>,
 }
 
 impl Program {
@@ -349,6 +354,7 @@ impl Program {
                 shell: true,
                 label: a.label.clone(),
                 record_args: a.record_args,
+                redis_file: None,
             }),
             (None, true) => Err(Failure::Usage(
                 "no command given: put it after `--` (redlock-run --key K -- CMD ARGS) or use --shell"
@@ -362,7 +368,17 @@ impl Program {
                 shell: false,
                 label: a.label.clone(),
                 record_args: a.record_args,
+                redis_file: None,
             }),
+        }
+    }
+
+    /// The program, run with the servers of `place`: given the
+    /// `--redis-file` path, if the servers came from one.
+    pub fn for_place(self, place: &Place) -> Self {
+        Program {
+            redis_file: place.redis_file.clone(),
+            ..self
         }
     }
 
@@ -396,6 +412,9 @@ impl Program {
 pub struct Place {
     pub key: String,
     pub endpoints: Vec<Endpoint>,
+    /// With `--redis-file`: the file's absolute path, which the command is
+    /// given (REDLOCK_REDIS_FILE) instead of the URLs.
+    pub redis_file: Option<PathBuf>,
 }
 
 impl Place {
@@ -413,7 +432,8 @@ impl Place {
         };
         Ok(Place {
             key,
-            endpoints: endpoints(&t.redis)?,
+            endpoints: servers(&t.redis, t.redis_file.as_deref())?,
+            redis_file: t.redis_file.as_deref().map(redis_file::inherited),
         })
     }
 }
@@ -434,12 +454,41 @@ impl Place {
     }
 }
 
+/// The servers named by `--redis` URLs, or (given a path) by the lines of
+/// a `--redis-file`, checked.
+pub fn servers(urls: &[String], file: Option<&Path>) -> Result<Vec<Endpoint>, Failure> {
+    let Some(path) = file else {
+        return endpoints(urls);
+    };
+    let endpoints = redis_file::read(path)?
+        .iter()
+        .map(|(line, url)| {
+            // A line with no scheme may be a password alone: never shown.
+            if !crate::urls::SCHEMES.iter().any(|s| url.starts_with(s)) {
+                return Err(Failure::Usage(format!(
+                    "{}, line {line}: not a Redis URL (not shown: it may be a password); \
+                     expected redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://",
+                    path.display()
+                )));
+            }
+            Endpoint::parse(url)
+                .map_err(|f| Failure::Usage(format!("{}, line {line}: {f}", path.display())))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    checked(endpoints)
+}
+
 /// The servers named by `--redis` URLs, checked.
 pub fn endpoints(urls: &[String]) -> Result<Vec<Endpoint>, Failure> {
     let endpoints = urls
         .iter()
         .map(|u| Endpoint::parse(u))
         .collect::<Result<Vec<_>, _>>()?;
+    checked(endpoints)
+}
+
+/// At least one server; TLS set up if one needs it.
+fn checked(endpoints: Vec<Endpoint>) -> Result<Vec<Endpoint>, Failure> {
     if endpoints.is_empty() {
         return Err(Failure::Usage("no Redis URL given".into()));
     }

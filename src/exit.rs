@@ -44,7 +44,8 @@ Exit status:
 Environment given to the command:
   REDLOCK_KEY, REDLOCK_TOKEN (this holder's value in Redis),
   REDLOCK_FENCING_TOKEN (strictly increases with every acquisition of KEY),
-  REDLOCK_TICK (schedule only: the tick's scheduled time, RFC 3339 UTC)";
+  REDLOCK_TICK (schedule only: the tick's scheduled time, RFC 3339 UTC),
+  REDLOCK_REDIS_FILE (with --redis-file: its path; REDLOCK_REDIS is not passed on)";
 
 /// The rows of [`HELP_TABLE`]'s exit-code table: (code, what it means),
 /// a row's continuation lines joined. The man page is built from them, and

@@ -28,6 +28,7 @@ pub mod help;
 pub mod lock;
 pub mod logging;
 pub mod progress;
+pub mod redis_file;
 pub mod run;
 pub mod schedule;
 pub mod signals;
@@ -279,10 +280,11 @@ fn dispatch(cli: Cli) -> i32 {
         Some(Sub::Schedule(a)) => {
             let plan = Mode(Some("schedule")).prepare(&a.log, TICKS, || {
                 let (place, lease) = place_and_lease(&a.target, &a.lease, &a.replicas)?;
+                let program = Program::from_args(&a.command)?.for_place(&place);
                 Ok(schedule::SchedulePlan {
                     place,
                     lease,
-                    program: Program::from_args(&a.command)?,
+                    program,
                     when: schedule::When::from_args(&a)?,
                     connect_timeout: a.connect.connect_timeout,
                 })
@@ -312,7 +314,7 @@ fn dispatch(cli: Cli) -> i32 {
                         "the pattern must not be empty (* lists every lock)".into(),
                     ));
                 }
-                config::endpoints(&a.redis)
+                config::servers(&a.redis, a.redis_file.as_deref())
             });
             let max = a.max as usize;
             finish(
@@ -342,10 +344,11 @@ fn dispatch(cli: Cli) -> i32 {
             let a = cli.run;
             let plan = RUN.prepare(&a.log, ERRORS, || {
                 let (place, lease) = place_and_lease(&a.target, &a.lease, &a.replicas)?;
+                let program = Program::from_args(&a.command)?.for_place(&place);
                 Ok(run::RunPlan {
                     place,
                     lease,
-                    program: Program::from_args(&a.command)?,
+                    program,
                     timeout: a.timeout,
                     connect_timeout: a.connect.connect_timeout,
                     conflict_exit_code: a.conflict_exit_code,

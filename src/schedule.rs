@@ -570,6 +570,7 @@ mod tests {
             target: crate::cli::Target {
                 key: Some("k".into()),
                 redis: vec![],
+                redis_file: None,
             },
             every: None,
             cron: Some(expr.into()),

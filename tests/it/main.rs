@@ -19,6 +19,7 @@ mod limit_status;
 mod managed;
 mod matrix;
 mod model;
+mod package;
 mod quorum;
 mod refusals;
 mod run;
