@@ -65,7 +65,7 @@ _redlock__run() {
 
     case "${cmd}" in
         redlock__run)
-            opts="-k -r -t -E -c -v -q -h -V --key --redis --timeout --connect-timeout --ttl --refresh --min-hold --kill-after --limit --wait-replicas --conflict-exit-code --shell --label --record-args --verbose --quiet --log-format --help --version schedule status release doctor list completions help"
+            opts="-k -r -t -E -c -v -q -h -V --key --redis --redis-file --timeout --connect-timeout --ttl --refresh --min-hold --kill-after --limit --wait-replicas --conflict-exit-code --shell --label --record-args --verbose --quiet --log-format --help --version schedule status release doctor list completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -84,6 +84,10 @@ _redlock__run() {
                     return 0
                     ;;
                 -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --redis-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -169,7 +173,7 @@ _redlock__run() {
             return 0
             ;;
         redlock__subcmd__run__subcmd__doctor)
-            opts="-k -r -v -q -h --key --redis --json --verbose --quiet --log-format --help"
+            opts="-k -r -v -q -h --key --redis --redis-file --json --verbose --quiet --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -188,6 +192,10 @@ _redlock__run() {
                     return 0
                     ;;
                 -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --redis-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -315,7 +323,7 @@ _redlock__run() {
             return 0
             ;;
         redlock__subcmd__run__subcmd__list)
-            opts="-r -v -q -h --redis --json --max --verbose --quiet --log-format --help"
+            opts="-r -v -q -h --redis --redis-file --json --max --verbose --quiet --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -326,6 +334,10 @@ _redlock__run() {
                     return 0
                     ;;
                 -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --redis-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -345,7 +357,7 @@ _redlock__run() {
             return 0
             ;;
         redlock__subcmd__run__subcmd__release)
-            opts="-k -r -v -q -h --key --redis --force --verbose --quiet --log-format --help"
+            opts="-k -r -v -q -h --key --redis --redis-file --force --forget --verbose --quiet --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -364,6 +376,10 @@ _redlock__run() {
                     return 0
                     ;;
                 -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --redis-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -379,7 +395,7 @@ _redlock__run() {
             return 0
             ;;
         redlock__subcmd__run__subcmd__schedule)
-            opts="-k -r -c -v -q -h --key --redis --every --cron --tz --ttl --refresh --min-hold --kill-after --limit --connect-timeout --wait-replicas --shell --label --record-args --verbose --quiet --log-format --help"
+            opts="-k -r -c -v -q -h --key --redis --redis-file --every --cron --tz --ttl --refresh --min-hold --kill-after --limit --connect-timeout --wait-replicas --shell --label --record-args --verbose --quiet --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -398,6 +414,10 @@ _redlock__run() {
                     return 0
                     ;;
                 -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --redis-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -465,7 +485,7 @@ _redlock__run() {
             return 0
             ;;
         redlock__subcmd__run__subcmd__status)
-            opts="-k -r -v -q -h --key --redis --json --verbose --quiet --log-format --help"
+            opts="-k -r -v -q -h --key --redis --redis-file --json --verbose --quiet --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -484,6 +504,10 @@ _redlock__run() {
                     return 0
                     ;;
                 -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --redis-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -66,6 +66,12 @@ pub fn spawn(program: &Program, env: &[(&str, &str)]) -> Result<Child, Failure> 
     for (k, v) in env {
         cmd.env(k, v);
     }
+    if let Some(file) = &program.redis_file {
+        // The servers came from a file: the command is told where it is
+        // (for a redlock-run inside it), never the URLs or their passwords.
+        cmd.env_remove("REDLOCK_REDIS");
+        cmd.env("REDLOCK_REDIS_FILE", file);
+    }
     cmd.process_group(0);
     let parent = getpid();
     let take_terminal = in_terminal_foreground();

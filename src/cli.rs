@@ -3,8 +3,10 @@
 //! docs/reference.md is checked against it (tests/it/cli.rs).
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{
     ArgAction, ArgGroup, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum,
@@ -58,22 +60,60 @@ impl Cli {
     {
         let matches = Cli::command().try_get_matches_from(args)?;
         let mut cli = Cli::from_arg_matches(&matches)?;
-        let matches = matches.subcommand().map_or(&matches, |(_, m)| m);
-        let redis = match &mut cli.subcommand {
-            None => Some(&mut cli.run.target.redis),
-            Some(Sub::Schedule(a)) => Some(&mut a.target.redis),
-            Some(Sub::Status(a)) => Some(&mut a.target.redis),
-            Some(Sub::Release(a)) => Some(&mut a.target.redis),
-            Some(Sub::Doctor(a)) => Some(&mut a.target.redis),
-            Some(Sub::List(a)) => Some(&mut a.redis),
+        let (sub, matches) = matches
+            .subcommand()
+            .map_or((None, &matches), |(name, m)| (Some(name), m));
+        let servers = match &mut cli.subcommand {
+            None => Some((&mut cli.run.target.redis, &mut cli.run.target.redis_file)),
+            Some(Sub::Schedule(a)) => Some((&mut a.target.redis, &mut a.target.redis_file)),
+            Some(Sub::Status(a)) => Some((&mut a.target.redis, &mut a.target.redis_file)),
+            Some(Sub::Release(a)) => Some((&mut a.target.redis, &mut a.target.redis_file)),
+            Some(Sub::Doctor(a)) => Some((&mut a.target.redis, &mut a.target.redis_file)),
+            Some(Sub::List(a)) => Some((&mut a.redis, &mut a.redis_file)),
             Some(Sub::Completions { .. }) => None,
         };
-        if let Some(r) = redis {
-            if matches.value_source("redis") == Some(ValueSource::EnvVariable) {
-                *r = r.iter().flat_map(|v| urls::split_list(v)).collect();
+        if let Some((redis, file)) = servers {
+            let from_file = from_file(
+                matches.value_source("redis"),
+                matches.value_source("redis_file"),
+            )
+            .map_err(|why| {
+                let mut top = Cli::command();
+                let mut cmd = match sub.and_then(|name| top.find_subcommand_mut(name)) {
+                    Some(s) => s.clone().bin_name(format!("redlock-run {}", s.get_name())),
+                    None => top,
+                };
+                cmd.error(ErrorKind::ArgumentConflict, why)
+            })?;
+            if from_file {
+                redis.clear();
+            } else {
+                *file = None;
+                if matches.value_source("redis") == Some(ValueSource::EnvVariable) {
+                    *redis = redis.iter().flat_map(|v| urls::split_list(v)).collect();
+                }
             }
         }
         Ok(cli)
+    }
+}
+
+/// Whether the servers come from `--redis-file` (or REDLOCK_REDIS_FILE)
+/// rather than `--redis` (or REDLOCK_REDIS), given where each one's value
+/// came from: the command line over the environment, and both from the
+/// same place is an error.
+fn from_file(redis: Option<ValueSource>, file: Option<ValueSource>) -> Result<bool, &'static str> {
+    use ValueSource::{CommandLine, EnvVariable};
+    match (redis, file) {
+        (Some(CommandLine), Some(CommandLine)) => {
+            Err("--redis and --redis-file both name the servers: give one of them")
+        }
+        (Some(EnvVariable), Some(EnvVariable)) => Err(
+            "REDLOCK_REDIS and REDLOCK_REDIS_FILE are both set: unset one (--redis or \
+             --redis-file on the command line overrides both)",
+        ),
+        (Some(CommandLine), _) | (_, None) => Ok(false),
+        (_, Some(_)) => Ok(true),
     }
 }
 
@@ -115,10 +155,11 @@ pub enum Sub {
     Status(StatusArgs),
     /// Delete the lock whoever holds it (break glass after a crash). Needs --force.
     ///
-    /// With several --redis, the key is deleted on every master that
-    /// answers. The fencing counter is never reset.
+    /// Prints what it removed. With several --redis, the key is deleted on
+    /// every master that answers. The fencing counter is never reset,
+    /// except by --forget.
     #[command(
-        override_usage = "redlock-run release --key <KEY> [--redis <URL>]... --force",
+        override_usage = "redlock-run release --key <KEY> [--redis <URL>]... <--force|--forget>",
         after_help = help::sub_short("release"),
         after_long_help = help::sub_long("release")
     )]
@@ -184,8 +225,9 @@ pub struct Target {
     /// not a failover list (with two, one server down stops every run; for
     /// failover, give one redis+sentinel:// URL). In REDLOCK_REDIS, separate
     /// the URLs with commas (a comma splits the list only where a new URL
-    /// begins, so one in a password is kept). Prefer REDLOCK_REDIS for
-    /// passwords: argv is visible in `ps`.
+    /// begins, so one in a password is kept). For a password, prefer
+    /// --redis-file: argv is visible in `ps`, and the command inherits
+    /// REDLOCK_REDIS.
     // No `value_delimiter`: it would split --redis values too, and at every
     // comma. `Cli::from_command_line` splits a value from REDLOCK_REDIS.
     #[arg(
@@ -197,6 +239,16 @@ pub struct Target {
         hide_env_values = true
     )]
     pub redis: Vec<String>,
+
+    /// Read the Redis URLs from this file instead, one per line (blank
+    /// lines and lines starting with # are ignored), so that no password is
+    /// in argv or in the command's environment. It must be private, as an
+    /// ssh key: owned by you or root, no access for group or others (else
+    /// exit 2). The command is given its path in REDLOCK_REDIS_FILE (and no
+    /// REDLOCK_REDIS), so a redlock-run inside it finds the same servers.
+    /// Not with --redis; overrides REDLOCK_REDIS.
+    #[arg(long, env = "REDLOCK_REDIS_FILE", value_name = "PATH")]
+    pub redis_file: Option<PathBuf>,
 }
 
 /// Logging on stderr.
@@ -417,6 +469,12 @@ pub struct ReleaseArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// Retire KEY: remove everything kept for it (fencing counter, run
+    /// history, tick claim, stored --limit, ...), never while it is held or
+    /// waited for (exit 75). Fencing tokens issued later still rise.
+    #[arg(long, conflicts_with = "force")]
+    pub forget: bool,
+
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -443,6 +501,11 @@ pub struct ListArgs {
     )]
     pub redis: Vec<String>,
 
+    /// Read the Redis URLs from this file instead, as for the other
+    /// commands (see `redlock-run --help`).
+    #[arg(long, env = "REDLOCK_REDIS_FILE", value_name = "PATH")]
+    pub redis_file: Option<PathBuf>,
+
     /// Print one JSON array of objects shaped like `status --json`.
     #[arg(long)]
     pub json: bool,
@@ -464,6 +527,9 @@ pub enum Timeout {
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
+    if s.trim().starts_with('-') {
+        return Err(exit::NOT_NEGATIVE.into());
+    }
     humantime::parse_duration(s.trim()).map_err(|e| format!("{e} (try 500ms, 30s, 10m, 1h 30m)"))
 }
 
@@ -514,6 +580,11 @@ mod tests {
             panic!("not status")
         };
         assert_eq!(a.target.redis, [url]);
+    }
+
+    #[test]
+    fn durations_are_not_negative() {
+        assert_eq!(duration("-1"), Err(exit::NOT_NEGATIVE.to_string()));
     }
 
     #[test]

@@ -118,8 +118,9 @@ async fn check_server(endpoint: Endpoint, keys: &Keys) -> Report {
         match node.query::<(String,)>(&ping, TIMEOUT).await {
             Ok(_) => best = Some(best.map_or(t.elapsed(), |b| b.min(t.elapsed()))),
             Err(e) => {
-                let fix = match e {
-                    NodeError::Auth(..) => "check the user and password in the URL",
+                let fix = match &e {
+                    NodeError::Auth(_, why) => exit::AuthRefusal::find(why)
+                        .map_or("check the user and password in the URL", |r| r.what_to_do()),
                     _ => "check the URL, that the server runs, and the network path to it",
                 };
                 checks.push(check("reachable", Level::Fail, e.to_string(), fix));

@@ -65,10 +65,16 @@ pub const STATUS: &[Example] = &[
     ),
 ];
 
-pub const RELEASE: &[Example] = &[ex(
-    "Break glass after a crash (a live holder notices at its next renewal and exits 70)",
-    "redlock-run release --key nightly-report --force",
-)];
+pub const RELEASE: &[Example] = &[
+    ex(
+        "Break glass after a crash (a live holder notices at its next renewal and exits 70)",
+        "redlock-run release --key nightly-report --force",
+    ),
+    ex(
+        "Retire a key no longer used: its fencing counter, history, tick claim, ...",
+        "redlock-run release --key nightly-report-old --forget",
+    ),
+];
 
 pub const DOCTOR: &[Example] = &[ex(
     "Check the server a key would use, before the first crontab line",
@@ -113,6 +119,10 @@ pub fn exit_codes(sub: &str) -> &'static [(&'static str, &'static str)] {
                 "0",
                 "stopped by SIGINT or SIGTERM (after the running command ended and the lock was released)",
             ),
+            (
+                "69",
+                "at start: a password, permission (ACL) or database refused",
+            ),
             ("2", "bad usage"),
         ],
         "status" => &[
@@ -125,10 +135,17 @@ pub fn exit_codes(sub: &str) -> &'static [(&'static str, &'static str)] {
             ("2", "bad usage"),
         ],
         "release" => &[
-            ("0", "deleted, or not held"),
+            (
+                "0",
+                "deleted, or not held (--forget: forgotten, or nothing to forget)",
+            ),
+            (
+                "75",
+                "--forget: the key is in use (held or waited for); nothing removed",
+            ),
             (
                 "69",
-                "Redis unreachable, or fewer than a quorum of masters answered (deleted on those that did)",
+                "Redis unreachable, or fewer than a quorum of masters answered (deleted on those that did; --forget: fewer than all)",
             ),
             ("2", "bad usage (also: without --force)"),
         ],

@@ -19,7 +19,7 @@ use jiff::tz::TimeZone;
 use crate::cli::ScheduleArgs;
 use crate::config::{Lease, Place, Program};
 use crate::exit::{self, Failure};
-use crate::lock::{Attempt, Locker, Mode};
+use crate::lock::{Attempt, Locker, Mode, Probe};
 use crate::run::{holder_json, run_under_lock};
 use crate::signals::{Caught, Signals};
 
@@ -135,6 +135,13 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// The next tick from now, as logged (`none` when the cron expression has
+/// no future time).
+fn next_tick(when: &When) -> String {
+    when.next_after(now_ms())
+        .map_or("none".into(), |t| when.format_tick(t))
+}
+
 /// Sleep until the wall clock reads `tick_ms` (re-checked after each wake,
 /// so a clock step in either direction is followed).
 async fn sleep_until_wall(tick_ms: i64) {
@@ -164,12 +171,22 @@ pub struct SchedulePlan {
 pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
     let mut signals = Signals::install()?;
     let mut locker = Locker::new(&plan.place.endpoints, &plan.place.key, plan.lease);
+    let mut reach = match preflight(&mut locker, &plan.place.key, &mut signals).await? {
+        Ok(reach) => reach,
+        Err(code) => return Ok(code),
+    };
     locker.check_masters().await;
-    tracing::info!(key = %crate::lock::escape_controls(&plan.place.key), "schedule started");
+    // The first tick, announced: a daily --cron is not silent for hours.
+    let mut announced = plan.when.next_after(now_ms());
+    tracing::info!(
+        key = %crate::lock::escape_controls(&plan.place.key),
+        next_tick = %announced.map_or("none".into(), |t| plan.when.format_tick(t)),
+        "schedule started"
+    );
     let mut busy_until: Option<i64> = None;
     loop {
         // Checked before starting; only a clock far in the future gets here.
-        let Some(tick) = plan.when.next_after(now_ms()) else {
+        let Some(tick) = announced.take().or_else(|| plan.when.next_after(now_ms())) else {
             tracing::error!("the cron expression has no future time; stopping");
             return Ok(exit::USAGE.into());
         };
@@ -182,7 +199,15 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
         }
         let tick_str = plan.when.format_tick(tick);
         let late_ms = now_ms() - tick;
-        let grant = match take_tick(&mut locker, &plan, tick, &tick_str, &mut signals).await {
+        let took = take_tick(
+            &mut locker,
+            &plan,
+            tick,
+            &tick_str,
+            &mut signals,
+            &mut reach,
+        );
+        let grant = match took.await {
             Took::Run(g) => g,
             Took::Skip => continue,
             Took::Stop(sig) => return Ok(stop_code(sig)),
@@ -206,10 +231,11 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
         let o = match outcome {
             Ok(o) => o,
             Err(f) => {
-                tracing::error!(tick = %tick_str, "{f}");
+                tracing::error!(tick = %tick_str, next_tick = %next_tick(&plan.when), "{f}");
                 continue;
             }
         };
+        let next = next_tick(&plan.when);
         match exit::for_run(&o) {
             // The command's group was stopped and the lock released; the
             // schedule does not go on without a working supervisor.
@@ -223,15 +249,15 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
                 tick = %tick_str, fencing_token = fencing,
                 exit_status = i32::from(exit::LOST),
                 command_status = %o.status.map_or("-".into(), |st| exit::from_status(st).to_string()),
-                duration_ms, late_ms, reason = %f, "ran; lock lost"
+                duration_ms, late_ms, reason = %f, next_tick = %next, "ran; lock lost"
             ),
             Ok(0) => tracing::info!(
                 tick = %tick_str, fencing_token = fencing, exit_status = 0,
-                duration_ms, late_ms, "ran"
+                duration_ms, late_ms, next_tick = %next, "ran"
             ),
             Ok(status) => tracing::warn!(
                 tick = %tick_str, fencing_token = fencing, exit_status = status,
-                duration_ms, late_ms, "ran; command failed"
+                duration_ms, late_ms, next_tick = %next, "ran; command failed"
             ),
         }
         if o.interrupted {
@@ -241,6 +267,70 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
     }
 }
 
+/// How often, until the masters answered once, a skipped tick is logged.
+const UNREACHABLE_LINE_EVERY: Duration = Duration::from_secs(60);
+
+/// Whether the masters have let us in yet, and when a tick skipped
+/// because they did not answer was last logged.
+#[derive(Debug, Default)]
+struct Reach {
+    /// A probe or an attempt got an answer about the lock.
+    verified: bool,
+    last_line: Option<std::time::Instant>,
+}
+
+impl Reach {
+    /// Whether a tick skipped for want of an answer is logged now: every
+    /// one once the masters answered (an outage), else one a minute.
+    fn log_skip(&mut self) -> bool {
+        if self.verified {
+            return true;
+        }
+        let due = self
+            .last_line
+            .is_none_or(|t| t.elapsed() >= UNREACHABLE_LINE_EVERY);
+        if due {
+            self.last_line = Some(std::time::Instant::now());
+        }
+        due
+    }
+}
+
+/// Before the first tick: make sure the masters let us in. A refusal that
+/// no retry can fix (a password, an ACL, a bad database) ends the
+/// schedule at once with exit 69, so that a service manager shows the
+/// failure. Masters that do not answer are left to the ticks, which keep
+/// trying (and refuse the same way when the masters first answer), with a
+/// line a minute until then. Err: the exit code, when a signal stops the
+/// schedule meanwhile.
+async fn preflight(
+    locker: &mut Locker,
+    key: &str,
+    signals: &mut Signals,
+) -> Result<Result<Reach, i32>, Failure> {
+    let timeout = locker.lease.io_timeout().min(Duration::from_secs(2));
+    let probe = match or_stop(locker.check_access(timeout), signals).await {
+        Ok(p) => p,
+        Err(sig) => return Ok(Err(stop_code(sig))),
+    };
+    match probe {
+        Probe::Ready => Ok(Ok(Reach {
+            verified: true,
+            last_line: None,
+        })),
+        Probe::Refused(why) => Err(refused(key, &why)),
+        Probe::Unreachable(why) => {
+            tracing::warn!(error = %why, "Redis does not answer yet; each tick tries again");
+            Ok(Ok(Reach::default()))
+        }
+    }
+}
+
+/// A refusal no retry can fix, before the masters ever let us in.
+fn refused(key: &str, why: &str) -> Failure {
+    Failure::Unavailable(format!("cannot schedule under lock {key:?}: {why}"))
+}
+
 /// What became of one tick's attempt to take the lock.
 enum Took {
     Run(crate::lock::Grant),
@@ -248,7 +338,8 @@ enum Took {
     Skip,
     /// A signal stops the schedule.
     Stop(Option<Caught>),
-    /// The schedule cannot go on (the key is used with another --limit).
+    /// The schedule cannot go on (the key is used with another --limit, or
+    /// the masters refused us before they ever let us in).
     Refused(Failure),
 }
 
@@ -264,6 +355,7 @@ async fn take_tick(
     tick: i64,
     tick_str: &str,
     signals: &mut Signals,
+    reach: &mut Reach,
 ) -> Took {
     let interval = plan.when.interval_at(tick);
     let bound_ms = (interval / 2).as_millis() as u64;
@@ -305,6 +397,9 @@ async fn take_tick(
             };
             unit.mul_f64(units).min(left.saturating_sub(unit))
         };
+        if !matches!(attempt, Attempt::Unavailable { .. }) {
+            reach.verified = true;
+        }
         match attempt {
             Attempt::Acquired(g) => return Took::Run(g),
             Attempt::Held {
@@ -319,16 +414,16 @@ async fn take_tick(
                 }
             }
             Attempt::Held { holder, .. } => {
-                tracing::info!(tick = %tick_str, holder = %holder, "skipped: lock held");
+                tracing::info!(tick = %tick_str, holder = %holder, next_tick = %next_tick(&plan.when), "skipped: lock held");
                 return Took::Skip;
             }
             Attempt::AlreadyRan { .. } => {
-                tracing::info!(tick = %tick_str, "skipped: already ran elsewhere");
+                tracing::info!(tick = %tick_str, next_tick = %next_tick(&plan.when), "skipped: already ran elsewhere");
                 return Took::Skip;
             }
             Attempt::ClockAhead { skew_ms } => {
                 tracing::error!(
-                    tick = %tick_str, skew_ms, bound_ms,
+                    tick = %tick_str, skew_ms, bound_ms, next_tick = %next_tick(&plan.when),
                     "skipped: this host's clock is ahead of Redis by more than half the \
                      interval, so it cannot claim ticks; fix the clock (NTP)"
                 );
@@ -341,8 +436,23 @@ async fn take_tick(
                     stored,
                 ));
             }
+            Attempt::Unavailable { reason, permanent } if permanent && !reach.verified => {
+                return Took::Refused(refused(&plan.place.key, &reason));
+            }
             Attempt::Unavailable { reason, .. } => {
-                tracing::error!(tick = %tick_str, error = %reason, "skipped: Redis unavailable");
+                let until = if reach.verified {
+                    ""
+                } else {
+                    " (a line a minute until it answers)"
+                };
+                if reach.log_skip() {
+                    tracing::error!(
+                        tick = %tick_str, error = %exit::advised(&reason),
+                        next_tick = %next_tick(&plan.when), "skipped: Redis unavailable{until}"
+                    );
+                } else {
+                    tracing::debug!(tick = %tick_str, error = %reason, "skipped: Redis unavailable");
+                }
                 return Took::Skip;
             }
         }
@@ -460,6 +570,7 @@ mod tests {
             target: crate::cli::Target {
                 key: Some("k".into()),
                 redis: vec![],
+                redis_file: None,
             },
             every: None,
             cron: Some(expr.into()),

@@ -321,6 +321,15 @@ impl Locker {
         self.undo_on(token, &all, None, UNDO_TIMEOUT).await;
     }
 
+    /// [`undo`](Self::undo) of a waiter's attempt (`waiter`: its queue
+    /// score and id), as a failed attempt gets it; for the model-based
+    /// test of the protocol.
+    #[doc(hidden)]
+    pub async fn undo_attempt(&mut self, token: &str, waiter: Option<(u64, &str)>) {
+        let all = vec![true; self.nodes.len()];
+        self.undo_on(token, &all, waiter, UNDO_TIMEOUT).await;
+    }
+
     /// Quiet compare-and-delete of `token` (waking nobody) on the masters
     /// marked in `targets`. With `--limit`, a waiter's attempt (`waiter`:
     /// its queue score and id) puts the waiter back in the queue it left

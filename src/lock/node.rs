@@ -49,7 +49,9 @@ pub fn transient(code: &str) -> Option<&'static str> {
 pub enum NodeError {
     #[error("{name}: timed out after {after}", name = .0, after = humantime::format_duration(whole_ms(*.1)))]
     Timeout(String, Duration),
-    #[error("{0}: authentication refused: {1}")]
+    /// A password missing or refused, or an ACL denial
+    /// ([`crate::exit::AuthRefusal`]): no retry can fix it.
+    #[error("{0}: {1}")]
     Auth(String, String),
     #[error("{0}: {1}")]
     Io(String, String),
@@ -182,6 +184,9 @@ impl Node {
             redis::ErrorKind::AuthenticationFailed => NodeError::Auth(name, msg),
             redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm) => NodeError::Auth(name, msg),
             _ if matches!(code, "NOAUTH" | "WRONGPASS") => NodeError::Auth(name, msg),
+            // Also Redis's `Protocol error: unauthenticated multibulk
+            // length` (a long request before AUTH), and a pipeline's NOAUTH.
+            _ if crate::exit::AuthRefusal::find(&msg).is_some() => NodeError::Auth(name, msg),
             _ if e.is_io_error()
                 || e.is_connection_dropped()
                 || e.is_connection_refusal()
@@ -276,6 +281,10 @@ impl Node {
             Ok(reply) => server::from_hello(&reply),
             Err(e) if lost(&e) => return Err(self.classify(e)),
             Err(e) if denied(&e) => None,
+            // No password (NOAUTH) or a refused one: nothing can be
+            // checked, and the request's own answer says so (asking INFO
+            // now would find the connection closed by the server).
+            Err(e) if crate::exit::AuthRefusal::find(&e.to_string()).is_some() => None,
             Err(_) => match conn.info_server().await {
                 Ok(text) => Server::from_info(&server::parse_info(&text)),
                 Err(e) if lost(&e) => return Err(self.classify(e)),
@@ -585,6 +594,10 @@ mod tests {
             assert!(matches!(e, NodeError::Server(..)), "{code}: {e:?}");
         }
         let e = node().classify(reply("WRONGPASS invalid username-password pair"));
+        assert!(matches!(e, NodeError::Auth(..)), "{e:?}");
+        let e = node().classify(reply(
+            "ERR Protocol error: unauthenticated multibulk length",
+        ));
         assert!(matches!(e, NodeError::Auth(..)), "{e:?}");
     }
 }

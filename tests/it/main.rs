@@ -2,6 +2,7 @@
 //! redlock-run binary, real signals and faults.
 
 mod admin;
+mod advice;
 mod chaos;
 mod cli;
 mod docs;
@@ -17,6 +18,8 @@ mod limit_attack;
 mod limit_status;
 mod managed;
 mod matrix;
+mod model;
+mod package;
 mod quorum;
 mod refusals;
 mod run;
@@ -28,3 +31,4 @@ mod signals;
 mod support;
 mod topology;
 mod wait;
+mod wonder;

@@ -2,7 +2,10 @@
 //! printed (spec, guarantee 8), whatever the URL looks like, wherever it
 //! comes from, at every log level.
 
-use std::process::Output;
+use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 
 use crate::support::*;
 
@@ -232,4 +235,461 @@ fn wrong_passwords_are_never_printed() {
         }
         assert!(!server.exists("k"));
     }
+}
+
+// --- --redis-file / REDLOCK_REDIS_FILE (spec, "Secrets from a file") ---
+
+/// The password of the servers the file tests start: never in argv, an
+/// environment, or the output (it holds both [`PARTS`], which
+/// `assert_no_secret` looks for).
+const FILE_PW: &str = "Pa55w0rdXf1le";
+
+/// A private file (mode 0600) named `name` in `dir`, holding `text`.
+fn url_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+/// redlock-run with neither REDLOCK_REDIS nor REDLOCK_REDIS_FILE set.
+fn rr_bare() -> Command {
+    let mut c = rr_urls(&[]);
+    c.env_remove("REDLOCK_REDIS");
+    c
+}
+
+fn proc_file(pid: i32, name: &str) -> String {
+    let bytes = std::fs::read(format!("/proc/{pid}/{name}"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/{name}: {e}"));
+    String::from_utf8_lossy(&bytes).replace('\0', " ")
+}
+
+/// The file form: the password is in no process's argv or environment
+/// (redlock-run, its guardian, the command), the command gets the file's
+/// absolute path in REDLOCK_REDIS_FILE and no REDLOCK_REDIS, and the lock
+/// is taken on the password-protected server named in the file.
+#[test]
+fn a_redis_file_keeps_the_password_out_of_ps_and_the_command() {
+    let server = RedisServer::start_with_password(FILE_PW);
+    let dir = tempfile::tempdir().unwrap();
+    let file = url_file(
+        dir.path(),
+        "redis.urls",
+        &format!(
+            "# the lock server\n\nredis://:{FILE_PW}@127.0.0.1:{}\n",
+            server.port
+        ),
+    );
+    let k = key("file-ps");
+    let mut child = rr_bare()
+        .current_dir(dir.path())
+        // A relative path: the command is given it made absolute.
+        .args(["--redis-file", "redis.urls", "--key", &k, "--"])
+        .args([
+            "sh",
+            "-c",
+            "env > env.txt; echo $$ > ready; read -r _ || true",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sh = read_pid(&dir.path().join("ready"));
+    let rr_pid = child.id() as i32;
+    let guardian = guardian_of(rr_pid).expect("the guardian of the run");
+    assert_eq!(server.query::<i64>(&["EXISTS", &k]), 1, "the lock is held");
+    for (who, pid) in [
+        ("redlock-run", rr_pid),
+        ("guardian", guardian),
+        ("command", sh),
+    ] {
+        for name in ["cmdline", "environ"] {
+            let text = proc_file(pid, name);
+            assert!(
+                !text.contains(FILE_PW),
+                "{who}'s {name} holds the password: {text}"
+            );
+        }
+    }
+    assert!(proc_file(rr_pid, "cmdline").contains("--redis-file redis.urls"));
+    let env = std::fs::read_to_string(dir.path().join("env.txt")).unwrap();
+    assert!(!env.contains(FILE_PW), "the command's env: {env}");
+    assert!(
+        !env.lines().any(|l| l.starts_with("REDLOCK_REDIS=")),
+        "{env}"
+    );
+    let absolute = format!("REDLOCK_REDIS_FILE={}", file.display());
+    assert!(env.lines().any(|l| l == absolute), "no {absolute} in {env}");
+    drop(child.stdin.take());
+    let o = wait_output(child, DONE);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!server.exists(&k), "released");
+    assert_eq!(server.query::<i64>(&["EXISTS", &fence_key(&k)]), 1);
+}
+
+/// A redlock-run inside the command finds its server through the
+/// inherited REDLOCK_REDIS_FILE. The outer run also had REDLOCK_REDIS set
+/// (overridden by --redis-file): had the command inherited it, the inner
+/// run would see both variables and refuse (exit 2), and its environment
+/// would hold the password.
+#[test]
+fn a_nested_run_finds_its_server_through_the_file() {
+    let server = RedisServer::start_with_password(FILE_PW);
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("redis://:{FILE_PW}@127.0.0.1:{}", server.port);
+    let file = url_file(dir.path(), "redis.urls", &format!("{url}\n"));
+    let (outer, inner) = (key("file-outer"), key("file-inner"));
+    let o = output(
+        rr_urls(std::slice::from_ref(&url))
+            .current_dir(dir.path())
+            .arg("--redis-file")
+            .arg(&file)
+            .args(["--key", &outer, "--", "sh", "-c"])
+            .arg(r#""$0" --key "$1" -- sh -c 'env > inner-env.txt'"#)
+            .arg(bin())
+            .arg(&inner),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_no_secret(&o, "nested");
+    let env = std::fs::read_to_string(dir.path().join("inner-env.txt")).unwrap();
+    assert!(!env.contains(FILE_PW), "the inner command's env: {env}");
+    for k in [&outer, &inner] {
+        assert_eq!(
+            server.query::<i64>(&["EXISTS", &fence_key(k)]),
+            1,
+            "{k} was locked"
+        );
+    }
+}
+
+/// Each mode, as `args` after the program's name, with a marker command
+/// where the mode runs one: run it with `file` and return the output.
+fn every_mode(k: &str) -> Vec<Vec<String>> {
+    let marker = "touch ran";
+    [
+        vec!["--key", k, "--shell", marker],
+        vec!["schedule", "--key", k, "--every", "1s", "--shell", marker],
+        vec!["status", "--key", k],
+        vec!["list"],
+        vec!["release", "--key", k, "--force"],
+        vec!["doctor", "--key", k],
+    ]
+    .into_iter()
+    .map(|a| a.into_iter().map(String::from).collect())
+    .collect()
+}
+
+/// A file that group or others may access is refused in every mode
+/// (exit 2, the first line naming the file and its mode), given as
+/// --redis-file or REDLOCK_REDIS_FILE; nothing runs, no password shows.
+#[test]
+fn a_redis_file_open_to_group_or_others_is_refused() {
+    let server = RedisServer::start_with_password(FILE_PW);
+    let dir = tempfile::tempdir().unwrap();
+    let file = url_file(
+        dir.path(),
+        "redis.urls",
+        &format!("redis://:{FILE_PW}@127.0.0.1:{}\n", server.port),
+    );
+    let k = key("file-open");
+    for mode in [0o644, 0o640, 0o604, 0o660, 0o620, 0o602, 0o610] {
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+        for args in every_mode(&k) {
+            for through_env in [false, true] {
+                let mut cmd = rr_bare();
+                cmd.current_dir(dir.path()).args(&args);
+                if through_env {
+                    cmd.env("REDLOCK_REDIS_FILE", &file);
+                } else {
+                    cmd.arg("--redis-file").arg(&file);
+                }
+                let o = output(&mut cmd);
+                let case = format!("mode {mode:o} {args:?} env={through_env}");
+                assert_eq!(o.status.code(), Some(2), "{case}: {}", stderr(&o));
+                let err = stderr(&o);
+                let first = err.lines().next().unwrap_or_default();
+                assert!(
+                    first.contains(&file.display().to_string())
+                        && first.contains(&format!("(mode 0{mode:o})")),
+                    "{case}: {err}"
+                );
+                assert_no_secret(&o, &case);
+                assert!(!dir.path().join("ran").exists(), "{case}: the command ran");
+            }
+        }
+    }
+    assert!(!server.exists(&k) && !server.exists(&fence_key(&k)));
+}
+
+/// With a private file, every mode reaches the server in the file.
+#[test]
+fn every_mode_reads_a_redis_file() {
+    let server = RedisServer::start_with_password(FILE_PW);
+    let dir = tempfile::tempdir().unwrap();
+    let file = url_file(
+        dir.path(),
+        "redis.urls",
+        &format!("redis://:{FILE_PW}@127.0.0.1:{}\n", server.port),
+    );
+    let k = key("file-modes");
+    let run = |args: &[String]| {
+        output(
+            rr_bare()
+                .current_dir(dir.path())
+                .env("REDLOCK_REDIS_FILE", &file)
+                .args(args),
+        )
+    };
+    let modes = every_mode(&k);
+    // Run: the command ran under the lock.
+    let o = run(&modes[0]);
+    assert_eq!(o.status.code(), Some(0), "run: {}", stderr(&o));
+    assert!(dir.path().join("ran").exists());
+    assert_eq!(server.query::<i64>(&["GET", &fence_key(&k)]), 1);
+    // Schedule: one tick, whose command then stops the schedule (SIGTERM
+    // to redlock-run, which waits for it and exits 0).
+    let o = run(&[
+        "schedule".into(),
+        "--key".into(),
+        k.clone(),
+        "--every".into(),
+        "1s".into(),
+        "--shell".into(),
+        "env > sched-env.txt; kill -TERM $PPID".into(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "schedule: {}", stderr(&o));
+    let env = std::fs::read_to_string(dir.path().join("sched-env.txt")).unwrap();
+    assert!(!env.contains(FILE_PW), "schedule's command env: {env}");
+    assert_eq!(server.query::<i64>(&["GET", &fence_key(&k)]), 2);
+    // Status: free (1); list: nothing held (0); doctor: it reached the
+    // server (0 or 1, never 2 or 69); release: nothing to remove (0).
+    for (args, codes) in [
+        (&modes[2], &[1][..]),
+        (&modes[3], &[0]),
+        (&modes[4], &[0]),
+        (&modes[5], &[0, 1]),
+    ] {
+        let o = run(args);
+        let code = o.status.code().unwrap_or(-1);
+        assert!(
+            codes.contains(&code),
+            "{args:?}: exit {code}: {}",
+            stderr(&o)
+        );
+        assert_no_secret(&o, &format!("{args:?}"));
+    }
+}
+
+/// `--redis` and `--redis-file` together are refused, as are both
+/// variables; the command line overrides the environment either way
+/// (the overridden file is not even read: here it is world-readable).
+#[test]
+fn redis_and_redis_file_conflicts() {
+    let server = RedisServer::start_with_password(FILE_PW);
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("redis://:{FILE_PW}@127.0.0.1:{}", server.port);
+    let file = url_file(dir.path(), "good", &format!("{url}\n"));
+    let open = url_file(dir.path(), "open", &format!("{url}\n"));
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let k = key("file-conflict");
+    let both = output(
+        rr_bare()
+            .args(["--redis", &url, "--redis-file"])
+            .arg(&file)
+            .args(["--key", &k, "--", "true"]),
+    );
+    assert_eq!(both.status.code(), Some(2), "{}", stderr(&both));
+    assert!(
+        stderr(&both).starts_with("error: --redis and --redis-file both"),
+        "{}",
+        stderr(&both)
+    );
+    assert_no_secret(&both, "--redis and --redis-file");
+    let envs = output(
+        rr_urls(std::slice::from_ref(&url))
+            .env("REDLOCK_REDIS_FILE", &file)
+            .args(["status", "--key", &k]),
+    );
+    assert_eq!(envs.status.code(), Some(2), "{}", stderr(&envs));
+    assert!(
+        stderr(&envs).starts_with("error: REDLOCK_REDIS and REDLOCK_REDIS_FILE are both set"),
+        "{}",
+        stderr(&envs)
+    );
+    assert!(
+        stderr(&envs).contains("redlock-run status"),
+        "the mode's usage"
+    );
+    // --redis beats REDLOCK_REDIS_FILE; --redis-file beats REDLOCK_REDIS.
+    let flag = output(
+        rr_bare()
+            .env("REDLOCK_REDIS_FILE", &open)
+            .args(["--redis", &url, "--key", &k, "--", "true"]),
+    );
+    assert_eq!(flag.status.code(), Some(0), "{}", stderr(&flag));
+    let flag_file = output(
+        rr_urls(&["redis://127.0.0.1:1".into()])
+            .arg("--redis-file")
+            .arg(&file)
+            .args(["--key", &k, "--", "true"]),
+    );
+    assert_eq!(flag_file.status.code(), Some(0), "{}", stderr(&flag_file));
+    assert_eq!(server.query::<i64>(&["GET", &fence_key(&k)]), 2);
+}
+
+/// Bad lines are named by their number, the URL shown without its
+/// password; a file with no URL, a missing file and a directory are
+/// refused (exit 2).
+#[test]
+fn bad_redis_files_are_refused_without_showing_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = url_file(
+        dir.path(),
+        "bad",
+        &format!("# ok\nredis://127.0.0.1:1\nredis://:{FILE_PW}@[bad\n"),
+    );
+    let empty = url_file(dir.path(), "empty", "# nothing yet\n\n");
+    // The password alone where a URL should be: never echoed.
+    let bare = url_file(
+        dir.path(),
+        "bare",
+        &format!("redis://127.0.0.1:1\n  {FILE_PW}\n"),
+    );
+    let cases = [
+        (
+            bad.clone(),
+            "bad, line 3: invalid Redis URL \"redis://:***@[bad\"",
+        ),
+        (bare, "bare, line 2: not a Redis URL"),
+        (empty, "holds no URL"),
+        (dir.path().join("missing"), "cannot read the Redis URL file"),
+        (dir.path().to_path_buf(), "is not a regular file"),
+    ];
+    for (path, want) in cases {
+        let o = output(
+            rr_bare()
+                .arg("--redis-file")
+                .arg(&path)
+                .args(["--key", "k", "--", "true"]),
+        );
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "{}: {}",
+            path.display(),
+            stderr(&o)
+        );
+        let first = stderr(&o).lines().next().unwrap_or_default().to_string();
+        assert!(first.contains(want), "{}: {first}", path.display());
+        assert_no_secret(&o, &path.display().to_string());
+    }
+}
+
+/// Owners (needs root, as CI runs: only root can give a file away): a
+/// file of another user is refused, also to root; a file of root's is
+/// accepted for another user, here as systemd's `LoadCredential=` with
+/// `User=` leaves it (mode 0440, the group bits being the mask of an ACL
+/// that lets that user read), while an ACL that lets another user read
+/// it is refused.
+#[test]
+fn a_redis_file_of_another_user_is_refused() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: only root can create a file owned by another user");
+        return;
+    }
+    const NOBODY: u32 = 65534;
+    let server = RedisServer::start_with_password(FILE_PW);
+    let dir = tempfile::tempdir().unwrap();
+    // nobody must reach the files (not list the directory).
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let text = format!("redis://:{FILE_PW}@127.0.0.1:{}\n", server.port);
+    let theirs = url_file(dir.path(), "theirs", &text);
+    std::os::unix::fs::chown(&theirs, Some(NOBODY), Some(NOBODY)).unwrap();
+    let k = key("file-owner");
+    let o = output(
+        rr_bare()
+            .arg("--redis-file")
+            .arg(&theirs)
+            .args(["--key", &k, "--", "true"]),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let first = stderr(&o).lines().next().unwrap_or_default().to_string();
+    assert!(
+        first.contains(&theirs.display().to_string())
+            && first.contains("is owned by")
+            && first.contains("65534"),
+        "{first}"
+    );
+    assert_no_secret(&o, "another owner");
+
+    // Root's file, mode 0440, readable by nobody through an ACL.
+    let credential = url_file(dir.path(), "credential", &text);
+    std::fs::set_permissions(&credential, std::fs::Permissions::from_mode(0o400)).unwrap();
+    let as_nobody = |path: &Path| {
+        output(
+            rr_bare()
+                .uid(NOBODY)
+                .gid(NOBODY)
+                .current_dir("/")
+                .arg("--redis-file")
+                .arg(path)
+                .args(["--key", &k, "--", "true"]),
+        )
+    };
+    // Without the ACL, nobody cannot read root's 0400 file at all.
+    let o = as_nobody(&credential);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("Permission denied"), "{}", stderr(&o));
+    let acl = |user: u32| {
+        let mut v = 2u32.to_le_bytes().to_vec();
+        for (tag, perm, id) in [
+            (1u16, 4u16, u32::MAX),
+            (2, 4, user),
+            (4, 0, u32::MAX),
+            (0x10, 4, u32::MAX),
+            (0x20, 0, u32::MAX),
+        ] {
+            v.extend(tag.to_le_bytes());
+            v.extend(perm.to_le_bytes());
+            v.extend(id.to_le_bytes());
+        }
+        v
+    };
+    let set = rustix::fs::setxattr(
+        &credential,
+        "system.posix_acl_access",
+        &acl(NOBODY),
+        rustix::fs::XattrFlags::empty(),
+    );
+    if let Err(e) = set {
+        eprintln!("skipped the ACL cases: this file system has no POSIX ACLs ({e})");
+        return;
+    }
+    let mode = std::fs::metadata(&credential).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o440, "the group bits show the ACL's mask");
+    let o = as_nobody(&credential);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(server.query::<i64>(&["GET", &fence_key(&k)]), 1);
+    // The same ACL, for a user other than the one running: refused.
+    rustix::fs::setxattr(
+        &credential,
+        "system.posix_acl_access",
+        &acl(NOBODY - 1),
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    let o = output(
+        rr_bare()
+            .arg("--redis-file")
+            .arg(&credential)
+            .args(["--key", &k, "--", "true"]),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("(mode 0440 and its ACL)"),
+        "{}",
+        stderr(&o)
+    );
 }

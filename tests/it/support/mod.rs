@@ -279,6 +279,7 @@ pub fn rr_urls(urls: &[String]) -> Command {
         .env_remove("REDLOCK_TIMEOUT")
         .env_remove("REDLOCK_TTL")
         .env_remove("REDLOCK_LOG")
+        .env_remove("REDLOCK_REDIS_FILE")
         .env("REDLOCK_REDIS", urls.join(","));
     c
 }
