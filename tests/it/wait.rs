@@ -274,7 +274,7 @@ fn a_waiters_late_grant_is_undone_on_a_server_with_a_password() {
     let k = key("late-grant-auth");
     let holder = Holder::spawn_at(&url, &k, dir.path(), &["--ttl", "1s"]);
     holder.wait_ready(Duration::from_secs(10));
-    let waiter = spawn_piped(rr_urls(&[url.clone()]).args([
+    let waiter = spawn_piped(rr_urls(std::slice::from_ref(&url)).args([
         "--key",
         &k,
         "--ttl",
