@@ -216,7 +216,7 @@ impl Locker {
     }
 
     /// The lock on node `i` as one-key reads show it (`PTTL` and `GET`, or
-    /// `ZCARD` of a `--limit` lock; the holder's description if it can be
+    /// the live holders of a `--limit` lock; the holder's description if it can be
     /// read), for an attempt the node answered with TRYAGAIN: during a
     /// Cluster slot migration (the ASK window) a script that names keys
     /// not all on the node is refused, but a key that is there is served.
@@ -231,9 +231,29 @@ impl Locker {
         let mut pipe = redis::pipe();
         pipe.cmd("PTTL").arg(&lock);
         if shared {
-            pipe.cmd("ZCARD").arg(&lock);
-            let (pttl, count) = node.query::<(i64, u64)>(&pipe, timeout).await.ok()?;
-            return (count >= limit && pttl != -2).then(|| (pttl, Holder::default(), false));
+            pipe.cmd("ZRANGE")
+                .arg(&lock)
+                .arg(0)
+                .arg(-1)
+                .arg("WITHSCORES");
+            let (pttl, ends) = node
+                .query::<(i64, Vec<(String, f64)>)>(&pipe, timeout)
+                .await
+                .ok()?;
+            // Only the holders whose lease has not ended count (a holder
+            // that died stays in the set until the next grant prunes it).
+            // Redis's clock, at the latest: every grant and renewal keeps
+            // the set at least until its lease end, so the latest end less
+            // the set's PTTL is now or earlier.
+            let latest = ends.iter().map(|(_, end)| *end).fold(f64::MIN, f64::max);
+            let count = match pttl {
+                0.. => ends
+                    .iter()
+                    .filter(|(_, end)| *end > latest - pttl as f64)
+                    .count(),
+                _ => ends.len(),
+            };
+            return (count as u64 >= limit && pttl != -2).then(|| (pttl, Holder::default(), false));
         }
         pipe.cmd("GET").arg(&lock);
         let (pttl, token) = node
@@ -330,7 +350,7 @@ impl Locker {
                 .iter_mut()
                 .zip(targets)
                 .filter(|(_, t)| **t)
-                .map(|(node, _)| node.eval::<i64>(&call, timeout)),
+                .map(|(node, _)| node.eval_unheard::<i64>(&call, timeout)),
         )
         .await;
     }

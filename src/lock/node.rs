@@ -121,6 +121,11 @@ pub struct Node {
     pub endpoint: Endpoint,
     source: Source,
     conn: Option<Conn>,
+    /// The connection a request timed out on, kept (until the next
+    /// request that is answered) for [`Node::eval_unheard`]: what is sent
+    /// on it reaches the server after that request, with no handshake to
+    /// wait for.
+    timed_out: Option<Conn>,
     /// `--wait-replicas`: how many replicas must acknowledge a write that
     /// [`Node::eval_acked`] sends, and how long to wait for them.
     replicas: (u32, Duration),
@@ -136,6 +141,7 @@ impl Node {
             endpoint,
             source,
             conn: None,
+            timed_out: None,
             replicas: (0, Duration::ZERO),
             check_version: true,
         }
@@ -211,6 +217,30 @@ impl Node {
             }
             Ok(Err(e)) => Err(e),
             Err(_) => {
+                self.source.forget();
+                Err(NodeError::Timeout(self.endpoint.display.clone(), timeout))
+            }
+        }
+    }
+
+    /// Connect and check the server (see [`Node::check_server`]) before
+    /// any request, for a write that cannot be undone (`release
+    /// --force`): [`Node::request`] sends the check with the first
+    /// request, which a too-old server has then already run.
+    pub async fn check_first(&mut self, timeout: Duration) -> Result<(), NodeError> {
+        if self.conn.is_some() || !self.check_version {
+            return Ok(());
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut conn = self.connection(timeout).await?;
+        match tokio::time::timeout_at(deadline, self.check_server(&mut conn)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(refused)) => {
+                self.conn = None;
+                Err(refused)
+            }
+            Err(_) => {
+                self.conn = None;
                 self.source.forget();
                 Err(NodeError::Timeout(self.endpoint.display.clone(), timeout))
             }
@@ -340,6 +370,47 @@ impl Node {
         .await
     }
 
+    /// Run a script `call` whose reply may go unheard (the undo of an
+    /// attempt, a waiter leaving the queue: sent when a request before it
+    /// timed out) as EVAL with the script's whole text. Sent as EVALSHA,
+    /// a server that never ran the script answers NOSCRIPT, and once the
+    /// client has given up nobody is left to send the text: a grant that
+    /// landed late would then stay for its whole --ttl. As EVAL it runs
+    /// whenever the server gets to it, heard or not. After a timeout it
+    /// goes on the timed-out connection too (see `timed_out`).
+    pub async fn eval_unheard<T: FromRedisValue>(
+        &mut self,
+        call: &Call<'_>,
+        timeout: Duration,
+    ) -> Result<T, NodeError> {
+        let text = sent_text(call.lua);
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(&text).arg(call.keys().count());
+        for k in call.keys() {
+            cmd.arg(k);
+        }
+        for a in call.args() {
+            cmd.arg(a);
+        }
+        let cmd = &cmd;
+        // Also on the connection a request just timed out on, behind that
+        // request: on a new one it could run before a late request, or
+        // never be sent at all while its handshake (AUTH) goes unanswered.
+        let behind = self.timed_out.take().map(|mut c| async move {
+            tokio::time::timeout(timeout, cmd.query_async::<T>(&mut c)).await
+        });
+        let fresh = self.request(timeout, move |mut c| async move {
+            cmd.query_async::<T>(&mut c).await
+        });
+        match behind {
+            None => fresh.await,
+            Some(behind) => match futures_util::future::join(fresh, behind).await {
+                (Err(_), Ok(Ok(v))) => Ok(v),
+                (r, _) => r,
+            },
+        }
+    }
+
     /// [`Node::eval`] a write, and when `landed` says it took effect, wait
     /// for `--wait-replicas` replicas to acknowledge it ([`Node::ack`]):
     /// without enough acknowledgements it fails like an outage, so a grant
@@ -420,7 +491,10 @@ impl Node {
                     self.conn = None;
                     return Err(refused);
                 }
-                Ok(Ok(Ok(v))) => return Ok(v),
+                Ok(Ok(Ok(v))) => {
+                    self.timed_out = None;
+                    return Ok(v);
+                }
                 Ok(Ok(Err(e))) => {
                     let err = self.classify(e);
                     if err.breaks_connection() {
@@ -446,7 +520,7 @@ impl Node {
                     return Err(err);
                 }
                 Err(_) => {
-                    self.conn = None;
+                    self.timed_out = self.conn.take();
                     self.source.forget();
                     return Err(NodeError::Timeout(self.endpoint.display.clone(), timeout));
                 }
@@ -455,9 +529,24 @@ impl Node {
     }
 }
 
+/// The text of `lua` as it is sent: the prelude, then the file (what
+/// [`super::scripts::Lua::script`] hashes for EVALSHA).
+fn sent_text(lua: &super::scripts::Lua) -> String {
+    [include_str!("lua/prelude.lua"), lua.body].concat()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The text [`Node::eval_unheard`] sends is the script EVALSHA names.
+    #[test]
+    fn the_unheard_text_is_the_script_itself() {
+        for lua in super::super::scripts::ALL {
+            let hash = redis::Script::new(&sent_text(lua)).get_hash().to_string();
+            assert_eq!(hash, lua.script().get_hash(), "{}", lua.name);
+        }
+    }
 
     fn node() -> Node {
         Node::new(Endpoint::parse("redis://127.0.0.1:1").unwrap())

@@ -44,7 +44,14 @@ impl Locker {
         let timeout = self.node_timeout().min(timeout);
         let publish = self.publish_command();
         let call = scripts::leave(&self.keys, self.lease.limit, token, waiter, publish);
-        let _ = on_all(&mut self.nodes, &call, timeout).await;
+        // Often sent after an attempt timed out: as EVAL, so that it runs
+        // even if its reply is never heard.
+        let _ = futures_util::future::join_all(
+            self.nodes
+                .iter_mut()
+                .map(|node| node.eval_unheard::<i64>(&call, timeout)),
+        )
+        .await;
     }
 
     /// `--min-hold`: keep the lock for `remaining` more (token-checked),
@@ -66,7 +73,16 @@ impl Locker {
     pub async fn force_release(&mut self) -> Result<Count, String> {
         let timeout = self.lease.io_timeout();
         let call = scripts::force_release(&self.keys, self.publish_command());
-        on_all(&mut self.nodes, &call, timeout).await
+        let call = &call;
+        // Nothing is undone here: a too-old server is refused before the
+        // delete is sent, not with its reply.
+        let results =
+            futures_util::future::join_all(self.nodes.iter_mut().map(|node| async move {
+                node.check_first(timeout).await?;
+                node.eval::<i64>(call, timeout).await
+            }))
+            .await;
+        collect_count(results)
     }
 }
 

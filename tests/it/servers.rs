@@ -209,3 +209,30 @@ fn an_older_master_in_a_quorum_counts_as_failed() {
         assert!(!s.exists(&k), "a lock left on :{}", s.port);
     }
 }
+
+/// `release --force` against a too-old server: the refusal (69, "cannot
+/// reach Redis to release") must be true, the lock that is there kept. The
+/// server check answers with the first request on a new connection, so
+/// the forced delete had already run when the refusal came.
+#[test]
+fn an_older_server_keeps_the_lock_a_refused_release_names() {
+    let server = RedisServer::start_kind(ServerKind::Redis50, &[]);
+    let k = key("old-release");
+    let _: () = redis::cmd("SET")
+        .arg(&k)
+        .arg("someone")
+        .query(&mut server.conn())
+        .unwrap();
+    let o = output_within(
+        rr(&server).args(["release", "--key", &k, "--force"]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    assert!(stderr(&o).contains("Redis 5.0.6"), "{}", stderr(&o));
+    assert_eq!(
+        server.get(&k).as_deref(),
+        Some("someone"),
+        "refused (69), yet the lock was deleted: {}",
+        stderr(&o)
+    );
+}

@@ -576,3 +576,68 @@ fn sentinel_failover_keeps_an_acknowledged_lock() {
     );
     eprintln!("holder after the failover: exit {code:?}");
 }
+
+/// The one-key look at a `--limit` lock during a slot migration counts
+/// every member of the holders' set, the expired ones too: with one live
+/// holder of 2 and one that died (SIGKILL: its member stays, its lease
+/// over), a slot is free, yet a contender during the migration is told
+/// the lock is busy (75). Outside the migration it runs (0).
+#[test]
+fn a_limit_slot_freed_by_an_expired_holder_is_not_busy_during_a_migration() {
+    let c = ClusterSetup::start();
+    let url = c.url();
+    let k = key("migrate-limit");
+    let slot = c.slot(&k);
+    let from = c.owner(slot);
+    let to = (from + 1) % 3;
+    let dir = tempfile::tempdir().unwrap();
+    let dead = Holder::spawn_at(&url, &k, dir.path(), &["--limit", "2", "--ttl", "1s"]);
+    dead.wait_ready(Duration::from_secs(10));
+    let live = Holder::spawn_at(&url, &k, dir.path(), &["--limit", "2", "--ttl", "10s"]);
+    live.wait_ready(Duration::from_secs(10));
+    crate::support::send_signal(dead.pid() as u32, nix::sys::signal::Signal::SIGKILL);
+    let node = &c.nodes[from];
+    wait_until(
+        "the dead holder's lease to end",
+        Duration::from_secs(10),
+        || {
+            let (s, us): (String, String) = node.query(&["TIME"]);
+            let now_ms = s.parse::<u64>().unwrap() * 1000 + us.parse::<u64>().unwrap() / 1000;
+            let live: i64 = node.query(&["ZCOUNT", &k, &format!("({now_ms}"), "+inf"]);
+            let all: i64 = node.query(&["ZCARD", &k]);
+            live == 1 && all == 2
+        },
+    );
+    let contend = || {
+        output(rr_urls(std::slice::from_ref(&url)).args([
+            "--key",
+            &k,
+            "--limit",
+            "2",
+            "--timeout",
+            "0",
+            "--",
+            "true",
+        ]))
+    };
+    c.migrate_slot(slot, from, to, || {
+        let o = contend();
+        assert_ne!(
+            o.status.code(),
+            Some(75),
+            "a slot is free (1 live holder of 2), yet busy: {}",
+            stderr(&o)
+        );
+    });
+    let o = contend();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // Both slots live: during a migration back, busy (75), never 69.
+    let second = Holder::spawn_at(&url, &k, dir.path(), &["--limit", "2", "--ttl", "10s"]);
+    second.wait_ready(Duration::from_secs(10));
+    c.migrate_slot(slot, to, from, || {
+        let o = contend();
+        assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    });
+    drop(second.finish());
+    drop(live.finish());
+}

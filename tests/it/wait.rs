@@ -217,3 +217,92 @@ fn timeout_bounds_a_quorum_of_mute_servers() {
         stderr(&o)
     );
 }
+
+/// A slow but alive server (SIGSTOPped past --connect-timeout) runs the
+/// acquisition after the client gave up: the grant lands after the exit
+/// (69). The undo, sent on a new connection, reaches the server after
+/// the grant and must take it back, though the client is no longer
+/// there to hear a NOSCRIPT and send the script itself; else the lock
+/// stays for the whole --ttl, and every other run gets 75 meanwhile.
+#[test]
+fn a_grant_that_lands_after_the_connect_timeout_is_undone() {
+    let server = RedisServer::start();
+    let k = key("late-grant");
+    // A first run, so the server knows the acquisition script (as any
+    // server in use does); it has never had to undo one.
+    let o = output(rr(&server).args(["--key", &k, "--", "true"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    server.pause();
+    let o = output_within(
+        rr(&server).args([
+            "--key",
+            &k,
+            "--ttl",
+            "30s",
+            "--timeout",
+            "0",
+            "--connect-timeout",
+            "300ms",
+            "--",
+            "true",
+        ]),
+        Duration::from_secs(5),
+    );
+    server.resume();
+    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    // The server has now run, in order, what both connections sent.
+    let _: i64 = redis::cmd("DBSIZE").query(&mut server.conn()).unwrap();
+    assert!(
+        !server.exists(&k),
+        "the late grant was left behind for {} ms of its --ttl",
+        server.pttl(&k)
+    );
+}
+
+/// The same late grant where the server wants a password: a waiter's
+/// re-check goes out on its open, authenticated connection while the
+/// server is stopped, lands once it resumes (the holder's lease ran out
+/// meanwhile), after the waiter gave up (75). Its undo and its leaving
+/// the queue need a new connection, whose AUTH is never answered while
+/// the server is stopped, so they are never sent: the lock must still
+/// not be left behind for the waiter's --ttl.
+#[test]
+fn a_waiters_late_grant_is_undone_on_a_server_with_a_password() {
+    let server = RedisServer::start_with_password("sekret");
+    let url = format!("redis://:sekret@127.0.0.1:{}", server.port);
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("late-grant-auth");
+    let holder = Holder::spawn_at(&url, &k, dir.path(), &["--ttl", "1s"]);
+    holder.wait_ready(Duration::from_secs(10));
+    let waiter = spawn_piped(rr_urls(std::slice::from_ref(&url)).args([
+        "--key",
+        &k,
+        "--ttl",
+        "30s",
+        "--timeout",
+        "4s",
+        "--connect-timeout",
+        "300ms",
+        "--",
+        "true",
+    ]));
+    let waiters = format!("{{{k}}}:redlock-run:waiters");
+    wait_until("the waiter is queued", Duration::from_secs(5), || {
+        redis::cmd("ZCARD")
+            .arg(&waiters)
+            .query::<i64>(&mut server.conn())
+            .unwrap()
+            == 1
+    });
+    server.pause();
+    let o = wait_output(waiter, Duration::from_secs(10));
+    server.resume();
+    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    let _ = holder.wait();
+    let _: i64 = redis::cmd("DBSIZE").query(&mut server.conn()).unwrap();
+    assert!(
+        !server.exists(&k),
+        "the waiter's late grant was left behind for {} ms of its --ttl",
+        server.pttl(&k)
+    );
+}
