@@ -2,6 +2,7 @@
 //! redlock-run binary, real signals and faults.
 
 mod admin;
+mod atomic;
 mod chaos;
 mod cli;
 mod doctor;
