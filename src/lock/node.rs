@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use redis::{FromRedisValue, RedisError};
 
-use super::scripts::Call;
+use super::scripts::{self, Call};
 use super::topology::{Conn, Source};
 use crate::config::Endpoint;
 
@@ -98,6 +98,9 @@ pub struct Node {
     /// `--wait-replicas`: how many replicas must acknowledge a write that
     /// [`Node::eval_acked`] sends, and how long to wait for them.
     replicas: (u32, Duration),
+    /// Whether the server takes script flags (`#!lua`): false once it
+    /// refused them (Redis 6.2).
+    flags: bool,
 }
 
 impl Node {
@@ -108,6 +111,7 @@ impl Node {
             source,
             conn: None,
             replicas: (0, Duration::ZERO),
+            flags: true,
         }
     }
 
@@ -226,12 +230,31 @@ impl Node {
     /// Run a script `call` (EVALSHA, falling back to EVAL after a
     /// NOSCRIPT, as after a restart or failover) within `timeout`,
     /// connecting first if needed.
+    /// A server without script flags (Redis 6.2) refuses the first one
+    /// sent; from then on, scripts go without.
     pub async fn eval<T: FromRedisValue>(
         &mut self,
         call: &Call<'_>,
         timeout: Duration,
     ) -> Result<T, NodeError> {
-        let mut inv = call.lua.script().prepare_invoke();
+        let start = tokio::time::Instant::now();
+        match self.eval_as(call, self.flags, timeout).await {
+            Err(NodeError::Server(_, msg)) if self.flags && scripts::refused_flags(&msg) => {
+                self.flags = false;
+                let left = timeout.saturating_sub(start.elapsed());
+                self.eval_as(call, false, left).await
+            }
+            r => r,
+        }
+    }
+
+    async fn eval_as<T: FromRedisValue>(
+        &mut self,
+        call: &Call<'_>,
+        flags: bool,
+        timeout: Duration,
+    ) -> Result<T, NodeError> {
+        let mut inv = call.lua.script(flags).prepare_invoke();
         for k in call.keys() {
             inv.key(k);
         }

@@ -15,9 +15,15 @@ use redlock_run::lock::{Keys, Mode};
 
 use crate::support::*;
 
-/// Run `call` as the lock sends it.
+/// Run `call` as the lock sends it: with its flags where the server
+/// takes them.
 fn eval(c: &mut redis::Connection, call: &Call<'_>) -> redis::RedisResult<redis::Value> {
-    let mut inv = call.lua.script().prepare_invoke();
+    let flags = redis::cmd("EVAL")
+        .arg("#!lua\nreturn 1")
+        .arg(0)
+        .query::<i64>(c)
+        .is_ok();
+    let mut inv = call.lua.script(flags).prepare_invoke();
     for k in call.keys() {
         inv.key(k);
     }

@@ -1,3 +1,4 @@
+#!lua
 -- acquire.lua: one attempt to take the one-holder lock (KEY a plain
 -- string holding the holder's token, with the lease as its PX expiry:
 -- `SET NX PX`, so other clients that follow the single-instance Redis
@@ -60,6 +61,12 @@ if stored and stored ~= '1' then return {5, tonumber(stored) or 0, '', ''} end
 -- its N stored, refused above; a set without is not ours).
 local holder = redis.pcall('GET', lock_key)
 if type(holder) == 'table' and holder.err then return holder end
+-- Another application's data at our names: refused before any write.
+local bad = foreign({fence_key, 'string', holder_key, 'string', limit_key, 'string', woken_key, 'zset'})
+  or foreign_string(fence_key, 'counter')
+if not bad and mode == 'tick' then bad = foreign({aux_key, 'string'}) or foreign_string(aux_key, 'claim') end
+if not bad and mode == 'wait' then bad = foreign({aux_key, 'zset'}) end
+if bad then return bad end
 -- A woken one-holder waiter is back.
 if mode == 'wait' then redis.call('ZREM', woken_key, waiter_id) end
 if holder == token then

@@ -1,3 +1,4 @@
+#!lua
 -- acquire_n.lua: acquire.lua for --limit N with N > 1: KEY is a sorted
 -- set of holder tokens scored by lease end (ms, Redis's clock), and the
 -- holders' descriptions a hash by token (the holder's JSON with its
@@ -58,6 +59,12 @@ end
 if kind == 'zset' and not stored then
   return redis.error_reply('WRONGTYPE ' .. lock_key .. ' holds a sorted set that is not a --limit lock')
 end
+-- Another application's data at our names: refused before any write.
+local bad = foreign({fence_key, 'string', holders_key, 'hash', limit_key, 'string', woken_key, 'zset'})
+  or foreign_string(fence_key, 'counter')
+if not bad and mode == 'tick' then bad = foreign({aux_key, 'string'}) or foreign_string(aux_key, 'claim') end
+if not bad and mode == 'wait' then bad = foreign({aux_key, 'zset'}) end
+if bad then return bad end
 local now = now_ms()
 -- A woken waiter is back.
 if mode == 'wait' then redis.call('ZREM', woken_key, waiter_id) end

@@ -1,3 +1,4 @@
+#!lua
 -- commit.lua: the second round of a quorum acquisition. Raise the fencing
 -- counter to at least the value (a max-register: never lowered), and
 -- commit the tick claim of the attempt with this token, if it is there
@@ -14,6 +15,8 @@ local claim_key = KEYS[2]
 local fencing_token = ARGV[1]
 local token = ARGV[2]
 
+local bad = foreign({fence_key, 'string', claim_key, 'string'}) or foreign_string(fence_key, 'counter')
+if bad then return bad end
 local ct, cs, ctok, cp = read_claim(redis.call('GET', claim_key))
 if ctok == token and cs == 'p' then
   redis.call('SET', claim_key, claim_str(ct, 'c', ctok, cp))

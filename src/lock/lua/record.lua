@@ -1,3 +1,4 @@
+#!lua
 -- record.lua: record a run that did not end with our own release (the
 -- lock was lost). It replaces an entry with the same fencing token
 -- (written by a release that succeeded on this master while the quorum
