@@ -14,6 +14,7 @@ mod lease;
 mod limit;
 mod limit_attack;
 mod limit_status;
+mod nopubsub;
 mod quorum;
 mod refusals;
 mod run;
