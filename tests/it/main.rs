@@ -7,6 +7,7 @@ mod chaos;
 mod cli;
 mod doctor;
 mod documented;
+mod fencing;
 mod glance;
 mod history;
 mod holder;
