@@ -70,6 +70,14 @@ impl Locker {
             ..
         } = tally;
 
+        // A `--limit` mismatch on any master refuses the attempt, however
+        // many granted: the key is in use with another N there, and
+        // holders of both kinds must never run side by side. Undone on
+        // every master (grants were made), before grants are counted.
+        if let Some(&stored) = mismatch.iter().max() {
+            self.undo_on(token, &all, waiter).await;
+            return Attempt::Mismatch { stored };
+        }
         if granted.len() >= quorum {
             report_notices(&self.keys.lock, &notices);
             let mut fencing = granted.iter().copied().max().unwrap_or(0);
@@ -113,9 +121,6 @@ impl Locker {
         if refused.contains(&false) {
             let targets: Vec<bool> = refused.iter().map(|r| !r).collect();
             self.undo_on(token, &targets, waiter).await;
-        }
-        if let Some(&stored) = mismatch.iter().max() {
-            return Attempt::Mismatch { stored };
         }
         if let Some(&last_tick) = claimed.iter().max() {
             return Attempt::AlreadyRan { last_tick };
@@ -308,11 +313,12 @@ impl Votes<Result<(i64, i64, String, String), NodeError>> for Tally {
     }
 
     fn verdict(&self) -> Verdict {
-        if self.granted.len() >= self.quorum {
+        if !self.mismatch.is_empty() {
+            // Refused outright (see `try_acquire_as`).
+            Verdict::Lost
+        } else if self.granted.len() >= self.quorum {
             Verdict::Won
-        } else if self.held.len() + self.claimed.len() + self.ahead.len() + self.mismatch.len()
-            > self.n - self.quorum
-        {
+        } else if self.held.len() + self.claimed.len() + self.ahead.len() > self.n - self.quorum {
             Verdict::Lost
         } else {
             Verdict::Open
