@@ -362,9 +362,10 @@ fn report_notices(key: &str, notices: &[String]) {
                 key,
                 evicted_keys = evicted,
                 "the fencing counter was missing and this Redis has evicted keys: \
-                 fencing tokens may have started again at 1; a server that evicts \
-                 (maxmemory-policy other than noeviction) breaks fencing and \
-                 schedule's at-most-once; check it with `redlock-run doctor`"
+                 the token was taken from the server's clock (it still rises, unless \
+                 that clock stepped back); a server that evicts (maxmemory-policy \
+                 other than noeviction) can drop the lock itself and schedule's tick \
+                 claims; check it with `redlock-run doctor`"
             );
         } else if let Some(ms) = n.strip_prefix("future:") {
             tracing::error!(

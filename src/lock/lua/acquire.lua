@@ -5,7 +5,7 @@
 -- lock algorithm exclude with it).
 --
 -- KEYS[1] lock_key: the lock
--- KEYS[2] fence_key: the fencing counter, raised by every grant
+-- KEYS[2] fence_key: the fencing counter: the last token issued (see next_fence)
 -- KEYS[3] holder_key: the holder's description (JSON), living as long as the lease
 -- KEYS[4] aux_key: mode tick: the tick claim; mode wait: the waiters' queue; mode once: the tick claim, unused
 -- KEYS[5] limit_key: the N of --limit the key's users agree on (`1` while one-holder waiters queue)
@@ -85,13 +85,13 @@ if mode == 'tick' then
   if stop then return stop end
 end
 if not holder and redis.call('SET', lock_key, token, 'NX', 'PX', ttl_ms) then
-  local fence = redis.call('INCR', fence_key)
+  local fence, missing = next_fence(fence_key)
   redis.call('SET', holder_key, holder_json, 'PX', ttl_ms)
   if mode == 'tick' then
     redis.call('SET', aux_key, claim_str(tick, claim_state, token, prev))
   end
   if mode == 'wait' then redis.call('ZREM', aux_key, waiter_id) end
-  note_evictions(fence, notices)
+  note_evictions(missing, notices)
   return {1, fence, table.concat(notices, ';'), ''}
 end
 if mode == 'wait' then

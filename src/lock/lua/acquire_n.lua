@@ -6,7 +6,7 @@
 -- taken when fewer than N hold one.
 --
 -- KEYS[1] lock_key: the lock, a sorted set of holders
--- KEYS[2] fence_key: the fencing counter, raised by every grant
+-- KEYS[2] fence_key: the fencing counter: the last token issued (see next_fence)
 -- KEYS[3] holders_key: the holders' descriptions, a hash by token
 -- KEYS[4] aux_key: mode tick: the tick claim; mode wait: the waiters' queue; mode once: the tick claim, unused
 -- KEYS[5] limit_key: the N of --limit the key's users agree on
@@ -96,18 +96,18 @@ if mode == 'tick' then
 end
 if redis.call('ZCARD', lock_key) < n then
   hold()
-  local fence = redis.call('INCR', fence_key)
+  local fence, missing = next_fence(fence_key)
   -- The description, with this holder's fencing token first.
   local rest = string.sub(holder_json, 2)
   if rest ~= '}' then rest = ',' .. rest end
-  redis.call('HSET', holders_key, token, '{"fencing_token":' .. fence .. rest)
+  redis.call('HSET', holders_key, token, '{"fencing_token":' .. string.format('%.0f', fence) .. rest)
   -- The HSET may have created the hash (the key's first holder): give it
   -- the lease's expiry, or a holder that crashes leaves it for good.
   keep(holders_key, ttl)
   if mode == 'tick' then
     redis.call('SET', aux_key, claim_str(tick, claim_state, token, prev))
   end
-  note_evictions(fence, notices)
+  note_evictions(missing, notices)
   return {1, fence, table.concat(notices, ';'), ''}
 end
 if mode == 'wait' then

@@ -204,10 +204,25 @@ local function live(z, tok, now)
   return s and tonumber(s) > now
 end
 
--- A new fencing counter (fence == 1): the key's first use, or the counter
--- was evicted; note `evicted:N` when this server has evicted keys.
-local function note_evictions(fence, notices)
-  if fence ~= 1 then return end
+-- The next fencing token, stored as the counter: the greater of the
+-- counter plus one and Redis's clock in microseconds (TIME), so that
+-- tokens keep rising after the counter was evicted or lost in a restart
+-- without persistence, as long as the server's clock does not step back.
+-- Below 2^53 until the year 2255: exact in a Lua number, JSON and
+-- JavaScript. Returns the token and whether the counter was missing.
+local function next_fence(fence_key)
+  local c = redis.call('GET', fence_key)
+  local t = redis.call('TIME')
+  local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local fence = math.max((tonumber(c) or 0) + 1, us)
+  redis.call('SET', fence_key, string.format('%.0f', fence))
+  return fence, not c
+end
+
+-- A missing fencing counter: the key's first use, or the counter was
+-- evicted; note `evicted:N` when this server has evicted keys.
+local function note_evictions(missing, notices)
+  if not missing then return end
   local info = redis.pcall('INFO', 'stats')
   local evicted = type(info) == 'string' and tonumber(string.match(info, 'evicted_keys:(%d+)')) or 0
   if evicted > 0 then table.insert(notices, 'evicted:' .. evicted) end
