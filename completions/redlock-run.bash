@@ -65,7 +65,7 @@ _redlock__run() {
 
     case "${cmd}" in
         redlock__run)
-            opts="-k -r -t -E -c -v -q -h -V --key --redis --timeout --ttl --refresh --min-hold --kill-after --limit --wait-replicas --conflict-exit-code --shell --label --record-args --verbose --quiet --log-format --help --version schedule status release doctor list completions help"
+            opts="-k -r -t -E -c -v -q -h -V --key --redis --timeout --connect-timeout --ttl --refresh --min-hold --kill-after --limit --wait-replicas --conflict-exit-code --shell --label --record-args --verbose --quiet --log-format --help --version schedule status release doctor list completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -92,6 +92,10 @@ _redlock__run() {
                     return 0
                     ;;
                 -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -341,7 +345,7 @@ _redlock__run() {
             return 0
             ;;
         redlock__subcmd__run__subcmd__release)
-            opts="-k -r -v -q -h --key --redis --force --verbose --quiet --log-format --help"
+            opts="-k -r -v -q -h --key --redis --force --forget --verbose --quiet --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -375,7 +379,7 @@ _redlock__run() {
             return 0
             ;;
         redlock__subcmd__run__subcmd__schedule)
-            opts="-k -r -c -v -q -h --key --redis --every --cron --tz --ttl --refresh --min-hold --kill-after --limit --wait-replicas --shell --label --record-args --verbose --quiet --log-format --help"
+            opts="-k -r -c -v -q -h --key --redis --every --cron --tz --ttl --refresh --min-hold --kill-after --limit --connect-timeout --wait-replicas --shell --label --record-args --verbose --quiet --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -426,6 +430,10 @@ _redlock__run() {
                     return 0
                     ;;
                 --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -11,7 +11,7 @@ use clap::{
 };
 use clap_complete::Shell;
 
-use crate::{exit, urls};
+use crate::{exit, help, urls};
 
 /// Run a command under a distributed lock held in Redis.
 ///
@@ -19,7 +19,9 @@ use crate::{exit, urls};
 /// is renewed in the background, forwards signals, stops the command before
 /// the lease could pass to someone else, releases the lock only if it still
 /// holds it, and exits with the command's status. With two or more --redis
-/// URLs the Redlock quorum algorithm runs over independent masters.
+/// URLs the Redlock quorum algorithm runs over independent masters: a
+/// majority of them must answer for every run, so they are not a failover
+/// list (for failover, one redis+sentinel:// URL).
 #[derive(Debug, Parser)]
 #[command(
     name = "redlock-run",
@@ -28,7 +30,8 @@ use crate::{exit, urls};
     long_about,
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
-    after_long_help = exit::HELP_TABLE,
+    after_help = help::run_short(),
+    after_long_help = help::run_long(),
     // One line per mode: a usage error shows only the mode that was used.
     override_usage = "redlock-run [OPTIONS] --key <KEY> <-- <COMMAND> [ARGS]...|--shell <CMDLINE>>"
 )]
@@ -85,8 +88,7 @@ pub const RUN_A_COMMAND: &[&str] = &["schedule"];
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Sub {
-    /// Run the command on a schedule; each tick runs at most once across
-    /// every instance that shares the key.
+    /// Run the command on a schedule, each tick at most once across hosts
     ///
     /// Run the same line on every host: ticks fall on wall-clock multiples
     /// of --every since the Unix epoch (or on --cron times), every instance
@@ -94,24 +96,33 @@ pub enum Sub {
     /// it, even with clocks apart by up to half an interval. A tick that
     /// comes while a run (anywhere) still holds the lock is skipped. One
     /// info line per tick. SIGINT/SIGTERM: the running command gets the
-    /// signal and is waited for, the lock is released, exit 0 (other
-    /// signals go to a running command and do not stop the schedule).
+    /// signal and is waited for, the lock is released, exit 0 (SIGHUP,
+    /// SIGQUIT, SIGUSR1 and SIGUSR2 go to a running command and do not stop
+    /// the schedule; any other signal that would end redlock-run, such as
+    /// SIGALRM, stops the command, releases the lock and exits 128+N).
     #[command(
-        override_usage = "redlock-run schedule [OPTIONS] --key <KEY> <--every <DURATION>|--cron <EXPR>> <-- <COMMAND> [ARGS]...|--shell <CMDLINE>>"
+        override_usage = "redlock-run schedule [OPTIONS] --key <KEY> <--every <DURATION>|--cron <EXPR>> <-- <COMMAND> [ARGS]...|--shell <CMDLINE>>",
+        after_help = help::sub_short("schedule"),
+        after_long_help = help::sub_long("schedule")
     )]
     Schedule(ScheduleArgs),
     /// Show whether KEY is held, by whom, for how long, and the last fencing token.
-    ///
-    /// Exit status: 0 held, 1 free, 69 Redis unreachable.
-    #[command(override_usage = "redlock-run status --key <KEY> [--redis <URL>]... [--json]")]
+    #[command(
+        override_usage = "redlock-run status --key <KEY> [--redis <URL>]... [--json]",
+        after_help = help::sub_short("status"),
+        after_long_help = help::sub_long("status")
+    )]
     Status(StatusArgs),
     /// Delete the lock whoever holds it (break glass after a crash). Needs --force.
     ///
-    /// Exit status: 0 deleted or not held, 69 Redis unreachable; with several
-    /// --redis, 69 also when fewer than a quorum of masters answered (the
-    /// key is still deleted on those that did). The fencing counter is never
-    /// reset.
-    #[command(override_usage = "redlock-run release --key <KEY> [--redis <URL>]... --force")]
+    /// Prints what it removed. With several --redis, the key is deleted on
+    /// every master that answers. The fencing counter is never reset,
+    /// except by --forget.
+    #[command(
+        override_usage = "redlock-run release --key <KEY> [--redis <URL>]... <--force|--forget>",
+        after_help = help::sub_short("release"),
+        after_long_help = help::sub_long("release")
+    )]
     Release(ReleaseArgs),
     /// Check the Redis servers a key would use: one line per check.
     ///
@@ -121,9 +132,11 @@ pub enum Sub {
     /// the clock offset; with several --redis, an even count and the same
     /// server listed twice. A check the server does not allow is "unknown".
     /// Run it once against the Redis you plan to use.
-    ///
-    /// Exit status: 0 nothing failed, 1 a check failed, 69 no server reachable.
-    #[command(override_usage = "redlock-run doctor --key <KEY> [--redis <URL>]... [--json]")]
+    #[command(
+        override_usage = "redlock-run doctor --key <KEY> [--redis <URL>]... [--json]",
+        after_help = help::sub_short("doctor"),
+        after_long_help = help::sub_long("doctor")
+    )]
     Doctor(StatusArgs),
     /// List the locks held through this tool whose key matches PATTERN.
     ///
@@ -132,10 +145,18 @@ pub enum Sub {
     /// descriptions (never KEYS), so a large keyspace is walked in small
     /// steps; at most --max locks are shown (a note says when there are
     /// more). With several --redis, the locks a quorum of masters agrees
-    /// on. Exit status: 0 (also when none is held), 69 Redis unreachable.
-    #[command(override_usage = "redlock-run list [PATTERN] [--redis <URL>]... [--json]")]
+    /// on.
+    #[command(
+        override_usage = "redlock-run list [PATTERN] [--redis <URL>]... [--json]",
+        after_help = help::sub_short("list"),
+        after_long_help = help::sub_long("list")
+    )]
     List(ListArgs),
     /// Print a shell completion script to stdout.
+    #[command(
+        after_help = help::sub_short("completions"),
+        after_long_help = help::sub_long("completions")
+    )]
     Completions {
         /// The shell to generate completions for.
         shell: Shell,
@@ -145,21 +166,27 @@ pub enum Sub {
 /// Where the lock lives: its key and the Redis servers that hold it.
 #[derive(Debug, Clone, Args)]
 pub struct Target {
-    /// The lock's name; the lock lives at exactly this Redis key.
+    /// The lock's name (the Redis key)
+    ///
+    /// The lock lives at exactly this Redis key.
     #[arg(short, long, env = "REDLOCK_KEY", value_name = "KEY")]
     pub key: Option<String>,
 
-    /// Redis URL: redis://, rediss:// (TLS) or unix://, with user, password
+    /// Redis URL; repeat for a Redlock quorum, which is not failover
+    ///
+    /// redis://, rediss:// (TLS) or unix://, with user, password
     /// and db as usual (percent-encode special characters in the password,
     /// e.g. %40 for '@', %2F for '/');
     /// redis+sentinel://[[user]:password@]host:port[,host:port]...[/service[/db]]
     /// for the primary Sentinels name (?sentinel_password= for their own);
     /// redis+cluster://[[user]:password@]host:port[,host:port]... for a
     /// Redis Cluster (rediss+ for TLS). Repeat for a Redlock quorum over
-    /// independent masters; in REDLOCK_REDIS, separate the URLs with commas
-    /// (a comma splits the list only where a new URL begins, so one in a
-    /// password is kept). Prefer REDLOCK_REDIS for passwords: argv is
-    /// visible in `ps`.
+    /// independent masters, a majority of which must answer for every run:
+    /// not a failover list (with two, one server down stops every run; for
+    /// failover, give one redis+sentinel:// URL). In REDLOCK_REDIS, separate
+    /// the URLs with commas (a comma splits the list only where a new URL
+    /// begins, so one in a password is kept). Prefer REDLOCK_REDIS for
+    /// passwords: argv is visible in `ps`.
     // No `value_delimiter`: it would split --redis values too, and at every
     // comma. `Cli::from_command_line` splits a value from REDLOCK_REDIS.
     #[arg(
@@ -176,8 +203,9 @@ pub struct Target {
 /// Logging on stderr.
 #[derive(Debug, Clone, Args)]
 pub struct LogArgs {
-    /// More output on stderr (repeatable). Without -v/-q, REDLOCK_LOG (a
-    /// level or a tracing filter) sets it.
+    /// More output on stderr (repeatable)
+    ///
+    /// Without -v/-q, REDLOCK_LOG (a level or a tracing filter) sets it.
     #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 
@@ -185,7 +213,9 @@ pub struct LogArgs {
     #[arg(short, long, action = ArgAction::Count)]
     pub quiet: u8,
 
-    /// Log line format: one line per event; json for log shippers.
+    /// Log line format
+    ///
+    /// One line per event; json for log shippers.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
     pub log_format: LogFormat,
 }
@@ -199,29 +229,37 @@ pub enum LogFormat {
 /// Lease options shared by run and schedule.
 #[derive(Debug, Clone, Args)]
 pub struct LeaseArgs {
-    /// Lease length: if the holder vanishes, the lock frees itself this long
-    /// after the last refresh.
+    /// Lease length: how long the lock outlives a vanished holder
+    ///
+    /// Counted from the last renewal. At least 625ms with the default
+    /// --refresh (a shorter --refresh allows down to about 210ms).
     #[arg(long, env = "REDLOCK_TTL", default_value = "30s", value_parser = duration, value_name = "DURATION")]
     pub ttl: Duration,
 
-    /// How often the lease is renewed while the command runs [default: ttl/3]; must be < ttl.
+    /// How often the lease is renewed [default: ttl/3]
+    ///
+    /// Must be shorter than --ttl.
     #[arg(long, value_parser = duration, value_name = "DURATION")]
     pub refresh: Option<Duration>,
 
-    /// Keep the lock at least this long after acquiring it, even if the
-    /// command ends sooner (redlock-run itself exits at once). Stops a
-    /// late-firing cron on another host from running the same job again.
+    /// Keep the lock at least this long after acquiring it
+    ///
+    /// Even if the command ends sooner (redlock-run itself exits at once):
+    /// stops a late-firing cron on another host from running the same job
+    /// again.
     #[arg(long, default_value = "0s", value_parser = duration, value_name = "DURATION")]
     pub min_hold: Duration,
 
     /// Grace between SIGTERM and SIGKILL when the command must be stopped
+    ///
     /// [default: min(5s, ttl/3), clamped to fit]; 2 x refresh + 100ms +
     /// kill-after + 100ms + drift must not exceed ttl.
     #[arg(long, value_parser = duration, value_name = "DURATION")]
     pub kill_after: Option<Duration>,
 
-    /// Let up to N hold the lock at once, each with its own lease and
-    /// fencing token; every instance using KEY must give the same N (a
+    /// Let up to N hold the lock at once
+    ///
+    /// Each with its own lease and fencing token; every instance using KEY must give the same N (a
     /// mismatch exits 2). N > 1 needs a single --redis URL.
     #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=MAX_LIMIT as i64))]
     pub limit: u32,
@@ -233,13 +271,28 @@ pub const MAX_LIMIT: u32 = 10_000;
 /// Replication options shared by run and schedule.
 #[derive(Debug, Clone, Args)]
 pub struct ReplicaArgs {
-    /// After acquiring and after each renewal, wait until N replicas
-    /// acknowledged the write (WAIT, at most ttl/10 clamped to 150ms..1s,
-    /// taken from the renewal budget); an acquisition not acknowledged in
+    /// Wait until N replicas acknowledged each acquisition and renewal
+    ///
+    /// WAIT after acquiring and after each renewal, at most ttl/10 clamped
+    /// to 150ms..1s, taken from the renewal budget; an acquisition not acknowledged in
     /// time is undone, a renewal not acknowledged is a failed renewal.
     /// A failover to a replica that acknowledged keeps the lock.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub wait_replicas: u32,
+}
+
+/// How long an attempt to take the lock waits for each server.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectArgs {
+    /// How long one request to take the lock may wait for a server
+    ///
+    /// Connecting included, at most ttl/2: a server that has not answered
+    /// by then counts as unreachable for that attempt, so this is the
+    /// longest --timeout 0 (one attempt) takes. Renewals keep their own
+    /// bound, derived from --ttl.
+    // In --help only: -h fits on one screen.
+    #[arg(long, env = "REDLOCK_CONNECT_TIMEOUT", default_value = "2s", value_parser = positive_duration, value_name = "DURATION", hide_short_help = true)]
+    pub connect_timeout: Duration,
 }
 
 /// The command to run: an argv after `--`, or a shell command line.
@@ -253,14 +306,16 @@ pub struct CommandArgs {
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
 
-    /// A label stored with the lock and shown by `status` (what this run
-    /// is, for the operator; not a secret).
+    /// A label stored with the lock and shown by `status` (not a secret)
+    ///
+    /// What this run is, for the operator.
     #[arg(long, value_name = "TEXT")]
     pub label: Option<String>,
 
-    /// Store the whole command line with the lock (shown by `status` on any
-    /// host that can read this Redis). By default only the program's name
-    /// is stored: arguments often carry tokens.
+    /// Store the whole command line with the lock, not only its program
+    ///
+    /// Shown by `status` on any host that can read this Redis. By default
+    /// only the program's name is stored: arguments often carry tokens.
     #[arg(long)]
     pub record_args: bool,
 }
@@ -270,12 +325,18 @@ pub struct RunArgs {
     #[command(flatten)]
     pub target: Target,
 
-    /// How long to wait for the lock: 0s = one attempt (cron: skip if
-    /// another host holds it); `inf` = wait forever. A wait longer than a
+    /// How long to wait for the lock: 0s = one attempt; `inf` = forever
+    ///
+    /// 0s is cron's case: skip if another host holds it. The whole wait, a
+    /// server that never answers included, ends within DURATION + 0.5s
+    /// (0s: within --connect-timeout + 0.5s). A wait longer than a
     /// second shows its progress on stderr (who holds the lock, for how
     /// long we waited, our place in the queue); -q silences it.
     #[arg(short, long, env = "REDLOCK_TIMEOUT", default_value = "0s", value_parser = timeout, value_name = "DURATION")]
     pub timeout: Timeout,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 
     #[command(flatten)]
     pub lease: LeaseArgs,
@@ -283,7 +344,9 @@ pub struct RunArgs {
     #[command(flatten)]
     pub replicas: ReplicaArgs,
 
-    /// Exit code when the lock was not acquired within --timeout.
+    /// Exit code when the lock stayed busy for all of --timeout
+    ///
+    /// Pick one the command never exits with, to tell the two apart.
     #[arg(short = 'E', long, default_value_t = exit::CONFLICT, value_name = "N")]
     pub conflict_exit_code: u8,
 
@@ -300,12 +363,15 @@ pub struct ScheduleArgs {
     #[command(flatten)]
     pub target: Target,
 
-    /// Interval between ticks; ticks fall on wall-clock multiples of it
-    /// since the Unix epoch, so every host agrees which tick is which.
+    /// Interval between ticks
+    ///
+    /// Ticks fall on wall-clock multiples of it since the Unix epoch, so every host agrees which tick is which.
     #[arg(long, value_parser = duration, value_name = "DURATION")]
     pub every: Option<Duration>,
 
-    /// Cron expression instead of --every: 6 fields (with seconds, e.g.
+    /// Cron expression instead of --every
+    ///
+    /// 6 fields (with seconds, e.g.
     /// '*/10 * * * * *') or 5 (minute first); no year field.
     #[arg(long, value_name = "EXPR")]
     pub cron: Option<String>,
@@ -316,6 +382,9 @@ pub struct ScheduleArgs {
 
     #[command(flatten)]
     pub lease: LeaseArgs,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 
     #[command(flatten)]
     pub replicas: ReplicaArgs,
@@ -349,19 +418,28 @@ pub struct ReleaseArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// Retire KEY: remove everything kept for it (fencing counter, run
+    /// history, tick claim, stored --limit, ...), never while it is held or
+    /// waited for (exit 75). Fencing tokens issued later still rise.
+    #[arg(long, conflicts_with = "force")]
+    pub forget: bool,
+
     #[command(flatten)]
     pub log: LogArgs,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct ListArgs {
-    /// Which lock keys to show: a Redis glob (`*`, `?`, `[abc]`, `\`
-    /// escapes), e.g. 'deploy-*'.
+    /// Which lock keys to show: a Redis glob, e.g. 'deploy-*'
+    ///
+    /// `*`, `?`, `[abc]`, `\` escapes.
     #[arg(default_value = "*", value_name = "PATTERN")]
     pub pattern: String,
 
-    /// Redis URL, as for the other commands (see `redlock-run --help`);
-    /// repeat for a Redlock quorum over independent masters.
+    /// Redis URL; repeat for a Redlock quorum, which is not failover
+    ///
+    /// As for the other commands (see `redlock-run --help`): a majority of
+    /// the masters must answer.
     #[arg(
         short,
         long,
@@ -393,7 +471,17 @@ pub enum Timeout {
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
+    if s.trim().starts_with('-') {
+        return Err(exit::NOT_NEGATIVE.into());
+    }
     humantime::parse_duration(s.trim()).map_err(|e| format!("{e} (try 500ms, 30s, 10m, 1h 30m)"))
+}
+
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    match duration(s)? {
+        d if d.is_zero() => Err("must be greater than 0 (try 500ms, 2s)".into()),
+        d => Ok(d),
+    }
 }
 
 fn timeout(s: &str) -> Result<Timeout, String> {
@@ -436,6 +524,11 @@ mod tests {
             panic!("not status")
         };
         assert_eq!(a.target.redis, [url]);
+    }
+
+    #[test]
+    fn durations_are_not_negative() {
+        assert_eq!(duration("-1"), Err(exit::NOT_NEGATIVE.to_string()));
     }
 
     #[test]

@@ -60,8 +60,9 @@ mod tests {
     }
 
     /// `redlock-run(1)`, and a page per subcommand (`redlock-run-status(1)`
-    /// ...): clap_mangen's sections, then the environment, and on the main
-    /// page the exit status and what the command is given.
+    /// ...): clap_mangen's sections, then the environment, the exit status
+    /// (and on the main page what the command is given), the examples of
+    /// `--help` (crate::help).
     fn man_pages() -> Vec<(String, Vec<u8>)> {
         let mut top = Cli::command().disable_help_subcommand(true);
         top.build();
@@ -96,13 +97,20 @@ mod tests {
                         .text([roff::roman(format!("The same as --{long}."))]);
                 }
             }
+            let sub = (i > 0).then(|| cmd.get_name());
+            roff.control("SH", ["EXIT STATUS"]);
+            let codes: Vec<(&str, String)> = match sub {
+                None => crate::exit::help_rows(),
+                Some(name) => (crate::help::exit_codes(name).iter())
+                    .map(|(code, text)| (*code, text.to_string()))
+                    .collect(),
+            };
+            for (code, text) in codes {
+                roff.control("TP", [])
+                    .text([roff::bold(code)])
+                    .text([roff::roman(text)]);
+            }
             if i == 0 {
-                roff.control("SH", ["EXIT STATUS"]);
-                for (code, text) in crate::exit::help_rows() {
-                    roff.control("TP", [])
-                        .text([roff::bold(code)])
-                        .text([roff::roman(text)]);
-                }
                 let given = crate::exit::HELP_TABLE
                     .split_once("Environment given to the command:")
                     .map_or("", |(_, t)| t);
@@ -110,6 +118,16 @@ mod tests {
                     .text([roff::roman(
                         given.split_whitespace().collect::<Vec<_>>().join(" "),
                     )]);
+            }
+            roff.control("SH", ["EXAMPLES"]);
+            for e in crate::help::examples(sub) {
+                roff.control("PP", [])
+                    .text([roff::roman(e.what)])
+                    .control("RS", ["4"])
+                    .control("nf", [])
+                    .text([roff::bold(e.command)])
+                    .control("fi", [])
+                    .control("RE", []);
             }
             roff.control("SH", ["SEE ALSO"]).text([roff::roman(
                 std::iter::once(top.get_name().to_string())

@@ -138,11 +138,25 @@ impl Lease {
     pub fn new(a: &LeaseArgs, wait_replicas: u32) -> Result<Self, Failure> {
         let ttl = at_most_max("--ttl", a.ttl)?;
         let min_hold = at_most_max("--min-hold", a.min_hold)?;
+        // The default --refresh, named as such where the rule is explained.
+        let default_refresh = || {
+            let replicas = match wait_replicas {
+                0 => String::new(),
+                n => format!(" and --wait-replicas {n}"),
+            };
+            format!(
+                "with the default --refresh (a third of --ttl){replicas} the minimum is {}",
+                fmt(min_ttl(wait_replicas).unwrap_or(MIN_TTL))
+            )
+        };
         if ttl < MIN_TTL {
+            let min = match a.refresh {
+                None => default_refresh(),
+                Some(_) => format!("the minimum is {}", fmt(MIN_TTL)),
+            };
             return Err(Failure::Usage(format!(
-                "--ttl {} is too short: the minimum is {}",
-                fmt(ttl),
-                fmt(MIN_TTL)
+                "--ttl {} is too short: {min}",
+                fmt(ttl)
             )));
         }
         let refresh = match a.refresh {
@@ -166,26 +180,34 @@ impl Lease {
         let kill_after = match a.kill_after {
             Some(k) if budget.is_some_and(|b| k <= b) => k,
             Some(k) => {
+                let refresh = match a.refresh {
+                    Some(r) => format!("--refresh {}", fmt(r)),
+                    None => format!("the default --refresh ({})", fmt(refresh)),
+                };
+                let fits = match budget {
+                    Some(b) => format!("at most {} does", fmt(b)),
+                    None => "no --kill-after does".into(),
+                };
                 return Err(Failure::Usage(format!(
-                    "--ttl {}, --refresh {} and --kill-after {} leave no room for one missed \
-                     renewal: {}",
-                    fmt(ttl),
-                    fmt(refresh),
+                    "--kill-after {} does not fit in --ttl {} with {refresh}: {fits}; {}",
                     fmt(k),
-                    Lease::rule(ttl, refresh, wait)
+                    fmt(ttl),
+                    Lease::rule(ttl, refresh_or(a, ttl), wait)
                 )));
             }
             // The default is clamped, not refused, so that it always fits.
             None => match budget {
                 Some(b) => (ttl / 3).min(Duration::from_secs(5)).min(b),
-                None => {
-                    let which = if a.refresh.is_some() {
-                        "--ttl and --refresh"
-                    } else {
-                        "--ttl"
-                    };
+                None if a.refresh.is_none() => {
                     return Err(Failure::Usage(format!(
-                        "{which} {} / {} leave no room for one missed renewal: {}",
+                        "--ttl {} is too short: {}",
+                        fmt(ttl),
+                        default_refresh()
+                    )));
+                }
+                None => {
+                    return Err(Failure::Usage(format!(
+                        "--ttl {} and --refresh {} leave no room for one missed renewal: {}",
                         fmt(ttl),
                         fmt(refresh),
                         Lease::rule(ttl, refresh, wait)
@@ -282,8 +304,25 @@ fn drift(ttl: Duration) -> Duration {
     ttl / 100 + Duration::from_millis(2)
 }
 
+/// `d` as a person reads it: rounded to the millisecond (`333ms`, not
+/// `333ms 333us 333ns`).
 fn fmt(d: Duration) -> humantime::FormattedDuration {
-    humantime::format_duration(d)
+    let ms = (d.as_nanos() + 500_000) / 1_000_000;
+    humantime::format_duration(Duration::from_millis(ms.try_into().unwrap_or(u64::MAX)))
+}
+
+/// `--refresh` as given, or its default for `ttl`.
+fn refresh_or(a: &LeaseArgs, ttl: Duration) -> Duration {
+    a.refresh.unwrap_or(ttl / 3)
+}
+
+/// The shortest `--ttl` (in whole milliseconds) that the default
+/// `--refresh` and `--kill-after` fit in, with `wait_replicas` replicas to
+/// wait for: 625ms without.
+pub fn min_ttl(wait_replicas: u32) -> Option<Duration> {
+    (MIN_TTL.as_millis() as u64..=60_000)
+        .map(Duration::from_millis)
+        .find(|&ttl| Lease::grace_budget(ttl, ttl / 3, wait_timeout(ttl, wait_replicas)).is_some())
 }
 
 /// The program to run, as an argv, and what is stored about it.
@@ -440,6 +479,20 @@ mod tests {
                 "--ttl {ttl}ms with defaults"
             );
         }
+    }
+
+    #[test]
+    fn the_shortest_ttl_for_the_defaults() {
+        assert_eq!(min_ttl(0), Some(Duration::from_millis(625)));
+        // The WAIT for replicas comes out of the same budget.
+        assert_eq!(min_ttl(1), Some(Duration::from_millis(1089)));
+        assert!(lease(625, None, None).is_ok());
+        assert!(lease(624, None, None).is_err());
+        assert_eq!(fmt(Duration::from_nanos(333_333_333)).to_string(), "333ms");
+        assert_eq!(
+            fmt(Duration::from_micros(1_500_600)).to_string(),
+            "1s 501ms"
+        );
     }
 
     #[test]

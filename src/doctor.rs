@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::config::{Endpoint, Place};
 use crate::exit;
+use crate::lock::server::{self, Server};
 use crate::lock::{Keys, Node, NodeError};
 
 /// How long one request may take.
@@ -22,10 +23,6 @@ const TIMEOUT: Duration = Duration::from_secs(3);
 /// Redis by more than half an interval, and leases never use wall clocks.
 const CLOCK_WARN: Duration = Duration::from_millis(250);
 const CLOCK_FAIL: Duration = Duration::from_secs(5);
-/// The oldest server the scripts work on (ZPOPMIN, scripts replicated by
-/// effects so that they may call TIME).
-const MIN_VERSION: (u32, u32) = (5, 0);
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
     Ok,
@@ -108,7 +105,7 @@ pub async fn doctor(place: &Place, as_json: bool) -> i32 {
 }
 
 async fn check_server(endpoint: Endpoint, keys: &Keys) -> Report {
-    let mut node = Node::new(endpoint);
+    let mut node = Node::new(endpoint).any_version();
     let name = node.name().to_string();
     let mut checks = Vec::new();
 
@@ -121,8 +118,9 @@ async fn check_server(endpoint: Endpoint, keys: &Keys) -> Report {
         match node.query::<(String,)>(&ping, TIMEOUT).await {
             Ok(_) => best = Some(best.map_or(t.elapsed(), |b| b.min(t.elapsed()))),
             Err(e) => {
-                let fix = match e {
-                    NodeError::Auth(..) => "check the user and password in the URL",
+                let fix = match &e {
+                    NodeError::Auth(_, why) => exit::AuthRefusal::find(why)
+                        .map_or("check the user and password in the URL", |r| r.what_to_do()),
                     _ => "check the URL, that the server runs, and the network path to it",
                 };
                 checks.push(check("reachable", Level::Fail, e.to_string(), fix));
@@ -146,13 +144,13 @@ async fn check_server(endpoint: Endpoint, keys: &Keys) -> Report {
     let mut info_cmd = redis::pipe();
     info_cmd.cmd("INFO");
     let info = match node.query::<(String,)>(&info_cmd, TIMEOUT).await {
-        Ok((text,)) => Some(parse_info(&text)),
+        Ok((text,)) => Some(server::parse_info(&text)),
         Err(_) => None,
     };
     let run_id = info.as_ref().and_then(|i| i.get("run_id").cloned());
-    checks.push(version_check(info.as_ref()));
+    checks.push(version_check(&mut node, info.as_ref()).await);
     checks.push(lua_check(&mut node).await);
-    checks.push(acl_check(&mut node, keys).await);
+    checks.extend(acl_checks(&mut node, keys).await);
     checks.push(eviction_check(&mut node, info.as_ref()).await);
     checks.push(persistence_check(&mut node, info.as_ref()).await);
     checks.push(role_check(info.as_ref()));
@@ -166,37 +164,54 @@ async fn check_server(endpoint: Endpoint, keys: &Keys) -> Report {
     }
 }
 
-fn parse_info(text: &str) -> HashMap<String, String> {
-    text.lines()
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect()
-}
-
 const NO_INFO: &str = "INFO is not allowed for this user";
 
-fn version_check(info: Option<&HashMap<String, String>>) -> Check {
-    let Some(v) = info.and_then(|i| i.get("redis_version")) else {
-        return check("version", Level::Unknown, NO_INFO, "");
+/// The server as it names itself: from INFO (`server_name`,
+/// `valkey_version`, `redis_version`), else from HELLO; below the oldest
+/// supported is a failure (the run path refuses it, exit 69).
+async fn version_check(node: &mut Node, info: Option<&HashMap<String, String>>) -> Check {
+    let found = match info.and_then(Server::from_info) {
+        Some(s) => Some(s),
+        None => {
+            let mut hello = redis::pipe();
+            hello.cmd("HELLO");
+            match node.query::<(redis::Value,)>(&hello, TIMEOUT).await {
+                Ok((reply,)) => server::from_hello(&reply),
+                Err(_) => None,
+            }
+        }
     };
-    let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    if (major, minor) < MIN_VERSION {
-        check(
+    let Some(found) = found else {
+        return check(
+            "version",
+            Level::Unknown,
+            "neither INFO nor HELLO is allowed for this user",
+            "",
+        );
+    };
+    match found.refusal() {
+        None => check("version", Level::Ok, found.to_string(), ""),
+        Some(why) => check(
             "version",
             Level::Fail,
-            format!("Redis {v}: older than {}.{}", MIN_VERSION.0, MIN_VERSION.1),
-            "upgrade Redis: the lock scripts need 5.0 or later",
-        )
-    } else {
-        check("version", Level::Ok, format!("Redis {v}"), "")
+            why,
+            "redlock-run refuses this server (exit 69): upgrade it",
+        ),
     }
 }
 
 /// Whether an error is an ACL refusal (a plain command's NOPERM, or the
 /// error a script gets for a command its user may not run).
 fn is_denied(msg: &str) -> bool {
-    msg.contains("NOPERM") || msg.contains("no permissions") || msg.contains("can't run this")
+    let msg = msg.to_ascii_lowercase();
+    [
+        "noperm",
+        "no permissions",
+        "can't run this",
+        "can't publish",
+    ]
+    .iter()
+    .any(|m| msg.contains(m))
 }
 
 async fn lua_check(node: &mut Node) -> Check {
@@ -230,7 +245,8 @@ local function try(name, ...)
   local r = redis.pcall(name, ...)
   if type(r) == 'table' and r.err then
     local e = r.err
-    if string.find(e, 'NOPERM') or string.find(e, 'permission') or string.find(e, "can't run") then
+    if string.find(e, 'NOPERM') or string.find(e, 'permission') or string.find(e, "can't run")
+      or string.find(e, "can't publish") then
       table.insert(denied, name)
     end
   end
@@ -266,7 +282,11 @@ try('DEL', k, z, l)
 return denied
 "#;
 
-async fn acl_check(node: &mut Node, keys: &Keys) -> Check {
+/// The commands the lock needs (`acl`: fail when one is refused), then
+/// the permissions that each turn one feature off (a warning each):
+/// `pubsub` (PUBLISH, SUBSCRIBE on the lock's channels: waiters poll),
+/// `scan` (`list`), `wait` (`--wait-replicas`).
+async fn acl_checks(node: &mut Node, keys: &Keys) -> Vec<Check> {
     let scratch = format!("{}:doctor", keys.fence.trim_end_matches(":fence"));
     let mut denied: Vec<String> = Vec::new();
     let plain = |name: &str, pipe: redis::Pipeline| (name.to_string(), pipe);
@@ -309,12 +329,12 @@ async fn acl_check(node: &mut Node, keys: &Keys) -> Check {
             denied.push("EVAL (so the commands scripts call were not checked)".into());
         }
         Err(e) => {
-            return check(
+            return vec![check(
                 "acl",
                 Level::Unknown,
                 format!("could not check the commands scripts call: {e}"),
                 "",
-            );
+            )];
         }
     }
     match subscribe_probe(node, &keys.channel).await {
@@ -322,11 +342,14 @@ async fn acl_check(node: &mut Node, keys: &Keys) -> Check {
         Err(e) if is_denied(&e) => denied.push("SUBSCRIBE".into()),
         Err(_) => {}
     }
-    if denied.is_empty() {
+    let (pubsub, denied): (Vec<String>, Vec<String>) = denied
+        .into_iter()
+        .partition(|d| d == "PUBLISH" || d == "SUBSCRIBE");
+    let acl = if denied.is_empty() {
         check(
             "acl",
             Level::Ok,
-            "every command the tool sends is allowed on the key's names",
+            "every command the lock needs is allowed on the key's names",
             "",
         )
     } else {
@@ -337,6 +360,73 @@ async fn acl_check(node: &mut Node, keys: &Keys) -> Check {
             "grant them to this user (ACL SETUSER), with the key patterns \
              KEY and {KEY}:redlock-run:* and the channels {KEY}:redlock-run:*",
         )
+    };
+    let channels = format!("{}*", keys.channel.trim_end_matches("released"));
+    let pubsub = if pubsub.is_empty() {
+        check(
+            "pubsub",
+            Level::Ok,
+            format!("waiters are woken by a message on {channels}"),
+            "",
+        )
+    } else {
+        check(
+            "pubsub",
+            Level::Warn,
+            format!(
+                "not allowed: {} on {channels}: waiters poll instead of being woken \
+                 (a released lock is seen within a second, not within milliseconds)",
+                pubsub.join(", ")
+            ),
+            &format!(
+                "grant the channels and commands: ACL SETUSER <user> &{channels} +publish +subscribe"
+            ),
+        )
+    };
+    let mut scan = redis::pipe();
+    scan.cmd("SCAN")
+        .arg("0")
+        .arg("MATCH")
+        .arg(format!("{}*", keys.holder))
+        .arg("COUNT")
+        .arg("1");
+    let scan = feature_check(
+        node,
+        "scan",
+        &scan,
+        "list finds the locks with SCAN",
+        "SCAN is not allowed: `list` does not work (it exits 69)",
+        "ACL SETUSER <user> +scan",
+    )
+    .await;
+    let mut wait = redis::pipe();
+    wait.cmd("WAIT").arg(0).arg(1);
+    let wait = feature_check(
+        node,
+        "wait",
+        &wait,
+        "--wait-replicas can count acknowledging replicas with WAIT",
+        "WAIT is not allowed: --wait-replicas is refused (exit 69)",
+        "ACL SETUSER <user> +wait",
+    )
+    .await;
+    vec![acl, pubsub, scan, wait]
+}
+
+/// One command that one feature needs: ok when it runs, a warning naming
+/// the feature when the user may not send it, unknown on other errors.
+async fn feature_check(
+    node: &mut Node,
+    name: &'static str,
+    probe: &redis::Pipeline,
+    ok: &str,
+    off: &str,
+    fix: &str,
+) -> Check {
+    match node.query::<redis::Value>(probe, TIMEOUT).await {
+        Ok(_) => check(name, Level::Ok, ok, ""),
+        Err(e) if is_denied(&e.to_string()) => check(name, Level::Warn, off, fix),
+        Err(e) => check(name, Level::Unknown, format!("could not check: {e}"), ""),
     }
 }
 
@@ -595,11 +685,19 @@ fn fleet_checks(reports: &[Report]) -> Vec<Check> {
     checks
 }
 
+/// One check as a text line. Details and fixes may name the key (its
+/// channels, its names): escaped here, once, like every other output.
 fn check_line(c: &Check) -> String {
-    let mut line = format!("  {:<8} {:<17} {}", c.level.as_str(), c.name, c.detail);
+    let esc = crate::lock::escape_controls;
+    let mut line = format!(
+        "  {:<8} {:<17} {}",
+        c.level.as_str(),
+        c.name,
+        esc(&c.detail)
+    );
     if !c.fix.is_empty() && c.level != Level::Ok {
         line.push_str(" -> ");
-        line.push_str(&c.fix);
+        line.push_str(&esc(&c.fix));
     }
     line.push('\n');
     line
@@ -607,7 +705,7 @@ fn check_line(c: &Check) -> String {
 
 fn to_text(key: &str, reports: &[Report], fleet: &[Check]) -> String {
     let mut s = format!(
-        "redlock-run doctor: key {:?}, {} server(s)\n",
+        "redlock-run doctor: key \"{}\", {} server(s)\n",
         crate::lock::escape_controls(key),
         reports.len()
     );

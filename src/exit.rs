@@ -31,7 +31,8 @@ pub const SIGNAL_BASE: i32 = 128;
 pub const HELP_TABLE: &str = "\
 Exit status:
   <n>      the command's own exit code
-  128+N    the command was killed by signal N (or a signal ended the wait)
+  128+N    the command was killed by signal N, or signal N ended the wait or
+           stopped the run (SIGALRM, SIGXCPU, ...)
   75       the lock stayed held by someone else for all of --timeout (-E changes it)
   69       Redis unreachable, auth refused, no quorum of masters reachable, or
            Redis refused writes (OOM, MISCONF, READONLY, ...) for all of --timeout
@@ -78,7 +79,9 @@ pub fn help_rows() -> Vec<(&'static str, String)> {
 pub enum Failure {
     #[error("lock {key:?} is held by {holder}")]
     Conflict { key: String, holder: String },
-    #[error("{0}")]
+    /// Redis could not be used; an auth refusal in the text is named
+    /// first, with what to do ([`advised`]).
+    #[error("{}", advised(.0))]
     Unavailable(String),
     #[error("lock lost: {0}")]
     Lost(String),
@@ -90,8 +93,12 @@ pub enum Failure {
     },
     #[error("{0}")]
     Usage(String),
+    /// The key is in use (held or waited for) for something that needs it
+    /// idle: the conflict code, 75 by default.
+    #[error("{0}")]
+    InUse(String),
     #[error("interrupted by {name} while waiting for the lock; nothing was run")]
-    Interrupted { name: &'static str, signo: i32 },
+    Interrupted { name: String, signo: i32 },
     /// Something failed inside redlock-run itself (a system call, the
     /// runtime); if the command was running, its group was stopped first.
     #[error("internal error: {0}")]
@@ -112,10 +119,19 @@ impl Failure {
         ))
     }
 
+    /// `release --forget` of a key in use: `why` is "held by ..." or
+    /// "waited for".
+    pub fn not_forgetting(key: &str, why: &str) -> Failure {
+        Failure::InUse(format!(
+            "lock {key:?} is {why}: not forgetting a key in use; stop what uses it (or \
+             release --force it) first"
+        ))
+    }
+
     /// The exit code for this failure; `conflict` is `--conflict-exit-code`.
     pub fn code(&self, conflict: u8) -> i32 {
         match self {
-            Failure::Conflict { .. } => conflict.into(),
+            Failure::Conflict { .. } | Failure::InUse(_) => conflict.into(),
             Failure::Unavailable(_) => UNAVAILABLE.into(),
             Failure::Lost(_) => LOST.into(),
             Failure::Spawn { code, .. } => (*code).into(),
@@ -126,6 +142,104 @@ impl Failure {
     }
 }
 
+/// A refusal no retry can fix: the server wants a password, refused the
+/// one given, or its ACL denies a command or key. The wording users read
+/// for each lives here, in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthRefusal {
+    PasswordNeeded,
+    PasswordRefused,
+    Denied,
+}
+
+impl AuthRefusal {
+    /// Recognise one in an error's text: a server's reply as redis-rs
+    /// renders it (`NOAUTH`, `WRONGPASS`, `NOPERM`, or Redis's
+    /// `Protocol error: unauthenticated multibulk length`, its answer to an
+    /// unauthenticated client's long request), alone or inside a pipeline's.
+    pub fn find(text: &str) -> Option<Self> {
+        let has = |words: &[&str]| words.iter().any(|w| text.contains(w));
+        if has(&[
+            "NOAUTH",
+            "unauthenticated multibulk",
+            "unauthenticated bulk",
+        ]) {
+            Some(AuthRefusal::PasswordNeeded)
+        } else if has(&[
+            "WRONGPASS",
+            "invalid username-password",
+            "Password authentication failed",
+        ]) {
+            Some(AuthRefusal::PasswordRefused)
+        } else if has(&[
+            "NOPERM",
+            "NoPerm",
+            "no permissions",
+            "can't run this",
+            // Our own words for a denial we found (e.g. list's SCAN).
+            "this user may not run",
+        ]) {
+            Some(AuthRefusal::Denied)
+        } else {
+            None
+        }
+    }
+
+    /// What is wrong and what to do, for the start of an error's first line.
+    pub fn what_to_do(self) -> &'static str {
+        match self {
+            AuthRefusal::PasswordNeeded => {
+                "Redis requires a password: add it to the URL (redis://:PASSWORD@HOST:PORT) \
+                 or use --redis-file"
+            }
+            AuthRefusal::PasswordRefused => {
+                "Redis refused the user name or password: check the ones in the URL (or in \
+                 --redis-file)"
+            }
+            AuthRefusal::Denied => {
+                "the Redis user lacks a permission redlock-run needs (ACL): grant it with ACL \
+                 SETUSER (`redlock-run doctor` lists what is missing)"
+            }
+        }
+    }
+}
+
+/// `text` (an error about Redis), led by what to do when an auth refusal
+/// is its cause: `<what to do>; <text>`.
+pub fn advised(text: &str) -> String {
+    match AuthRefusal::find(text) {
+        Some(r) => format!("{}; {text}", r.what_to_do()),
+        None => text.to_string(),
+    }
+}
+
+/// The usage slips of a first day, and what to say about each (the
+/// clap errors they cause are replaced by these: `lib.rs`, `print_clap`).
+pub const NOT_NEGATIVE: &str = "durations are not negative";
+
+/// A command given without `--` before it.
+pub fn put_dashes(arg: &str) -> String {
+    format!(
+        "unexpected argument '{arg}': put `--` before the command and its arguments \
+         (redlock-run [OPTIONS] --key <KEY> -- {arg} ...)"
+    )
+}
+
+/// An option given before the subcommand `sub`.
+pub fn options_after(sub: &str) -> String {
+    format!("options go after the subcommand: redlock-run {sub} [OPTIONS] ...")
+}
+
+/// A negative value given to an option whose value is a `value_name`
+/// (a DURATION, or a number N).
+pub fn negative(arg: &str, option: &str, value_name: &str) -> String {
+    let why = match value_name {
+        "DURATION" => NOT_NEGATIVE.to_string(),
+        other => format!("{other} is never negative"),
+    };
+    format!("invalid value '{arg}' for '{option} <{value_name}>': {why}")
+}
+
 /// The result of a run whose command was started: its own status, or a
 /// failure (lost lock, internal error) that overrides it.
 pub fn for_run(o: &Outcome) -> Result<i32, Failure> {
@@ -134,6 +248,11 @@ pub fn for_run(o: &Outcome) -> Result<i32, Failure> {
     }
     if let Some(why) = &o.lost {
         return Err(Failure::Lost(why.clone()));
+    }
+    // Stopped because a signal asked redlock-run to end: its own death by
+    // that signal, reported as the default action would have.
+    if let Some(sig) = o.signalled {
+        return Ok(SIGNAL_BASE + sig.signo());
     }
     match o.status {
         Some(st) => Ok(from_status(st)),
@@ -186,6 +305,39 @@ mod tests {
             rows[3].1.ends_with("READONLY, ...) for all of --timeout"),
             "{rows:?}"
         );
+    }
+
+    #[test]
+    fn auth_refusals_lead_the_message() {
+        let e = Failure::Unavailable(
+            "cannot take lock \"k\": redis://h:1: ResponseError: Protocol error: \
+             unauthenticated multibulk length"
+                .into(),
+        );
+        assert!(
+            e.to_string()
+                .starts_with("Redis requires a password: add it to the URL"),
+            "{e}"
+        );
+        assert_eq!(e.code(75), 69);
+        for (text, want) in [
+            (
+                "Pipeline failure: [(Index 0, error: \"NOAUTH\": Authentication required.)]",
+                Some(AuthRefusal::PasswordNeeded),
+            ),
+            (
+                "WRONGPASS invalid username-password pair or user is disabled.",
+                Some(AuthRefusal::PasswordRefused),
+            ),
+            (
+                "NoPerm: this user has no permissions to run the 'evalsha' command",
+                Some(AuthRefusal::Denied),
+            ),
+            ("Connection refused (os error 111)", None),
+        ] {
+            assert_eq!(AuthRefusal::find(text), want, "{text}");
+        }
+        assert_eq!(advised("timed out"), "timed out");
     }
 
     #[test]

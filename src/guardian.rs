@@ -42,7 +42,7 @@ use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous};
-use nix::sys::signal::{SigHandler, Signal, killpg, signal};
+use nix::sys::signal::{Signal, killpg};
 use nix::sys::stat::Mode;
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{
@@ -53,7 +53,6 @@ use nix::unistd::{
 };
 
 use crate::clock::BootInstant;
-use crate::signals::FORWARDED;
 
 /// The page shared with the guardian.
 #[repr(C)]
@@ -80,13 +79,17 @@ static GUARDIAN: OnceLock<Guardian> = OnceLock::new();
 /// Why the guardian could not be started, logged once logging is set up.
 static START_FAILED: OnceLock<nix::Error> = OnceLock::new();
 
-/// Signals a terminal or a supervisor sends to a process group, which the
-/// guardian must survive to do its job: the ones redlock-run forwards,
-/// and the terminal's job-control stops.
-fn ignored() -> impl Iterator<Item = Signal> {
-    FORWARDED
-        .into_iter()
-        .chain([Signal::SIGTSTP, Signal::SIGTTIN, Signal::SIGTTOU])
+/// Signals the guardian must survive to do its job: the ones a terminal
+/// or a supervisor sends to a process group, and every other one that
+/// redlock-run catches (`pkill -ALRM redlock-run` reaches the guardian
+/// too, whose command line is redlock-run's): all that would end it, and
+/// the terminal's job-control stops.
+fn ignored() -> impl Iterator<Item = i32> {
+    crate::signals::caught().chain([
+        Signal::SIGTSTP as i32,
+        Signal::SIGTTIN as i32,
+        Signal::SIGTTOU as i32,
+    ])
 }
 
 /// Fork the guardian, unless the command line (`first_arg` is the first
@@ -194,8 +197,9 @@ fn guard(rx: OwnedFd, shared: &Shared) -> ! {
     // timeout(1) does) must not take the guardian with it.
     let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
     for sig in ignored() {
-        // SAFETY: SIG_IGN installs no handler code.
-        let _ = unsafe { signal(sig, SigHandler::SigIgn) };
+        // SAFETY: SIG_IGN installs no handler code; signal(2) on a plain
+        // number (the real-time ones have no `Signal`).
+        unsafe { nix::libc::signal(sig, nix::libc::SIG_IGN) };
     }
     if let Ok(null) = open(c"/dev/null", OFlag::O_RDWR, Mode::empty()) {
         let _ = dup2_stdin(&null);

@@ -24,6 +24,7 @@ pub mod config;
 pub mod doctor;
 pub mod exit;
 pub mod guardian;
+pub mod help;
 pub mod lock;
 pub mod logging;
 pub mod progress;
@@ -71,13 +72,27 @@ impl Mode {
     /// Refuse bad input the way clap does: one line saying what is wrong,
     /// this mode's usage, exit 2. Nothing has touched Redis yet.
     fn usage_error(self, f: Failure) -> ! {
+        let code = print_clap(self.error(ErrorKind::ValueValidation, f.to_string()));
+        std::process::exit(code)
+    }
+
+    /// A clap error saying `msg`, with this mode's usage.
+    fn error(self, kind: ErrorKind, msg: String) -> clap::Error {
         let mut top = Cli::command();
         let mut cmd = match self.0.and_then(|name| top.find_subcommand_mut(name)) {
             Some(s) => s.clone().bin_name(format!("redlock-run {}", s.get_name())),
             None => top,
         };
-        let code = print_clap(cmd.error(ErrorKind::ValueValidation, f.to_string()));
-        std::process::exit(code)
+        cmd.error(kind, msg)
+    }
+
+    /// The subcommand named `name`, if there is one.
+    fn named(name: &str) -> Option<Mode> {
+        cli::RUN_NOTHING
+            .iter()
+            .chain(cli::RUN_A_COMMAND)
+            .find(|s| **s == name && name != "help")
+            .map(|s| Mode(Some(s)))
     }
 
     /// What the mode needs, built from its arguments, then logging set up;
@@ -101,6 +116,9 @@ impl Mode {
 /// tip at most. Returns clap's exit code (2 for bad usage, 0 for help).
 pub fn print_clap(mut err: clap::Error) -> i32 {
     use std::io::Write;
+    if let Some(e) = first_day_slip(&err) {
+        err = e;
+    }
     one_tip(&mut err);
     let mut text = err.render().ansi().to_string();
     // Whole arguments first: a URL with a blank in it is one argument but
@@ -127,6 +145,69 @@ pub fn print_clap(mut err: clap::Error) -> i32 {
         out.write_all(text.as_bytes()).and_then(|()| out.flush())
     };
     err.exit_code()
+}
+
+/// clap's answer to a usage slip of the first day, replaced by one that
+/// says what to do (the wording is in `exit`): a command without `--`
+/// before it, an option before the subcommand, a negative duration
+/// (clap takes `-1` for an option, and its tip, `-- -1`, would fail too).
+fn first_day_slip(err: &clap::Error) -> Option<clap::Error> {
+    if err.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = err.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let args = ARGS.get()?;
+    // clap names a short-option cluster by its first letter: `-5` of `-5s`.
+    let at = args
+        .iter()
+        .skip(1)
+        .position(|a| a.to_str() == Some(arg))
+        .or_else(|| {
+            let arg = arg.as_str();
+            args.iter()
+                .skip(1)
+                .position(|a| a.to_str().is_some_and(|a| a.starts_with(arg)))
+        })?
+        + 1;
+    // The mode in use: the first subcommand name before the argument.
+    let mode = args[1..at]
+        .iter()
+        .find_map(|a| a.to_str().and_then(Mode::named))
+        .unwrap_or(RUN);
+    if let Some(sub) = Mode::named(arg).filter(|_| mode.0.is_none()) {
+        return Some(sub.error(ErrorKind::UnknownArgument, exit::options_after(arg)));
+    }
+    if !arg.starts_with('-') {
+        let runs_a_command = mode.0.is_none_or(|m| cli::RUN_A_COMMAND.contains(&m));
+        return runs_a_command
+            .then(|| mode.error(ErrorKind::UnknownArgument, exit::put_dashes(arg)));
+    }
+    // `--timeout -1`: the option before it takes a value (a duration, a
+    // number), which clap took for an option.
+    let (arg, option) = (args[at].to_str()?, args[at - 1].to_str()?);
+    let mut top = Cli::command();
+    let cmd = match mode.0 {
+        Some(name) => top.find_subcommand_mut(name)?,
+        None => &mut top,
+    };
+    let value_name = cmd.get_arguments().find_map(|a| {
+        let named = a.get_long().is_some() && option.strip_prefix("--") == a.get_long()
+            || a.get_short().is_some()
+                && option
+                    .strip_prefix('-')
+                    .is_some_and(|s| s.len() == 1 && s.chars().next() == a.get_short());
+        a.get_value_names()
+            .filter(|_| !a.is_positional() && a.get_action().takes_values())
+            .and_then(|v| v.first())
+            .filter(|_| named)
+            .map(|v| v.to_string())
+    })?;
+    Some(mode.error(
+        ErrorKind::ValueValidation,
+        exit::negative(arg, option, &value_name),
+    ))
 }
 
 /// A mistyped option can earn two tips from clap ("a similar argument
@@ -203,6 +284,7 @@ fn dispatch(cli: Cli) -> i32 {
                     lease,
                     program: Program::from_args(&a.command)?,
                     when: schedule::When::from_args(&a)?,
+                    connect_timeout: a.connect.connect_timeout,
                 })
             });
             finish(guarded(schedule::schedule(plan)), exit::CONFLICT)
@@ -241,13 +323,19 @@ fn dispatch(cli: Cli) -> i32 {
         Some(Sub::Release(a)) => {
             let mode = Mode(Some("release"));
             let place = mode.prepare(&a.log, ERRORS, || Place::from_args(&a.target));
-            let result =
-                block_on(async { Ok(admin::release(&place, a.force).await) }).and_then(|r| {
-                    r.or_else(|f| match f {
-                        Failure::Usage(_) => mode.usage_error(f),
-                        f => Err(f.into()),
-                    })
-                });
+            let result = block_on(async {
+                Ok(if a.forget {
+                    admin::forget(&place).await
+                } else {
+                    admin::release(&place, a.force).await
+                })
+            })
+            .and_then(|r| {
+                r.or_else(|f| match f {
+                    Failure::Usage(_) => mode.usage_error(f),
+                    f => Err(f.into()),
+                })
+            });
             finish(result, exit::CONFLICT)
         }
         None => {
@@ -259,6 +347,7 @@ fn dispatch(cli: Cli) -> i32 {
                     lease,
                     program: Program::from_args(&a.command)?,
                     timeout: a.timeout,
+                    connect_timeout: a.connect.connect_timeout,
                     conflict_exit_code: a.conflict_exit_code,
                 })
             });

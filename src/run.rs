@@ -12,7 +12,9 @@ use crate::cli::Timeout;
 use crate::config::{Lease, Place, Program};
 use crate::exit::{self, Failure};
 use crate::guardian;
-use crate::lock::{Attempt, Grant, HolderInfo, Keeper, Locker, RunEntry, WaitOutcome};
+use crate::lock::{
+    Attempt, Grant, HolderInfo, Keeper, Locker, RunEntry, WaitOutcome, escape_controls,
+};
 use crate::signals::Signals;
 use crate::supervise::{Outcome, supervise};
 
@@ -23,6 +25,9 @@ pub struct RunPlan {
     pub lease: Lease,
     pub program: Program,
     pub timeout: Timeout,
+    /// `--connect-timeout`: the longest one master may take to answer an
+    /// attempt.
+    pub connect_timeout: Duration,
     pub conflict_exit_code: u8,
 }
 
@@ -55,9 +60,20 @@ pub async fn run(plan: RunPlan) -> Result<i32> {
     // a lock behind: from here on it ends the wait, or is forwarded.
     let mut signals = Signals::install()?;
     let mut locker = Locker::new(&plan.place.endpoints, &plan.place.key, plan.lease);
+    locker.cap_node_timeout(plan.connect_timeout);
+    let began = std::time::Instant::now();
     locker.check_masters().await;
+    // --timeout counts from here: the masters' check (a quorum only) comes
+    // out of it, leaving at least a moment for a wait to stay a wait; and
+    // out of --connect-timeout for --timeout 0's one attempt.
+    let checked = began.elapsed();
     let timeout = match plan.timeout {
-        Timeout::After(d) => Some(d),
+        Timeout::After(d) if d.is_zero() => {
+            let left = plan.connect_timeout.saturating_sub(checked);
+            locker.cap_node_timeout(left.max(Duration::from_millis(10)));
+            Some(d)
+        }
+        Timeout::After(d) => Some(d.saturating_sub(checked).max(Duration::from_millis(1))),
         Timeout::Never => None,
     };
 
@@ -76,8 +92,8 @@ pub async fn run(plan: RunPlan) -> Result<i32> {
         WaitOutcome::Cancelled(sig) => {
             let sig = sig.expect("the signal stream never ends");
             return Err(Failure::Interrupted {
-                name: sig.as_str(),
-                signo: sig as i32,
+                name: sig.to_string(),
+                signo: sig.signo(),
             }
             .into());
         }
@@ -86,7 +102,11 @@ pub async fn run(plan: RunPlan) -> Result<i32> {
             ever_reachable,
         } => return Err(not_acquired(&plan, last, ever_reachable).into()),
     };
-    tracing::info!(key = %plan.place.key, fencing_token = grant.fencing, "lock acquired");
+    tracing::info!(
+        key = %escape_controls(&plan.place.key),
+        fencing_token = grant.fencing,
+        "lock acquired"
+    );
     run_locked(&plan, locker, grant, &mut signals).await
 }
 
@@ -211,6 +231,8 @@ impl RunRecord<'_> {
         let exit_code = exit::for_run(outcome).unwrap_or_else(|f| f.code(exit::CONFLICT));
         let kind = if outcome.lost.is_some() {
             "lost"
+        } else if outcome.signalled.is_some() {
+            "signalled"
         } else {
             match outcome.status {
                 Some(st) if st.signal().is_some() => "signalled",

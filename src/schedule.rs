@@ -15,14 +15,13 @@ use anyhow::Result;
 use futures_util::StreamExt;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use nix::sys::signal::Signal;
 
 use crate::cli::ScheduleArgs;
 use crate::config::{Lease, Place, Program};
 use crate::exit::{self, Failure};
-use crate::lock::{Attempt, Locker, Mode};
+use crate::lock::{Attempt, Locker, Mode, Probe};
 use crate::run::{holder_json, run_under_lock};
-use crate::signals::Signals;
+use crate::signals::{Caught, Signals};
 
 /// When ticks fall.
 #[derive(Debug, Clone)]
@@ -136,6 +135,13 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// The next tick from now, as logged (`none` when the cron expression has
+/// no future time).
+fn next_tick(when: &When) -> String {
+    when.next_after(now_ms())
+        .map_or("none".into(), |t| when.format_tick(t))
+}
+
 /// Sleep until the wall clock reads `tick_ms` (re-checked after each wake,
 /// so a clock step in either direction is followed).
 async fn sleep_until_wall(tick_ms: i64) {
@@ -156,26 +162,36 @@ pub struct SchedulePlan {
     pub lease: Lease,
     pub program: Program,
     pub when: When,
+    /// `--connect-timeout`: the longest one master may take to answer an
+    /// attempt (a tick's attempt also gets at most a tenth of the interval).
+    pub connect_timeout: Duration,
 }
 
 /// Loop over ticks until SIGINT/SIGTERM; exit code 0 then.
 pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
     let mut signals = Signals::install()?;
     let mut locker = Locker::new(&plan.place.endpoints, &plan.place.key, plan.lease);
+    let mut reach = match preflight(&mut locker, &plan.place.key, &mut signals).await? {
+        Ok(reach) => reach,
+        Err(code) => return Ok(code),
+    };
     locker.check_masters().await;
-    tracing::info!(key = %plan.place.key, "schedule started");
+    // The first tick, announced: a daily --cron is not silent for hours.
+    let mut announced = plan.when.next_after(now_ms());
+    tracing::info!(
+        key = %crate::lock::escape_controls(&plan.place.key),
+        next_tick = %announced.map_or("none".into(), |t| plan.when.format_tick(t)),
+        "schedule started"
+    );
     let mut busy_until: Option<i64> = None;
     loop {
         // Checked before starting; only a clock far in the future gets here.
-        let Some(tick) = plan.when.next_after(now_ms()) else {
+        let Some(tick) = announced.take().or_else(|| plan.when.next_after(now_ms())) else {
             tracing::error!("the cron expression has no future time; stopping");
             return Ok(exit::USAGE.into());
         };
-        if or_stop(sleep_until_wall(tick), &mut signals)
-            .await
-            .is_none()
-        {
-            return Ok(0);
+        if let Err(sig) = or_stop(sleep_until_wall(tick), &mut signals).await {
+            return Ok(stop_code(sig));
         }
         // Ticks that came while our own previous run held the lock.
         if let Some(from) = busy_until.take() {
@@ -183,10 +199,18 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
         }
         let tick_str = plan.when.format_tick(tick);
         let late_ms = now_ms() - tick;
-        let grant = match take_tick(&mut locker, &plan, tick, &tick_str, &mut signals).await {
+        let took = take_tick(
+            &mut locker,
+            &plan,
+            tick,
+            &tick_str,
+            &mut signals,
+            &mut reach,
+        );
+        let grant = match took.await {
             Took::Run(g) => g,
             Took::Skip => continue,
-            Took::Stop => return Ok(0),
+            Took::Stop(sig) => return Ok(stop_code(sig)),
             Took::Refused(f) => return Err(f.into()),
         };
         let started = std::time::Instant::now();
@@ -207,10 +231,11 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
         let o = match outcome {
             Ok(o) => o,
             Err(f) => {
-                tracing::error!(tick = %tick_str, "{f}");
+                tracing::error!(tick = %tick_str, next_tick = %next_tick(&plan.when), "{f}");
                 continue;
             }
         };
+        let next = next_tick(&plan.when);
         match exit::for_run(&o) {
             // The command's group was stopped and the lock released; the
             // schedule does not go on without a working supervisor.
@@ -224,22 +249,86 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
                 tick = %tick_str, fencing_token = fencing,
                 exit_status = i32::from(exit::LOST),
                 command_status = %o.status.map_or("-".into(), |st| exit::from_status(st).to_string()),
-                duration_ms, late_ms, reason = %f, "ran; lock lost"
+                duration_ms, late_ms, reason = %f, next_tick = %next, "ran; lock lost"
             ),
             Ok(0) => tracing::info!(
                 tick = %tick_str, fencing_token = fencing, exit_status = 0,
-                duration_ms, late_ms, "ran"
+                duration_ms, late_ms, next_tick = %next, "ran"
             ),
             Ok(status) => tracing::warn!(
                 tick = %tick_str, fencing_token = fencing, exit_status = status,
-                duration_ms, late_ms, "ran; command failed"
+                duration_ms, late_ms, next_tick = %next, "ran; command failed"
             ),
         }
         if o.interrupted {
             tracing::info!("stopping the schedule");
-            return Ok(0);
+            return Ok(stop_code(o.signalled));
         }
     }
+}
+
+/// How often, until the masters answered once, a skipped tick is logged.
+const UNREACHABLE_LINE_EVERY: Duration = Duration::from_secs(60);
+
+/// Whether the masters have let us in yet, and when a tick skipped
+/// because they did not answer was last logged.
+#[derive(Debug, Default)]
+struct Reach {
+    /// A probe or an attempt got an answer about the lock.
+    verified: bool,
+    last_line: Option<std::time::Instant>,
+}
+
+impl Reach {
+    /// Whether a tick skipped for want of an answer is logged now: every
+    /// one once the masters answered (an outage), else one a minute.
+    fn log_skip(&mut self) -> bool {
+        if self.verified {
+            return true;
+        }
+        let due = self
+            .last_line
+            .is_none_or(|t| t.elapsed() >= UNREACHABLE_LINE_EVERY);
+        if due {
+            self.last_line = Some(std::time::Instant::now());
+        }
+        due
+    }
+}
+
+/// Before the first tick: make sure the masters let us in. A refusal that
+/// no retry can fix (a password, an ACL, a bad database) ends the
+/// schedule at once with exit 69, so that a service manager shows the
+/// failure. Masters that do not answer are left to the ticks, which keep
+/// trying (and refuse the same way when the masters first answer), with a
+/// line a minute until then. Err: the exit code, when a signal stops the
+/// schedule meanwhile.
+async fn preflight(
+    locker: &mut Locker,
+    key: &str,
+    signals: &mut Signals,
+) -> Result<Result<Reach, i32>, Failure> {
+    let timeout = locker.lease.io_timeout().min(Duration::from_secs(2));
+    let probe = match or_stop(locker.check_access(timeout), signals).await {
+        Ok(p) => p,
+        Err(sig) => return Ok(Err(stop_code(sig))),
+    };
+    match probe {
+        Probe::Ready => Ok(Ok(Reach {
+            verified: true,
+            last_line: None,
+        })),
+        Probe::Refused(why) => Err(refused(key, &why)),
+        Probe::Unreachable(why) => {
+            tracing::warn!(error = %why, "Redis does not answer yet; each tick tries again");
+            Ok(Ok(Reach::default()))
+        }
+    }
+}
+
+/// A refusal no retry can fix, before the masters ever let us in.
+fn refused(key: &str, why: &str) -> Failure {
+    Failure::Unavailable(format!("cannot schedule under lock {key:?}: {why}"))
 }
 
 /// What became of one tick's attempt to take the lock.
@@ -248,8 +337,9 @@ enum Took {
     /// Skipped (logged by `take_tick`).
     Skip,
     /// A signal stops the schedule.
-    Stop,
-    /// The schedule cannot go on (the key is used with another --limit).
+    Stop(Option<Caught>),
+    /// The schedule cannot go on (the key is used with another --limit, or
+    /// the masters refused us before they ever let us in).
     Refused(Failure),
 }
 
@@ -265,11 +355,12 @@ async fn take_tick(
     tick: i64,
     tick_str: &str,
     signals: &mut Signals,
+    reach: &mut Reach,
 ) -> Took {
     let interval = plan.when.interval_at(tick);
     let bound_ms = (interval / 2).as_millis() as u64;
     // A tick's attempt waits for masters at most a tenth of the interval.
-    locker.cap_node_timeout(interval / 10);
+    locker.cap_node_timeout((interval / 10).min(plan.connect_timeout));
     let retry_until = tick + bound_ms as i64;
     let mut round: u32 = 0;
     loop {
@@ -280,12 +371,14 @@ async fn take_tick(
             tick: tick as u64,
             bound_ms,
         };
-        let Some(attempt) = or_stop(locker.try_acquire_as(&token, &holder, mode), signals).await
-        else {
-            // Stopped mid-attempt: it may have landed; undo it, and its
-            // claim with it, so the tick is not lost to the others.
-            locker.undo(&token).await;
-            return Took::Stop;
+        let attempt = match or_stop(locker.try_acquire_as(&token, &holder, mode), signals).await {
+            Ok(a) => a,
+            Err(sig) => {
+                // Stopped mid-attempt: it may have landed; undo it, and its
+                // claim with it, so the tick is not lost to the others.
+                locker.undo(&token).await;
+                return Took::Stop(sig);
+            }
         };
         // Two instances that split the vote see each other's attempt; the
         // one with the greater token yields (sits out a few attempts'
@@ -304,6 +397,9 @@ async fn take_tick(
             };
             unit.mul_f64(units).min(left.saturating_sub(unit))
         };
+        if !matches!(attempt, Attempt::Unavailable { .. }) {
+            reach.verified = true;
+        }
         match attempt {
             Attempt::Acquired(g) => return Took::Run(g),
             Attempt::Held {
@@ -313,21 +409,21 @@ async fn take_tick(
             } if left > unit => {
                 let pause = pause(&holder);
                 tracing::debug!(tick = %tick_str, "tick claimed by an attempt in flight; trying again");
-                if or_stop(tokio::time::sleep(pause), signals).await.is_none() {
-                    return Took::Stop;
+                if let Err(sig) = or_stop(tokio::time::sleep(pause), signals).await {
+                    return Took::Stop(sig);
                 }
             }
             Attempt::Held { holder, .. } => {
-                tracing::info!(tick = %tick_str, holder = %holder, "skipped: lock held");
+                tracing::info!(tick = %tick_str, holder = %holder, next_tick = %next_tick(&plan.when), "skipped: lock held");
                 return Took::Skip;
             }
             Attempt::AlreadyRan { .. } => {
-                tracing::info!(tick = %tick_str, "skipped: already ran elsewhere");
+                tracing::info!(tick = %tick_str, next_tick = %next_tick(&plan.when), "skipped: already ran elsewhere");
                 return Took::Skip;
             }
             Attempt::ClockAhead { skew_ms } => {
                 tracing::error!(
-                    tick = %tick_str, skew_ms, bound_ms,
+                    tick = %tick_str, skew_ms, bound_ms, next_tick = %next_tick(&plan.when),
                     "skipped: this host's clock is ahead of Redis by more than half the \
                      interval, so it cannot claim ticks; fix the clock (NTP)"
                 );
@@ -340,8 +436,23 @@ async fn take_tick(
                     stored,
                 ));
             }
+            Attempt::Unavailable { reason, permanent } if permanent && !reach.verified => {
+                return Took::Refused(refused(&plan.place.key, &reason));
+            }
             Attempt::Unavailable { reason, .. } => {
-                tracing::error!(tick = %tick_str, error = %reason, "skipped: Redis unavailable");
+                let until = if reach.verified {
+                    ""
+                } else {
+                    " (a line a minute until it answers)"
+                };
+                if reach.log_skip() {
+                    tracing::error!(
+                        tick = %tick_str, error = %exit::advised(&reason),
+                        next_tick = %next_tick(&plan.when), "skipped: Redis unavailable{until}"
+                    );
+                } else {
+                    tracing::debug!(tick = %tick_str, error = %reason, "skipped: Redis unavailable");
+                }
                 return Took::Skip;
             }
         }
@@ -354,26 +465,37 @@ fn rand_unit() -> f64 {
     (r >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// Wait for `fut` unless SIGINT or SIGTERM comes first (then `None`, the
-/// schedule stops). The other forwarded signals (SIGHUP, SIGQUIT, SIGUSR1,
-/// SIGUSR2) go to the command while one runs and do not stop the schedule;
-/// between runs there is nobody to forward them to, so they are logged and
-/// ignored, for the same result.
-async fn or_stop<F: Future>(fut: F, signals: &mut Signals) -> Option<F::Output> {
+/// Wait for `fut` unless a signal that stops the schedule comes first
+/// (then `Err`, with the signal; see [`stop_code`]): SIGINT, SIGTERM, or
+/// any signal that is not forwarded (SIGALRM, ...). The other forwarded
+/// signals (SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2) go to the command while one
+/// runs and do not stop the schedule; between runs there is nobody to
+/// forward them to, so they are logged and ignored, for the same result.
+async fn or_stop<F: Future>(fut: F, signals: &mut Signals) -> Result<F::Output, Option<Caught>> {
     tokio::pin!(fut);
     loop {
         tokio::select! {
-            out = &mut fut => return Some(out),
+            out = &mut fut => return Ok(out),
             sig = signals.next() => match sig {
-                Some(s) if !matches!(s, Signal::SIGINT | Signal::SIGTERM) => {
-                    tracing::info!(signal = s.as_str(), "no command is running: signal ignored");
+                Some(s) if !s.is_interrupt() && !s.stops() => {
+                    tracing::info!(signal = %s, "no command is running: signal ignored");
                 }
                 s => {
-                    tracing::info!(signal = s.map_or("?", |s| s.as_str()), "stopping the schedule");
-                    return None;
+                    tracing::info!(signal = s.map_or("?".into(), |s| s.to_string()), "stopping the schedule");
+                    return Err(s);
                 }
             },
         }
+    }
+}
+
+/// The exit code of a schedule that a signal stopped: 0 for SIGINT and
+/// SIGTERM (the way to stop it), 128+N for a signal that would have ended
+/// the process (SIGALRM, ...).
+fn stop_code(sig: Option<Caught>) -> i32 {
+    match sig {
+        Some(s) if s.stops() => exit::SIGNAL_BASE + s.signo(),
+        _ => 0,
     }
 }
 
@@ -458,6 +580,9 @@ mod tests {
                 min_hold: Duration::ZERO,
                 kill_after: None,
                 limit: 1,
+            },
+            connect: crate::cli::ConnectArgs {
+                connect_timeout: Duration::from_secs(2),
             },
             replicas: crate::cli::ReplicaArgs { wait_replicas: 0 },
             command: crate::cli::CommandArgs {

@@ -23,6 +23,7 @@ use crate::clock::{BootInstant, BootTimer};
 use crate::config::Lease;
 use crate::guardian;
 use crate::lock::LeaseState;
+use crate::signals::Caught;
 
 /// How the supervised run ended.
 #[derive(Debug)]
@@ -31,8 +32,13 @@ pub struct Outcome {
     pub status: Option<ExitStatus>,
     /// Why the lock was lost, if it was: the exit code is then 70.
     pub lost: Option<String>,
-    /// We were asked to stop (SIGINT or SIGTERM) while the command ran.
+    /// We were asked to stop (SIGINT or SIGTERM, forwarded, or a signal
+    /// that stops the run) while the command ran.
     pub interrupted: bool,
+    /// A signal that is not forwarded but stops the run (SIGALRM,
+    /// SIGXCPU, ...) ended it: the exit code is 128+N and the run is
+    /// recorded `signalled`, whatever the command's own status.
+    pub signalled: Option<Caught>,
     /// An internal error while the command ran (the group was stopped
     /// first): the exit code is 70.
     pub internal: Option<String>,
@@ -108,7 +114,7 @@ pub async fn supervise(
     child: &mut Child,
     lease_cfg: &Lease,
     lease: &mut tokio::sync::watch::Receiver<LeaseState>,
-    signals: &mut (impl Stream<Item = Signal> + Unpin),
+    signals: &mut (impl Stream<Item = Caught> + Unpin),
 ) -> Outcome {
     let mut valid_until = match &*lease.borrow() {
         LeaseState::Valid { valid_until } => *valid_until,
@@ -119,6 +125,7 @@ pub async fn supervise(
     let mut lost: Option<String> = None;
     let mut leader: Option<Option<ExitStatus>> = None;
     let mut interrupts = 0u32;
+    let mut signalled: Option<Caught> = None;
     let mut lease_open = true;
     let mut signals_open = true;
     let mut lease_stop = LeaseStop::Armed;
@@ -195,22 +202,36 @@ pub async fn supervise(
                     stop.term(child, grace(valid_until));
                 }
             }
-            // A signal for us goes to the command's group; a second
-            // SIGINT/SIGTERM escalates to SIGKILL.
+            // A forwarded signal goes to the command's group; a second
+            // SIGINT/SIGTERM escalates to SIGKILL. Any other signal stops
+            // the command (the one stop sequence); one more kills it.
             sig = signals.next(), if signals_open => match sig {
-                Some(sig) => {
-                    let interrupt = matches!(sig, Signal::SIGINT | Signal::SIGTERM);
-                    if interrupt {
-                        interrupts += 1;
+                Some(sig) => match sig.forwarded() {
+                    Some(fwd) => {
+                        let interrupt = sig.is_interrupt();
+                        if interrupt {
+                            interrupts += 1;
+                        }
+                        if interrupt && (interrupts >= 2 || signalled.is_some()) {
+                            tracing::info!(signal = %sig, "second interrupt: killing the command");
+                            stop.kill(child);
+                        } else {
+                            tracing::debug!(signal = %sig, "forwarding signal");
+                            stop.send(child, fwd);
+                        }
                     }
-                    if interrupt && interrupts >= 2 {
-                        tracing::info!(signal = %sig, "second interrupt: killing the command");
-                        stop.kill(child);
-                    } else {
-                        tracing::debug!(signal = %sig, "forwarding signal");
-                        stop.send(child, sig);
+                    None => {
+                        let again = interrupts > 0 || signalled.is_some();
+                        signalled.get_or_insert(sig);
+                        if again {
+                            tracing::info!(signal = %sig, "asked to stop again: killing the command");
+                            stop.kill(child);
+                        } else {
+                            tracing::info!(signal = %sig, "stopping the command and releasing the lock");
+                            stop.term(child, grace(valid_until));
+                        }
                     }
-                }
+                },
                 None => signals_open = false,
             },
             // The keeper renewed the lease, or found our token gone.
@@ -284,7 +305,8 @@ pub async fn supervise(
     Outcome {
         status: leader.flatten(),
         lost,
-        interrupted: interrupts > 0,
+        interrupted: interrupts > 0 || signalled.is_some(),
+        signalled,
         internal,
     }
 }

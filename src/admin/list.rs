@@ -24,12 +24,13 @@ pub async fn list(endpoints: &[Endpoint], pattern: &str, max: usize, as_json: bo
             .iter()
             .filter_map(|m| m.as_ref().err().map(String::as_str))
             .collect();
-        tracing::error!(
+        let why = format!(
             "cannot list locks: {} of {} masters reachable, {quorum} needed: {}",
             found.reachable(),
             endpoints.len(),
             errors.join("; ")
         );
+        tracing::error!("{}", exit::advised(&why));
         return exit::UNAVAILABLE.into();
     }
     // Each lock is read as `status` reads it, on the masters that answered

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::config::{Lease, Place};
 use crate::exit::{self, Failure};
-use crate::lock::{FenceKind, Holder, Locker, RunEntry, Snapshot, Status};
+use crate::lock::{FenceKind, Forgot, Holder, Locker, RunEntry, Snapshot, Status, escape_controls};
 
 /// Timings for one-off requests (only the I/O timeout matters here).
 fn admin_lease() -> Lease {
@@ -79,16 +79,17 @@ pub async fn status(place: &Place, as_json: bool) -> i32 {
             // take it for a free lock.
             let mut v = to_json(&st, st.masters.len() > 1);
             v["held"] = Value::Null;
-            v["error"] = json!(format!(
+            v["error"] = json!(exit::advised(&format!(
                 "cannot read the lock: {} of {} masters reachable, {} needed: {}",
                 st.reachable(),
                 st.masters.len(),
                 st.quorum,
                 errors.join("; ")
-            ));
+            )));
             out(&format!("{v}\n"));
         }
-        tracing::error!("cannot read lock {:?}: {}", place.key, errors.join("; "));
+        let why = format!("cannot read lock {:?}: {}", place.key, errors.join("; "));
+        tracing::error!("{}", exit::advised(&why));
         return exit::UNAVAILABLE.into();
     }
     if as_json {
@@ -120,7 +121,18 @@ fn to_json(st: &Status, quorum_mode: bool) -> Value {
             .map(slot_json)
             .collect::<Vec<_>>(),
         "last_runs": st.last_runs(),
+        "never_used": st.never_used(),
     });
+    // A --min-hold holder whose command ended: when.
+    let runs = st.last_runs();
+    if let Some(s) = held.filter(|_| !st.is_shared() && v["holder"].is_object()) {
+        v["holder"]["command_ended"] = json!(ended_run(&runs, s).map(|r| &r.ended));
+    }
+    if let Some(list) = v["holders"].as_array_mut() {
+        for (h, s) in list.iter_mut().zip(st.holders()) {
+            h["command_ended"] = json!(ended_run(&runs, &s).map(|r| &r.ended));
+        }
+    }
     if quorum_mode {
         v["quorum"] = json!(st.quorum);
         v["masters"] = st
@@ -160,14 +172,27 @@ fn to_text(st: &Status, quorum_mode: bool) -> String {
                 Some(n) => format!("{count} of {n} (--limit {n})"),
                 None => format!("{count} (--limit not stored)"),
             };
-            let _ = writeln!(out, "{}: held by {of}", st.key);
+            let _ = writeln!(out, "{}: held by {of}", escape_controls(&st.key));
             for s in &holders {
-                let _ = writeln!(out, "  holder:        {}", slot_line(s));
+                let _ = writeln!(out, "  holder:        {}", slot_line(s, &st.last_runs()));
             }
             let _ = writeln!(out, "  fencing token: {fence}");
         }
         Some(s) => {
-            let _ = writeln!(out, "{}: held by {}", st.key, s.holder);
+            let ended = match ended_run(&st.last_runs(), s) {
+                Some(r) => format!(
+                    ": command ended at {}, lock kept until {} (--min-hold)",
+                    escape_controls(&r.ended),
+                    kept_until(s.ttl_ms)
+                ),
+                None => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "{}: held by {}{ended}",
+                escape_controls(&st.key),
+                s.holder
+            );
             if let Some(i) = &s.holder.info {
                 let _ = writeln!(out, "  since:         {}", since(i.since_ms));
             }
@@ -178,8 +203,15 @@ fn to_text(st: &Status, quorum_mode: bool) -> String {
             );
             let _ = writeln!(out, "  fencing token: {fence}");
         }
+        None if st.never_used() => {
+            let _ = writeln!(
+                out,
+                "{}: never used (no lock, fencing counter or run history: is the key's name right?)",
+                escape_controls(&st.key)
+            );
+        }
         None => {
-            let _ = writeln!(out, "{}: free", st.key);
+            let _ = writeln!(out, "{}: free", escape_controls(&st.key));
             let note = match fencing {
                 Some((_, FenceKind::LastIssued)) => " (last issued)",
                 Some((_, FenceKind::QuorumBound)) => {
@@ -219,12 +251,41 @@ fn to_text(st: &Status, quorum_mode: bool) -> String {
     out
 }
 
+/// The recorded run of a holder whose command already ended while it keeps
+/// the lock (`--min-hold` records the run when the command ends, and
+/// extends the lock instead of releasing it): the same host and pid,
+/// started at or after the holder acquired.
+fn ended_run<'r>(runs: &'r [RunEntry], s: &Snapshot) -> Option<&'r RunEntry> {
+    let i = s.holder.info.as_ref()?;
+    let acquired = since(i.since_ms);
+    runs.iter()
+        .find(|r| r.host == i.host && r.pid == i.pid && r.started >= acquired)
+}
+
+/// When a lease with `ttl_ms` left ends, by this host's clock.
+fn kept_until(ttl_ms: Option<u64>) -> String {
+    match ttl_ms {
+        Some(ms) => humantime::format_rfc3339_seconds(
+            std::time::SystemTime::now() + Duration::from_millis(ms),
+        )
+        .to_string(),
+        None => "released (no expiry)".into(),
+    }
+}
+
 /// One `--limit` holder: "host pid 42 (backup.sh), since ..., ttl 29s,
 /// fencing token 7".
-fn slot_line(s: &Snapshot) -> String {
+fn slot_line(s: &Snapshot, runs: &[RunEntry]) -> String {
     let mut line = s.holder.to_string();
     if let Some(i) = &s.holder.info {
         line.push_str(&format!(", since {}", since(i.since_ms)));
+    }
+    if let Some(r) = ended_run(runs, s) {
+        line.push_str(&format!(
+            ", command ended at {}, lock kept until {} (--min-hold)",
+            escape_controls(&r.ended),
+            kept_until(s.ttl_ms)
+        ));
     }
     line.push_str(&format!(", ttl {}", crate::lock::format_ttl(s.ttl_ms)));
     match s.fencing_token {
@@ -237,7 +298,6 @@ fn slot_line(s: &Snapshot) -> String {
 /// One line for a recorded run: "ok (exit 0) 2026-11-28T01:00:00.123Z on
 /// host pid 42 (backup.sh), 1.2s, fencing token 7, tick ...".
 fn last_run_line(r: &RunEntry) -> String {
-    use crate::lock::escape_controls;
     let mut line = format!(
         "{} (exit {}) ended {} on {} pid {} ({}), took {}, fencing token {}",
         escape_controls(&r.outcome),
@@ -255,7 +315,18 @@ fn last_run_line(r: &RunEntry) -> String {
     line
 }
 
-/// `redlock-run release --force`.
+/// A tick's time as `REDLOCK_TICK` shows it: RFC 3339 UTC, whole seconds
+/// unless it has a fraction.
+fn tick_time(ms: u64) -> String {
+    let t = UNIX_EPOCH + Duration::from_millis(ms);
+    if ms % 1000 == 0 {
+        humantime::format_rfc3339_seconds(t).to_string()
+    } else {
+        humantime::format_rfc3339_millis(t).to_string()
+    }
+}
+
+/// `redlock-run release --force`: prints what it removed.
 pub async fn release(place: &Place, force: bool) -> Result<i32, Failure> {
     if !force {
         return Err(Failure::Usage(format!(
@@ -266,6 +337,9 @@ pub async fn release(place: &Place, force: bool) -> Result<i32, Failure> {
     }
     let mut locker = Locker::new(&place.endpoints, &place.key, admin_lease());
     let (n, quorum) = (locker.nodes().len(), locker.quorum());
+    // What is there, read just before: to say what was removed.
+    let before = locker.status().await;
+    let ticks = locker.tick_claims(admin_lease().io_timeout()).await;
     match locker.force_release().await {
         // Deleted where reachable, but the masters that did not answer
         // may still be a quorum holding it.
@@ -275,15 +349,41 @@ pub async fn release(place: &Place, force: bool) -> Result<i32, Failure> {
             c.yes,
             c.yes + c.absent + c.taken,
         ))),
-        Ok(c) if c.yes == 0 => {
-            out(&format!("{}: was not held\n", place.key));
-            Ok(0)
-        }
         Ok(c) => {
-            out(&format!(
-                "{}: released (on {} master(s))\n",
-                place.key, c.yes
-            ));
+            let mut removed = Vec::new();
+            if let Some(t) = ticks.iter().flatten().max() {
+                removed.push(format!("the tick claim ({})", tick_time(*t)));
+            }
+            if let Some(l) = before.masters.iter().filter_map(|m| m.limit).max() {
+                removed.push(format!("the stored --limit {l}"));
+            }
+            let on = if n > 1 {
+                format!(" on {} of {n} masters", c.yes)
+            } else {
+                String::new()
+            };
+            let line = if c.yes == 0 && removed.is_empty() {
+                "was not held; nothing removed".to_string()
+            } else if c.yes == 0 {
+                format!("was not held; removed {}{on}", removed.join(", "))
+            } else {
+                let holders = before.holders();
+                let by = match holders.as_slice() {
+                    [] => "a holder that took it just now".to_string(),
+                    [one] => one.holder.to_string(),
+                    all => format!(
+                        "{} holders: {}",
+                        all.len(),
+                        all.iter()
+                            .map(|s| s.holder.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
+                removed.insert(0, format!("the lock (held by {by})"));
+                format!("released: removed {}{on}", removed.join(", "))
+            };
+            out(&format!("{}: {line}\n", escape_controls(&place.key)));
             Ok(0)
         }
         Err(e) => Err(Failure::Unavailable(format!(
@@ -291,4 +391,60 @@ pub async fn release(place: &Place, force: bool) -> Result<i32, Failure> {
             place.key
         ))),
     }
+}
+
+/// `redlock-run release --forget`: retire a key. Removes everything kept
+/// for it on every master, each in one step; refused (the conflict code,
+/// 75) while the lock is held or waited for; 69 unless every master
+/// answered.
+pub async fn forget(place: &Place) -> Result<i32, Failure> {
+    let mut locker = Locker::new(&place.endpoints, &place.key, admin_lease());
+    let n = locker.nodes().len();
+    let results = locker.forget(admin_lease().io_timeout()).await;
+    let (mut held, mut waited) = (false, false);
+    let mut removed: Vec<&str> = Vec::new();
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(Forgot::Held) => held = true,
+            Ok(Forgot::Waited) => waited = true,
+            Ok(Forgot::Removed(what)) => {
+                for w in what {
+                    if !removed.contains(&w) {
+                        removed.push(w);
+                    }
+                }
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if held {
+        let st = locker.status().await;
+        let by = match st.holders().first() {
+            Some(s) => format!("held by {}", s.holder),
+            None => "held".to_string(),
+        };
+        return Err(Failure::not_forgetting(&place.key, &by));
+    }
+    if waited {
+        return Err(Failure::not_forgetting(&place.key, "waited for"));
+    }
+    if !errors.is_empty() {
+        return Err(Failure::Unavailable(format!(
+            "lock {:?} forgotten on {} of {n} masters only (run it again once they answer): {}",
+            place.key,
+            n - errors.len(),
+            errors.join("; ")
+        )));
+    }
+    let key = escape_controls(&place.key);
+    if removed.is_empty() {
+        out(&format!("{key}: nothing to forget\n"));
+    } else {
+        out(&format!(
+            "{key}: forgotten: removed {}\n",
+            removed.join(", ")
+        ));
+    }
+    Ok(0)
 }

@@ -4,10 +4,27 @@
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use super::fanout::{self, Verdict, Votes};
 use super::node::NodeError;
 use super::{Attempt, Grant, Holder, HolderInfo, Locker, Mode, scripts};
 use crate::clock::BootInstant;
+
+/// How long the undo of a failed attempt may wait for a master: it only
+/// needs to be sent (the lease frees the key anyway).
+pub(super) const UNDO_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Of an attempt that must be over by a given time, the part kept for its
+/// undo (and a waiter's leaving the queue).
+pub(super) const UNDO_SHARE: Duration = Duration::from_millis(150);
+
+/// How long the look at a node in a slot migration may take.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The least a request is given, however close its end: a request with
+/// no time at all could not even be sent.
+pub(super) const MIN_REQUEST: Duration = Duration::from_millis(10);
 
 impl Locker {
     /// One attempt in `mode` (see [`Mode`]) to take the lock with `token`,
@@ -19,9 +36,34 @@ impl Locker {
         holder_json: &str,
         mode: Mode<'_>,
     ) -> Attempt {
+        self.try_acquire_until(token, holder_json, mode, None).await
+    }
+
+    /// [`try_acquire_as`](Self::try_acquire_as), over by `end` at the
+    /// latest, its undo included (a waiter's last attempt before its
+    /// --timeout): the requests get until [`UNDO_SHARE`] before `end`,
+    /// the undo of a failed attempt what is left.
+    pub async fn try_acquire_until(
+        &mut self,
+        token: &str,
+        holder_json: &str,
+        mode: Mode<'_>,
+        end: Option<Instant>,
+    ) -> Attempt {
         let n = self.nodes.len();
         let quorum = self.quorum();
-        let timeout = self.node_timeout();
+        let timeout = match end {
+            Some(end) => self.node_timeout().min(
+                end.saturating_duration_since(Instant::now())
+                    .saturating_sub(UNDO_SHARE)
+                    .max(MIN_REQUEST),
+            ),
+            None => self.node_timeout(),
+        };
+        let undo_timeout = |now: Instant| match end {
+            Some(end) => UNDO_TIMEOUT.min(end.saturating_duration_since(now).max(MIN_REQUEST)),
+            None => UNDO_TIMEOUT,
+        };
         let call = scripts::acquire(
             &self.keys,
             &scripts::Acquire {
@@ -63,10 +105,11 @@ impl Locker {
             claimed,
             ahead,
             mismatch,
-            held,
-            errors,
+            mut held,
+            mut errors,
             notices,
             refused,
+            moving,
             ..
         } = tally;
 
@@ -75,17 +118,19 @@ impl Locker {
         // holders of both kinds must never run side by side. Undone on
         // every master (grants were made), before grants are counted.
         if let Some(&stored) = mismatch.iter().max() {
-            self.undo_on(token, &all, waiter).await;
+            self.undo_on(token, &all, waiter, undo_timeout(Instant::now()))
+                .await;
             return Attempt::Mismatch { stored };
         }
         if granted.len() >= quorum {
             report_notices(&self.keys.lock, &notices);
             let mut fencing = granted.iter().copied().max().unwrap_or(0);
             if self.is_quorum() {
-                match self.commit(fencing, token, start).await {
+                match self.commit(fencing, token, start, timeout).await {
                     Ok(f) => fencing = f,
                     Err(reason) => {
-                        self.undo_on(token, &all, waiter).await;
+                        self.undo_on(token, &all, waiter, undo_timeout(Instant::now()))
+                            .await;
                         return Attempt::Unavailable {
                             reason,
                             permanent: false,
@@ -97,7 +142,8 @@ impl Locker {
             // the margin left: otherwise it would be stopped at once.
             let valid_until = (start + self.lease.ttl).saturating_sub(self.lease.drift());
             if self.lease.term_at(valid_until) <= BootInstant::now() {
-                self.undo_on(token, &all, waiter).await;
+                self.undo_on(token, &all, waiter, undo_timeout(Instant::now()))
+                    .await;
                 return Attempt::Unavailable {
                     reason: format!(
                         "acquiring took {:?}: too little of the lease is left to start the command",
@@ -120,13 +166,22 @@ impl Locker {
         // the attempt, so it is served after it.
         if refused.contains(&false) {
             let targets: Vec<bool> = refused.iter().map(|r| !r).collect();
-            self.undo_on(token, &targets, waiter).await;
+            self.undo_on(token, &targets, waiter, undo_timeout(Instant::now()))
+                .await;
         }
         if let Some(&last_tick) = claimed.iter().max() {
             return Attempt::AlreadyRan { last_tick };
         }
         if let Some(&skew_ms) = ahead.iter().min() {
             return Attempt::ClockAhead { skew_ms };
+        }
+        // A node in a slot migration ran nothing (TRYAGAIN); whether the
+        // lock is held there is still plain to see with one-key reads.
+        for (i, e) in moving {
+            match self.probe(i, timeout.min(PROBE_TIMEOUT)).await {
+                Some(h) => held.push(h),
+                None => errors.push(e),
+            }
         }
         let reachable = n - errors.iter().filter(|e| e.is_unreachable()).count();
         if held.is_empty() || reachable < quorum {
@@ -166,16 +221,57 @@ impl Locker {
         }
     }
 
+    /// The lock on node `i` as one-key reads show it (`PTTL` and `GET`, or
+    /// `ZCARD` of a `--limit` lock; the holder's description if it can be
+    /// read), for an attempt the node answered with TRYAGAIN: during a
+    /// Cluster slot migration (the ASK window) a script that names keys
+    /// not all on the node is refused, but a key that is there is served.
+    /// Held (as the attempt's `held` entries are) or None: free, or not
+    /// known.
+    async fn probe(&mut self, i: usize, timeout: Duration) -> Option<(i64, Holder, bool)> {
+        let shared = self.lease.limit > 1;
+        let limit = u64::from(self.lease.limit);
+        let lock = self.keys.lock.clone();
+        let description = self.keys.holder.clone();
+        let node = &mut self.nodes[i];
+        let mut pipe = redis::pipe();
+        pipe.cmd("PTTL").arg(&lock);
+        if shared {
+            pipe.cmd("ZCARD").arg(&lock);
+            let (pttl, count) = node.query::<(i64, u64)>(&pipe, timeout).await.ok()?;
+            return (count >= limit && pttl != -2).then(|| (pttl, Holder::default(), false));
+        }
+        pipe.cmd("GET").arg(&lock);
+        let (pttl, token) = node
+            .query::<(i64, Option<String>)>(&pipe, timeout)
+            .await
+            .ok()?;
+        let token = token?;
+        let mut read = redis::pipe();
+        read.cmd("GET").arg(&description);
+        let info = match node.query::<(Option<String>,)>(&read, timeout).await {
+            Ok((Some(json),)) => HolderInfo::parse_for(&json, &token),
+            _ => None,
+        };
+        Some((pttl, Holder { info, token }, false))
+    }
+
     /// The second round of a quorum acquisition. Quorum fencing: raise the
     /// counter to at least `t` on a quorum (a max-register write), so any
     /// later quorum sees a value >= t; and commit this attempt's tick
     /// claim (schedule), so it outlives the attempt only once a quorum
     /// confirmed it.
-    async fn commit(&mut self, t: u64, token: &str, start: BootInstant) -> Result<u64, String> {
+    async fn commit(
+        &mut self,
+        t: u64,
+        token: &str,
+        start: BootInstant,
+        timeout: Duration,
+    ) -> Result<u64, String> {
         let quorum = self.quorum();
         let budget =
             (self.lease.ttl.saturating_sub(self.lease.drift())).saturating_sub(start.elapsed());
-        let timeout = self.node_timeout().min(budget);
+        let timeout = timeout.min(budget);
         let call = scripts::commit(&self.keys, t, token);
         let call = &call;
         let mut acks = Acks {
@@ -208,16 +304,23 @@ impl Locker {
     /// abandoned attempt that was not a waiter's.
     pub async fn undo(&mut self, token: &str) {
         let all = vec![true; self.nodes.len()];
-        self.undo_on(token, &all, None).await;
+        self.undo_on(token, &all, None, UNDO_TIMEOUT).await;
     }
 
     /// Quiet compare-and-delete of `token` (waking nobody) on the masters
     /// marked in `targets`. With `--limit`, a waiter's attempt (`waiter`:
     /// its queue score and id) puts the waiter back in the queue it left
     /// if the attempt landed, and with no holder and no waiter left the
-    /// stored N goes, as if the attempt had never been made.
-    async fn undo_on(&mut self, token: &str, targets: &[bool], waiter: Option<(u64, &str)>) {
-        let timeout = self.node_timeout().min(Duration::from_millis(500));
+    /// stored N goes, as if the attempt had never been made. Each master
+    /// gets at most `timeout` (and never more than an attempt would).
+    async fn undo_on(
+        &mut self,
+        token: &str,
+        targets: &[bool],
+        waiter: Option<(u64, &str)>,
+        timeout: Duration,
+    ) {
+        let timeout = self.node_timeout().min(timeout);
         let call = scripts::undo(&self.keys, self.lease.limit, token, waiter);
         let _ = futures_util::future::join_all(
             self.nodes
@@ -248,6 +351,9 @@ struct Tally {
     errors: Vec<NodeError>,
     /// Evidence of lost data a granting master reported.
     notices: Vec<String>,
+    /// Masters that answered TRYAGAIN (a Cluster slot migration), and
+    /// the error: they ran nothing, and are looked at with one-key reads.
+    moving: Vec<(usize, NodeError)>,
 }
 
 /// What one master's reply means for the undo of a failed attempt.
@@ -272,6 +378,7 @@ impl Tally {
             held: Vec::new(),
             errors: Vec::new(),
             notices: Vec::new(),
+            moving: Vec::new(),
         }
     }
 
@@ -309,6 +416,14 @@ impl Tally {
 
 impl Votes<Result<(i64, i64, String, String), NodeError>> for Tally {
     fn record(&mut self, i: usize, r: Result<(i64, i64, String, String), NodeError>) {
+        if let Err(e) = &r {
+            if e.is_slot_moving() {
+                self.moving.push((i, e.clone()));
+                // Refused before the script ran: nothing to undo.
+                self.refused[i] = true;
+                return;
+            }
+        }
         self.refused[i] = self.reply(r) == Reply::Refused;
     }
 
@@ -356,10 +471,11 @@ impl Votes<Result<i64, NodeError>> for Acks {
 /// Evidence of lost data seen while acquiring, as one error line that
 /// points at `doctor` (the lock was still acquired: the run goes on).
 fn report_notices(key: &str, notices: &[String]) {
+    let key = super::escape_controls(key);
     for n in notices {
         if let Some(evicted) = n.strip_prefix("evicted:") {
             tracing::error!(
-                key,
+                key = %key,
                 evicted_keys = evicted,
                 "the fencing counter was missing and this Redis has evicted keys: \
                  the token was taken from the server's clock (it still rises, unless \
@@ -369,7 +485,7 @@ fn report_notices(key: &str, notices: &[String]) {
             );
         } else if let Some(ms) = n.strip_prefix("future:") {
             tracing::error!(
-                key,
+                key = %key,
                 ahead_ms = ms,
                 "ignored a tick claim lying in the future of Redis's clock (set by a \
                  host whose clock was ahead, or Redis's clock went back); check the \

@@ -1,5 +1,6 @@
 //! Sanity checks of a quorum's masters, warned about once at start: an
-//! even count buys no extra fault tolerance, and the same server listed
+//! even count buys no extra fault tolerance (and two, the count people
+//! give expecting failover, stop every run when one is down), and the same server listed
 //! twice (under two names) silently breaks the independence Redlock needs.
 
 use std::collections::HashMap;
@@ -16,13 +17,24 @@ impl Locker {
         if n < 2 {
             return;
         }
-        if n % 2 == 0 {
+        if n == 2 {
+            // People list two URLs expecting failover: say what it is.
             tracing::warn!(
-                "{n} masters tolerate no more failures than {}: use an odd number",
-                n - 1
+                "2 masters: the quorum needs both, so one server down stops every run; \
+                 several --redis URLs are a Redlock quorum, not failover (for failover, \
+                 give one redis+sentinel:// URL); use an odd number, 3 or more"
+            );
+        } else if n % 2 == 0 {
+            tracing::warn!(
+                "{n} masters tolerate no more failures than {} (the quorum needs {}): \
+                 use an odd number",
+                n - 1,
+                n / 2 + 1
             );
         }
-        let timeout = self.node_timeout().min(Duration::from_millis(500));
+        // Short: it only informs, and it comes out of --timeout (and adds
+        // to --timeout 0's one attempt).
+        let timeout = self.node_timeout().min(Duration::from_millis(250));
         let mut pipe = redis::pipe();
         pipe.cmd("INFO").arg("server");
         let infos = futures_util::future::join_all(

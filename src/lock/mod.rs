@@ -9,13 +9,16 @@
 
 mod acquire;
 mod fanout;
+mod forget;
 mod keeper;
 mod masters;
 mod node;
+mod probe;
 mod release;
 mod renew;
 mod scan;
 pub mod scripts;
+pub mod server;
 pub mod slot;
 mod status;
 mod topology;
@@ -25,8 +28,10 @@ use std::time::Duration;
 
 use crate::clock::BootInstant;
 use crate::config::{Endpoint, Lease};
+pub use forget::Forgot;
 pub use keeper::{Keeper, LeaseState};
 pub use node::{Node, NodeError};
+pub use probe::Probe;
 pub use release::Count;
 pub use scan::Found;
 pub use status::{FenceKind, MasterState, Snapshot, Status, format_ttl};

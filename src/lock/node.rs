@@ -10,6 +10,7 @@ use std::time::Duration;
 use redis::{FromRedisValue, RedisError};
 
 use super::scripts::{self, Call};
+use super::server::{self, Server};
 use super::topology::{Conn, Source};
 use crate::config::Endpoint;
 
@@ -46,9 +47,11 @@ pub fn transient(code: &str) -> Option<&'static str> {
 /// Why a request to one master failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum NodeError {
-    #[error("{0}: timed out after {1:?}")]
+    #[error("{name}: timed out after {after}", name = .0, after = humantime::format_duration(whole_ms(*.1)))]
     Timeout(String, Duration),
-    #[error("{0}: authentication refused: {1}")]
+    /// A password missing or refused, or an ACL denial
+    /// ([`crate::exit::AuthRefusal`]): no retry can fix it.
+    #[error("{0}: {1}")]
     Auth(String, String),
     #[error("{0}: {1}")]
     Io(String, String),
@@ -72,6 +75,23 @@ impl NodeError {
         !matches!(self, NodeError::Server(..))
     }
 
+    /// TRYAGAIN: the key's slot is being migrated and the keys a script
+    /// names are not all on this node; the node ran nothing.
+    pub fn is_slot_moving(&self) -> bool {
+        matches!(self, NodeError::Refused { code, .. } if code == "TRYAGAIN")
+    }
+
+    /// True for an ACL refusal (NOPERM): the user may not send the
+    /// command, or not on these keys or channels.
+    pub fn is_denied(&self) -> bool {
+        let msg = match self {
+            NodeError::Auth(_, m) | NodeError::Server(_, m) => m,
+            _ => return false,
+        };
+        let msg = msg.to_ascii_lowercase();
+        msg.contains("noperm") || msg.contains("no permissions")
+    }
+
     /// True when the connection cannot be trusted any more.
     fn breaks_connection(&self) -> bool {
         !matches!(self, NodeError::Server(..) | NodeError::Refused { .. })
@@ -88,6 +108,12 @@ impl NodeError {
     }
 }
 
+/// `d` to the nearest millisecond, for messages ("timed out after 1s",
+/// not "999.877495ms").
+fn whole_ms(d: Duration) -> Duration {
+    Duration::from_millis(((d.as_micros() + 500) / 1000) as u64)
+}
+
 /// How late a server may answer a timed-out `WAIT` (its timer period).
 const WAIT_LATENESS: Duration = Duration::from_millis(100);
 
@@ -98,6 +124,9 @@ pub struct Node {
     /// `--wait-replicas`: how many replicas must acknowledge a write that
     /// [`Node::eval_acked`] sends, and how long to wait for them.
     replicas: (u32, Duration),
+    /// Refuse a server older than the oldest supported (every mode but
+    /// `doctor`, which reports it): see [`Node::check_server`].
+    check_version: bool,
     /// Whether the server takes script flags (`#!lua`): false once it
     /// refused them (Redis 6.2).
     flags: bool,
@@ -111,8 +140,15 @@ impl Node {
             source,
             conn: None,
             replicas: (0, Duration::ZERO),
+            check_version: true,
             flags: true,
         }
+    }
+
+    /// Talk to any server, however old (`doctor`, which reports it).
+    pub fn any_version(mut self) -> Self {
+        self.check_version = false;
+        self
     }
 
     /// With `--wait-replicas n`: see [`Node::eval_acked`].
@@ -146,6 +182,9 @@ impl Node {
             redis::ErrorKind::AuthenticationFailed => NodeError::Auth(name, msg),
             redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm) => NodeError::Auth(name, msg),
             _ if matches!(code, "NOAUTH" | "WRONGPASS") => NodeError::Auth(name, msg),
+            // Also Redis's `Protocol error: unauthenticated multibulk
+            // length` (a long request before AUTH), and a pipeline's NOAUTH.
+            _ if crate::exit::AuthRefusal::find(&msg).is_some() => NodeError::Auth(name, msg),
             _ if e.is_io_error()
                 || e.is_connection_dropped()
                 || e.is_connection_refusal()
@@ -162,26 +201,73 @@ impl Node {
         if let Some(c) = &self.conn {
             return Ok(c.clone());
         }
-        match tokio::time::timeout(timeout, self.source.connect(timeout)).await {
+        let this = &*self;
+        let connect = async move {
+            this.source
+                .connect(timeout)
+                .await
+                .map_err(|e| this.connect_error(e))
+        };
+        match tokio::time::timeout(timeout, connect).await {
             Ok(Ok(c)) => {
                 self.conn = Some(c.clone());
                 Ok(c)
             }
-            Ok(Err(e)) => {
-                let err = self.classify(e);
-                // Sentinel could not name a primary (yet): an outage, not
-                // a refusal of our request.
-                Err(match err {
-                    NodeError::Server(name, msg) if self.source.is_sentinel() => {
-                        NodeError::Io(name, msg)
-                    }
-                    err => err,
-                })
-            }
+            Ok(Err(e)) => Err(e),
             Err(_) => {
                 self.source.forget();
                 Err(NodeError::Timeout(self.endpoint.display.clone(), timeout))
             }
+        }
+    }
+
+    fn connect_error(&self, e: RedisError) -> NodeError {
+        let err = self.classify(e);
+        // Sentinel could not name a primary (yet): an outage, not a
+        // refusal of our request.
+        match err {
+            NodeError::Server(name, msg) if self.source.is_sentinel() => NodeError::Io(name, msg),
+            err => err,
+        }
+    }
+
+    /// Refuse a server older than the oldest supported (Redis 6.2, Valkey
+    /// 7.2): a permanent refusal (exit 69) that names the version.
+    /// `HELLO` without arguments, which exists from Redis 6.2 on, names
+    /// the server; when it fails (an older server, or HELLO renamed away)
+    /// `INFO server` does. A server that lets us ask neither is let
+    /// through. [`Node::request`] sends HELLO with the first request on
+    /// each new connection, in the same round trip.
+    async fn check_server(&self, conn: &mut Conn) -> Result<(), NodeError> {
+        let lost = |e: &RedisError| {
+            e.is_io_error()
+                || e.is_connection_dropped()
+                || e.is_timeout()
+                || e.is_unrecoverable_error()
+        };
+        let denied = |e: &RedisError| {
+            matches!(
+                e.kind(),
+                redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm)
+            ) || e.code() == Some("NOPERM")
+        };
+        let found = match conn.hello().await {
+            Ok(reply) => server::from_hello(&reply),
+            Err(e) if lost(&e) => return Err(self.classify(e)),
+            Err(e) if denied(&e) => None,
+            // No password (NOAUTH) or a refused one: nothing can be
+            // checked, and the request's own answer says so (asking INFO
+            // now would find the connection closed by the server).
+            Err(e) if crate::exit::AuthRefusal::find(&e.to_string()).is_some() => None,
+            Err(_) => match conn.info_server().await {
+                Ok(text) => Server::from_info(&server::parse_info(&text)),
+                Err(e) if lost(&e) => return Err(self.classify(e)),
+                Err(_) => None,
+            },
+        };
+        match found.and_then(|s| s.refusal()) {
+            Some(why) => Err(NodeError::Server(self.name().to_string(), why)),
+            None => Ok(()),
         }
     }
 
@@ -215,6 +301,15 @@ impl Node {
             Ok(Ok(k)) => Err(refused(format!("{k} of {n} within {timeout:?}"))),
             Ok(Err(e)) => {
                 let err = self.classify(e);
+                if err.is_denied() {
+                    // Permanent: the grant is undone and nothing runs.
+                    return Err(NodeError::Server(
+                        name.clone(),
+                        "this user may not run WAIT, which --wait-replicas needs: grant it \
+                         (ACL SETUSER <user> +wait) or run without --wait-replicas"
+                            .into(),
+                    ));
+                }
                 if err.breaks_connection() {
                     self.conn = None;
                 }
@@ -322,9 +417,34 @@ impl Node {
             let reused = self.conn.is_some();
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let conn = self.connection(left).await?;
-            match tokio::time::timeout_at(deadline, send(conn)).await {
-                Ok(Ok(v)) => return Ok(v),
-                Ok(Err(e)) => {
+            // The server check goes out with the first request on a new
+            // connection (HELLO first on the wire, answered in the same
+            // round trip), so it costs no round trip of its own. That
+            // request has run by the time the answer says the server is
+            // too old: its result is replaced by the refusal, and the
+            // callers undo a failed attempt as after any error (a grant
+            // is given back; the command never runs). The connection is
+            // dropped, so the next request is checked again.
+            let check = !reused && self.check_version;
+            let this = &*self;
+            let send = &send;
+            let sent = async move {
+                if check {
+                    let mut probe = conn.clone();
+                    let (verdict, reply) =
+                        futures_util::future::join(this.check_server(&mut probe), send(conn)).await;
+                    verdict.map(|()| reply)
+                } else {
+                    Ok(send(conn).await)
+                }
+            };
+            match tokio::time::timeout_at(deadline, sent).await {
+                Ok(Err(refused)) => {
+                    self.conn = None;
+                    return Err(refused);
+                }
+                Ok(Ok(Ok(v))) => return Ok(v),
+                Ok(Ok(Err(e))) => {
                     let err = self.classify(e);
                     if err.breaks_connection() {
                         self.conn = None;
@@ -408,6 +528,10 @@ mod tests {
             assert!(matches!(e, NodeError::Server(..)), "{code}: {e:?}");
         }
         let e = node().classify(reply("WRONGPASS invalid username-password pair"));
+        assert!(matches!(e, NodeError::Auth(..)), "{e:?}");
+        let e = node().classify(reply(
+            "ERR Protocol error: unauthenticated multibulk length",
+        ));
         assert!(matches!(e, NodeError::Auth(..)), "{e:?}");
     }
 }

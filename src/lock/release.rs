@@ -35,7 +35,13 @@ impl Locker {
     /// A waiter giving up: leave the queue on every master, undo an attempt
     /// that may have landed, and pass on a wake-up it may have swallowed.
     pub async fn leave(&mut self, token: &str, waiter: &str) {
-        let timeout = self.node_timeout().min(Duration::from_millis(500));
+        self.leave_within(token, waiter, super::acquire::UNDO_TIMEOUT)
+            .await
+    }
+
+    /// [`leave`](Self::leave), waiting at most `timeout` for each master.
+    pub async fn leave_within(&mut self, token: &str, waiter: &str, timeout: Duration) {
+        let timeout = self.node_timeout().min(timeout);
         let publish = self.publish_command();
         let call = scripts::leave(&self.keys, self.lease.limit, token, waiter, publish);
         let _ = on_all(&mut self.nodes, &call, timeout).await;

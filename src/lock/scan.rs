@@ -32,6 +32,18 @@ impl Found {
     }
 }
 
+/// Why a SCAN failed; an ACL refusal names the permission `list` needs.
+fn scan_error(name: &str, e: super::NodeError) -> String {
+    if e.is_denied() {
+        format!(
+            "{name}: this user may not run SCAN, which list needs: grant it \
+             (ACL SETUSER <user> +scan)"
+        )
+    } else {
+        e.to_string()
+    }
+}
+
 impl Locker {
     /// The keys matching the glob `pattern` (Redis glob syntax) of locks
     /// with a holder description, on any master; at most `max`.
@@ -61,7 +73,7 @@ impl Locker {
                         let ((next, names),) = node
                             .query::<((String, Vec<String>),)>(&pipe, timeout)
                             .await
-                            .map_err(|e| e.to_string())?;
+                            .map_err(|e| scan_error(node.name(), e))?;
                         keys.extend(names.iter().filter_map(|n| lock_key(n)));
                         // One past the cap tells that the cap was reached.
                         if keys.len() > max {

@@ -85,6 +85,20 @@ impl Status {
         })
     }
 
+    /// No trace of the key on any master (all of them answered): no lock,
+    /// no fencing counter, no run history, no stored `--limit` (a typo in a
+    /// key's name looks like this).
+    pub fn never_used(&self) -> bool {
+        self.reachable() == self.masters.len()
+            && self.answered().all(|m| {
+                matches!(m.value, Ok(None))
+                    && !m.shared
+                    && m.fencing_token.is_none()
+                    && m.history.is_empty()
+                    && m.limit.is_none()
+            })
+    }
+
     /// KEY is a `--limit` lock (a sorted set of holders) on some master.
     pub fn is_shared(&self) -> bool {
         self.answered().any(|m| m.shared)

@@ -70,8 +70,13 @@ impl Source {
             )),
             Topology::Sentinel { sentinels, service } => {
                 let sentinel = Sentinel::build(sentinels.clone()).expect("endpoint was validated");
-                let mut node = SentinelNodeConnectionInfo::default()
-                    .set_redis_connection_info(endpoint.info.redis_settings().clone());
+                let mut node = SentinelNodeConnectionInfo::default().set_redis_connection_info(
+                    endpoint
+                        .info
+                        .redis_settings()
+                        .clone()
+                        .set_skip_set_lib_name(),
+                );
                 if endpoint.is_tls() {
                     node = node.set_tls_mode(TlsMode::Secure);
                 }
@@ -221,8 +226,16 @@ impl Source {
     }
 }
 
+/// The cluster client's own retries (MOVED, ASK, TRYAGAIN, a dropped
+/// connection) are kept short: each request has its own deadline and the
+/// lock's callers retry on their own, so a TRYAGAIN during a slot
+/// migration must come back as such within a request's time (the crate's
+/// default waits at least 1.28 s before each of 16 retries).
 fn cluster_builder(nodes: &[redis::ConnectionInfo]) -> ClusterClientBuilder {
-    let mut b = ClusterClientBuilder::new(nodes.to_vec());
+    let mut b = ClusterClientBuilder::new(nodes.to_vec())
+        .retries(5)
+        .min_retry_wait(10)
+        .max_retry_wait(100);
     if matches!(nodes[0].addr(), ConnectionAddr::TcpTls { .. }) {
         b = b.tls(TlsMode::Secure);
     }
@@ -276,6 +289,31 @@ impl Conn {
                     Route::new(slot, SlotAddr::Master),
                 ));
                 Ok(redis::from_redis_value(c.route_command(cmd, route).await?)?)
+            }
+        }
+    }
+}
+
+impl Conn {
+    /// `HELLO` (no arguments: the protocol stays as it is), which names
+    /// the server and its version; in a cluster, on any node.
+    pub async fn hello(&mut self) -> RedisResult<Value> {
+        self.any_node(redis::cmd("HELLO")).await
+    }
+
+    /// `INFO server`; in a cluster, on any node.
+    pub async fn info_server(&mut self) -> RedisResult<String> {
+        let mut cmd = redis::cmd("INFO");
+        cmd.arg("server");
+        Ok(redis::from_redis_value(self.any_node(cmd).await?)?)
+    }
+
+    async fn any_node(&mut self, cmd: Cmd) -> RedisResult<Value> {
+        match self {
+            Conn::Plain(c) => cmd.query_async(c).await,
+            Conn::Cluster(c) => {
+                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
+                c.route_command(cmd, route).await
             }
         }
     }

@@ -20,7 +20,11 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::acquire::{MIN_REQUEST, UNDO_SHARE, UNDO_TIMEOUT};
 use super::{Attempt, CONFIG_WARNINGS, Grant, Locker, Mode};
+
+/// How long past --timeout the reply to an attempt in flight may come.
+const ANSWER_GRACE: Duration = Duration::from_millis(50);
 
 /// A side channel on a wait, for progress output. Its calls run on the
 /// waiting task, so they must return at once (no blocking I/O).
@@ -263,6 +267,23 @@ impl Locker {
         tokio::pin!(cancel);
         // A timeout too large for the clock is as good as none.
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        // When the whole wait must be over, its last undo and leaving the
+        // queue included: --timeout plus [`ANSWER_GRACE`] for the last
+        // reply and [`UNDO_SHARE`] for the clean-up; with --timeout 0 (one
+        // attempt), one request's time (--connect-timeout) and the share.
+        let end = deadline.map(|d| {
+            if timeout.is_some_and(|t| t.is_zero()) {
+                d + self.node_timeout() + UNDO_SHARE
+            } else {
+                d + ANSWER_GRACE + UNDO_SHARE
+            }
+        });
+        // What is left for the clean-up after a last attempt.
+        let cleanup = || {
+            end.map_or(UNDO_TIMEOUT, |e| {
+                UNDO_TIMEOUT.min(e.saturating_duration_since(Instant::now()).max(MIN_REQUEST))
+            })
+        };
         let mut backoff = Backoff(FIRST_PAUSE);
         let mut waker: Option<Waker> = None;
         let mut ever_reachable = false;
@@ -297,7 +318,7 @@ impl Locker {
             // The description is rebuilt per attempt: it says since when.
             let holder = holder_json(&token);
             let attempt = tokio::select! {
-                a = self.try_acquire_as(&token, &holder, mode) => a,
+                a = self.try_acquire_until(&token, &holder, mode, end) => a,
                 c = &mut cancel => {
                     // Our SET may have landed just before the signal.
                     self.leave(&token, &waiter).await;
@@ -324,7 +345,7 @@ impl Locker {
                 | Attempt::Mismatch { .. }
                 | Attempt::ClockAhead { .. } => {
                     if waker.is_some() {
-                        self.leave(&token, &waiter).await;
+                        self.leave_within(&token, &waiter, cleanup()).await;
                     }
                     return WaitOutcome::TimedOut {
                         last: attempt,
@@ -336,7 +357,7 @@ impl Locker {
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
                 if waker.is_some() {
-                    self.leave(&token, &waiter).await;
+                    self.leave_within(&token, &waiter, cleanup()).await;
                 }
                 return WaitOutcome::TimedOut {
                     last: attempt,

@@ -36,7 +36,7 @@ fn status(out: &str, name: &str) -> String {
 }
 
 #[test]
-fn a_healthy_server_passes_every_check_one_line_each() {
+pub(crate) fn a_healthy_server_passes_every_check_one_line_each() {
     let server = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "everysec"]);
     let (code, out, err) = doctor(&[server.url()], &[]);
     assert_eq!(code, 0, "{out}{err}");
@@ -45,6 +45,9 @@ fn a_healthy_server_passes_every_check_one_line_each() {
         "version",
         "lua",
         "acl",
+        "pubsub",
+        "scan",
+        "wait",
         "maxmemory-policy",
         "persistence",
         "role",
@@ -57,7 +60,7 @@ fn a_healthy_server_passes_every_check_one_line_each() {
         out.lines()
             .last()
             .unwrap()
-            .starts_with("0 failed, 0 warned, 0 unknown, 9 ok"),
+            .starts_with("0 failed, 0 warned, 0 unknown, 12 ok"),
         "{out}"
     );
 
@@ -67,7 +70,7 @@ fn a_healthy_server_passes_every_check_one_line_each() {
     assert_eq!(v["ok"], true);
     assert_eq!(v["exit_code"], 0);
     let checks = v["servers"][0]["checks"].as_array().unwrap();
-    assert_eq!(checks.len(), 9, "{v}");
+    assert_eq!(checks.len(), 12, "{v}");
     assert!(
         checks
             .iter()
@@ -127,13 +130,13 @@ fn checks_the_server_does_not_allow_are_unknown() {
     ]);
     let (code, out, _) = doctor(&[server.url()], &[]);
     assert_eq!(code, 0, "{out}");
-    for name in [
-        "version",
-        "maxmemory-policy",
-        "persistence",
-        "role",
-        "cluster",
-    ] {
+    // HELLO still names the server.
+    assert_eq!(status(&out, "version"), "ok", "{out}");
+    assert!(
+        line(&out, "version").contains(ServerKind::current().product()),
+        "{out}"
+    );
+    for name in ["maxmemory-policy", "persistence", "role", "cluster"] {
         assert_eq!(status(&out, name), "unknown", "{name}: {out}");
     }
 }
@@ -173,7 +176,13 @@ fn an_acl_user_missing_commands_fails_without_showing_its_password() {
     named.sort_unstable();
     assert_eq!(
         named,
-        ["EVALSHA", "HGETALL", "HSET", "PUBLISH", "ZREMRANGEBYSCORE"],
+        ["EVALSHA", "HGETALL", "HSET", "ZREMRANGEBYSCORE"],
+        "{l}"
+    );
+    // PUBLISH turns off the wake-ups only: a warning of its own.
+    let l = line(&out, "pubsub");
+    assert!(
+        l.trim_start().starts_with("warn") && l.contains("PUBLISH") && !l.contains("SUBSCRIBE"),
         "{l}"
     );
     let (_, json, _) = doctor(&[url], &["--json"]);
@@ -248,4 +257,29 @@ fn nothing_reachable_is_69() {
     let (code, out, _) = doctor(&[url], &[]);
     assert_eq!(code, 69, "{out}");
     assert_eq!(status(&out, "reachable"), "fail", "{out}");
+}
+
+/// `doctor` names the server as it is, from `INFO server`: Valkey by its
+/// own version (not the `redis_version:7.2.4` it reports for
+/// compatibility), on each server of the matrix; and from `HELLO` when
+/// INFO is renamed away.
+#[test]
+fn names_the_server_as_it_is_on_each_kind() {
+    for kind in ServerKind::ALL {
+        let server = RedisServer::start_kind(kind, &[]);
+        let (code, out, _) = doctor(&[server.url()], &[]);
+        assert_eq!(code, 0, "{kind}: {out}");
+        let l = line(&out, "version");
+        let shown = l.split_whitespace().skip(2).collect::<Vec<_>>().join(" ");
+        assert!(
+            shown.starts_with(kind.product()),
+            "{kind}: {l} (expected {}x)",
+            kind.product()
+        );
+        assert_eq!(status(&out, "version"), "ok", "{kind}: {out}");
+    }
+    let server = RedisServer::start_kind(ServerKind::Valkey91, &["--rename-command", "INFO", ""]);
+    let (_, out, _) = doctor(&[server.url()], &[]);
+    let l = line(&out, "version");
+    assert!(l.contains("Valkey 9.1."), "{l}");
 }

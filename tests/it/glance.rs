@@ -424,7 +424,7 @@ fn fake_lock(server: &RedisServer, k: &str, pid: u32) {
 /// another client: `list` shows exactly the three, or those matching the
 /// glob; it walks the keyspace with SCAN and never sends KEYS.
 #[test]
-fn list_finds_exactly_the_locks_among_thousands_of_keys() {
+pub(crate) fn list_finds_exactly_the_locks_among_thousands_of_keys() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let p = key("list");

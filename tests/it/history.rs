@@ -29,7 +29,7 @@ fn run(server: &RedisServer, k: &str, extra: &[&str], script: &str) -> std::proc
 }
 
 #[test]
-fn ok_failed_and_signalled_runs_are_recorded_newest_first() {
+pub(crate) fn ok_failed_and_signalled_runs_are_recorded_newest_first() {
     let server = RedisServer::start();
     let k = key("history-outcomes");
     let o = run(&server, &k, &["--label", "nightly"], "exit 0");
@@ -210,11 +210,24 @@ fn the_readmes_status_jq_recipe_answers_from_real_runs() {
         .split("### Did last night's job run?")
         .nth(1)
         .expect("the recipe's section");
+    // The commands of the section's two console transcripts (`$ ` and
+    // `> ` lines), the line first, then the monitoring check.
     let block = section
-        .split("```sh\n")
-        .nth(1)
-        .and_then(|b| b.split("```").next())
-        .expect("the recipe's shell block");
+        .split("```console\n")
+        .skip(1)
+        .take(2)
+        .map(|b| {
+            b.split("```")
+                .next()
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.strip_prefix("$ ").or_else(|| l.strip_prefix("> ")))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(block.matches("redlock-run status").count(), 2, "{block}");
     let server = RedisServer::start();
     let path = format!(
         "{}:{}",

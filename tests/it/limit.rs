@@ -160,7 +160,7 @@ echo "end $1 $REDLOCK_FENCING_TOKEN" >> "$2""#;
 /// A waiter that finds every slot taken for all of --timeout exits 75
 /// (or -E's code), runs nothing, and leaves the queue.
 #[test]
-fn a_wait_for_a_full_key_times_out_with_75_and_leaves_the_queue() {
+pub(crate) fn a_wait_for_a_full_key_times_out_with_75_and_leaves_the_queue() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let k = key("limit-timeout");
@@ -286,7 +286,7 @@ pub(crate) fn try_run(server: &RedisServer, k: &str, extra: &[&str]) -> std::pro
 }
 
 #[test]
-fn instances_that_disagree_on_n_are_refused_from_what_redis_stores() {
+pub(crate) fn instances_that_disagree_on_n_are_refused_from_what_redis_stores() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let k = key("limit-mismatch");
@@ -421,7 +421,7 @@ fn several_masters_with_a_limit_are_refused_before_any_request() {
 }
 
 #[test]
-fn each_holder_renews_its_own_lease_and_a_lost_slot_stops_its_command() {
+pub(crate) fn each_holder_renews_its_own_lease_and_a_lost_slot_stops_its_command() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let k = key("limit-renew");

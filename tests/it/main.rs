@@ -2,12 +2,15 @@
 //! redlock-run binary, real signals and faults.
 
 mod admin;
+mod advice;
 mod atomic;
 mod chaos;
 mod cli;
+mod docs;
 mod doctor;
 mod documented;
 mod fencing;
+mod first_day;
 mod glance;
 mod history;
 mod holder;
@@ -15,6 +18,8 @@ mod lease;
 mod limit;
 mod limit_attack;
 mod limit_status;
+mod managed;
+mod matrix;
 mod nopubsub;
 mod quorum;
 mod refusals;
@@ -22,7 +27,9 @@ mod run;
 mod safety;
 mod schedule;
 mod secrets;
+mod servers;
 mod signals;
 mod support;
 mod topology;
 mod wait;
+mod wonder;

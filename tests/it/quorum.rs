@@ -106,7 +106,7 @@ fn assert_code(out: &Output, code: impl Into<i32>, what: &str) {
 }
 
 #[test]
-fn three_masters_run_with_one_down_and_refuse_with_two_down() {
+pub(crate) fn three_masters_run_with_one_down_and_refuse_with_two_down() {
     let mut m = start_masters(3);
     let urls = urls(&m);
     let dir = tempfile::tempdir().unwrap();
@@ -285,7 +285,7 @@ fn majority_partitioned_mid_run_stops_the_command_before_the_lease_expires() {
 }
 
 #[test]
-fn status_shows_each_master_and_release_clears_all() {
+pub(crate) fn status_shows_each_master_and_release_clears_all() {
     let mut m = start_masters(3);
     let urls = urls(&m);
     let dir = tempfile::tempdir().unwrap();

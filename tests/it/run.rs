@@ -18,7 +18,7 @@ fn code(o: &std::process::Output) -> i32 {
 }
 
 #[test]
-fn command_exit_code_passes_through_and_key_is_released() {
+pub(crate) fn command_exit_code_passes_through_and_key_is_released() {
     let server = RedisServer::start();
     let k = key("exit");
     let o = output(rr(&server).args(["--key", &k, "--", "sh", "-c", "exit 7"]));
@@ -36,7 +36,7 @@ fn command_exit_code_passes_through_and_key_is_released() {
 }
 
 #[test]
-fn child_env_matches_the_lock_in_redis_and_fencing_increases() {
+pub(crate) fn child_env_matches_the_lock_in_redis_and_fencing_increases() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let k = key("env");
@@ -114,7 +114,7 @@ fn stdout_and_stdin_pass_through_byte_for_byte() {
 }
 
 #[test]
-fn busy_lock_is_skipped_quietly_with_75_or_the_chosen_code() {
+pub(crate) fn busy_lock_is_skipped_quietly_with_75_or_the_chosen_code() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let k = key("busy");
@@ -148,7 +148,7 @@ fn busy_lock_is_skipped_quietly_with_75_or_the_chosen_code() {
 }
 
 #[test]
-fn timeout_waits_for_the_holder_then_runs() {
+pub(crate) fn timeout_waits_for_the_holder_then_runs() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let k = key("wait");
@@ -241,7 +241,7 @@ fn signal_while_waiting_ends_the_wait_with_128_plus_n() {
 }
 
 #[test]
-fn contenders_never_overlap() {
+pub(crate) fn contenders_never_overlap() {
     const CONTENDERS: usize = 8;
     const SECTIONS: usize = 15;
     let server = RedisServer::start();

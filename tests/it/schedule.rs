@@ -429,7 +429,7 @@ fn with_a_limit_runs_of_different_ticks_overlap_up_to_n_and_each_tick_runs_once(
 }
 
 #[test]
-fn runs_never_overlap_and_busy_ticks_are_logged_as_skipped() {
+pub(crate) fn runs_never_overlap_and_busy_ticks_are_logged_as_skipped() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("runs");
@@ -791,5 +791,222 @@ fn only_sigint_and_sigterm_stop_an_idle_schedule() {
     assert!(!server.exists(&k));
 }
 
+/// Any other signal that would end redlock-run (SIGALRM, a real-time
+/// one) stops an idle schedule too, exit 128+N.
+#[test]
+fn a_terminating_signal_stops_an_idle_schedule_with_128_plus_n() {
+    let server = RedisServer::start();
+    for (signo, name) in [
+        (Signal::SIGALRM as i32, "SIGALRM"),
+        (nix::libc::SIGRTMIN() + 1, "SIGRTMIN+1"),
+    ] {
+        let k = key("sched-stop");
+        let mut s = Instance::spawn(
+            name,
+            &mut schedule_cmd(&server, &k, &["--every", "1h"], "true", &[]),
+        );
+        poll_until("the schedule to start", Duration::from_secs(10), || {
+            s.count("schedule started") == 1
+        });
+        // SAFETY: kill(2) on plain integers, to a process this test started.
+        nix::errno::Errno::result(unsafe { nix::libc::kill(s.pid, signo) }).unwrap();
+        let st = s.wait(Duration::from_secs(5));
+        assert_eq!(st.code(), Some(128 + signo), "{name}: {st:?}\n{}", s.log());
+        assert_eq!(s.count("stopping the schedule"), 1, "{}", s.log());
+        assert!(s.lines().iter().any(|l| l.contains(name)), "{}", s.log());
+    }
+}
+
+/// A tick's attempt waits for a server at most --connect-timeout (and a
+/// tenth of the interval): against a server that never answers, each
+/// tick is skipped after that long.
+#[test]
+fn a_ticks_attempt_is_bounded_by_the_connect_timeout() {
+    let mute = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://127.0.0.1:{}", mute.local_addr().unwrap().port());
+    let k = key("sched-mute");
+    let mut s = Instance::spawn(
+        "mute",
+        rr_urls(&[url])
+            .args([
+                "schedule",
+                "--key",
+                &k,
+                "--every",
+                "2s",
+                "--connect-timeout",
+                "50ms",
+            ])
+            .args(["--", "true"]),
+    );
+    poll_until("a tick to be skipped", Duration::from_secs(10), || {
+        s.count("skipped: Redis unavailable") >= 1
+    });
+    assert!(
+        s.lines()
+            .iter()
+            .any(|l| l.contains("skipped: Redis unavailable") && l.contains("timed out after 50ms")),
+        "{}",
+        s.log()
+    );
+    s.signal(Signal::SIGTERM);
+    assert_eq!(
+        s.wait(Duration::from_secs(5)).code(),
+        Some(0),
+        "{}",
+        s.log()
+    );
+}
+
 #[path = "schedule_fleet.rs"]
 mod fleet;
+
+/// A misconfiguration no retry can fix ends `schedule` at start with 69,
+/// so that a service manager shows it: here a database the server does not
+/// have (a password or an ACL: tests/it/advice.rs).
+#[test]
+fn a_refused_database_ends_the_schedule_at_start_with_69() {
+    let server = RedisServer::start();
+    let k = key("sched-baddb");
+    let mut c = rr_urls(&[format!("redis://127.0.0.1:{}/99", server.port)]);
+    let o = output_within(
+        c.args(["schedule", "--key", &k, "--every", "1s", "--", "true"]),
+        EVENT,
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(69), "{err}");
+    let first = err.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("redlock-run: error: cannot schedule under lock")
+            && first.contains("DB index is out of range"),
+        "{err}"
+    );
+}
+
+/// While no master answers at start, `schedule` keeps trying at each
+/// tick, with one line a minute rather than one per tick, and runs as soon
+/// as Redis is there.
+#[test]
+fn an_unreachable_redis_at_start_is_waited_for_with_a_line_a_minute() {
+    let port = free_port();
+    let proxy = crate::support::proxy::Proxy::start(port);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("runs");
+    let k = key("sched-unreach");
+    let mut c = rr_urls(&[proxy.url()]);
+    c.args(["schedule", "--key", &k, "--every", "200ms"])
+        .args(["--", "sh", "-c", r#"echo "$REDLOCK_TICK" >> "$1""#, "sh"])
+        .arg(&out);
+    let mut inst = Instance::spawn("unreachable", &mut c);
+    // Each attempt to connect goes through the proxy: a dozen of them,
+    // over several ticks, while nothing listens behind it.
+    poll_until("a dozen attempts to connect", EVENT, || {
+        proxy.accepted() >= 12
+    });
+    assert!(inst.running(), "{}", inst.log());
+    // One line at start, one for the first tick skipped; the other ticks
+    // of the minute say nothing.
+    assert_eq!(inst.count("does not answer yet"), 1, "{}", inst.log());
+    assert_eq!(inst.count("skipped"), 1, "{}", inst.log());
+    assert_eq!(
+        inst.count("skipped: Redis unavailable (a line a minute until it answers)"),
+        1,
+        "{}",
+        inst.log()
+    );
+
+    let _server = RedisServer::start_on(port, &[]);
+    wait_lines(&out, 1, EVENT);
+    assert_eq!(inst.count("skipped"), 1, "{}", inst.log());
+    assert_eq!(inst.count("schedule started"), 1, "{}", inst.log());
+    inst.signal(Signal::SIGTERM);
+    assert_eq!(inst.wait(EVENT).code(), Some(0), "{}", inst.log());
+}
+
+/// The value of `field=` in a log line.
+fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{name}=")))
+}
+
+/// `schedule` says when the next tick is, at start and after each tick:
+/// a daily --cron is not silent for hours.
+#[test]
+fn schedule_logs_the_next_tick_at_start_and_after_each_tick() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("runs");
+    let k = key("sched-next");
+    let mut every = Instance::spawn(
+        "every",
+        &mut schedule_cmd(
+            &server,
+            &k,
+            &["--every", "1s"],
+            r#"echo "$REDLOCK_TICK" >> "$1""#,
+            &[out.to_str().unwrap()],
+        ),
+    );
+    let ticks = wait_lines(&out, 1, EVENT);
+    poll_until("the tick's line", EVENT, || every.count(": ran ") >= 1);
+    let lines = every.lines();
+    let started = lines
+        .iter()
+        .find(|l| l.contains("schedule started"))
+        .unwrap();
+    let next = field(started, "next_tick").unwrap_or_else(|| panic!("{started}"));
+    assert_eq!(next, ticks[0], "{}", every.log());
+    let ran = lines.iter().find(|l| l.contains(": ran ")).unwrap();
+    assert_eq!(field(ran, "tick"), Some(ticks[0].as_str()), "{ran}");
+    let after = field(ran, "next_tick").unwrap_or_else(|| panic!("{ran}"));
+    assert_eq!(tick_ns(after) - tick_ns(&ticks[0]), 1_000_000_000, "{ran}");
+    stop_all(std::slice::from_mut(&mut every));
+
+    // A daily cron: the next tick is the coming midnight (UTC).
+    let mut daily = Instance::spawn(
+        "daily",
+        &mut schedule_cmd(&server, &k, &["--cron", "0 0 * * *"], "true", &[]),
+    );
+    poll_until("the start line", EVENT, || {
+        daily.count("schedule started") == 1
+    });
+    let started = daily
+        .lines()
+        .into_iter()
+        .find(|l| l.contains("schedule started"))
+        .unwrap();
+    let next = field(&started, "next_tick").unwrap_or_else(|| panic!("{started}"));
+    let day_ns = 86_400_000_000_000;
+    assert_eq!(tick_ns(next) % day_ns, 0, "{started}");
+    assert!(
+        tick_ns(next) > now_ns() && tick_ns(next) - now_ns() <= day_ns,
+        "{started}"
+    );
+    stop_all(std::slice::from_mut(&mut daily));
+}
+
+/// A schedule that started while Redis did not answer is refused, with 69,
+/// by the first answer that refuses it (here: a password it lacks).
+#[test]
+fn a_password_refused_when_redis_first_answers_ends_the_schedule_with_69() {
+    use crate::support::proxy::{Mode, Proxy};
+    let server = RedisServer::start_with_password("s3cret-pw");
+    let proxy = Proxy::start(server.port);
+    proxy.set_mode(Mode::Reset);
+    let k = key("sched-late-auth");
+    let mut c = rr_urls(&[proxy.url()]);
+    c.args(["schedule", "--key", &k, "--every", "200ms", "--", "true"]);
+    let mut inst = Instance::spawn("late-auth", &mut c);
+    poll_until("a tick skipped", EVENT, || inst.count("skipped") >= 1);
+    assert!(inst.running(), "{}", inst.log());
+    proxy.set_mode(Mode::Pass);
+    assert_eq!(inst.wait(EVENT).code(), Some(69), "{}", inst.log());
+    let lines = inst.lines();
+    let last = lines.last().unwrap();
+    assert!(
+        last.contains("redlock-run: error: Redis requires a password"),
+        "{}",
+        inst.log()
+    );
+    assert!(!inst.log().contains("s3cret-pw"), "{}", inst.log());
+}

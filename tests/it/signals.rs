@@ -327,3 +327,185 @@ fn command_ignoring_sigterm_is_killed_after_kill_after_on_lost_lock() {
     );
     assert_eq!(server.get(&key).as_deref(), Some("other"));
 }
+
+/// The signals whose default action would end redlock-run and that are
+/// not forwarded (the spec's "handled like SIGTERM"), as numbers: the
+/// real-time ones have no `nix` name.
+fn stopping_signals() -> Vec<(i32, String)> {
+    let mut all: Vec<(i32, String)> = [
+        Signal::SIGALRM,
+        Signal::SIGVTALRM,
+        Signal::SIGPROF,
+        Signal::SIGXCPU,
+        Signal::SIGXFSZ,
+        Signal::SIGTRAP,
+        Signal::SIGIO,
+        Signal::SIGPWR,
+        Signal::SIGSTKFLT,
+        Signal::SIGABRT,
+    ]
+    .iter()
+    .map(|s| (*s as i32, s.as_str().to_string()))
+    .collect();
+    let (min, max) = (nix::libc::SIGRTMIN(), nix::libc::SIGRTMAX());
+    all.push((min, "SIGRTMIN".into()));
+    all.push((min + 3, "SIGRTMIN+3".into()));
+    all.push((max, "SIGRTMAX".into()));
+    all
+}
+
+/// `kill(pid, signo)` for any signal number (real-time ones included).
+fn send_raw(pid: u32, signo: i32) {
+    // SAFETY: kill(2) on plain integers, to a process this test started.
+    nix::errno::Errno::result(unsafe { nix::libc::kill(pid as i32, signo) })
+        .unwrap_or_else(|e| panic!("kill -{signo} {pid}: {e}"));
+}
+
+/// SIGALRM, SIGXCPU, the real-time signals ... sent to a holder: the
+/// command is stopped, the lock released within a second, the run
+/// recorded as `signalled`, and redlock-run exits 128+N.
+#[test]
+fn terminating_signals_stop_the_command_release_and_record() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let runs: Vec<_> = stopping_signals()
+        .into_iter()
+        .map(|(signo, name)| {
+            let k = key(&format!("stop-{signo}"));
+            // The command: a shell with a background job.
+            let script = format!("echo $$ > {signo}.ready; sleep 30 & sleep 30");
+            let child = Sh::new(&[server.url()], &k, dir.path(), &script).start();
+            (signo, name, k, child)
+        })
+        .collect();
+    let mut sent = Vec::new();
+    for (signo, _, _, child) in &runs {
+        read_pid(&dir.path().join(format!("{signo}.ready")));
+        send_raw(child.id(), *signo);
+        sent.push(Instant::now());
+    }
+    for ((signo, name, k, child), at) in runs.into_iter().zip(sent) {
+        wait_until(&format!("{name}: the lock to go"), DONE, || {
+            !server.exists(&k)
+        });
+        let took = at.elapsed();
+        eprintln!("{name}: lock gone {took:?} after the signal");
+        let out = wait_output(child, DONE);
+        assert_eq!(
+            out.status.code(),
+            Some(128 + signo),
+            "{name}: stderr:\n{}",
+            stderr(&out)
+        );
+        assert!(
+            took < Duration::from_secs(1),
+            "{name}: the lock went {took:?} after the signal"
+        );
+        let o = output(rr(&server).args(["status", "--key", &k, "--json"]));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        let last = &v["last_runs"][0];
+        assert_eq!(last["outcome"], "signalled", "{name}: {v}");
+        assert_eq!(last["exit_code"], 128 + signo, "{name}: {v}");
+    }
+}
+
+/// A waiter sent one of them leaves the queue and exits 128+N; the holder
+/// keeps the lock.
+#[test]
+fn terminating_signals_end_a_wait_and_leave_the_queue() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("stop-wait");
+    let (holder, env) = Holder::start(&server, &k, dir.path(), &[]);
+    let waiters_key = format!("{{{k}}}:redlock-run:waiters");
+    let signals = stopping_signals();
+    let waiters: Vec<_> = signals
+        .iter()
+        .map(|_| {
+            spawn_piped(rr(&server).args(["--key", &k, "--timeout", "60s", "-q", "--", "true"]))
+        })
+        .collect();
+    wait_until("every waiter in the queue", DONE, || {
+        server.query::<usize>(&["ZCARD", &waiters_key]) == waiters.len()
+    });
+    for ((signo, _), w) in signals.iter().zip(&waiters) {
+        send_raw(w.id(), *signo);
+    }
+    for ((signo, name), w) in signals.iter().zip(waiters) {
+        let out = wait_output(w, DONE);
+        assert_eq!(
+            out.status.code(),
+            Some(128 + signo),
+            "{name}: stderr:\n{}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(server.query::<usize>(&["ZCARD", &waiters_key]), 0);
+    assert_eq!(server.get(&k).as_deref(), Some(env.token.as_str()));
+    assert_eq!(holder.finish().status.code(), Some(0));
+}
+
+/// In `schedule`, one of them stops the running command, releases the
+/// lock, records the run and ends the schedule with 128+N.
+#[test]
+fn a_terminating_signal_stops_a_schedule_and_its_running_command() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("stop-schedule");
+    let child = spawn_piped(
+        rr(&server)
+            .args(["schedule", "--key", &k, "--every", "1s", "--"])
+            .args(["sh", "-c", "echo $$ > ready; sleep 30 & sleep 30"])
+            .current_dir(dir.path()),
+    );
+    read_pid(&dir.path().join("ready"));
+    send_signal(child.id(), Signal::SIGALRM);
+    let at = Instant::now();
+    wait_until("the lock to go", DONE, || !server.exists(&k));
+    let took = at.elapsed();
+    let out = wait_output(child, DONE);
+    assert_eq!(
+        out.status.code(),
+        Some(128 + 14),
+        "stderr:\n{}",
+        stderr(&out)
+    );
+    assert!(
+        took < Duration::from_secs(1),
+        "the lock went {took:?} after SIGALRM"
+    );
+    let o = output(rr(&server).args(["status", "--key", &k, "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["last_runs"][0]["outcome"], "signalled", "{v}");
+    assert!(v["last_runs"][0]["tick"].is_string(), "{v}");
+}
+
+/// The guardian ignores them too (`pkill -ALRM redlock-run` reaches it):
+/// it survives, and still kills what the command started when
+/// redlock-run is SIGKILLed.
+#[test]
+fn the_guardian_survives_terminating_signals() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("stop-guardian");
+    let mut child = Sh::new(
+        &[server.url()],
+        &k,
+        dir.path(),
+        "sleep 60 & echo $! > bg; echo $$ > ready; wait",
+    )
+    .start();
+    read_pid(&dir.path().join("ready"));
+    let bg = read_pid(&dir.path().join("bg"));
+    let guardian = guardian_of(child.id() as i32).expect("a guardian");
+    for (signo, _) in stopping_signals() {
+        send_raw(guardian as u32, signo);
+    }
+    send_signal(child.id(), Signal::SIGKILL);
+    child.wait().unwrap();
+    let gone = std::panic::catch_unwind(|| wait_gone(bg, Duration::from_secs(5)));
+    if gone.is_err() {
+        let _ = nix::sys::signal::kill(Pid::from_raw(bg), Signal::SIGKILL);
+        panic!("the guardian died of a signal: the command's background job outlived redlock-run");
+    }
+}

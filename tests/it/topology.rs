@@ -2,7 +2,7 @@
 //! held), `--wait-replicas` against real replicas, and a real three-master
 //! Cluster (a key with braces, a slot migrated while a lock is held).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::support::topology::{ClusterSetup, SentinelSetup};
 use crate::support::{Holder, RedisServer, key, output, rr, rr_urls, stderr, stdout, wait_until};
@@ -12,7 +12,7 @@ use crate::support::{Holder, RedisServer, key, output, rr, rr_urls, stderr, stdo
 /// the new primary (the command is not stopped), the release deletes the
 /// key there, and the fencing counter carries on.
 #[test]
-fn sentinel_follows_a_failover_while_the_lock_is_held() {
+pub(crate) fn sentinel_follows_a_failover_while_the_lock_is_held() {
     let setup = SentinelSetup::start();
     let url = setup.url();
     let k = key("sentinel");
@@ -199,7 +199,7 @@ fn wait_replicas_needs_acknowledged_grants_and_renewals() {
 /// by the server's own account, and a waiter, subscribed on the key's node,
 /// woken by the release.
 #[test]
-fn cluster_lock_with_braces_and_a_woken_waiter() {
+pub(crate) fn cluster_lock_with_braces_and_a_woken_waiter() {
     let c = ClusterSetup::start();
     let url = c.url();
     let k = format!("{}{{eu}}", key("cluster"));
@@ -253,7 +253,7 @@ fn cluster_lock_with_braces_and_a_woken_waiter() {
 /// lock is held: renewals follow ASK and then MOVED, and the release
 /// deletes the key on its new node.
 #[test]
-fn cluster_slot_migration_while_the_lock_is_held() {
+pub(crate) fn cluster_slot_migration_while_the_lock_is_held() {
     let c = ClusterSetup::start();
     let url = c.url();
     let k = key("migrate");
@@ -279,6 +279,73 @@ fn cluster_slot_migration_while_the_lock_is_held() {
     let out = holder.finish();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!c.nodes[to].exists(&k), "released on the new node");
+}
+
+/// A contender during a slot migration (MIGRATING on the old node,
+/// IMPORTING on the new one, no key moved yet: the ASK window) for a key
+/// that is visibly held: the acquire script names auxiliary keys that are
+/// not there, which the node answers with TRYAGAIN; the contender still
+/// exits 75 (held) within its timeout, never 69. A waiter keeps waiting
+/// through the migration and gets the lock once it is released.
+#[test]
+fn a_contender_during_a_slot_migration_gets_75() {
+    let c = ClusterSetup::start();
+    let url = c.url();
+    let k = key("migrate-contend");
+    let slot = c.slot(&k);
+    let from = c.owner(slot);
+    let to = (from + 1) % 3;
+    let dir = tempfile::tempdir().unwrap();
+    let holder = Holder::spawn_at(&url, &k, dir.path(), &["--ttl", "10s"]);
+    let env = holder.wait_ready(Duration::from_secs(10));
+    let contend = |timeout: &str| {
+        let start = Instant::now();
+        let o = output(rr_urls(std::slice::from_ref(&url)).args([
+            "--key",
+            &k,
+            "--timeout",
+            timeout,
+            "--",
+            "true",
+        ]));
+        (o, start.elapsed())
+    };
+    let mut waiter = None;
+    c.migrate_slot(slot, from, to, || {
+        let (o, took) = contend("0");
+        eprintln!("--timeout 0 during the migration: {took:?}");
+        assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+        assert!(took < Duration::from_millis(2500), "took {took:?}");
+        let (o, took) = contend("2s");
+        eprintln!("--timeout 2s during the migration: {took:?}");
+        assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+        assert!(took < Duration::from_millis(2500), "took {took:?}");
+        waiter = Some(crate::support::spawn_piped(
+            rr_urls(std::slice::from_ref(&url)).args([
+                "--key",
+                &k,
+                "--timeout",
+                "30s",
+                "--",
+                "sh",
+                "-c",
+                "echo $REDLOCK_FENCING_TOKEN",
+            ]),
+        ));
+        // It subscribes for the release once an attempt saw the lock held.
+        let channel = redlock_run::lock::Keys::new(&k).channel;
+        wait_until(
+            "the waiter to see the lock held and subscribe",
+            Duration::from_secs(10),
+            || c.nodes.iter().any(|n| n.shard_subscribers(&channel) > 0),
+        );
+        assert_eq!(c.nodes[from].get(&k).as_deref(), Some(env.token.as_str()));
+    });
+    let out = holder.finish();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = crate::support::wait_output(waiter.unwrap(), Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), (env.fencing + 1).to_string());
 }
 
 /// What `--wait-replicas` buys, measured (REDLOCK_FAILOVER_ROUNDS=N runs

@@ -53,3 +53,167 @@ fn a_hanging_subscription_does_not_stretch_the_timeout() {
         "a hanging SUBSCRIBE kept the waiter {hung:?} (baseline {baseline:?})"
     );
 }
+
+/// A server that accepts connections and never answers: a loopback
+/// listener that keeps every connection open and reads nothing. Stopped
+/// (and its connections closed) on drop.
+struct MuteServer {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl MuteServer {
+    fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((conn, _)) => held.push(conn),
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        MuteServer {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for MuteServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Run `redlock-run [args] -- true` and time it.
+fn timed(cmd: &mut std::process::Command) -> (std::process::Output, Duration) {
+    let start = Instant::now();
+    let o = output_within(cmd.args(["--", "true"]), Duration::from_secs(30));
+    (o, start.elapsed())
+}
+
+/// `--timeout 3s` against a server that never answers ends within 3 s
+/// plus at most 500 ms (spec: "Every way a run ends"), exit 69: no server
+/// answered. It did try for the whole timeout.
+#[test]
+fn timeout_bounds_the_whole_attempt_against_a_mute_server() {
+    let mute = MuteServer::start();
+    let k = key("mute");
+    let (o, took) = timed(rr_urls(&[mute.url()]).args(["--key", &k, "--timeout", "3s"]));
+    eprintln!("--timeout 3s against a mute server: {took:?}");
+    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    assert!(
+        took < Duration::from_millis(3500),
+        "--timeout 3s took {took:?}: {}",
+        stderr(&o)
+    );
+    assert!(took >= Duration::from_secs(3), "gave up early: {took:?}");
+}
+
+/// `--timeout 0` is one attempt, bounded by `--connect-timeout` (or
+/// REDLOCK_CONNECT_TIMEOUT; default 2 s), plus at most 500 ms.
+#[test]
+fn one_attempt_is_bounded_by_the_connect_timeout() {
+    let mute = MuteServer::start();
+    let k = key("mute-once");
+    let (o, took) = timed(rr_urls(&[mute.url()]).args(["--key", &k, "--connect-timeout", "1s"]));
+    eprintln!("--timeout 0 --connect-timeout 1s: {took:?}");
+    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    assert!(
+        took < Duration::from_millis(1500),
+        "took {took:?}: {}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("timed out after 1s"), "{}", stderr(&o));
+
+    let (o, took) = timed(
+        rr_urls(&[mute.url()])
+            .env("REDLOCK_CONNECT_TIMEOUT", "700ms")
+            .args(["--key", &k]),
+    );
+    eprintln!("--timeout 0, REDLOCK_CONNECT_TIMEOUT=700ms: {took:?}");
+    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    assert!(
+        took < Duration::from_millis(1200),
+        "took {took:?}: {}",
+        stderr(&o)
+    );
+
+    let (o, took) = timed(rr_urls(&[mute.url()]).args(["--key", &k]));
+    eprintln!("--timeout 0, default connect timeout: {took:?}");
+    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    assert!(
+        took < Duration::from_millis(2500),
+        "took {took:?}: {}",
+        stderr(&o)
+    );
+}
+
+/// A busy lock whose server goes mute part way through the wait (the
+/// proxy holds every reply): still 75, the lock was seen held, and still
+/// within --timeout plus 500 ms.
+#[test]
+fn timeout_bounds_a_wait_whose_server_goes_mute() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("mute-busy");
+    let (_holder, _) = Holder::start(&server, &k, dir.path(), &[]);
+    let proxy = Proxy::start(server.port);
+    let start = Instant::now();
+    let waiter =
+        spawn_piped(rr_urls(&[proxy.url()]).args(["--key", &k, "--timeout", "3s", "--", "true"]));
+    let waiters_key = format!("{{{k}}}:redlock-run:waiters");
+    wait_until("the waiter in the queue", Duration::from_secs(3), || {
+        server.query::<usize>(&["ZCARD", &waiters_key]) == 1
+    });
+    proxy.set_mode(crate::support::proxy::Mode::HoldReplies);
+    let o = wait_output(waiter, Duration::from_secs(30));
+    let took = start.elapsed();
+    eprintln!("--timeout 3s, server mute after the first attempts: {took:?}");
+    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    assert!(
+        took < Duration::from_millis(3500),
+        "took {took:?}: {}",
+        stderr(&o)
+    );
+}
+
+/// The same bounds over a quorum of three servers that never answer: the
+/// check of the masters at start comes out of --timeout too.
+#[test]
+fn timeout_bounds_a_quorum_of_mute_servers() {
+    let mutes: Vec<MuteServer> = (0..3).map(|_| MuteServer::start()).collect();
+    let urls: Vec<String> = mutes.iter().map(MuteServer::url).collect();
+    let k = key("mute-quorum");
+    let (o, took) = timed(rr_urls(&urls).args(["--key", &k, "--timeout", "2s"]));
+    eprintln!("quorum, --timeout 2s: {took:?}");
+    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    assert!(
+        took < Duration::from_millis(2500),
+        "took {took:?}: {}",
+        stderr(&o)
+    );
+    let (o, took) = timed(rr_urls(&urls).args(["--key", &k, "--connect-timeout", "1s"]));
+    eprintln!("quorum, --timeout 0 --connect-timeout 1s: {took:?}");
+    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    assert!(
+        took < Duration::from_millis(1500),
+        "took {took:?}: {}",
+        stderr(&o)
+    );
+}

@@ -1,9 +1,18 @@
 //! Test support: real `redis-server` processes on free loopback ports
 //! (never 6379), stopped by PID; the binary under test; small helpers.
+//!
+//! Which server a test runs on: [`ServerKind::current`], from
+//! `REDLOCK_TEST_SERVER` (`redis-7.0`, the default: Debian's
+//! `redis-server` on PATH; `redis-6.2`; `valkey-9.1`), or for the scope
+//! of [`with_server`] on this thread (the matrix set). Every server a test
+//! starts, Sentinels and Cluster nodes included, is of that kind.
 
 pub mod proxy;
+mod servers;
 mod sh;
 pub mod topology;
+
+pub use servers::{ServerKind, with_server};
 
 pub use sh::{DONE, READY, Sh};
 
@@ -47,11 +56,15 @@ pub fn key(name: &str) -> String {
 /// when the test fails (panics) so a failure shows the server's side too.
 pub struct RedisServer {
     pub port: u16,
+    /// Which server binary runs.
+    pub kind: ServerKind,
     child: Option<Child>,
     dir: tempfile::TempDir,
     extra: Vec<String>,
     /// `requirepass`, when the server was started with one.
     password: Option<String>,
+    /// A config file, given before the other arguments.
+    config: Option<PathBuf>,
 }
 
 impl RedisServer {
@@ -69,10 +82,12 @@ impl RedisServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = RedisServer {
             port,
+            kind: ServerKind::current(),
             child: None,
             dir,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             password: None,
+            config: None,
         };
         s.spawn();
         s
@@ -89,6 +104,7 @@ impl RedisServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = RedisServer {
             port: free_port(),
+            kind: ServerKind::current(),
             child: None,
             dir,
             extra: ["--requirepass", password]
@@ -97,13 +113,41 @@ impl RedisServer {
                 .map(|s| s.to_string())
                 .collect(),
             password: Some(password.into()),
+            config: None,
+        };
+        s.spawn();
+        s
+    }
+
+    /// [`RedisServer::start_with`] on a server of the given kind, whatever
+    /// the test's current one.
+    pub fn start_kind(kind: ServerKind, extra: &[&str]) -> Self {
+        with_server(kind, || Self::start_with(extra))
+    }
+
+    /// Start with a config file holding `text` (directives the command
+    /// line cannot give, e.g. `rename-command CONFIG ""` as managed
+    /// services set it).
+    pub fn start_with_config(text: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("redis.conf");
+        std::fs::write(&config, text).unwrap();
+        let mut s = RedisServer {
+            port: free_port(),
+            kind: ServerKind::current(),
+            child: None,
+            dir,
+            extra: Vec::new(),
+            password: None,
+            config: Some(config),
         };
         s.spawn();
         s
     }
 
     fn spawn(&mut self) {
-        let mut cmd = Command::new("redis-server");
+        let mut cmd = Command::new(self.kind.binary());
+        cmd.args(&self.config);
         cmd.arg("--port")
             .arg(self.port.to_string())
             .arg("--bind")
@@ -120,7 +164,7 @@ impl RedisServer {
             .stderr(Stdio::null());
         let child = cmd
             .spawn()
-            .expect("redis-server must be installed (scripts/test installs it)");
+            .unwrap_or_else(|e| panic!("{}: {e} ({})", self.kind, self.kind.install_hint()));
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -131,7 +175,8 @@ impl RedisServer {
             }
             assert!(
                 Instant::now() < deadline,
-                "redis-server on {} did not come up:\n{}",
+                "{} on {} did not come up:\n{}",
+                self.kind,
                 self.port,
                 self.log()
             );
@@ -217,7 +262,7 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("---- redis-server :{} log ----\n{}", self.port, self.log());
+            eprintln!("---- {} :{} log ----\n{}", self.kind, self.port, self.log());
         }
         self.kill();
     }

@@ -1,13 +1,16 @@
 //! Real Sentinel and Cluster set-ups on free loopback ports, started and
 //! stopped (by PID) by the test: a primary, a replica and three
 //! `redis-sentinel` processes; or three `redis-server --cluster-enabled`
-//! masters joined with `redis-cli --cluster create`.
+//! masters joined with `redis-cli --cluster create`. On the test's
+//! [`ServerKind`](super::ServerKind): the Sentinels are its server binary
+//! with `--sentinel` (Debian's `redis-sentinel` for Redis 7.0), the nodes
+//! its `--cluster-enabled` servers (Debian's redis-cli 7 joins Valkey's too).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{RedisServer, free_port, wait_until};
+use super::{RedisServer, ServerKind, free_port, wait_until};
 
 /// One `redis-sentinel` process, killed (by PID) on drop.
 pub struct SentinelProc {
@@ -39,13 +42,21 @@ impl SentinelProc {
         )
         .unwrap();
         let password = auth.map(|(_, own)| own.to_string());
-        let child = Command::new("redis-sentinel")
-            .arg(&conf)
+        let kind = ServerKind::current();
+        let mut cmd = match kind {
+            ServerKind::Redis70 => Command::new("redis-sentinel"),
+            _ => Command::new(kind.binary()),
+        };
+        cmd.arg(&conf);
+        if kind != ServerKind::Redis70 {
+            cmd.arg("--sentinel");
+        }
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-sentinel must be installed (scripts/test installs it)");
+            .unwrap_or_else(|e| panic!("{kind} as a Sentinel: {e} ({})", kind.install_hint()));
         let s = SentinelProc {
             port,
             child,

@@ -1,0 +1,122 @@
+//! What a first-day user meets before reading the docs (issue 26.2,
+//! 26.6): help that ends with examples, man pages with EXAMPLES and EXIT
+//! STATUS, and two `--redis` URLs that are not failover, as the tool says.
+
+use redlock_run::cli::{RUN_A_COMMAND, RUN_NOTHING};
+use redlock_run::help;
+
+use crate::support::*;
+
+/// Two URLs are a 2-of-2 quorum: with one server down nothing runs, and
+/// the warning says exactly that (and what to use for failover) before
+/// the run fails.
+#[test]
+fn two_urls_warn_that_one_server_down_stops_every_run() {
+    let up = RedisServer::start();
+    let down = format!("redis://127.0.0.1:{}", free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("two-urls");
+    let out = output(
+        rr_urls(&[up.url(), down])
+            .args(["--key", &k, "--", "sh", "-c", "echo ran > ran"])
+            .current_dir(dir.path()),
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(69), "stderr:\n{err}");
+    assert!(!dir.path().join("ran").exists(), "the command ran");
+    let warning = err
+        .lines()
+        .find(|l| l.contains("warn"))
+        .unwrap_or_else(|| panic!("no warning; stderr:\n{err}"));
+    for needle in [
+        "one server down stops every run",
+        "not failover",
+        "redis+sentinel://",
+    ] {
+        assert!(
+            warning.contains(needle),
+            "the warning should say {needle:?}: {warning}"
+        );
+    }
+    assert!(!up.exists(&k), "a lock was left on the server that is up");
+}
+
+/// `-h` fits on one screen (at most 50 lines at 100 columns; it was 71
+/// before the short summaries) and ends with examples; `--help` ends with
+/// every example of its mode, each after a comment, then the exit codes.
+#[test]
+fn help_ends_with_examples_and_h_fits_one_screen() {
+    let modes: Vec<Option<&str>> = std::iter::once(None)
+        .chain(RUN_NOTHING.iter().chain(RUN_A_COMMAND).map(|s| Some(*s)))
+        .filter(|m| *m != Some("help"))
+        .collect();
+    for mode in modes {
+        let help = |flag: &str| {
+            let mut c = rr_urls(&[]);
+            c.env("COLUMNS", "100").args(mode).arg(flag);
+            let o = output(&mut c);
+            assert_eq!(o.status.code(), Some(0), "{mode:?} {flag}: {}", stderr(&o));
+            stdout(&o)
+        };
+        let (short, long) = (help("-h"), help("--help"));
+        let lines = short.lines().count();
+        eprintln!(
+            "{mode:?}: -h {lines} lines, --help {}",
+            long.lines().count()
+        );
+        assert!(lines <= 50, "{mode:?}: -h is {lines} lines:\n{short}");
+        let examples = help::examples(mode);
+        assert!(!examples.is_empty(), "{mode:?}: no examples");
+        assert!(short.contains("\nExamples:\n  "), "{mode:?} -h:\n{short}");
+        for e in examples {
+            assert!(
+                long.contains(&format!("  # {}\n  {}\n", e.what, e.command)),
+                "{mode:?} --help lacks {:?}:\n{long}",
+                e.command
+            );
+        }
+        let exit_at = long.find("Exit status:").expect("an exit-status table");
+        assert!(long.find("Examples:").unwrap() < exit_at, "{mode:?}");
+    }
+}
+
+/// Every example in `--help` (and so in the man pages) parses and passes
+/// the checks the binary makes before it connects anywhere.
+#[test]
+fn every_help_example_is_a_valid_command_line() {
+    let mut n = 0;
+    for mode in [
+        None,
+        Some("schedule"),
+        Some("status"),
+        Some("release"),
+        Some("doctor"),
+        Some("list"),
+        Some("completions"),
+    ] {
+        for e in help::examples(mode) {
+            let found = crate::docs::invocations(e.command);
+            assert_eq!(found.len(), 1, "{:?}: one redlock-run in it", e.command);
+            crate::docs::check_invocation(&found[0]).unwrap_or_else(|err| panic!("{err}"));
+            n += 1;
+        }
+    }
+    assert!(n >= 10, "{n} examples");
+}
+
+/// Every man page has EXAMPLES and EXIT STATUS sections (the pages are
+/// generated; `checked_in_man_pages_are_fresh` keeps them so).
+#[test]
+fn every_man_page_has_examples_and_exit_status() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
+    let mut pages = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let path = e.unwrap().path();
+        let page = std::fs::read_to_string(&path).unwrap();
+        for section in [".SH EXAMPLES", ".SH \"EXIT STATUS\""] {
+            assert!(page.contains(section), "{}: no {section}", path.display());
+        }
+        pages += 1;
+    }
+    assert!(pages >= 7, "{pages} man pages");
+}
