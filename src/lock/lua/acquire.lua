@@ -62,10 +62,13 @@ if stored and stored ~= '1' then return {5, tonumber(stored) or 0, '', ''} end
 local holder = redis.pcall('GET', lock_key)
 if type(holder) == 'table' and holder.err then return holder end
 -- Another application's data at our names: refused before any write.
-local bad = foreign({fence_key, 'string', holder_key, 'string', limit_key, 'string', woken_key, 'zset'})
-  or foreign_string(fence_key, 'counter')
-if not bad and mode == 'tick' then bad = foreign({aux_key, 'string'}) or foreign_string(aux_key, 'claim') end
-if not bad and mode == 'wait' then bad = foreign({aux_key, 'zset'}) end
+-- (GET refuses another type at the counter, as above at the limit.)
+local counter = redis.call('GET', fence_key)
+local bad = foreign({holder_key, 'string'}) or foreign_string(fence_key, 'counter', counter)
+if not bad and mode == 'tick' then
+  bad = foreign_string(aux_key, 'claim', redis.call('GET', aux_key))
+end
+if not bad and mode == 'wait' then bad = foreign({aux_key, 'zset', woken_key, 'zset'}) end
 if bad then return bad end
 -- A woken one-holder waiter is back.
 if mode == 'wait' then redis.call('ZREM', woken_key, waiter_id) end
@@ -73,7 +76,7 @@ if holder == token then
   redis.call('PEXPIRE', lock_key, ttl_ms)
   redis.call('SET', holder_key, holder_json, 'PX', ttl_ms)
   if mode == 'wait' then redis.call('ZREM', aux_key, waiter_id) end
-  return {1, tonumber(redis.call('GET', fence_key) or '0'), '', ''}
+  return {1, tonumber(counter or '0'), '', ''}
 end
 local notices = {}
 local tick, prev
@@ -85,7 +88,7 @@ if mode == 'tick' then
   if stop then return stop end
 end
 if not holder and redis.call('SET', lock_key, token, 'NX', 'PX', ttl_ms) then
-  local fence, missing = next_fence(fence_key)
+  local fence, missing = next_fence(fence_key, counter)
   redis.call('SET', holder_key, holder_json, 'PX', ttl_ms)
   if mode == 'tick' then
     redis.call('SET', aux_key, claim_str(tick, claim_state, token, prev))

@@ -60,10 +60,13 @@ if kind == 'zset' and not stored then
   return redis.error_reply('WRONGTYPE ' .. lock_key .. ' holds a sorted set that is not a --limit lock')
 end
 -- Another application's data at our names: refused before any write.
-local bad = foreign({fence_key, 'string', holders_key, 'hash', limit_key, 'string', woken_key, 'zset'})
-  or foreign_string(fence_key, 'counter')
-if not bad and mode == 'tick' then bad = foreign({aux_key, 'string'}) or foreign_string(aux_key, 'claim') end
-if not bad and mode == 'wait' then bad = foreign({aux_key, 'zset'}) end
+-- (GET refuses another type at the counter, as above at the limit.)
+local counter = redis.call('GET', fence_key)
+local bad = foreign({holders_key, 'hash'}) or foreign_string(fence_key, 'counter', counter)
+if not bad and mode == 'tick' then
+  bad = foreign_string(aux_key, 'claim', redis.call('GET', aux_key))
+end
+if not bad and mode == 'wait' then bad = foreign({aux_key, 'zset', woken_key, 'zset'}) end
 if bad then return bad end
 local now = now_ms()
 -- A woken waiter is back.
@@ -96,7 +99,7 @@ if mode == 'tick' then
 end
 if redis.call('ZCARD', lock_key) < n then
   hold()
-  local fence, missing = next_fence(fence_key)
+  local fence, missing = next_fence(fence_key, counter)
   -- The description, with this holder's fencing token first.
   local rest = string.sub(holder_json, 2)
   if rest ~= '}' then rest = ',' .. rest end

@@ -75,9 +75,9 @@ local function foreign(checks)
 end
 
 -- The same for a string that must hold what the lock keeps there: a
--- counter (an integer) or a tick claim (see read_claim).
-local function foreign_string(k, what)
-  local v = redis.call('GET', k)
+-- counter (an integer) or a tick claim (see read_claim); v is its value,
+-- read with GET (which refuses another type).
+local function foreign_string(k, what, v)
   if not v then return nil end
   if what == 'counter' and string.match(v, '^%d+$') then return nil end
   if what == 'claim' and (string.match(v, '^%-?%d+$') or string.match(v, '^%-?%d+ %a %S+ %-?%d+$')) then
@@ -209,9 +209,9 @@ end
 -- tokens keep rising after the counter was evicted or lost in a restart
 -- without persistence, as long as the server's clock does not step back.
 -- Below 2^53 until the year 2255: exact in a Lua number, JSON and
--- JavaScript. Returns the token and whether the counter was missing.
-local function next_fence(fence_key)
-  local c = redis.call('GET', fence_key)
+-- JavaScript. c is the counter as read (GET) before the script's first
+-- write. Returns the token and whether the counter was missing.
+local function next_fence(fence_key, c)
   local t = redis.call('TIME')
   local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
   local fence = math.max((tonumber(c) or 0) + 1, us)
