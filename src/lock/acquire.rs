@@ -113,6 +113,15 @@ impl Locker {
             ..
         } = tally;
 
+        // A `--limit` mismatch on any master refuses the attempt, however
+        // many granted: the key is in use with another N there, and
+        // holders of both kinds must never run side by side. Undone on
+        // every master (grants were made), before grants are counted.
+        if let Some(&stored) = mismatch.iter().max() {
+            self.undo_on(token, &all, waiter, undo_timeout(Instant::now()))
+                .await;
+            return Attempt::Mismatch { stored };
+        }
         if granted.len() >= quorum {
             report_notices(&self.keys.lock, &notices);
             let mut fencing = granted.iter().copied().max().unwrap_or(0);
@@ -159,9 +168,6 @@ impl Locker {
             let targets: Vec<bool> = refused.iter().map(|r| !r).collect();
             self.undo_on(token, &targets, waiter, undo_timeout(Instant::now()))
                 .await;
-        }
-        if let Some(&stored) = mismatch.iter().max() {
-            return Attempt::Mismatch { stored };
         }
         if let Some(&last_tick) = claimed.iter().max() {
             return Attempt::AlreadyRan { last_tick };
@@ -451,11 +457,12 @@ impl Votes<Result<(i64, i64, String, String), NodeError>> for Tally {
     }
 
     fn verdict(&self) -> Verdict {
-        if self.granted.len() >= self.quorum {
+        if !self.mismatch.is_empty() {
+            // Refused outright (see `try_acquire_as`).
+            Verdict::Lost
+        } else if self.granted.len() >= self.quorum {
             Verdict::Won
-        } else if self.held.len() + self.claimed.len() + self.ahead.len() + self.mismatch.len()
-            > self.n - self.quorum
-        {
+        } else if self.held.len() + self.claimed.len() + self.ahead.len() > self.n - self.quorum {
             Verdict::Lost
         } else {
             Verdict::Open
@@ -500,9 +507,10 @@ fn report_notices(key: &str, notices: &[String]) {
                 key = %key,
                 evicted_keys = evicted,
                 "the fencing counter was missing and this Redis has evicted keys: \
-                 fencing tokens may have started again at 1; a server that evicts \
-                 (maxmemory-policy other than noeviction) breaks fencing and \
-                 schedule's at-most-once; check it with `redlock-run doctor`"
+                 the token was taken from the server's clock (it still rises, unless \
+                 that clock stepped back); a server that evicts (maxmemory-policy \
+                 other than noeviction) can drop the lock itself and schedule's tick \
+                 claims; check it with `redlock-run doctor`"
             );
         } else if let Some(ms) = n.strip_prefix("future:") {
             tracing::error!(

@@ -254,6 +254,10 @@ fn truncate(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
 }
 
+/// The log target of configuration warnings: shown even when only errors
+/// are (src/logging.rs), once each.
+pub const CONFIG_WARNINGS: &str = "redlock_run::lock::masters";
+
 /// How many finished runs the history keeps.
 pub const HISTORY_LEN: usize = 20;
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use redis::{FromRedisValue, RedisError};
 
-use super::scripts::Call;
+use super::scripts::{self, Call};
 use super::server::{self, Server};
 use super::topology::{Conn, Source};
 use crate::config::Endpoint;
@@ -132,6 +132,9 @@ pub struct Node {
     /// Refuse a server older than the oldest supported (every mode but
     /// `doctor`, which reports it): see [`Node::check_server`].
     check_version: bool,
+    /// Whether the server takes script flags (`#!lua`): false once it
+    /// refused them (Redis 6.2).
+    flags: bool,
 }
 
 impl Node {
@@ -144,6 +147,7 @@ impl Node {
             timed_out: None,
             replicas: (0, Duration::ZERO),
             check_version: true,
+            flags: true,
         }
     }
 
@@ -351,12 +355,31 @@ impl Node {
     /// Run a script `call` (EVALSHA, falling back to EVAL after a
     /// NOSCRIPT, as after a restart or failover) within `timeout`,
     /// connecting first if needed.
+    /// A server without script flags (Redis 6.2) refuses the first one
+    /// sent; from then on, scripts go without.
     pub async fn eval<T: FromRedisValue>(
         &mut self,
         call: &Call<'_>,
         timeout: Duration,
     ) -> Result<T, NodeError> {
-        let mut inv = call.lua.script().prepare_invoke();
+        let start = tokio::time::Instant::now();
+        match self.eval_as(call, self.flags, timeout).await {
+            Err(NodeError::Server(_, msg)) if self.flags && scripts::refused_flags(&msg) => {
+                self.flags = false;
+                let left = timeout.saturating_sub(start.elapsed());
+                self.eval_as(call, false, left).await
+            }
+            r => r,
+        }
+    }
+
+    async fn eval_as<T: FromRedisValue>(
+        &mut self,
+        call: &Call<'_>,
+        flags: bool,
+        timeout: Duration,
+    ) -> Result<T, NodeError> {
+        let mut inv = call.lua.script(flags).prepare_invoke();
         for k in call.keys() {
             inv.key(k);
         }
@@ -383,7 +406,9 @@ impl Node {
         call: &Call<'_>,
         timeout: Duration,
     ) -> Result<T, NodeError> {
-        let text = sent_text(call.lua);
+        // Without its flags line: every server runs that text (Redis 6.2
+        // compiles `#!lua` as Lua), and nothing here needs a flag.
+        let text = call.lua.source(false);
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(&text).arg(call.keys().count());
         for k in call.keys() {
@@ -529,12 +554,6 @@ impl Node {
     }
 }
 
-/// The text of `lua` as it is sent: the prelude, then the file (what
-/// [`super::scripts::Lua::script`] hashes for EVALSHA).
-fn sent_text(lua: &super::scripts::Lua) -> String {
-    [include_str!("lua/prelude.lua"), lua.body].concat()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -543,8 +562,12 @@ mod tests {
     #[test]
     fn the_unheard_text_is_the_script_itself() {
         for lua in super::super::scripts::ALL {
-            let hash = redis::Script::new(&sent_text(lua)).get_hash().to_string();
-            assert_eq!(hash, lua.script().get_hash(), "{}", lua.name);
+            for flags in [false, true] {
+                let hash = redis::Script::new(&lua.source(flags))
+                    .get_hash()
+                    .to_string();
+                assert_eq!(hash, lua.script(flags).get_hash(), "{}", lua.name);
+            }
         }
     }
 

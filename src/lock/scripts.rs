@@ -20,11 +20,15 @@ use super::{HISTORY_LEN, Keys, Mode, QUEUE_TTL_MS};
 const PRELUDE: &str = include_str!("lua/prelude.lua");
 
 /// One script: its file's name and text, loaded (prelude first) on first
-/// use.
+/// use. A file opens with its flags (`#!lua flags=allow-oom`: Redis 7
+/// and Valkey refuse a script without `allow-oom` before it runs when out
+/// of memory, and let one with it write); Redis 6.2 knows no flags, and
+/// is sent the script without that line.
 pub struct Lua {
     pub name: &'static str,
     pub body: &'static str,
-    script: OnceLock<Script>,
+    flagged: OnceLock<Script>,
+    plain: OnceLock<Script>,
 }
 
 impl Lua {
@@ -32,15 +36,47 @@ impl Lua {
         Lua {
             name,
             body,
-            script: OnceLock::new(),
+            flagged: OnceLock::new(),
+            plain: OnceLock::new(),
         }
     }
 
-    /// The script as sent: the prelude, then the file.
-    pub fn script(&self) -> &Script {
-        self.script
-            .get_or_init(|| Script::new(&[PRELUDE, self.body].concat()))
+    /// The file's first line (`#!lua ...`) and the rest.
+    fn split(&self) -> (&'static str, &'static str) {
+        self.body
+            .split_once('\n')
+            .filter(|(first, _)| first.starts_with("#!lua"))
+            .unwrap_or(("", self.body))
     }
+
+    /// The file without its flags line: the header comes first.
+    pub fn text(&self) -> &'static str {
+        self.split().1
+    }
+
+    /// The script as sent: with its flags (Redis 7, Valkey) or without
+    /// (`flags` false: Redis 6.2), then the prelude, then the file.
+    pub fn script(&self, flags: bool) -> &Script {
+        let flagged = flags && !self.split().0.is_empty();
+        let cell = if flagged { &self.flagged } else { &self.plain };
+        cell.get_or_init(|| Script::new(&self.source(flagged)))
+    }
+
+    /// The text [`Lua::script`] sends (and hashes for EVALSHA).
+    pub fn source(&self, flags: bool) -> String {
+        let (shebang, rest) = self.split();
+        if flags && !shebang.is_empty() {
+            [shebang, "\n", PRELUDE, rest].concat()
+        } else {
+            [PRELUDE, rest].concat()
+        }
+    }
+}
+
+/// Whether a server refused a script for its flags line: a server
+/// without script flags (Redis 6.2) compiles `#!lua` as Lua.
+pub fn refused_flags(message: &str) -> bool {
+    message.contains("Error compiling script") && message.contains("near '#'")
 }
 
 pub static ACQUIRE: Lua = Lua::new("acquire", include_str!("lua/acquire.lua"));
@@ -359,7 +395,7 @@ mod tests {
     fn header(lua: &Lua, of: &str) -> Vec<Entry> {
         let prefix = format!("-- {of}[");
         let mut out = Vec::new();
-        for line in lua.body.lines() {
+        for line in lua.text().lines() {
             let Some(rest) = line.strip_prefix(&prefix) else {
                 continue;
             };
@@ -425,6 +461,7 @@ mod tests {
             for of in ["KEYS", "ARGV"] {
                 let names = header(lua, of);
                 let read = reads(lua.body, of);
+                assert_eq!(read, reads(lua.text(), of));
                 let want: Vec<(usize, Option<String>)> = names
                     .iter()
                     .enumerate()
@@ -434,7 +471,7 @@ mod tests {
             }
             // The bindings are the first lines of code.
             let code: Vec<&str> = lua
-                .body
+                .text()
                 .lines()
                 .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"))
                 .collect();
@@ -528,15 +565,30 @@ mod tests {
         }
     }
 
-    /// The files say which helpers they use, and the prelude defines
-    /// them once: no script defines a helper of the same name.
+    /// Each file opens with its flags line, then a header that names it;
+    /// the script is sent with the prelude after the flags (which must be
+    /// the first line), or without flags for a server that has none.
     #[test]
-    fn scripts_load_with_the_prelude_first() {
+    fn scripts_load_with_their_flags_then_the_prelude() {
         for lua in ALL {
-            let text = [PRELUDE, lua.body].concat();
-            assert!(text.starts_with("-- prelude.lua"));
-            assert!(lua.body.starts_with(&format!("-- {}.lua: ", lua.name)));
-            assert_eq!(lua.script().get_hash().len(), 40);
+            assert!(lua.body.starts_with("#!lua"), "{}", lua.name);
+            assert!(
+                lua.text().starts_with(&format!("-- {}.lua: ", lua.name)),
+                "{}",
+                lua.name
+            );
+            let (flagged, plain) = (lua.script(true), lua.script(false));
+            assert_ne!(flagged.get_hash(), plain.get_hash());
         }
+        // Which scripts may write out of memory: those that free the lock
+        // or keep a lease, never one that takes a lock.
+        for lua in ALL {
+            let oom = lua.body.lines().next().unwrap().contains("allow-oom");
+            let takes = ["acquire", "acquire_n", "commit", "record"].contains(&lua.name);
+            assert_eq!(oom, !takes, "{}", lua.name);
+        }
+        assert!(refused_flags(
+            "ERR Error compiling script (new function): user_script:1: unexpected symbol near '#'"
+        ));
     }
 }

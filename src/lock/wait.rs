@@ -12,7 +12,7 @@
 //! pauses, and never holds up an attempt.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::acquire::{MIN_REQUEST, UNDO_SHARE, UNDO_TIMEOUT};
-use super::{Attempt, Grant, Locker, Mode};
+use super::{Attempt, CONFIG_WARNINGS, Grant, Locker, Mode};
 
 /// How long past --timeout the reply to an attempt in flight may come.
 const ANSWER_GRACE: Duration = Duration::from_millis(50);
@@ -56,20 +56,67 @@ const POSITION_TIMEOUT: Duration = Duration::from_millis(250);
 const MAX_PAUSE: Duration = Duration::from_secs(1);
 const FIRST_PAUSE: Duration = Duration::from_millis(250);
 
+/// A waiter that cannot subscribe (its user has no pub/sub channels)
+/// re-checks this often (less 0-25% jitter): at most 2 commands a second,
+/// and a free lock is found within a second of its release.
+const POLL_PAUSE: Duration = Duration::from_millis(800);
+
 /// Wake-ups from every master's release channel.
 pub struct Waker {
     notify: Arc<Notify>,
     ready: Arc<Notify>,
     tasks: Vec<JoinHandle<()>>,
+    /// Masters that refused the subscription for good (the user may not
+    /// use pub/sub channels, or SUBSCRIBE is disabled): what each said,
+    /// and the ACL rule that would grant it.
+    refused: Arc<Mutex<Vec<Refusal>>>,
+    masters: usize,
+}
+
+/// One master's refusal of the subscription.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub master: String,
+    pub error: String,
+    /// The ACL user the URL names (`default` when none).
+    pub user: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: SUBSCRIBE refused ({}): this Redis user may not use pub/sub channels, so a \
+             release cannot wake this waiter; it re-checks the lock about every {:?} instead; \
+             grant the channels with `ACL SETUSER {} &*` (or `allchannels`)",
+            self.master,
+            super::escape_controls(&self.error),
+            POLL_PAUSE,
+            self.user
+        )
+    }
+}
+
+/// Whether a subscription was refused for good: no permission (ACL
+/// channels, or the command), or no such command.
+fn refused_for_good(e: &redis::RedisError) -> bool {
+    e.code() == Some("NOPERM")
+        || matches!(
+            e.kind(),
+            redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm)
+        )
+        || e.to_string().contains("unknown command")
 }
 
 impl Waker {
     /// Subscribe to the shared channel and to this waiter's own channel
     /// (for `token`) on every master, each in its own task that
-    /// reconnects on failure.
+    /// reconnects on failure; a master that refuses the subscription for
+    /// good is not asked again.
     pub fn start(locker: &Locker, token: &str) -> Self {
         let notify = Arc::new(Notify::new());
         let ready = Arc::new(Notify::new());
+        let refused = Arc::new(Mutex::new(Vec::new()));
         let timeout = locker.lease.io_timeout();
         let tasks = locker
             .nodes()
@@ -82,16 +129,37 @@ impl Waker {
                 ];
                 let notify = notify.clone();
                 let ready = ready.clone();
+                let refused = refused.clone();
+                let master = node.name().to_string();
+                let user = node
+                    .endpoint
+                    .info
+                    .redis_settings()
+                    .username()
+                    .unwrap_or("default")
+                    .to_string();
                 tokio::spawn(async move {
                     let mut pause = Duration::from_millis(100);
                     loop {
                         let sub = tokio::time::timeout(timeout, source.subscribe(&channels)).await;
-                        if let Ok(Ok(mut stream)) = sub {
-                            pause = Duration::from_millis(100);
-                            ready.notify_one();
-                            while stream.next().await.is_some() {
-                                notify.notify_one();
+                        match sub {
+                            Ok(Ok(mut stream)) => {
+                                pause = Duration::from_millis(100);
+                                ready.notify_one();
+                                while stream.next().await.is_some() {
+                                    notify.notify_one();
+                                }
                             }
+                            Ok(Err(e)) if refused_for_good(&e) => {
+                                refused.lock().expect("not poisoned").push(Refusal {
+                                    master,
+                                    error: e.to_string(),
+                                    user,
+                                });
+                                ready.notify_one();
+                                return;
+                            }
+                            _ => {}
                         }
                         tokio::time::sleep(pause).await;
                         pause = (pause * 2).min(MAX_PAUSE);
@@ -103,16 +171,29 @@ impl Waker {
             notify,
             ready,
             tasks,
+            refused,
+            masters: locker.nodes().len(),
         }
     }
 
-    /// Wait (at most `limit`) until one subscription is in place.
+    /// Wait (at most `limit`) until one subscription is in place, or one
+    /// master refused it for good.
     pub async fn ready(&self, limit: Duration) {
         let _ = tokio::time::timeout(limit, self.ready.notified()).await;
     }
 
     pub async fn notified(&self) {
         self.notify.notified().await
+    }
+
+    /// The first refusal, if any master refused the subscription.
+    pub fn refusal(&self) -> Option<Refusal> {
+        self.refused.lock().expect("not poisoned").first().cloned()
+    }
+
+    /// Whether every master refused: no release can wake us, so we poll.
+    pub fn polling(&self) -> bool {
+        self.refused.lock().expect("not poisoned").len() >= self.masters
     }
 }
 
@@ -146,10 +227,14 @@ impl Backoff {
     fn next(&mut self) -> Duration {
         let base = self.0;
         self.0 = (self.0 * 2).min(MAX_PAUSE);
-        // 75%..100% of the base, from the OS's random source.
-        let r = (uuid::Uuid::new_v4().as_u128() % 1000) as u32;
-        base * (750 + r / 4) / 1000
+        jitter(base)
     }
+}
+
+/// 75%..100% of `base`, from the OS's random source.
+fn jitter(base: Duration) -> Duration {
+    let r = (uuid::Uuid::new_v4().as_u128() % 1000) as u32;
+    base * (750 + r / 4) / 1000
 }
 
 impl Locker {
@@ -209,7 +294,18 @@ impl Locker {
             .map_or(0, |d| d.as_millis() as u64);
         let waiter = Locker::new_token();
         let mut token = Locker::new_token();
+        // Said once: a master refused our subscription.
+        let mut warned = false;
         loop {
+            if let Some(w) = waker.as_ref().filter(|_| !warned) {
+                if let Some(r) = w.refusal() {
+                    // A configuration warning: shown even when only
+                    // errors are (src/logging.rs).
+                    tracing::warn!(target: CONFIG_WARNINGS, "{r}");
+                    warned = true;
+                }
+            }
+            let polling = waker.as_ref().is_some_and(Waker::polling);
             // Queued only once subscribed: a queued waiter must be wakeable.
             let mode = if waker.is_some() {
                 Mode::Wait {
@@ -234,7 +330,11 @@ impl Locker {
                 Attempt::Acquired(g) => return WaitOutcome::Acquired(g.clone()),
                 Attempt::Held { pttl, .. } => {
                     ever_reachable = true;
-                    let b = backoff.next();
+                    let b = if polling {
+                        jitter(POLL_PAUSE)
+                    } else {
+                        backoff.next()
+                    };
                     // Wake just after the holder's lease would run out.
                     pttl.map_or(b, |p| b.min(p + Duration::from_millis(1)))
                 }

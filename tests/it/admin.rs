@@ -209,10 +209,9 @@ pub(crate) fn release_force_wakes_a_waiter() {
     let b_env = b.wait_ready(Duration::from_secs(10));
     eprintln!("hand-over after release --force: {:?}", released.elapsed());
     assert_eq!(server.get(&k).as_deref(), Some(b_env.token.as_str()));
-    assert_eq!(
-        b_env.fencing,
-        a_env.fencing + 1,
-        "the fencing counter must go on, not restart"
+    assert!(
+        b_env.fencing > a_env.fencing,
+        "the fencing token must go on rising"
     );
 
     // The old holder stops (lock lost) without touching the new lock.

@@ -3,11 +3,13 @@
 
 mod admin;
 mod advice;
+mod atomic;
 mod chaos;
 mod cli;
 mod docs;
 mod doctor;
 mod documented;
+mod fencing;
 mod first_day;
 mod glance;
 mod history;
@@ -19,6 +21,7 @@ mod limit_status;
 mod managed;
 mod matrix;
 mod model;
+mod nopubsub;
 mod package;
 mod quorum;
 mod refusals;

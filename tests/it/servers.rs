@@ -134,10 +134,15 @@ fn an_older_server_is_refused_before_anything_runs() {
     );
     assert!(!ran.exists(), "schedule ran the command");
     // The check travels with the first request (no round trip of its
-    // own), so that request ran; a grant is given back at once: no lock
-    // and no holder left, only the fencing counter the attempts raised.
+    // own), so that request may have run; a grant is given back at once:
+    // no lock and no holder left, at most the fencing counter the
+    // attempts raised (none when Redis 5.0 refused the scripts' flags
+    // line, `#!lua`, before running them).
     let keys: Vec<String> = server.query(&["KEYS", "*"]);
-    assert_eq!(keys, [fence_key(&k)], "left behind");
+    assert!(
+        keys.iter().all(|n| *n == fence_key(&k)),
+        "left behind: {keys:?}"
+    );
 
     let o = output(rr(&server).args(["doctor", "--key", &k]));
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));

@@ -1,10 +1,11 @@
+#!lua
 -- acquire.lua: one attempt to take the one-holder lock (KEY a plain
 -- string holding the holder's token, with the lease as its PX expiry:
 -- `SET NX PX`, so other clients that follow the single-instance Redis
 -- lock algorithm exclude with it).
 --
 -- KEYS[1] lock_key: the lock
--- KEYS[2] fence_key: the fencing counter, raised by every grant
+-- KEYS[2] fence_key: the fencing counter: the last token issued (see next_fence)
 -- KEYS[3] holder_key: the holder's description (JSON), living as long as the lease
 -- KEYS[4] aux_key: mode tick: the tick claim; mode wait: the waiters' queue; mode once: the tick claim, unused
 -- KEYS[5] limit_key: the N of --limit the key's users agree on (`1` while one-holder waiters queue)
@@ -60,13 +61,22 @@ if stored and stored ~= '1' then return {5, tonumber(stored) or 0, '', ''} end
 -- its N stored, refused above; a set without is not ours).
 local holder = redis.pcall('GET', lock_key)
 if type(holder) == 'table' and holder.err then return holder end
+-- Another application's data at our names: refused before any write.
+-- (GET refuses another type at the counter, as above at the limit.)
+local counter = redis.call('GET', fence_key)
+local bad = foreign({holder_key, 'string'}) or foreign_string(fence_key, 'counter', counter)
+if not bad and mode == 'tick' then
+  bad = foreign_string(aux_key, 'claim', redis.call('GET', aux_key))
+end
+if not bad and mode == 'wait' then bad = foreign({aux_key, 'zset', woken_key, 'zset'}) end
+if bad then return bad end
 -- A woken one-holder waiter is back.
 if mode == 'wait' then redis.call('ZREM', woken_key, waiter_id) end
 if holder == token then
   redis.call('PEXPIRE', lock_key, ttl_ms)
   redis.call('SET', holder_key, holder_json, 'PX', ttl_ms)
   if mode == 'wait' then redis.call('ZREM', aux_key, waiter_id) end
-  return {1, tonumber(redis.call('GET', fence_key) or '0'), '', ''}
+  return {1, tonumber(counter or '0'), '', ''}
 end
 local notices = {}
 local tick, prev
@@ -78,13 +88,13 @@ if mode == 'tick' then
   if stop then return stop end
 end
 if not holder and redis.call('SET', lock_key, token, 'NX', 'PX', ttl_ms) then
-  local fence = redis.call('INCR', fence_key)
+  local fence, missing = next_fence(fence_key, counter)
   redis.call('SET', holder_key, holder_json, 'PX', ttl_ms)
   if mode == 'tick' then
     redis.call('SET', aux_key, claim_str(tick, claim_state, token, prev))
   end
   if mode == 'wait' then redis.call('ZREM', aux_key, waiter_id) end
-  note_evictions(fence, notices)
+  note_evictions(missing, notices)
   return {1, fence, table.concat(notices, ';'), ''}
 end
 if mode == 'wait' then

@@ -1,3 +1,4 @@
+#!lua
 -- acquire_n.lua: acquire.lua for --limit N with N > 1: KEY is a sorted
 -- set of holder tokens scored by lease end (ms, Redis's clock), and the
 -- holders' descriptions a hash by token (the holder's JSON with its
@@ -5,7 +6,7 @@
 -- taken when fewer than N hold one.
 --
 -- KEYS[1] lock_key: the lock, a sorted set of holders
--- KEYS[2] fence_key: the fencing counter, raised by every grant
+-- KEYS[2] fence_key: the fencing counter: the last token issued (see next_fence)
 -- KEYS[3] holders_key: the holders' descriptions, a hash by token
 -- KEYS[4] aux_key: mode tick: the tick claim; mode wait: the waiters' queue; mode once: the tick claim, unused
 -- KEYS[5] limit_key: the N of --limit the key's users agree on
@@ -58,6 +59,15 @@ end
 if kind == 'zset' and not stored then
   return redis.error_reply('WRONGTYPE ' .. lock_key .. ' holds a sorted set that is not a --limit lock')
 end
+-- Another application's data at our names: refused before any write.
+-- (GET refuses another type at the counter, as above at the limit.)
+local counter = redis.call('GET', fence_key)
+local bad = foreign({holders_key, 'hash'}) or foreign_string(fence_key, 'counter', counter)
+if not bad and mode == 'tick' then
+  bad = foreign_string(aux_key, 'claim', redis.call('GET', aux_key))
+end
+if not bad and mode == 'wait' then bad = foreign({aux_key, 'zset', woken_key, 'zset'}) end
+if bad then return bad end
 local now = now_ms()
 -- A woken waiter is back.
 if mode == 'wait' then redis.call('ZREM', woken_key, waiter_id) end
@@ -89,18 +99,18 @@ if mode == 'tick' then
 end
 if redis.call('ZCARD', lock_key) < n then
   hold()
-  local fence = redis.call('INCR', fence_key)
+  local fence, missing = next_fence(fence_key, counter)
   -- The description, with this holder's fencing token first.
   local rest = string.sub(holder_json, 2)
   if rest ~= '}' then rest = ',' .. rest end
-  redis.call('HSET', holders_key, token, '{"fencing_token":' .. fence .. rest)
+  redis.call('HSET', holders_key, token, '{"fencing_token":' .. string.format('%.0f', fence) .. rest)
   -- The HSET may have created the hash (the key's first holder): give it
   -- the lease's expiry, or a holder that crashes leaves it for good.
   keep(holders_key, ttl)
   if mode == 'tick' then
     redis.call('SET', aux_key, claim_str(tick, claim_state, token, prev))
   end
-  note_evictions(fence, notices)
+  note_evictions(missing, notices)
   return {1, fence, table.concat(notices, ';'), ''}
 end
 if mode == 'wait' then

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- extend.lua: renew the one-holder lease (compare-and-PEXPIRE), or with a
 -- run entry keep the lock for --min-hold after the command ended and
 -- record the run in the same step. Only while the lock still holds our
@@ -23,6 +24,8 @@ local history_len = ARGV[4]
 
 local v = redis.pcall('GET', lock_key)
 if v == token then
+  local bad = foreign({holder_key, 'string'})
+  if bad then return bad end
   redis.call('PEXPIRE', lock_key, ttl_ms)
   redis.call('PEXPIRE', holder_key, ttl_ms)
   record(history_key, entry, history_len, true)

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- extend_n.lua: extend.lua for --limit N (N > 1). Moves our slot's lease
 -- end (Redis's clock) only while the slot is ours and live; an ended one
 -- is dropped. Names only the keys it touches: while a Cluster slot
@@ -27,6 +28,10 @@ local history_len = ARGV[4]
 local kind = redis.call('TYPE', lock_key).ok
 if kind == 'none' then return 0 end
 if kind ~= 'zset' then return -1 end
+-- A sorted set that is not ours is another holder's value, not to touch.
+if foreign_set(lock_key, limit_key) then return -1 end
+local bad = foreign({holders_key, 'hash', limit_key, 'string'})
+if bad then return bad end
 local now = now_ms()
 local ms = tonumber(ttl_ms)
 if live(lock_key, token, now) then

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- force_release.lua: break glass (`release --force`). Deletes the lock
 -- whoever holds it (every holder, with --limit), the stored limit, and
 -- schedule's tick claim (the way back from a claim that blocks every
@@ -20,6 +21,13 @@ local limit_key = KEYS[5]
 local channel = ARGV[1]
 local publish_cmd = ARGV[2]
 
+local kind = redis.call('TYPE', lock_key).ok
+local bad = foreign_set(lock_key, limit_key)
+  or foreign({holder_key, 'string', claim_key, 'string', holders_key, 'hash', limit_key, 'string'})
+if not bad and kind ~= 'none' and kind ~= 'string' and kind ~= 'zset' then
+  bad = redis.error_reply('WRONGTYPE ' .. lock_key .. ' holds a ' .. kind .. ', not a lock; nothing was changed')
+end
+if bad then return bad end
 local n = redis.call('DEL', lock_key)
 redis.call('DEL', holder_key, claim_key, holders_key, limit_key)
 publish(publish_cmd, channel)

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- leave.lua: a one-holder waiter giving up: leaves the queue (and the
 -- woken, if it was woken), undoes an attempt that may have landed, and
 -- passes on a wake-up it may have swallowed. The last waiter to leave,
@@ -29,6 +30,9 @@ local waiter_id = ARGV[4]
 local publish_cmd = ARGV[5]
 local queue_ttl_ms = ARGV[6]
 
+local bad = foreign({holder_key, 'string', waiters_key, 'zset', limit_key, 'string', woken_key, 'zset'})
+if bad then return bad end
+local now = now_ms()
 redis.call('ZREM', waiters_key, waiter_id)
 redis.call('ZREM', woken_key, waiter_id)
 local v = redis.pcall('GET', lock_key)
@@ -39,7 +43,7 @@ end
 local w = false
 if not v then w = wake_next(waiters_key, channel, wake_prefix, publish_cmd) end
 if redis.call('GET', limit_key) == '1' then
-  local qttl, now = tonumber(queue_ttl_ms), now_ms()
+  local qttl = tonumber(queue_ttl_ms)
   if w then
     note_woken(woken_key, w, qttl, now)
   elseif redis.call('ZCARD', waiters_key) == 0 and none_woken(woken_key, qttl, now) then

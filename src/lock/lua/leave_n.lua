@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- leave_n.lua: leave.lua for --limit N (N > 1): frees the attempt's slot
 -- if it took one, and wakes the next waiter while a slot is free. When no
 -- holder and no waiter (queued or woken) is left, the stored N goes.
@@ -29,11 +30,14 @@ local publish_cmd = ARGV[5]
 local queue_ttl_ms = ARGV[6]
 local limit = ARGV[7]
 
+local bad = foreign_set(lock_key, limit_key)
+  or foreign({holders_key, 'hash', waiters_key, 'zset', limit_key, 'string', woken_key, 'zset'})
+if bad then return bad end
+local now = now_ms()
 redis.call('ZREM', waiters_key, waiter_id)
 local kind = redis.call('TYPE', lock_key).ok
 if kind == 'zset' or kind == 'none' then
   if redis.call('ZREM', lock_key, token) == 1 then redis.call('HDEL', holders_key, token) end
-  local now = now_ms()
   local qttl = tonumber(queue_ttl_ms)
   redis.call('ZREM', woken_key, waiter_id)
   prune(lock_key, holders_key, now)

@@ -25,29 +25,77 @@ end
 -- Publish 'released' on channel ch with cmd: 'SPUBLISH' in a Cluster
 -- (sharded pub/sub: the message stays on the key's shard), where the
 -- server has it; anything else, or a server without it, publishes as
--- ever. Returns the number of receivers.
+-- ever. Returns the number of receivers, or nil when the server refused
+-- (a user without pub/sub channels: waiters poll instead). Never fails:
+-- it comes after a script's writes.
 local function publish(cmd, ch)
   if cmd == 'SPUBLISH' then
     local n = redis.pcall('SPUBLISH', ch, 'released')
     if type(n) == 'number' then return n end
   end
-  return redis.call('PUBLISH', ch, 'released')
+  local n = redis.pcall('PUBLISH', ch, 'released')
+  if type(n) == 'number' then return n end
+  return nil
 end
 
 -- Wake the first live waiter in the queue (lowest score first) on its own
 -- channel (prefix .. id); a waiter that is gone has no subscriber there,
--- so the next one is tried. With no live waiter left, publish on the
--- shared channel for anyone else listening. One wake-up per release
--- instead of a thundering herd, in arrival order. Returns the waiter
--- woken, or false.
+-- so it leaves the queue and the next one is tried. With no live waiter
+-- left, publish on the shared channel for anyone else listening. One
+-- wake-up per release instead of a thundering herd, in arrival order.
+-- When publishing is refused, the queue stays as it is (its waiters poll
+-- and find the lock free). Returns the waiter woken, or false.
 local function wake_next(queue, channel, prefix, cmd)
   for _ = 1, 64 do
-    local w = redis.call('ZPOPMIN', queue)
+    local w = redis.call('ZRANGE', queue, 0, 0)
     if #w == 0 then break end
-    if publish(cmd, prefix .. w[1]) > 0 then return w[1] end
+    local n = publish(cmd, prefix .. w[1])
+    if not n then return false end
+    redis.call('ZREM', queue, w[1])
+    if n > 0 then return w[1] end
   end
   publish(cmd, channel)
   return false
+end
+
+-- Another application's data at one of our names. checks lists names
+-- and the type the lock keeps there ({name, type, name, type, ...}); the
+-- first name holding another type gives an error reply (nil when none
+-- does). Every script runs its checks before its first write, so a
+-- script refused for it has changed nothing.
+local function foreign(checks)
+  for i = 1, #checks, 2 do
+    local t = redis.call('TYPE', checks[i]).ok
+    if t ~= 'none' and t ~= checks[i + 1] then
+      return redis.error_reply('WRONGTYPE ' .. checks[i] .. ' holds a ' .. t .. ' where redlock-run keeps a '
+        .. checks[i + 1] .. ' (another application\'s data?); nothing was changed')
+    end
+  end
+  return nil
+end
+
+-- The same for a string that must hold what the lock keeps there: a
+-- counter (an integer) or a tick claim (see read_claim); v is its value,
+-- read with GET (which refuses another type).
+local function foreign_string(k, what, v)
+  if not v then return nil end
+  if what == 'counter' and string.match(v, '^%d+$') then return nil end
+  if what == 'claim' and (string.match(v, '^%-?%d+$') or string.match(v, '^%-?%d+ %a %S+ %-?%d+$')) then
+    return nil
+  end
+  return redis.error_reply('WRONGTYPE ' .. k .. ' holds a string that is not a ' .. what
+    .. ' of redlock-run (another application\'s data?); nothing was changed')
+end
+
+-- A --limit lock: a sorted set at KEY with its N stored beside it (both
+-- kept for the same ms). A sorted set without it is another
+-- application's data, never to be touched.
+local function foreign_set(lock_key, limit_key)
+  if redis.call('TYPE', lock_key).ok == 'zset' and redis.call('EXISTS', limit_key) == 0 then
+    return redis.error_reply('WRONGTYPE ' .. lock_key .. ' holds a sorted set that is not a --limit lock'
+      .. ' (another application\'s data?); nothing was changed')
+  end
+  return nil
 end
 
 -- Waiters woken by a release and not yet back are waiters still: they
@@ -156,10 +204,25 @@ local function live(z, tok, now)
   return s and tonumber(s) > now
 end
 
--- A new fencing counter (fence == 1): the key's first use, or the counter
--- was evicted; note `evicted:N` when this server has evicted keys.
-local function note_evictions(fence, notices)
-  if fence ~= 1 then return end
+-- The next fencing token, stored as the counter: the greater of the
+-- counter plus one and Redis's clock in microseconds (TIME), so that
+-- tokens keep rising after the counter was evicted or lost in a restart
+-- without persistence, as long as the server's clock does not step back.
+-- Below 2^53 until the year 2255: exact in a Lua number, JSON and
+-- JavaScript. c is the counter as read (GET) before the script's first
+-- write. Returns the token and whether the counter was missing.
+local function next_fence(fence_key, c)
+  local t = redis.call('TIME')
+  local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local fence = math.max((tonumber(c) or 0) + 1, us)
+  redis.call('SET', fence_key, string.format('%.0f', fence))
+  return fence, not c
+end
+
+-- A missing fencing counter: the key's first use, or the counter was
+-- evicted; note `evicted:N` when this server has evicted keys.
+local function note_evictions(missing, notices)
+  if not missing then return end
   local info = redis.pcall('INFO', 'stats')
   local evicted = type(info) == 'string' and tonumber(string.match(info, 'evicted_keys:(%d+)')) or 0
   if evicted > 0 then table.insert(notices, 'evicted:' .. evicted) end

@@ -1,3 +1,4 @@
+#!lua
 -- record.lua: record a run that did not end with our own release (the
 -- lock was lost). It replaces an entry with the same fencing token
 -- (written by a release that succeeded on this master while the quorum
@@ -17,7 +18,8 @@ local fencing_token = ARGV[3]
 local head = redis.call('LRANGE', history_key, 0, 9)
 for i, e in ipairs(head) do
   local ok, d = pcall(cjson.decode, e)
-  if ok and type(d) == 'table' and tostring(d['fencing_token']) == fencing_token then
+  if ok and type(d) == 'table' and type(d['fencing_token']) == 'number'
+    and string.format('%.0f', d['fencing_token']) == fencing_token then
     redis.call('LSET', history_key, i - 1, entry)
     return 0
   end

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- release.lua: give the one-holder lock back. Deletes only our own lock
 -- (compare-and-delete), then wakes the next waiter, records the run (in
 -- the same step: no extra round trip on the hand-over path), and notes
@@ -40,10 +41,16 @@ local queue_ttl_ms = ARGV[7]
 
 local v = redis.pcall('GET', lock_key)
 if v == token then
+  -- (GET refuses another type at the limit.)
+  local limited = redis.call('GET', limit_key) == '1'
+  local bad = foreign({holder_key, 'string', waiters_key, 'zset', released_key, 'list'})
+  if not bad and limited then bad = foreign({woken_key, 'zset'}) end
+  if bad then return bad end
+  local qttl, now
+  if limited then qttl, now = tonumber(queue_ttl_ms), now_ms() end
   redis.call('DEL', lock_key, holder_key)
   local w = wake_next(waiters_key, channel, wake_prefix, publish_cmd)
-  if redis.call('GET', limit_key) == '1' then
-    local qttl, now = tonumber(queue_ttl_ms), now_ms()
+  if limited then
     if w then
       note_woken(woken_key, w, qttl, now)
     elseif none_woken(woken_key, qttl, now) then

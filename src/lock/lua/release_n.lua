@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- release_n.lua: release.lua for --limit N (N > 1): frees our slot, and
 -- wakes one waiter for it and one for each slot whose lease ended. When
 -- no holder and no waiter is left (a woken one counts until it comes
@@ -36,11 +37,16 @@ local publish_cmd = ARGV[6]
 local queue_ttl_ms = ARGV[7]
 
 local kind = redis.call('TYPE', lock_key).ok
+-- A sorted set that is not ours is another holder's value, not to touch.
+if foreign_set(lock_key, limit_key) then kind = 'foreign' end
 if kind == 'zset' then
   local now = now_ms()
   local qttl = tonumber(queue_ttl_ms)
   local s = redis.call('ZSCORE', lock_key, token)
   if s then
+    local bad = foreign({holders_key, 'hash', waiters_key, 'zset', released_key, 'list', limit_key, 'string',
+      woken_key, 'zset'})
+    if bad then return bad end
     redis.call('ZREM', lock_key, token)
     redis.call('HDEL', holders_key, token)
     for _ = 0, prune(lock_key, holders_key, now) do
@@ -56,5 +62,5 @@ if kind == 'zset' then
   end
 end
 if released_before(released_key, token) then return 1 end
-if kind == 'string' then return -1 end
+if kind ~= 'none' and kind ~= 'zset' then return -1 end
 return 0

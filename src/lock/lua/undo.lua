@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- undo.lua: undo a failed attempt at the one-holder lock:
 -- compare-and-delete, waking nobody (the lock was never held, and waking
 -- waiters for every undone split vote would feed a livelock), and put
@@ -15,6 +16,8 @@ local holder_key = KEYS[2]
 local claim_key = KEYS[3]
 local token = ARGV[1]
 
+local bad = foreign({claim_key, 'string', holder_key, 'string'})
+if bad then return bad end
 put_back_claim(claim_key, token)
 if redis.pcall('GET', lock_key) == token then
   redis.call('DEL', lock_key, holder_key)

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- undo_n.lua: undo.lua for --limit N (N > 1). Frees the attempt's slot,
 -- if it took one, waking nobody; then, as the attempt had landed, puts a
 -- waiter back in the queue the attempt took it out of, and with no holder
@@ -27,6 +28,10 @@ local waiter_id = ARGV[2]
 local score = ARGV[3]
 local queue_ttl_ms = ARGV[4]
 
+local bad = foreign_set(lock_key, limit_key)
+  or foreign({claim_key, 'string', holders_key, 'hash', waiters_key, 'zset', limit_key, 'string', woken_key, 'zset'})
+if bad then return bad end
+local now = now_ms()
 put_back_claim(claim_key, token)
 if redis.call('TYPE', lock_key).ok ~= 'zset' or redis.call('ZREM', lock_key, token) == 0 then
   return 0
@@ -38,7 +43,7 @@ if waiter_id ~= '' then
   redis.call('ZADD', waiters_key, score, waiter_id)
   redis.call('PEXPIRE', waiters_key, queue_ttl_ms)
 end
-if idle(lock_key, waiters_key, woken_key, tonumber(queue_ttl_ms), now_ms()) then
+if idle(lock_key, waiters_key, woken_key, tonumber(queue_ttl_ms), now) then
   redis.call('DEL', holders_key, limit_key)
 end
 return 1
