@@ -168,7 +168,6 @@ fn release_forget_removes_every_trace_but_never_of_a_key_in_use() {
 /// (TIME in µs), so the next user of a forgotten key gets a higher token
 /// than any issued before.
 #[test]
-#[ignore = "needs fencing tokens from the server's clock (issue 24.7): passes with proto's 48f6596; un-ignore when it is merged"]
 fn after_forget_the_next_fencing_token_is_still_higher() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
