@@ -228,9 +228,13 @@ local function note_evictions(missing, notices)
   if evicted > 0 then table.insert(notices, 'evicted:' .. evicted) end
 end
 
--- No holder (z), no queued (q) and no woken (w) waiter is left.
+-- No holder (z), no queued (q) and no woken (w) waiter is left. A queue
+-- name holding another application's data queues none of ours (a script
+-- that does not write the queue is not stopped by it).
 local function idle(z, q, w, qttl, now)
-  return none_woken(w, qttl, now) and redis.call('ZCARD', z) == 0 and redis.call('ZCARD', q) == 0
+  local queued = redis.pcall('ZCARD', q)
+  if type(queued) ~= 'number' then queued = 0 end
+  return none_woken(w, qttl, now) and redis.call('ZCARD', z) == 0 and queued == 0
 end
 
 -- Store the limit n at k, living at least ms more.

@@ -29,7 +29,9 @@ local score = ARGV[3]
 local queue_ttl_ms = ARGV[4]
 
 local bad = foreign_set(lock_key, limit_key)
-  or foreign({claim_key, 'string', holders_key, 'hash', waiters_key, 'zset', limit_key, 'string', woken_key, 'zset'})
+  or foreign({claim_key, 'string', holders_key, 'hash', limit_key, 'string', woken_key, 'zset'})
+-- The queue is written only to put a waiter back.
+if not bad and waiter_id ~= '' then bad = foreign({waiters_key, 'zset'}) end
 if bad then return bad end
 local now = now_ms()
 put_back_claim(claim_key, token)
