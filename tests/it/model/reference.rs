@@ -351,7 +351,6 @@ impl Model {
             (&k.fence, "string"),
             (&k.holder, "string"),
             (&k.limit, "string"),
-            (&k.woken, "zset"),
         ])?;
         self.foreign_counter()?;
         self.mode_names(mode)?;
@@ -413,14 +412,17 @@ impl Model {
         })
     }
 
-    /// The names an attempt's mode writes: the tick claim, or the queue.
+    /// The names an attempt's mode writes: the tick claim, or the queue
+    /// and the woken set (a script checks only the names it may write).
     pub(super) fn mode_names(&self, mode: &Mode) -> Result<(), WrongType> {
         match mode {
             Mode::Tick { .. } => {
                 self.foreign(&[(&self.k.tick, "string")])?;
                 self.foreign_claim()
             }
-            Mode::Wait { .. } => self.foreign(&[(&self.k.waiters, "zset")]),
+            Mode::Wait { .. } => {
+                self.foreign(&[(&self.k.waiters, "zset"), (&self.k.woken, "zset")])
+            }
             Mode::Once => Ok(()),
         }
     }
@@ -452,13 +454,17 @@ impl Model {
         let k = self.k.clone();
         let v = self.s.get(&k.lock);
         if v.as_ref().ok().and_then(|v| v.as_deref()) == Some(token) {
+            // The woken set is written (and so checked) only while
+            // one-holder waiters keep `1` stored at the limit.
+            let limited = self.s.get(&k.limit)?.as_deref() == Some("1");
             self.foreign(&[
                 (&k.holder, "string"),
                 (&k.waiters, "zset"),
                 (&k.released, "list"),
-                (&k.limit, "string"),
-                (&k.woken, "zset"),
             ])?;
+            if limited {
+                self.foreign(&[(&k.woken, "zset")])?;
+            }
             self.s.del(&k.lock);
             self.s.del(&k.holder);
             let w = self.wake_next()?;

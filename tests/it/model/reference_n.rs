@@ -23,10 +23,12 @@ impl Model {
             .is_some_and(|s| s > self.s.now as f64))
     }
 
+    /// No holder, no queued and no woken waiter; another application's
+    /// data at the queue's name counts as no waiter of ours.
     pub(super) fn idle(&mut self) -> Result<bool, WrongType> {
         Ok(self.none_woken()?
             && self.s.zcard(&self.k.lock)? == 0
-            && self.s.zcard(&self.k.waiters)? == 0)
+            && self.s.zcard(&self.k.waiters).unwrap_or(0) == 0)
     }
 
     pub(super) fn acquire_n(&mut self, token: &str, ttl: i64, json: &str, mode: &Mode) -> R {
@@ -50,7 +52,6 @@ impl Model {
             (&k.fence, "string"),
             (&k.holders, "hash"),
             (&k.limit, "string"),
-            (&k.woken, "zset"),
         ])?;
         self.foreign_counter()?;
         self.mode_names(mode)?;
@@ -221,10 +222,13 @@ impl Model {
         self.foreign(&[
             (&k.tick, "string"),
             (&k.holders, "hash"),
-            (&k.waiters, "zset"),
             (&k.limit, "string"),
             (&k.woken, "zset"),
         ])?;
+        // The queue is written, and so checked, only to put a waiter back.
+        if waiter.is_some() {
+            self.foreign(&[(&k.waiters, "zset")])?;
+        }
         self.put_back_claim(token)?;
         if self.s.type_of(&k.lock) != "zset" || self.s.zrem(&k.lock, &[token])? == 0 {
             return Ok(Reply::Int(0));
