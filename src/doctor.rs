@@ -471,7 +471,8 @@ async fn eviction_check(node: &mut Node, info: Option<&HashMap<String, String>>)
             "maxmemory-policy",
             Level::Fail,
             format!(
-                "{p}: the server may evict the fencing counter (tokens start again at 1), \
+                "{p}: the server may evict the fencing counter (tokens then rise \
+                 only with its clock), \
                  schedule's tick claim (a tick runs twice) or the lock itself"
             ),
             "set maxmemory-policy noeviction (redis.conf, or CONFIG SET), or use a \
