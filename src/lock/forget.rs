@@ -6,11 +6,7 @@
 
 use std::time::Duration;
 
-use super::{Locker, NodeError};
-
-/// `lua/forget.lua`. Sent with EVAL (a pipeline, not a cached script: it
-/// runs once in a key's life).
-const FORGET: &str = include_str!("lua/forget.lua");
+use super::{Locker, NodeError, scripts};
 
 /// What `forget.lua` removes, in the order of its KEYS[2..].
 const FORGOTTEN: [&str; 9] = [
@@ -39,20 +35,10 @@ pub enum Forgot {
 impl Locker {
     /// Run `forget.lua` on every master (each within `timeout`).
     pub async fn forget(&mut self, timeout: Duration) -> Vec<Result<Forgot, NodeError>> {
-        let k = &self.keys;
+        // One EVAL with the text (not a cached script): it runs once in a
+        // key's life.
         let mut pipe = redis::pipe();
-        pipe.cmd("EVAL").arg(FORGET).arg(10).arg(&[
-            &k.lock,
-            &k.holder,
-            &k.holders,
-            &k.waiters,
-            &k.woken,
-            &k.limit,
-            &k.tick,
-            &k.fence,
-            &k.history,
-            &k.released,
-        ]);
+        pipe.add_command(scripts::forget(&self.keys).eval_cmd());
         let results = futures_util::future::join_all(
             self.nodes
                 .iter_mut()
@@ -123,7 +109,8 @@ mod tests {
             ])
         );
         // The script's KEYS, after the lock, are FORGOTTEN's.
-        let header: Vec<&str> = FORGET
+        let header: Vec<&str> = scripts::FORGET
+            .body
             .lines()
             .filter(|l| l.starts_with("-- KEYS["))
             .collect();

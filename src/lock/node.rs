@@ -408,16 +408,7 @@ impl Node {
     ) -> Result<T, NodeError> {
         // Without its flags line: every server runs that text (Redis 6.2
         // compiles `#!lua` as Lua), and nothing here needs a flag.
-        let text = call.lua.source(false);
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(&text).arg(call.keys().count());
-        for k in call.keys() {
-            cmd.arg(k);
-        }
-        for a in call.args() {
-            cmd.arg(a);
-        }
-        let cmd = &cmd;
+        let cmd = &call.eval_cmd();
         // Also on the connection a request just timed out on, behind that
         // request: on a new one it could run before a late request, or
         // never be sent at all while its handshake (AUTH) goes unanswered.

@@ -5,11 +5,7 @@
 
 use std::time::Duration;
 
-use super::{Locker, NodeError};
-
-/// `lua/probe.lua`: writes nothing, returns 1. Sent with EVAL (a pipeline,
-/// not a cached script: it runs once per start).
-const PROBE: &str = include_str!("lua/probe.lua");
+use super::{Locker, NodeError, scripts};
 
 /// What the masters said to [`Locker::check_access`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,13 +23,10 @@ impl Locker {
     /// Run `lua/probe.lua` on every master (each within `timeout`). A
     /// master that refuses while a quorum remains is warned about.
     pub async fn check_access(&mut self, timeout: Duration) -> Probe {
+        // One EVAL with the text (not a cached script): it runs once per
+        // start.
         let mut pipe = redis::pipe();
-        pipe.cmd("EVAL")
-            .arg(PROBE)
-            .arg(3)
-            .arg(&self.keys.lock)
-            .arg(&self.keys.fence)
-            .arg(&self.keys.tick);
+        pipe.add_command(scripts::probe(&self.keys).eval_cmd());
         let results = futures_util::future::join_all(
             self.nodes
                 .iter_mut()

@@ -92,9 +92,11 @@ pub static COMMIT: Lua = Lua::new("commit", include_str!("lua/commit.lua"));
 pub static LEAVE: Lua = Lua::new("leave", include_str!("lua/leave.lua"));
 pub static LEAVE_N: Lua = Lua::new("leave_n", include_str!("lua/leave_n.lua"));
 pub static FORCE_RELEASE: Lua = Lua::new("force_release", include_str!("lua/force_release.lua"));
+pub static FORGET: Lua = Lua::new("forget", include_str!("lua/forget.lua"));
+pub static PROBE: Lua = Lua::new("probe", include_str!("lua/probe.lua"));
 
 /// Every script.
-pub static ALL: [&Lua; 13] = [
+pub static ALL: [&Lua; 15] = [
     &ACQUIRE,
     &ACQUIRE_N,
     &EXTEND,
@@ -108,6 +110,8 @@ pub static ALL: [&Lua; 13] = [
     &LEAVE,
     &LEAVE_N,
     &FORCE_RELEASE,
+    &FORGET,
+    &PROBE,
 ];
 
 /// One call of a script: its KEYS and ARGV, each under the name its
@@ -143,6 +147,21 @@ impl<'a> Call<'a> {
 
     pub fn args(&self) -> impl Iterator<Item = &str> {
         self.args.iter().map(|(_, v)| v.as_ref())
+    }
+
+    /// The call as one `EVAL` with the script's whole text, without its
+    /// flags line (every server runs that): for scripts sent once in a
+    /// while, or whose reply may go unheard (no NOSCRIPT round trip).
+    pub fn eval_cmd(&self) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(self.lua.source(false)).arg(self.keys.len());
+        for k in self.keys() {
+            cmd.arg(k);
+        }
+        for a in self.args() {
+            cmd.arg(a);
+        }
+        cmd
     }
 
     /// KEYS[1]: the key the call is about (a `WAIT` after it names it).
@@ -363,6 +382,29 @@ pub fn force_release<'a>(keys: &'a Keys, publish_cmd: &'static str) -> Call<'a> 
         .arg("publish_cmd", publish_cmd)
 }
 
+/// Retire a key (`forget.lua`, `release --forget`).
+pub fn forget(keys: &Keys) -> Call<'_> {
+    Call::new(&FORGET)
+        .key("lock_key", &keys.lock)
+        .key("holder_key", &keys.holder)
+        .key("holders_key", &keys.holders)
+        .key("waiters_key", &keys.waiters)
+        .key("woken_key", &keys.woken)
+        .key("limit_key", &keys.limit)
+        .key("claim_key", &keys.tick)
+        .key("fence_key", &keys.fence)
+        .key("history_key", &keys.history)
+        .key("released_key", &keys.released)
+}
+
+/// `schedule`'s look at start (`probe.lua`: writes nothing).
+pub fn probe(keys: &Keys) -> Call<'_> {
+    Call::new(&PROBE)
+        .key("lock_key", &keys.lock)
+        .key("fence_key", &keys.fence)
+        .key("claim_key", &keys.tick)
+}
+
 /// The header's name of the holder's description key.
 fn description_name(limit: u32) -> &'static str {
     if limit > 1 {
@@ -524,6 +566,8 @@ mod tests {
         calls.push(record(keys, "{}", 9));
         calls.push(commit(keys, 9, "t"));
         calls.push(force_release(keys, "PUBLISH"));
+        calls.push(forget(keys));
+        calls.push(probe(keys));
         calls
     }
 
