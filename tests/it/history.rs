@@ -10,10 +10,6 @@ use serde_json::Value;
 
 use crate::support::*;
 
-fn history_key(k: &str) -> String {
-    format!("{{{k}}}:redlock-run:history")
-}
-
 fn status_json(server: &RedisServer, k: &str) -> Value {
     let o = output(rr(server).args(["status", "--key", k, "--json"]));
     serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}: {o:?}"))

@@ -447,7 +447,11 @@ fn every_mode_reads_a_redis_file() {
     let o = run(&modes[0]);
     assert_eq!(o.status.code(), Some(0), "run: {}", stderr(&o));
     assert!(dir.path().join("ran").exists());
-    assert_eq!(server.query::<i64>(&["GET", &fence_key(&k)]), 1);
+    assert_eq!(
+        server.query::<i64>(&["LLEN", &history_key(&k)]),
+        1,
+        "runs recorded"
+    );
     // Schedule: one tick, whose command then stops the schedule (SIGTERM
     // to redlock-run, which waits for it and exits 0).
     let o = run(&[
@@ -462,7 +466,11 @@ fn every_mode_reads_a_redis_file() {
     assert_eq!(o.status.code(), Some(0), "schedule: {}", stderr(&o));
     let env = std::fs::read_to_string(dir.path().join("sched-env.txt")).unwrap();
     assert!(!env.contains(FILE_PW), "schedule's command env: {env}");
-    assert_eq!(server.query::<i64>(&["GET", &fence_key(&k)]), 2);
+    assert_eq!(
+        server.query::<i64>(&["LLEN", &history_key(&k)]),
+        2,
+        "runs recorded"
+    );
     // Status: free (1); list: nothing held (0); doctor: it reached the
     // server (0 or 1, never 2 or 69); release: nothing to remove (0).
     for (args, codes) in [
@@ -536,7 +544,11 @@ fn redis_and_redis_file_conflicts() {
             .args(["--key", &k, "--", "true"]),
     );
     assert_eq!(flag_file.status.code(), Some(0), "{}", stderr(&flag_file));
-    assert_eq!(server.query::<i64>(&["GET", &fence_key(&k)]), 2);
+    assert_eq!(
+        server.query::<i64>(&["LLEN", &history_key(&k)]),
+        2,
+        "runs recorded"
+    );
 }
 
 /// Bad lines are named by their number, the URL shown without its
@@ -671,7 +683,11 @@ fn a_redis_file_of_another_user_is_refused() {
     assert_eq!(mode & 0o777, 0o440, "the group bits show the ACL's mask");
     let o = as_nobody(&credential);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(server.query::<i64>(&["GET", &fence_key(&k)]), 1);
+    assert_eq!(
+        server.query::<i64>(&["LLEN", &history_key(&k)]),
+        1,
+        "runs recorded"
+    );
     // The same ACL, for a user other than the one running: refused.
     rustix::fs::setxattr(
         &credential,

@@ -383,6 +383,11 @@ pub fn released_channel(key: &str) -> String {
     format!("{{{key}}}:redlock-run:released")
 }
 
+/// The run history's key.
+pub fn history_key(key: &str) -> String {
+    format!("{{{key}}}:redlock-run:history")
+}
+
 /// The fencing counter's key.
 pub fn fence_key(key: &str) -> String {
     format!("{{{key}}}:redlock-run:fence")
