@@ -26,7 +26,7 @@ end
 
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -s k -l key -d 'The lock\'s name (the Redis key)' -r
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -s r -l redis -d 'Redis URL; repeat for a Redlock quorum, which is not failover' -r
-complete -c redlock-run -n "__fish_redlock_run_needs_command" -l redis-file -d 'Read the Redis URLs from this file instead, one per line (blank lines and lines starting with # are ignored), so that no password is in argv or in the command\'s environment. It must be private, as an ssh key: owned by you or root, no access for group or others (else exit 2). The command is given its path in REDLOCK_REDIS_FILE (and no REDLOCK_REDIS), so a redlock-run inside it finds the same servers. Not with --redis; overrides REDLOCK_REDIS' -r -F
+complete -c redlock-run -n "__fish_redlock_run_needs_command" -l redis-file -d 'Read the Redis URLs from a private file: no password in argv or env' -r -F
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -s t -l timeout -d 'How long to wait for the lock: 0s = one attempt; `inf` = forever' -r
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -l connect-timeout -d 'How long one request to take the lock may wait for a server' -r
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -l ttl -d 'Lease length: how long the lock outlives a vanished holder' -r
@@ -54,7 +54,7 @@ complete -c redlock-run -n "__fish_redlock_run_needs_command" -a "completions" -
 complete -c redlock-run -n "__fish_redlock_run_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -s k -l key -d 'The lock\'s name (the Redis key)' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -s r -l redis -d 'Redis URL; repeat for a Redlock quorum, which is not failover' -r
-complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l redis-file -d 'Read the Redis URLs from this file instead, one per line (blank lines and lines starting with # are ignored), so that no password is in argv or in the command\'s environment. It must be private, as an ssh key: owned by you or root, no access for group or others (else exit 2). The command is given its path in REDLOCK_REDIS_FILE (and no REDLOCK_REDIS), so a redlock-run inside it finds the same servers. Not with --redis; overrides REDLOCK_REDIS' -r -F
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l redis-file -d 'Read the Redis URLs from a private file: no password in argv or env' -r -F
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l every -d 'Interval between ticks' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l cron -d 'Cron expression instead of --every' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -l tz -d 'Time zone for --cron, an IANA name such as Europe/Paris [default: UTC]' -r
@@ -75,7 +75,7 @@ complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -s q -
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand schedule" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand status" -s k -l key -d 'The lock\'s name (the Redis key)' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand status" -s r -l redis -d 'Redis URL; repeat for a Redlock quorum, which is not failover' -r
-complete -c redlock-run -n "__fish_redlock_run_using_subcommand status" -l redis-file -d 'Read the Redis URLs from this file instead, one per line (blank lines and lines starting with # are ignored), so that no password is in argv or in the command\'s environment. It must be private, as an ssh key: owned by you or root, no access for group or others (else exit 2). The command is given its path in REDLOCK_REDIS_FILE (and no REDLOCK_REDIS), so a redlock-run inside it finds the same servers. Not with --redis; overrides REDLOCK_REDIS' -r -F
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand status" -l redis-file -d 'Read the Redis URLs from a private file: no password in argv or env' -r -F
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand status" -l log-format -d 'Log line format' -r -f -a "text\t''
 json\t''"
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand status" -l json -d 'Print one JSON object instead of text'
@@ -84,7 +84,7 @@ complete -c redlock-run -n "__fish_redlock_run_using_subcommand status" -s q -l 
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -s k -l key -d 'The lock\'s name (the Redis key)' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -s r -l redis -d 'Redis URL; repeat for a Redlock quorum, which is not failover' -r
-complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -l redis-file -d 'Read the Redis URLs from this file instead, one per line (blank lines and lines starting with # are ignored), so that no password is in argv or in the command\'s environment. It must be private, as an ssh key: owned by you or root, no access for group or others (else exit 2). The command is given its path in REDLOCK_REDIS_FILE (and no REDLOCK_REDIS), so a redlock-run inside it finds the same servers. Not with --redis; overrides REDLOCK_REDIS' -r -F
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -l redis-file -d 'Read the Redis URLs from a private file: no password in argv or env' -r -F
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -l log-format -d 'Log line format' -r -f -a "text\t''
 json\t''"
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -l force -d 'Really delete the lock, whoever holds it'
@@ -94,7 +94,7 @@ complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -s q -l
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand release" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand doctor" -s k -l key -d 'The lock\'s name (the Redis key)' -r
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand doctor" -s r -l redis -d 'Redis URL; repeat for a Redlock quorum, which is not failover' -r
-complete -c redlock-run -n "__fish_redlock_run_using_subcommand doctor" -l redis-file -d 'Read the Redis URLs from this file instead, one per line (blank lines and lines starting with # are ignored), so that no password is in argv or in the command\'s environment. It must be private, as an ssh key: owned by you or root, no access for group or others (else exit 2). The command is given its path in REDLOCK_REDIS_FILE (and no REDLOCK_REDIS), so a redlock-run inside it finds the same servers. Not with --redis; overrides REDLOCK_REDIS' -r -F
+complete -c redlock-run -n "__fish_redlock_run_using_subcommand doctor" -l redis-file -d 'Read the Redis URLs from a private file: no password in argv or env' -r -F
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand doctor" -l log-format -d 'Log line format' -r -f -a "text\t''
 json\t''"
 complete -c redlock-run -n "__fish_redlock_run_using_subcommand doctor" -l json -d 'Print one JSON object instead of text'

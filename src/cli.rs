@@ -240,9 +240,11 @@ pub struct Target {
     )]
     pub redis: Vec<String>,
 
-    /// Read the Redis URLs from this file instead, one per line (blank
-    /// lines and lines starting with # are ignored), so that no password is
-    /// in argv or in the command's environment. It must be private, as an
+    /// Read the Redis URLs from a private file: no password in argv or env
+    ///
+    /// One URL per line (blank lines and lines starting with # are
+    /// ignored), instead of --redis, so that no password is in argv or in
+    /// the command's environment. The file must be private, as an
     /// ssh key: owned by you or root, no access for group or others (else
     /// exit 2). The command is given its path in REDLOCK_REDIS_FILE (and no
     /// REDLOCK_REDIS), so a redlock-run inside it finds the same servers.
