@@ -252,6 +252,16 @@ fn url_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
+/// The URL of a server started with FILE_PW, password included.
+fn file_url(server: &RedisServer) -> String {
+    format!("redis://:{FILE_PW}@127.0.0.1:{}", server.port)
+}
+
+/// A private `redis.urls` in `dir` naming that server.
+fn server_file(dir: &Path, server: &RedisServer) -> PathBuf {
+    url_file(dir, "redis.urls", &format!("{}\n", file_url(server)))
+}
+
 /// redlock-run with neither REDLOCK_REDIS nor REDLOCK_REDIS_FILE set.
 fn rr_bare() -> Command {
     let mut c = rr_urls(&[]);
@@ -338,8 +348,8 @@ fn a_redis_file_keeps_the_password_out_of_ps_and_the_command() {
 fn a_nested_run_finds_its_server_through_the_file() {
     let server = RedisServer::start_with_password(FILE_PW);
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("redis://:{FILE_PW}@127.0.0.1:{}", server.port);
-    let file = url_file(dir.path(), "redis.urls", &format!("{url}\n"));
+    let url = file_url(&server);
+    let file = server_file(dir.path(), &server);
     let (outer, inner) = (key("file-outer"), key("file-inner"));
     let o = output(
         rr_urls(std::slice::from_ref(&url))
@@ -388,11 +398,7 @@ fn every_mode(k: &str) -> Vec<Vec<String>> {
 fn a_redis_file_open_to_group_or_others_is_refused() {
     let server = RedisServer::start_with_password(FILE_PW);
     let dir = tempfile::tempdir().unwrap();
-    let file = url_file(
-        dir.path(),
-        "redis.urls",
-        &format!("redis://:{FILE_PW}@127.0.0.1:{}\n", server.port),
-    );
+    let file = server_file(dir.path(), &server);
     let k = key("file-open");
     for mode in [0o644, 0o640, 0o604, 0o660, 0o620, 0o602, 0o610] {
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
@@ -428,11 +434,7 @@ fn a_redis_file_open_to_group_or_others_is_refused() {
 fn every_mode_reads_a_redis_file() {
     let server = RedisServer::start_with_password(FILE_PW);
     let dir = tempfile::tempdir().unwrap();
-    let file = url_file(
-        dir.path(),
-        "redis.urls",
-        &format!("redis://:{FILE_PW}@127.0.0.1:{}\n", server.port),
-    );
+    let file = server_file(dir.path(), &server);
     let k = key("file-modes");
     let run = |args: &[String]| {
         output(
@@ -497,7 +499,7 @@ fn every_mode_reads_a_redis_file() {
 fn redis_and_redis_file_conflicts() {
     let server = RedisServer::start_with_password(FILE_PW);
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("redis://:{FILE_PW}@127.0.0.1:{}", server.port);
+    let url = file_url(&server);
     let file = url_file(dir.path(), "good", &format!("{url}\n"));
     let open = url_file(dir.path(), "open", &format!("{url}\n"));
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -616,7 +618,7 @@ fn a_redis_file_of_another_user_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     // nobody must reach the files (not list the directory).
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
-    let text = format!("redis://:{FILE_PW}@127.0.0.1:{}\n", server.port);
+    let text = format!("{}\n", file_url(&server));
     let theirs = url_file(dir.path(), "theirs", &text);
     std::os::unix::fs::chown(&theirs, Some(NOBODY), Some(NOBODY)).unwrap();
     let k = key("file-owner");
