@@ -25,6 +25,8 @@ pub mod doctor;
 pub mod exit;
 pub mod guardian;
 pub mod help;
+#[cfg(test)]
+mod layers;
 pub mod lock;
 pub mod logging;
 pub mod progress;
