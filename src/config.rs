@@ -11,7 +11,7 @@ use crate::cli::{CommandArgs, LeaseArgs, Target};
 use crate::clock::BootInstant;
 use crate::exit::Failure;
 use crate::redis_file;
-use crate::urls::redact;
+use crate::urls::{self, redact};
 
 /// Shortest lease we accept: below this, scheduling noise eats the margins.
 pub const MIN_TTL: Duration = Duration::from_millis(100);
@@ -77,14 +77,14 @@ impl Endpoint {
         if url.is_empty() {
             return Err(Failure::Usage("empty Redis URL".into()));
         }
-        let Some(scheme) = crate::urls::SCHEMES.iter().find(|s| url.starts_with(*s)) else {
+        let Some(scheme) = urls::SCHEMES.iter().find(|s| url.starts_with(*s)) else {
             return Err(Failure::Usage(format!(
                 "invalid Redis URL {display:?}: expected redis://, rediss://, unix://, \
                  redis+sentinel:// or redis+cluster://"
             )));
         };
         if scheme.contains("+sentinel") || scheme.contains("+cluster") {
-            return crate::urls::parse_multi(url, scheme, &display)
+            return Endpoint::parse_multi(url, scheme, &display)
                 .map_err(|why| Failure::Usage(format!("invalid Redis URL {display:?}: {why}")));
         }
         let info = Endpoint::node_info(url, &display)?;
@@ -92,6 +92,37 @@ impl Endpoint {
             info,
             display,
             topology: Topology::Single,
+        })
+    }
+
+    /// A Sentinel or Cluster URL ([`urls::MultiUrl`]): each host checked
+    /// like a plain URL (percent-decoding included), in order.
+    fn parse_multi(url: &str, scheme: &str, display: &str) -> Result<Self, String> {
+        let multi = urls::parse_multi(url, scheme)?;
+        let mut nodes = Vec::new();
+        let mut sentinels = Vec::new();
+        for host in multi.hosts() {
+            let host = host?;
+            let node = Endpoint::node_info(&host.node, display)
+                .map_err(|_| "a host:port is not valid".to_string())?;
+            nodes.push(node);
+            if let Some(s) = host.sentinel {
+                let s = Endpoint::node_info(&s, display).map_err(|_| {
+                    "a host:port or the Sentinel credentials are not valid".to_string()
+                })?;
+                sentinels.push(s);
+            }
+        }
+        let topology = match multi.service {
+            Some(service) => Topology::Sentinel { sentinels, service },
+            None => Topology::Cluster {
+                nodes: nodes.clone(),
+            },
+        };
+        Ok(Endpoint {
+            info: nodes.swap_remove(0),
+            display: display.to_string(),
+            topology,
         })
     }
 
@@ -464,7 +495,7 @@ pub fn servers(urls: &[String], file: Option<&Path>) -> Result<Vec<Endpoint>, Fa
         .iter()
         .map(|(line, url)| {
             // A line with no scheme may be a password alone: never shown.
-            if !crate::urls::SCHEMES.iter().any(|s| url.starts_with(s)) {
+            if !urls::SCHEMES.iter().any(|s| url.starts_with(s)) {
                 return Err(Failure::Usage(format!(
                     "{}, line {line}: not a Redis URL (not shown: it may be a password); \
                      expected redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://",
