@@ -100,7 +100,7 @@ pub async fn doctor(place: &Place, as_json: bool) -> i32 {
     } else {
         to_text(&place.key, &reports, &fleet)
     };
-    crate::admin::out(&text);
+    crate::display::out(&text);
     code
 }
 
@@ -689,7 +689,7 @@ fn fleet_checks(reports: &[Report]) -> Vec<Check> {
 /// One check as a text line. Details and fixes may name the key (its
 /// channels, its names): escaped here, once, like every other output.
 fn check_line(c: &Check) -> String {
-    let esc = crate::lock::escape_controls;
+    let esc = crate::display::escape_controls;
     let mut line = format!(
         "  {:<8} {:<17} {}",
         c.level.as_str(),
@@ -707,7 +707,7 @@ fn check_line(c: &Check) -> String {
 fn to_text(key: &str, reports: &[Report], fleet: &[Check]) -> String {
     let mut s = format!(
         "redlock-run doctor: key \"{}\", {} server(s)\n",
-        crate::lock::escape_controls(key),
+        crate::display::escape_controls(key),
         reports.len()
     );
     for r in reports {

@@ -21,6 +21,7 @@ pub mod cli;
 pub mod clock;
 pub mod completions;
 pub mod config;
+pub mod display;
 pub mod doctor;
 pub mod exit;
 pub mod guardian;

@@ -20,7 +20,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use tokio::time::Instant;
 
 use crate::cli::{LogFormat, Timeout};
-use crate::lock::{Attempt, Holder, WaitObserver, WaitOutcome, escape_controls};
+use crate::display::escape_controls;
+use crate::lock::{Attempt, Holder, WaitObserver, WaitOutcome};
 
 /// A wait shorter than this shows nothing.
 const ANNOUNCE_AFTER: Duration = Duration::from_secs(1);

@@ -5,10 +5,11 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use super::{admin_lease, out, to_json};
+use super::{admin_lease, to_json};
 use crate::config::Endpoint;
+use crate::display::{escape_controls, format_ttl, out};
 use crate::exit;
-use crate::lock::{Locker, MasterState, Snapshot, Status, escape_controls};
+use crate::lock::{Locker, MasterState, Snapshot, Status};
 
 /// `redlock-run list`: every held lock whose key matches `pattern`, at
 /// most `max`; exit 0 (also when none is held), 69 when fewer masters than
@@ -170,7 +171,7 @@ fn list_text(held: &[Status], waiters: &[Option<u64>], pattern: &str, quorum_mod
                     .to_string()
             }),
             // Whole seconds: the table is read, not computed with.
-            crate::lock::format_ttl(
+            format_ttl(
                 s.ttl_ms
                     .map(|ms| if ms >= 1000 { ms - ms % 1000 } else { ms }),
             ),

@@ -10,8 +10,9 @@ use std::time::{Duration, UNIX_EPOCH};
 use serde_json::{Value, json};
 
 use crate::config::{Lease, Place};
+use crate::display::{escape_controls, format_ttl, out};
 use crate::exit::{self, Failure};
-use crate::lock::{FenceKind, Forgot, Holder, Locker, RunEntry, Snapshot, Status, escape_controls};
+use crate::lock::{FenceKind, Forgot, Holder, Locker, RunEntry, Snapshot, Status};
 
 /// Timings for one-off requests (only the I/O timeout matters here).
 fn admin_lease() -> Lease {
@@ -50,14 +51,6 @@ fn holder_json(h: &Holder) -> Value {
         }),
         None => Value::Null,
     }
-}
-
-/// Print to stdout; a failed write (a full disk, a closed pipe) loses the
-/// text, never the exit code: no panic.
-pub(crate) fn out(text: &str) {
-    use std::io::Write as _;
-    let mut o = std::io::stdout().lock();
-    let _ = o.write_all(text.as_bytes()).and_then(|()| o.flush());
 }
 
 fn since(ms: u64) -> String {
@@ -196,11 +189,7 @@ fn to_text(st: &Status, quorum_mode: bool) -> String {
             if let Some(i) = &s.holder.info {
                 let _ = writeln!(out, "  since:         {}", since(i.since_ms));
             }
-            let _ = writeln!(
-                out,
-                "  ttl:           {}",
-                crate::lock::format_ttl(s.ttl_ms)
-            );
+            let _ = writeln!(out, "  ttl:           {}", format_ttl(s.ttl_ms));
             let _ = writeln!(out, "  fencing token: {fence}");
         }
         None if st.never_used() => {
@@ -237,11 +226,7 @@ fn to_text(st: &Status, quorum_mode: bool) -> String {
         );
         for m in &st.masters {
             let line = match &m.value {
-                Ok(Some(s)) => format!(
-                    "held by {}, ttl {}",
-                    s.holder,
-                    crate::lock::format_ttl(s.ttl_ms)
-                ),
+                Ok(Some(s)) => format!("held by {}, ttl {}", s.holder, format_ttl(s.ttl_ms)),
                 Ok(None) => "free".to_string(),
                 Err(e) => format!("unreachable: {e}"),
             };
@@ -287,7 +272,7 @@ fn slot_line(s: &Snapshot, runs: &[RunEntry]) -> String {
             kept_until(s.ttl_ms)
         ));
     }
-    line.push_str(&format!(", ttl {}", crate::lock::format_ttl(s.ttl_ms)));
+    line.push_str(&format!(", ttl {}", format_ttl(s.ttl_ms)));
     match s.fencing_token {
         Some(t) => line.push_str(&format!(", fencing token {t}")),
         None => line.push_str(", fencing token unknown"),
