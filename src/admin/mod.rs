@@ -29,7 +29,7 @@ fn admin_lease() -> Lease {
 /// One of `holders` in `status --json`: `holder`'s fields (null for a
 /// holder that is not a redlock-run), its lease left and fencing token.
 fn slot_json(s: &Snapshot) -> Value {
-    let mut v = match holder_json(&s.holder) {
+    let mut v = match holder_fields(&s.holder) {
         Value::Null => {
             json!({"host": null, "pid": null, "command": null, "label": null, "since": null})
         }
@@ -40,7 +40,9 @@ fn slot_json(s: &Snapshot) -> Value {
     v
 }
 
-fn holder_json(h: &Holder) -> Value {
+/// `holder` in `status --json`: who holds the lock (host, pid, command,
+/// label, since), or null for a holder that is not a redlock-run.
+fn holder_fields(h: &Holder) -> Value {
     match &h.info {
         Some(i) => json!({
             "host": i.host,
@@ -106,7 +108,7 @@ fn to_json(st: &Status, quorum_mode: bool) -> Value {
         "ttl_ms": held.and_then(|s| s.ttl_ms),
         "fencing_token": fencing.map(|(t, _)| t),
         "fencing_token_kind": fencing.map(|(_, k)| k.as_str()),
-        "holder": held.map_or(Value::Null, |s| holder_json(&s.holder)),
+        "holder": held.map_or(Value::Null, |s| holder_fields(&s.holder)),
         "limit": st.limit(),
         "holders": st
             .holders()
@@ -138,7 +140,7 @@ fn to_json(st: &Status, quorum_mode: bool) -> Value {
                     "held": snap.is_some(),
                     "ttl_ms": snap.as_ref().and_then(|s| s.ttl_ms),
                     "fencing_token": m.fencing_token,
-                    "holder": snap.as_ref().map_or(Value::Null, |s| holder_json(&s.holder)),
+                    "holder": snap.as_ref().map_or(Value::Null, |s| holder_fields(&s.holder)),
                 }),
                 Err(e) => json!({"url": m.name, "reachable": false, "error": e}),
             })
