@@ -382,9 +382,9 @@ impl Program {
         }
     }
 
-    /// What is stored with the lock in `command` (guarantee 8): the
-    /// program's name as given (`sh -c` for `--shell`), or with
-    /// `--record-args` the whole command line (lossy, truncated).
+    /// What is stored with the lock in `command` (docs/guarantees.md,
+    /// guarantee 9): the program's name as given (`sh -c` for `--shell`),
+    /// or with `--record-args` the whole command line (lossy, truncated).
     pub fn stored(&self) -> String {
         if !self.record_args {
             return if self.shell {
