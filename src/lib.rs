@@ -30,6 +30,7 @@ pub mod help;
 mod layers;
 pub mod lock;
 pub mod logging;
+pub mod outcome;
 pub mod progress;
 pub mod redis_file;
 pub mod run;
