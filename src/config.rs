@@ -181,20 +181,9 @@ impl Lease {
     pub fn new(a: &LeaseArgs, wait_replicas: u32) -> Result<Self, Failure> {
         let ttl = at_most_max("--ttl", a.ttl)?;
         let min_hold = at_most_max("--min-hold", a.min_hold)?;
-        // The default --refresh, named as such where the rule is explained.
-        let default_refresh = || {
-            let replicas = match wait_replicas {
-                0 => String::new(),
-                n => format!(" and --wait-replicas {n}"),
-            };
-            format!(
-                "with the default --refresh (a third of --ttl){replicas} the minimum is {}",
-                fmt(min_ttl(wait_replicas).unwrap_or(MIN_TTL))
-            )
-        };
         if ttl < MIN_TTL {
             let min = match a.refresh {
-                None => default_refresh(),
+                None => default_refresh_minimum(wait_replicas),
                 Some(_) => format!("the minimum is {}", fmt(MIN_TTL)),
             };
             return Err(Failure::Usage(format!(
@@ -202,62 +191,8 @@ impl Lease {
                 fmt(ttl)
             )));
         }
-        let refresh = match a.refresh {
-            Some(r) if r >= ttl => {
-                return Err(Failure::Usage(format!(
-                    "--refresh {} must be shorter than --ttl {}",
-                    fmt(r),
-                    fmt(ttl)
-                )));
-            }
-            Some(r) if r.is_zero() => {
-                return Err(Failure::Usage("--refresh must be greater than 0".into()));
-            }
-            Some(r) => r,
-            None => ttl / 3,
-        };
-        // What is left of a lease, after one missed renewal, for the grace
-        // between SIGTERM and SIGKILL.
-        let wait = wait_timeout(ttl, wait_replicas);
-        let budget = Lease::grace_budget(ttl, refresh, wait);
-        let kill_after = match a.kill_after {
-            Some(k) if budget.is_some_and(|b| k <= b) => k,
-            Some(k) => {
-                let refresh = match a.refresh {
-                    Some(r) => format!("--refresh {}", fmt(r)),
-                    None => format!("the default --refresh ({})", fmt(refresh)),
-                };
-                let fits = match budget {
-                    Some(b) => format!("at most {} does", fmt(b)),
-                    None => "no --kill-after does".into(),
-                };
-                return Err(Failure::Usage(format!(
-                    "--kill-after {} does not fit in --ttl {} with {refresh}: {fits}; {}",
-                    fmt(k),
-                    fmt(ttl),
-                    Lease::rule(ttl, refresh_or(a, ttl), wait)
-                )));
-            }
-            // The default is clamped, not refused, so that it always fits.
-            None => match budget {
-                Some(b) => (ttl / 3).min(Duration::from_secs(5)).min(b),
-                None if a.refresh.is_none() => {
-                    return Err(Failure::Usage(format!(
-                        "--ttl {} is too short: {}",
-                        fmt(ttl),
-                        default_refresh()
-                    )));
-                }
-                None => {
-                    return Err(Failure::Usage(format!(
-                        "--ttl {} and --refresh {} leave no room for one missed renewal: {}",
-                        fmt(ttl),
-                        fmt(refresh),
-                        Lease::rule(ttl, refresh, wait)
-                    )));
-                }
-            },
-        };
+        let refresh = checked_refresh(a.refresh, ttl)?;
+        let kill_after = checked_kill_after(a, ttl, refresh, wait_replicas)?;
         Ok(Lease {
             ttl,
             refresh,
@@ -352,6 +287,79 @@ fn drift(ttl: Duration) -> Duration {
 fn fmt(d: Duration) -> humantime::FormattedDuration {
     let ms = (d.as_nanos() + 500_000) / 1_000_000;
     humantime::format_duration(Duration::from_millis(ms.try_into().unwrap_or(u64::MAX)))
+}
+
+/// The minimum --ttl with the default --refresh, said so where the rule
+/// is explained.
+fn default_refresh_minimum(wait_replicas: u32) -> String {
+    let replicas = match wait_replicas {
+        0 => String::new(),
+        n => format!(" and --wait-replicas {n}"),
+    };
+    format!(
+        "with the default --refresh (a third of --ttl){replicas} the minimum is {}",
+        fmt(min_ttl(wait_replicas).unwrap_or(MIN_TTL))
+    )
+}
+
+/// `--refresh` as given (shorter than `ttl`, not 0), else a third of `ttl`.
+fn checked_refresh(refresh: Option<Duration>, ttl: Duration) -> Result<Duration, Failure> {
+    match refresh {
+        Some(r) if r >= ttl => Err(Failure::Usage(format!(
+            "--refresh {} must be shorter than --ttl {}",
+            fmt(r),
+            fmt(ttl)
+        ))),
+        Some(r) if r.is_zero() => Err(Failure::Usage("--refresh must be greater than 0".into())),
+        Some(r) => Ok(r),
+        None => Ok(ttl / 3),
+    }
+}
+
+/// `--kill-after` as given if it fits in what is left of a lease after
+/// one missed renewal (the grace between SIGTERM and SIGKILL); by default
+/// a third of --ttl, at most 5 s, clamped (not refused) so that it fits.
+fn checked_kill_after(
+    a: &LeaseArgs,
+    ttl: Duration,
+    refresh: Duration,
+    wait_replicas: u32,
+) -> Result<Duration, Failure> {
+    let wait = wait_timeout(ttl, wait_replicas);
+    let budget = Lease::grace_budget(ttl, refresh, wait);
+    match a.kill_after {
+        Some(k) if budget.is_some_and(|b| k <= b) => Ok(k),
+        Some(k) => {
+            let refresh = match a.refresh {
+                Some(r) => format!("--refresh {}", fmt(r)),
+                None => format!("the default --refresh ({})", fmt(refresh)),
+            };
+            let fits = match budget {
+                Some(b) => format!("at most {} does", fmt(b)),
+                None => "no --kill-after does".into(),
+            };
+            Err(Failure::Usage(format!(
+                "--kill-after {} does not fit in --ttl {} with {refresh}: {fits}; {}",
+                fmt(k),
+                fmt(ttl),
+                Lease::rule(ttl, refresh_or(a, ttl), wait)
+            )))
+        }
+        None => match budget {
+            Some(b) => Ok((ttl / 3).min(Duration::from_secs(5)).min(b)),
+            None if a.refresh.is_none() => Err(Failure::Usage(format!(
+                "--ttl {} is too short: {}",
+                fmt(ttl),
+                default_refresh_minimum(wait_replicas)
+            ))),
+            None => Err(Failure::Usage(format!(
+                "--ttl {} and --refresh {} leave no room for one missed renewal: {}",
+                fmt(ttl),
+                fmt(refresh),
+                Lease::rule(ttl, refresh, wait)
+            ))),
+        },
+    }
 }
 
 /// `--refresh` as given, or its default for `ttl`.

@@ -560,7 +560,6 @@ const BEING_SPLIT: &[(&str, &str, &str)] = &[
     ("supervise.rs", "supervise", "supervisor"),
     ("admin/list.rs", "list_text", "layers"),
     ("admin/mod.rs", "to_text", "layers"),
-    ("config.rs", "new", "layers"),
     ("doctor.rs", "acl_checks", "layers"),
     ("schedule.rs", "schedule", "layers"),
     ("schedule.rs", "take_tick", "layers"),
