@@ -559,7 +559,6 @@ const BEING_SPLIT: &[(&str, &str, &str)] = &[
     ("lock/wait.rs", "acquire_waiting_observed", "supervisor"),
     ("supervise.rs", "supervise", "supervisor"),
     ("admin/list.rs", "list_text", "layers"),
-    ("doctor.rs", "acl_checks", "layers"),
     ("schedule.rs", "schedule", "layers"),
     ("schedule.rs", "take_tick", "layers"),
 ];
