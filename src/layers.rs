@@ -1,11 +1,14 @@
 //! Checks on the shape of `src/` that the compiler does not make: no import
-//! cycle between top-level modules.
+//! cycle between top-level modules, and no function over 80 lines without
+//! a reason written above it (`// Over 80 lines: <why>`).
 //!
 //! The checks read the source files. A small scanner drops comments and
 //! literals, then collects each top-level module's references to the
 //! others: `crate::x`, `use crate::{x, y}`, `super::` (resolved against the
 //! file and its inline modules), and in `lib.rs` the bare `x::`. Code under
-//! `#[cfg(test)]` is left out: a test may use any layer.
+//! `#[cfg(test)]` is left out of the references: a test may use any layer.
+//! A function's length runs from its `fn` to its closing brace, tests
+//! included.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
