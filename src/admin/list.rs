@@ -5,7 +5,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use super::{admin_lease, out, to_json};
+use super::{out, to_json};
 use crate::config::Endpoint;
 use crate::exit;
 use crate::lock::{Locker, MasterState, Snapshot, Status, escape_controls};
@@ -14,7 +14,7 @@ use crate::lock::{Locker, MasterState, Snapshot, Status, escape_controls};
 /// most `max`; exit 0 (also when none is held), 69 when fewer masters than
 /// a quorum could be scanned.
 pub async fn list(endpoints: &[Endpoint], pattern: &str, max: usize, as_json: bool) -> i32 {
-    let mut locker = Locker::new(endpoints, "", admin_lease());
+    let mut locker = Locker::reader(endpoints, "");
     let quorum_mode = endpoints.len() > 1;
     let found = locker.scan_locks(pattern, max).await;
     let quorum = locker.quorum();
@@ -43,10 +43,10 @@ pub async fn list(endpoints: &[Endpoint], pattern: &str, max: usize, as_json: bo
         .filter(|(_, m)| m.is_ok())
         .map(|(e, _)| e.clone())
         .collect();
-    let mut reader = Locker::new(&answered, "", admin_lease());
+    let mut reader = Locker::reader(&answered, "");
     let mut held = Vec::new();
     for key in &found.keys {
-        reader.keys = crate::lock::Keys::new(key);
+        reader.set_key(key);
         let mut read = reader.status().await.masters.into_iter();
         let masters = endpoints
             .iter()

@@ -117,15 +117,15 @@ impl Waker {
         let notify = Arc::new(Notify::new());
         let ready = Arc::new(Notify::new());
         let refused = Arc::new(Mutex::new(Vec::new()));
-        let timeout = locker.lease.io_timeout();
+        let timeout = locker.io_timeout();
         let tasks = locker
             .nodes()
             .iter()
             .map(|node| {
                 let source = node.source().clone();
                 let channels = [
-                    locker.keys.channel.clone(),
-                    format!("{}{token}", locker.keys.wake_prefix),
+                    locker.keys().channel.clone(),
+                    format!("{}{token}", locker.keys().wake_prefix),
                 ];
                 let notify = notify.clone();
                 let ready = ready.clone();
