@@ -78,6 +78,16 @@ impl Endpoint {
             return Err(Failure::Usage("empty Redis URL".into()));
         }
         let Some(scheme) = crate::urls::SCHEMES.iter().find(|s| url.starts_with(*s)) else {
+            // Without a scheme it may be a password given where the URL
+            // belongs: nothing of it is shown (docs/guarantees.md, 9).
+            if let Some(host_port) = host_and_port(url) {
+                return Err(Failure::Usage(format!(
+                    "invalid Redis URL {host_port:?}: it has no scheme; write redis://{host_port}"
+                )));
+            }
+            if !url.contains("://") {
+                return Err(Failure::Usage(format!("not a Redis URL: {NO_SCHEME}")));
+            }
             return Err(Failure::Usage(format!(
                 "invalid Redis URL {display:?}: expected redis://, rediss://, unix://, \
                  redis+sentinel:// or redis+cluster://"
@@ -382,9 +392,9 @@ impl Program {
         }
     }
 
-    /// What is stored with the lock in `command` (guarantee 8): the
-    /// program's name as given (`sh -c` for `--shell`), or with
-    /// `--record-args` the whole command line (lossy, truncated).
+    /// What is stored with the lock in `command` (docs/guarantees.md,
+    /// guarantee 9): the program's name as given (`sh -c` for `--shell`),
+    /// or with `--record-args` the whole command line (lossy, truncated).
     pub fn stored(&self) -> String {
         if !self.record_args {
             return if self.shell {
@@ -454,6 +464,28 @@ impl Place {
     }
 }
 
+/// `url` if it is only `HOST:PORT` (a host name or an address, a port
+/// number): a URL without its scheme, shown with the fix. Anything else
+/// without a scheme may be a password and is never shown.
+fn host_and_port(url: &str) -> Option<&str> {
+    let (host, port) = url.rsplit_once(':')?;
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => {
+            !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        }
+    };
+    (host_ok && port.parse::<u16>().is_ok_and(|p| p > 0)).then_some(url)
+}
+
+/// Why a value that names no scheme is refused, and what to write: it may
+/// be a password given where the URL belongs, so nothing of it is shown.
+const NO_SCHEME: &str = "it has no scheme (not shown: it may be a password); write \
+     redis://HOST:PORT, or rediss://, unix://, redis+sentinel:// or redis+cluster://";
+
 /// The servers named by `--redis` URLs, or (given a path) by the lines of
 /// a `--redis-file`, checked.
 pub fn servers(urls: &[String], file: Option<&Path>) -> Result<Vec<Endpoint>, Failure> {
@@ -466,8 +498,7 @@ pub fn servers(urls: &[String], file: Option<&Path>) -> Result<Vec<Endpoint>, Fa
             // A line with no scheme may be a password alone: never shown.
             if !crate::urls::SCHEMES.iter().any(|s| url.starts_with(s)) {
                 return Err(Failure::Usage(format!(
-                    "{}, line {line}: not a Redis URL (not shown: it may be a password); \
-                     expected redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://",
+                    "{}, line {line}: not a Redis URL: {NO_SCHEME}",
                     path.display()
                 )));
             }
@@ -658,6 +689,29 @@ mod tests {
             let err = Endpoint::parse(bad).unwrap_err().to_string();
             assert!(err.starts_with("invalid Redis URL"), "{bad}: {err}");
             assert!(!err.contains("secret"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn only_a_bare_host_and_port_is_shown_back() {
+        for shown in [
+            "localhost:6379",
+            "10.0.0.1:7000",
+            "[::1]:7000",
+            "redis-1.example:1",
+        ] {
+            assert_eq!(host_and_port(shown), Some(shown));
+        }
+        for hidden in [
+            "hunter2",
+            "Pa55:w0rdX",
+            "h:0",
+            ":6379",
+            "p@ss:6379",
+            "[nope]:1",
+            "a b:1",
+        ] {
+            assert_eq!(host_and_port(hidden), None, "{hidden}");
         }
     }
 }

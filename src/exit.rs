@@ -4,8 +4,6 @@
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 
-use crate::supervise::Outcome;
-
 /// Bad usage: refused before anything touched Redis.
 pub const USAGE: u8 = 2;
 /// `status`: the key is free.
@@ -239,28 +237,6 @@ pub fn negative(arg: &str, option: &str, value_name: &str) -> String {
         other => format!("{other} is never negative"),
     };
     format!("invalid value '{arg}' for '{option} <{value_name}>': {why}")
-}
-
-/// The result of a run whose command was started: its own status, or a
-/// failure (lost lock, internal error) that overrides it.
-pub fn for_run(o: &Outcome) -> Result<i32, Failure> {
-    if let Some(why) = &o.internal {
-        return Err(Failure::Internal(why.clone()));
-    }
-    if let Some(why) = &o.lost {
-        return Err(Failure::Lost(why.clone()));
-    }
-    // Stopped because a signal asked redlock-run to end: its own death by
-    // that signal, reported as the default action would have.
-    if let Some(sig) = o.signalled {
-        return Ok(SIGNAL_BASE + sig.signo());
-    }
-    match o.status {
-        Some(st) => Ok(from_status(st)),
-        None => Err(Failure::Internal(
-            "the command's exit status was not seen".into(),
-        )),
-    }
 }
 
 /// Our exit code for a child that ended with `status`: its own code, or

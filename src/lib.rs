@@ -27,6 +27,7 @@ pub mod guardian;
 pub mod help;
 pub mod lock;
 pub mod logging;
+pub mod outcome;
 pub mod progress;
 pub mod redis_file;
 pub mod run;

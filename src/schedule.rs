@@ -20,6 +20,7 @@ use crate::cli::ScheduleArgs;
 use crate::config::{Lease, Place, Program};
 use crate::exit::{self, Failure};
 use crate::lock::{Attempt, Locker, Mode, Probe};
+use crate::outcome::{Asked, RunEnd};
 use crate::run::{holder_json, run_under_lock};
 use crate::signals::{Caught, Signals};
 
@@ -215,7 +216,7 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
         };
         let started = std::time::Instant::now();
         let fencing = grant.fencing;
-        let (back, outcome) = run_under_lock(
+        let (back, end) = run_under_lock(
             &plan.place.key,
             &plan.lease,
             &plan.program,
@@ -228,41 +229,48 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
         locker = back;
         let duration_ms = started.elapsed().as_millis() as u64;
         busy_until = Some(tick);
-        let o = match outcome {
-            Ok(o) => o,
+        let end = match end {
+            Ok(end) => end,
             Err(f) => {
                 tracing::error!(tick = %tick_str, next_tick = %next_tick(&plan.when), "{f}");
                 continue;
             }
         };
         let next = next_tick(&plan.when);
-        match exit::for_run(&o) {
+        match (&end, end.failure()) {
             // The command's group was stopped and the lock released; the
             // schedule does not go on without a working supervisor.
-            Err(f @ Failure::Internal(_)) => {
+            (RunEnd::Internal { .. }, Some(f)) => {
                 tracing::error!(tick = %tick_str, fencing_token = fencing, "{f}; stopping the schedule");
                 return Err(f.into());
             }
             // The run's status is 70, as in run mode; the command's own
             // (usually the signal that stopped it) goes alongside.
-            Err(f) => tracing::error!(
+            (_, Some(f)) => tracing::error!(
                 tick = %tick_str, fencing_token = fencing,
-                exit_status = i32::from(exit::LOST),
-                command_status = %o.status.map_or("-".into(), |st| exit::from_status(st).to_string()),
+                exit_status = end.code(),
+                command_status = %end.command_code().map_or("-".into(), |c| c.to_string()),
                 duration_ms, late_ms, reason = %f, next_tick = %next, "ran; lock lost"
             ),
-            Ok(0) => tracing::info!(
+            (_, None) if end.code() == 0 => tracing::info!(
                 tick = %tick_str, fencing_token = fencing, exit_status = 0,
                 duration_ms, late_ms, next_tick = %next, "ran"
             ),
-            Ok(status) => tracing::warn!(
-                tick = %tick_str, fencing_token = fencing, exit_status = status,
+            (_, None) => tracing::warn!(
+                tick = %tick_str, fencing_token = fencing, exit_status = end.code(),
                 duration_ms, late_ms, next_tick = %next, "ran; command failed"
             ),
         }
-        if o.interrupted {
-            tracing::info!("stopping the schedule");
-            return Ok(stop_code(o.signalled));
+        match end.asked() {
+            Asked::Nothing => {}
+            Asked::Interrupt => {
+                tracing::info!("stopping the schedule");
+                return Ok(stop_code(None));
+            }
+            Asked::Stop(sig) => {
+                tracing::info!("stopping the schedule");
+                return Ok(stop_code(Some(sig)));
+            }
         }
     }
 }

@@ -23,26 +23,8 @@ use crate::clock::{BootInstant, BootTimer};
 use crate::config::Lease;
 use crate::guardian;
 use crate::lock::LeaseState;
+use crate::outcome::{Asked, RunEnd};
 use crate::signals::Caught;
-
-/// How the supervised run ended.
-#[derive(Debug)]
-pub struct Outcome {
-    /// The command's wait status (None if it could not be observed).
-    pub status: Option<ExitStatus>,
-    /// Why the lock was lost, if it was: the exit code is then 70.
-    pub lost: Option<String>,
-    /// We were asked to stop (SIGINT or SIGTERM, forwarded, or a signal
-    /// that stops the run) while the command ran.
-    pub interrupted: bool,
-    /// A signal that is not forwarded but stops the run (SIGALRM,
-    /// SIGXCPU, ...) ended it: the exit code is 128+N and the run is
-    /// recorded `signalled`, whatever the command's own status.
-    pub signalled: Option<Caught>,
-    /// An internal error while the command ran (the group was stopped
-    /// first): the exit code is 70.
-    pub internal: Option<String>,
-}
 
 /// Where the lease-driven stop stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,7 +97,7 @@ pub async fn supervise(
     lease_cfg: &Lease,
     lease: &mut tokio::sync::watch::Receiver<LeaseState>,
     signals: &mut (impl Stream<Item = Caught> + Unpin),
-) -> Outcome {
+) -> RunEnd {
     let mut valid_until = match &*lease.borrow() {
         LeaseState::Valid { valid_until } => *valid_until,
         LeaseState::Lost(_) => BootInstant::now(),
@@ -302,13 +284,12 @@ pub async fn supervise(
     if let Some(why) = stop.refused {
         lost.get_or_insert(why);
     }
-    Outcome {
-        status: leader.flatten(),
-        lost,
-        interrupted: interrupts > 0 || signalled.is_some(),
-        signalled,
-        internal,
-    }
+    let asked = match signalled {
+        Some(sig) => Asked::Stop(sig),
+        None if interrupts > 0 => Asked::Interrupt,
+        None => Asked::Nothing,
+    };
+    RunEnd::from_parts(internal, lost, asked, leader.flatten())
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {

@@ -3,8 +3,9 @@
 //!
 //! A password may hold any character, commas included, so a list in
 //! REDLOCK_REDIS is split only before a comma that starts a new URL. And
-//! no part of a password is ever printed (spec, guarantee 8), also for a
-//! URL that does not parse: redaction works on the text, never on a parse.
+//! no part of a password is ever printed (docs/guarantees.md, guarantee 9),
+//! also for a URL that does not parse: redaction works on the text, never
+//! on a parse.
 
 /// The schemes a new URL in a list starts with.
 pub const SCHEMES: [&str; 10] = [
