@@ -656,6 +656,8 @@ mod tests {
 
     type Reply = Result<(i64, i64, String, String), NodeError>;
 
+    const SECOND: Duration = Duration::from_secs(1);
+
     fn granted(fence: i64) -> Reply {
         Ok((1, fence, String::new(), String::new()))
     }
@@ -693,6 +695,17 @@ mod tests {
                 (undo, r.settle())
             }
             (_, a) => panic!("settled from the replies alone: {a:?}"),
+        }
+    }
+
+    fn held_by(a: Attempt) -> (Option<Duration>, Holder, bool) {
+        match a {
+            Attempt::Held {
+                pttl,
+                holder,
+                same_tick,
+            } => (pttl, holder, same_tick),
+            a => panic!("not held: {a:?}"),
         }
     }
 
@@ -750,18 +763,10 @@ mod tests {
         );
         let (undo, attempt) = settled(t.decide());
         assert_eq!(undo, [true, false, true]);
-        match attempt {
-            Attempt::Held {
-                pttl,
-                holder,
-                same_tick,
-            } => {
-                assert_eq!(pttl, Some(Duration::from_millis(4_000)));
-                assert_eq!(holder.info.map(|i| i.pid), Some(7));
-                assert!(!same_tick);
-            }
-            a => panic!("{a:?}"),
-        }
+        let (pttl, holder, same_tick) = held_by(attempt);
+        assert_eq!(pttl, Some(Duration::from_millis(4_000)));
+        assert_eq!(holder.info.map(|i| i.pid), Some(7));
+        assert!(!same_tick);
     }
 
     #[test]
@@ -776,19 +781,11 @@ mod tests {
         );
         let (undo, attempt) = settled(t.decide());
         assert_eq!(undo, [false, false, false], "nothing landed");
-        match attempt {
-            Attempt::Held {
-                pttl,
-                holder,
-                same_tick,
-            } => {
-                // A key with no expiry (-1) says nothing of when it ends.
-                assert_eq!(pttl, Some(Duration::from_millis(3_000)));
-                assert_eq!(holder.token, "b");
-                assert!(same_tick);
-            }
-            a => panic!("{a:?}"),
-        }
+        let (pttl, holder, same_tick) = held_by(attempt);
+        // A key with no expiry (-1) says nothing of when it ends.
+        assert_eq!(pttl, Some(Duration::from_millis(3_000)));
+        assert_eq!(holder.token, "b");
+        assert!(same_tick);
     }
 
     #[test]
@@ -864,14 +861,9 @@ mod tests {
 
     #[test]
     fn a_grant_is_usable_only_with_the_grace_and_margin_still_ahead() {
-        let lease = Lease {
-            ttl: Duration::from_secs(10),
-            refresh: Duration::from_secs(3),
-            kill_after: Duration::from_secs(1),
-            min_hold: Duration::ZERO,
-            wait_replicas: 0,
-            limit: 1,
-        };
+        // --ttl 10s, --kill-after 1s.
+        let lease = super::super::READER_LEASE;
+        assert_eq!((lease.ttl, lease.kill_after), (10 * SECOND, SECOND));
         let start = BootInstant::now();
         // Valid for the TTL less the drift (10s/100 + 2ms); SIGTERM is due
         // 100 ms + --kill-after before that, at start + 8.798 s.
