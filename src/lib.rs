@@ -10,10 +10,12 @@
 //! - `supervise`: the one `select!` over the command (`child`, in its own
 //!   process group), `signals` and the lease; `guardian`, a forked process,
 //!   enforces the deadline even when this one stalls.
-//! - `exit` (the code table), `logging`, `urls` (passwords hidden),
-//!   `clock`, `startup`, `completions`.
+//! - `exit` (the code table, the typed failures), `logging`, `urls`
+//!   (passwords hidden), `clock`, `startup`, `completions`.
 //!
-//! This file holds the entry and the dispatch only: one arm per mode.
+//! This file holds the entry and the dispatch only: one arm per mode. Each
+//! mode returns how it ended (`outcome`); `outcome::exit_code` is the one
+//! place an exit code is picked.
 
 pub mod admin;
 pub mod child;
@@ -45,22 +47,37 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 
 use cli::{Cli, LogArgs, Sub};
 use config::{Lease, Place, Program};
-use exit::Failure;
+use exit::{Failure, Reported};
+use outcome::Outcome;
 
 /// The command line as `main` received it: clap quotes its arguments in
 /// errors, and [`print_clap`] hides the passwords of the URLs among them.
 static ARGS: OnceLock<Vec<OsString>> = OnceLock::new();
 
 /// The whole program, from the command line (`args[0]` is the program's
-/// name) to the exit code.
+/// name) to the exit code: parse, run the mode, log its failure, and pick
+/// the code ([`outcome::exit_code`], the only place one is picked).
 pub fn main(args: Vec<OsString>) -> i32 {
     // First thing: the fewer pages written, the cheaper the fork.
     guardian::start_unless_admin(args.get(1));
     let args = ARGS.get_or_init(|| args);
-    match Cli::from_command_line(args) {
-        Ok(cli) => dispatch(cli),
-        Err(e) => print_clap(e),
-    }
+    let (ended, conflict) = match Cli::from_command_line(args) {
+        Ok(cli) => {
+            // -E and the quiet conflict of --timeout 0 are run mode's.
+            let (conflict, quiet_conflict) = match &cli.subcommand {
+                None => (
+                    cli.run.conflict_exit_code,
+                    cli.run.timeout == cli::Timeout::After(std::time::Duration::ZERO),
+                ),
+                Some(_) => (exit::CONFLICT, false),
+            };
+            let ended = dispatch(cli);
+            report(&ended, quiet_conflict);
+            (ended, conflict)
+        }
+        Err(e) => (print_clap(e), exit::CONFLICT),
+    };
+    outcome::exit_code(&ended, conflict)
 }
 
 /// Which usage a refused command line is shown: run mode's, or a
@@ -72,10 +89,12 @@ const RUN: Mode = Mode(None);
 
 impl Mode {
     /// Refuse bad input the way clap does: one line saying what is wrong,
-    /// this mode's usage, exit 2. Nothing has touched Redis yet.
-    fn usage_error(self, f: Failure) -> ! {
-        let code = print_clap(self.error(ErrorKind::ValueValidation, f.to_string()));
-        std::process::exit(code)
+    /// this mode's usage (exit 2). Nothing has touched Redis yet.
+    fn usage_error(self, f: Failure) -> anyhow::Error {
+        match print_clap(self.error(ErrorKind::ValueValidation, f.to_string())) {
+            Err(shown) => shown,
+            Ok(_) => Reported(f).into(),
+        }
     }
 
     /// A clap error saying `msg`, with this mode's usage.
@@ -104,10 +123,10 @@ impl Mode {
         log: &LogArgs,
         (default, timestamps): (logging::Default, bool),
         build: impl FnOnce() -> Result<T, Failure>,
-    ) -> T {
-        let built = build().unwrap_or_else(|f| self.usage_error(f));
-        logging::init(log, default, timestamps).unwrap_or_else(|f| self.usage_error(f));
-        built
+    ) -> anyhow::Result<T> {
+        let built = build().map_err(|f| self.usage_error(f))?;
+        logging::init(log, default, timestamps).map_err(|f| self.usage_error(f))?;
+        Ok(built)
     }
 }
 
@@ -115,8 +134,9 @@ impl Mode {
 /// would: errors on stderr, help on stdout, in colour only where clap
 /// would use it; but with every URL's password hidden, since clap quotes
 /// arguments whole (`unexpected argument 'redis://:pw@h'`), and with one
-/// tip at most. Returns clap's exit code (2 for bad usage, 0 for help).
-pub fn print_clap(mut err: clap::Error) -> i32 {
+/// tip at most. Help and version are done; an error is a usage failure,
+/// shown.
+pub fn print_clap(mut err: clap::Error) -> anyhow::Result<Outcome> {
     use std::io::Write;
     if let Some(e) = first_day_slip(&err) {
         err = e;
@@ -146,7 +166,11 @@ pub fn print_clap(mut err: clap::Error) -> i32 {
         let mut out = anstream::AutoStream::auto(std::io::stdout().lock());
         out.write_all(text.as_bytes()).and_then(|()| out.flush())
     };
-    err.exit_code()
+    if err.use_stderr() {
+        Err(Reported(Failure::Usage(text)).into())
+    } else {
+        Ok(Outcome::Done)
+    }
 }
 
 /// clap's answer to a usage slip of the first day, replaced by one that
@@ -245,7 +269,7 @@ fn block_on<T>(fut: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T
 }
 
 /// [`block_on`] for a mode that runs a command: only with a guardian.
-fn guarded(fut: impl Future<Output = anyhow::Result<i32>>) -> anyhow::Result<i32> {
+fn guarded<T>(fut: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
     guardian::check()?;
     block_on(fut)
 }
@@ -262,22 +286,17 @@ fn place_and_lease(
     Ok((place, lease))
 }
 
-/// The exit code for a finished mode, its failure logged as one error line.
-fn finish(result: anyhow::Result<i32>, conflict: u8) -> i32 {
-    if let Err(e) = &result {
-        tracing::error!("{e:#}");
-    }
-    exit::code(&result, conflict)
-}
-
-/// Validate, run; returns the exit code. One arm per mode.
-fn dispatch(cli: Cli) -> i32 {
+/// Validate, run; returns how the mode ended. One arm per mode.
+fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
     // Log levels and timestamps: errors only for one-shot modes, a line
     // per tick (with its time) for schedule.
     const ERRORS: (logging::Default, bool) = (logging::Default::Errors, false);
     const TICKS: (logging::Default, bool) = (logging::Default::Info, true);
     match cli.subcommand {
-        Some(Sub::Completions { shell }) => completions::print(shell),
+        Some(Sub::Completions { shell }) => Ok(match completions::print(shell) {
+            Ok(()) => Outcome::Done,
+            Err(_) => Outcome::NotWritten,
+        }),
         Some(Sub::Schedule(a)) => {
             let plan = Mode(Some("schedule")).prepare(&a.log, TICKS, || {
                 let (place, lease) = place_and_lease(&a.target, &a.lease, &a.replicas)?;
@@ -289,24 +308,21 @@ fn dispatch(cli: Cli) -> i32 {
                     when: schedule::When::from_args(&a)?,
                     connect_timeout: a.connect.connect_timeout,
                 })
-            });
-            finish(guarded(schedule::schedule(plan)), exit::CONFLICT)
+            })?;
+            guarded(schedule::schedule(plan)).map(Outcome::Schedule)
         }
         Some(Sub::Status(a)) => {
             let place =
-                Mode(Some("status")).prepare(&a.log, ERRORS, || Place::from_args(&a.target));
-            finish(
-                block_on(async { Ok(admin::status(&place, a.json).await) }),
-                exit::CONFLICT,
-            )
+                Mode(Some("status")).prepare(&a.log, ERRORS, || Place::from_args(&a.target))?;
+            let held = block_on(async { Ok(admin::status(&place, a.json).await) })?;
+            Ok(Outcome::Status(held?))
         }
         Some(Sub::Doctor(a)) => {
             let place =
-                Mode(Some("doctor")).prepare(&a.log, ERRORS, || Place::from_args(&a.target));
-            finish(
-                block_on(async { Ok(doctor::doctor(&place, a.json).await) }),
-                exit::CONFLICT,
-            )
+                Mode(Some("doctor")).prepare(&a.log, ERRORS, || Place::from_args(&a.target))?;
+            let code_of = |d| outcome::exit_code(&Ok(Outcome::Doctor(d)), exit::CONFLICT);
+            block_on(async { Ok(doctor::doctor(&place, a.json, code_of).await) })
+                .map(Outcome::Doctor)
         }
         Some(Sub::List(a)) => {
             let endpoints = Mode(Some("list")).prepare(&a.log, ERRORS, || {
@@ -316,30 +332,26 @@ fn dispatch(cli: Cli) -> i32 {
                     ));
                 }
                 config::servers(&a.redis, a.redis_file.as_deref())
-            });
+            })?;
             let max = a.max as usize;
-            finish(
-                block_on(async { Ok(admin::list(&endpoints, &a.pattern, max, a.json).await) }),
-                exit::CONFLICT,
-            )
+            block_on(async { Ok(admin::list(&endpoints, &a.pattern, max, a.json).await) })??;
+            Ok(Outcome::Done)
         }
         Some(Sub::Release(a)) => {
             let mode = Mode(Some("release"));
-            let place = mode.prepare(&a.log, ERRORS, || Place::from_args(&a.target));
-            let result = block_on(async {
+            let place = mode.prepare(&a.log, ERRORS, || Place::from_args(&a.target))?;
+            let released = block_on(async {
                 Ok(if a.forget {
                     admin::forget(&place).await
                 } else {
                     admin::release(&place, a.force).await
                 })
-            })
-            .and_then(|r| {
-                r.or_else(|f| match f {
-                    Failure::Usage(_) => mode.usage_error(f),
-                    f => Err(f.into()),
-                })
-            });
-            finish(result, exit::CONFLICT)
+            })?;
+            match released {
+                Ok(()) => Ok(Outcome::Done),
+                Err(f @ Failure::Usage(_)) => Err(mode.usage_error(f)),
+                Err(f) => Err(f.into()),
+            }
         }
         None => {
             let a = cli.run;
@@ -354,21 +366,30 @@ fn dispatch(cli: Cli) -> i32 {
                     connect_timeout: a.connect.connect_timeout,
                     conflict_exit_code: a.conflict_exit_code,
                 })
-            });
-            let conflict = plan.conflict_exit_code;
-            let quiet_conflict = plan.timeout == cli::Timeout::After(std::time::Duration::ZERO);
-            let result = guarded(run::run(plan));
-            if let Err(e) = &result {
-                report(e, quiet_conflict);
-            }
-            exit::code(&result, conflict)
+            })?;
+            guarded(run::run(plan)).map(Outcome::Run)
         }
     }
 }
 
-/// One line for a failure. A busy lock with the default `--timeout 0s` is
-/// the normal cron case ("another host runs it"): info, not an error.
-fn report(e: &anyhow::Error, quiet_conflict: bool) {
+/// One line for how a mode ended, if it failed (a failure the mode has
+/// shown already is not said again). A busy lock with the default
+/// `--timeout 0s` is the normal cron case ("another host runs it"): info,
+/// not an error.
+fn report(ended: &anyhow::Result<Outcome>, quiet_conflict: bool) {
+    let e = match ended {
+        Ok(Outcome::Run(end)) => {
+            if let Some(f) = end.failure() {
+                tracing::error!("{f}");
+            }
+            return;
+        }
+        Ok(_) => return,
+        Err(e) => e,
+    };
+    if e.chain().any(|c| c.is::<Reported>()) {
+        return;
+    }
     let conflict = e
         .chain()
         .any(|c| matches!(c.downcast_ref::<Failure>(), Some(Failure::Conflict { .. })));
