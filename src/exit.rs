@@ -121,6 +121,14 @@ impl Failure {
         ))
     }
 
+    /// `release` of `key` without `--force` (a usage error).
+    pub fn unforced(key: &str) -> Failure {
+        Failure::Usage(format!(
+            "refusing to release {key:?} without --force: this deletes the lock whoever holds it \
+             (every holder of a --limit lock)"
+        ))
+    }
+
     /// `release --forget` of a key in use: `why` is "held by ..." or
     /// "waited for".
     pub fn not_forgetting(key: &str, why: &str) -> Failure {

@@ -329,15 +329,9 @@ fn tick_time(ms: u64) -> String {
     }
 }
 
-/// `redlock-run release --force`: prints what it removed.
-pub async fn release(place: &Place, force: bool) -> Result<(), Failure> {
-    if !force {
-        return Err(Failure::Usage(format!(
-            "refusing to release {:?} without --force: this deletes the lock whoever holds it \
-             (every holder of a --limit lock)",
-            place.key
-        )));
-    }
+/// `redlock-run release --force` (without it, the entry refuses:
+/// `Failure::unforced`): prints what it removed.
+pub async fn release(place: &Place) -> Result<(), Failure> {
     let mut locker = Locker::new(&place.endpoints, &place.key, admin_lease());
     let (n, quorum) = (locker.nodes().len(), locker.quorum());
     // What is there, read just before: to say what was removed.
