@@ -7,13 +7,18 @@ use serde_json::{Value, json};
 
 use super::{out, to_json};
 use crate::config::Endpoint;
-use crate::exit;
+use crate::exit::{Failure, Reported};
 use crate::lock::{Locker, MasterState, Snapshot, Status, escape_controls};
 
 /// `redlock-run list`: every held lock whose key matches `pattern`, at
-/// most `max`; exit 0 (also when none is held), 69 when fewer masters than
-/// a quorum could be scanned.
-pub async fn list(endpoints: &[Endpoint], pattern: &str, max: usize, as_json: bool) -> i32 {
+/// most `max` (none held is no failure); fewer masters than a quorum
+/// scanned is logged here.
+pub async fn list(
+    endpoints: &[Endpoint],
+    pattern: &str,
+    max: usize,
+    as_json: bool,
+) -> Result<(), Reported> {
     let mut locker = Locker::reader(endpoints, "");
     let quorum_mode = endpoints.len() > 1;
     let found = locker.scan_locks(pattern, max).await;
@@ -30,8 +35,9 @@ pub async fn list(endpoints: &[Endpoint], pattern: &str, max: usize, as_json: bo
             endpoints.len(),
             errors.join("; ")
         );
-        tracing::error!("{}", exit::advised(&why));
-        return exit::UNAVAILABLE.into();
+        let failure = Failure::Unavailable(why);
+        tracing::error!("{failure}");
+        return Err(Reported(failure));
     }
     // Each lock is read as `status` reads it, on the masters that answered
     // the scan (one that did not would cost a timeout per lock), and kept
@@ -90,7 +96,7 @@ pub async fn list(endpoints: &[Endpoint], pattern: &str, max: usize, as_json: bo
             "showing {max} locks matching {pattern:?} (--max {max}); there are more"
         ));
     }
-    0
+    Ok(())
 }
 
 /// A note on stderr, beside the output (never mixed into the JSON).

@@ -10,8 +10,9 @@ use std::time::{Duration, UNIX_EPOCH};
 use serde_json::{Value, json};
 
 use crate::config::Place;
-use crate::exit::{self, Failure};
+use crate::exit::{self, Failure, Reported};
 use crate::lock::{FenceKind, Forgot, Holder, Locker, RunEntry, Snapshot, Status, escape_controls};
+use crate::outcome::StatusEnd;
 
 /// One of `holders` in `status --json`: `holder`'s fields (null for a
 /// holder that is not a redlock-run), its lease left and fencing token.
@@ -52,8 +53,9 @@ fn since(ms: u64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
-/// `redlock-run status`: prints the state; exit 0 held, 1 free, 69 unreachable.
-pub async fn status(place: &Place, as_json: bool) -> i32 {
+/// `redlock-run status`: prints the state: held or free; unreachable (fewer
+/// masters than a quorum answered) is logged here.
+pub async fn status(place: &Place, as_json: bool) -> Result<StatusEnd, Reported> {
     let mut locker = Locker::reader(&place.endpoints, &place.key);
     let st = locker.status().await;
     if st.reachable() < st.quorum {
@@ -77,19 +79,20 @@ pub async fn status(place: &Place, as_json: bool) -> i32 {
             out(&format!("{v}\n"));
         }
         let why = format!("cannot read lock {:?}: {}", place.key, errors.join("; "));
-        tracing::error!("{}", exit::advised(&why));
-        return exit::UNAVAILABLE.into();
+        let failure = Failure::Unavailable(why);
+        tracing::error!("{failure}");
+        return Err(Reported(failure));
     }
     if as_json {
         out(&format!("{}\n", to_json(&st, st.masters.len() > 1)));
     } else {
         out(&to_text(&st, st.masters.len() > 1));
     }
-    if st.held().is_some() {
-        0
+    Ok(if st.held().is_some() {
+        StatusEnd::Held
     } else {
-        exit::FREE.into()
-    }
+        StatusEnd::Free
+    })
 }
 
 fn to_json(st: &Status, quorum_mode: bool) -> Value {
@@ -314,15 +317,9 @@ fn tick_time(ms: u64) -> String {
     }
 }
 
-/// `redlock-run release --force`: prints what it removed.
-pub async fn release(place: &Place, force: bool) -> Result<i32, Failure> {
-    if !force {
-        return Err(Failure::Usage(format!(
-            "refusing to release {:?} without --force: this deletes the lock whoever holds it \
-             (every holder of a --limit lock)",
-            place.key
-        )));
-    }
+/// `redlock-run release --force` (without it, the entry refuses:
+/// `Failure::unforced`): prints what it removed.
+pub async fn release(place: &Place) -> Result<(), Failure> {
     let mut locker = Locker::reader(&place.endpoints, &place.key);
     let (n, quorum) = (locker.nodes().len(), locker.quorum());
     // What is there, read just before: to say what was removed.
@@ -372,7 +369,7 @@ pub async fn release(place: &Place, force: bool) -> Result<i32, Failure> {
                 format!("released: removed {}{on}", removed.join(", "))
             };
             out(&format!("{}: {line}\n", escape_controls(&place.key)));
-            Ok(0)
+            Ok(())
         }
         Err(e) => Err(Failure::Unavailable(format!(
             "cannot reach Redis to release {:?}: {e}",
@@ -385,7 +382,7 @@ pub async fn release(place: &Place, force: bool) -> Result<i32, Failure> {
 /// for it on every master, each in one step; refused (the conflict code,
 /// 75) while the lock is held or waited for; 69 unless every master
 /// answered.
-pub async fn forget(place: &Place) -> Result<i32, Failure> {
+pub async fn forget(place: &Place) -> Result<(), Failure> {
     let mut locker = Locker::reader(&place.endpoints, &place.key);
     let n = locker.nodes().len();
     let results = locker.forget(locker.io_timeout()).await;
@@ -434,5 +431,5 @@ pub async fn forget(place: &Place) -> Result<i32, Failure> {
             removed.join(", ")
         ));
     }
-    Ok(0)
+    Ok(())
 }
