@@ -313,7 +313,7 @@ async fn preflight(
     key: &str,
     signals: &mut Signals,
 ) -> Result<Result<Reach, Option<Caught>>, Failure> {
-    let timeout = locker.lease.io_timeout().min(Duration::from_secs(2));
+    let timeout = locker.io_timeout().min(Duration::from_secs(2));
     let probe = match or_stop(locker.check_access(timeout), signals).await {
         Ok(p) => p,
         Err(sig) => return Ok(Err(sig)),

@@ -5,7 +5,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use super::{admin_lease, out, to_json};
+use super::{out, to_json};
 use crate::config::Endpoint;
 use crate::exit::{Failure, Reported};
 use crate::lock::{Locker, MasterState, Snapshot, Status, escape_controls};
@@ -19,7 +19,7 @@ pub async fn list(
     max: usize,
     as_json: bool,
 ) -> Result<(), Reported> {
-    let mut locker = Locker::new(endpoints, "", admin_lease());
+    let mut locker = Locker::reader(endpoints, "");
     let quorum_mode = endpoints.len() > 1;
     let found = locker.scan_locks(pattern, max).await;
     let quorum = locker.quorum();
@@ -49,10 +49,10 @@ pub async fn list(
         .filter(|(_, m)| m.is_ok())
         .map(|(e, _)| e.clone())
         .collect();
-    let mut reader = Locker::new(&answered, "", admin_lease());
+    let mut reader = Locker::reader(&answered, "");
     let mut held = Vec::new();
     for key in &found.keys {
-        reader.keys = crate::lock::Keys::new(key);
+        reader.set_key(key);
         let mut read = reader.status().await.masters.into_iter();
         let masters = endpoints
             .iter()

@@ -9,22 +9,10 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use crate::config::{Lease, Place};
+use crate::config::Place;
 use crate::exit::{self, Failure, Reported};
 use crate::lock::{FenceKind, Forgot, Holder, Locker, RunEntry, Snapshot, Status, escape_controls};
 use crate::outcome::StatusEnd;
-
-/// Timings for one-off requests (only the I/O timeout matters here).
-fn admin_lease() -> Lease {
-    Lease {
-        ttl: Duration::from_secs(10),
-        refresh: Duration::from_secs(3),
-        kill_after: Duration::from_secs(1),
-        min_hold: Duration::ZERO,
-        wait_replicas: 0,
-        limit: 1,
-    }
-}
 
 /// One of `holders` in `status --json`: `holder`'s fields (null for a
 /// holder that is not a redlock-run), its lease left and fencing token.
@@ -68,7 +56,7 @@ fn since(ms: u64) -> String {
 /// `redlock-run status`: prints the state: held or free; unreachable (fewer
 /// masters than a quorum answered) is logged here.
 pub async fn status(place: &Place, as_json: bool) -> Result<StatusEnd, Reported> {
-    let mut locker = Locker::new(&place.endpoints, &place.key, admin_lease());
+    let mut locker = Locker::reader(&place.endpoints, &place.key);
     let st = locker.status().await;
     if st.reachable() < st.quorum {
         let errors: Vec<String> = st
@@ -332,11 +320,11 @@ fn tick_time(ms: u64) -> String {
 /// `redlock-run release --force` (without it, the entry refuses:
 /// `Failure::unforced`): prints what it removed.
 pub async fn release(place: &Place) -> Result<(), Failure> {
-    let mut locker = Locker::new(&place.endpoints, &place.key, admin_lease());
+    let mut locker = Locker::reader(&place.endpoints, &place.key);
     let (n, quorum) = (locker.nodes().len(), locker.quorum());
     // What is there, read just before: to say what was removed.
     let before = locker.status().await;
-    let ticks = locker.tick_claims(admin_lease().io_timeout()).await;
+    let ticks = locker.tick_claims(locker.io_timeout()).await;
     match locker.force_release().await {
         // Deleted where reachable, but the masters that did not answer
         // may still be a quorum holding it.
@@ -395,9 +383,9 @@ pub async fn release(place: &Place) -> Result<(), Failure> {
 /// 75) while the lock is held or waited for; 69 unless every master
 /// answered.
 pub async fn forget(place: &Place) -> Result<(), Failure> {
-    let mut locker = Locker::new(&place.endpoints, &place.key, admin_lease());
+    let mut locker = Locker::reader(&place.endpoints, &place.key);
     let n = locker.nodes().len();
-    let results = locker.forget(admin_lease().io_timeout()).await;
+    let results = locker.forget(locker.io_timeout()).await;
     let (mut held, mut waited) = (false, false);
     let mut removed: Vec<&str> = Vec::new();
     let mut errors = Vec::new();
