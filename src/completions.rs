@@ -29,12 +29,8 @@ pub fn file_name(shell: Shell) -> &'static str {
     }
 }
 
-pub fn print(shell: Shell) -> i32 {
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(&generate(shell)) {
-        Ok(()) => 0,
-        Err(_) => 1,
-    }
+pub fn print(shell: Shell) -> std::io::Result<()> {
+    std::io::stdout().lock().write_all(&generate(shell))
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use crate::config::{Endpoint, Place};
 use crate::exit;
 use crate::lock::server::{self, Server};
 use crate::lock::{Keys, Node, NodeError};
+use crate::outcome::DoctorEnd;
 
 /// How long one request may take.
 const TIMEOUT: Duration = Duration::from_secs(3);
@@ -69,8 +70,13 @@ struct Report {
     checks: Vec<Check>,
 }
 
-/// `redlock-run doctor`: print the checks; exit 0, 1 or 69.
-pub async fn doctor(place: &Place, as_json: bool) -> i32 {
+/// `redlock-run doctor`: print the checks; `code_of` is the verdict's
+/// exit code, which the JSON carries.
+pub async fn doctor(
+    place: &Place,
+    as_json: bool,
+    code_of: impl FnOnce(DoctorEnd) -> i32,
+) -> DoctorEnd {
     let keys = Keys::new(&place.key);
     let reports = futures_util::future::join_all(
         place
@@ -88,20 +94,21 @@ pub async fn doctor(place: &Place, as_json: bool) -> i32 {
         .map(|c| c.level)
         .max()
         .unwrap_or(Level::Ok);
-    let code: i32 = if reachable == 0 {
-        exit::UNAVAILABLE.into()
+    let verdict = if reachable == 0 {
+        DoctorEnd::Unreachable
     } else if worst == Level::Fail {
-        1
+        DoctorEnd::Failed
     } else {
-        0
+        DoctorEnd::Clean
     };
+    let code = code_of(verdict);
     let text = if as_json {
         format!("{}\n", to_json(&place.key, &reports, &fleet, code))
     } else {
         to_text(&place.key, &reports, &fleet)
     };
     crate::display::out(&text);
-    code
+    verdict
 }
 
 async fn check_server(endpoint: Endpoint, keys: &Keys) -> Report {

@@ -8,6 +8,8 @@ use std::process::ExitStatus;
 pub const USAGE: u8 = 2;
 /// `status`: the key is free.
 pub const FREE: u8 = 1;
+/// `doctor`: a check failed; `completions`: the script could not be written.
+pub const FAILED: u8 = 1;
 /// Redis unreachable, auth refused, or no quorum possible (EX_UNAVAILABLE).
 pub const UNAVAILABLE: u8 = 69;
 /// The lock was lost while the command ran (EX_SOFTWARE).
@@ -72,8 +74,8 @@ pub fn help_rows() -> Vec<(&'static str, String)> {
     rows
 }
 
-/// Failures that decide the exit code. `main` finds them in an
-/// `anyhow::Error` chain with `downcast_ref`.
+/// Failures that decide the exit code. The entry finds them in an
+/// `anyhow::Error` chain with `downcast_ref` (`outcome::exit_code`).
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {
     #[error("lock {key:?} is held by {holder}")]
@@ -84,11 +86,12 @@ pub enum Failure {
     Unavailable(String),
     #[error("lock lost: {0}")]
     Lost(String),
+    /// The command could not be started: 127 if it was not found, else 126.
     #[error("cannot execute {program:?}: {reason}")]
     Spawn {
         program: String,
         reason: String,
-        code: u8,
+        not_found: bool,
     },
     #[error("{0}")]
     Usage(String),
@@ -118,6 +121,14 @@ impl Failure {
         ))
     }
 
+    /// `release` of `key` without `--force` (a usage error).
+    pub fn unforced(key: &str) -> Failure {
+        Failure::Usage(format!(
+            "refusing to release {key:?} without --force: this deletes the lock whoever holds it \
+             (every holder of a --limit lock)"
+        ))
+    }
+
     /// `release --forget` of a key in use: `why` is "held by ..." or
     /// "waited for".
     pub fn not_forgetting(key: &str, why: &str) -> Failure {
@@ -128,18 +139,32 @@ impl Failure {
     }
 
     /// The exit code for this failure; `conflict` is `--conflict-exit-code`.
+    /// Only the entry asks (`outcome::exit_code`).
     pub fn code(&self, conflict: u8) -> i32 {
         match self {
             Failure::Conflict { .. } | Failure::InUse(_) => conflict.into(),
             Failure::Unavailable(_) => UNAVAILABLE.into(),
             Failure::Lost(_) => LOST.into(),
-            Failure::Spawn { code, .. } => (*code).into(),
+            Failure::Spawn { not_found, .. } => {
+                if *not_found {
+                    NOT_FOUND.into()
+                } else {
+                    NOT_EXECUTABLE.into()
+                }
+            }
             Failure::Usage(_) => USAGE.into(),
             Failure::Interrupted { signo, .. } => SIGNAL_BASE + signo,
             Failure::Internal(_) => INTERNAL.into(),
         }
     }
 }
+
+/// A failure its mode has already shown (logged in its own words, or
+/// printed as a usage error the way clap prints one): the entry picks its
+/// code and says nothing more.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Reported(#[source] pub Failure);
 
 /// A refusal no retry can fix: the server wants a password, refused the
 /// one given, or its ACL denies a command or key. The wording users read
@@ -250,19 +275,6 @@ pub fn from_status(status: ExitStatus) -> i32 {
     }
 }
 
-/// The one choice of an exit code: the command's own (or 128+N), or the
-/// code of the typed failure in the error's chain; any other error is an
-/// internal one (70), never a bare 1.
-pub fn code(result: &anyhow::Result<i32>, conflict: u8) -> i32 {
-    match result {
-        Ok(code) => *code,
-        Err(err) => err
-            .chain()
-            .find_map(|c| c.downcast_ref::<Failure>())
-            .map_or(INTERNAL.into(), |f| f.code(conflict)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,19 +327,5 @@ mod tests {
             assert_eq!(AuthRefusal::find(text), want, "{text}");
         }
         assert_eq!(advised("timed out"), "timed out");
-    }
-
-    #[test]
-    fn failures_map_to_documented_codes() {
-        let e = anyhow::Error::new(Failure::Lost("gone".into())).context("supervising");
-        assert_eq!(code(&Err(e), 75), 70);
-        let e = anyhow::anyhow!("timerfd_settime: ENOMEM");
-        assert_eq!(code(&Err(e), 75), 70, "an internal error is never a bare 1");
-        assert_eq!(code(&Ok(3), 75), 3);
-        let c = Failure::Conflict {
-            key: "k".into(),
-            holder: "x".into(),
-        };
-        assert_eq!(c.code(9), 9);
     }
 }

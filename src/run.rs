@@ -53,8 +53,8 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-/// Run the plan; returns the process exit code.
-pub async fn run(plan: RunPlan) -> Result<i32> {
+/// Run the plan: how the command ran under the lock, or why it did not.
+pub async fn run(plan: RunPlan) -> Result<RunEnd> {
     // Installed before the first request, so that a signal can never leave
     // a lock behind: from here on it ends the wait, or is forwarded.
     let mut signals = Signals::install()?;
@@ -137,7 +137,7 @@ pub async fn run_locked(
     locker: Locker,
     grant: Grant,
     signals: &mut Signals,
-) -> Result<i32> {
+) -> Result<RunEnd> {
     let (_, end) = run_under_lock(
         &plan.place.key,
         &plan.lease,
@@ -148,11 +148,7 @@ pub async fn run_locked(
         None,
     )
     .await;
-    let end = end?;
-    match end.failure() {
-        Some(f) => Err(f.into()),
-        None => Ok(end.code()),
-    }
+    Ok(end?)
 }
 
 /// The one code path for running a command under a held lock (run mode

@@ -20,7 +20,7 @@ use crate::cli::ScheduleArgs;
 use crate::config::{Lease, Place, Program};
 use crate::exit::{self, Failure};
 use crate::lock::{Attempt, Locker, Mode, Probe};
-use crate::outcome::{Asked, RunEnd};
+use crate::outcome::{Asked, RunEnd, ScheduleEnd};
 use crate::run::{holder_json, run_under_lock};
 use crate::signals::{Caught, Signals};
 
@@ -168,13 +168,13 @@ pub struct SchedulePlan {
     pub connect_timeout: Duration,
 }
 
-/// Loop over ticks until SIGINT/SIGTERM; exit code 0 then.
-pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
+/// Loop over ticks until a signal stops the schedule.
+pub async fn schedule(plan: SchedulePlan) -> Result<ScheduleEnd> {
     let mut signals = Signals::install()?;
     let mut locker = Locker::new(&plan.place.endpoints, &plan.place.key, plan.lease);
     let mut reach = match preflight(&mut locker, &plan.place.key, &mut signals).await? {
         Ok(reach) => reach,
-        Err(code) => return Ok(code),
+        Err(sig) => return Ok(ScheduleEnd::Stopped(sig)),
     };
     locker.check_masters().await;
     // The first tick, announced: a daily --cron is not silent for hours.
@@ -189,10 +189,10 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
         // Checked before starting; only a clock far in the future gets here.
         let Some(tick) = announced.take().or_else(|| plan.when.next_after(now_ms())) else {
             tracing::error!("the cron expression has no future time; stopping");
-            return Ok(exit::USAGE.into());
+            return Ok(ScheduleEnd::NoFutureTick);
         };
         if let Err(sig) = or_stop(sleep_until_wall(tick), &mut signals).await {
-            return Ok(stop_code(sig));
+            return Ok(ScheduleEnd::Stopped(sig));
         }
         // Ticks that came while our own previous run held the lock.
         if let Some(from) = busy_until.take() {
@@ -211,7 +211,7 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
         let grant = match took.await {
             Took::Run(g) => g,
             Took::Skip => continue,
-            Took::Stop(sig) => return Ok(stop_code(sig)),
+            Took::Stop(sig) => return Ok(ScheduleEnd::Stopped(sig)),
             Took::Refused(f) => return Err(f.into()),
         };
         let started = std::time::Instant::now();
@@ -261,16 +261,13 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
                 duration_ms, late_ms, next_tick = %next, "ran; command failed"
             ),
         }
-        match end.asked() {
-            Asked::Nothing => {}
-            Asked::Interrupt => {
-                tracing::info!("stopping the schedule");
-                return Ok(stop_code(None));
-            }
-            Asked::Stop(sig) => {
-                tracing::info!("stopping the schedule");
-                return Ok(stop_code(Some(sig)));
-            }
+        if end.asked() != Asked::Nothing {
+            tracing::info!("stopping the schedule");
+            let sig = match end.asked() {
+                Asked::Stop(sig) => Some(sig),
+                _ => None,
+            };
+            return Ok(ScheduleEnd::Stopped(sig));
         }
     }
 }
@@ -309,17 +306,17 @@ impl Reach {
 /// schedule at once with exit 69, so that a service manager shows the
 /// failure. Masters that do not answer are left to the ticks, which keep
 /// trying (and refuse the same way when the masters first answer), with a
-/// line a minute until then. Err: the exit code, when a signal stops the
-/// schedule meanwhile.
+/// line a minute until then. Err: the signal, when one stops the schedule
+/// meanwhile.
 async fn preflight(
     locker: &mut Locker,
     key: &str,
     signals: &mut Signals,
-) -> Result<Result<Reach, i32>, Failure> {
-    let timeout = locker.lease.io_timeout().min(Duration::from_secs(2));
+) -> Result<Result<Reach, Option<Caught>>, Failure> {
+    let timeout = locker.io_timeout().min(Duration::from_secs(2));
     let probe = match or_stop(locker.check_access(timeout), signals).await {
         Ok(p) => p,
-        Err(sig) => return Ok(Err(stop_code(sig))),
+        Err(sig) => return Ok(Err(sig)),
     };
     match probe {
         Probe::Ready => Ok(Ok(Reach {
@@ -474,7 +471,7 @@ fn rand_unit() -> f64 {
 }
 
 /// Wait for `fut` unless a signal that stops the schedule comes first
-/// (then `Err`, with the signal; see [`stop_code`]): SIGINT, SIGTERM, or
+/// (then `Err`, with the signal; see [`ScheduleEnd::Stopped`]): SIGINT, SIGTERM, or
 /// any signal that is not forwarded (SIGALRM, ...). The other forwarded
 /// signals (SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2) go to the command while one
 /// runs and do not stop the schedule; between runs there is nobody to
@@ -494,16 +491,6 @@ async fn or_stop<F: Future>(fut: F, signals: &mut Signals) -> Result<F::Output, 
                 }
             },
         }
-    }
-}
-
-/// The exit code of a schedule that a signal stopped: 0 for SIGINT and
-/// SIGTERM (the way to stop it), 128+N for a signal that would have ended
-/// the process (SIGALRM, ...).
-fn stop_code(sig: Option<Caught>) -> i32 {
-    match sig {
-        Some(s) if s.stops() => exit::SIGNAL_BASE + s.signo(),
-        _ => 0,
     }
 }
 

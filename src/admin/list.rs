@@ -5,17 +5,22 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use super::{admin_lease, to_json};
+use super::to_json;
 use crate::config::Endpoint;
 use crate::display::{escape_controls, format_ttl, out};
-use crate::exit;
+use crate::exit::{Failure, Reported};
 use crate::lock::{Locker, MasterState, Snapshot, Status};
 
 /// `redlock-run list`: every held lock whose key matches `pattern`, at
-/// most `max`; exit 0 (also when none is held), 69 when fewer masters than
-/// a quorum could be scanned.
-pub async fn list(endpoints: &[Endpoint], pattern: &str, max: usize, as_json: bool) -> i32 {
-    let mut locker = Locker::new(endpoints, "", admin_lease());
+/// most `max` (none held is no failure); fewer masters than a quorum
+/// scanned is logged here.
+pub async fn list(
+    endpoints: &[Endpoint],
+    pattern: &str,
+    max: usize,
+    as_json: bool,
+) -> Result<(), Reported> {
+    let mut locker = Locker::reader(endpoints, "");
     let quorum_mode = endpoints.len() > 1;
     let found = locker.scan_locks(pattern, max).await;
     let quorum = locker.quorum();
@@ -31,8 +36,9 @@ pub async fn list(endpoints: &[Endpoint], pattern: &str, max: usize, as_json: bo
             endpoints.len(),
             errors.join("; ")
         );
-        tracing::error!("{}", exit::advised(&why));
-        return exit::UNAVAILABLE.into();
+        let failure = Failure::Unavailable(why);
+        tracing::error!("{failure}");
+        return Err(Reported(failure));
     }
     // Each lock is read as `status` reads it, on the masters that answered
     // the scan (one that did not would cost a timeout per lock), and kept
@@ -44,10 +50,10 @@ pub async fn list(endpoints: &[Endpoint], pattern: &str, max: usize, as_json: bo
         .filter(|(_, m)| m.is_ok())
         .map(|(e, _)| e.clone())
         .collect();
-    let mut reader = Locker::new(&answered, "", admin_lease());
+    let mut reader = Locker::reader(&answered, "");
     let mut held = Vec::new();
     for key in &found.keys {
-        reader.keys = crate::lock::Keys::new(key);
+        reader.set_key(key);
         let mut read = reader.status().await.masters.into_iter();
         let masters = endpoints
             .iter()
@@ -91,7 +97,7 @@ pub async fn list(endpoints: &[Endpoint], pattern: &str, max: usize, as_json: bo
             "showing {max} locks matching {pattern:?} (--max {max}); there are more"
         ));
     }
-    0
+    Ok(())
 }
 
 /// A note on stderr, beside the output (never mixed into the JSON).

@@ -9,22 +9,11 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use crate::config::{Lease, Place};
+use crate::config::Place;
 use crate::display::{escape_controls, format_ttl, out};
-use crate::exit::{self, Failure};
+use crate::exit::{self, Failure, Reported};
 use crate::lock::{FenceKind, Forgot, Holder, Locker, RunEntry, Snapshot, Status};
-
-/// Timings for one-off requests (only the I/O timeout matters here).
-fn admin_lease() -> Lease {
-    Lease {
-        ttl: Duration::from_secs(10),
-        refresh: Duration::from_secs(3),
-        kill_after: Duration::from_secs(1),
-        min_hold: Duration::ZERO,
-        wait_replicas: 0,
-        limit: 1,
-    }
-}
+use crate::outcome::StatusEnd;
 
 /// One of `holders` in `status --json`: `holder`'s fields (null for a
 /// holder that is not a redlock-run), its lease left and fencing token.
@@ -59,9 +48,10 @@ fn since(ms: u64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
-/// `redlock-run status`: prints the state; exit 0 held, 1 free, 69 unreachable.
-pub async fn status(place: &Place, as_json: bool) -> i32 {
-    let mut locker = Locker::new(&place.endpoints, &place.key, admin_lease());
+/// `redlock-run status`: prints the state: held or free; unreachable (fewer
+/// masters than a quorum answered) is logged here.
+pub async fn status(place: &Place, as_json: bool) -> Result<StatusEnd, Reported> {
+    let mut locker = Locker::reader(&place.endpoints, &place.key);
     let st = locker.status().await;
     if st.reachable() < st.quorum {
         let errors: Vec<String> = st
@@ -84,19 +74,20 @@ pub async fn status(place: &Place, as_json: bool) -> i32 {
             out(&format!("{v}\n"));
         }
         let why = format!("cannot read lock {:?}: {}", place.key, errors.join("; "));
-        tracing::error!("{}", exit::advised(&why));
-        return exit::UNAVAILABLE.into();
+        let failure = Failure::Unavailable(why);
+        tracing::error!("{failure}");
+        return Err(Reported(failure));
     }
     if as_json {
         out(&format!("{}\n", to_json(&st, st.masters.len() > 1)));
     } else {
         out(&to_text(&st, st.masters.len() > 1));
     }
-    if st.held().is_some() {
-        0
+    Ok(if st.held().is_some() {
+        StatusEnd::Held
     } else {
-        exit::FREE.into()
-    }
+        StatusEnd::Free
+    })
 }
 
 fn to_json(st: &Status, quorum_mode: bool) -> Value {
@@ -333,20 +324,14 @@ fn tick_time(ms: u64) -> String {
     }
 }
 
-/// `redlock-run release --force`: prints what it removed.
-pub async fn release(place: &Place, force: bool) -> Result<i32, Failure> {
-    if !force {
-        return Err(Failure::Usage(format!(
-            "refusing to release {:?} without --force: this deletes the lock whoever holds it \
-             (every holder of a --limit lock)",
-            place.key
-        )));
-    }
-    let mut locker = Locker::new(&place.endpoints, &place.key, admin_lease());
+/// `redlock-run release --force` (without it, the entry refuses:
+/// `Failure::unforced`): prints what it removed.
+pub async fn release(place: &Place) -> Result<(), Failure> {
+    let mut locker = Locker::reader(&place.endpoints, &place.key);
     let (n, quorum) = (locker.nodes().len(), locker.quorum());
     // What is there, read just before: to say what was removed.
     let before = locker.status().await;
-    let ticks = locker.tick_claims(admin_lease().io_timeout()).await;
+    let ticks = locker.tick_claims(locker.io_timeout()).await;
     match locker.force_release().await {
         // Deleted where reachable, but the masters that did not answer
         // may still be a quorum holding it.
@@ -391,7 +376,7 @@ pub async fn release(place: &Place, force: bool) -> Result<i32, Failure> {
                 format!("released: removed {}{on}", removed.join(", "))
             };
             out(&format!("{}: {line}\n", escape_controls(&place.key)));
-            Ok(0)
+            Ok(())
         }
         Err(e) => Err(Failure::Unavailable(format!(
             "cannot reach Redis to release {:?}: {e}",
@@ -404,10 +389,10 @@ pub async fn release(place: &Place, force: bool) -> Result<i32, Failure> {
 /// for it on every master, each in one step; refused (the conflict code,
 /// 75) while the lock is held or waited for; 69 unless every master
 /// answered.
-pub async fn forget(place: &Place) -> Result<i32, Failure> {
-    let mut locker = Locker::new(&place.endpoints, &place.key, admin_lease());
+pub async fn forget(place: &Place) -> Result<(), Failure> {
+    let mut locker = Locker::reader(&place.endpoints, &place.key);
     let n = locker.nodes().len();
-    let results = locker.forget(admin_lease().io_timeout()).await;
+    let results = locker.forget(locker.io_timeout()).await;
     let (mut held, mut waited) = (false, false);
     let mut removed: Vec<&str> = Vec::new();
     let mut errors = Vec::new();
@@ -453,5 +438,5 @@ pub async fn forget(place: &Place) -> Result<i32, Failure> {
             removed.join(", ")
         ));
     }
-    Ok(0)
+    Ok(())
 }

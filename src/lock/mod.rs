@@ -235,6 +235,21 @@ pub const HISTORY_LEN: usize = 20;
 /// How long an abandoned waiters' queue outlives its last registration.
 const QUEUE_TTL_MS: &str = "60000";
 
+/// How long a [`Locker::reader`]'s requests may take.
+pub const READER_IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A reader's timings: it never acquires, so only the I/O timeout
+/// (half the TTL, [`READER_IO_TIMEOUT`]) matters; no replicas are waited
+/// for, one holder at a time.
+const READER_LEASE: Lease = Lease {
+    ttl: Duration::from_secs(10),
+    refresh: Duration::from_secs(3),
+    kill_after: Duration::from_secs(1),
+    min_hold: Duration::ZERO,
+    wait_replicas: 0,
+    limit: 1,
+};
+
 /// What an acquisition attempt is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode<'a> {
@@ -295,12 +310,20 @@ pub enum Renewal {
     Failed(String),
 }
 
+/// One lock on its masters: what every request of the protocol needs. Its
+/// methods live beside the step they take: acquiring (`acquire.rs`),
+/// waiting (`wait.rs`), renewing (`renew.rs`, driven by the [`Keeper`]),
+/// releasing (`release.rs`), and the reads and repairs of `status`,
+/// `list`, `release --force`, `forget` and `doctor` (`status.rs`,
+/// `scan.rs`, `forget.rs`, `probe.rs`, `masters.rs`). Its state is private
+/// to this module: callers build one with [`Locker::new`] (to hold the
+/// lock) or [`Locker::reader`] (to look at and break locks).
 pub struct Locker {
     nodes: Vec<Node>,
     /// False once `check_masters` found one server listed twice.
     distinct: bool,
-    pub keys: Keys,
-    pub lease: Lease,
+    keys: Keys,
+    lease: Lease,
     /// schedule: an upper bound on the per-master timeout (a tenth of the
     /// interval), so one slow master cannot make a tick's attempt outlast
     /// the tick.
@@ -322,6 +345,34 @@ impl Locker {
             lease,
             timeout_cap: None,
         }
+    }
+
+    /// A locker that never takes the lock, for `status`, `list` and
+    /// `release --force`: it reads and breaks locks with one-off requests,
+    /// each given [`READER_IO_TIMEOUT`].
+    pub fn reader(endpoints: &[Endpoint], key: &str) -> Self {
+        Locker::new(endpoints, key, READER_LEASE)
+    }
+
+    /// Point this locker at lock `key` (a reader going through the locks
+    /// `list` found, on the same connections).
+    pub fn set_key(&mut self, key: &str) {
+        self.keys = Keys::new(key);
+    }
+
+    /// The names of the lock's keys.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// The lease's timings this locker acquires and renews with.
+    pub fn lease(&self) -> &Lease {
+        &self.lease
+    }
+
+    /// How long one request of a one-off read or repair may take.
+    pub fn io_timeout(&self) -> Duration {
+        self.lease.io_timeout()
     }
 
     pub fn quorum(&self) -> usize {
@@ -414,6 +465,17 @@ mod tests {
         let json = h.info.as_ref().unwrap().to_json();
         assert_eq!(HolderInfo::parse_for(&json, "t"), h.info);
         assert_eq!(HolderInfo::parse_for(&json, "other"), None);
+    }
+
+    #[test]
+    fn a_reader_gives_each_request_its_io_timeout() {
+        let r = Locker::reader(&[], "k");
+        assert_eq!(r.io_timeout(), READER_IO_TIMEOUT);
+        assert_eq!(r.lease().limit, 1);
+        let mut r = r;
+        r.set_key("other");
+        assert_eq!(r.keys().lock, "other");
+        assert_eq!(r.keys().fence, Keys::new("other").fence);
     }
 
     /// Every key name built from `alphabet`, up to `len` characters.
