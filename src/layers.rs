@@ -561,8 +561,6 @@ const BEING_SPLIT: &[(&str, &str, &str)] = &[
     ("lock/node.rs", "request", "supervisor"),
     ("lock/wait.rs", "acquire_waiting_observed", "supervisor"),
     ("supervise.rs", "supervise", "supervisor"),
-    ("schedule.rs", "schedule", "layers"),
-    ("schedule.rs", "take_tick", "layers"),
 ];
 
 #[test]
