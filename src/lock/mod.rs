@@ -36,7 +36,7 @@ pub use probe::Probe;
 pub use release::Count;
 pub use scan::Found;
 pub use status::{FenceKind, MasterState, Snapshot, Status};
-pub use wait::{WaitObserver, WaitOutcome, Waker};
+pub use wait::{WaitObserver, WaitOutcome};
 
 /// The Redis names that belong to one lock. The lock itself is exactly
 /// KEY (interop with other clients); every auxiliary name carries a hash
@@ -242,7 +242,7 @@ pub const READER_IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// (half the TTL, [`READER_IO_TIMEOUT`]) matters; no replicas are waited
 /// for, one holder at a time.
 const READER_LEASE: Lease = Lease {
-    ttl: Duration::from_secs(10),
+    ttl: Duration::from_secs(2 * READER_IO_TIMEOUT.as_secs()),
     refresh: Duration::from_secs(3),
     kill_after: Duration::from_secs(1),
     min_hold: Duration::ZERO,
