@@ -1,5 +1,6 @@
-//! Redis URLs as text: where a list of them splits, and how to print one
-//! without its password.
+//! Redis URLs as text: where a list of them splits, how to print one
+//! without its password, and the parts of a Sentinel or Cluster URL (which
+//! `config` checks and turns into an endpoint).
 //!
 //! A password may hold any character, commas included, so a list in
 //! REDLOCK_REDIS is split only before a comma that starts a new URL. And
