@@ -232,6 +232,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_multi_url_splits_into_each_hosts_plain_urls_in_order() {
+        let url = "rediss+sentinel://u:p@h1:1,h2:2/svc/3?sentinel_username=su&sentinel_password=sp";
+        let m = parse_multi(url, "rediss+sentinel://").unwrap();
+        assert_eq!(m.service.as_deref(), Some("svc"));
+        let hosts: Vec<_> = m.hosts().map(|h| h.map(|h| (h.node, h.sentinel))).collect();
+        let both = |n: &str, s: &str| Ok((n.to_string(), Some(s.to_string())));
+        assert_eq!(
+            hosts,
+            [
+                both("rediss://u:p@h1:1/3", "rediss://su:sp@h1:1"),
+                both("rediss://u:p@h2:2/3", "rediss://su:sp@h2:2"),
+            ]
+        );
+        // A Cluster URL: no service, no Sentinels; a bad host is an error
+        // in its place, after the hosts before it.
+        let m = parse_multi("redis+cluster://h1:1,,h2:2", "redis+cluster://").unwrap();
+        assert_eq!(m.service, None);
+        let hosts: Vec<_> = m.hosts().map(|h| h.map(|h| (h.node, h.sentinel))).collect();
+        assert_eq!(
+            hosts,
+            [
+                Ok(("redis://h1:1/0".to_string(), None)),
+                Err("expected host:port[,host:port]...".to_string()),
+                Ok(("redis://h2:2/0".to_string(), None)),
+            ]
+        );
+        assert!(
+            parse_multi(
+                "redis+cluster://h:1?sentinel_password=x",
+                "redis+cluster://"
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
     fn passwords_never_show() {
         let cases = [
             ("redis://:hunter2@h:1/0", "redis://:***@h:1/0"),
