@@ -6,14 +6,21 @@
 //! `redis-server` on PATH; `redis-6.2`; `valkey-9.1`), or for the scope
 //! of [`with_server`] on this thread (the matrix set). Every server a test
 //! starts, Sentinels and Cluster nodes included, is of that kind.
+//!
+//! How a test runs redlock-run: [`Rr`] (`Rr::on(&server).args(..)
+//! .status(75).stderr_has(..).key_absent(&k).run()`), or [`Sh`] for the
+//! `-- sh -c SCRIPT` shape with ready markers. Helpers two files need
+//! live here, not copied.
 
 pub mod proxy;
+mod rr;
 mod servers;
 mod sh;
 pub mod topology;
 
 pub use servers::{ServerKind, with_server};
 
+pub use rr::{Rr, assert_status};
 pub use sh::{DONE, READY, Sh};
 
 use std::net::TcpListener;
@@ -529,6 +536,13 @@ echo "end $3" >> "$2""#;
     pub fn finish(mut self) -> Output {
         self.stdin.take();
         self.wait()
+    }
+
+    /// [`Holder::finish`], which must exit 0.
+    pub fn finish_ok(self) -> Output {
+        let o = self.finish();
+        assert_status(&o, 0, "the holder");
+        o
     }
 
     /// Wait for redlock-run to exit on its own (stdin stays open).
