@@ -539,6 +539,7 @@ echo "end $3" >> "$2""#;
     }
 
     /// [`Holder::finish`], which must exit 0.
+    #[track_caller]
     pub fn finish_ok(self) -> Output {
         let o = self.finish();
         assert_status(&o, 0, "the holder");

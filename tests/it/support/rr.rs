@@ -183,6 +183,7 @@ impl<'a> Rr<'a> {
 
     /// Run to completion and check every expectation; the output, for
     /// further checks.
+    #[track_caller]
     pub fn run(mut self) -> Output {
         let o = match self.stdin.take() {
             Some(input) => output_with_input(&mut self.cmd, input, self.limit),
@@ -200,6 +201,7 @@ impl<'a> Rr<'a> {
         Running { child, test: self }
     }
 
+    #[track_caller]
     fn check(&self, o: &Output) {
         let out = String::from_utf8_lossy(&o.stdout);
         let err = String::from_utf8_lossy(&o.stderr);
@@ -260,6 +262,7 @@ impl Running<'_> {
     }
 
     /// Wait for it to end (within the run's limit), then check.
+    #[track_caller]
     pub fn wait(self) -> Output {
         let o = wait_output(self.child, self.test.limit);
         self.test.check(&o);
@@ -270,6 +273,7 @@ impl Running<'_> {
 /// For an output from elsewhere (a `Holder`, a `Child`): it exited with
 /// `code`, or the test fails showing `what` ran, its status, stdout and
 /// stderr.
+#[track_caller]
 pub fn assert_status(o: &Output, code: i32, what: &str) {
     if o.status.code() != Some(code) {
         panic!(
