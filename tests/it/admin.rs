@@ -6,15 +6,6 @@ use serde_json::Value;
 
 use crate::support::*;
 
-/// `status --key K --json`: its exit code and the JSON.
-pub(crate) fn status_json(server: &RedisServer, k: &str) -> (i32, Value) {
-    let o = output(rr(server).args(["status", "--key", k, "--json"]));
-    let code = o.status.code().expect("status exited");
-    let v: Value = serde_json::from_str(stdout(&o).trim())
-        .unwrap_or_else(|e| panic!("status --json: {e}: {:?} {}", stdout(&o), stderr(&o)));
-    (code, v)
-}
-
 #[test]
 pub(crate) fn status_shows_holder_ttl_and_fencing_token() {
     let server = RedisServer::start();

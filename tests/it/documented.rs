@@ -35,14 +35,6 @@ use crate::support::*;
 
 const DONE: Duration = Duration::from_secs(30);
 
-fn info_i64(server: &RedisServer, section: &str, field: &str) -> i64 {
-    let info: String = server.query(&["INFO", section]);
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
-}
-
 /// "A refused password ends the wait at once with 69": with 30 s of
 /// --timeout, the run must end long before (a retry loop would take the
 /// whole timeout), after one connection, and run nothing.
@@ -51,7 +43,7 @@ fn a_refused_password_is_69_at_once_without_retrying() {
     let server = RedisServer::start_with_password("right-pass");
     let dir = tempfile::tempdir().unwrap();
     let k = key("wrong-pass");
-    let before = info_i64(&server, "stats", "total_connections_received");
+    let before = server.info_i64("stats", "total_connections_received");
     let t = Instant::now();
     let out = output_within(
         rr_urls(&[format!("redis://:wrong-pass@127.0.0.1:{}", server.port)])
@@ -62,7 +54,7 @@ fn a_refused_password_is_69_at_once_without_retrying() {
     );
     let took = t.elapsed();
     // The test's own INFO connection counts one.
-    let conns = info_i64(&server, "stats", "total_connections_received") - before - 1;
+    let conns = server.info_i64("stats", "total_connections_received") - before - 1;
     eprintln!("refused password: 69 after {took:?}, {conns} connection(s)");
     assert_eq!(out.status.code(), Some(69), "stderr:\n{}", stderr(&out));
     // "At once": one connection's round trips, on a loaded machine; far

@@ -6,14 +6,7 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-
 use crate::support::*;
-
-fn status_json(server: &RedisServer, k: &str) -> Value {
-    let o = output(rr(server).args(["status", "--key", k, "--json"]));
-    serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}: {o:?}"))
-}
 
 fn run(server: &RedisServer, k: &str, extra: &[&str], script: &str) -> std::process::Output {
     output(
@@ -35,7 +28,7 @@ pub(crate) fn ok_failed_and_signalled_runs_are_recorded_newest_first() {
     let o = run(&server, &k, &[], "kill -TERM $$");
     assert_eq!(o.status.code(), Some(128 + 15));
 
-    let v = status_json(&server, &k);
+    let (_, v) = status_json(&server, &k);
     let runs = v["last_runs"].as_array().expect("last_runs");
     assert_eq!(runs.len(), 3, "{v}");
     let got: Vec<(&str, i64, u64)> = runs
@@ -104,7 +97,7 @@ fn a_lost_run_is_recorded_as_lost() {
     let _: () = server.query(&["DEL", &k]);
     let o = h.wait();
     assert_eq!(o.status.code(), Some(70), "{}", stderr(&o));
-    let v = status_json(&server, &k);
+    let (_, v) = status_json(&server, &k);
     let r = &v["last_runs"][0];
     assert_eq!(r["outcome"], "lost", "{v}");
     assert_eq!(r["exit_code"], 70, "{v}");
@@ -128,7 +121,7 @@ fn the_history_keeps_the_last_twenty_runs() {
     }
     let len: i64 = server.query(&["LLEN", &history_key(&k)]);
     assert_eq!(len, 20);
-    let v = status_json(&server, &k);
+    let (_, v) = status_json(&server, &k);
     let tokens: Vec<u64> = v["last_runs"]
         .as_array()
         .unwrap()
@@ -163,7 +156,7 @@ fn a_run_under_min_hold_is_recorded_when_the_command_ends() {
     let o = run(&server, &k, &["--min-hold", "1h"], "exit 0");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(server.exists(&k), "held for --min-hold");
-    let v = status_json(&server, &k);
+    let (_, v) = status_json(&server, &k);
     assert_eq!(v["last_runs"][0]["outcome"], "ok", "{v}");
 }
 
@@ -187,7 +180,7 @@ fn schedule_records_the_tick() {
     });
     send_signal(child.id(), nix::sys::signal::Signal::SIGTERM);
     let _ = child.wait();
-    let v = status_json(&server, &k);
+    let (_, v) = status_json(&server, &k);
     let runs = v["last_runs"].as_array().unwrap();
     let last = runs.last().unwrap();
     assert_eq!(last["tick"], tick.as_str(), "{v}");

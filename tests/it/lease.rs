@@ -258,16 +258,11 @@ fn blackholed_connection_stops_the_command_before_a_contender_can_start() {
         stderr(&out)
     );
     let seen = std::fs::read_to_string(dir.path().join("seen")).unwrap();
-    let overlap = seen.trim() != "gone" && proc_state(&seen) != Some('Z');
+    let overlap = seen.trim() != "gone" && stat_state(&seen) != Some('Z');
     assert!(
         !overlap,
         "the contender started while the first command still ran: {seen:?}"
     );
-}
-
-/// The state letter of a `/proc/PID/stat` line.
-fn proc_state(stat: &str) -> Option<char> {
-    stat.rsplit(')').next()?.trim_start().chars().next()
 }
 
 #[test]

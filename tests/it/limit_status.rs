@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-use crate::admin::status_json;
 use crate::glance::list_rows;
 use crate::limit::{holders_key, redis_now_ms};
 use crate::support::*;

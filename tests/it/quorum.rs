@@ -14,9 +14,7 @@ use std::path::Path;
 use std::process::{Child, ChildStdin, Output, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use serde_json::Value;
+use std::time::{Duration, Instant};
 
 use redlock_run::exit::{CONFLICT, LOST, UNAVAILABLE};
 
@@ -37,23 +35,6 @@ fn urls(servers: &[RedisServer]) -> Vec<String> {
 /// masters at `urls`: the lease every test here uses.
 fn sh<'a>(urls: &'a [String], key: &'a str, dir: &'a Path, script: &'a str) -> Sh<'a> {
     Sh::new(urls, key, dir, script).opts(&["--ttl", "2s"])
-}
-
-/// `redlock-run status --key KEY --json` over `urls`: (exit code, JSON).
-fn status_json(urls: &[String], key: &str) -> (i32, Value) {
-    let o = output(rr_urls(urls).args(["status", "--key", key, "--json"]));
-    let code = o.status.code().expect("status exited");
-    let v = serde_json::from_str(stdout(&o).trim())
-        .unwrap_or_else(|e| panic!("status --json: {e}: {:?} {}", stdout(&o), stderr(&o)));
-    (code, v)
-}
-
-/// Nanoseconds since the epoch, as `date +%s%N` prints them.
-fn now_ns() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
 }
 
 /// A server SIGSTOPped until this guard is dropped, so that a failing
@@ -274,7 +255,7 @@ fn majority_partitioned_mid_run_stops_the_command_before_the_lease_expires() {
     );
     let line = std::fs::read_to_string(dir.path().join("contender")).unwrap();
     let mut f = line.split_whitespace();
-    let started_ns: u128 = f.next().unwrap().parse().unwrap();
+    let started_ns: i64 = f.next().unwrap().parse().unwrap();
     let fence: u64 = f.next().unwrap().parse().unwrap();
     assert!(
         started_ns > dead_ns,
@@ -316,7 +297,7 @@ pub(crate) fn status_shows_each_master_and_release_clears_all() {
     for s in &m {
         assert!(s.exists(&key), "master :{} never got the lease", s.port);
     }
-    let (code, v) = status_json(&urls, &key);
+    let (code, v) = status_json_at(&urls, &key);
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["held"], true, "{v}");
     assert_eq!(v["fencing_token"], fence, "{v}");
@@ -328,7 +309,7 @@ pub(crate) fn status_shows_each_master_and_release_clears_all() {
     }
 
     m[2].kill();
-    let (code, v) = status_json(&urls, &key);
+    let (code, v) = status_json_at(&urls, &key);
     assert_eq!(code, 0, "2 of 3 masters still hold it: {v}");
     assert_eq!(v["held"], true, "{v}");
     let masters = v["masters"].as_array().expect("masters array");
@@ -343,7 +324,7 @@ pub(crate) fn status_shows_each_master_and_release_clears_all() {
     for s in &m {
         assert!(!s.exists(&key), "key left on :{}", s.port);
     }
-    let (code, v) = status_json(&urls, &key);
+    let (code, v) = status_json_at(&urls, &key);
     assert_eq!(code, 1, "free: {v}");
     assert_eq!(v["held"], false, "{v}");
     for ms in v["masters"].as_array().expect("masters array") {
@@ -398,7 +379,7 @@ fn mutual_exclusion_and_fencing_with_contenders_while_a_master_freezes() {
     let finished = AtomicBool::new(false);
     let failed = AtomicBool::new(false);
     let failures = Mutex::new(Vec::<String>::new());
-    let window = Mutex::new((None::<u128>, None::<u128>));
+    let window = Mutex::new((None::<i64>, None::<i64>));
     let started = Instant::now();
 
     std::thread::scope(|scope| {
@@ -464,7 +445,7 @@ fn mutual_exclusion_and_fencing_with_contenders_while_a_master_freezes() {
     assert!(failures.is_empty(), "runs failed: {failures:#?}");
     let (paused_at, resumed_at) = window.into_inner().unwrap();
     assert!(paused_at.is_some() && resumed_at.is_some(), "never paused");
-    let mut sections: Vec<(u128, u128, u64)> = Vec::new();
+    let mut sections: Vec<(i64, i64, u64)> = Vec::new();
     for c in 0..CONTENDERS {
         let text = std::fs::read_to_string(dir.path().join(format!("sections-{c}"))).unwrap();
         for line in text.lines() {
@@ -750,7 +731,7 @@ fn status_fencing_token_is_not_inflated_by_failed_attempts() {
         m[2].port
     );
 
-    let (code, v) = status_json(&urls, &key);
+    let (code, v) = status_json_at(&urls, &key);
     assert_eq!(code, 1, "free: {v}");
     assert_eq!(v["fencing_token"], first, "{v}");
     assert_eq!(v["fencing_token_kind"], "quorum_bound", "{v}");
@@ -766,13 +747,13 @@ fn status_fencing_token_is_not_inflated_by_failed_attempts() {
     assert_code(&out, 0, "second run");
     let second = issued(&out);
     assert!(second > first, "{second} after {first}");
-    let (_, v) = status_json(&urls, &key);
+    let (_, v) = status_json_at(&urls, &key);
     assert_eq!(v["fencing_token"], second, "{v}");
     assert_eq!(v["fencing_token_kind"], "quorum_bound", "{v}");
 
     // With a master down, only a bound on what was issued is known.
     m[0].kill();
-    let (code, v) = status_json(&urls, &key);
+    let (code, v) = status_json_at(&urls, &key);
     assert_eq!(code, 1, "free: {v}");
     assert_eq!(v["fencing_token_kind"], "upper_bound", "{v}");
     let bound = v["fencing_token"].as_u64().expect("a bound");

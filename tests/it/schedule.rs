@@ -172,13 +172,6 @@ fn wait_lines(path: &Path, n: usize, limit: Duration) -> Vec<String> {
     file_lines(path)
 }
 
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
-}
-
 fn system_ns(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).unwrap().as_nanos() as i64
 }
@@ -230,11 +223,6 @@ fn with_clock_offset(cmd: &mut Command, offset: &str) {
     cmd.env("LD_PRELOAD", libfaketime())
         .env("FAKETIME", offset)
         .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
-}
-
-fn percentile(sorted: &[i64], p: f64) -> i64 {
-    let idx = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[idx]
 }
 
 #[test]

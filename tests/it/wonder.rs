@@ -4,7 +4,6 @@
 
 use serde_json::Value;
 
-use crate::admin::status_json;
 use crate::support::*;
 
 fn status_text(server: &RedisServer, k: &str) -> (i32, String) {
@@ -160,7 +159,7 @@ fn release_forget_removes_every_trace_but_never_of_a_key_in_use() {
         "{out}"
     );
     assert_eq!(traces(&server, &k), Vec::<String>::new());
-    let (code, v) = crate::admin::status_json(&server, &k);
+    let (code, v) = status_json(&server, &k);
     assert_eq!((code, &v["never_used"]), (1, &Value::Bool(true)), "{v}");
 }
 

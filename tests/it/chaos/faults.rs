@@ -12,7 +12,7 @@ use super::harness::World;
 use super::mono_ns;
 use super::section::Section;
 use crate::support::proxy::Mode;
-use crate::support::{alive, guardian_of};
+use crate::support::{alive, guardian_of, proc_state};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
@@ -134,12 +134,6 @@ pub struct Holder {
     /// CLOCK_MONOTONIC ns before which its section cannot end (its start
     /// plus the time it sleeps).
     pub ends_no_sooner: u64,
-}
-
-/// The state letter in /proc/PID/stat ('T' stopped, 'Z' zombie, ...).
-fn proc_state(pid: i32) -> Option<char> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    s.rsplit(')').next()?.trim_start().chars().next()
 }
 
 /// Wait up to `limit` for `pid` to be stopped ('T'); false if it never

@@ -18,8 +18,8 @@ use nix::sys::signal::Signal;
 
 use crate::support::proxy::{Mode, Proxy};
 use crate::support::{
-    RedisServer, alive, compile_c, key, read_pid, rr, rr_urls, send_signal, spawn_piped,
-    status_within, stderr, wait_for_file, wait_gone, wait_output, wait_until,
+    RedisServer, alive, compile_c, expiry_lower_bound, key, read_pid, rr, rr_urls, send_signal,
+    spawn_piped, status_within, stderr, wait_for_file, wait_gone, wait_output, wait_until,
 };
 
 /// The fault-injection library (see `fault.c`).
@@ -65,15 +65,6 @@ fn faulty(
     (cmd, k, pidfile)
 }
 
-/// The earliest moment the key can expire in Redis, as seen now: a lower
-/// bound (PTTL is read after `Instant::now()`).
-fn expiry_lower_bound(server: &RedisServer, key: &str) -> Instant {
-    let t = Instant::now();
-    let pttl = server.pttl(key);
-    assert!(pttl > 0, "the lock is not held (PTTL {pttl})");
-    t + Duration::from_millis(pttl as u64)
-}
-
 /// redlock-run SIGSTOPped while its command runs (Redis healthy: only our
 /// own process stalls, so the lease runs out in Redis). The command, which
 /// ignores SIGTERM, and everything in its group must be dead before the
@@ -103,7 +94,7 @@ fn a_stalled_redlock_run_cannot_let_its_command_outlive_the_lease() {
         let kid = read_pid(&kidfile);
         std::thread::sleep(stall_after);
         send_signal(child.id(), Signal::SIGSTOP);
-        let expires = expiry_lower_bound(&server, &k);
+        let expires = expiry_lower_bound(&mut server.conn(), &k);
         let dead = wait_gone(pid, Duration::from_secs(5));
         let kid_dead = wait_gone(kid, Duration::from_secs(1));
         assert!(

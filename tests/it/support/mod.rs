@@ -12,6 +12,7 @@
 //! `-- sh -c SCRIPT` shape with ready markers. Helpers two files need
 //! live here, not copied.
 
+mod probe;
 pub mod proxy;
 mod rr;
 mod servers;
@@ -20,6 +21,9 @@ pub mod topology;
 
 pub use servers::{ServerKind, with_server};
 
+pub use probe::{
+    info_i64, now_ns, percentile, proc_state, stat_state, status_json, status_json_at,
+};
 pub use rr::{Rr, assert_status};
 pub use sh::{DONE, READY, Sh};
 
@@ -350,15 +354,7 @@ pub fn wait_for_file(path: &Path, limit: Duration) -> String {
 
 /// Whether a process with this PID exists (zombies count as gone).
 pub fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z'),
-        Err(_) => false,
-    }
+    proc_state(pid).is_some_and(|s| s != 'Z')
 }
 
 impl RedisServer {
