@@ -13,25 +13,6 @@ use serde_json::Value;
 
 use crate::support::*;
 
-/// A server with the user `job` (password `pw`) that has every command
-/// and key but no channel (`resetchannels`, explicit: Redis 6.2's default
-/// is `allchannels`), and that user's URL.
-fn server_without_channels() -> (RedisServer, String) {
-    let server = RedisServer::start();
-    let _: () = server.query(&[
-        "ACL",
-        "SETUSER",
-        "job",
-        "on",
-        ">pw",
-        "~*",
-        "resetchannels",
-        "+@all",
-    ]);
-    let url = format!("redis://job:pw@127.0.0.1:{}", server.port);
-    (server, url)
-}
-
 /// The commands clients send to `server` during `window` (seen with
 /// `MONITOR`; the commands scripts run inside are not counted), and the
 /// lines themselves.

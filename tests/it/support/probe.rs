@@ -47,6 +47,25 @@ impl RedisServer {
     }
 }
 
+/// A server with the user `job` (password `pw`) that has every command
+/// and key but no channel (`resetchannels`, explicit: Redis 6.2's default
+/// is `allchannels`), and that user's URL.
+pub fn server_without_channels() -> (RedisServer, String) {
+    let server = RedisServer::start();
+    let _: () = server.query(&[
+        "ACL",
+        "SETUSER",
+        "job",
+        "on",
+        ">pw",
+        "~*",
+        "resetchannels",
+        "+@all",
+    ]);
+    let url = format!("redis://job:pw@127.0.0.1:{}", server.port);
+    (server, url)
+}
+
 /// `status --key K --json` on one server: its exit code and the JSON.
 pub fn status_json(server: &RedisServer, k: &str) -> (i32, Value) {
     status_json_at(&[server.url()], k)
