@@ -94,7 +94,7 @@ fn redis_gone_during_a_wait_for_a_held_lock_is_75() {
             .current_dir(dir.path()),
     );
     // It has seen the lock held once it is in the waiters' queue.
-    let queue = format!("{{{k}}}:redlock-run:waiters");
+    let queue = waiters_key(&k);
     wait_until("the waiter to queue", Duration::from_secs(10), || {
         server.query::<i64>(&["ZCARD", &queue]) > 0
     });
@@ -179,7 +179,7 @@ fn waiters_get_the_lock_promptly_and_in_arrival_order() {
     let dir = tempfile::tempdir().unwrap();
     let k = key("arrival");
     let (holder, _) = Holder::start(&server, &k, dir.path(), &[]);
-    let queue = format!("{{{k}}}:redlock-run:waiters");
+    let queue = waiters_key(&k);
     let log = dir.path().join("log");
     let n = 5;
     let mut waiters = Vec::new();

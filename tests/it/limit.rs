@@ -175,7 +175,7 @@ pub(crate) fn a_wait_for_a_full_key_times_out_with_75_and_leaves_the_queue() {
         &["--limit", "2", "--timeout", "300ms", "-E", "9"],
     );
     assert_eq!(o.status.code(), Some(9), "{}", stderr(&o));
-    let waiters = format!("{{{k}}}:redlock-run:waiters");
+    let waiters = waiters_key(&k);
     assert_eq!(server.query::<i64>(&["ZCARD", &waiters]), 0);
     for h in [a, b] {
         assert_eq!(h.finish().status.code(), Some(0));
@@ -359,7 +359,7 @@ fn the_stored_n_lives_while_a_waiter_waits_with_no_holder_left() {
         dir.path(),
         &["--limit", "2", "--timeout", "30s"],
     );
-    let waiters = format!("{{{k}}}:redlock-run:waiters");
+    let waiters = waiters_key(&k);
     wait_until("the waiter to queue", Duration::from_secs(10), || {
         server.query::<i64>(&["ZCARD", &waiters]) == 1
     });

@@ -379,7 +379,7 @@ fn the_stored_one_lives_while_a_woken_one_holder_waiter_is_on_its_way() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let k = key("attack-woken-one");
-    let waiters = format!("{{{k}}}:redlock-run:waiters");
+    let waiters = waiters_key(&k);
     let queued = |n: i64| {
         wait_until("the waiter to queue", Duration::from_secs(10), || {
             server.query::<i64>(&["ZCARD", &waiters]) == n
@@ -430,7 +430,7 @@ fn a_redis_restart_with_persistence_keeps_every_slot() {
     let mut wargs = args.to_vec();
     wargs.extend(["--timeout", "30s"]);
     let waiter = Holder::spawn(&server, &k, dir.path(), &wargs);
-    let waiters = format!("{{{k}}}:redlock-run:waiters");
+    let waiters = waiters_key(&k);
     wait_until("the waiter to queue", Duration::from_secs(10), || {
         server.query::<i64>(&["ZCARD", &waiters]) == 1
     });
@@ -483,7 +483,7 @@ fn a_lost_release_reply_is_still_a_release() {
             .args(args)
             .args(["--", "sh", "-c", "echo $REDLOCK_FENCING_TOKEN"]),
     );
-    let waiters = format!("{{{k}}}:redlock-run:waiters");
+    let waiters = waiters_key(&k);
     wait_until("the waiter to queue", Duration::from_secs(10), || {
         server.query::<i64>(&["ZCARD", &waiters]) == 1
     });

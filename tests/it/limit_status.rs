@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-use crate::glance::list_rows;
 use crate::limit::{holders_key, redis_now_ms};
+use crate::list::list_rows;
 use crate::support::*;
 
 fn status_text(server: &RedisServer, k: &str) -> (i32, String) {
@@ -319,7 +319,7 @@ fn release_force_frees_every_slot_and_wakes_a_waiter() {
         dir.path(),
         &["--limit", "2", "--ttl", "3s", "--timeout", "30s"],
     );
-    let queue = format!("{{{k}}}:redlock-run:waiters");
+    let queue = waiters_key(&k);
     wait_until("the waiter queued", Duration::from_secs(10), || {
         server.query::<i64>(&["ZCARD", &queue]) == 1
     });

@@ -51,7 +51,7 @@ scenario!(quorum => crate::quorum::three_masters_run_with_one_down_and_refuse_wi
 scenario!(quorum_status => crate::quorum::status_shows_each_master_and_release_clears_all);
 // status, list, history.
 scenario!(status => crate::admin::status_shows_holder_ttl_and_fencing_token);
-scenario!(list => crate::glance::list_finds_exactly_the_locks_among_thousands_of_keys);
+scenario!(list => crate::list::list_finds_exactly_the_locks_among_thousands_of_keys);
 scenario!(history => crate::history::ok_failed_and_signalled_runs_are_recorded_newest_first);
 // doctor.
 scenario!(doctor => crate::doctor::a_healthy_server_passes_every_check_one_line_each);

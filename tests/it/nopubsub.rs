@@ -58,7 +58,7 @@ fn without_channels_a_waiter_polls_and_gets_the_lock_within_a_second_of_its_rele
             .args(["--key", &k, "--timeout", "40s", "--", "sh", "-c"])
             .arg(format!("echo got > {}", started.display())),
     );
-    let queue = format!("{{{k}}}:redlock-run:waiters");
+    let queue = waiters_key(&k);
     wait_until("the waiter to queue", Duration::from_secs(10), || {
         server.query::<i64>(&["ZCARD", &queue]) == 1
     });

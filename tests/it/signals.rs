@@ -417,7 +417,7 @@ fn terminating_signals_end_a_wait_and_leave_the_queue() {
     let dir = tempfile::tempdir().unwrap();
     let k = key("stop-wait");
     let (holder, env) = Holder::start(&server, &k, dir.path(), &[]);
-    let waiters_key = format!("{{{k}}}:redlock-run:waiters");
+    let waiters_key = waiters_key(&k);
     let signals = stopping_signals();
     let waiters: Vec<_> = signals
         .iter()

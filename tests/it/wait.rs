@@ -177,7 +177,7 @@ fn timeout_bounds_a_wait_whose_server_goes_mute() {
     let start = Instant::now();
     let waiter =
         spawn_piped(rr_urls(&[proxy.url()]).args(["--key", &k, "--timeout", "3s", "--", "true"]));
-    let waiters_key = format!("{{{k}}}:redlock-run:waiters");
+    let waiters_key = waiters_key(&k);
     wait_until("the waiter in the queue", Duration::from_secs(3), || {
         server.query::<usize>(&["ZCARD", &waiters_key]) == 1
     });
@@ -286,7 +286,7 @@ fn a_waiters_late_grant_is_undone_on_a_server_with_a_password() {
         "--",
         "true",
     ]));
-    let waiters = format!("{{{k}}}:redlock-run:waiters");
+    let waiters = waiters_key(&k);
     wait_until("the waiter is queued", Duration::from_secs(5), || {
         redis::cmd("ZCARD")
             .arg(&waiters)

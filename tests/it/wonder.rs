@@ -189,12 +189,7 @@ fn after_forget_the_next_fencing_token_is_still_higher() {
 fn release_forget_is_refused_while_someone_waits() {
     let server = RedisServer::start();
     let k = key("forget-wait");
-    let _: () = server.query(&[
-        "ZADD",
-        &format!("{{{k}}}:redlock-run:waiters"),
-        "1",
-        "waiter-token",
-    ]);
+    let _: () = server.query(&["ZADD", &waiters_key(&k), "1", "waiter-token"]);
     let o = output(rr(&server).args(["release", "--key", &k, "--forget"]));
     assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
     assert!(
@@ -202,7 +197,7 @@ fn release_forget_is_refused_while_someone_waits() {
         "{}",
         stderr(&o)
     );
-    assert!(server.exists(&format!("{{{k}}}:redlock-run:waiters")));
+    assert!(server.exists(&waiters_key(&k)));
 }
 
 /// On a Cluster too (every name in the key's slot, braces in the key).

@@ -392,6 +392,16 @@ pub fn history_key(key: &str) -> String {
     format!("{{{key}}}:redlock-run:history")
 }
 
+/// The waiters' queue of a key (a sorted set).
+pub fn waiters_key(key: &str) -> String {
+    format!("{{{key}}}:redlock-run:waiters")
+}
+
+/// How many waiters are queued for `key` (`ZCARD` of its queue).
+pub fn queued(server: &RedisServer, key: &str) -> i64 {
+    server.query(&["ZCARD", &waiters_key(key)])
+}
+
 /// The fencing counter's key.
 pub fn fence_key(key: &str) -> String {
     format!("{{{key}}}:redlock-run:fence")
