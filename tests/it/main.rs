@@ -15,8 +15,6 @@ mod history;
 mod holder;
 mod lease;
 mod limit;
-mod limit_attack;
-mod limit_status;
 mod list;
 mod managed;
 mod matrix;

@@ -41,9 +41,9 @@ scenario!(woken_waiter => crate::admin::release_force_wakes_a_waiter);
 // the load of two contention tests at once, a command may start more than
 // 50 ms after its grant, after a later-granted section ended, which its
 // token-order check takes for a fault.)
-scenario!(limit_renewals => crate::limit::each_holder_renews_its_own_lease_and_a_lost_slot_stops_its_command);
-scenario!(limit_mismatch => crate::limit::instances_that_disagree_on_n_are_refused_from_what_redis_stores);
-scenario!(limit_wait => crate::limit::a_wait_for_a_full_key_times_out_with_75_and_leaves_the_queue);
+scenario!(limit_renewals => crate::limit::hold::each_holder_renews_its_own_lease_and_a_lost_slot_stops_its_command);
+scenario!(limit_mismatch => crate::limit::hold::instances_that_disagree_on_n_are_refused_from_what_redis_stores);
+scenario!(limit_wait => crate::limit::hold::a_wait_for_a_full_key_times_out_with_75_and_leaves_the_queue);
 // schedule, two instances.
 scenario!(schedule_two => crate::schedule::runs_never_overlap_and_busy_ticks_are_logged_as_skipped);
 // Quorum over three masters.

@@ -4,7 +4,7 @@
 use std::os::unix::process::ExitStatusExt as _;
 use std::time::Duration;
 
-use crate::limit::{assert_idle, holders_key, limit_key, try_run};
+use super::{assert_idle, holders_key, limit_key, try_run};
 use crate::support::topology::ClusterSetup;
 use crate::support::*;
 

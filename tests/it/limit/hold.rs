@@ -1,38 +1,14 @@
-//! `--limit N` (spec, "`--limit <N>`: up to N holders"): at most N
-//! commands under KEY at once, each with its own lease, renewal, release
-//! and fencing token; a crashed holder's slot frees itself at its lease
-//! end and not before; instances that disagree on N are refused (exit 2)
-//! from what Redis stores; several masters are refused before any request.
+//! Holding under `--limit N`: at most N commands under KEY at once, each
+//! with its own lease, renewal, release and fencing token; a crashed
+//! holder's slot frees itself at its lease end and not before; instances
+//! that disagree on N are refused (exit 2) from what Redis stores; several
+//! masters are refused before any request.
 
 use std::os::unix::process::ExitStatusExt as _;
 use std::time::Duration;
 
+use super::*;
 use crate::support::*;
-
-/// The `--limit` holders' descriptions (a hash by token).
-pub(crate) fn holders_key(k: &str) -> String {
-    format!("{{{k}}}:redlock-run:holders")
-}
-
-/// The stored N.
-pub(crate) fn limit_key(k: &str) -> String {
-    format!("{{{k}}}:redlock-run:limit")
-}
-
-/// Nothing of a `--limit` lock is left: no slot, description, stored N
-/// or woken waiter (the fencing counter and the history stay, by design).
-pub(crate) fn assert_idle(server: &RedisServer, k: &str) {
-    let woken = format!("{{{k}}}:redlock-run:woken");
-    for name in [k.to_string(), holders_key(k), limit_key(k), woken] {
-        assert!(!server.exists(&name), "{name} left behind");
-    }
-}
-
-/// Redis's clock, ms since the epoch.
-pub(crate) fn redis_now_ms(server: &RedisServer) -> u64 {
-    let (s, us): (u64, u64) = redis::cmd("TIME").query(&mut server.conn()).unwrap();
-    s * 1000 + us / 1000
-}
 
 /// Slots held now (live or not yet pruned): token -> lease end (ms).
 fn slots(server: &RedisServer, k: &str) -> Vec<(String, u64)> {
@@ -272,17 +248,6 @@ fn assert_mismatch(o: &std::process::Output, theirs: &str, ours: &str) {
             && line.contains(&format!("this instance has --limit {ours}")),
         "{line:?}"
     );
-}
-
-/// `redlock-run --key K EXTRA -- sh -c 'echo ran'`, within 20 s.
-pub(crate) fn try_run(server: &RedisServer, k: &str, extra: &[&str]) -> std::process::Output {
-    output_within(
-        rr(server)
-            .args(["--key", k])
-            .args(extra)
-            .args(["--", "sh", "-c", "echo ran"]),
-        Duration::from_secs(20),
-    )
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-use crate::limit::{holders_key, redis_now_ms};
+use super::{holders_key, redis_now_ms};
 use crate::list::list_rows;
 use crate::support::*;
 
