@@ -1,7 +1,9 @@
 //! The lease: kept alive while the command runs, and when it cannot be
 //! (key deleted or overwritten, Redis frozen, partitioned or restarted
 //! empty) the command is stopped before the lease can run out in Redis,
-//! so that no two commands ever run under one key at the same time.
+//! so that no two commands ever run under one key at the same time. A
+//! key found gone or taken at release is 70 even after the command
+//! exited 0; wall-clock steps do not move the lease (CLOCK_BOOTTIME).
 //!
 //! Faults are real: SIGSTOP/SIGCONT of `redis-server`, a kill and restart,
 //! or the fault proxy between redlock-run and Redis. Sleeps in here are
@@ -385,4 +387,141 @@ fn proxy_passes_holds_delays_and_resets() {
     proxy.set_mode(Mode::Pass);
     assert_eq!(ping(&mut connect(), long).unwrap(), pong);
     assert_eq!(proxy.accepted(), 4);
+}
+
+/// "70 ... when at release the key was found gone or taken, even if the
+/// command had exited on its own": the command removes (or replaces) the
+/// lock itself and exits 0 before any renewal (--ttl 30s: the first one is
+/// 10 s away); the release finds it so and the run exits 70.
+#[test]
+fn a_key_gone_or_taken_at_release_is_70_after_a_command_that_exited_0() {
+    let server = RedisServer::start();
+    for (what, redis_cmd) in [
+        ("gone", "DEL \"$REDLOCK_KEY\""),
+        ("taken", "SET \"$REDLOCK_KEY\" someone-else"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let k = key("gone-at-release");
+        let script = format!(
+            "redis-cli -p {} {redis_cmd} > /dev/null && echo done > done; exit 0",
+            server.port
+        );
+        let t = Instant::now();
+        let out = output_within(
+            rr(&server)
+                .args(["--key", &k, "--ttl", "30s", "--"])
+                .args(["sh", "-c", &script])
+                .current_dir(dir.path()),
+            Duration::from_secs(30),
+        );
+        assert!(
+            dir.path().join("done").exists(),
+            "{what}: the command did not change the key: {}",
+            stderr(&out)
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{what}: a renewal may have seen it first"
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(70),
+            "{what}: stderr:\n{}",
+            stderr(&out)
+        );
+        if what == "taken" {
+            assert_eq!(
+                server.get(&k).as_deref(),
+                Some("someone-else"),
+                "the release deleted another holder's lock"
+            );
+        }
+    }
+}
+
+/// An LD_PRELOAD shim that steps CLOCK_REALTIME (and only it) by the
+/// number of seconds in the file named by `WALLSTEP_FILE`, re-read on
+/// every call: an NTP step or a manual `date`, for one process tree.
+/// (libfaketime cannot stand in: it also rewrites the absolute deadlines
+/// given to timerfd_settime, whatever the timer's clock, so a CLOCK_BOOTTIME
+/// timer fires an hour early under "+1h"; checked with a 10-line program.)
+pub(crate) const WALLSTEP_C: &str = r#"
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+static long offset(void) {
+    const char *path = getenv("WALLSTEP_FILE");
+    char buf[32] = {0};
+    int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    return n > 0 ? strtol(buf, NULL, 10) : 0;
+}
+
+int clock_gettime(clockid_t clk, struct timespec *ts) {
+    static int (*real)(clockid_t, struct timespec *);
+    if (!real) real = (int (*)(clockid_t, struct timespec *))dlsym(RTLD_NEXT, "clock_gettime");
+    int r = real(clk, ts);
+    if (r == 0 && (clk == CLOCK_REALTIME || clk == CLOCK_REALTIME_COARSE)) ts->tv_sec += offset();
+    return r;
+}
+"#;
+
+/// "Locally, leases are measured on CLOCK_BOOTTIME, which wall clock
+/// changes (NTP steps, manual `date`) do not affect": redlock-run's wall
+/// clock (the shim above) jumps an hour ahead, then two hours back, while
+/// its command runs over several lease terms (--ttl 1s). The lease must be
+/// kept (exit 0, the command runs to its end); its JSON log's wall-clock
+/// stamps show that both steps reached it. (A suspend, the other half of
+/// that sentence, cannot be made in a test.)
+#[test]
+fn wall_clock_steps_do_not_move_the_lease() {
+    let shim = compile_c("wallstep", WALLSTEP_C, &["-shared", "-fPIC", "-ldl"]);
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("clock-step");
+    let step = dir.path().join("step");
+    std::fs::write(&step, "0\n").unwrap();
+    let child = spawn_piped(
+        rr(&server)
+            .env("REDLOCK_LOG", "debug")
+            .env("LD_PRELOAD", &shim)
+            .env("WALLSTEP_FILE", &step)
+            .args(["--log-format", "json", "--key", &k, "--ttl", "1s", "--"])
+            .args(["sh", "-c", "echo $$ > pid; sleep 3; echo done > done"])
+            .current_dir(dir.path()),
+    );
+    let pid = read_pid(&dir.path().join("pid"));
+    // Into the first term, then an hour ahead (a wall-clock deadline would
+    // have passed long ago), then, a few renewals later, an hour behind.
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(&step, "3600\n").unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    std::fs::write(&step, "-3600\n").unwrap();
+    let out = wait_output(child, Duration::from_secs(30));
+    let err = stderr(&out);
+    wait_gone(pid, Duration::from_secs(5));
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{err}");
+    assert!(dir.path().join("done").exists(), "the command was stopped");
+    let now = std::time::SystemTime::now();
+    let offsets: Vec<i64> = err
+        .lines()
+        .filter_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            let t = humantime::parse_rfc3339(v["timestamp"].as_str()?).ok()?;
+            Some(match t.duration_since(now) {
+                Ok(d) => d.as_secs() as i64,
+                Err(e) => -(e.duration().as_secs() as i64),
+            })
+        })
+        .collect();
+    assert!(
+        offsets.iter().any(|&o| o > 50 * 60) && offsets.iter().any(|&o| o < -50 * 60),
+        "the steps did not both reach redlock-run (log stamps {offsets:?} s from now):\n{err}"
+    );
 }

@@ -8,7 +8,6 @@ mod chaos;
 mod cli;
 mod docs;
 mod doctor;
-mod documented;
 mod fencing;
 mod first_day;
 mod history;

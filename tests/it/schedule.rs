@@ -1,7 +1,9 @@
 //! `schedule` end to end: each tick runs once across instances whose wall
 //! clocks disagree (libfaketime shifts two of them), runs never overlap,
 //! a Redis restart is ridden out, a killed holder's tick is taken over only
-//! once its lease expired, cron ticks land on time, and bad usage is refused.
+//! once its lease expired, cron ticks land on time, failures (a failing
+//! command, a lost lease) don't stop the schedule, and bad usage is
+//! refused.
 //!
 //! Each instance's stderr is read line by line as it comes, so the tests
 //! wait for log lines and output files instead of sleeping for events.
@@ -997,4 +999,54 @@ fn a_password_refused_when_redis_first_answers_ends_the_schedule_with_69() {
         inst.log()
     );
     assert!(!inst.log().contains("s3cret-pw"), "{}", inst.log());
+}
+
+/// "Failures don't stop the schedule": the first tick's command fails
+/// (exit 3), the second's loses its lock (it deletes the key and keeps
+/// running: the next renewal finds it gone, exit 70 in the log), and the
+/// schedule runs the third tick all the same; SIGTERM then ends it with 0.
+#[test]
+fn a_schedule_goes_on_after_a_failing_command_and_a_lost_lease() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("schedule-goes-on");
+    let ticks = dir.path().join("ticks");
+    let script = format!(
+        "echo \"$REDLOCK_TICK\" >> {t}; n=$(wc -l < {t}); \
+         [ \"$n\" -eq 1 ] && exit 3; \
+         if [ \"$n\" -eq 2 ]; then redis-cli -p {p} DEL \"$REDLOCK_KEY\" > /dev/null; sleep 3; fi; \
+         echo ok > {t}.third; exit 0",
+        t = ticks.display(),
+        p = server.port
+    );
+    let child = spawn_piped(
+        rr(&server)
+            .env("REDLOCK_LOG", "info")
+            .args([
+                "schedule", "--key", &k, "--every", "1s", "--ttl", "1s", "--",
+            ])
+            .args(["sh", "-c", &script]),
+    );
+    let third = dir.path().join("ticks.third");
+    wait_until("a third tick to run", Duration::from_secs(15), || {
+        third.exists()
+    });
+    send_signal(child.id(), Signal::SIGTERM);
+    let out = wait_output(child, Duration::from_secs(30));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{err}");
+    assert!(
+        err.contains("exit_status=3"),
+        "no failed run logged:\n{err}"
+    );
+    // "lost-lease enforcement (exit status 70 in the log line, the
+    // schedule goes on)".
+    let lost = err
+        .lines()
+        .find(|l| l.contains("lock lost") && l.contains("ran;"))
+        .unwrap_or_else(|| panic!("no lost lease logged:\n{err}"));
+    assert!(
+        lost.contains("exit_status=70"),
+        "the lost lease's line does not say exit status 70: {lost}"
+    );
 }

@@ -1,10 +1,12 @@
 //! Signals: what is sent to redlock-run reaches the command's process
 //! group, a second interrupt escalates, and the command (with anything it
-//! left in its group) never outlives redlock-run or the lock.
+//! left in its group) never outlives redlock-run or the lock. Ctrl-Z in
+//! the foreground of a terminal does not stop the command.
 //!
 //! Every command writes a ready marker once it has set its traps; the test
 //! waits for that file instead of sleeping.
 
+use std::io::Write as _;
 use std::os::unix::process::CommandExt as _;
 use std::time::{Duration, Instant};
 
@@ -508,4 +510,83 @@ fn the_guardian_survives_terminating_signals() {
         let _ = nix::sys::signal::kill(Pid::from_raw(bg), Signal::SIGKILL);
         panic!("the guardian died of a signal: the command's background job outlived redlock-run");
     }
+}
+
+/// The state letter and the terminal's foreground group, from
+/// /proc/PID/stat.
+fn stat(pid: i32) -> (char, i32, i32) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let f: Vec<&str> = s.rsplit(')').next().unwrap().split_whitespace().collect();
+    // state ppid pgrp session tty_nr tpgid
+    (
+        f[0].chars().next().unwrap(),
+        f[2].parse().unwrap(),
+        f[5].parse().unwrap(),
+    )
+}
+
+/// "The command ignores Ctrl-Z (SIGTSTP)": redlock-run as the foreground
+/// job of a terminal; once the command's group has the terminal, Ctrl-Z
+/// typed on it must not stop the command (nor redlock-run), which runs to
+/// its end, and the run exits 0.
+#[test]
+fn ctrl_z_in_the_foreground_does_not_stop_the_command() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("ctrl-z");
+    let mut cmd = rr(&server);
+    cmd.args(["--key", &k, "--", "sh", "-c"])
+        .arg("echo $$ > pid; sleep 1; echo done > done")
+        .current_dir(dir.path());
+    let mut master = attach_pty(&mut cmd, None);
+    let child = cmd.spawn().expect("spawn in a pty");
+    // The Command keeps its copies of the slave side open: close them, or
+    // the master never reads end-of-file.
+    drop(cmd);
+    let drain = {
+        let mut m = master.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while matches!(std::io::Read::read(&mut m, &mut buf), Ok(n) if n > 0) {}
+        })
+    };
+    // If an assertion fails with the command stopped, nothing would ever
+    // end the run: kill redlock-run by PID (the guardian kills the group).
+    struct KillOnPanic(i32);
+    impl Drop for KillOnPanic {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0), Signal::SIGKILL);
+            }
+        }
+    }
+    let _guard = KillOnPanic(child.id() as i32);
+    let pid = read_pid(&dir.path().join("pid"));
+    // The command's group has the terminal (it is what Ctrl-Z reaches).
+    wait_until(
+        "the command's group to be the foreground",
+        Duration::from_secs(30),
+        || {
+            let (_, pgrp, tpgid) = stat(pid);
+            pgrp == pid && tpgid == pid
+        },
+    );
+    master.write_all(&[0x1a]).unwrap(); // ^Z, VSUSP
+    // It would be stopped within milliseconds; look for a while.
+    let until = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < until {
+        let (state, _, _) = stat(pid);
+        assert_ne!(state, 'T', "Ctrl-Z stopped the command");
+        assert_ne!(stat(child.id() as i32).0, 'T', "Ctrl-Z stopped redlock-run");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = wait_output(child, Duration::from_secs(30));
+    drop(master);
+    let _ = drain.join();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        dir.path().join("done").exists(),
+        "the command did not finish"
+    );
+    assert!(!server.exists(&k), "lock left behind");
 }

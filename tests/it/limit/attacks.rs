@@ -522,7 +522,7 @@ fn a_lost_release_reply_is_still_a_release() {
 fn skewed_holder_clocks_do_not_move_their_lease_ends() {
     let shim = compile_c(
         "wallstep",
-        crate::documented::WALLSTEP_C,
+        crate::lease::WALLSTEP_C,
         &["-shared", "-fPIC", "-ldl"],
     );
     let server = RedisServer::start();
