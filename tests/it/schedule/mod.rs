@@ -20,6 +20,9 @@ use nix::unistd::Pid;
 
 use crate::support::*;
 
+/// `schedule` against a hostile fleet.
+mod fleet;
+
 /// How long any single expected event may take before the test fails.
 const EVENT: Duration = Duration::from_secs(10);
 
@@ -847,9 +850,6 @@ fn a_ticks_attempt_is_bounded_by_the_connect_timeout() {
         s.log()
     );
 }
-
-#[path = "schedule_fleet.rs"]
-mod fleet;
 
 /// A misconfiguration no retry can fix ends `schedule` at start with 69,
 /// so that a service manager shows it: here a database the server does not
