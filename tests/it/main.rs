@@ -32,4 +32,3 @@ mod signals;
 mod support;
 mod topology;
 mod wait;
-mod wonder;

@@ -1,74 +1,103 @@
-//! What a person wonders on the first day: is this key (spelled this way)
-//! used at all, why is a lock whose command ended still held (`--min-hold`),
-//! and what did `release --force` remove.
+//! `release`: `--force` is needed, keeps the fencing counter, wakes a
+//! waiter and says what it removed; `--forget` removes every trace of a
+//! key, never of one in use or waited for, and the next fencing token is
+//! still higher (on a Cluster too).
+
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::support::*;
 
-fn status_text(server: &RedisServer, k: &str) -> (i32, String) {
-    let o = output(rr(server).args(["status", "--key", k]));
-    (o.status.code().unwrap_or(-1), stdout(&o))
-}
-
 #[test]
-fn status_of_a_key_never_used_says_so() {
-    let server = RedisServer::start();
-    let k = key("never");
-    let (code, text) = status_text(&server, &k);
-    assert_eq!(code, 1, "{text}");
-    assert!(
-        text.lines()
-            .next()
-            .is_some_and(|l| l.starts_with(&format!("{k}: never used"))),
-        "{text}"
-    );
-    let (code, v) = status_json(&server, &k);
-    assert_eq!(code, 1, "{v}");
-    assert_eq!(v["held"], Value::Bool(false), "{v}");
-    assert_eq!(v["never_used"], Value::Bool(true), "{v}");
-
-    // Once it ran, it is free, not never used.
-    let o = output(rr(&server).args(["--key", &k, "--", "true"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let (code, text) = status_text(&server, &k);
-    assert_eq!(code, 1, "{text}");
-    assert!(text.starts_with(&format!("{k}: free")), "{text}");
-    let (_, v) = status_json(&server, &k);
-    assert_eq!(v["never_used"], Value::Bool(false), "{v}");
-}
-
-#[test]
-fn a_min_hold_holder_is_shown_as_ended_with_the_lock_kept() {
+fn release_needs_force_and_keeps_the_fencing_counter() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let k = key("minhold");
-    // A running holder: its command has not ended.
-    let (h, _) = Holder::start(&server, &k, dir.path(), &["--ttl", "5s"]);
-    let (_, v) = status_json(&server, &k);
-    assert_eq!(v["holder"]["command_ended"], Value::Null, "{v}");
-    let (_, text) = status_text(&server, &k);
-    assert!(!text.contains("command ended"), "{text}");
-    assert_eq!(h.finish().status.code(), Some(0));
+    let k = key("release");
 
-    // --min-hold: the command ended at once, the lock stays.
-    let o = output(rr(&server).args(["--key", &k, "--min-hold", "1m", "--", "true"]));
+    // Break glass on a lock nobody is waiting for.
+    let (a, a_env) = Holder::start(&server, &k, dir.path(), &["--ttl", "2s"]);
+    let o = output(rr(&server).args(["release", "--key", &k]));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
+    assert_eq!(server.get(&k).as_deref(), Some(a_env.token.as_str()));
+    assert!(server.pttl(&k) > 0);
+
+    let fence = server.get(&fence_key(&k));
+    assert_eq!(fence, Some(a_env.fencing.to_string()));
+    let o = output(rr(&server).args(["release", "--key", &k, "--force"]));
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let (code, text) = status_text(&server, &k);
-    assert_eq!(code, 0, "{text}");
-    let first = text.lines().next().unwrap_or_default();
-    assert!(
-        first.starts_with(&format!("{k}: held by "))
-            && first.contains(": command ended at ")
-            && first.contains(", lock kept until ")
-            && first.contains("(--min-hold)"),
-        "{text}"
+    assert!(!server.exists(&k), "release --force left the key");
+    assert_eq!(
+        server.get(&fence_key(&k)),
+        fence,
+        "the fencing counter changed"
     );
-    let (code, v) = status_json(&server, &k);
-    assert_eq!(code, 0, "{v}");
-    let ended = v["holder"]["command_ended"].as_str().unwrap_or_default();
-    assert!(humantime::parse_rfc3339(ended).is_ok(), "{v}");
-    assert_eq!(v["last_runs"][0]["ended"].as_str(), Some(ended), "{v}");
+    // The holder finds its lock gone and stops its command: exit 70.
+    let o = a.wait();
+    assert_eq!(o.status.code(), Some(70), "{}", stderr(&o));
+    assert!(
+        !std::fs::read_to_string(dir.path().join("order")).is_ok_and(|s| s.contains("end")),
+        "the command was not stopped"
+    );
+    assert!(!server.exists(&k));
+    assert_eq!(server.get(&fence_key(&k)), fence);
+
+    // Nothing held: still 0.
+    let o = output(rr(&server).args(["release", "--key", &k, "--force"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(server.get(&fence_key(&k)), fence);
+
+    // Unreachable.
+    let url = format!("redis://127.0.0.1:{}", free_port());
+    let o = output(rr_urls(&[url]).args(["release", "--key", &k, "--force"]));
+    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+}
+
+#[test]
+pub(crate) fn release_force_wakes_a_waiter() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("wake");
+    let (a, a_env) = Holder::start(&server, &k, dir.path(), &["--ttl", "2s"]);
+    let b = Holder::spawn(
+        &server,
+        &k,
+        dir.path(),
+        &["--timeout", "30s", "--ttl", "5s"],
+    );
+    wait_until("the waiter to subscribe", Duration::from_secs(10), || {
+        server.subscribers(&released_channel(&k)) >= 1
+    });
+    assert!(!b.is_ready(), "the waiter ran while the lock was held");
+
+    let mut conn = server.conn();
+    let mut ps = conn.as_pubsub();
+    ps.subscribe(released_channel(&k)).unwrap();
+    ps.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+
+    let o = output(rr(&server).args(["release", "--key", &k, "--force"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let released = Instant::now();
+    ps.get_message()
+        .expect("release --force must publish on the release channel");
+
+    let b_env = b.wait_ready(Duration::from_secs(10));
+    eprintln!("hand-over after release --force: {:?}", released.elapsed());
+    assert_eq!(server.get(&k).as_deref(), Some(b_env.token.as_str()));
+    assert!(
+        b_env.fencing > a_env.fencing,
+        "the fencing token must go on rising"
+    );
+
+    // The old holder stops (lock lost) without touching the new lock.
+    let o = a.wait();
+    assert_eq!(o.status.code(), Some(70), "{}", stderr(&o));
+    assert_eq!(server.get(&k).as_deref(), Some(b_env.token.as_str()));
+
+    let o = b.finish();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!server.exists(&k));
 }
 
 #[test]
