@@ -233,8 +233,10 @@ fn a_grant_that_lands_after_the_connect_timeout_is_undone() {
     let k = key("late-grant");
     // A first run, so the server knows the acquisition script (as any
     // server in use does); it has never had to undo one.
-    let o = output(rr(&server).args(["--key", &k, "--", "true"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    Rr::on(&server)
+        .args(["--key", &k, "--", "true"])
+        .status(0)
+        .run();
     server.pause();
     let o = output_within(
         rr(&server).args([
