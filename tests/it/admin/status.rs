@@ -21,8 +21,10 @@ pub(crate) fn status_shows_holder_ttl_and_fencing_token() {
     assert_eq!(v["fencing_token"], Value::Null, "{v}");
 
     let (holder, env) = Holder::start(&server, &k, dir.path(), &["--ttl", "5s"]);
-    let o = output(rr(&server).args(["status", "--key", &k]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = Rr::on(&server)
+        .args(["status", "--key", &k])
+        .status(0)
+        .run();
     let text = stdout(&o);
     assert!(text.contains(&k), "{text}");
     assert!(
@@ -67,9 +69,11 @@ pub(crate) fn status_shows_holder_ttl_and_fencing_token() {
     assert_eq!(v["held"], Value::Bool(false), "{v}");
     assert_eq!(v["holder"], Value::Null, "{v}");
     assert_eq!(v["fencing_token"].as_u64(), Some(env.fencing), "{v}");
-    let o = output(rr(&server).args(["status", "--key", &k]));
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stdout(&o).contains("free"), "{}", stdout(&o));
+    Rr::on(&server)
+        .args(["status", "--key", &k])
+        .status(1)
+        .stdout_has("free")
+        .run();
 
     // A lock taken by another client: held, holder unknown.
     let _: Option<String> = server.query(&["SET", &k, "other", "NX", "PX", "5000"]);
@@ -91,8 +95,10 @@ fn status_of_unreachable_redis_is_69() {
         &["status", "--key", "k"][..],
         &["status", "--key", "k", "--json"][..],
     ] {
-        let o = output(rr_urls(std::slice::from_ref(&url)).args(args));
-        assert_eq!(o.status.code(), Some(69), "{args:?}: {}", stderr(&o));
+        let o = Rr::urls(std::slice::from_ref(&url))
+            .args(args)
+            .status(69)
+            .run();
         assert!(!stderr(&o).is_empty(), "{args:?}: say why");
     }
 }
@@ -107,8 +113,10 @@ fn status_json_of_unreachable_redis_does_not_claim_free() {
     let k = key("status-unreachable");
     let _: () = server.query(&["SET", &k, "other", "PX", "60000"]);
     for urls in [vec![dead()], vec![server.url(), dead(), dead()]] {
-        let o = output(rr_urls(&urls).args(["status", "--key", &k, "--json"]));
-        assert_eq!(o.status.code(), Some(69), "{urls:?}: {}", stderr(&o));
+        let o = Rr::urls(&urls)
+            .args(["status", "--key", &k, "--json"])
+            .status(69)
+            .run();
         let v: Value = serde_json::from_str(stdout(&o).trim())
             .unwrap_or_else(|e| panic!("{urls:?}: {e}: {:?}", stdout(&o)));
         assert_eq!(v["held"], Value::Null, "{urls:?}: {v}");
@@ -147,8 +155,10 @@ fn holder_text_from_other_hosts_is_escaped() {
     server.query::<()>(&["SET", &holder_key, &info, "PX", "30000"]);
     let raw_controls = |s: &str| s.chars().any(|c| c.is_control() && c != '\n');
 
-    let o = output(rr(&server).args(["status", "--key", &k]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = Rr::on(&server)
+        .args(["status", "--key", &k])
+        .status(0)
+        .run();
     let text = stdout(&o);
     assert!(!raw_controls(&text), "raw control characters in {text:?}");
     // held by, since, ttl, fencing token.
@@ -157,8 +167,10 @@ fn holder_text_from_other_hosts_is_escaped() {
         assert!(text.contains(shown), "{shown:?} not in {text:?}");
     }
 
-    let o = output(rr(&server).args(["--timeout", "100ms", "--key", &k, "--", "true"]));
-    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    let o = Rr::on(&server)
+        .args(["--timeout", "100ms", "--key", &k, "--", "true"])
+        .status(75)
+        .run();
     let err = stderr(&o);
     assert!(!raw_controls(&err), "raw control characters in {err:?}");
     assert_eq!(err.lines().count(), 1, "{err:?}");
@@ -188,8 +200,10 @@ fn status_of_a_key_never_used_says_so() {
     assert_eq!(v["never_used"], Value::Bool(true), "{v}");
 
     // Once it ran, it is free, not never used.
-    let o = output(rr(&server).args(["--key", &k, "--", "true"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    Rr::on(&server)
+        .args(["--key", &k, "--", "true"])
+        .status(0)
+        .run();
     let (code, text) = status_text(&server, &k);
     assert_eq!(code, 1, "{text}");
     assert!(text.starts_with(&format!("{k}: free")), "{text}");
@@ -211,8 +225,10 @@ fn a_min_hold_holder_is_shown_as_ended_with_the_lock_kept() {
     assert_eq!(h.finish().status.code(), Some(0));
 
     // --min-hold: the command ended at once, the lock stays.
-    let o = output(rr(&server).args(["--key", &k, "--min-hold", "1m", "--", "true"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    Rr::on(&server)
+        .args(["--key", &k, "--min-hold", "1m", "--", "true"])
+        .status(0)
+        .run();
     let (code, text) = status_text(&server, &k);
     assert_eq!(code, 0, "{text}");
     let first = text.lines().next().unwrap_or_default();
