@@ -17,17 +17,21 @@ fn release_needs_force_and_keeps_the_fencing_counter() {
 
     // Break glass on a lock nobody is waiting for.
     let (a, a_env) = Holder::start(&server, &k, dir.path(), &["--ttl", "2s"]);
-    let o = output(rr(&server).args(["release", "--key", &k]));
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
+    Rr::on(&server)
+        .args(["release", "--key", &k])
+        .status(2)
+        .stderr_has("--force")
+        .run();
     assert_eq!(server.get(&k).as_deref(), Some(a_env.token.as_str()));
     assert!(server.pttl(&k) > 0);
 
     let fence = server.get(&fence_key(&k));
     assert_eq!(fence, Some(a_env.fencing.to_string()));
-    let o = output(rr(&server).args(["release", "--key", &k, "--force"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(!server.exists(&k), "release --force left the key");
+    Rr::on(&server)
+        .args(["release", "--key", &k, "--force"])
+        .status(0)
+        .key_absent(&k)
+        .run();
     assert_eq!(
         server.get(&fence_key(&k)),
         fence,
@@ -44,14 +48,18 @@ fn release_needs_force_and_keeps_the_fencing_counter() {
     assert_eq!(server.get(&fence_key(&k)), fence);
 
     // Nothing held: still 0.
-    let o = output(rr(&server).args(["release", "--key", &k, "--force"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    Rr::on(&server)
+        .args(["release", "--key", &k, "--force"])
+        .status(0)
+        .run();
     assert_eq!(server.get(&fence_key(&k)), fence);
 
     // Unreachable.
     let url = format!("redis://127.0.0.1:{}", free_port());
-    let o = output(rr_urls(&[url]).args(["release", "--key", &k, "--force"]));
-    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    Rr::urls(&[url])
+        .args(["release", "--key", &k, "--force"])
+        .status(69)
+        .run();
 }
 
 #[test]
@@ -76,8 +84,10 @@ pub(crate) fn release_force_wakes_a_waiter() {
     ps.subscribe(released_channel(&k)).unwrap();
     ps.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
 
-    let o = output(rr(&server).args(["release", "--key", &k, "--force"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    Rr::on(&server)
+        .args(["release", "--key", &k, "--force"])
+        .status(0)
+        .run();
     let released = Instant::now();
     ps.get_message()
         .expect("release --force must publish on the release channel");
@@ -105,15 +115,19 @@ fn release_force_says_what_it_removed() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let k = key("removed");
-    let o = output(rr(&server).args(["release", "--key", &k, "--force"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(stdout(&o), format!("{k}: was not held; nothing removed\n"));
+    Rr::on(&server)
+        .args(["release", "--key", &k, "--force"])
+        .status(0)
+        .stdout(format!("{k}: was not held; nothing removed\n"))
+        .run();
 
     let (h, _) = Holder::start(&server, &k, dir.path(), &["--ttl", "5s"]);
     let tick = tick_key(&k);
     let _: () = server.query(&["SET", &tick, "1764921600000 c sometoken -1"]);
-    let o = output(rr(&server).args(["release", "--key", &k, "--force"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = Rr::on(&server)
+        .args(["release", "--key", &k, "--force"])
+        .status(0)
+        .run();
     let out = stdout(&o);
     assert!(
         out.starts_with(&format!("{k}: released: removed the lock (held by "))
@@ -151,22 +165,28 @@ fn release_forget_removes_every_trace_but_never_of_a_key_in_use() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let k = key("forget");
-    let o = output(rr(&server).args(["release", "--key", &k, "--forget"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(stdout(&o), format!("{k}: nothing to forget\n"));
+    Rr::on(&server)
+        .args(["release", "--key", &k, "--forget"])
+        .status(0)
+        .stdout(format!("{k}: nothing to forget\n"))
+        .run();
 
     // Runs, a schedule's tick claim, a --min-hold: every trace there is.
     for _ in 0..3 {
-        let o = output(rr(&server).args(["--key", &k, "--", "true"]));
-        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        Rr::on(&server)
+            .args(["--key", &k, "--", "true"])
+            .status(0)
+            .run();
     }
     let _: () = server.query(&["SET", &tick_key(&k), "1764921600000 c tok -1"]);
 
     // Held: refused, nothing removed.
     let (h, _) = Holder::start(&server, &k, dir.path(), &["--ttl", "5s"]);
     let before = traces(&server, &k);
-    let o = output(rr(&server).args(["release", "--key", &k, "--forget"]));
-    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    let o = Rr::on(&server)
+        .args(["release", "--key", &k, "--forget"])
+        .status(75)
+        .run();
     let first = stderr(&o).lines().next().unwrap_or_default().to_string();
     assert!(
         first.starts_with(&format!("redlock-run: error: lock {k:?} is held by "))
@@ -177,8 +197,10 @@ fn release_forget_removes_every_trace_but_never_of_a_key_in_use() {
 
     assert_eq!(h.finish().status.code(), Some(0));
 
-    let o = output(rr(&server).args(["release", "--key", &k, "--forget"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = Rr::on(&server)
+        .args(["release", "--key", &k, "--forget"])
+        .status(0)
+        .run();
     let out = stdout(&o);
     assert!(
         out.starts_with(&format!("{k}: forgotten: removed "))
@@ -201,12 +223,16 @@ fn after_forget_the_next_fencing_token_is_still_higher() {
     let dir = tempfile::tempdir().unwrap();
     let k = key("forget-fence");
     for _ in 0..3 {
-        let o = output(rr(&server).args(["--key", &k, "--", "true"]));
-        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        Rr::on(&server)
+            .args(["--key", &k, "--", "true"])
+            .status(0)
+            .run();
     }
     let last: u64 = server.get(&fence_key(&k)).unwrap().parse().unwrap();
-    let o = output(rr(&server).args(["release", "--key", &k, "--forget"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    Rr::on(&server)
+        .args(["release", "--key", &k, "--forget"])
+        .status(0)
+        .run();
     assert!(!server.exists(&fence_key(&k)));
     let (h, env) = Holder::start(&server, &k, dir.path(), &["--ttl", "5s"]);
     assert!(env.fencing > last, "{} after {last}", env.fencing);
@@ -219,8 +245,10 @@ fn release_forget_is_refused_while_someone_waits() {
     let server = RedisServer::start();
     let k = key("forget-wait");
     let _: () = server.query(&["ZADD", &waiters_key(&k), "1", "waiter-token"]);
-    let o = output(rr(&server).args(["release", "--key", &k, "--forget"]));
-    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    let o = Rr::on(&server)
+        .args(["release", "--key", &k, "--forget"])
+        .status(75)
+        .run();
     assert!(
         stderr(&o).starts_with(&format!("redlock-run: error: lock {k:?} is waited for")),
         "{}",
