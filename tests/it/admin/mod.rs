@@ -10,8 +10,7 @@ use crate::support::*;
 #[test]
 fn completions_are_printed_for_each_shell() {
     for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
-        let o = output(rr_urls(&[]).args(["completions", shell]));
-        assert_eq!(o.status.code(), Some(0), "{shell}: {}", stderr(&o));
+        let o = Rr::urls(&[]).args(["completions", shell]).status(0).run();
         let script = stdout(&o);
         // fish spells long options `-l key`.
         for opt in ["key", "timeout"] {
@@ -21,8 +20,7 @@ fn completions_are_printed_for_each_shell() {
             );
         }
     }
-    let o = output(rr_urls(&[]).args(["completions", "tcsh"]));
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    Rr::urls(&[]).args(["completions", "tcsh"]).status(2).run();
 }
 
 /// A key holding a newline and ESC (a forged second line in red) is
@@ -40,25 +38,31 @@ fn every_command_escapes_the_key_it_prints() {
             }
         }
     };
-    let status = output(rr(&server).args(["status", "--key", &k]));
-    assert_eq!(status.status.code(), Some(1), "{}", stderr(&status));
-    assert!(stdout(&status).contains("FORGED"), "{}", stdout(&status));
+    let status = Rr::on(&server)
+        .args(["status", "--key", &k])
+        .status(1)
+        .stdout_has("FORGED")
+        .run();
     clean("status (free)", &status);
     let _: () = redis::cmd("SET")
         .arg(&k)
         .arg("other")
         .query(&mut server.conn())
         .unwrap();
-    let status = output(rr(&server).args(["status", "--key", &k]));
-    assert_eq!(status.status.code(), Some(0), "{}", stderr(&status));
+    let status = Rr::on(&server)
+        .args(["status", "--key", &k])
+        .status(0)
+        .run();
     clean("status (held)", &status);
     let list = output(rr(&server).args(["list"]));
     clean("list", &list);
     let doctor = output(rr(&server).args(["doctor", "--key", &k]));
     clean("doctor", &doctor);
-    let release = output(rr(&server).args(["release", "--key", &k, "--force"]));
-    assert_eq!(release.status.code(), Some(0), "{}", stderr(&release));
-    assert!(stdout(&release).contains("FORGED"), "{}", stdout(&release));
+    let release = Rr::on(&server)
+        .args(["release", "--key", &k, "--force"])
+        .status(0)
+        .stdout_has("FORGED")
+        .run();
     clean("release", &release);
     let release = output(rr(&server).args(["release", "--key", &k, "--force"]));
     clean("release (not held)", &release);
