@@ -100,15 +100,14 @@ echo "end $1 $REDLOCK_FENCING_TOKEN" >> "$2""#;
             s.spawn(move || {
                 for i in 0..SECTIONS {
                     let id = format!("{c}.{i}");
-                    let o = output_within(
-                        rr(server)
-                            .args(["--key", k, "--limit", limit, "--timeout", "60s"])
-                            .args(["--ttl", "5s", "--"])
-                            .args(["sh", "-c", script, "sh", &id])
-                            .arg(log),
-                        Duration::from_secs(90),
-                    );
-                    assert_eq!(o.status.code(), Some(0), "section {id}: {}", stderr(&o));
+                    Rr::on(server)
+                        .args(["--key", k, "--limit", limit, "--timeout", "60s"])
+                        .args(["--ttl", "5s", "--"])
+                        .args(["sh", "-c", script, "sh", &id])
+                        .arg(log)
+                        .within(Duration::from_secs(90))
+                        .status(0)
+                        .run();
                 }
             });
         }
@@ -190,24 +189,23 @@ fn a_crashed_holders_slot_frees_at_its_lease_end_not_before() {
     // A newcomer waits for that slot (the live holder keeps the other)
     // and gets it once the lease has ended, not before.
     let ready = dir.path().join("third");
-    let third = output_within(
-        rr(&server)
-            .args([
-                "--key",
-                &k,
-                "--limit",
-                "2",
-                "--ttl",
-                "2s",
-                "--timeout",
-                "10s",
-            ])
-            .args(["--", "sh", "-c"])
-            .arg("echo $REDLOCK_FENCING_TOKEN $(date +%s%N) > \"$0\"")
-            .arg(&ready),
-        Duration::from_secs(20),
-    );
-    assert_eq!(third.status.code(), Some(0), "{}", stderr(&third));
+    Rr::on(&server)
+        .args([
+            "--key",
+            &k,
+            "--limit",
+            "2",
+            "--ttl",
+            "2s",
+            "--timeout",
+            "10s",
+        ])
+        .args(["--", "sh", "-c"])
+        .arg("echo $REDLOCK_FENCING_TOKEN $(date +%s%N) > \"$0\"")
+        .arg(&ready)
+        .within(Duration::from_secs(20))
+        .status(0)
+        .run();
     let line = std::fs::read_to_string(&ready).unwrap();
     let (fence, started_ns) = line.trim().split_once(' ').unwrap();
     let fence: u64 = fence.parse().unwrap();
@@ -355,13 +353,12 @@ fn several_masters_with_a_limit_are_refused_before_any_request() {
     let urls: Vec<String> = servers.iter().map(RedisServer::url).collect();
     let k = key("limit-quorum");
     for pre in [&[][..], &["schedule", "--every", "1s"][..]] {
-        let o = output_within(
-            rr_urls(&urls)
-                .args(pre)
-                .args(["--key", &k, "--limit", "2", "--", "echo", "ran"]),
-            Duration::from_secs(20),
-        );
-        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        let o = Rr::urls(&urls)
+            .args(pre)
+            .args(["--key", &k, "--limit", "2", "--", "echo", "ran"])
+            .within(Duration::from_secs(20))
+            .status(2)
+            .run();
         let first = stderr(&o).lines().next().unwrap_or_default().to_string();
         assert!(
             first.contains("--limit 2 needs a single --redis URL"),
@@ -378,11 +375,11 @@ fn several_masters_with_a_limit_are_refused_before_any_request() {
         );
     }
     // --limit 1 is the one-holder lock: fine over a quorum.
-    let o = output_within(
-        rr_urls(&urls).args(["--key", &k, "--limit", "1", "--", "echo", "ran"]),
-        Duration::from_secs(20),
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    Rr::urls(&urls)
+        .args(["--key", &k, "--limit", "1", "--", "echo", "ran"])
+        .within(Duration::from_secs(20))
+        .status(0)
+        .run();
 }
 
 #[test]
