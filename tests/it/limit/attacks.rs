@@ -117,11 +117,11 @@ fn a_one_holder_finding_a_limit_set_at_its_key_stops_at_once() {
         dir.path(),
         &["--ttl", "10s", "--refresh", "1s"],
     );
-    let o = output_within(
-        rr(&server).args(["release", "--key", &k, "--force"]),
-        Duration::from_secs(10),
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    Rr::on(&server)
+        .args(["release", "--key", &k, "--force"])
+        .within(Duration::from_secs(10))
+        .status(0)
+        .run();
     let (two, _) = Holder::start(&server, &k, dir.path(), &["--limit", "2"]);
     let taken = std::time::Instant::now();
     let o = one.wait();
@@ -256,18 +256,17 @@ fn a_stopped_holders_command_dies_before_its_slot_is_taken() {
     let (b, _) = Holder::start(&server, &k, dir.path(), &args);
     send_signal(a.id(), SIGSTOP);
     let seen = dir.path().join("seen");
-    let o = output_within(
-        rr(&server)
-            .args(["--key", &k, "--timeout", "10s"])
-            .args(args)
-            .args(["--", "sh", "-c"])
-            // Gone, or a zombie its stopped parent cannot reap yet.
-            .arg("case $(cut -d' ' -f3 /proc/$1/stat 2>/dev/null) in ''|Z) echo dead;; *) echo alive;; esac > \"$0\"")
-            .arg(&seen)
-            .arg(a_cmd.to_string()),
-        Duration::from_secs(20),
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    Rr::on(&server)
+        .args(["--key", &k, "--timeout", "10s"])
+        .args(args)
+        .args(["--", "sh", "-c"])
+        // Gone, or a zombie its stopped parent cannot reap yet.
+        .arg("case $(cut -d' ' -f3 /proc/$1/stat 2>/dev/null) in ''|Z) echo dead;; *) echo alive;; esac > \"$0\"")
+        .arg(&seen)
+        .arg(a_cmd.to_string())
+        .within(Duration::from_secs(20))
+        .status(0)
+        .run();
     assert_eq!(
         std::fs::read_to_string(&seen).unwrap().trim(),
         "dead",
@@ -565,13 +564,12 @@ fn skewed_holder_clocks_do_not_move_their_lease_ends() {
     for c in holders {
         let _ = wait_output(c, Duration::from_secs(10));
     }
-    let o = output_within(
-        rr(&server)
-            .args(["--key", &k, "--limit", "2", "--timeout", "10s", "--"])
-            .args(["sh", "-c", "echo ran"]),
-        Duration::from_secs(20),
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    Rr::on(&server)
+        .args(["--key", &k, "--limit", "2", "--timeout", "10s", "--"])
+        .args(["sh", "-c", "echo ran"])
+        .within(Duration::from_secs(20))
+        .status(0)
+        .run();
     assert!(redis_now() < crashed + 3000, "the slots were kept late");
 }
 
@@ -623,11 +621,11 @@ fn sentinel_failover_keeps_acknowledged_slots() {
     for t in [&a_env.token, &b_env.token] {
         assert!(slot_end(server, &k, t).is_some(), "a slot was lost");
     }
-    let o = output_within(
-        rr_urls(std::slice::from_ref(&url)).args(["--key", &k, "--limit", "2", "--", "true"]),
-        Duration::from_secs(20),
-    );
-    assert_eq!(o.status.code(), Some(75), "full, not free: {}", stderr(&o));
+    Rr::urls(std::slice::from_ref(&url))
+        .args(["--key", &k, "--limit", "2", "--", "true"])
+        .within(Duration::from_secs(20))
+        .status(75)
+        .run();
     // With no replica left, renewals cannot be acknowledged: a holder may
     // be stopped in time (70), as a one-holder lock's is
     // (topology::sentinel_failover_keeps_an_acknowledged_lock).
@@ -643,13 +641,12 @@ fn sentinel_failover_keeps_acknowledged_slots() {
     // A holder that could not reach the new primary in time (the
     // Sentinels name none for a while) leaves its slot to its lease end:
     // then the key is free again.
-    let o = output_within(
-        rr_urls(std::slice::from_ref(&url))
-            .args(["--key", &k, "--limit", "2", "--timeout", "15s"])
-            .args(["--", "true"]),
-        Duration::from_secs(30),
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    Rr::urls(std::slice::from_ref(&url))
+        .args(["--key", &k, "--limit", "2", "--timeout", "15s"])
+        .args(["--", "true"])
+        .within(Duration::from_secs(30))
+        .status(0)
+        .run();
 }
 
 /// `--min-hold` keeps a `--limit 2` slot after the command ended, and
