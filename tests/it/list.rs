@@ -28,8 +28,12 @@ pub(crate) fn list_rows(text: &str) -> Vec<Vec<String>> {
 }
 
 fn list_json(urls: &[String], args: &[&str]) -> Vec<Value> {
-    let o = output(rr_urls(urls).arg("list").args(args).arg("--json"));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = Rr::urls(urls)
+        .arg("list")
+        .args(args)
+        .arg("--json")
+        .status(0)
+        .run();
     match serde_json::from_str(stdout(&o).trim()) {
         Ok(Value::Array(a)) => a,
         other => panic!("list --json: {other:?}: {:?}", stdout(&o)),
@@ -68,13 +72,17 @@ pub(crate) fn list_finds_exactly_the_locks_among_thousands_of_keys() {
     let [a, b, c] = ["deploy-a", "deploy-b", "backup"].map(|n| format!("{p}-{n}"));
     fill(&server, &format!("{p}-junk"), 5000);
     // A run of a before its holder: its last run.
-    let o = output(rr(&server).args(["--key", &a, "--", "true"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    Rr::on(&server)
+        .args(["--key", &a, "--", "true"])
+        .status(0)
+        .run();
     let (ha, env_a) = Holder::start(&server, &a, dir.path(), &["--ttl", "20s"]);
     let (hb, _) = Holder::start(&server, &b, dir.path(), &["--ttl", "20s"]);
     let (hc, _) = Holder::start(&server, &c, dir.path(), &["--ttl", "20s"]);
-    let o = output(rr(&server).args(["--key", &format!("{p}-done"), "--", "true"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    Rr::on(&server)
+        .args(["--key", &format!("{p}-done"), "--", "true"])
+        .status(0)
+        .run();
     let _: () = server.query(&["SET", &format!("{p}-other"), "x", "PX", "60000"]);
     // A waiter on a, queued.
     let waiter = spawn_piped(rr(&server).args(["--key", &a, "--timeout", "30s", "--", "true"]));
@@ -129,9 +137,11 @@ pub(crate) fn list_finds_exactly_the_locks_among_thousands_of_keys() {
 
     // Nothing matches: exit 0, an empty array.
     assert!(list_json(&urls, &["no-such-*"]).is_empty());
-    let o = output(rr(&server).args(["list", "no-such-*"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(stdout(&o).contains("no lock"), "{}", stdout(&o));
+    Rr::on(&server)
+        .args(["list", "no-such-*"])
+        .status(0)
+        .stdout_has("no lock")
+        .run();
 
     // Released: gone from the list.
     hb.finish();
@@ -153,8 +163,7 @@ fn list_stops_at_the_cap_with_a_note() {
         fake_lock(&server, &format!("{p}-{i:04}"), 1000 + i);
     }
     fill(&server, &format!("{p}-junk"), 2000);
-    let o = output(rr(&server).args(["list", "--max", "3"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = Rr::on(&server).args(["list", "--max", "3"]).status(0).run();
     let rows = list_rows(&stdout(&o));
     let listed: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
     assert_eq!(listed.len(), 3, "{listed:?}");
@@ -195,8 +204,7 @@ fn list_stops_at_the_cap_with_a_note() {
     assert_eq!(list_rows(&stdout(&o)).len(), 1001);
     assert_eq!(stderr(&o), "", "not capped");
 
-    let o = output(rr(&server).args(["list", "--max", "0"]));
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    Rr::on(&server).args(["list", "--max", "0"]).status(2).run();
 }
 
 /// Three masters: a lock held on a quorum is listed (with how many masters
@@ -235,8 +243,7 @@ fn list_over_a_quorum_shows_what_a_quorum_agrees_on() {
         .parse()
         .unwrap();
 
-    let o = output(rr_urls(&urls).arg("list"));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = Rr::urls(&urls).arg("list").status(0).run();
     let rows = list_rows(&stdout(&o));
     assert_eq!(rows.len(), 1, "{}", stdout(&o));
     assert_eq!(rows[0][0], k);
@@ -252,17 +259,18 @@ fn list_over_a_quorum_shows_what_a_quorum_agrees_on() {
     assert_eq!(all[0]["masters"].as_array().map(Vec::len), Some(3));
 
     servers[2].kill();
-    let o = output(rr_urls(&urls).arg("list"));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = Rr::urls(&urls).arg("list").status(0).run();
     let rows = list_rows(&stdout(&o));
     assert_eq!(rows.len(), 1, "{}", stdout(&o));
     assert_eq!(rows[0][7], "2/3", "{rows:?}");
 
     servers[1].kill();
-    let o = output(rr_urls(&urls).args(["list", "--json"]));
-    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
-    assert_eq!(stdout(&o), "", "no JSON that could read as 'nothing held'");
-    assert!(stderr(&o).contains("cannot list locks"), "{}", stderr(&o));
+    Rr::urls(&urls)
+        .args(["list", "--json"])
+        .status(69)
+        .stdout("")
+        .stderr_has("cannot list locks")
+        .run();
     drop(holder.stdin.take());
     let _ = wait_output(holder, Duration::from_secs(20));
 }
