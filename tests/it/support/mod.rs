@@ -25,7 +25,7 @@ pub use probe::{
     info_i64, now_ns, percentile, proc_state, server_without_channels, stat_state, status_json,
     status_json_at,
 };
-pub use rr::{Rr, assert_status};
+pub use rr::{Rr, assert_exit, assert_status};
 pub use sh::{DONE, READY, Sh};
 
 use std::net::TcpListener;
@@ -549,7 +549,7 @@ echo "end $3" >> "$2""#;
     #[track_caller]
     pub fn finish_ok(self) -> Output {
         let o = self.finish();
-        assert_status(&o, 0, "the holder");
+        assert_status(&o, 0, "a Holder (finish_ok)");
         o
     }
 

@@ -129,8 +129,8 @@ impl<'a> Rr<'a> {
     }
 
     /// It exits with this code (not by a signal).
-    pub fn status(mut self, code: i32) -> Self {
-        self.expect.push(Expect::Status(code));
+    pub fn status(mut self, code: impl Into<i32>) -> Self {
+        self.expect.push(Expect::Status(code.into()));
         self
     }
 
@@ -271,10 +271,16 @@ impl Running<'_> {
 }
 
 /// For an output from elsewhere (a `Holder`, a `Child`): it exited with
-/// `code`, or the test fails showing `what` ran, its status, stdout and
-/// stderr.
+/// `code`, or the test fails showing its status, stdout and stderr.
 #[track_caller]
-pub fn assert_status(o: &Output, code: i32, what: &str) {
+pub fn assert_exit(o: &Output, code: impl Into<i32>) {
+    assert_status(o, code, "");
+}
+
+/// [`assert_exit`], saying what ran or what the code means.
+#[track_caller]
+pub fn assert_status(o: &Output, code: impl Into<i32>, what: &str) {
+    let code = code.into();
     if o.status.code() != Some(code) {
         panic!(
             "{what}\n  exit {code} expected, got {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
