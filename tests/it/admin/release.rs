@@ -39,7 +39,7 @@ fn release_needs_force_and_keeps_the_fencing_counter() {
     );
     // The holder finds its lock gone and stops its command: exit 70.
     let o = a.wait();
-    assert_eq!(o.status.code(), Some(70), "{}", stderr(&o));
+    assert_exit(&o, 70);
     assert!(
         !std::fs::read_to_string(dir.path().join("order")).is_ok_and(|s| s.contains("end")),
         "the command was not stopped"
@@ -102,11 +102,11 @@ pub(crate) fn release_force_wakes_a_waiter() {
 
     // The old holder stops (lock lost) without touching the new lock.
     let o = a.wait();
-    assert_eq!(o.status.code(), Some(70), "{}", stderr(&o));
+    assert_exit(&o, 70);
     assert_eq!(server.get(&k).as_deref(), Some(b_env.token.as_str()));
 
     let o = b.finish();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     assert!(!server.exists(&k));
 }
 
@@ -266,10 +266,10 @@ fn release_forget_on_a_cluster() {
         let rr = || rr_urls(std::slice::from_ref(&url));
         for _ in 0..2 {
             let o = output(rr().args(["--key", &k, "--", "true"]));
-            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+            assert_exit(&o, 0);
         }
         let o = output(rr().args(["release", "--key", &k, "--forget"]));
-        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert_exit(&o, 0);
         assert!(
             stdout(&o).starts_with(&format!("{k}: forgotten: removed "))
                 && stdout(&o).contains("the fencing counter"),
