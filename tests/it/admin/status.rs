@@ -63,7 +63,7 @@ pub(crate) fn status_shows_holder_ttl_and_fencing_token() {
     assert_eq!(server.get(&k).as_deref(), Some(env.token.as_str()));
 
     let o = holder.finish();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     let (code, v) = status_json(&server, &k);
     assert_eq!(code, 1, "{v}");
     assert_eq!(v["held"], Value::Bool(false), "{v}");
