@@ -58,7 +58,7 @@ fn short_ttl_is_kept_alive_over_a_longer_command() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let out = wait_output(child, DONE);
-    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", stderr(&out));
+    assert_exit(&out, 0);
     assert!(!server.exists(&key));
 }
 
@@ -77,7 +77,7 @@ fn lease_lost_by_del_stops_the_command() {
         .unwrap();
     let out = wait_output(child, DONE);
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(LOST.into()), "stderr:\n{err}");
+    assert_status(&out, LOST, &format!("stderr:\n{err}"));
     assert!(!alive(pid), "the command outlived the lock");
     assert!(
         err.contains("lost"),
@@ -98,7 +98,7 @@ fn lease_lost_by_overwrite_stops_the_command_and_leaves_the_new_holder() {
     set(&server, &key, "other");
     let out = wait_output(child, DONE);
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(LOST.into()), "stderr:\n{err}");
+    assert_status(&out, LOST, &format!("stderr:\n{err}"));
     assert!(!alive(pid), "the command outlived the lock");
     assert!(
         err.contains("lost"),
@@ -132,12 +132,7 @@ fn redis_paused_shorter_than_the_lease_does_not_disturb_the_run() {
     server.resume();
     assert_eq!(server.get(&key).as_deref(), Some(token.as_str()));
     let out = wait_output(child, DONE);
-    assert_eq!(
-        out.status.code(),
-        Some(7),
-        "the command's own status; stderr:\n{}",
-        stderr(&out)
-    );
+    assert_status(&out, 7, "the command's own status");
     assert!(!server.exists(&key));
 }
 
@@ -169,12 +164,7 @@ fn redis_paused_longer_than_the_lease_kills_the_command_before_it_expires() {
     let dead = wait_gone(pid, Duration::from_secs(5));
     let out = wait_output(child, DONE);
     server.resume();
-    assert_eq!(
-        out.status.code(),
-        Some(LOST.into()),
-        "stderr:\n{}",
-        stderr(&out)
-    );
+    assert_exit(&out, LOST);
     // The promise: dead before the lease could expire in Redis. The tool
     // aims at KILL_MARGIN (100 ms) before its own, earlier, deadline.
     eprintln!(
@@ -237,12 +227,7 @@ fn blackholed_connection_stops_the_command_before_a_contender_can_start() {
     .start();
     let dead = wait_gone(pid, Duration::from_secs(5));
     let out = wait_output(first, DONE);
-    assert_eq!(
-        out.status.code(),
-        Some(LOST.into()),
-        "stderr:\n{}",
-        stderr(&out)
-    );
+    assert_exit(&out, LOST);
     eprintln!(
         "partition: the command died {:?} before the lease's expiry in Redis (lower bound)",
         expires.saturating_duration_since(dead)
@@ -253,11 +238,10 @@ fn blackholed_connection_stops_the_command_before_a_contender_can_start() {
         dead.duration_since(expires)
     );
     let out = wait_output(contender, DONE);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "the contender should get the lock once the lease expired; stderr:\n{}",
-        stderr(&out)
+    assert_status(
+        &out,
+        0,
+        "the contender should get the lock once the lease expired",
     );
     let seen = std::fs::read_to_string(dir.path().join("seen")).unwrap();
     let overlap = seen.trim() != "gone" && stat_state(&seen) != Some('Z');
@@ -279,7 +263,7 @@ fn redis_restarted_empty_mid_run_stops_the_command() {
     server.restart();
     let out = wait_output(child, DONE);
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(LOST.into()), "stderr:\n{err}");
+    assert_status(&out, LOST, &format!("stderr:\n{err}"));
     assert!(!alive(pid), "the command outlived the lock");
     assert!(
         err.contains("lost"),
@@ -312,7 +296,7 @@ fn redis_unreachable_briefly_is_survived() {
     proxy.set_mode(Mode::Pass);
     assert_eq!(server.get(&key).as_deref(), Some(token.as_str()));
     let out = wait_output(child, DONE);
-    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", stderr(&out));
+    assert_exit(&out, 0);
     assert!(
         proxy.accepted() > accepted,
         "redlock-run never reconnected: the outage was not exercised"
@@ -423,12 +407,7 @@ fn a_key_gone_or_taken_at_release_is_70_after_a_command_that_exited_0() {
             t.elapsed() < Duration::from_secs(10),
             "{what}: a renewal may have seen it first"
         );
-        assert_eq!(
-            out.status.code(),
-            Some(70),
-            "{what}: stderr:\n{}",
-            stderr(&out)
-        );
+        assert_status(&out, 70, &format!("{what}"));
         if what == "taken" {
             assert_eq!(
                 server.get(&k).as_deref(),
@@ -506,7 +485,7 @@ fn wall_clock_steps_do_not_move_the_lease() {
     let out = wait_output(child, Duration::from_secs(30));
     let err = stderr(&out);
     wait_gone(pid, Duration::from_secs(5));
-    assert_eq!(out.status.code(), Some(0), "stderr:\n{err}");
+    assert_status(&out, 0, &format!("stderr:\n{err}"));
     assert!(dir.path().join("done").exists(), "the command was stopped");
     let now = std::time::SystemTime::now();
     let offsets: Vec<i64> = err
