@@ -142,14 +142,14 @@ pub(crate) fn a_wait_for_a_full_key_times_out_with_75_and_leaves_the_queue() {
     let (a, _) = Holder::start(&server, &k, dir.path(), &["--limit", "2"]);
     let (b, _) = Holder::start(&server, &k, dir.path(), &["--limit", "2"]);
     let o = try_run(&server, &k, &["--limit", "2", "--timeout", "1500ms"]);
-    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    assert_exit(&o, 75);
     assert!(stdout(&o).is_empty(), "it ran");
     let o = try_run(
         &server,
         &k,
         &["--limit", "2", "--timeout", "300ms", "-E", "9"],
     );
-    assert_eq!(o.status.code(), Some(9), "{}", stderr(&o));
+    assert_exit(&o, 9);
     let waiters = waiters_key(&k);
     assert_eq!(server.query::<i64>(&["ZCARD", &waiters]), 0);
     for h in [a, b] {
@@ -230,7 +230,7 @@ fn a_crashed_holders_slot_frees_at_its_lease_end_not_before() {
     // The live holder was never disturbed.
     assert!(alive(live.pid()));
     let o = live.finish();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
 }
 
 /// A refusal (exit 2) whose error line names both limits.
@@ -278,15 +278,15 @@ pub(crate) fn instances_that_disagree_on_n_are_refused_from_what_redis_stores() 
     assert!(stdout(&o).is_empty());
     // The same N shares the key.
     let o = try_run(&server, &k, &["--limit", "3"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     let o = three.finish();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
 
     // Idle again: the stored N is gone with its last holder, so the key
     // can be used with another N (no stale refusal).
     assert!(!server.exists(&limit_key(&k)));
     let o = try_run(&server, &k, &["--limit", "2"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
 
     // Held by a one-holder instance, or by any client with a plain
     // string at KEY: --limit N is refused.
@@ -294,7 +294,7 @@ pub(crate) fn instances_that_disagree_on_n_are_refused_from_what_redis_stores() 
     let o = try_run(&server, &k, &["--limit", "3", "--timeout", "5s"]);
     assert_mismatch(&o, "--limit 1", "3");
     let o = one.finish();
-    assert_eq!(o.status.code(), Some(0));
+    assert_exit(&o, 0);
     let _: () = redis::cmd("SET")
         .arg(&k)
         .arg("someone-else")
@@ -417,10 +417,10 @@ pub(crate) fn each_holder_renews_its_own_lease_and_a_lost_slot_stops_its_command
         .query(&mut server.conn())
         .unwrap();
     let o = b.wait();
-    assert_eq!(o.status.code(), Some(70), "{}", stderr(&o));
+    assert_exit(&o, 70);
     assert!(end(&a_env.token).is_some());
     let o = a.finish();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
 }
 
 #[test]
@@ -430,7 +430,7 @@ fn min_hold_keeps_the_slot_after_the_command_ends() {
     let t0 = redis_now_ms(&server);
     for _ in 0..2 {
         let o = try_run(&server, &k, &["--limit", "2", "--min-hold", "3s"]);
-        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert_exit(&o, 0);
     }
     // Both slots are kept to the end of --min-hold: a third is refused.
     let held = slots(&server, &k);
@@ -442,6 +442,6 @@ fn min_hold_keeps_the_slot_after_the_command_ends() {
         );
     }
     let o = try_run(&server, &k, &["--limit", "2"]);
-    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    assert_exit(&o, 75);
     assert!(stdout(&o).is_empty());
 }
