@@ -292,7 +292,7 @@ fn a_one_holder_lock_has_limit_one_and_one_holder() {
         "{text}"
     );
     let o = h.finish();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     let (code, v) = status_json(&server, &k);
     assert_eq!(code, 1, "{v}");
     assert_eq!(v["limit"], 1, "{v}");
@@ -344,10 +344,10 @@ fn release_force_frees_every_slot_and_wakes_a_waiter() {
     assert_eq!(all[0]["fencing_token"].as_u64(), Some(env.fencing), "{v}");
     for h in [a, b] {
         let o = h.wait();
-        assert_eq!(o.status.code(), Some(70), "{}", stderr(&o));
+        assert_exit(&o, 70);
     }
     let o = waiter.finish();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     let (code, v) = status_json(&server, &k);
     assert_eq!(code, 1, "{v}");
 }
