@@ -93,7 +93,7 @@ pub(crate) fn list_finds_exactly_the_locks_among_thousands_of_keys() {
 
     let o = output(rr(&server).arg("list"));
     let text = stdout(&o);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     assert_eq!(stderr(&o), "", "no note without the cap");
     let rows = list_rows(&text);
     let listed: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
@@ -195,7 +195,7 @@ fn list_stops_at_the_cap_with_a_note() {
         )
     };
     let o = big(&["--json"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     let all: Vec<Value> = serde_json::from_str(stdout(&o).trim()).expect("stdout is JSON alone");
     assert_eq!(all.len(), 1000, "the default cap");
     assert!(stderr(&o).contains("(--max 1000)"), "{}", stderr(&o));
@@ -297,7 +297,7 @@ fn list_with_a_hung_master_waits_for_it_once() {
     let o = output(rr_urls(&urls).arg("list"));
     let took = start.elapsed();
     servers[2].resume();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     let rows = list_rows(&stdout(&o));
     assert_eq!(rows.len(), 4, "{}", stdout(&o));
     assert!(rows.iter().all(|r| r[7] == "2/3"), "{rows:?}");
@@ -316,7 +316,7 @@ fn list_of_unreachable_redis_is_69() {
             cmd.arg("--json");
         }
         let o = output(&mut cmd);
-        assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+        assert_exit(&o, 69);
         assert_eq!(stdout(&o), "");
         assert!(
             stderr(&o).starts_with("redlock-run: error: cannot list locks"),
