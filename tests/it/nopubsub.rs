@@ -79,8 +79,8 @@ fn without_channels_a_waiter_polls_and_gets_the_lock_within_a_second_of_its_rele
     let after = released.elapsed();
     let w = wait_output(waiter, Duration::from_secs(10));
     let (h_err, w_err) = (stderr(&h), stderr(&w));
-    assert_eq!(h.status.code(), Some(0), "{h_err}");
-    assert_eq!(w.status.code(), Some(0), "{w_err}");
+    assert_status(&h, 0, &format!("{h_err}"));
+    assert_status(&w, 0, &format!("{w_err}"));
     assert!(
         after < Duration::from_secs(1),
         "the waiter started {after:?} after the release"
@@ -122,8 +122,8 @@ fn with_channels_granted_the_waiter_is_woken_and_does_not_warn() {
         server.subscribers(&channel) == 1
     });
     let h = holder.finish();
-    assert_eq!(h.status.code(), Some(0), "{}", stderr(&h));
+    assert_exit(&h, 0);
     let w = wait_output(waiter, Duration::from_secs(10));
-    assert_eq!(w.status.code(), Some(0), "{}", stderr(&w));
+    assert_exit(&w, 0);
     assert!(!stderr(&w).contains("ACL SETUSER"), "{}", stderr(&w));
 }
