@@ -31,7 +31,7 @@ fn a_wait_over_a_second_says_who_holds_the_lock() {
     let (holder, _) = Holder::start(&server, &k, dir.path(), &["--ttl", "10s"]);
     let o = output(rr(&server).args(["--key", &k, "--timeout", "2s", "--", "true"]));
     let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(75), "{err}");
+    assert_status(&o, 75, &format!("{err}"));
     let lines = progress_lines(&err);
     assert_eq!(
         lines.len(),
@@ -79,7 +79,7 @@ fn off_a_terminal_a_line_at_most_once_a_minute() {
             .args(["--key", &k, "--timeout", "150s", "--", "true"]),
     );
     let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(75), "{err}");
+    assert_status(&o, 75, &format!("{err}"));
     let waited: Vec<u64> = progress_lines(&err)
         .iter()
         .filter(|l| !l.contains("stopped waiting"))
@@ -104,7 +104,7 @@ fn a_wait_for_an_unreachable_redis_says_so() {
     let url = format!("redis://127.0.0.1:{}", free_port());
     let o = output(rr_urls(&[url]).args(["--key", "k", "--timeout", "2s", "--", "true"]));
     let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(69), "{err}");
+    assert_status(&o, 69, &format!("{err}"));
     let lines = progress_lines(&err);
     assert!(
         lines[0].contains("waiting for the lock (Redis does not answer)")
@@ -135,7 +135,7 @@ fn short_waits_cron_and_quiet_show_no_progress() {
                 .args(["--", "true"]),
         );
         let err = stderr(&o);
-        assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
+        assert_status(&o, code, &format!("{args:?}: {err}"));
         assert!(
             progress_lines(&err).is_empty(),
             "{args:?} printed progress:\n{err}"
@@ -165,7 +165,7 @@ fn json_log_format_emits_the_same_events() {
         "true",
     ]));
     let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(75), "{err}");
+    assert_status(&o, 75, &format!("{err}"));
     let events: Vec<Value> = err
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
@@ -236,7 +236,7 @@ fn a_broken_stderr_during_the_wait_changes_nothing() {
     drop(err);
     holder.finish();
     let o = wait_output(child, Duration::from_secs(20));
-    assert_eq!(o.status.code(), Some(3), "the command's own code");
+    assert_status(&o, 3, "the command's own code");
     assert_eq!(std::fs::read_to_string(&ran).unwrap(), "ran\n");
     assert!(!server.exists(&k), "lock left behind");
 }
