@@ -77,15 +77,6 @@ impl Drop for Bg {
     }
 }
 
-fn assert_code(out: &Output, code: impl Into<i32>, what: &str) {
-    assert_eq!(
-        out.status.code(),
-        Some(code.into()),
-        "{what}; stderr:\n{}",
-        stderr(out)
-    );
-}
-
 #[test]
 pub(crate) fn three_masters_run_with_one_down_and_refuse_with_two_down() {
     let mut m = start_masters(3);
@@ -95,7 +86,7 @@ pub(crate) fn three_masters_run_with_one_down_and_refuse_with_two_down() {
 
     m[2].kill();
     let out = sh(&urls, &key, dir.path(), "echo ran > one-down").output();
-    assert_code(&out, 0, "2 of 3 masters are a quorum");
+    assert_status(&out, 0, "2 of 3 masters are a quorum");
     assert!(
         dir.path().join("one-down").exists(),
         "the command did not run"
@@ -104,7 +95,7 @@ pub(crate) fn three_masters_run_with_one_down_and_refuse_with_two_down() {
 
     m[1].kill();
     let out = sh(&urls, &key, dir.path(), "echo ran > two-down").output();
-    assert_code(&out, UNAVAILABLE, "1 of 3 masters is no quorum");
+    assert_status(&out, UNAVAILABLE, "1 of 3 masters is no quorum");
     assert!(
         !dir.path().join("two-down").exists(),
         "the command ran without a quorum"
@@ -122,7 +113,7 @@ fn five_masters_run_with_two_stopped_and_refuse_with_three_stopped() {
     let p3 = Paused::new(&m[3]);
     let p4 = Paused::new(&m[4]);
     let out = sh(&urls, &key, dir.path(), "echo ran > two").output();
-    assert_code(&out, 0, "3 of 5 masters are a quorum");
+    assert_status(&out, 0, "3 of 5 masters are a quorum");
     assert!(dir.path().join("two").exists(), "the command did not run");
     for s in &m[..3] {
         assert!(!s.exists(&key), "not released on :{}", s.port);
@@ -130,7 +121,7 @@ fn five_masters_run_with_two_stopped_and_refuse_with_three_stopped() {
 
     let p2 = Paused::new(&m[2]);
     let out = sh(&urls, &key, dir.path(), "echo ran > three").output();
-    assert_code(&out, UNAVAILABLE, "2 of 5 masters are no quorum");
+    assert_status(&out, UNAVAILABLE, "2 of 5 masters are no quorum");
     assert!(
         !dir.path().join("three").exists(),
         "the command ran without a quorum"
@@ -169,7 +160,7 @@ fn one_master_stopped_during_a_run_does_not_disturb_it() {
     }
     let out = run.wait();
     let took = started.elapsed();
-    assert_code(&out, 0, "a frozen minority must not stop the command");
+    assert_status(&out, 0, "a frozen minority must not stop the command");
     assert!(took >= Duration::from_secs(3), "ended after {took:?}");
     drop(paused);
     for s in &m {
@@ -231,7 +222,7 @@ fn majority_partitioned_mid_run_stops_the_command_before_the_lease_expires() {
     let dead = wait_gone(pid, Duration::from_secs(5));
     let dead_ns = now_ns();
     let out = first.wait();
-    assert_code(&out, LOST, "the lock was lost");
+    assert_status(&out, LOST, "the lock was lost");
     let after = dead.duration_since(cut);
     eprintln!(
         "partition: command died {after:?} after the cut ({:?} after ready)",
@@ -248,7 +239,7 @@ fn majority_partitioned_mid_run_stops_the_command_before_the_lease_expires() {
     );
 
     let out = contender.wait();
-    assert_code(
+    assert_status(
         &out,
         0,
         "the contender gets the lock once the lease is gone",
@@ -320,7 +311,7 @@ pub(crate) fn status_shows_each_master_and_release_clears_all() {
     m[2].restart();
     drop(stdin);
     let out = holder.wait();
-    assert_code(&out, 0, "the holder ends normally");
+    assert_status(&out, 0, "the holder ends normally");
     for s in &m {
         assert!(!s.exists(&key), "key left on :{}", s.port);
     }
@@ -347,7 +338,7 @@ fn a_foreign_holder_on_one_master_cannot_block_the_quorum() {
         .query(&mut m[0].conn())
         .unwrap();
     let out = sh(&urls, &key, dir.path(), "echo ran > ran").output();
-    assert_code(&out, 0, "2 of 3 masters are a quorum");
+    assert_status(&out, 0, "2 of 3 masters are a quorum");
     assert!(dir.path().join("ran").exists(), "the command did not run");
     assert_eq!(
         m[0].get(&key).as_deref(),
@@ -498,7 +489,7 @@ fn fencing_tokens_increase_while_masters_stop_and_start_in_turn() {
     let mut tokens: Vec<(String, u64)> = Vec::new();
     let mut run = |what: &str| {
         let out = sh(&urls, &key, dir.path(), "echo \"$REDLOCK_FENCING_TOKEN\"").output();
-        assert_code(&out, 0, what);
+        assert_status(&out, 0, what);
         let t: u64 = stdout(&out).trim().parse().unwrap();
         tokens.push((what.to_string(), t));
     };
@@ -554,7 +545,7 @@ fn suspicious_master_lists_are_warned_about() {
     );
 
     let out = sh(&urls(&m), &key("q-even"), dir.path(), "true").output();
-    assert_code(&out, 0, "2 of 2 masters are a quorum");
+    assert_status(&out, 0, "2 of 2 masters are a quorum");
     assert!(
         stderr(&out).contains("odd number"),
         "no warning about an even number of masters; stderr:\n{}",
@@ -575,7 +566,7 @@ fn acquire_and_release_latency_on_loopback() {
                 let t = Instant::now();
                 let out = output(rr_urls(&urls).args(["--key", &key, "--", "true"]));
                 let took = t.elapsed();
-                assert_code(&out, 0, "a plain run");
+                assert_status(&out, 0, "a plain run");
                 took
             })
             .collect();
@@ -606,8 +597,10 @@ fn a_failed_attempt_is_undone_on_a_master_whose_grant_was_not_read() {
     let m = start_masters(3);
     let key = key("q3-undo");
     // Load the acquire script on every master (a run on another key).
-    let warm = output(rr_urls(&urls(&m)).args(["--key", &format!("{key}-warm"), "--", "true"]));
-    assert_code(&warm, 0, "warm-up run");
+    Rr::urls(&urls(&m))
+        .args(["--key", &format!("{key}-warm"), "--", "true"])
+        .status(0)
+        .run();
     for s in &m[..2] {
         let _: () = s.query(&["SET", &key, "foreign"]);
     }
@@ -630,8 +623,10 @@ fn a_failed_attempt_is_undone_on_a_master_whose_grant_was_not_read() {
         if run == 5 {
             before_slow = grants();
         }
-        let out = output(rr_urls(via).args(["--key", &key, "--", "true"]));
-        assert_code(&out, CONFLICT, &format!("run {run}: held on 2 of 3"));
+        Rr::urls(via)
+            .args(["--key", &key, "--", "true"])
+            .status(CONFLICT)
+            .run();
         assert_eq!(
             m[2].get(&key),
             None,
@@ -669,9 +664,11 @@ fn release_force_reaching_a_minority_fails() {
     {
         let _p1 = Paused::new(&m[1]);
         let _p2 = Paused::new(&m[2]);
-        let o = output(rr_urls(&urls).args(["release", "--key", &key, "--force"]));
-        assert_code(&o, UNAVAILABLE, "only 1 of 3 masters answered");
-        assert_eq!(stdout(&o), "", "nothing claims it was released");
+        let o = Rr::urls(&urls)
+            .args(["release", "--key", &key, "--force"])
+            .status(UNAVAILABLE)
+            .stdout("")
+            .run();
         let err = stderr(&o);
         assert_eq!(err.lines().count(), 1, "one error line: {err}");
         assert!(err.contains("deleted on 1 of 3 masters"), "{err}");
@@ -681,9 +678,11 @@ fn release_force_reaching_a_minority_fails() {
         assert_eq!(s.get(&key).as_deref(), Some("foreign"), ":{}", s.port);
     }
 
-    let o = output(rr_urls(&urls).args(["release", "--key", &key, "--force"]));
-    assert_code(&o, 0, "all masters answered");
-    assert!(stdout(&o).contains("released"), "{}", stdout(&o));
+    Rr::urls(&urls)
+        .args(["release", "--key", &key, "--force"])
+        .status(0)
+        .stdout_has("released")
+        .run();
     for s in &m {
         assert!(!s.exists(&key), "key left on :{}", s.port);
     }
@@ -707,7 +706,7 @@ fn status_fencing_token_is_not_inflated_by_failed_attempts() {
     let print = "echo \"$REDLOCK_FENCING_TOKEN\"";
 
     let out = sh(&urls, &key, dir.path(), print).output();
-    assert_code(&out, 0, "first run");
+    assert_status(&out, 0, "first run");
     let first = issued(&out);
 
     // Two failed attempts: held on two masters, granted (and counted, then
@@ -717,7 +716,7 @@ fn status_fencing_token_is_not_inflated_by_failed_attempts() {
     }
     for _ in 0..2 {
         let out = sh(&urls, &key, dir.path(), print).output();
-        assert_code(&out, CONFLICT, "held on 2 of 3");
+        assert_status(&out, CONFLICT, "held on 2 of 3");
     }
     for s in &m[..2] {
         let _: () = s.query(&["DEL", &key]);
@@ -744,7 +743,7 @@ fn status_fencing_token_is_not_inflated_by_failed_attempts() {
 
     // The next token is higher, and status then shows exactly it.
     let out = sh(&urls, &key, dir.path(), print).output();
-    assert_code(&out, 0, "second run");
+    assert_status(&out, 0, "second run");
     let second = issued(&out);
     assert!(second > first, "{second} after {first}");
     let (_, v) = status_json_at(&urls, &key);
