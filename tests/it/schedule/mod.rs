@@ -701,7 +701,7 @@ fn assert_refused(args: &[&str]) -> String {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let o = wait_output(cmd.spawn().unwrap(), Duration::from_secs(5));
-    assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+    assert_status(&o, 2, &format!("{args:?}"));
     assert!(stdout(&o).is_empty(), "{args:?}: stdout {:?}", stdout(&o));
     assert!(
         !stderr(&o).lines().next().unwrap_or("").trim().is_empty(),
@@ -864,7 +864,7 @@ fn a_refused_database_ends_the_schedule_at_start_with_69() {
         EVENT,
     );
     let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(69), "{err}");
+    assert_status(&o, 69, &format!("{err}"));
     let first = err.lines().next().unwrap_or_default();
     assert!(
         first.contains("redlock-run: error: cannot schedule under lock")
@@ -1034,7 +1034,7 @@ fn a_schedule_goes_on_after_a_failing_command_and_a_lost_lease() {
     send_signal(child.id(), Signal::SIGTERM);
     let out = wait_output(child, Duration::from_secs(30));
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(0), "stderr:\n{err}");
+    assert_status(&out, 0, &format!("stderr:\n{err}"));
     assert!(
         err.contains("exit_status=3"),
         "no failed run logged:\n{err}"
