@@ -52,11 +52,10 @@ fn forwarded_signals_reach_the_command_and_its_status_is_ours() {
     }
     for (sig, name, code, key, child) in runs {
         let out = wait_output(child, DONE);
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "{sig}: redlock-run should exit with the command's status; stderr:\n{}",
-            stderr(&out)
+        assert_status(
+            &out,
+            code,
+            &format!("{sig}: redlock-run should exit with the command's status"),
         );
         let got = std::fs::read_to_string(dir.path().join(format!("{name}.got")))
             .unwrap_or_else(|_| panic!("{sig} never reached the command"));
@@ -80,7 +79,7 @@ fn command_killed_by_untrapped_sigterm_exits_143() {
     let pid = read_pid(&dir.path().join("ready"));
     send_signal(child.id(), Signal::SIGTERM);
     let out = wait_output(child, DONE);
-    assert_eq!(out.status.code(), Some(143), "stderr:\n{}", stderr(&out));
+    assert_exit(&out, 143);
     assert!(!alive(pid));
     assert!(!server.exists(&key));
 }
@@ -113,12 +112,7 @@ fn second_sigint_kills_a_command_that_survives_the_first() {
 
     send_signal(child.id(), Signal::SIGINT);
     let out = wait_output(child, DONE);
-    assert_eq!(
-        out.status.code(),
-        Some(137),
-        "a second SIGINT should SIGKILL the command; stderr:\n{}",
-        stderr(&out)
-    );
+    assert_status(&out, 137, "a second SIGINT should SIGKILL the command");
     assert!(!alive(pid));
     assert!(!server.exists(&key));
 }
@@ -245,7 +239,7 @@ fn leftover_group_members_are_stopped_before_release() {
         .start(),
         DONE,
     );
-    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", stderr(&out));
+    assert_exit(&out, 0);
     let bg = read_pid(&dir.path().join("bg"));
     assert!(!alive(bg), "the background sleep outlived redlock-run");
     assert!(!server.exists(&key));
@@ -278,7 +272,7 @@ fn leftover_still_holds_the_lock_while_it_is_being_stopped() {
     assert!(child.try_wait().unwrap().is_none());
     std::fs::write(dir.path().join("go"), "").unwrap();
     let out = wait_output(child, DONE);
-    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", stderr(&out));
+    assert_exit(&out, 0);
     assert!(!alive(bg));
     assert!(!server.exists(&key));
 }
@@ -306,12 +300,7 @@ fn command_ignoring_sigterm_is_killed_after_kill_after_on_lost_lock() {
     let taken = Instant::now();
     let out = wait_output(child, DONE);
     let took = taken.elapsed();
-    assert_eq!(
-        out.status.code(),
-        Some(LOST.into()),
-        "stderr:\n{}",
-        stderr(&out)
-    );
+    assert_exit(&out, LOST);
     assert!(
         std::fs::read_to_string(dir.path().join("got")).is_ok_and(|s| s.contains("term")),
         "SIGTERM should come first"
@@ -393,12 +382,7 @@ fn terminating_signals_stop_the_command_release_and_record() {
         let took = at.elapsed();
         eprintln!("{name}: lock gone {took:?} after the signal");
         let out = wait_output(child, DONE);
-        assert_eq!(
-            out.status.code(),
-            Some(128 + signo),
-            "{name}: stderr:\n{}",
-            stderr(&out)
-        );
+        assert_status(&out, 128 + signo, &format!("{name}"));
         assert!(
             took < Duration::from_secs(1),
             "{name}: the lock went {took:?} after the signal"
@@ -435,12 +419,7 @@ fn terminating_signals_end_a_wait_and_leave_the_queue() {
     }
     for ((signo, name), w) in signals.iter().zip(waiters) {
         let out = wait_output(w, DONE);
-        assert_eq!(
-            out.status.code(),
-            Some(128 + signo),
-            "{name}: stderr:\n{}",
-            stderr(&out)
-        );
+        assert_status(&out, 128 + signo, &format!("{name}"));
     }
     assert_eq!(server.query::<usize>(&["ZCARD", &waiters_key]), 0);
     assert_eq!(server.get(&k).as_deref(), Some(env.token.as_str()));
@@ -466,12 +445,7 @@ fn a_terminating_signal_stops_a_schedule_and_its_running_command() {
     wait_until("the lock to go", DONE, || !server.exists(&k));
     let took = at.elapsed();
     let out = wait_output(child, DONE);
-    assert_eq!(
-        out.status.code(),
-        Some(128 + 14),
-        "stderr:\n{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 128 + 14);
     assert!(
         took < Duration::from_secs(1),
         "the lock went {took:?} after SIGALRM"
@@ -583,7 +557,7 @@ fn ctrl_z_in_the_foreground_does_not_stop_the_command() {
     let out = wait_output(child, Duration::from_secs(30));
     drop(master);
     let _ = drain.join();
-    assert_eq!(out.status.code(), Some(0));
+    assert_exit(&out, 0);
     assert!(
         dir.path().join("done").exists(),
         "the command did not finish"
