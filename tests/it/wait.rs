@@ -33,7 +33,7 @@ fn a_hanging_subscription_does_not_stretch_the_timeout() {
             "true",
         ]));
         let took = start.elapsed();
-        assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+        assert_exit(&o, 75);
         took
     };
     // The same wait where subscribing works, for scale.
@@ -119,7 +119,7 @@ fn timeout_bounds_the_whole_attempt_against_a_mute_server() {
     let k = key("mute");
     let (o, took) = timed(rr_urls(&[mute.url()]).args(["--key", &k, "--timeout", "3s"]));
     eprintln!("--timeout 3s against a mute server: {took:?}");
-    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    assert_exit(&o, 69);
     assert!(
         took < Duration::from_millis(3500),
         "--timeout 3s took {took:?}: {}",
@@ -136,7 +136,7 @@ fn one_attempt_is_bounded_by_the_connect_timeout() {
     let k = key("mute-once");
     let (o, took) = timed(rr_urls(&[mute.url()]).args(["--key", &k, "--connect-timeout", "1s"]));
     eprintln!("--timeout 0 --connect-timeout 1s: {took:?}");
-    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    assert_exit(&o, 69);
     assert!(
         took < Duration::from_millis(1500),
         "took {took:?}: {}",
@@ -150,7 +150,7 @@ fn one_attempt_is_bounded_by_the_connect_timeout() {
             .args(["--key", &k]),
     );
     eprintln!("--timeout 0, REDLOCK_CONNECT_TIMEOUT=700ms: {took:?}");
-    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    assert_exit(&o, 69);
     assert!(
         took < Duration::from_millis(1200),
         "took {took:?}: {}",
@@ -159,7 +159,7 @@ fn one_attempt_is_bounded_by_the_connect_timeout() {
 
     let (o, took) = timed(rr_urls(&[mute.url()]).args(["--key", &k]));
     eprintln!("--timeout 0, default connect timeout: {took:?}");
-    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    assert_exit(&o, 69);
     assert!(
         took < Duration::from_millis(2500),
         "took {took:?}: {}",
@@ -188,7 +188,7 @@ fn timeout_bounds_a_wait_whose_server_goes_mute() {
     let o = wait_output(waiter, Duration::from_secs(30));
     let took = start.elapsed();
     eprintln!("--timeout 3s, server mute after the first attempts: {took:?}");
-    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    assert_exit(&o, 75);
     assert!(
         took < Duration::from_millis(3500),
         "took {took:?}: {}",
@@ -205,7 +205,7 @@ fn timeout_bounds_a_quorum_of_mute_servers() {
     let k = key("mute-quorum");
     let (o, took) = timed(rr_urls(&urls).args(["--key", &k, "--timeout", "2s"]));
     eprintln!("quorum, --timeout 2s: {took:?}");
-    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    assert_exit(&o, 69);
     assert!(
         took < Duration::from_millis(2500),
         "took {took:?}: {}",
@@ -213,7 +213,7 @@ fn timeout_bounds_a_quorum_of_mute_servers() {
     );
     let (o, took) = timed(rr_urls(&urls).args(["--key", &k, "--connect-timeout", "1s"]));
     eprintln!("quorum, --timeout 0 --connect-timeout 1s: {took:?}");
-    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    assert_exit(&o, 69);
     assert!(
         took < Duration::from_millis(1500),
         "took {took:?}: {}",
@@ -254,7 +254,7 @@ fn a_grant_that_lands_after_the_connect_timeout_is_undone() {
         Duration::from_secs(5),
     );
     server.resume();
-    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    assert_exit(&o, 69);
     // The server has now run, in order, what both connections sent.
     let _: i64 = redis::cmd("DBSIZE").query(&mut server.conn()).unwrap();
     assert!(
@@ -302,7 +302,7 @@ fn a_waiters_late_grant_is_undone_on_a_server_with_a_password() {
     server.pause();
     let o = wait_output(waiter, Duration::from_secs(10));
     server.resume();
-    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    assert_exit(&o, 75);
     let _ = holder.wait();
     let _: i64 = redis::cmd("DBSIZE").query(&mut server.conn()).unwrap();
     assert!(
@@ -333,7 +333,7 @@ fn a_refused_password_is_69_at_once_without_retrying() {
     // The test's own INFO connection counts one.
     let conns = server.info_i64("stats", "total_connections_received") - before - 1;
     eprintln!("refused password: 69 after {took:?}, {conns} connection(s)");
-    assert_eq!(out.status.code(), Some(69), "stderr:\n{}", stderr(&out));
+    assert_exit(&out, 69);
     // "At once": one connection's round trips, on a loaded machine; far
     // from the 30 s a retry loop would take, and from its first backoff.
     assert!(took < Duration::from_secs(3), "69 after {took:?}");
@@ -378,7 +378,7 @@ fn redis_gone_during_a_wait_for_a_held_lock_is_75() {
     server.kill();
     let out = wait_output(waiter, Duration::from_secs(30));
     let took = t.elapsed();
-    assert_eq!(out.status.code(), Some(75), "stderr:\n{}", stderr(&out));
+    assert_exit(&out, 75);
     assert!(took >= timeout, "gave up after {took:?}, before --timeout");
     assert!(
         took < timeout + Duration::from_secs(3),
@@ -430,10 +430,10 @@ fn waiters_get_the_lock_promptly_and_in_arrival_order() {
     }
     std::thread::sleep(Duration::from_millis(500));
     let out = holder.finish();
-    assert_eq!(out.status.code(), Some(0), "holder: {}", stderr(&out));
+    assert_status(&out, 0, "holder");
     for (i, w) in waiters.into_iter().enumerate() {
         let out = wait_output(w, Duration::from_secs(30));
-        assert_eq!(out.status.code(), Some(0), "waiter {i}: {}", stderr(&out));
+        assert_status(&out, 0, &format!("waiter {i}"));
     }
     let text = std::fs::read_to_string(&log).unwrap();
     let events: Vec<(String, usize, u128)> = text
