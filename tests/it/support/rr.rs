@@ -37,6 +37,7 @@ pub struct Rr<'a> {
     limit: Duration,
     servers: Vec<&'a RedisServer>,
     expect: Vec<Expect>,
+    note: String,
 }
 
 enum Expect {
@@ -78,6 +79,7 @@ impl<'a> Rr<'a> {
             limit: LIMIT,
             servers: Vec::new(),
             expect: Vec::new(),
+            note: String::new(),
         }
     }
 
@@ -125,6 +127,13 @@ impl<'a> Rr<'a> {
     /// Fail (and kill it) if it has not ended within `limit` (60 s).
     pub fn within(mut self, limit: Duration) -> Self {
         self.limit = limit;
+        self
+    }
+
+    /// What the run shows (e.g. "2 of 3 masters are a quorum"), said
+    /// first when it fails.
+    pub fn note(mut self, what: impl Into<String>) -> Self {
+        self.note = what.into();
         self
     }
 
@@ -238,8 +247,13 @@ impl<'a> Rr<'a> {
             }
         }
         if !failed.is_empty() {
+            let note = if self.note.is_empty() {
+                String::new()
+            } else {
+                format!("{}\n", self.note)
+            };
             panic!(
-                "{}\n  {}\nexit: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                "{note}{}\n  {}\nexit: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
                 self.shown(),
                 failed.join("\n  "),
                 status(o),
