@@ -136,7 +136,7 @@ fn release_force_says_what_it_removed() {
         "{out}"
     );
     assert!(!server.exists(&k) && !server.exists(&tick));
-    assert_eq!(h.wait().status.code(), Some(70));
+    assert_exit(&h.wait(), 70);
 
     // Only a tick claim left.
     let _: () = server.query(&["SET", &tick, "1764921600000"]);
@@ -195,7 +195,7 @@ fn release_forget_removes_every_trace_but_never_of_a_key_in_use() {
     );
     assert_eq!(traces(&server, &k), before);
 
-    assert_eq!(h.finish().status.code(), Some(0));
+    h.finish_ok();
 
     let o = Rr::on(&server)
         .args(["release", "--key", &k, "--forget"])
@@ -236,7 +236,7 @@ fn after_forget_the_next_fencing_token_is_still_higher() {
     assert!(!server.exists(&fence_key(&k)));
     let (h, env) = Holder::start(&server, &k, dir.path(), &["--ttl", "5s"]);
     assert!(env.fencing > last, "{} after {last}", env.fencing);
-    assert_eq!(h.finish().status.code(), Some(0));
+    h.finish_ok();
 }
 
 /// A waiter in the queue (no holder) is someone using the key too.
