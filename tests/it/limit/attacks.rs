@@ -299,7 +299,7 @@ fn sigterm_while_an_attempt_is_in_flight_leaves_nothing() {
     let o = try_run(&server, &warm, &["--limit", "2", "--timeout", "300ms"]);
     assert_exit(&o, 75);
     for h in full {
-        assert_eq!(h.finish().status.code(), Some(0));
+        h.finish_ok();
     }
     let proxy = Proxy::start(server.port);
     let k = key("attack-inflight");
@@ -395,7 +395,7 @@ fn the_stored_one_lives_while_a_woken_one_holder_waiter_is_on_its_way() {
             .args(["sh", "-c", "echo second"]),
     );
     queued(2);
-    assert_eq!(h.finish().status.code(), Some(0));
+    h.finish_ok();
     let o = wait_output(second, Duration::from_secs(20));
     assert_exit(&o, 0);
     assert_eq!(stdout(&o).trim(), "second");
@@ -409,7 +409,7 @@ fn the_stored_one_lives_while_a_woken_one_holder_waiter_is_on_its_way() {
     assert_exit(&o, 2);
     send_signal(first.pid() as u32, SIGCONT);
     first.wait_ready(Duration::from_secs(10));
-    assert_eq!(first.finish().status.code(), Some(0));
+    first.finish_ok();
     assert!(!server.exists(&limit_key(&k)));
 }
 
@@ -509,7 +509,7 @@ fn a_lost_release_reply_is_still_a_release() {
         .filter(|e| e.contains(&format!("\"fencing_token\":{},", a_env.fencing)))
         .count();
     assert_eq!(a_runs, 1, "{history:?}");
-    assert_eq!(b.finish().status.code(), Some(0));
+    b.finish_ok();
 }
 
 /// Holders whose wall clocks are an hour ahead and an hour behind (the
