@@ -153,7 +153,7 @@ pub(crate) fn a_wait_for_a_full_key_times_out_with_75_and_leaves_the_queue() {
     let waiters = waiters_key(&k);
     assert_eq!(server.query::<i64>(&["ZCARD", &waiters]), 0);
     for h in [a, b] {
-        assert_eq!(h.finish().status.code(), Some(0));
+        h.finish_ok();
     }
 }
 
@@ -235,7 +235,7 @@ fn a_crashed_holders_slot_frees_at_its_lease_end_not_before() {
 
 /// A refusal (exit 2) whose error line names both limits.
 fn assert_mismatch(o: &std::process::Output, theirs: &str, ours: &str) {
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(o));
+    assert_exit(o, 2);
     let err = stderr(o);
     let line = err
         .lines()
@@ -329,8 +329,8 @@ fn the_stored_n_lives_while_a_waiter_waits_with_no_holder_left() {
     // The waiter is stopped while both holders leave: KEY is gone, and
     // only the stored N still tells of the --limit 2 waiter.
     send_signal(waiter.pid() as u32, SIGSTOP);
-    assert_eq!(a.finish().status.code(), Some(0));
-    assert_eq!(b.finish().status.code(), Some(0));
+    a.finish_ok();
+    b.finish_ok();
     assert!(!server.exists(&k));
     let o = try_run(&server, &k, &[]);
     assert_mismatch(&o, "--limit 2", "1");
@@ -339,7 +339,7 @@ fn the_stored_n_lives_while_a_waiter_waits_with_no_holder_left() {
     // The waiter goes on and gets its slot.
     send_signal(waiter.pid() as u32, SIGCONT);
     waiter.wait_ready(Duration::from_secs(10));
-    assert_eq!(waiter.finish().status.code(), Some(0));
+    waiter.finish_ok();
     assert_idle(&server, &k);
 }
 
