@@ -85,8 +85,11 @@ pub(crate) fn three_masters_run_with_one_down_and_refuse_with_two_down() {
     let key = key("q3-down");
 
     m[2].kill();
-    let out = sh(&urls, &key, dir.path(), "echo ran > one-down").output();
-    assert_status(&out, 0, "2 of 3 masters are a quorum");
+    sh(&urls, &key, dir.path(), "echo ran > one-down")
+        .test()
+        .note("2 of 3 masters are a quorum")
+        .status(0)
+        .run();
     assert!(
         dir.path().join("one-down").exists(),
         "the command did not run"
@@ -94,8 +97,11 @@ pub(crate) fn three_masters_run_with_one_down_and_refuse_with_two_down() {
     assert!(!m[0].exists(&key) && !m[1].exists(&key), "not released");
 
     m[1].kill();
-    let out = sh(&urls, &key, dir.path(), "echo ran > two-down").output();
-    assert_status(&out, UNAVAILABLE, "1 of 3 masters is no quorum");
+    sh(&urls, &key, dir.path(), "echo ran > two-down")
+        .test()
+        .note("1 of 3 masters is no quorum")
+        .status(UNAVAILABLE)
+        .run();
     assert!(
         !dir.path().join("two-down").exists(),
         "the command ran without a quorum"
@@ -112,16 +118,22 @@ fn five_masters_run_with_two_stopped_and_refuse_with_three_stopped() {
 
     let p3 = Paused::new(&m[3]);
     let p4 = Paused::new(&m[4]);
-    let out = sh(&urls, &key, dir.path(), "echo ran > two").output();
-    assert_status(&out, 0, "3 of 5 masters are a quorum");
+    sh(&urls, &key, dir.path(), "echo ran > two")
+        .test()
+        .note("3 of 5 masters are a quorum")
+        .status(0)
+        .run();
     assert!(dir.path().join("two").exists(), "the command did not run");
     for s in &m[..3] {
         assert!(!s.exists(&key), "not released on :{}", s.port);
     }
 
     let p2 = Paused::new(&m[2]);
-    let out = sh(&urls, &key, dir.path(), "echo ran > three").output();
-    assert_status(&out, UNAVAILABLE, "2 of 5 masters are no quorum");
+    sh(&urls, &key, dir.path(), "echo ran > three")
+        .test()
+        .note("2 of 5 masters are no quorum")
+        .status(UNAVAILABLE)
+        .run();
     assert!(
         !dir.path().join("three").exists(),
         "the command ran without a quorum"
@@ -337,8 +349,11 @@ fn a_foreign_holder_on_one_master_cannot_block_the_quorum() {
         .arg(10_000)
         .query(&mut m[0].conn())
         .unwrap();
-    let out = sh(&urls, &key, dir.path(), "echo ran > ran").output();
-    assert_status(&out, 0, "2 of 3 masters are a quorum");
+    sh(&urls, &key, dir.path(), "echo ran > ran")
+        .test()
+        .note("2 of 3 masters are a quorum")
+        .status(0)
+        .run();
     assert!(dir.path().join("ran").exists(), "the command did not run");
     assert_eq!(
         m[0].get(&key).as_deref(),
@@ -544,8 +559,11 @@ fn suspicious_master_lists_are_warned_about() {
         stderr(&out)
     );
 
-    let out = sh(&urls(&m), &key("q-even"), dir.path(), "true").output();
-    assert_status(&out, 0, "2 of 2 masters are a quorum");
+    let out = sh(&urls(&m), &key("q-even"), dir.path(), "true")
+        .test()
+        .note("2 of 2 masters are a quorum")
+        .status(0)
+        .run();
     assert!(
         stderr(&out).contains("odd number"),
         "no warning about an even number of masters; stderr:\n{}",
@@ -705,8 +723,11 @@ fn status_fencing_token_is_not_inflated_by_failed_attempts() {
     };
     let print = "echo \"$REDLOCK_FENCING_TOKEN\"";
 
-    let out = sh(&urls, &key, dir.path(), print).output();
-    assert_status(&out, 0, "first run");
+    let out = sh(&urls, &key, dir.path(), print)
+        .test()
+        .note("first run")
+        .status(0)
+        .run();
     let first = issued(&out);
 
     // Two failed attempts: held on two masters, granted (and counted, then
@@ -715,8 +736,11 @@ fn status_fencing_token_is_not_inflated_by_failed_attempts() {
         let _: () = s.query(&["SET", &key, "foreign"]);
     }
     for _ in 0..2 {
-        let out = sh(&urls, &key, dir.path(), print).output();
-        assert_status(&out, CONFLICT, "held on 2 of 3");
+        sh(&urls, &key, dir.path(), print)
+            .test()
+            .note("held on 2 of 3")
+            .status(CONFLICT)
+            .run();
     }
     for s in &m[..2] {
         let _: () = s.query(&["DEL", &key]);
@@ -742,8 +766,11 @@ fn status_fencing_token_is_not_inflated_by_failed_attempts() {
     );
 
     // The next token is higher, and status then shows exactly it.
-    let out = sh(&urls, &key, dir.path(), print).output();
-    assert_status(&out, 0, "second run");
+    let out = sh(&urls, &key, dir.path(), print)
+        .test()
+        .note("second run")
+        .status(0)
+        .run();
     let second = issued(&out);
     assert!(second > first, "{second} after {first}");
     let (_, v) = status_json_at(&urls, &key);
