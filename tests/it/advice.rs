@@ -47,7 +47,7 @@ fn run_at(url: &str, args: &[String]) -> Output {
 
 fn assert_named(o: &Output, args: &[String], want: &str) {
     let (out, err) = (stdout(o), stderr(o));
-    assert_status(&o, 69, &format!("{args:?}: {out}{err}"));
+    assert_status(o, 69, &format!("{args:?}: {out}{err}"));
     let line = first_line(o);
     assert!(
         line.starts_with(&format!("redlock-run: error: {want}")),

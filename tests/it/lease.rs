@@ -407,7 +407,7 @@ fn a_key_gone_or_taken_at_release_is_70_after_a_command_that_exited_0() {
             t.elapsed() < Duration::from_secs(10),
             "{what}: a renewal may have seen it first"
         );
-        assert_status(&out, 70, &format!("{what}"));
+        assert_status(&out, 70, what);
         if what == "taken" {
             assert_eq!(
                 server.get(&k).as_deref(),

@@ -74,9 +74,9 @@ fn everything_works(url: &str, kind: ServerKind) {
     assert_eq!(code, 0, "{kind}: {err}");
     assert!(out.contains(&k), "{kind}: {out}");
     let out = holder.finish();
-    assert_status(&out, 0, &format!("{kind}"));
+    assert_status(&out, 0, &kind.to_string());
     let o = wait_output(waiter, Duration::from_secs(20));
-    assert_status(&o, 0, &format!("{kind}"));
+    assert_status(&o, 0, &kind.to_string());
     let (code, _, err) = run(
         url,
         &["--key", &key("managed-limit"), "--limit", "2", "--", "true"],

@@ -79,8 +79,8 @@ fn without_channels_a_waiter_polls_and_gets_the_lock_within_a_second_of_its_rele
     let after = released.elapsed();
     let w = wait_output(waiter, Duration::from_secs(10));
     let (h_err, w_err) = (stderr(&h), stderr(&w));
-    assert_status(&h, 0, &format!("{h_err}"));
-    assert_status(&w, 0, &format!("{w_err}"));
+    assert_status(&h, 0, &h_err.to_string());
+    assert_status(&w, 0, &w_err.to_string());
     assert!(
         after < Duration::from_secs(1),
         "the waiter started {after:?} after the release"

@@ -61,7 +61,7 @@ fn special_characters_in_passwords_authenticate() {
         let flag = output(rr_urls(&[]).args(["--redis", &url, "-vvv", "--key", &k, "--", "true"]));
         for (how, o) in [("REDLOCK_REDIS", env), ("--redis", flag)] {
             let case = format!("{how} {url}");
-            assert_status(&o, 0, &format!("{case}"));
+            assert_status(&o, 0, &case.to_string());
             assert_no_secret(&o, &case);
         }
         assert_eq!(server.query::<i64>(&["EXISTS", &fence_key(&k)]), 1);
@@ -209,7 +209,7 @@ fn passwords_are_never_printed_in_clap_errors() {
         for args in cases {
             let o = output(rr_urls(&[]).args(args));
             let case = format!("{args:?}");
-            assert_status(&o, 2, &format!("{case}"));
+            assert_status(&o, 2, &case.to_string());
             assert!(o.stdout.is_empty(), "{case}: {}", stdout(&o));
             assert!(stderr(&o).starts_with("error:"), "{case}: {}", stderr(&o));
             assert_no_secret(&o, &case);
@@ -414,7 +414,7 @@ fn a_redis_file_open_to_group_or_others_is_refused() {
                 }
                 let o = output(&mut cmd);
                 let case = format!("mode {mode:o} {args:?} env={through_env}");
-                assert_status(&o, 2, &format!("{case}"));
+                assert_status(&o, 2, &case.to_string());
                 let err = stderr(&o);
                 let first = err.lines().next().unwrap_or_default();
                 assert!(

@@ -382,7 +382,7 @@ fn terminating_signals_stop_the_command_release_and_record() {
         let took = at.elapsed();
         eprintln!("{name}: lock gone {took:?} after the signal");
         let out = wait_output(child, DONE);
-        assert_status(&out, 128 + signo, &format!("{name}"));
+        assert_status(&out, 128 + signo, &name.to_string());
         assert!(
             took < Duration::from_secs(1),
             "{name}: the lock went {took:?} after the signal"
@@ -419,7 +419,7 @@ fn terminating_signals_end_a_wait_and_leave_the_queue() {
     }
     for ((signo, name), w) in signals.iter().zip(waiters) {
         let out = wait_output(w, DONE);
-        assert_status(&out, 128 + signo, &format!("{name}"));
+        assert_status(&out, 128 + signo, &name.to_string());
     }
     assert_eq!(server.query::<usize>(&["ZCARD", &waiters_key]), 0);
     assert_eq!(server.get(&k).as_deref(), Some(env.token.as_str()));

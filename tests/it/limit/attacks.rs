@@ -315,7 +315,7 @@ fn sigterm_while_an_attempt_is_in_flight_leaves_nothing() {
         });
         send_signal(c.id(), nix::sys::signal::Signal::SIGTERM);
         let o = wait_output(c, Duration::from_secs(20));
-        assert_status(&o, 143, &format!("{timeout}"));
+        assert_status(&o, 143, timeout);
         assert!(stdout(&o).is_empty(), "{timeout}: it ran");
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while server.exists(&k) {

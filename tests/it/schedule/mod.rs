@@ -864,7 +864,7 @@ fn a_refused_database_ends_the_schedule_at_start_with_69() {
         EVENT,
     );
     let err = stderr(&o);
-    assert_status(&o, 69, &format!("{err}"));
+    assert_status(&o, 69, &err.to_string());
     let first = err.lines().next().unwrap_or_default();
     assert!(
         first.contains("redlock-run: error: cannot schedule under lock")
