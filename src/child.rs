@@ -21,7 +21,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, getpgrp, getpid, getppid, isatty, tcgetpgrp, tcsetpgrp};
 
 use crate::config::Program;
-use crate::exit::{self, Failure};
+use crate::exit::Failure;
 use crate::guardian;
 
 pub struct Child {
@@ -117,14 +117,10 @@ pub fn spawn(program: &Program, env: &[(&str, &str)]) -> Result<Child, Failure> 
                     .into(),
             );
         }
-        let code = match e.kind() {
-            io::ErrorKind::NotFound => exit::NOT_FOUND,
-            _ => exit::NOT_EXECUTABLE,
-        };
         Failure::Spawn {
             program: program.argv[0].to_string_lossy().into_owned(),
             reason: e.to_string(),
-            code,
+            not_found: e.kind() == io::ErrorKind::NotFound,
         }
     })?;
     let pid = inner.id().expect("a just-spawned child has a pid") as i32;

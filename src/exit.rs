@@ -4,12 +4,12 @@
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 
-use crate::supervise::Outcome;
-
 /// Bad usage: refused before anything touched Redis.
 pub const USAGE: u8 = 2;
 /// `status`: the key is free.
 pub const FREE: u8 = 1;
+/// `doctor`: a check failed; `completions`: the script could not be written.
+pub const FAILED: u8 = 1;
 /// Redis unreachable, auth refused, or no quorum possible (EX_UNAVAILABLE).
 pub const UNAVAILABLE: u8 = 69;
 /// The lock was lost while the command ran (EX_SOFTWARE).
@@ -74,8 +74,8 @@ pub fn help_rows() -> Vec<(&'static str, String)> {
     rows
 }
 
-/// Failures that decide the exit code. `main` finds them in an
-/// `anyhow::Error` chain with `downcast_ref`.
+/// Failures that decide the exit code. The entry finds them in an
+/// `anyhow::Error` chain with `downcast_ref` (`outcome::exit_code`).
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {
     #[error("lock {key:?} is held by {holder}")]
@@ -86,11 +86,12 @@ pub enum Failure {
     Unavailable(String),
     #[error("lock lost: {0}")]
     Lost(String),
+    /// The command could not be started: 127 if it was not found, else 126.
     #[error("cannot execute {program:?}: {reason}")]
     Spawn {
         program: String,
         reason: String,
-        code: u8,
+        not_found: bool,
     },
     #[error("{0}")]
     Usage(String),
@@ -120,6 +121,14 @@ impl Failure {
         ))
     }
 
+    /// `release` of `key` without `--force` (a usage error).
+    pub fn unforced(key: &str) -> Failure {
+        Failure::Usage(format!(
+            "refusing to release {key:?} without --force: this deletes the lock whoever holds it \
+             (every holder of a --limit lock)"
+        ))
+    }
+
     /// `release --forget` of a key in use: `why` is "held by ..." or
     /// "waited for".
     pub fn not_forgetting(key: &str, why: &str) -> Failure {
@@ -130,18 +139,32 @@ impl Failure {
     }
 
     /// The exit code for this failure; `conflict` is `--conflict-exit-code`.
+    /// Only the entry asks (`outcome::exit_code`).
     pub fn code(&self, conflict: u8) -> i32 {
         match self {
             Failure::Conflict { .. } | Failure::InUse(_) => conflict.into(),
             Failure::Unavailable(_) => UNAVAILABLE.into(),
             Failure::Lost(_) => LOST.into(),
-            Failure::Spawn { code, .. } => (*code).into(),
+            Failure::Spawn { not_found, .. } => {
+                if *not_found {
+                    NOT_FOUND.into()
+                } else {
+                    NOT_EXECUTABLE.into()
+                }
+            }
             Failure::Usage(_) => USAGE.into(),
             Failure::Interrupted { signo, .. } => SIGNAL_BASE + signo,
             Failure::Internal(_) => INTERNAL.into(),
         }
     }
 }
+
+/// A failure its mode has already shown (logged in its own words, or
+/// printed as a usage error the way clap prints one): the entry picks its
+/// code and says nothing more.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Reported(#[source] pub Failure);
 
 /// A refusal no retry can fix: the server wants a password, refused the
 /// one given, or its ACL denies a command or key. The wording users read
@@ -241,28 +264,6 @@ pub fn negative(arg: &str, option: &str, value_name: &str) -> String {
     format!("invalid value '{arg}' for '{option} <{value_name}>': {why}")
 }
 
-/// The result of a run whose command was started: its own status, or a
-/// failure (lost lock, internal error) that overrides it.
-pub fn for_run(o: &Outcome) -> Result<i32, Failure> {
-    if let Some(why) = &o.internal {
-        return Err(Failure::Internal(why.clone()));
-    }
-    if let Some(why) = &o.lost {
-        return Err(Failure::Lost(why.clone()));
-    }
-    // Stopped because a signal asked redlock-run to end: its own death by
-    // that signal, reported as the default action would have.
-    if let Some(sig) = o.signalled {
-        return Ok(SIGNAL_BASE + sig.signo());
-    }
-    match o.status {
-        Some(st) => Ok(from_status(st)),
-        None => Err(Failure::Internal(
-            "the command's exit status was not seen".into(),
-        )),
-    }
-}
-
 /// Our exit code for a child that ended with `status`: its own code, or
 /// 128+N for death by signal N (never 0 for a signal death).
 pub fn from_status(status: ExitStatus) -> i32 {
@@ -271,19 +272,6 @@ pub fn from_status(status: ExitStatus) -> i32 {
         (None, Some(sig)) => SIGNAL_BASE + sig,
         // Stopped/continued are not terminal states and never reach here.
         (None, None) => LOST.into(),
-    }
-}
-
-/// The one choice of an exit code: the command's own (or 128+N), or the
-/// code of the typed failure in the error's chain; any other error is an
-/// internal one (70), never a bare 1.
-pub fn code(result: &anyhow::Result<i32>, conflict: u8) -> i32 {
-    match result {
-        Ok(code) => *code,
-        Err(err) => err
-            .chain()
-            .find_map(|c| c.downcast_ref::<Failure>())
-            .map_or(INTERNAL.into(), |f| f.code(conflict)),
     }
 }
 
@@ -339,19 +327,5 @@ mod tests {
             assert_eq!(AuthRefusal::find(text), want, "{text}");
         }
         assert_eq!(advised("timed out"), "timed out");
-    }
-
-    #[test]
-    fn failures_map_to_documented_codes() {
-        let e = anyhow::Error::new(Failure::Lost("gone".into())).context("supervising");
-        assert_eq!(code(&Err(e), 75), 70);
-        let e = anyhow::anyhow!("timerfd_settime: ENOMEM");
-        assert_eq!(code(&Err(e), 75), 70, "an internal error is never a bare 1");
-        assert_eq!(code(&Ok(3), 75), 3);
-        let c = Failure::Conflict {
-            key: "k".into(),
-            holder: "x".into(),
-        };
-        assert_eq!(c.code(9), 9);
     }
 }

@@ -1,7 +1,6 @@
 //! Run mode: take the lock (waiting if asked), run the command under it,
 //! release it, and turn all of that into one exit code.
 
-use std::os::unix::process::ExitStatusExt as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
@@ -10,13 +9,13 @@ use futures_util::StreamExt;
 use crate::child;
 use crate::cli::Timeout;
 use crate::config::{Lease, Place, Program};
-use crate::exit::{self, Failure};
+use crate::display::escape_controls;
+use crate::exit::Failure;
 use crate::guardian;
-use crate::lock::{
-    Attempt, Grant, HolderInfo, Keeper, Locker, RunEntry, WaitOutcome, escape_controls,
-};
+use crate::lock::{Attempt, Grant, HolderInfo, Keeper, Locker, RunEntry, WaitOutcome};
+use crate::outcome::RunEnd;
 use crate::signals::Signals;
-use crate::supervise::{Outcome, supervise};
+use crate::supervise::supervise;
 
 /// Everything run mode needs, checked.
 #[derive(Debug, Clone)]
@@ -54,8 +53,8 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-/// Run the plan; returns the process exit code.
-pub async fn run(plan: RunPlan) -> Result<i32> {
+/// Run the plan: how the command ran under the lock, or why it did not.
+pub async fn run(plan: RunPlan) -> Result<RunEnd> {
     // Installed before the first request, so that a signal can never leave
     // a lock behind: from here on it ends the wait, or is forwarded.
     let mut signals = Signals::install()?;
@@ -138,8 +137,8 @@ pub async fn run_locked(
     locker: Locker,
     grant: Grant,
     signals: &mut Signals,
-) -> Result<i32> {
-    let (_, outcome) = run_under_lock(
+) -> Result<RunEnd> {
+    let (_, end) = run_under_lock(
         &plan.place.key,
         &plan.lease,
         &plan.program,
@@ -149,7 +148,7 @@ pub async fn run_locked(
         None,
     )
     .await;
-    Ok(exit::for_run(&outcome?)?)
+    Ok(end?)
 }
 
 /// The one code path for running a command under a held lock (run mode
@@ -165,7 +164,7 @@ pub async fn run_under_lock(
     grant: &Grant,
     signals: &mut Signals,
     tick: Option<&str>,
-) -> (Locker, Result<Outcome, Failure>) {
+) -> (Locker, Result<RunEnd, Failure>) {
     let fencing = grant.fencing.to_string();
     let mut env = vec![
         ("REDLOCK_KEY", key),
@@ -195,7 +194,7 @@ pub async fn run_under_lock(
     let started = SystemTime::now();
     let mut keeper = Keeper::start(locker, grant);
     // Returns only once the command's whole group is gone.
-    let mut outcome = supervise(&mut child, lease, keeper.state(), signals).await;
+    let mut end = supervise(&mut child, lease, keeper.state(), signals).await;
     child.restore_terminal();
     let mut locker = keeper.stop().await;
     let run = RunRecord {
@@ -204,13 +203,12 @@ pub async fn run_under_lock(
         started,
         tick,
     };
-    let lost_at_release = finish(&mut locker, grant, lease.min_hold, &outcome, &run).await;
-    if outcome.lost.is_none() && lost_at_release.is_some() {
-        outcome.lost = lost_at_release;
+    if let Some(why) = finish(&mut locker, grant, lease.min_hold, &end, &run).await {
+        end = end.lost_at_release(why);
         // Recorded as it ended: the release did not record it.
-        locker.record(&run.entry(&outcome), grant.fencing).await;
+        locker.record(&run.entry(&end), grant.fencing).await;
     }
-    (locker, Ok(outcome))
+    (locker, Ok(end))
 }
 
 /// What the run history says of one finished run.
@@ -223,23 +221,10 @@ pub struct RunRecord<'a> {
 }
 
 impl RunRecord<'_> {
-    /// The history entry (JSON) for a run that ended with `outcome`:
-    /// `ok` (exit 0), `failed` (non-zero), `signalled` (ended by a signal,
-    /// whoever sent it), `lost` (the lock was lost: exit 70).
-    pub fn entry(&self, outcome: &Outcome) -> String {
+    /// The history entry (JSON) for a run that ended with `end`: its
+    /// exit code and [`RunEnd::history_kind`].
+    pub fn entry(&self, end: &RunEnd) -> String {
         let ended = SystemTime::now();
-        let exit_code = exit::for_run(outcome).unwrap_or_else(|f| f.code(exit::CONFLICT));
-        let kind = if outcome.lost.is_some() {
-            "lost"
-        } else if outcome.signalled.is_some() {
-            "signalled"
-        } else {
-            match outcome.status {
-                Some(st) if st.signal().is_some() => "signalled",
-                Some(st) if st.code() == Some(0) => "ok",
-                _ => "failed",
-            }
-        };
         let ms =
             |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
         let rfc = |t: SystemTime| humantime::format_rfc3339_millis(t).to_string();
@@ -251,8 +236,8 @@ impl RunRecord<'_> {
             started: rfc(self.started),
             ended: rfc(ended),
             duration_ms: ms(ended).saturating_sub(ms(self.started)),
-            exit_code,
-            outcome: kind.to_string(),
+            exit_code: end.code(),
+            outcome: end.history_kind().to_string(),
             fencing_token: self.fencing,
             tick: self.tick.map(String::from),
         }
@@ -268,18 +253,18 @@ pub async fn finish(
     locker: &mut Locker,
     grant: &Grant,
     min_hold: Duration,
-    outcome: &Outcome,
+    end: &RunEnd,
     run: &RunRecord<'_>,
 ) -> Option<String> {
-    let entry = run.entry(outcome);
-    if outcome.lost.is_some() {
+    let entry = run.entry(end);
+    if end.lock_lost() {
         // Not ours any more: only a compare-and-delete, which cannot touch
         // another holder's lock; the run is recorded apart.
         let _ = locker.release(&grant.token).await;
         locker.record(&entry, grant.fencing).await;
         return None;
     }
-    if outcome.internal.is_some() {
+    if let RunEnd::Internal { .. } = end {
         let _ = locker.release_recording(&grant.token, &entry).await;
         return None;
     }

@@ -20,6 +20,7 @@ use crate::cli::ScheduleArgs;
 use crate::config::{Lease, Place, Program};
 use crate::exit::{self, Failure};
 use crate::lock::{Attempt, Locker, Mode, Probe};
+use crate::outcome::{Asked, RunEnd, ScheduleEnd};
 use crate::run::{holder_json, run_under_lock};
 use crate::signals::{Caught, Signals};
 
@@ -167,19 +168,19 @@ pub struct SchedulePlan {
     pub connect_timeout: Duration,
 }
 
-/// Loop over ticks until SIGINT/SIGTERM; exit code 0 then.
-pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
+/// Loop over ticks until a signal stops the schedule.
+pub async fn schedule(plan: SchedulePlan) -> Result<ScheduleEnd> {
     let mut signals = Signals::install()?;
     let mut locker = Locker::new(&plan.place.endpoints, &plan.place.key, plan.lease);
     let mut reach = match preflight(&mut locker, &plan.place.key, &mut signals).await? {
         Ok(reach) => reach,
-        Err(code) => return Ok(code),
+        Err(sig) => return Ok(ScheduleEnd::Stopped(sig)),
     };
     locker.check_masters().await;
     // The first tick, announced: a daily --cron is not silent for hours.
     let mut announced = plan.when.next_after(now_ms());
     tracing::info!(
-        key = %crate::lock::escape_controls(&plan.place.key),
+        key = %crate::display::escape_controls(&plan.place.key),
         next_tick = %announced.map_or("none".into(), |t| plan.when.format_tick(t)),
         "schedule started"
     );
@@ -188,10 +189,10 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
         // Checked before starting; only a clock far in the future gets here.
         let Some(tick) = announced.take().or_else(|| plan.when.next_after(now_ms())) else {
             tracing::error!("the cron expression has no future time; stopping");
-            return Ok(exit::USAGE.into());
+            return Ok(ScheduleEnd::NoFutureTick);
         };
         if let Err(sig) = or_stop(sleep_until_wall(tick), &mut signals).await {
-            return Ok(stop_code(sig));
+            return Ok(ScheduleEnd::Stopped(sig));
         }
         // Ticks that came while our own previous run held the lock.
         if let Some(from) = busy_until.take() {
@@ -210,12 +211,12 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
         let grant = match took.await {
             Took::Run(g) => g,
             Took::Skip => continue,
-            Took::Stop(sig) => return Ok(stop_code(sig)),
+            Took::Stop(sig) => return Ok(ScheduleEnd::Stopped(sig)),
             Took::Refused(f) => return Err(f.into()),
         };
         let started = std::time::Instant::now();
         let fencing = grant.fencing;
-        let (back, outcome) = run_under_lock(
+        let (back, end) = run_under_lock(
             &plan.place.key,
             &plan.lease,
             &plan.program,
@@ -228,41 +229,45 @@ pub async fn schedule(plan: SchedulePlan) -> Result<i32> {
         locker = back;
         let duration_ms = started.elapsed().as_millis() as u64;
         busy_until = Some(tick);
-        let o = match outcome {
-            Ok(o) => o,
+        let end = match end {
+            Ok(end) => end,
             Err(f) => {
                 tracing::error!(tick = %tick_str, next_tick = %next_tick(&plan.when), "{f}");
                 continue;
             }
         };
         let next = next_tick(&plan.when);
-        match exit::for_run(&o) {
+        match (&end, end.failure()) {
             // The command's group was stopped and the lock released; the
             // schedule does not go on without a working supervisor.
-            Err(f @ Failure::Internal(_)) => {
+            (RunEnd::Internal { .. }, Some(f)) => {
                 tracing::error!(tick = %tick_str, fencing_token = fencing, "{f}; stopping the schedule");
                 return Err(f.into());
             }
             // The run's status is 70, as in run mode; the command's own
             // (usually the signal that stopped it) goes alongside.
-            Err(f) => tracing::error!(
+            (_, Some(f)) => tracing::error!(
                 tick = %tick_str, fencing_token = fencing,
-                exit_status = i32::from(exit::LOST),
-                command_status = %o.status.map_or("-".into(), |st| exit::from_status(st).to_string()),
+                exit_status = end.code(),
+                command_status = %end.command_code().map_or("-".into(), |c| c.to_string()),
                 duration_ms, late_ms, reason = %f, next_tick = %next, "ran; lock lost"
             ),
-            Ok(0) => tracing::info!(
+            (_, None) if end.code() == 0 => tracing::info!(
                 tick = %tick_str, fencing_token = fencing, exit_status = 0,
                 duration_ms, late_ms, next_tick = %next, "ran"
             ),
-            Ok(status) => tracing::warn!(
-                tick = %tick_str, fencing_token = fencing, exit_status = status,
+            (_, None) => tracing::warn!(
+                tick = %tick_str, fencing_token = fencing, exit_status = end.code(),
                 duration_ms, late_ms, next_tick = %next, "ran; command failed"
             ),
         }
-        if o.interrupted {
+        if end.asked() != Asked::Nothing {
             tracing::info!("stopping the schedule");
-            return Ok(stop_code(o.signalled));
+            let sig = match end.asked() {
+                Asked::Stop(sig) => Some(sig),
+                _ => None,
+            };
+            return Ok(ScheduleEnd::Stopped(sig));
         }
     }
 }
@@ -301,17 +306,17 @@ impl Reach {
 /// schedule at once with exit 69, so that a service manager shows the
 /// failure. Masters that do not answer are left to the ticks, which keep
 /// trying (and refuse the same way when the masters first answer), with a
-/// line a minute until then. Err: the exit code, when a signal stops the
-/// schedule meanwhile.
+/// line a minute until then. Err: the signal, when one stops the schedule
+/// meanwhile.
 async fn preflight(
     locker: &mut Locker,
     key: &str,
     signals: &mut Signals,
-) -> Result<Result<Reach, i32>, Failure> {
-    let timeout = locker.lease.io_timeout().min(Duration::from_secs(2));
+) -> Result<Result<Reach, Option<Caught>>, Failure> {
+    let timeout = locker.io_timeout().min(Duration::from_secs(2));
     let probe = match or_stop(locker.check_access(timeout), signals).await {
         Ok(p) => p,
-        Err(sig) => return Ok(Err(stop_code(sig))),
+        Err(sig) => return Ok(Err(sig)),
     };
     match probe {
         Probe::Ready => Ok(Ok(Reach {
@@ -466,7 +471,7 @@ fn rand_unit() -> f64 {
 }
 
 /// Wait for `fut` unless a signal that stops the schedule comes first
-/// (then `Err`, with the signal; see [`stop_code`]): SIGINT, SIGTERM, or
+/// (then `Err`, with the signal; see [`ScheduleEnd::Stopped`]): SIGINT, SIGTERM, or
 /// any signal that is not forwarded (SIGALRM, ...). The other forwarded
 /// signals (SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2) go to the command while one
 /// runs and do not stop the schedule; between runs there is nobody to
@@ -486,16 +491,6 @@ async fn or_stop<F: Future>(fut: F, signals: &mut Signals) -> Result<F::Output, 
                 }
             },
         }
-    }
-}
-
-/// The exit code of a schedule that a signal stopped: 0 for SIGINT and
-/// SIGTERM (the way to stop it), 128+N for a signal that would have ended
-/// the process (SIGALRM, ...).
-fn stop_code(sig: Option<Caught>) -> i32 {
-    match sig {
-        Some(s) if s.stops() => exit::SIGNAL_BASE + s.signo(),
-        _ => 0,
     }
 }
 
