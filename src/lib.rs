@@ -55,8 +55,6 @@ use usage::UsageOf;
 /// name) to the exit code: parse once, then run the mode, and pick the
 /// code ([`outcome::exit_code`], the only place one is picked).
 pub fn main(args: Vec<OsString>) -> i32 {
-    // First thing: the fewer pages written, the cheaper the fork.
-    guardian::start_unless_admin(args.get(1));
     let (ended, conflict) = match Command::parse(&args) {
         Ok(command) => {
             let conflict = command.conflict_exit_code();
@@ -269,9 +267,10 @@ fn block_on<T>(fut: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T
     rt.block_on(fut)
 }
 
-/// [`block_on`] for a mode that runs a command: only with a guardian.
+/// [`block_on`] for a mode that runs a command: only with a guardian,
+/// started here.
 fn guarded<T>(fut: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
-    guardian::check()?;
+    guardian::start()?;
     block_on(fut)
 }
 
