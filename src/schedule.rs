@@ -180,7 +180,7 @@ pub async fn schedule(plan: SchedulePlan) -> Result<ScheduleEnd> {
     // The first tick, announced: a daily --cron is not silent for hours.
     let mut announced = plan.when.next_after(now_ms());
     tracing::info!(
-        key = %crate::lock::escape_controls(&plan.place.key),
+        key = %crate::display::escape_controls(&plan.place.key),
         next_tick = %announced.map_or("none".into(), |t| plan.when.format_tick(t)),
         "schedule started"
     );
@@ -310,7 +310,7 @@ async fn preflight(
     key: &str,
     signals: &mut Signals,
 ) -> Result<Result<Reach, Option<Caught>>, Failure> {
-    let timeout = locker.lease.io_timeout().min(Duration::from_secs(2));
+    let timeout = locker.io_timeout().min(Duration::from_secs(2));
     let probe = match or_stop(locker.check_access(timeout), signals).await {
         Ok(p) => p,
         Err(sig) => return Ok(Err(sig)),

@@ -36,7 +36,7 @@ impl Keeper {
         let mut valid_until = grant.valid_until;
         let acquired_at = grant.acquired_at;
         let task = tokio::spawn(async move {
-            let lease = locker.lease;
+            let lease = *locker.lease();
             let retry =
                 (lease.refresh / 4).clamp(Duration::from_millis(10), Duration::from_millis(500));
             let per_try = lease

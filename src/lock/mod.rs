@@ -28,13 +28,14 @@ use std::time::Duration;
 
 use crate::clock::BootInstant;
 use crate::config::{Endpoint, Lease};
+use crate::display::escape_controls;
 pub use forget::Forgot;
 pub use keeper::{Keeper, LeaseState};
 pub use node::{Node, NodeError};
 pub use probe::Probe;
 pub use release::Count;
 pub use scan::Found;
-pub use status::{FenceKind, MasterState, Snapshot, Status, format_ttl};
+pub use status::{FenceKind, MasterState, Snapshot, Status};
 pub use wait::{WaitObserver, WaitOutcome, Waker};
 
 /// The Redis names that belong to one lock. The lock itself is exactly
@@ -220,36 +221,6 @@ impl std::fmt::Debug for LabelShown<'_> {
     }
 }
 
-/// `s` with control characters (C0, DEL, C1), line and paragraph
-/// separators, bidirectional overrides and backslashes escaped the way
-/// Rust writes them (`\n`, `\x1b`, `\u{85}`, `\\`); every other
-/// character, non-ASCII letters included, as it is.
-pub fn escape_controls(s: &str) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\0'..='\x1f' | '\x7f' => {
-                let _ = write!(out, "\\x{:02x}", u32::from(c));
-            }
-            '\u{80}'..='\u{9f}'
-            | '\u{61c}'
-            | '\u{200e}'
-            | '\u{200f}'
-            | '\u{2028}'..='\u{202e}'
-            | '\u{2066}'..='\u{2069}' => {
-                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 fn truncate(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
 }
@@ -263,6 +234,21 @@ pub const HISTORY_LEN: usize = 20;
 
 /// How long an abandoned waiters' queue outlives its last registration.
 const QUEUE_TTL_MS: &str = "60000";
+
+/// How long a [`Locker::reader`]'s requests may take.
+pub const READER_IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A reader's timings: it never acquires, so only the I/O timeout
+/// (half the TTL, [`READER_IO_TIMEOUT`]) matters; no replicas are waited
+/// for, one holder at a time.
+const READER_LEASE: Lease = Lease {
+    ttl: Duration::from_secs(10),
+    refresh: Duration::from_secs(3),
+    kill_after: Duration::from_secs(1),
+    min_hold: Duration::ZERO,
+    wait_replicas: 0,
+    limit: 1,
+};
 
 /// What an acquisition attempt is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -324,12 +310,20 @@ pub enum Renewal {
     Failed(String),
 }
 
+/// One lock on its masters: what every request of the protocol needs. Its
+/// methods live beside the step they take: acquiring (`acquire.rs`),
+/// waiting (`wait.rs`), renewing (`renew.rs`, driven by the [`Keeper`]),
+/// releasing (`release.rs`), and the reads and repairs of `status`,
+/// `list`, `release --force`, `forget` and `doctor` (`status.rs`,
+/// `scan.rs`, `forget.rs`, `probe.rs`, `masters.rs`). Its state is private
+/// to this module: callers build one with [`Locker::new`] (to hold the
+/// lock) or [`Locker::reader`] (to look at and break locks).
 pub struct Locker {
     nodes: Vec<Node>,
     /// False once `check_masters` found one server listed twice.
     distinct: bool,
-    pub keys: Keys,
-    pub lease: Lease,
+    keys: Keys,
+    lease: Lease,
     /// schedule: an upper bound on the per-master timeout (a tenth of the
     /// interval), so one slow master cannot make a tick's attempt outlast
     /// the tick.
@@ -351,6 +345,34 @@ impl Locker {
             lease,
             timeout_cap: None,
         }
+    }
+
+    /// A locker that never takes the lock, for `status`, `list` and
+    /// `release --force`: it reads and breaks locks with one-off requests,
+    /// each given [`READER_IO_TIMEOUT`].
+    pub fn reader(endpoints: &[Endpoint], key: &str) -> Self {
+        Locker::new(endpoints, key, READER_LEASE)
+    }
+
+    /// Point this locker at lock `key` (a reader going through the locks
+    /// `list` found, on the same connections).
+    pub fn set_key(&mut self, key: &str) {
+        self.keys = Keys::new(key);
+    }
+
+    /// The names of the lock's keys.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// The lease's timings this locker acquires and renews with.
+    pub fn lease(&self) -> &Lease {
+        &self.lease
+    }
+
+    /// How long one request of a one-off read or repair may take.
+    pub fn io_timeout(&self) -> Duration {
+        self.lease.io_timeout()
     }
 
     pub fn quorum(&self) -> usize {
@@ -423,12 +445,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn control_characters_are_escaped_letters_kept() {
-        assert_eq!(
-            escape_controls("a\nb\r\tc\u{1b}[2J\u{7}\u{7f}\u{85}\u{2028}\u{202e}d\\n"),
-            "a\\nb\\r\\tc\\x1b[2J\\x07\\x7f\\u{85}\\u{2028}\\u{202e}d\\\\n"
-        );
-        assert_eq!(escape_controls("café 東京 ünï"), "café 東京 ünï");
+    fn holders_are_shown_escaped_and_believed_only_for_their_token() {
         let h = Holder {
             info: Some(HolderInfo {
                 host: "h\nx".into(),
@@ -448,6 +465,17 @@ mod tests {
         let json = h.info.as_ref().unwrap().to_json();
         assert_eq!(HolderInfo::parse_for(&json, "t"), h.info);
         assert_eq!(HolderInfo::parse_for(&json, "other"), None);
+    }
+
+    #[test]
+    fn a_reader_gives_each_request_its_io_timeout() {
+        let r = Locker::reader(&[], "k");
+        assert_eq!(r.io_timeout(), READER_IO_TIMEOUT);
+        assert_eq!(r.lease().limit, 1);
+        let mut r = r;
+        r.set_key("other");
+        assert_eq!(r.keys().lock, "other");
+        assert_eq!(r.keys().fence, Keys::new("other").fence);
     }
 
     /// Every key name built from `alphabet`, up to `len` characters.

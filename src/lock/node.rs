@@ -512,24 +512,8 @@ impl Node {
                     return Ok(v);
                 }
                 Ok(Ok(Err(e))) => {
-                    let err = self.classify(e);
-                    if err.breaks_connection() {
-                        self.conn = None;
-                    }
-                    // Under Sentinel, a replica's answer or a lost
-                    // connection may mean a failover: ask the Sentinels
-                    // again, and send the request once more to the
-                    // primary they name now.
-                    let failover = self.source.is_sentinel() && err.may_mean_failover();
-                    if failover {
-                        self.conn = None;
-                        self.source.forget();
-                    }
-                    let broken_idle = reused && matches!(err, NodeError::Io(..));
-                    if (broken_idle || failover)
-                        && !retried
-                        && tokio::time::Instant::now() < deadline
-                    {
+                    let (err, again) = self.failed(e, reused);
+                    if again && !retried && tokio::time::Instant::now() < deadline {
                         retried = true;
                         continue;
                     }
@@ -542,6 +526,28 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// A request on a connection (`reused`: one that had served before)
+    /// failed with `e`: forget what the failure showed broken, and say
+    /// whether sending the request once more may help.
+    fn failed(&mut self, e: redis::RedisError, reused: bool) -> (NodeError, bool) {
+        let err = self.classify(e);
+        if err.breaks_connection() {
+            self.conn = None;
+        }
+        // Under Sentinel, a replica's answer or a lost connection may mean
+        // a failover: ask the Sentinels again, and send the request once
+        // more to the primary they name now.
+        let failover = self.source.is_sentinel() && err.may_mean_failover();
+        if failover {
+            self.conn = None;
+            self.source.forget();
+        }
+        // A connection that broke while idle (the server restarted, a
+        // proxy dropped it) is replaced.
+        let broken_idle = reused && matches!(err, NodeError::Io(..));
+        (err, broken_idle || failover)
     }
 }
 

@@ -12,6 +12,7 @@
 //! pauses, and never holds up an attempt.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::acquire::{MIN_REQUEST, UNDO_SHARE, UNDO_TIMEOUT};
+use super::acquire::{UNDO_SHARE, undo_timeout};
 use super::{Attempt, CONFIG_WARNINGS, Grant, Locker, Mode};
 
 /// How long past --timeout the reply to an attempt in flight may come.
@@ -90,7 +91,7 @@ impl std::fmt::Display for Refusal {
              release cannot wake this waiter; it re-checks the lock about every {:?} instead; \
              grant the channels with `ACL SETUSER {} &*` (or `allchannels`)",
             self.master,
-            super::escape_controls(&self.error),
+            crate::display::escape_controls(&self.error),
             POLL_PAUSE,
             self.user
         )
@@ -117,15 +118,15 @@ impl Waker {
         let notify = Arc::new(Notify::new());
         let ready = Arc::new(Notify::new());
         let refused = Arc::new(Mutex::new(Vec::new()));
-        let timeout = locker.lease.io_timeout();
+        let timeout = locker.io_timeout();
         let tasks = locker
             .nodes()
             .iter()
             .map(|node| {
                 let source = node.source().clone();
                 let channels = [
-                    locker.keys.channel.clone(),
-                    format!("{}{token}", locker.keys.wake_prefix),
+                    locker.keys().channel.clone(),
+                    format!("{}{token}", locker.keys().wake_prefix),
                 ];
                 let notify = notify.clone();
                 let ready = ready.clone();
@@ -221,6 +222,7 @@ pub enum WaitOutcome<C> {
 
 /// A pause in [FIRST_PAUSE, MAX_PAUSE], doubling, with jitter so that
 /// waiters do not move in lockstep.
+#[derive(Debug)]
 struct Backoff(Duration);
 
 impl Backoff {
@@ -257,6 +259,9 @@ impl Locker {
     }
 
     /// [`acquire_waiting`](Self::acquire_waiting), watched by `observer`.
+    ///
+    /// The I/O of a wait: attempts, the subscription, the pauses. What
+    /// to do after each attempt is decided by [`Wait::after`].
     pub async fn acquire_waiting_observed<C>(
         &mut self,
         holder_json: impl Fn(&str) -> String,
@@ -265,28 +270,8 @@ impl Locker {
         observer: &mut dyn WaitObserver,
     ) -> WaitOutcome<C> {
         tokio::pin!(cancel);
-        // A timeout too large for the clock is as good as none.
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        // When the whole wait must be over, its last undo and leaving the
-        // queue included: --timeout plus [`ANSWER_GRACE`] for the last
-        // reply and [`UNDO_SHARE`] for the clean-up; with --timeout 0 (one
-        // attempt), one request's time (--connect-timeout) and the share.
-        let end = deadline.map(|d| {
-            if timeout.is_some_and(|t| t.is_zero()) {
-                d + self.node_timeout() + UNDO_SHARE
-            } else {
-                d + ANSWER_GRACE + UNDO_SHARE
-            }
-        });
-        // What is left for the clean-up after a last attempt.
-        let cleanup = || {
-            end.map_or(UNDO_TIMEOUT, |e| {
-                UNDO_TIMEOUT.min(e.saturating_duration_since(Instant::now()).max(MIN_REQUEST))
-            })
-        };
-        let mut backoff = Backoff(FIRST_PAUSE);
+        let mut wait = Wait::new(timeout, Instant::now(), self.node_timeout());
         let mut waker: Option<Waker> = None;
-        let mut ever_reachable = false;
         // Our place in the queue: the time we started waiting, and an id
         // that names us in the queue and on our wake-up channel.
         let score = std::time::SystemTime::now()
@@ -297,14 +282,7 @@ impl Locker {
         // Said once: a master refused our subscription.
         let mut warned = false;
         loop {
-            if let Some(w) = waker.as_ref().filter(|_| !warned) {
-                if let Some(r) = w.refusal() {
-                    // A configuration warning: shown even when only
-                    // errors are (src/logging.rs).
-                    tracing::warn!(target: CONFIG_WARNINGS, "{r}");
-                    warned = true;
-                }
-            }
+            warn_of_refusal(waker.as_ref(), &mut warned);
             let polling = waker.as_ref().is_some_and(Waker::polling);
             // Queued only once subscribed: a queued waiter must be wakeable.
             let mode = if waker.is_some() {
@@ -318,7 +296,7 @@ impl Locker {
             // The description is rebuilt per attempt: it says since when.
             let holder = holder_json(&token);
             let attempt = tokio::select! {
-                a = self.try_acquire_until(&token, &holder, mode, end) => a,
+                a = self.try_acquire_until(&token, &holder, mode, wait.end) => a,
                 c = &mut cancel => {
                     // Our SET may have landed just before the signal.
                     self.leave(&token, &waiter).await;
@@ -326,99 +304,79 @@ impl Locker {
                 }
             };
             observer.attempted(&attempt);
-            let pause = match &attempt {
-                Attempt::Acquired(g) => return WaitOutcome::Acquired(g.clone()),
-                Attempt::Held { pttl, .. } => {
-                    ever_reachable = true;
-                    let b = if polling {
-                        jitter(POLL_PAUSE)
-                    } else {
-                        backoff.next()
-                    };
-                    // Wake just after the holder's lease would run out.
-                    pttl.map_or(b, |p| b.min(p + Duration::from_millis(1)))
-                }
-                Attempt::Unavailable {
-                    permanent: true, ..
-                }
-                | Attempt::AlreadyRan { .. }
-                | Attempt::Mismatch { .. }
-                | Attempt::ClockAhead { .. } => {
+            let io = self.lease.io_timeout();
+            match wait.after(attempt, waker.is_some(), polling, io, Instant::now()) {
+                Step::Acquired(grant) => return WaitOutcome::Acquired(grant),
+                Step::GiveUp(last) => {
                     if waker.is_some() {
-                        self.leave_within(&token, &waiter, cleanup()).await;
+                        let cleanup = undo_timeout(wait.end, Instant::now());
+                        self.leave_within(&token, &waiter, cleanup).await;
                     }
                     return WaitOutcome::TimedOut {
-                        last: attempt,
-                        ever_reachable,
+                        last,
+                        ever_reachable: wait.ever_reachable,
                     };
                 }
-                Attempt::Unavailable { .. } => backoff.next(),
-            };
-            let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
-                if waker.is_some() {
-                    self.leave_within(&token, &waiter, cleanup()).await;
-                }
-                return WaitOutcome::TimedOut {
-                    last: attempt,
-                    ever_reachable,
-                };
-            }
-            if waker.is_none() && matches!(attempt, Attempt::Held { .. }) {
                 // Subscribe, then look again at once: a release between our
                 // attempt and the subscription would otherwise go unseen.
-                let w = Waker::start(self, &waiter);
-                // Never past the deadline: a SUBSCRIBE that hangs must
-                // not stretch --timeout by the I/O timeout.
-                let io = self.lease.io_timeout();
-                let limit = deadline.map_or(io, |d| io.min(d.saturating_duration_since(now)));
-                tokio::select! {
-                    _ = w.ready(limit) => {}
-                    c = &mut cancel => return WaitOutcome::Cancelled(c),
+                Step::Subscribe { limit } => {
+                    let w = Waker::start(self, &waiter);
+                    tokio::select! {
+                        _ = w.ready(limit) => {}
+                        c = &mut cancel => return WaitOutcome::Cancelled(c),
+                    }
+                    waker = Some(w);
                 }
-                waker = Some(w);
-                token = Locker::new_token();
-                continue;
-            }
-            let until = deadline.map_or(now + pause, |d| d.min(now + pause));
-            // One pass per observer tick; the next attempt is never held up
-            // by a tick (or its queue look-up), which is dropped instead.
-            let cancelled = loop {
-                let tick_at = observer.next_tick();
-                let ask = observer.wants_position();
-                tokio::select! {
-                    // A holder released the lock.
-                    _ = async { match &waker { Some(w) => w.notified().await, None => std::future::pending().await } } => break None,
-                    // Our own re-check, in case a wake-up was lost.
-                    _ = tokio::time::sleep_until(until) => break None,
-                    c = &mut cancel => break Some(c),
-                    // Progress output is due (it never ends the pause).
-                    p = async {
-                        if let Some(at) = tick_at {
-                            tokio::time::sleep_until(at).await;
-                        }
-                        match ask {
-                            true => Some(self.queue_position(&waiter).await),
-                            false => None,
-                        }
-                    }, if tick_at.is_some() => {
-                        if let Some(p) = p {
-                            observer.position(p);
-                        }
-                        observer.tick();
+                Step::Pause { until } => {
+                    let paused = self.pause(until, waker.as_ref(), &waiter, observer);
+                    if let Some(c) = or_cancelled(paused, cancel.as_mut()).await {
+                        self.leave(&token, &waiter).await;
+                        return WaitOutcome::Cancelled(c);
                     }
                 }
-            };
-            if let Some(c) = cancelled {
-                self.leave(&token, &waiter).await;
-                return WaitOutcome::Cancelled(c);
             }
             token = Locker::new_token();
         }
     }
-}
 
-impl Locker {
+    /// The pause between two attempts, until `until` or a wake-up from a
+    /// release (`waker`), giving `observer` its ticks. The next attempt is
+    /// never held up by a tick (or its queue look-up), which is dropped
+    /// instead.
+    async fn pause(
+        &mut self,
+        until: Instant,
+        waker: Option<&Waker>,
+        waiter: &str,
+        observer: &mut dyn WaitObserver,
+    ) {
+        loop {
+            let tick_at = observer.next_tick();
+            let ask = observer.wants_position();
+            tokio::select! {
+                // A holder released the lock.
+                _ = async { match waker { Some(w) => w.notified().await, None => std::future::pending().await } } => return,
+                // Our own re-check, in case a wake-up was lost.
+                _ = tokio::time::sleep_until(until) => return,
+                // Progress output is due (it never ends the pause).
+                p = async {
+                    if let Some(at) = tick_at {
+                        tokio::time::sleep_until(at).await;
+                    }
+                    match ask {
+                        true => Some(self.queue_position(waiter).await),
+                        false => None,
+                    }
+                }, if tick_at.is_some() => {
+                    if let Some(p) = p {
+                        observer.position(p);
+                    }
+                    observer.tick();
+                }
+            }
+        }
+    }
+
     /// Our place in the waiters' queue on the first master (1 = next), if
     /// it can be known quickly.
     async fn queue_position(&mut self, waiter: &str) -> Option<u64> {
@@ -429,6 +387,134 @@ impl Locker {
         match node.query::<(Option<u64>,)>(&pipe, timeout).await {
             Ok((rank,)) => rank.map(|r| r + 1),
             Err(_) => None,
+        }
+    }
+}
+
+/// `work`, unless `cancel` resolves first (then its output).
+async fn or_cancelled<C>(
+    work: impl Future<Output = ()>,
+    cancel: Pin<&mut impl Future<Output = C>>,
+) -> Option<C> {
+    tokio::select! {
+        () = work => None,
+        c = cancel => Some(c),
+    }
+}
+
+/// Say once (`warned`) that a master refused the subscription. A
+/// configuration warning: shown even when only errors are
+/// (src/logging.rs).
+fn warn_of_refusal(waker: Option<&Waker>, warned: &mut bool) {
+    if *warned {
+        return;
+    }
+    if let Some(r) = waker.and_then(Waker::refusal) {
+        tracing::warn!(target: CONFIG_WARNINGS, "{r}");
+        *warned = true;
+    }
+}
+
+/// A wait between its attempts: when it must be over, how long to pause,
+/// whether Redis ever answered. The pure part of
+/// [`Locker::acquire_waiting_observed`].
+#[derive(Debug)]
+struct Wait {
+    /// --timeout, from the start (None: forever).
+    deadline: Option<Instant>,
+    /// When the whole wait must be over, its last undo and leaving the
+    /// queue included.
+    end: Option<Instant>,
+    backoff: Backoff,
+    /// A master said the lock is held (tells a busy lock from Redis that
+    /// never answered).
+    ever_reachable: bool,
+}
+
+/// What a wait does after an attempt.
+#[derive(Debug)]
+enum Step {
+    Acquired(Grant),
+    /// Over: leave the queue (if in it), report the last attempt.
+    GiveUp(Attempt),
+    /// Subscribe to the release channels (waiting at most `limit` for a
+    /// subscription to be in place), then try again at once.
+    Subscribe {
+        limit: Duration,
+    },
+    /// Try again at `until`, or on a wake-up.
+    Pause {
+        until: Instant,
+    },
+}
+
+impl Wait {
+    /// A wait with `timeout` (None: forever), started at `now`; `node` is
+    /// one request's time (`Locker::node_timeout`).
+    fn new(timeout: Option<Duration>, now: Instant, node: Duration) -> Self {
+        // A timeout too large for the clock is as good as none.
+        let deadline = timeout.and_then(|t| now.checked_add(t));
+        // --timeout plus [`ANSWER_GRACE`] for the last reply and
+        // [`UNDO_SHARE`] for the clean-up; with --timeout 0 (one attempt),
+        // one request's time and the share.
+        let end = deadline.map(|d| {
+            if timeout.is_some_and(|t| t.is_zero()) {
+                d + node + UNDO_SHARE
+            } else {
+                d + ANSWER_GRACE + UNDO_SHARE
+            }
+        });
+        Wait {
+            deadline,
+            end,
+            backoff: Backoff(FIRST_PAUSE),
+            ever_reachable: false,
+        }
+    }
+
+    /// What to do at `now` after `attempt`; `subscribed`: a waker is
+    /// started, `polling`: every master refused it; `io`: the I/O timeout.
+    fn after(
+        &mut self,
+        attempt: Attempt,
+        subscribed: bool,
+        polling: bool,
+        io: Duration,
+        now: Instant,
+    ) -> Step {
+        let pause = match attempt {
+            Attempt::Acquired(grant) => return Step::Acquired(grant),
+            Attempt::Held { pttl, .. } => {
+                self.ever_reachable = true;
+                let b = if polling {
+                    jitter(POLL_PAUSE)
+                } else {
+                    self.backoff.next()
+                };
+                // Wake just after the holder's lease would run out.
+                pttl.map_or(b, |p| b.min(p + Duration::from_millis(1)))
+            }
+            Attempt::Unavailable {
+                permanent: true, ..
+            }
+            | Attempt::AlreadyRan { .. }
+            | Attempt::Mismatch { .. }
+            | Attempt::ClockAhead { .. } => return Step::GiveUp(attempt),
+            Attempt::Unavailable { .. } => self.backoff.next(),
+        };
+        if self.deadline.is_some_and(|d| now >= d) {
+            return Step::GiveUp(attempt);
+        }
+        if !subscribed && matches!(attempt, Attempt::Held { .. }) {
+            // Never past the deadline: a SUBSCRIBE that hangs must not
+            // stretch --timeout by the I/O timeout.
+            let limit = self
+                .deadline
+                .map_or(io, |d| io.min(d.saturating_duration_since(now)));
+            return Step::Subscribe { limit };
+        }
+        Step::Pause {
+            until: self.deadline.map_or(now + pause, |d| d.min(now + pause)),
         }
     }
 }
@@ -444,5 +530,134 @@ mod tests {
         assert!(pauses[0] >= FIRST_PAUSE * 3 / 4 && pauses[0] <= FIRST_PAUSE);
         assert!(pauses.iter().all(|p| *p <= MAX_PAUSE));
         assert!(pauses[5] >= MAX_PAUSE * 3 / 4);
+    }
+
+    const IO: Duration = Duration::from_secs(5);
+    const MS: Duration = Duration::from_millis(1);
+
+    fn held(pttl_ms: Option<u64>) -> Attempt {
+        Attempt::Held {
+            pttl: pttl_ms.map(Duration::from_millis),
+            holder: Default::default(),
+            same_tick: false,
+        }
+    }
+
+    fn unavailable(permanent: bool) -> Attempt {
+        Attempt::Unavailable {
+            reason: "m0: timed out".into(),
+            permanent,
+        }
+    }
+
+    fn pause_of(step: Step, now: Instant) -> Duration {
+        match step {
+            Step::Pause { until } => until - now,
+            s => panic!("no pause: {s:?}"),
+        }
+    }
+
+    #[test]
+    fn a_wait_ends_its_clean_up_a_grace_and_share_past_the_timeout() {
+        let now = Instant::now();
+        let node = Duration::from_millis(700);
+        let w = Wait::new(Some(Duration::from_secs(3)), now, node);
+        assert_eq!(w.deadline, Some(now + Duration::from_secs(3)));
+        assert_eq!(
+            w.end,
+            Some(now + Duration::from_secs(3) + ANSWER_GRACE + UNDO_SHARE)
+        );
+        // --timeout 0: one attempt, which gets one request's time.
+        let w = Wait::new(Some(Duration::ZERO), now, node);
+        assert_eq!(w.end, Some(now + node + UNDO_SHARE));
+        // None, or too large for the clock: forever.
+        assert!(Wait::new(None, now, node).end.is_none());
+        assert!(Wait::new(Some(Duration::MAX), now, node).deadline.is_none());
+    }
+
+    #[test]
+    fn a_held_lock_is_subscribed_to_first_then_paused_on() {
+        let now = Instant::now();
+        let mut w = Wait::new(Some(Duration::from_secs(2)), now, IO);
+        assert!(!w.ever_reachable);
+        // Not subscribed yet: subscribe, never past the deadline.
+        match w.after(held(Some(9_000)), false, false, IO, now) {
+            Step::Subscribe { limit } => assert_eq!(limit, Duration::from_secs(2)),
+            s => panic!("{s:?}"),
+        }
+        assert!(w.ever_reachable);
+        let mut w = Wait::new(None, now, IO);
+        match w.after(held(None), false, false, IO, now) {
+            Step::Subscribe { limit } => assert_eq!(limit, IO),
+            s => panic!("{s:?}"),
+        }
+        // Subscribed: the backoff's next pause (the first went above),
+        // 500 ms less 0-25%.
+        let p = pause_of(w.after(held(None), true, false, IO, now), now);
+        assert!(
+            p >= Duration::from_millis(375) && p <= Duration::from_millis(500),
+            "{p:?}"
+        );
+        // Just past the holder's lease, when that comes first.
+        let p = pause_of(w.after(held(Some(40)), true, false, IO, now), now);
+        assert_eq!(p, Duration::from_millis(41));
+    }
+
+    #[test]
+    fn a_waiter_no_release_can_wake_polls_and_no_pause_passes_the_deadline() {
+        let now = Instant::now();
+        let mut w = Wait::new(None, now, IO);
+        let p = pause_of(w.after(held(None), true, true, IO, now), now);
+        assert!(p >= POLL_PAUSE * 3 / 4 && p <= POLL_PAUSE, "{p:?}");
+        let mut w = Wait::new(Some(Duration::from_millis(100)), now, IO);
+        let later = now + Duration::from_millis(30);
+        let p = pause_of(w.after(held(Some(5_000)), true, false, IO, later), later);
+        assert_eq!(p, Duration::from_millis(70));
+    }
+
+    #[test]
+    fn redis_down_is_retried_and_a_permanent_refusal_gives_up_at_once() {
+        let now = Instant::now();
+        let mut w = Wait::new(Some(Duration::from_secs(60)), now, IO);
+        // Not subscribed, but nothing is held: no subscription, a pause.
+        let p = pause_of(w.after(unavailable(false), false, false, IO, now), now);
+        assert!(p <= FIRST_PAUSE && p >= FIRST_PAUSE * 3 / 4, "{p:?}");
+        assert!(!w.ever_reachable);
+        for a in [
+            unavailable(true),
+            Attempt::AlreadyRan { last_tick: 1 },
+            Attempt::Mismatch { stored: 2 },
+            Attempt::ClockAhead { skew_ms: 900 },
+        ] {
+            match w.after(a, true, false, IO, now) {
+                Step::GiveUp(_) => {}
+                s => panic!("{s:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_deadline_gives_up_with_the_last_attempt_and_an_acquired_lock_is_kept() {
+        let now = Instant::now();
+        let mut w = Wait::new(Some(Duration::from_secs(1)), now, IO);
+        let at = now + Duration::from_secs(1);
+        match w.after(held(Some(5)), true, false, IO, at) {
+            Step::GiveUp(Attempt::Held { pttl, .. }) => {
+                assert_eq!(pttl, Some(5 * MS))
+            }
+            s => panic!("{s:?}"),
+        }
+        assert!(w.ever_reachable, "a busy lock, not Redis down");
+        let grant = Grant {
+            token: "t".into(),
+            fencing: 3,
+            acquired_at: crate::clock::BootInstant::now(),
+            valid_until: crate::clock::BootInstant::now(),
+        };
+        // Even past the deadline: the lock is ours.
+        match w.after(Attempt::Acquired(grant), true, false, IO, at) {
+            Step::Acquired(g) => assert_eq!((g.token.as_str(), g.fencing), ("t", 3)),
+            s => panic!("{s:?}"),
+        }
     }
 }

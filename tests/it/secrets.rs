@@ -711,3 +711,46 @@ fn a_redis_file_of_another_user_is_refused() {
         stderr(&o)
     );
 }
+
+/// A value with no scheme may be a password given where the URL belongs
+/// (`--redis "$REDIS_PASSWORD"`): it is refused (exit 2) without being
+/// shown, in part or whole, wherever it came from (--redis, REDLOCK_REDIS,
+/// a --redis-file line), in every mode, and the error says what to write.
+#[test]
+fn a_redis_value_without_a_scheme_is_refused_without_being_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    // Each holds both PARTS; `:`/`@` make the redaction of URLs show a tail.
+    let values = [
+        format!("{}{}", PARTS[0], PARTS[1]),
+        format!("{}@{}", PARTS[0], PARTS[1]),
+        format!("{}:{}", PARTS[0], PARTS[1]),
+        format!("{}@h:{}", PARTS[0], PARTS[1]),
+    ];
+    for value in &values {
+        let file = url_file(dir.path(), "bare.urls", &format!("{value}\n"));
+        // (before the redis option, after it): run mode, then status.
+        let modes: [(&[&str], &[&str]); 2] = [
+            (&[], &["--key", "k", "--", "true"]),
+            (&["status"], &["--key", "k"]),
+        ];
+        for (mode, rest) in modes {
+            let mut by_flag = rr_bare();
+            by_flag.args(mode).args(["--redis", value]).args(rest);
+            let mut by_env = rr_bare();
+            by_env.args(mode).args(rest).env("REDLOCK_REDIS", value);
+            let mut by_file = rr_bare();
+            by_file.args(mode).arg("--redis-file").arg(&file).args(rest);
+            for (how, mut c) in [("--redis", by_flag), ("env", by_env), ("file", by_file)] {
+                let o = output(&mut c);
+                let case = format!("{how} {value:?} {mode:?}");
+                assert_eq!(o.status.code(), Some(2), "{case}: {}", stderr(&o));
+                let first = stderr(&o).lines().next().unwrap_or_default().to_string();
+                assert!(
+                    first.contains("no scheme") && first.contains("redis://HOST:PORT"),
+                    "{case}: the first line says what to write: {first}"
+                );
+                assert_no_secret(&o, &case);
+            }
+        }
+    }
+}
