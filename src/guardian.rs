@@ -177,8 +177,29 @@ fn close_from(from: i32) {
     }
 }
 
-/// The guardian's whole life. Never returns.
+/// The guardian's whole life. Never returns. (After the fork: only
+/// async-signal-safe calls, no allocation.)
 fn guard(rx: OwnedFd, shared: &Shared) -> ! {
+    let rx = detach(rx);
+    // A CLOCK_BOOTTIME timer keeps counting through a suspend. Without
+    // one, poll's own timeout (which does not) is the fallback.
+    let timer = TimerFd::new(TimerClock::CLOCK_BOOTTIME, TimerFlags::TFD_CLOEXEC).ok();
+    watch(&rx, timer.as_ref(), shared);
+    // redlock-run has exited, so its last store is visible here.
+    let pgid = shared.pgid.load(Ordering::Acquire);
+    if pgid > 0 {
+        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+    }
+    // SAFETY: _exit ends the process at once, without running atexit
+    // handlers or flushing stdio that belong to redlock-run.
+    unsafe { nix::libc::_exit(0) }
+}
+
+/// Set the guardian apart from redlock-run: a process group of its own,
+/// the group-wide signals ignored, the standard descriptors on /dev/null,
+/// the pipe's read end (returned) at descriptor 3 and every other
+/// inherited descriptor closed.
+fn detach(rx: OwnedFd) -> OwnedFd {
     // A group of its own: a SIGKILL sent to redlock-run's whole group (as
     // timeout(1) does) must not take the guardian with it.
     let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
@@ -203,9 +224,12 @@ fn guard(rx: OwnedFd, shared: &Shared) -> ! {
         rx
     };
     close_from(rx.as_raw_fd() + 1);
-    // A CLOCK_BOOTTIME timer keeps counting through a suspend. Without
-    // one, poll's own timeout (which does not) is the fallback.
-    let timer = TimerFd::new(TimerClock::CLOCK_BOOTTIME, TimerFlags::TFD_CLOEXEC).ok();
+    rx
+}
+
+/// Enforce the deadline the shared page holds, until the pipe reports
+/// end-of-file (redlock-run is gone).
+fn watch(rx: &OwnedFd, timer: Option<&TimerFd>, shared: &Shared) {
     let mut killed = 0;
     loop {
         // Act on what the page says now.
@@ -225,7 +249,7 @@ fn guard(rx: OwnedFd, shared: &Shared) -> ! {
         let ahead = kill_at > now && (pgid == 0 || pgid != killed);
         let mut timeout = PollTimeout::NONE;
         if ahead {
-            let set = timer.as_ref().map(|t| {
+            let set = timer.map(|t| {
                 t.set(
                     Expiration::OneShot(TimeSpec::from(Duration::from_nanos(kill_at))),
                     TimerSetTimeFlags::TFD_TIMER_ABSTIME,
@@ -235,42 +259,43 @@ fn guard(rx: OwnedFd, shared: &Shared) -> ! {
                 let ms = (kill_at - now).div_ceil(1_000_000).min(i32::MAX as u64) as i32;
                 timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
             }
-        } else if let Some(t) = &timer {
+        } else if let Some(t) = timer {
             let _ = t.unset();
         }
-        // (No allocation in this process: without a timer, the pipe twice.)
-        let second = timer.as_ref().map_or(rx.as_fd(), |t| t.as_fd());
-        let mut fds = [
-            PollFd::new(rx.as_fd(), PollFlags::POLLIN),
-            PollFd::new(second, PollFlags::POLLIN),
-        ];
-        match poll(&mut fds, timeout) {
-            Ok(_) | Err(Errno::EINTR) => {}
-            // Cannot wait: look again shortly rather than spin or give up.
-            Err(_) => std::thread::sleep(Duration::from_millis(1)),
-        }
-        let rx_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
-        if let Some(t) = &timer {
-            if fds[1].revents().is_some_and(|r| !r.is_empty()) {
-                let mut buf = [0u8; 8];
-                let _ = read(t.as_fd(), &mut buf);
-            }
-        }
-        if rx_ready {
-            let mut buf = [0u8; 64];
-            if let Ok(0) = read(rx.as_fd(), &mut buf) {
-                break;
-            }
+        if !sleep(rx, timer, timeout) {
+            return;
         }
     }
-    // redlock-run has exited, so its last store is visible here.
-    let pgid = shared.pgid.load(Ordering::Acquire);
-    if pgid > 0 {
-        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+}
+
+/// Wait for a wake-up byte on the pipe, the timer, or `timeout`; false
+/// when the pipe reports end-of-file.
+fn sleep(rx: &OwnedFd, timer: Option<&TimerFd>, timeout: PollTimeout) -> bool {
+    // (No allocation in this process: without a timer, the pipe twice.)
+    let second = timer.map_or(rx.as_fd(), |t| t.as_fd());
+    let mut fds = [
+        PollFd::new(rx.as_fd(), PollFlags::POLLIN),
+        PollFd::new(second, PollFlags::POLLIN),
+    ];
+    match poll(&mut fds, timeout) {
+        Ok(_) | Err(Errno::EINTR) => {}
+        // Cannot wait: look again shortly rather than spin or give up.
+        Err(_) => std::thread::sleep(Duration::from_millis(1)),
     }
-    // SAFETY: _exit ends the process at once, without running atexit
-    // handlers or flushing stdio that belong to redlock-run.
-    unsafe { nix::libc::_exit(0) }
+    let rx_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
+    if let Some(t) = timer {
+        if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+            let mut buf = [0u8; 8];
+            let _ = read(t.as_fd(), &mut buf);
+        }
+    }
+    if rx_ready {
+        let mut buf = [0u8; 64];
+        if let Ok(0) = read(rx.as_fd(), &mut buf) {
+            return false;
+        }
+    }
+    true
 }
 
 /// A command is about to start: SIGKILL its group at `kill_at` unless
