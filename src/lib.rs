@@ -13,9 +13,11 @@
 //! - `exit` (the code table, the typed failures), `logging`, `urls`
 //!   (passwords hidden), `clock`, `startup`, `completions`.
 //!
-//! This file holds the entry and the dispatch only: one arm per mode. Each
-//! mode returns how it ended (`outcome`); `outcome::exit_code` is the one
-//! place an exit code is picked.
+//! This file holds the entry and the dispatch only: the command line is
+//! parsed once into a [`Command`] (bad input refused the way clap refuses
+//! it: `usage`), then executed, one arm per mode. Each mode returns how it
+//! ended (`outcome`); `outcome::exit_code` is the one place an exit code
+//! is picked.
 
 pub mod admin;
 pub mod child;
@@ -322,5 +324,69 @@ fn report(ended: &anyhow::Result<Outcome>, quiet_conflict: bool) {
         tracing::error!("{e:#}: gave up waiting; not running the command");
     } else {
         tracing::error!("{e:#}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, Reported> {
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        Command::parse(&args)
+    }
+
+    #[test]
+    fn the_command_line_is_checked_before_anything_runs() {
+        assert!(matches!(
+            parse(&["redlock-run", "--version"]),
+            Ok(Command::Shown)
+        ));
+        assert!(matches!(
+            parse(&["redlock-run", "--no-such-option"]),
+            Err(Reported(Failure::Usage(_)))
+        ));
+        // A check that needs no Redis: refused at parse time.
+        let unforced = parse(&[
+            "redlock-run",
+            "release",
+            "--key",
+            "k",
+            "--redis",
+            "redis://h:1",
+        ]);
+        match unforced {
+            Err(Reported(Failure::Usage(why))) => assert!(why.contains("--force"), "{why}"),
+            _ => panic!("release without --force was not refused"),
+        }
+    }
+
+    #[test]
+    fn only_run_mode_has_its_own_conflict_code() {
+        let run = parse(&[
+            "redlock-run",
+            "-E",
+            "9",
+            "--key",
+            "k",
+            "--redis",
+            "redis://h:1",
+            "--",
+            "true",
+        ]);
+        assert_eq!(run.ok().map(|c| c.conflict_exit_code()), Some(9));
+        let status = parse(&[
+            "redlock-run",
+            "status",
+            "--key",
+            "k",
+            "--redis",
+            "redis://h:1",
+        ]);
+        assert!(matches!(status, Ok(Command::Status { json: false, .. })));
+        assert_eq!(
+            status.ok().map(|c| c.conflict_exit_code()),
+            Some(exit::CONFLICT)
+        );
     }
 }
