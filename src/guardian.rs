@@ -366,3 +366,83 @@ pub fn disarm() {
         g.shared.pgid.store(0, Ordering::Release);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
+
+    use super::*;
+
+    /// A page as `try_start` maps it: nothing armed.
+    fn page() -> Shared {
+        Shared {
+            pgid: AtomicI32::new(0),
+            fired: AtomicI32::new(0),
+            kill_at: AtomicU64::new(0),
+        }
+    }
+
+    /// A process group of our own to guard: `sleep 60`, its leader.
+    fn group() -> std::process::Child {
+        std::process::Command::new("sleep")
+            .arg("60")
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    }
+
+    fn timer() -> Option<TimerFd> {
+        TimerFd::new(TimerClock::CLOCK_BOOTTIME, TimerFlags::TFD_CLOEXEC).ok()
+    }
+
+    #[test]
+    fn a_wake_up_byte_wakes_it_and_end_of_file_ends_it() {
+        let (rx, tx) = pipe2(OFlag::O_CLOEXEC).unwrap();
+        nix::unistd::write(&tx, &[1]).unwrap();
+        assert!(sleep(&rx, None, PollTimeout::NONE), "a wake-up byte");
+        drop(tx);
+        assert!(!sleep(&rx, None, PollTimeout::NONE), "end-of-file");
+    }
+
+    #[test]
+    fn the_armed_group_is_killed_at_its_deadline_and_that_is_noted() {
+        let mut child = group();
+        let pgid = child.id() as i32;
+        let shared = page();
+        shared.pgid.store(pgid, Ordering::Release);
+        shared
+            .kill_at
+            .store(boot_ns() + 20_000_000, Ordering::Release);
+        let (rx, tx) = pipe2(OFlag::O_CLOEXEC).unwrap();
+        let status = std::thread::scope(|s| {
+            s.spawn(|| watch(&rx, timer().as_ref(), &shared));
+            let status = child.wait().unwrap();
+            // redlock-run "exits": the watch ends.
+            drop(tx);
+            status
+        });
+        assert_eq!(status.signal(), Some(Signal::SIGKILL as i32));
+        assert_eq!(shared.fired.load(Ordering::Acquire), pgid);
+    }
+
+    #[test]
+    fn a_deadline_ahead_or_a_disarmed_group_is_left_alone() {
+        let mut child = group();
+        let pgid = child.id() as i32;
+        let hour_ahead = boot_ns() + 3_600_000_000_000;
+        // The page holds still while it watches: armed with a deadline an
+        // hour ahead; then disarmed, with a deadline long past.
+        for (armed, kill_at) in [(pgid, hour_ahead), (0, 0)] {
+            let shared = page();
+            shared.pgid.store(armed, Ordering::Release);
+            shared.kill_at.store(kill_at, Ordering::Release);
+            let (rx, tx) = pipe2(OFlag::O_CLOEXEC).unwrap();
+            drop(tx);
+            watch(&rx, timer().as_ref(), &shared);
+            assert_eq!(shared.fired.load(Ordering::Acquire), 0, "{armed} {kill_at}");
+        }
+        assert_eq!(child.try_wait().unwrap(), None, "the group was signalled");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
