@@ -56,90 +56,110 @@ mod tests {
     }
 
     /// `redlock-run(1)`, and a page per subcommand (`redlock-run-status(1)`
-    /// ...): clap_mangen's sections, then the environment, the exit status
-    /// (and on the main page what the command is given), the examples of
-    /// `--help` (crate::help).
+    /// ...).
     fn man_pages() -> Vec<(String, Vec<u8>)> {
         let mut top = Cli::command().disable_help_subcommand(true);
         top.build();
-        let subs: Vec<String> = top
-            .get_subcommands()
-            .map(|s| format!("{}-{}", top.get_name(), s.get_name()))
+        let names: Vec<String> = std::iter::once(top.get_name().to_string())
+            .chain(
+                top.get_subcommands()
+                    .map(|s| format!("{}-{}", top.get_name(), s.get_name())),
+            )
             .collect();
-        let mut pages = Vec::new();
-        for (i, cmd) in std::iter::once(&top)
-            .chain(top.get_subcommands())
-            .enumerate()
-        {
-            let man = clap_mangen::Man::new(cmd.clone());
-            let mut out = Vec::new();
-            man.render_title(&mut out).unwrap();
-            man.render_name_section(&mut out).unwrap();
-            man.render_synopsis_section(&mut out).unwrap();
-            man.render_description_section(&mut out).unwrap();
-            man.render_options_section(&mut out).unwrap();
-            if cmd.has_subcommands() {
-                man.render_subcommands_section(&mut out).unwrap();
-            }
-            let mut roff = roff::Roff::new();
-            let env: Vec<_> = (cmd.get_arguments())
-                .filter_map(|a| Some((a.get_env()?, a.get_long()?)))
-                .collect();
-            if !env.is_empty() {
-                roff.control("SH", ["ENVIRONMENT"]);
-                for (var, long) in env {
-                    roff.control("TP", [])
-                        .text([roff::bold(var.to_string_lossy())])
-                        .text([roff::roman(format!("The same as --{long}."))]);
-                }
-            }
-            let sub = (i > 0).then(|| cmd.get_name());
-            roff.control("SH", ["EXIT STATUS"]);
-            let codes: Vec<(&str, String)> = match sub {
-                None => crate::exit::help_rows(),
-                Some(name) => (crate::help::exit_codes(name).iter())
-                    .map(|(code, text)| (*code, text.to_string()))
-                    .collect(),
-            };
-            for (code, text) in codes {
-                roff.control("TP", [])
-                    .text([roff::bold(code)])
-                    .text([roff::roman(text)]);
-            }
-            if i == 0 {
-                let given = crate::exit::HELP_TABLE
-                    .split_once("Environment given to the command:")
-                    .map_or("", |(_, t)| t);
-                roff.control("SS", ["Environment given to the command"])
-                    .text([roff::roman(
-                        given.split_whitespace().collect::<Vec<_>>().join(" "),
-                    )]);
-            }
-            roff.control("SH", ["EXAMPLES"]);
-            for e in crate::help::examples(sub) {
-                roff.control("PP", [])
-                    .text([roff::roman(e.what)])
-                    .control("RS", ["4"])
-                    .control("nf", [])
-                    .text([roff::bold(e.command)])
-                    .control("fi", [])
-                    .control("RE", []);
-            }
-            roff.control("SH", ["SEE ALSO"]).text([roff::roman(
-                std::iter::once(top.get_name().to_string())
-                    .chain(subs.iter().cloned())
-                    .filter(|name| *name != man.get_filename().trim_end_matches(".1"))
-                    .map(|name| format!("{name}(1)"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            )]);
-            roff.to_writer(&mut out).unwrap();
-            if cmd.get_version().is_some() {
-                man.render_version_section(&mut out).unwrap();
-            }
-            pages.push((man.get_filename(), out));
+        let subs = top.get_subcommands().map(|s| (s, Some(s.get_name())));
+        std::iter::once((&top, None))
+            .chain(subs)
+            .map(|(cmd, sub)| man_page(cmd, sub, &names))
+            .collect()
+    }
+
+    /// The page of `cmd` (`sub`, or the main page): clap_mangen's sections,
+    /// then the environment, the exit status (and on the main page what the
+    /// command is given), the examples of `--help` (crate::help), and the
+    /// other pages of `names`.
+    fn man_page(cmd: &clap::Command, sub: Option<&str>, names: &[String]) -> (String, Vec<u8>) {
+        let man = clap_mangen::Man::new(cmd.clone());
+        let mut out = Vec::new();
+        man.render_title(&mut out).unwrap();
+        man.render_name_section(&mut out).unwrap();
+        man.render_synopsis_section(&mut out).unwrap();
+        man.render_description_section(&mut out).unwrap();
+        man.render_options_section(&mut out).unwrap();
+        if cmd.has_subcommands() {
+            man.render_subcommands_section(&mut out).unwrap();
         }
-        pages
+        let mut roff = roff::Roff::new();
+        environment_section(&mut roff, cmd);
+        exit_status_section(&mut roff, sub);
+        examples_section(&mut roff, sub);
+        let me = man.get_filename();
+        roff.control("SH", ["SEE ALSO"]).text([roff::roman(
+            (names.iter())
+                .filter(|name| *name != me.trim_end_matches(".1"))
+                .map(|name| format!("{name}(1)"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        )]);
+        roff.to_writer(&mut out).unwrap();
+        if cmd.get_version().is_some() {
+            man.render_version_section(&mut out).unwrap();
+        }
+        (me, out)
+    }
+
+    /// ENVIRONMENT: each option's variable, if any has one.
+    fn environment_section(roff: &mut roff::Roff, cmd: &clap::Command) {
+        let env: Vec<_> = (cmd.get_arguments())
+            .filter_map(|a| Some((a.get_env()?, a.get_long()?)))
+            .collect();
+        if !env.is_empty() {
+            roff.control("SH", ["ENVIRONMENT"]);
+            for (var, long) in env {
+                roff.control("TP", [])
+                    .text([roff::bold(var.to_string_lossy())])
+                    .text([roff::roman(format!("The same as --{long}."))]);
+            }
+        }
+    }
+
+    /// EXIT STATUS: the codes of `sub`, or all of them and what the command
+    /// is given on the main page.
+    fn exit_status_section(roff: &mut roff::Roff, sub: Option<&str>) {
+        roff.control("SH", ["EXIT STATUS"]);
+        let codes: Vec<(&str, String)> = match sub {
+            None => crate::exit::help_rows(),
+            Some(name) => (crate::help::exit_codes(name).iter())
+                .map(|(code, text)| (*code, text.to_string()))
+                .collect(),
+        };
+        for (code, text) in codes {
+            roff.control("TP", [])
+                .text([roff::bold(code)])
+                .text([roff::roman(text)]);
+        }
+        if sub.is_none() {
+            let given = crate::exit::HELP_TABLE
+                .split_once("Environment given to the command:")
+                .map_or("", |(_, t)| t);
+            roff.control("SS", ["Environment given to the command"])
+                .text([roff::roman(
+                    given.split_whitespace().collect::<Vec<_>>().join(" "),
+                )]);
+        }
+    }
+
+    /// EXAMPLES: those of `--help`.
+    fn examples_section(roff: &mut roff::Roff, sub: Option<&str>) {
+        roff.control("SH", ["EXAMPLES"]);
+        for e in crate::help::examples(sub) {
+            roff.control("PP", [])
+                .text([roff::roman(e.what)])
+                .control("RS", ["4"])
+                .control("nf", [])
+                .text([roff::bold(e.command)])
+                .control("fi", [])
+                .control("RE", []);
+        }
     }
 
     /// Fails when `man/` is stale; `REDLOCK_BLESS=1 cargo test --lib

@@ -11,7 +11,7 @@ use crate::cli::{CommandArgs, LeaseArgs, Target};
 use crate::clock::BootInstant;
 use crate::exit::Failure;
 use crate::redis_file;
-use crate::urls::redact;
+use crate::urls::{self, redact};
 
 /// Shortest lease we accept: below this, scheduling noise eats the margins.
 pub const MIN_TTL: Duration = Duration::from_millis(100);
@@ -77,7 +77,7 @@ impl Endpoint {
         if url.is_empty() {
             return Err(Failure::Usage("empty Redis URL".into()));
         }
-        let Some(scheme) = crate::urls::SCHEMES.iter().find(|s| url.starts_with(*s)) else {
+        let Some(scheme) = urls::SCHEMES.iter().find(|s| url.starts_with(*s)) else {
             // Without a scheme it may be a password given where the URL
             // belongs: nothing of it is shown (docs/guarantees.md, 9).
             if let Some(host_port) = host_and_port(url) {
@@ -94,7 +94,7 @@ impl Endpoint {
             )));
         };
         if scheme.contains("+sentinel") || scheme.contains("+cluster") {
-            return crate::urls::parse_multi(url, scheme, &display)
+            return Endpoint::parse_multi(url, scheme, &display)
                 .map_err(|why| Failure::Usage(format!("invalid Redis URL {display:?}: {why}")));
         }
         let info = Endpoint::node_info(url, &display)?;
@@ -102,6 +102,37 @@ impl Endpoint {
             info,
             display,
             topology: Topology::Single,
+        })
+    }
+
+    /// A Sentinel or Cluster URL ([`urls::MultiUrl`]): each host checked
+    /// like a plain URL (percent-decoding included), in order.
+    fn parse_multi(url: &str, scheme: &str, display: &str) -> Result<Self, String> {
+        let multi = urls::parse_multi(url, scheme)?;
+        let mut nodes = Vec::new();
+        let mut sentinels = Vec::new();
+        for host in multi.hosts() {
+            let host = host?;
+            let node = Endpoint::node_info(&host.node, display)
+                .map_err(|_| "a host:port is not valid".to_string())?;
+            nodes.push(node);
+            if let Some(s) = host.sentinel {
+                let s = Endpoint::node_info(&s, display).map_err(|_| {
+                    "a host:port or the Sentinel credentials are not valid".to_string()
+                })?;
+                sentinels.push(s);
+            }
+        }
+        let topology = match multi.service {
+            Some(service) => Topology::Sentinel { sentinels, service },
+            None => Topology::Cluster {
+                nodes: nodes.clone(),
+            },
+        };
+        Ok(Endpoint {
+            info: nodes.swap_remove(0),
+            display: display.to_string(),
+            topology,
         })
     }
 
@@ -150,20 +181,9 @@ impl Lease {
     pub fn new(a: &LeaseArgs, wait_replicas: u32) -> Result<Self, Failure> {
         let ttl = at_most_max("--ttl", a.ttl)?;
         let min_hold = at_most_max("--min-hold", a.min_hold)?;
-        // The default --refresh, named as such where the rule is explained.
-        let default_refresh = || {
-            let replicas = match wait_replicas {
-                0 => String::new(),
-                n => format!(" and --wait-replicas {n}"),
-            };
-            format!(
-                "with the default --refresh (a third of --ttl){replicas} the minimum is {}",
-                fmt(min_ttl(wait_replicas).unwrap_or(MIN_TTL))
-            )
-        };
         if ttl < MIN_TTL {
             let min = match a.refresh {
-                None => default_refresh(),
+                None => default_refresh_minimum(wait_replicas),
                 Some(_) => format!("the minimum is {}", fmt(MIN_TTL)),
             };
             return Err(Failure::Usage(format!(
@@ -171,62 +191,8 @@ impl Lease {
                 fmt(ttl)
             )));
         }
-        let refresh = match a.refresh {
-            Some(r) if r >= ttl => {
-                return Err(Failure::Usage(format!(
-                    "--refresh {} must be shorter than --ttl {}",
-                    fmt(r),
-                    fmt(ttl)
-                )));
-            }
-            Some(r) if r.is_zero() => {
-                return Err(Failure::Usage("--refresh must be greater than 0".into()));
-            }
-            Some(r) => r,
-            None => ttl / 3,
-        };
-        // What is left of a lease, after one missed renewal, for the grace
-        // between SIGTERM and SIGKILL.
-        let wait = wait_timeout(ttl, wait_replicas);
-        let budget = Lease::grace_budget(ttl, refresh, wait);
-        let kill_after = match a.kill_after {
-            Some(k) if budget.is_some_and(|b| k <= b) => k,
-            Some(k) => {
-                let refresh = match a.refresh {
-                    Some(r) => format!("--refresh {}", fmt(r)),
-                    None => format!("the default --refresh ({})", fmt(refresh)),
-                };
-                let fits = match budget {
-                    Some(b) => format!("at most {} does", fmt(b)),
-                    None => "no --kill-after does".into(),
-                };
-                return Err(Failure::Usage(format!(
-                    "--kill-after {} does not fit in --ttl {} with {refresh}: {fits}; {}",
-                    fmt(k),
-                    fmt(ttl),
-                    Lease::rule(ttl, refresh_or(a, ttl), wait)
-                )));
-            }
-            // The default is clamped, not refused, so that it always fits.
-            None => match budget {
-                Some(b) => (ttl / 3).min(Duration::from_secs(5)).min(b),
-                None if a.refresh.is_none() => {
-                    return Err(Failure::Usage(format!(
-                        "--ttl {} is too short: {}",
-                        fmt(ttl),
-                        default_refresh()
-                    )));
-                }
-                None => {
-                    return Err(Failure::Usage(format!(
-                        "--ttl {} and --refresh {} leave no room for one missed renewal: {}",
-                        fmt(ttl),
-                        fmt(refresh),
-                        Lease::rule(ttl, refresh, wait)
-                    )));
-                }
-            },
-        };
+        let refresh = checked_refresh(a.refresh, ttl)?;
+        let kill_after = checked_kill_after(a, ttl, refresh, wait_replicas)?;
         Ok(Lease {
             ttl,
             refresh,
@@ -321,6 +287,79 @@ fn drift(ttl: Duration) -> Duration {
 fn fmt(d: Duration) -> humantime::FormattedDuration {
     let ms = (d.as_nanos() + 500_000) / 1_000_000;
     humantime::format_duration(Duration::from_millis(ms.try_into().unwrap_or(u64::MAX)))
+}
+
+/// The minimum --ttl with the default --refresh, said so where the rule
+/// is explained.
+fn default_refresh_minimum(wait_replicas: u32) -> String {
+    let replicas = match wait_replicas {
+        0 => String::new(),
+        n => format!(" and --wait-replicas {n}"),
+    };
+    format!(
+        "with the default --refresh (a third of --ttl){replicas} the minimum is {}",
+        fmt(min_ttl(wait_replicas).unwrap_or(MIN_TTL))
+    )
+}
+
+/// `--refresh` as given (shorter than `ttl`, not 0), else a third of `ttl`.
+fn checked_refresh(refresh: Option<Duration>, ttl: Duration) -> Result<Duration, Failure> {
+    match refresh {
+        Some(r) if r >= ttl => Err(Failure::Usage(format!(
+            "--refresh {} must be shorter than --ttl {}",
+            fmt(r),
+            fmt(ttl)
+        ))),
+        Some(r) if r.is_zero() => Err(Failure::Usage("--refresh must be greater than 0".into())),
+        Some(r) => Ok(r),
+        None => Ok(ttl / 3),
+    }
+}
+
+/// `--kill-after` as given if it fits in what is left of a lease after
+/// one missed renewal (the grace between SIGTERM and SIGKILL); by default
+/// a third of --ttl, at most 5 s, clamped (not refused) so that it fits.
+fn checked_kill_after(
+    a: &LeaseArgs,
+    ttl: Duration,
+    refresh: Duration,
+    wait_replicas: u32,
+) -> Result<Duration, Failure> {
+    let wait = wait_timeout(ttl, wait_replicas);
+    let budget = Lease::grace_budget(ttl, refresh, wait);
+    match a.kill_after {
+        Some(k) if budget.is_some_and(|b| k <= b) => Ok(k),
+        Some(k) => {
+            let refresh = match a.refresh {
+                Some(r) => format!("--refresh {}", fmt(r)),
+                None => format!("the default --refresh ({})", fmt(refresh)),
+            };
+            let fits = match budget {
+                Some(b) => format!("at most {} does", fmt(b)),
+                None => "no --kill-after does".into(),
+            };
+            Err(Failure::Usage(format!(
+                "--kill-after {} does not fit in --ttl {} with {refresh}: {fits}; {}",
+                fmt(k),
+                fmt(ttl),
+                Lease::rule(ttl, refresh_or(a, ttl), wait)
+            )))
+        }
+        None => match budget {
+            Some(b) => Ok((ttl / 3).min(Duration::from_secs(5)).min(b)),
+            None if a.refresh.is_none() => Err(Failure::Usage(format!(
+                "--ttl {} is too short: {}",
+                fmt(ttl),
+                default_refresh_minimum(wait_replicas)
+            ))),
+            None => Err(Failure::Usage(format!(
+                "--ttl {} and --refresh {} leave no room for one missed renewal: {}",
+                fmt(ttl),
+                fmt(refresh),
+                Lease::rule(ttl, refresh, wait)
+            ))),
+        },
+    }
 }
 
 /// `--refresh` as given, or its default for `ttl`.
@@ -496,7 +535,7 @@ pub fn servers(urls: &[String], file: Option<&Path>) -> Result<Vec<Endpoint>, Fa
         .iter()
         .map(|(line, url)| {
             // A line with no scheme may be a password alone: never shown.
-            if !crate::urls::SCHEMES.iter().any(|s| url.starts_with(s)) {
+            if !urls::SCHEMES.iter().any(|s| url.starts_with(s)) {
                 return Err(Failure::Usage(format!(
                     "{}, line {line}: not a Redis URL: {NO_SCHEME}",
                     path.display()

@@ -107,7 +107,7 @@ pub async fn doctor(
     } else {
         to_text(&place.key, &reports, &fleet)
     };
-    crate::admin::out(&text);
+    crate::display::out(&text);
     verdict
 }
 
@@ -294,6 +294,49 @@ return denied
 /// `pubsub` (PUBLISH, SUBSCRIBE on the lock's channels: waiters poll),
 /// `scan` (`list`), `wait` (`--wait-replicas`).
 async fn acl_checks(node: &mut Node, keys: &Keys) -> Vec<Check> {
+    let denied = match denied_commands(node, keys).await {
+        Ok(denied) => denied,
+        Err(unknown) => return vec![unknown],
+    };
+    let (pubsub, denied): (Vec<String>, Vec<String>) = denied
+        .into_iter()
+        .partition(|d| d == "PUBLISH" || d == "SUBSCRIBE");
+    let acl = acl_check(&denied);
+    let pubsub = pubsub_check(&pubsub, keys);
+    let mut scan = redis::pipe();
+    scan.cmd("SCAN")
+        .arg("0")
+        .arg("MATCH")
+        .arg(format!("{}*", keys.holder))
+        .arg("COUNT")
+        .arg("1");
+    let scan = feature_check(
+        node,
+        "scan",
+        &scan,
+        "list finds the locks with SCAN",
+        "SCAN is not allowed: `list` does not work (it exits 69)",
+        "ACL SETUSER <user> +scan",
+    )
+    .await;
+    let mut wait = redis::pipe();
+    wait.cmd("WAIT").arg(0).arg(1);
+    let wait = feature_check(
+        node,
+        "wait",
+        &wait,
+        "--wait-replicas can count acknowledging replicas with WAIT",
+        "WAIT is not allowed: --wait-replicas is refused (exit 69)",
+        "ACL SETUSER <user> +wait",
+    )
+    .await;
+    vec![acl, pubsub, scan, wait]
+}
+
+/// The commands this user may not send on the lock's names: those sent
+/// directly, those scripts call ([`SCRIPT_PROBE`]) and SUBSCRIBE. Err:
+/// the `acl` check's verdict when they could not be checked.
+async fn denied_commands(node: &mut Node, keys: &Keys) -> Result<Vec<String>, Check> {
     let scratch = format!("{}:doctor", keys.fence.trim_end_matches(":fence"));
     let mut denied: Vec<String> = Vec::new();
     let plain = |name: &str, pipe: redis::Pipeline| (name.to_string(), pipe);
@@ -336,12 +379,12 @@ async fn acl_checks(node: &mut Node, keys: &Keys) -> Vec<Check> {
             denied.push("EVAL (so the commands scripts call were not checked)".into());
         }
         Err(e) => {
-            return vec![check(
+            return Err(check(
                 "acl",
                 Level::Unknown,
                 format!("could not check the commands scripts call: {e}"),
                 "",
-            )];
+            ));
         }
     }
     match subscribe_probe(node, &keys.channel).await {
@@ -349,10 +392,12 @@ async fn acl_checks(node: &mut Node, keys: &Keys) -> Vec<Check> {
         Err(e) if is_denied(&e) => denied.push("SUBSCRIBE".into()),
         Err(_) => {}
     }
-    let (pubsub, denied): (Vec<String>, Vec<String>) = denied
-        .into_iter()
-        .partition(|d| d == "PUBLISH" || d == "SUBSCRIBE");
-    let acl = if denied.is_empty() {
+    Ok(denied)
+}
+
+/// `acl`: fails naming the commands the lock needs that were `denied`.
+fn acl_check(denied: &[String]) -> Check {
+    if denied.is_empty() {
         check(
             "acl",
             Level::Ok,
@@ -367,9 +412,13 @@ async fn acl_checks(node: &mut Node, keys: &Keys) -> Vec<Check> {
             "grant them to this user (ACL SETUSER), with the key patterns \
              KEY and {KEY}:redlock-run:* and the channels {KEY}:redlock-run:*",
         )
-    };
+    }
+}
+
+/// `pubsub`: warns when PUBLISH or SUBSCRIBE was `denied` (waiters poll).
+fn pubsub_check(denied: &[String], keys: &Keys) -> Check {
     let channels = format!("{}*", keys.channel.trim_end_matches("released"));
-    let pubsub = if pubsub.is_empty() {
+    if denied.is_empty() {
         check(
             "pubsub",
             Level::Ok,
@@ -383,41 +432,13 @@ async fn acl_checks(node: &mut Node, keys: &Keys) -> Vec<Check> {
             format!(
                 "not allowed: {} on {channels}: waiters poll instead of being woken \
                  (a released lock is seen within a second, not within milliseconds)",
-                pubsub.join(", ")
+                denied.join(", ")
             ),
             &format!(
                 "grant the channels and commands: ACL SETUSER <user> &{channels} +publish +subscribe"
             ),
         )
-    };
-    let mut scan = redis::pipe();
-    scan.cmd("SCAN")
-        .arg("0")
-        .arg("MATCH")
-        .arg(format!("{}*", keys.holder))
-        .arg("COUNT")
-        .arg("1");
-    let scan = feature_check(
-        node,
-        "scan",
-        &scan,
-        "list finds the locks with SCAN",
-        "SCAN is not allowed: `list` does not work (it exits 69)",
-        "ACL SETUSER <user> +scan",
-    )
-    .await;
-    let mut wait = redis::pipe();
-    wait.cmd("WAIT").arg(0).arg(1);
-    let wait = feature_check(
-        node,
-        "wait",
-        &wait,
-        "--wait-replicas can count acknowledging replicas with WAIT",
-        "WAIT is not allowed: --wait-replicas is refused (exit 69)",
-        "ACL SETUSER <user> +wait",
-    )
-    .await;
-    vec![acl, pubsub, scan, wait]
+    }
 }
 
 /// One command that one feature needs: ok when it runs, a warning naming
@@ -696,7 +717,7 @@ fn fleet_checks(reports: &[Report]) -> Vec<Check> {
 /// One check as a text line. Details and fixes may name the key (its
 /// channels, its names): escaped here, once, like every other output.
 fn check_line(c: &Check) -> String {
-    let esc = crate::lock::escape_controls;
+    let esc = crate::display::escape_controls;
     let mut line = format!(
         "  {:<8} {:<17} {}",
         c.level.as_str(),
@@ -714,7 +735,7 @@ fn check_line(c: &Check) -> String {
 fn to_text(key: &str, reports: &[Report], fleet: &[Check]) -> String {
     let mut s = format!(
         "redlock-run doctor: key \"{}\", {} server(s)\n",
-        crate::lock::escape_controls(key),
+        crate::display::escape_controls(key),
         reports.len()
     );
     for r in reports {

@@ -23,10 +23,13 @@ pub mod cli;
 pub mod clock;
 pub mod completions;
 pub mod config;
+pub mod display;
 pub mod doctor;
 pub mod exit;
 pub mod guardian;
 pub mod help;
+#[cfg(test)]
+mod layers;
 pub mod lock;
 pub mod logging;
 pub mod outcome;

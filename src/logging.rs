@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
@@ -20,6 +21,16 @@ const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
 const PROGRESS: &str = "redlock_run::progress";
 
 static FORMAT: OnceLock<LogFormat> = OnceLock::new();
+
+/// Whether a line redrawn in place (the progress line, src/progress.rs)
+/// is on screen: the text format then clears it before writing a log line
+/// over it.
+static LINE_SHOWN: AtomicBool = AtomicBool::new(false);
+
+/// The line in place was drawn (`true`) or cleared (`false`).
+pub fn set_line_shown(shown: bool) {
+    LINE_SHOWN.store(shown, Ordering::Relaxed);
+}
 
 /// The log format [`init`] installed (text until then).
 pub fn format() -> LogFormat {
@@ -112,7 +123,7 @@ where
         }
         // The progress line is on screen (cursor at its start): clear it,
         // it is redrawn below this line.
-        if crate::progress::line_shown() {
+        if LINE_SHOWN.load(Ordering::Relaxed) {
             write!(w, "\x1b[2K")?;
         }
         let level = event.metadata().level().as_str().to_ascii_lowercase();

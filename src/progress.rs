@@ -14,14 +14,14 @@
 //! and so does `--timeout 0` (cron stays silent).
 
 use std::io::Write as _;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
 use crate::cli::{LogFormat, Timeout};
-use crate::lock::{Attempt, Holder, WaitObserver, WaitOutcome, escape_controls};
+use crate::display::escape_controls;
+use crate::lock::{Attempt, Holder, WaitObserver, WaitOutcome};
 
 /// A wait shorter than this shows nothing.
 const ANNOUNCE_AFTER: Duration = Duration::from_secs(1);
@@ -33,14 +33,6 @@ const REDRAW_EVERY: Duration = Duration::from_secs(1);
 const POSITION_EVERY: Duration = Duration::from_secs(5);
 /// How long the end of a wait waits for the terminal line to be cleared.
 const CLEAR_GRACE: Duration = Duration::from_millis(50);
-
-/// Whether the terminal line is on screen (the text log format then
-/// clears it before writing a log line over it).
-static LINE_SHOWN: AtomicBool = AtomicBool::new(false);
-
-pub fn line_shown() -> bool {
-    LINE_SHOWN.load(Ordering::Relaxed)
-}
 
 enum Output {
     Off,
@@ -300,7 +292,7 @@ impl TermLine {
                     };
                     // Nothing to do about a failed write: the line is lost.
                     let _ = err.write_all(bytes.as_bytes()).and_then(|()| err.flush());
-                    LINE_SHOWN.store(msg.is_some(), Ordering::Relaxed);
+                    crate::logging::set_line_shown(msg.is_some());
                 }
                 let _ = done_tx.send(());
             })

@@ -9,11 +9,10 @@ use futures_util::StreamExt;
 use crate::child;
 use crate::cli::Timeout;
 use crate::config::{Lease, Place, Program};
+use crate::display::escape_controls;
 use crate::exit::Failure;
 use crate::guardian;
-use crate::lock::{
-    Attempt, Grant, HolderInfo, Keeper, Locker, RunEntry, WaitOutcome, escape_controls,
-};
+use crate::lock::{Attempt, Grant, HolderInfo, Keeper, Locker, RunEntry, WaitOutcome};
 use crate::outcome::RunEnd;
 use crate::signals::Signals;
 use crate::supervise::supervise;

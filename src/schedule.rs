@@ -180,7 +180,7 @@ pub async fn schedule(plan: SchedulePlan) -> Result<ScheduleEnd> {
     // The first tick, announced: a daily --cron is not silent for hours.
     let mut announced = plan.when.next_after(now_ms());
     tracing::info!(
-        key = %crate::lock::escape_controls(&plan.place.key),
+        key = %crate::display::escape_controls(&plan.place.key),
         next_tick = %announced.map_or("none".into(), |t| plan.when.format_tick(t)),
         "schedule started"
     );

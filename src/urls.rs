@@ -38,8 +38,6 @@ pub fn split_list(list: &str) -> Vec<String> {
     urls
 }
 
-use crate::config::{Endpoint, Topology};
-
 /// Hide the password in a URL, parsed or not: everything between `://`
 /// (or the start, without a scheme) and the URL's last `@` is userinfo,
 /// shown as `user:***` (the user name is what comes before its first
@@ -115,9 +113,32 @@ pub fn redact_text(text: &str) -> String {
 /// Sentinel, `[/service[/db]]` (default `mymaster`, 0) and optionally
 /// `?sentinel_username=..&sentinel_password=..` for Sentinels that want
 /// their own credentials. The user and password are the data nodes'.
-/// Each address is checked like a plain URL (percent-decoding included).
+pub struct MultiUrl<'a> {
+    /// `redis` or `rediss`: the scheme of each node's plain URL.
+    base: &'static str,
+    /// Up to and with the last `@` (as in [`redact`]), or empty.
+    userinfo: &'a str,
+    /// The comma-separated `host:port` list.
+    hosts: &'a str,
+    /// Sentinel's service name; `None` for Cluster.
+    pub service: Option<String>,
+    db: i64,
+    /// `user:password@` for the Sentinels themselves, or empty.
+    sentinel_auth: String,
+}
+
+/// One host of a [`MultiUrl`] as plain URLs, for the caller to check like
+/// any other.
+pub struct HostUrls {
+    /// The data node: `redis://userinfo@host/db`.
+    pub node: String,
+    /// Sentinel only: the Sentinel at this address, with its credentials.
+    pub sentinel: Option<String>,
+}
+
+/// Split a [`MultiUrl`] into its parts; `scheme` is the one it starts with.
 /// Errors never quote the URL (the caller adds its redacted form).
-pub fn parse_multi(url: &str, scheme: &str, display: &str) -> Result<Endpoint, String> {
+pub fn parse_multi<'a>(url: &'a str, scheme: &str) -> Result<MultiUrl<'a>, String> {
     let sentinel = scheme.contains("+sentinel");
     let base = if scheme.starts_with("rediss") {
         "rediss"
@@ -135,17 +156,10 @@ pub fn parse_multi(url: &str, scheme: &str, display: &str) -> Result<Endpoint, S
     if hosts.is_empty() {
         return Err("no host:port given".into());
     }
-    let mut sentinel_auth = (String::new(), String::new());
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        match pair.split_once('=') {
-            Some(("sentinel_username", v)) if sentinel => sentinel_auth.0 = v.to_string(),
-            Some(("sentinel_password", v)) if sentinel => sentinel_auth.1 = v.to_string(),
-            _ => {
-                let name = pair.split_once('=').map_or(pair, |(k, _)| k);
-                return Err(format!("unknown parameter {:?}", redact(name)));
-            }
-        }
-    }
+    let sentinel_auth = match sentinel_credentials(query, sentinel)? {
+        (u, p) if u.is_empty() && p.is_empty() => String::new(),
+        (u, p) => format!("{u}:{p}@"),
+    };
     let mut parts = path.split('/').filter(|p| !p.is_empty());
     let (service, db) = if sentinel {
         let service = parts.next().unwrap_or("mymaster").to_string();
@@ -155,9 +169,9 @@ pub fn parse_multi(url: &str, scheme: &str, display: &str) -> Result<Endpoint, S
                 .parse::<i64>()
                 .map_err(|_| "the database after the service name must be a number".to_string())?,
         };
-        (service, db)
+        (Some(service), db)
     } else {
-        (String::new(), 0)
+        (None, 0)
     };
     if parts.next().is_some() {
         return Err(if sentinel {
@@ -166,37 +180,50 @@ pub fn parse_multi(url: &str, scheme: &str, display: &str) -> Result<Endpoint, S
             "a Cluster URL has no path (Cluster has only database 0)".into()
         });
     }
-    let mut nodes = Vec::new();
-    let mut sentinels = Vec::new();
-    for host in hosts.split(',') {
-        if host.is_empty() || host.contains(['/', '?', '#']) {
-            return Err("expected host:port[,host:port]...".into());
-        }
-        let node = Endpoint::node_info(&format!("{base}://{userinfo}{host}/{db}"), display)
-            .map_err(|_| "a host:port is not valid".to_string())?;
-        nodes.push(node);
-        if sentinel {
-            let auth = match &sentinel_auth {
-                (u, p) if u.is_empty() && p.is_empty() => String::new(),
-                (u, p) => format!("{u}:{p}@"),
-            };
-            let s = Endpoint::node_info(&format!("{base}://{auth}{host}"), display)
-                .map_err(|_| "a host:port or the Sentinel credentials are not valid".to_string())?;
-            sentinels.push(s);
+    Ok(MultiUrl {
+        base,
+        userinfo,
+        hosts,
+        service,
+        db,
+        sentinel_auth,
+    })
+}
+
+/// The Sentinels' own user and password from a query string: the only
+/// parameters a Sentinel URL takes, and a Cluster URL takes none.
+fn sentinel_credentials(query: &str, sentinel: bool) -> Result<(&str, &str), String> {
+    let mut auth = ("", "");
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("sentinel_username", v)) if sentinel => auth.0 = v,
+            Some(("sentinel_password", v)) if sentinel => auth.1 = v,
+            _ => {
+                let name = pair.split_once('=').map_or(pair, |(k, _)| k);
+                return Err(format!("unknown parameter {:?}", redact(name)));
+            }
         }
     }
-    let topology = if sentinel {
-        Topology::Sentinel { sentinels, service }
-    } else {
-        Topology::Cluster {
-            nodes: nodes.clone(),
-        }
-    };
-    Ok(Endpoint {
-        info: nodes.swap_remove(0),
-        display: display.to_string(),
-        topology,
-    })
+    Ok(auth)
+}
+
+impl MultiUrl<'_> {
+    /// Each host in order as plain URLs, or why its text is not a host.
+    pub fn hosts(&self) -> impl Iterator<Item = Result<HostUrls, String>> + '_ {
+        self.hosts.split(',').map(|host| {
+            if host.is_empty() || host.contains(['/', '?', '#']) {
+                return Err("expected host:port[,host:port]...".to_string());
+            }
+            let (base, userinfo, db) = (self.base, self.userinfo, self.db);
+            Ok(HostUrls {
+                node: format!("{base}://{userinfo}{host}/{db}"),
+                sentinel: self
+                    .service
+                    .as_ref()
+                    .map(|_| format!("{base}://{}{host}", self.sentinel_auth)),
+            })
+        })
+    }
 }
 
 #[cfg(test)]

@@ -5,10 +5,11 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use super::{out, to_json};
+use super::to_json;
 use crate::config::Endpoint;
+use crate::display::{escape_controls, format_ttl, out};
 use crate::exit::{Failure, Reported};
-use crate::lock::{Locker, MasterState, Snapshot, Status, escape_controls};
+use crate::lock::{Found, Locker, MasterState, Snapshot, Status};
 
 /// `redlock-run list`: every held lock whose key matches `pattern`, at
 /// most `max` (none held is no failure); fewer masters than a quorum
@@ -39,10 +40,39 @@ pub async fn list(
         tracing::error!("{failure}");
         return Err(Reported(failure));
     }
-    // Each lock is read as `status` reads it, on the masters that answered
-    // the scan (one that did not would cost a timeout per lock), and kept
-    // when a quorum of all the masters agrees it is held: it may have been
-    // released since the scan saw it.
+    let (held, waiters) = held_locks(endpoints, &found, quorum).await;
+    if as_json {
+        let all: Vec<Value> = held
+            .iter()
+            .zip(&waiters)
+            .map(|(st, w)| {
+                let mut v = to_json(st, quorum_mode);
+                v["waiters"] = json!(w);
+                v
+            })
+            .collect();
+        out(&format!("{}\n", Value::Array(all)));
+    } else {
+        out(&list_text(&held, &waiters, pattern, quorum_mode));
+    }
+    if found.capped {
+        note(&format!(
+            "showing {max} locks matching {pattern:?} (--max {max}); there are more"
+        ));
+    }
+    Ok(())
+}
+
+/// The locks the scan `found` that are held, each read as `status` reads
+/// it, with their waiters. Read on the masters that answered the scan (one
+/// that did not would cost a timeout per lock), and kept when a quorum of
+/// all the masters agrees it is held: it may have been released since the
+/// scan saw it.
+async fn held_locks(
+    endpoints: &[Endpoint],
+    found: &Found,
+    quorum: usize,
+) -> (Vec<Status>, Vec<Option<u64>>) {
     let answered: Vec<Endpoint> = endpoints
         .iter()
         .zip(&found.masters)
@@ -77,26 +107,7 @@ pub async fn list(
     } else {
         reader.waiters(&keys).await
     };
-    if as_json {
-        let all: Vec<Value> = held
-            .iter()
-            .zip(&waiters)
-            .map(|(st, w)| {
-                let mut v = to_json(st, quorum_mode);
-                v["waiters"] = json!(w);
-                v
-            })
-            .collect();
-        out(&format!("{}\n", Value::Array(all)));
-    } else {
-        out(&list_text(&held, &waiters, pattern, quorum_mode));
-    }
-    if found.capped {
-        note(&format!(
-            "showing {max} locks matching {pattern:?} (--max {max}); there are more"
-        ));
-    }
-    Ok(())
+    (held, waiters)
 }
 
 /// A note on stderr, beside the output (never mixed into the JSON).
@@ -132,65 +143,9 @@ fn list_text(held: &[Status], waiters: &[Option<u64>], pattern: &str, quorum_mod
         .map(String::from),
     ];
     for (st, w) in held.iter().zip(waiters) {
-        let Some(s) = st.held() else { continue };
-        let agree = st
-            .masters
-            .iter()
-            .filter(|m| {
-                m.value
-                    .as_ref()
-                    .is_ok_and(|v| v.as_ref().is_some_and(|v| v.holder.token == s.holder.token))
-            })
-            .count();
-        // With `--limit`: every holder (the first few), the oldest since,
-        // the soonest lease end (`s`), the highest live fencing token.
-        let holders = if st.is_shared() {
-            st.holders()
-        } else {
-            Vec::new()
-        };
-        let who = match st.limit() {
-            _ if !st.is_shared() => s.holder.to_string(),
-            Some(n) => format!("{}/{n}: {}", holders.len(), some_holders(&holders)),
-            None => format!("{}: {}", holders.len(), some_holders(&holders)),
-        };
-        let since_ms = if holders.is_empty() {
-            s.holder.info.as_ref().map(|i| i.since_ms)
-        } else {
-            holders
-                .iter()
-                .filter_map(|h| h.holder.info.as_ref())
-                .map(|i| i.since_ms)
-                .min()
-        };
-        let fencing = holders
-            .iter()
-            .filter_map(|h| h.fencing_token)
-            .max()
-            .or(st.fencing().map(|(t, _)| t));
-        rows.push([
-            escape_controls(&st.key),
-            who,
-            since_ms.map_or("-".into(), |ms| {
-                humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms))
-                    .to_string()
-            }),
-            // Whole seconds: the table is read, not computed with.
-            crate::lock::format_ttl(
-                s.ttl_ms
-                    .map(|ms| if ms >= 1000 { ms - ms % 1000 } else { ms }),
-            ),
-            fencing.map_or("-".into(), |t| t.to_string()),
-            w.map_or("?".into(), |n| n.to_string()),
-            st.last_runs().first().map_or("-".into(), |r| {
-                format!(
-                    "{} {}",
-                    escape_controls(&r.outcome),
-                    escape_controls(&r.ended)
-                )
-            }),
-            format!("{agree}/{}", st.masters.len()),
-        ]);
+        if let Some(s) = st.held() {
+            rows.push(row(st, s, *w));
+        }
     }
     let columns = if quorum_mode { 8 } else { 7 };
     let widths: Vec<usize> = (0..columns)
@@ -205,4 +160,66 @@ fn list_text(held: &[Status], waiters: &[Option<u64>], pattern: &str, quorum_mod
         text.push('\n');
     }
     text
+}
+
+/// One lock's row: `st`, held by `s` (with `--limit`, the holder whose
+/// lease ends first), with `waiters`.
+fn row(st: &Status, s: &Snapshot, waiters: Option<u64>) -> [String; 8] {
+    let agree = st
+        .masters
+        .iter()
+        .filter(|m| {
+            m.value
+                .as_ref()
+                .is_ok_and(|v| v.as_ref().is_some_and(|v| v.holder.token == s.holder.token))
+        })
+        .count();
+    // With `--limit`: every holder (the first few), the oldest since,
+    // the soonest lease end (`s`), the highest live fencing token.
+    let holders = if st.is_shared() {
+        st.holders()
+    } else {
+        Vec::new()
+    };
+    let who = match st.limit() {
+        _ if !st.is_shared() => s.holder.to_string(),
+        Some(n) => format!("{}/{n}: {}", holders.len(), some_holders(&holders)),
+        None => format!("{}: {}", holders.len(), some_holders(&holders)),
+    };
+    let since_ms = if holders.is_empty() {
+        s.holder.info.as_ref().map(|i| i.since_ms)
+    } else {
+        holders
+            .iter()
+            .filter_map(|h| h.holder.info.as_ref())
+            .map(|i| i.since_ms)
+            .min()
+    };
+    let fencing = holders
+        .iter()
+        .filter_map(|h| h.fencing_token)
+        .max()
+        .or(st.fencing().map(|(t, _)| t));
+    [
+        escape_controls(&st.key),
+        who,
+        since_ms.map_or("-".into(), |ms| {
+            humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+        }),
+        // Whole seconds: the table is read, not computed with.
+        format_ttl(
+            s.ttl_ms
+                .map(|ms| if ms >= 1000 { ms - ms % 1000 } else { ms }),
+        ),
+        fencing.map_or("-".into(), |t| t.to_string()),
+        waiters.map_or("?".into(), |n| n.to_string()),
+        st.last_runs().first().map_or("-".into(), |r| {
+            format!(
+                "{} {}",
+                escape_controls(&r.outcome),
+                escape_controls(&r.ended)
+            )
+        }),
+        format!("{agree}/{}", st.masters.len()),
+    ]
 }

@@ -10,14 +10,15 @@ use std::time::{Duration, UNIX_EPOCH};
 use serde_json::{Value, json};
 
 use crate::config::Place;
+use crate::display::{escape_controls, format_ttl, out};
 use crate::exit::{self, Failure, Reported};
-use crate::lock::{FenceKind, Forgot, Holder, Locker, RunEntry, Snapshot, Status, escape_controls};
+use crate::lock::{FenceKind, Forgot, Holder, Locker, RunEntry, Snapshot, Status};
 use crate::outcome::StatusEnd;
 
 /// One of `holders` in `status --json`: `holder`'s fields (null for a
 /// holder that is not a redlock-run), its lease left and fencing token.
 fn slot_json(s: &Snapshot) -> Value {
-    let mut v = match holder_json(&s.holder) {
+    let mut v = match holder_fields(&s.holder) {
         Value::Null => {
             json!({"host": null, "pid": null, "command": null, "label": null, "since": null})
         }
@@ -28,7 +29,9 @@ fn slot_json(s: &Snapshot) -> Value {
     v
 }
 
-fn holder_json(h: &Holder) -> Value {
+/// `holder` in `status --json`: who holds the lock (host, pid, command,
+/// label, since), or null for a holder that is not a redlock-run.
+fn holder_fields(h: &Holder) -> Value {
     match &h.info {
         Some(i) => json!({
             "host": i.host,
@@ -39,14 +42,6 @@ fn holder_json(h: &Holder) -> Value {
         }),
         None => Value::Null,
     }
-}
-
-/// Print to stdout; a failed write (a full disk, a closed pipe) loses the
-/// text, never the exit code: no panic.
-pub(crate) fn out(text: &str) {
-    use std::io::Write as _;
-    let mut o = std::io::stdout().lock();
-    let _ = o.write_all(text.as_bytes()).and_then(|()| o.flush());
 }
 
 fn since(ms: u64) -> String {
@@ -104,7 +99,7 @@ fn to_json(st: &Status, quorum_mode: bool) -> Value {
         "ttl_ms": held.and_then(|s| s.ttl_ms),
         "fencing_token": fencing.map(|(t, _)| t),
         "fencing_token_kind": fencing.map(|(_, k)| k.as_str()),
-        "holder": held.map_or(Value::Null, |s| holder_json(&s.holder)),
+        "holder": held.map_or(Value::Null, |s| holder_fields(&s.holder)),
         "limit": st.limit(),
         "holders": st
             .holders()
@@ -136,7 +131,7 @@ fn to_json(st: &Status, quorum_mode: bool) -> Value {
                     "held": snap.is_some(),
                     "ttl_ms": snap.as_ref().and_then(|s| s.ttl_ms),
                     "fencing_token": m.fencing_token,
-                    "holder": snap.as_ref().map_or(Value::Null, |s| holder_json(&s.holder)),
+                    "holder": snap.as_ref().map_or(Value::Null, |s| holder_fields(&s.holder)),
                 }),
                 Err(e) => json!({"url": m.name, "reachable": false, "error": e}),
             })
@@ -145,6 +140,8 @@ fn to_json(st: &Status, quorum_mode: bool) -> Value {
     v
 }
 
+/// `status`'s text: the lock's state, its last run, and in quorum mode
+/// what each master says.
 fn to_text(st: &Status, quorum_mode: bool) -> String {
     use std::fmt::Write;
     let mut out = String::new();
@@ -155,45 +152,8 @@ fn to_text(st: &Status, quorum_mode: bool) -> String {
         Some((t, _)) => t.to_string(),
     };
     match st.held() {
-        Some(_) if st.is_shared() => {
-            let holders = st.holders();
-            let count = holders.len();
-            let of = match st.limit() {
-                Some(n) if count as u64 >= n => format!("{count} of {n} (--limit {n}, full)"),
-                Some(n) => format!("{count} of {n} (--limit {n})"),
-                None => format!("{count} (--limit not stored)"),
-            };
-            let _ = writeln!(out, "{}: held by {of}", escape_controls(&st.key));
-            for s in &holders {
-                let _ = writeln!(out, "  holder:        {}", slot_line(s, &st.last_runs()));
-            }
-            let _ = writeln!(out, "  fencing token: {fence}");
-        }
-        Some(s) => {
-            let ended = match ended_run(&st.last_runs(), s) {
-                Some(r) => format!(
-                    ": command ended at {}, lock kept until {} (--min-hold)",
-                    escape_controls(&r.ended),
-                    kept_until(s.ttl_ms)
-                ),
-                None => String::new(),
-            };
-            let _ = writeln!(
-                out,
-                "{}: held by {}{ended}",
-                escape_controls(&st.key),
-                s.holder
-            );
-            if let Some(i) = &s.holder.info {
-                let _ = writeln!(out, "  since:         {}", since(i.since_ms));
-            }
-            let _ = writeln!(
-                out,
-                "  ttl:           {}",
-                crate::lock::format_ttl(s.ttl_ms)
-            );
-            let _ = writeln!(out, "  fencing token: {fence}");
-        }
+        Some(_) if st.is_shared() => shared_text(&mut out, st, &fence),
+        Some(s) => held_text(&mut out, st, s, &fence),
         None if st.never_used() => {
             let _ = writeln!(
                 out,
@@ -201,45 +161,92 @@ fn to_text(st: &Status, quorum_mode: bool) -> String {
                 escape_controls(&st.key)
             );
         }
-        None => {
-            let _ = writeln!(out, "{}: free", escape_controls(&st.key));
-            let note = match fencing {
-                Some((_, FenceKind::LastIssued)) => " (last issued)",
-                Some((_, FenceKind::QuorumBound)) => {
-                    " (reached on a quorum: every token issued so far is <= it, the next is higher)"
-                }
-                _ => "",
-            };
-            let _ = writeln!(out, "  fencing token: {fence}{note}");
-            if let Some(n) = st.limit().filter(|&n| n > 1) {
-                let _ = writeln!(out, "  limit:         {n}");
-            }
-        }
+        None => free_text(&mut out, st, fencing, &fence),
     }
     if let Some(r) = st.last_runs().first() {
         let _ = writeln!(out, "  last run:      {}", last_run_line(r));
     }
     if quorum_mode {
-        let _ = writeln!(
-            out,
-            "  masters (quorum {} of {}):",
-            st.quorum,
-            st.masters.len()
-        );
-        for m in &st.masters {
-            let line = match &m.value {
-                Ok(Some(s)) => format!(
-                    "held by {}, ttl {}",
-                    s.holder,
-                    crate::lock::format_ttl(s.ttl_ms)
-                ),
-                Ok(None) => "free".to_string(),
-                Err(e) => format!("unreachable: {e}"),
-            };
-            let _ = writeln!(out, "    {}  {line}", m.name);
-        }
+        masters_text(&mut out, st);
     }
     out
+}
+
+/// A `--limit` lock with holders: how many of how many, and each.
+fn shared_text(out: &mut String, st: &Status, fence: &str) {
+    use std::fmt::Write;
+    let holders = st.holders();
+    let count = holders.len();
+    let of = match st.limit() {
+        Some(n) if count as u64 >= n => format!("{count} of {n} (--limit {n}, full)"),
+        Some(n) => format!("{count} of {n} (--limit {n})"),
+        None => format!("{count} (--limit not stored)"),
+    };
+    let _ = writeln!(out, "{}: held by {of}", escape_controls(&st.key));
+    for s in &holders {
+        let _ = writeln!(out, "  holder:        {}", slot_line(s, &st.last_runs()));
+    }
+    let _ = writeln!(out, "  fencing token: {fence}");
+}
+
+/// A lock with one holder, `s`: who, since when, how long it has left.
+fn held_text(out: &mut String, st: &Status, s: &Snapshot, fence: &str) {
+    use std::fmt::Write;
+    let ended = match ended_run(&st.last_runs(), s) {
+        Some(r) => format!(
+            ": command ended at {}, lock kept until {} (--min-hold)",
+            escape_controls(&r.ended),
+            kept_until(s.ttl_ms)
+        ),
+        None => String::new(),
+    };
+    let _ = writeln!(
+        out,
+        "{}: held by {}{ended}",
+        escape_controls(&st.key),
+        s.holder
+    );
+    if let Some(i) = &s.holder.info {
+        let _ = writeln!(out, "  since:         {}", since(i.since_ms));
+    }
+    let _ = writeln!(out, "  ttl:           {}", format_ttl(s.ttl_ms));
+    let _ = writeln!(out, "  fencing token: {fence}");
+}
+
+/// A free lock: its fencing token, said what it is, and its limit.
+fn free_text(out: &mut String, st: &Status, fencing: Option<(u64, FenceKind)>, fence: &str) {
+    use std::fmt::Write;
+    let _ = writeln!(out, "{}: free", escape_controls(&st.key));
+    let note = match fencing {
+        Some((_, FenceKind::LastIssued)) => " (last issued)",
+        Some((_, FenceKind::QuorumBound)) => {
+            " (reached on a quorum: every token issued so far is <= it, the next is higher)"
+        }
+        _ => "",
+    };
+    let _ = writeln!(out, "  fencing token: {fence}{note}");
+    if let Some(n) = st.limit().filter(|&n| n > 1) {
+        let _ = writeln!(out, "  limit:         {n}");
+    }
+}
+
+/// Quorum mode: what each master says.
+fn masters_text(out: &mut String, st: &Status) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        out,
+        "  masters (quorum {} of {}):",
+        st.quorum,
+        st.masters.len()
+    );
+    for m in &st.masters {
+        let line = match &m.value {
+            Ok(Some(s)) => format!("held by {}, ttl {}", s.holder, format_ttl(s.ttl_ms)),
+            Ok(None) => "free".to_string(),
+            Err(e) => format!("unreachable: {e}"),
+        };
+        let _ = writeln!(out, "    {}  {line}", m.name);
+    }
 }
 
 /// The recorded run of a holder whose command already ended while it keeps
@@ -278,7 +285,7 @@ fn slot_line(s: &Snapshot, runs: &[RunEntry]) -> String {
             kept_until(s.ttl_ms)
         ));
     }
-    line.push_str(&format!(", ttl {}", crate::lock::format_ttl(s.ttl_ms)));
+    line.push_str(&format!(", ttl {}", format_ttl(s.ttl_ms)));
     match s.fencing_token {
         Some(t) => line.push_str(&format!(", fencing token {t}")),
         None => line.push_str(", fencing token unknown"),

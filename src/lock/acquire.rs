@@ -626,7 +626,7 @@ impl Votes<Result<i64, NodeError>> for Acks {
 /// Evidence of lost data seen while acquiring, as one error line that
 /// points at `doctor` (the lock was still acquired: the run goes on).
 fn report_notices(key: &str, notices: &[String]) {
-    let key = super::escape_controls(key);
+    let key = crate::display::escape_controls(key);
     for n in notices {
         if let Some(evicted) = n.strip_prefix("evicted:") {
             tracing::error!(

@@ -28,13 +28,14 @@ use std::time::Duration;
 
 use crate::clock::BootInstant;
 use crate::config::{Endpoint, Lease};
+use crate::display::escape_controls;
 pub use forget::Forgot;
 pub use keeper::{Keeper, LeaseState};
 pub use node::{Node, NodeError};
 pub use probe::Probe;
 pub use release::Count;
 pub use scan::Found;
-pub use status::{FenceKind, MasterState, Snapshot, Status, format_ttl};
+pub use status::{FenceKind, MasterState, Snapshot, Status};
 pub use wait::{WaitObserver, WaitOutcome, Waker};
 
 /// The Redis names that belong to one lock. The lock itself is exactly
@@ -218,36 +219,6 @@ impl std::fmt::Debug for LabelShown<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "\"{}\"", escape_controls(self.0))
     }
-}
-
-/// `s` with control characters (C0, DEL, C1), line and paragraph
-/// separators, bidirectional overrides and backslashes escaped the way
-/// Rust writes them (`\n`, `\x1b`, `\u{85}`, `\\`); every other
-/// character, non-ASCII letters included, as it is.
-pub fn escape_controls(s: &str) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\0'..='\x1f' | '\x7f' => {
-                let _ = write!(out, "\\x{:02x}", u32::from(c));
-            }
-            '\u{80}'..='\u{9f}'
-            | '\u{61c}'
-            | '\u{200e}'
-            | '\u{200f}'
-            | '\u{2028}'..='\u{202e}'
-            | '\u{2066}'..='\u{2069}' => {
-                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -474,12 +445,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn control_characters_are_escaped_letters_kept() {
-        assert_eq!(
-            escape_controls("a\nb\r\tc\u{1b}[2J\u{7}\u{7f}\u{85}\u{2028}\u{202e}d\\n"),
-            "a\\nb\\r\\tc\\x1b[2J\\x07\\x7f\\u{85}\\u{2028}\\u{202e}d\\\\n"
-        );
-        assert_eq!(escape_controls("café 東京 ünï"), "café 東京 ünï");
+    fn holders_are_shown_escaped_and_believed_only_for_their_token() {
         let h = Holder {
             info: Some(HolderInfo {
                 host: "h\nx".into(),

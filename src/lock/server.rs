@@ -92,7 +92,11 @@ pub fn supported() -> String {
 impl fmt::Display for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = if self.valkey { "Valkey" } else { "Redis" };
-        write!(f, "{name} {}", crate::lock::escape_controls(&self.version))
+        write!(
+            f,
+            "{name} {}",
+            crate::display::escape_controls(&self.version)
+        )
     }
 }
 

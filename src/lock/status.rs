@@ -5,7 +5,6 @@
 //! same round trip).
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use redis::Value;
 
@@ -377,12 +376,4 @@ fn own_fencing_token(description: &str) -> Option<u64> {
     serde_json::from_str::<Own>(description)
         .ok()
         .map(|o| o.fencing_token)
-}
-
-/// Human form of a remaining lease.
-pub fn format_ttl(ms: Option<u64>) -> String {
-    match ms {
-        Some(ms) => humantime::format_duration(Duration::from_millis(ms)).to_string(),
-        None => "no expiry".to_string(),
-    }
 }

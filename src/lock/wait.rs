@@ -91,7 +91,7 @@ impl std::fmt::Display for Refusal {
              release cannot wake this waiter; it re-checks the lock about every {:?} instead; \
              grant the channels with `ACL SETUSER {} &*` (or `allchannels`)",
             self.master,
-            super::escape_controls(&self.error),
+            crate::display::escape_controls(&self.error),
             POLL_PAUSE,
             self.user
         )

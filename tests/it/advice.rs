@@ -47,7 +47,7 @@ fn run_at(url: &str, args: &[String]) -> Output {
 
 fn assert_named(o: &Output, args: &[String], want: &str) {
     let (out, err) = (stdout(o), stderr(o));
-    assert_eq!(o.status.code(), Some(69), "{args:?}: {out}{err}");
+    assert_status(o, 69, &format!("{args:?}: {out}{err}"));
     let line = first_line(o);
     assert!(
         line.starts_with(&format!("redlock-run: error: {want}")),
@@ -83,7 +83,7 @@ fn a_missing_or_refused_password_is_named_in_every_mode() {
         (&wrong, "Redis refused the user name or password"),
     ] {
         let o = run_at(url, &["doctor".into(), "--key".into(), k.clone()]);
-        assert_eq!(o.status.code(), Some(69), "{}", stdout(&o));
+        assert_exit(&o, 69);
         let text = stdout(&o);
         let reachable = text
             .lines()
@@ -133,7 +133,7 @@ fn refused(args: &[&str]) -> String {
     let mut c = rr_urls(&["redis://127.0.0.1:1".into()]);
     let o = output_within(c.args(args), Duration::from_secs(10));
     let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+    assert_status(&o, 2, &format!("{args:?}: {err}"));
     assert_eq!(stdout(&o), "", "{args:?}");
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert!(lines.len() <= 4, "{args:?}: {err}");
@@ -217,17 +217,11 @@ fn a_ttl_too_short_names_what_was_given_in_milliseconds() {
         );
         assert!(!first.contains("--kill-after"), "--ttl {ttl}: {first}");
     }
-    let ok = output_within(
-        rr_urls(&["redis://127.0.0.1:1".into()])
-            .args(["--key", "k", "--ttl", "625ms", "--", "true"]),
-        Duration::from_secs(10),
-    );
-    assert_eq!(
-        ok.status.code(),
-        Some(69),
-        "625ms is accepted: {}",
-        stderr(&ok)
-    );
+    Rr::urls(&["redis://127.0.0.1:1".into()])
+        .args(["--key", "k", "--ttl", "625ms", "--", "true"])
+        .within(Duration::from_secs(10))
+        .status(69)
+        .run();
 
     let first = refused(&[
         "--key",

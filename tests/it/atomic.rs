@@ -263,18 +263,8 @@ fn a_foreign_sorted_set_at_the_key_is_left_intact_by_every_limit_script() {
 /// stays queued (it was not woken).
 #[test]
 fn without_channels_release_leave_and_force_release_complete() {
-    let server = RedisServer::start();
-    let _: () = server.query(&[
-        "ACL",
-        "SETUSER",
-        "job",
-        "on",
-        ">pw",
-        "~*",
-        "resetchannels",
-        "+@all",
-    ]);
-    let client = redis::Client::open(format!("redis://job:pw@127.0.0.1:{}", server.port)).unwrap();
+    let (server, url) = server_without_channels();
+    let client = redis::Client::open(url).unwrap();
     let mut job = client.get_connection().unwrap();
     let mut c = server.conn();
     for limit in [1, 3] {

@@ -77,9 +77,11 @@ fn bad_input_is_refused_with_2_before_any_connection() {
     let (listener, url) = trap();
     for (args, needle) in cases {
         let case = format!("{args:?}");
-        let o = output(rr_urls(std::slice::from_ref(&url)).args(*args));
-        assert_eq!(o.status.code(), Some(2), "{case}: {}", stderr(&o));
-        assert!(o.stdout.is_empty(), "{case}: stdout {:?}", stdout(&o));
+        let o = Rr::urls(std::slice::from_ref(&url))
+            .args(*args)
+            .status(2)
+            .stdout("")
+            .run();
         let err = stderr(&o);
         let first = err.lines().next().unwrap_or("");
         assert!(!first.trim().is_empty(), "{case}: empty first stderr line");
@@ -91,18 +93,16 @@ fn bad_input_is_refused_with_2_before_any_connection() {
     }
 
     // The same through the environment.
-    let o = output(
-        rr_urls(std::slice::from_ref(&url))
-            .env("REDLOCK_KEY", "")
-            .args(["--", "true"]),
-    );
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    let o = output(
-        rr_urls(std::slice::from_ref(&url))
-            .env("REDLOCK_TTL", "soon")
-            .args(["--key", "k", "--", "true"]),
-    );
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    Rr::urls(std::slice::from_ref(&url))
+        .env("REDLOCK_KEY", "")
+        .args(["--", "true"])
+        .status(2)
+        .run();
+    Rr::urls(std::slice::from_ref(&url))
+        .env("REDLOCK_TTL", "soon")
+        .args(["--key", "k", "--", "true"])
+        .status(2)
+        .run();
     assert_no_connection(&listener, "env");
 }
 
@@ -113,44 +113,51 @@ fn passwords_never_reach_stderr() {
     let url = format!("redis://:{SECRET}@127.0.0.1:{port}");
 
     // Unreachable, through the environment and through argv, at debug level.
-    let o = output(rr_urls(std::slice::from_ref(&url)).args(["-vvv", "--key", "k", "--", "true"]));
-    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    let o = Rr::urls(std::slice::from_ref(&url))
+        .args(["-vvv", "--key", "k", "--", "true"])
+        .status(69)
+        .run();
     assert!(!stderr(&o).is_empty());
     assert!(!stderr(&o).contains(SECRET), "{}", stderr(&o));
 
-    let o = output(rr_urls(&[]).args([
-        "--redis",
-        &url,
-        "--timeout",
-        "300ms",
-        "--key",
-        "k",
-        "--",
-        "true",
-    ]));
-    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
-    assert!(!stderr(&o).contains(SECRET), "{}", stderr(&o));
+    Rr::urls(&[])
+        .args([
+            "--redis",
+            &url,
+            "--timeout",
+            "300ms",
+            "--key",
+            "k",
+            "--",
+            "true",
+        ])
+        .status(69)
+        .stderr_lacks(SECRET)
+        .run();
 
-    let o = output(rr_urls(std::slice::from_ref(&url)).args(["status", "--key", "k"]));
-    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
-    assert!(!stderr(&o).contains(SECRET), "{}", stderr(&o));
-    assert!(!stdout(&o).contains(SECRET), "{}", stdout(&o));
+    Rr::urls(std::slice::from_ref(&url))
+        .args(["status", "--key", "k"])
+        .status(69)
+        .stderr_lacks(SECRET)
+        .stdout_lacks(SECRET)
+        .run();
 
     // Refused as bad input.
     for bad in [
         format!("redis://:{SECRET}@[bad"),
         format!("http://:{SECRET}@127.0.0.1:{port}"),
     ] {
-        let o = output(rr_urls(std::slice::from_ref(&bad)).args(["--key", "k", "--", "true"]));
-        assert_eq!(o.status.code(), Some(2), "{bad}: {}", stderr(&o));
-        assert!(!stderr(&o).contains(SECRET), "{}", stderr(&o));
+        Rr::urls(std::slice::from_ref(&bad))
+            .args(["--key", "k", "--", "true"])
+            .status(2)
+            .stderr_lacks(SECRET)
+            .run();
     }
 }
 
 #[test]
 fn help_documents_every_option_and_exit_code() {
-    let o = output(rr_urls(&[]).arg("--help"));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = Rr::urls(&[]).arg("--help").status(0).run();
     let help = stdout(&o);
     for opt in [
         "-k, --key",
@@ -194,8 +201,7 @@ fn help_documents_every_option_and_exit_code() {
         assert!(help.contains(var), "--help lacks {var}");
     }
 
-    let o = output(rr_urls(&[]).arg("--version"));
-    assert_eq!(o.status.code(), Some(0));
+    let o = Rr::urls(&[]).arg("--version").status(0).run();
     assert_eq!(
         stdout(&o).trim(),
         format!("redlock-run {}", env!("CARGO_PKG_VERSION"))
@@ -209,12 +215,15 @@ fn verbosity_flags_win_over_redlock_log() {
     let server = RedisServer::start();
     let k = key("log-level");
     let run = |env: Option<&str>, flags: &[&str]| {
-        let mut c = rr(&server);
+        let mut t = Rr::on(&server);
         if let Some(e) = env {
-            c.env("REDLOCK_LOG", e);
+            t = t.env("REDLOCK_LOG", e);
         }
-        let o = output(c.args(flags).args(["--key", &k, "--", "true"]));
-        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let o = t
+            .args(flags)
+            .args(["--key", &k, "--", "true"])
+            .status(0)
+            .run();
         stderr(&o)
     };
     // Default for run mode: errors only, so a clean run prints nothing.
@@ -229,13 +238,12 @@ fn verbosity_flags_win_over_redlock_log() {
         "{v}"
     );
     // A bad REDLOCK_LOG is still a usage error when it is used...
-    let mut c = rr(&server);
-    let o = output(
-        c.env("REDLOCK_LOG", "no=such=level")
-            .args(["--key", &k, "--", "true"]),
-    );
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(!server.exists(&k));
+    Rr::on(&server)
+        .env("REDLOCK_LOG", "no=such=level")
+        .args(["--key", &k, "--", "true"])
+        .status(2)
+        .key_absent(&k)
+        .run();
 }
 
 /// A usage error names the problem on its first line, then shows the
@@ -303,8 +311,10 @@ fn a_usage_error_shows_only_the_synopsis_of_its_mode() {
     let (listener, url) = trap();
     for (args, needle, synopsis) in cases {
         let case = format!("{args:?}");
-        let o = output(rr_urls(std::slice::from_ref(&url)).args(*args));
-        assert_eq!(o.status.code(), Some(2), "{case}: {}", stderr(&o));
+        let o = Rr::urls(std::slice::from_ref(&url))
+            .args(*args)
+            .status(2)
+            .run();
         let err = stderr(&o);
         let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
         assert!(
@@ -448,15 +458,14 @@ fn arguments_reach_the_command_byte_for_byte() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let args: [&[u8]; 5] = [b"caf\xe9 \xff", b"", b"a  b", b"--", b"-k"];
-    let o = output(
-        rr(&server)
-            .args(["--key", &key("argv"), "--", "sh", "-c"])
-            .arg(r#"printf '%s\0' "$@" > args"#)
-            .arg("sh")
-            .args(args.map(OsStr::from_bytes))
-            .current_dir(dir.path()),
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    Rr::on(&server)
+        .args(["--key", &key("argv"), "--", "sh", "-c"])
+        .arg(r#"printf '%s\0' "$@" > args"#)
+        .arg("sh")
+        .args(args.map(OsStr::from_bytes))
+        .current_dir(dir.path())
+        .status(0)
+        .run();
     let seen = std::fs::read(dir.path().join("args")).unwrap();
     let want: Vec<u8> = args.iter().flat_map(|a| [*a, b"\0"].concat()).collect();
     assert_eq!(seen, want);

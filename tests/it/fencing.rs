@@ -12,13 +12,12 @@ use crate::support::*;
 /// One run under `k` with `extra` options: the fencing token its command
 /// saw.
 fn token_of_a_run(urls: &[String], k: &str, extra: &[&str]) -> u64 {
-    let o = output(rr_urls(urls).args(["--key", k]).args(extra).args([
-        "--",
-        "sh",
-        "-c",
-        "echo $REDLOCK_FENCING_TOKEN",
-    ]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = Rr::urls(urls)
+        .args(["--key", k])
+        .args(extra)
+        .args(["--", "sh", "-c", "echo $REDLOCK_FENCING_TOKEN"])
+        .status(0)
+        .run();
     stdout(&o)
         .trim()
         .parse()
@@ -76,9 +75,12 @@ fn a_limit_mismatch_on_any_master_refuses_a_quorum_attempt_and_undoes_its_grants
     let (holder, env) = Holder::start(&masters[2], &k, dir.path(), &["--limit", "2"]);
     for attempt in 0..5 {
         let ran = dir.path().join(format!("ran-{attempt}"));
-        let o = output(rr_urls(&urls).args(["--key", &k, "--", "touch"]).arg(&ran));
-        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-        assert!(stderr(&o).contains("--limit 2"), "{}", stderr(&o));
+        Rr::urls(&urls)
+            .args(["--key", &k, "--", "touch"])
+            .arg(&ran)
+            .status(2)
+            .stderr_has("--limit 2")
+            .run();
         assert!(!ran.exists(), "the command ran beside a --limit holder");
         for m in &masters[..2] {
             assert!(!m.exists(&k), "the attempt's grant was left on {}", m.url());
@@ -91,5 +93,5 @@ fn a_limit_mismatch_on_any_master_refuses_a_quorum_attempt_and_undoes_its_grants
         "the --limit holder lost its slot"
     );
     let o = holder.finish();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
 }

@@ -22,7 +22,7 @@ fn two_urls_warn_that_one_server_down_stops_every_run() {
             .current_dir(dir.path()),
     );
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(69), "stderr:\n{err}");
+    assert_status(&out, 69, &format!("stderr:\n{err}"));
     assert!(!dir.path().join("ran").exists(), "the command ran");
     let warning = err
         .lines()
@@ -55,7 +55,7 @@ fn help_ends_with_examples_and_h_fits_one_screen() {
             let mut c = rr_urls(&[]);
             c.env("COLUMNS", "100").args(mode).arg(flag);
             let o = output(&mut c);
-            assert_eq!(o.status.code(), Some(0), "{mode:?} {flag}: {}", stderr(&o));
+            assert_status(&o, 0, &format!("{mode:?} {flag}"));
             stdout(&o)
         };
         let (short, long) = (help("-h"), help("--help"));

@@ -6,14 +6,7 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-
 use crate::support::*;
-
-fn status_json(server: &RedisServer, k: &str) -> Value {
-    let o = output(rr(server).args(["status", "--key", k, "--json"]));
-    serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}: {o:?}"))
-}
 
 fn run(server: &RedisServer, k: &str, extra: &[&str], script: &str) -> std::process::Output {
     output(
@@ -29,13 +22,13 @@ pub(crate) fn ok_failed_and_signalled_runs_are_recorded_newest_first() {
     let server = RedisServer::start();
     let k = key("history-outcomes");
     let o = run(&server, &k, &["--label", "nightly"], "exit 0");
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     let o = run(&server, &k, &[], "exit 3");
-    assert_eq!(o.status.code(), Some(3));
+    assert_exit(&o, 3);
     let o = run(&server, &k, &[], "kill -TERM $$");
-    assert_eq!(o.status.code(), Some(128 + 15));
+    assert_exit(&o, 128 + 15);
 
-    let v = status_json(&server, &k);
+    let (_, v) = status_json(&server, &k);
     let runs = v["last_runs"].as_array().expect("last_runs");
     assert_eq!(runs.len(), 3, "{v}");
     let got: Vec<(&str, i64, u64)> = runs
@@ -79,8 +72,10 @@ pub(crate) fn ok_failed_and_signalled_runs_are_recorded_newest_first() {
     let ended = humantime::parse_rfc3339(first["ended"].as_str().unwrap()).unwrap();
     assert!(ended >= started, "{first}");
 
-    let o = output(rr(&server).args(["status", "--key", &k]));
-    assert_eq!(o.status.code(), Some(1), "free");
+    let o = Rr::on(&server)
+        .args(["status", "--key", &k])
+        .status(1)
+        .run();
     let text = stdout(&o);
     let last = text
         .lines()
@@ -103,8 +98,8 @@ fn a_lost_run_is_recorded_as_lost() {
     let (h, _) = Holder::start(&server, &k, dir.path(), &["--ttl", "1s"]);
     let _: () = server.query(&["DEL", &k]);
     let o = h.wait();
-    assert_eq!(o.status.code(), Some(70), "{}", stderr(&o));
-    let v = status_json(&server, &k);
+    assert_exit(&o, 70);
+    let (_, v) = status_json(&server, &k);
     let r = &v["last_runs"][0];
     assert_eq!(r["outcome"], "lost", "{v}");
     assert_eq!(r["exit_code"], 70, "{v}");
@@ -123,12 +118,12 @@ fn the_history_keeps_the_last_twenty_runs() {
     let mut issued: Vec<u64> = Vec::new();
     for _ in 0..23 {
         let o = run(&server, &k, &[], "true");
-        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert_exit(&o, 0);
         issued.push(server.get(&fence_key(&k)).unwrap().parse().unwrap());
     }
     let len: i64 = server.query(&["LLEN", &history_key(&k)]);
     assert_eq!(len, 20);
-    let v = status_json(&server, &k);
+    let (_, v) = status_json(&server, &k);
     let tokens: Vec<u64> = v["last_runs"]
         .as_array()
         .unwrap()
@@ -149,7 +144,7 @@ fn recording_never_fails_a_run() {
     let k = key("history-broken");
     let _: () = server.query(&["SET", &history_key(&k), "not a list"]);
     let o = run(&server, &k, &["-v"], "exit 0");
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     assert!(!server.exists(&k), "lock left behind");
     assert!(!stderr(&o).contains("could not release"), "{}", stderr(&o));
 }
@@ -161,9 +156,9 @@ fn a_run_under_min_hold_is_recorded_when_the_command_ends() {
     let server = RedisServer::start();
     let k = key("history-min-hold");
     let o = run(&server, &k, &["--min-hold", "1h"], "exit 0");
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     assert!(server.exists(&k), "held for --min-hold");
-    let v = status_json(&server, &k);
+    let (_, v) = status_json(&server, &k);
     assert_eq!(v["last_runs"][0]["outcome"], "ok", "{v}");
 }
 
@@ -187,7 +182,7 @@ fn schedule_records_the_tick() {
     });
     send_signal(child.id(), nix::sys::signal::Signal::SIGTERM);
     let _ = child.wait();
-    let v = status_json(&server, &k);
+    let (_, v) = status_json(&server, &k);
     let runs = v["last_runs"].as_array().unwrap();
     let last = runs.last().unwrap();
     assert_eq!(last["tick"], tick.as_str(), "{v}");
@@ -240,7 +235,7 @@ fn the_readmes_status_jq_recipe_answers_from_real_runs() {
     };
     let k = key("readme-jq");
     let o = run(&server, &k, &["--label", "nightly"], "exit 0");
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     let o = recipe(&k);
     let out = stdout(&o);
     let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
@@ -250,15 +245,15 @@ fn the_readmes_status_jq_recipe_answers_from_real_runs() {
         "{out}\n{}",
         stderr(&o)
     );
-    assert_eq!(o.status.code(), Some(0), "the check after an ok run: {out}");
+    assert_status(&o, 0, &format!("the check after an ok run: {out}"));
 
     let o = run(&server, &k, &[], "exit 4");
-    assert_eq!(o.status.code(), Some(4));
+    assert_exit(&o, 4);
     let o = recipe(&k);
     assert!(
         stdout(&o).contains(&format!(" {host} failed exit 4")),
         "{}",
         stdout(&o)
     );
-    assert_eq!(o.status.code(), Some(1), "the check after a failed run");
+    assert_status(&o, 1, "the check after a failed run");
 }

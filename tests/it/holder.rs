@@ -32,7 +32,7 @@ fn stored_description(server: &RedisServer, opts: &[&str], shell: bool, dir: &Pa
         cmd.args(["--", "sh", "-c", &read, "--token=SECRET123"]);
     }
     let o = output(cmd.stdin(Stdio::null()));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     let text = std::fs::read_to_string(&out).unwrap();
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text:?}"))
 }

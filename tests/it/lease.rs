@@ -1,7 +1,9 @@
 //! The lease: kept alive while the command runs, and when it cannot be
 //! (key deleted or overwritten, Redis frozen, partitioned or restarted
 //! empty) the command is stopped before the lease can run out in Redis,
-//! so that no two commands ever run under one key at the same time.
+//! so that no two commands ever run under one key at the same time. A
+//! key found gone or taken at release is 70 even after the command
+//! exited 0; wall-clock steps do not move the lease (CLOCK_BOOTTIME).
 //!
 //! Faults are real: SIGSTOP/SIGCONT of `redis-server`, a kill and restart,
 //! or the fault proxy between redlock-run and Redis. Sleeps in here are
@@ -56,7 +58,7 @@ fn short_ttl_is_kept_alive_over_a_longer_command() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let out = wait_output(child, DONE);
-    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", stderr(&out));
+    assert_exit(&out, 0);
     assert!(!server.exists(&key));
 }
 
@@ -75,7 +77,7 @@ fn lease_lost_by_del_stops_the_command() {
         .unwrap();
     let out = wait_output(child, DONE);
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(LOST.into()), "stderr:\n{err}");
+    assert_status(&out, LOST, &format!("stderr:\n{err}"));
     assert!(!alive(pid), "the command outlived the lock");
     assert!(
         err.contains("lost"),
@@ -96,7 +98,7 @@ fn lease_lost_by_overwrite_stops_the_command_and_leaves_the_new_holder() {
     set(&server, &key, "other");
     let out = wait_output(child, DONE);
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(LOST.into()), "stderr:\n{err}");
+    assert_status(&out, LOST, &format!("stderr:\n{err}"));
     assert!(!alive(pid), "the command outlived the lock");
     assert!(
         err.contains("lost"),
@@ -130,12 +132,7 @@ fn redis_paused_shorter_than_the_lease_does_not_disturb_the_run() {
     server.resume();
     assert_eq!(server.get(&key).as_deref(), Some(token.as_str()));
     let out = wait_output(child, DONE);
-    assert_eq!(
-        out.status.code(),
-        Some(7),
-        "the command's own status; stderr:\n{}",
-        stderr(&out)
-    );
+    assert_status(&out, 7, "the command's own status");
     assert!(!server.exists(&key));
 }
 
@@ -167,12 +164,7 @@ fn redis_paused_longer_than_the_lease_kills_the_command_before_it_expires() {
     let dead = wait_gone(pid, Duration::from_secs(5));
     let out = wait_output(child, DONE);
     server.resume();
-    assert_eq!(
-        out.status.code(),
-        Some(LOST.into()),
-        "stderr:\n{}",
-        stderr(&out)
-    );
+    assert_exit(&out, LOST);
     // The promise: dead before the lease could expire in Redis. The tool
     // aims at KILL_MARGIN (100 ms) before its own, earlier, deadline.
     eprintln!(
@@ -235,12 +227,7 @@ fn blackholed_connection_stops_the_command_before_a_contender_can_start() {
     .start();
     let dead = wait_gone(pid, Duration::from_secs(5));
     let out = wait_output(first, DONE);
-    assert_eq!(
-        out.status.code(),
-        Some(LOST.into()),
-        "stderr:\n{}",
-        stderr(&out)
-    );
+    assert_exit(&out, LOST);
     eprintln!(
         "partition: the command died {:?} before the lease's expiry in Redis (lower bound)",
         expires.saturating_duration_since(dead)
@@ -251,23 +238,17 @@ fn blackholed_connection_stops_the_command_before_a_contender_can_start() {
         dead.duration_since(expires)
     );
     let out = wait_output(contender, DONE);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "the contender should get the lock once the lease expired; stderr:\n{}",
-        stderr(&out)
+    assert_status(
+        &out,
+        0,
+        "the contender should get the lock once the lease expired",
     );
     let seen = std::fs::read_to_string(dir.path().join("seen")).unwrap();
-    let overlap = seen.trim() != "gone" && proc_state(&seen) != Some('Z');
+    let overlap = seen.trim() != "gone" && stat_state(&seen) != Some('Z');
     assert!(
         !overlap,
         "the contender started while the first command still ran: {seen:?}"
     );
-}
-
-/// The state letter of a `/proc/PID/stat` line.
-fn proc_state(stat: &str) -> Option<char> {
-    stat.rsplit(')').next()?.trim_start().chars().next()
 }
 
 #[test]
@@ -282,7 +263,7 @@ fn redis_restarted_empty_mid_run_stops_the_command() {
     server.restart();
     let out = wait_output(child, DONE);
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(LOST.into()), "stderr:\n{err}");
+    assert_status(&out, LOST, &format!("stderr:\n{err}"));
     assert!(!alive(pid), "the command outlived the lock");
     assert!(
         err.contains("lost"),
@@ -315,7 +296,7 @@ fn redis_unreachable_briefly_is_survived() {
     proxy.set_mode(Mode::Pass);
     assert_eq!(server.get(&key).as_deref(), Some(token.as_str()));
     let out = wait_output(child, DONE);
-    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", stderr(&out));
+    assert_exit(&out, 0);
     assert!(
         proxy.accepted() > accepted,
         "redlock-run never reconnected: the outage was not exercised"
@@ -390,4 +371,136 @@ fn proxy_passes_holds_delays_and_resets() {
     proxy.set_mode(Mode::Pass);
     assert_eq!(ping(&mut connect(), long).unwrap(), pong);
     assert_eq!(proxy.accepted(), 4);
+}
+
+/// "70 ... when at release the key was found gone or taken, even if the
+/// command had exited on its own": the command removes (or replaces) the
+/// lock itself and exits 0 before any renewal (--ttl 30s: the first one is
+/// 10 s away); the release finds it so and the run exits 70.
+#[test]
+fn a_key_gone_or_taken_at_release_is_70_after_a_command_that_exited_0() {
+    let server = RedisServer::start();
+    for (what, redis_cmd) in [
+        ("gone", "DEL \"$REDLOCK_KEY\""),
+        ("taken", "SET \"$REDLOCK_KEY\" someone-else"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let k = key("gone-at-release");
+        let script = format!(
+            "redis-cli -p {} {redis_cmd} > /dev/null && echo done > done; exit 0",
+            server.port
+        );
+        let t = Instant::now();
+        let out = output_within(
+            rr(&server)
+                .args(["--key", &k, "--ttl", "30s", "--"])
+                .args(["sh", "-c", &script])
+                .current_dir(dir.path()),
+            Duration::from_secs(30),
+        );
+        assert!(
+            dir.path().join("done").exists(),
+            "{what}: the command did not change the key: {}",
+            stderr(&out)
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{what}: a renewal may have seen it first"
+        );
+        assert_status(&out, 70, what);
+        if what == "taken" {
+            assert_eq!(
+                server.get(&k).as_deref(),
+                Some("someone-else"),
+                "the release deleted another holder's lock"
+            );
+        }
+    }
+}
+
+/// An LD_PRELOAD shim that steps CLOCK_REALTIME (and only it) by the
+/// number of seconds in the file named by `WALLSTEP_FILE`, re-read on
+/// every call: an NTP step or a manual `date`, for one process tree.
+/// (libfaketime cannot stand in: it also rewrites the absolute deadlines
+/// given to timerfd_settime, whatever the timer's clock, so a CLOCK_BOOTTIME
+/// timer fires an hour early under "+1h"; checked with a 10-line program.)
+pub(crate) const WALLSTEP_C: &str = r#"
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+static long offset(void) {
+    const char *path = getenv("WALLSTEP_FILE");
+    char buf[32] = {0};
+    int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    return n > 0 ? strtol(buf, NULL, 10) : 0;
+}
+
+int clock_gettime(clockid_t clk, struct timespec *ts) {
+    static int (*real)(clockid_t, struct timespec *);
+    if (!real) real = (int (*)(clockid_t, struct timespec *))dlsym(RTLD_NEXT, "clock_gettime");
+    int r = real(clk, ts);
+    if (r == 0 && (clk == CLOCK_REALTIME || clk == CLOCK_REALTIME_COARSE)) ts->tv_sec += offset();
+    return r;
+}
+"#;
+
+/// "Locally, leases are measured on CLOCK_BOOTTIME, which wall clock
+/// changes (NTP steps, manual `date`) do not affect": redlock-run's wall
+/// clock (the shim above) jumps an hour ahead, then two hours back, while
+/// its command runs over several lease terms (--ttl 1s). The lease must be
+/// kept (exit 0, the command runs to its end); its JSON log's wall-clock
+/// stamps show that both steps reached it. (A suspend, the other half of
+/// that sentence, cannot be made in a test.)
+#[test]
+fn wall_clock_steps_do_not_move_the_lease() {
+    let shim = compile_c("wallstep", WALLSTEP_C, &["-shared", "-fPIC", "-ldl"]);
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("clock-step");
+    let step = dir.path().join("step");
+    std::fs::write(&step, "0\n").unwrap();
+    let child = spawn_piped(
+        rr(&server)
+            .env("REDLOCK_LOG", "debug")
+            .env("LD_PRELOAD", &shim)
+            .env("WALLSTEP_FILE", &step)
+            .args(["--log-format", "json", "--key", &k, "--ttl", "1s", "--"])
+            .args(["sh", "-c", "echo $$ > pid; sleep 3; echo done > done"])
+            .current_dir(dir.path()),
+    );
+    let pid = read_pid(&dir.path().join("pid"));
+    // Into the first term, then an hour ahead (a wall-clock deadline would
+    // have passed long ago), then, a few renewals later, an hour behind.
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(&step, "3600\n").unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    std::fs::write(&step, "-3600\n").unwrap();
+    let out = wait_output(child, Duration::from_secs(30));
+    let err = stderr(&out);
+    wait_gone(pid, Duration::from_secs(5));
+    assert_status(&out, 0, &format!("stderr:\n{err}"));
+    assert!(dir.path().join("done").exists(), "the command was stopped");
+    let now = std::time::SystemTime::now();
+    let offsets: Vec<i64> = err
+        .lines()
+        .filter_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            let t = humantime::parse_rfc3339(v["timestamp"].as_str()?).ok()?;
+            Some(match t.duration_since(now) {
+                Ok(d) => d.as_secs() as i64,
+                Err(e) => -(e.duration().as_secs() as i64),
+            })
+        })
+        .collect();
+    assert!(
+        offsets.iter().any(|&o| o > 50 * 60) && offsets.iter().any(|&o| o < -50 * 60),
+        "the steps did not both reach redlock-run (log stamps {offsets:?} s from now):\n{err}"
+    );
 }

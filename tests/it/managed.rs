@@ -74,9 +74,9 @@ fn everything_works(url: &str, kind: ServerKind) {
     assert_eq!(code, 0, "{kind}: {err}");
     assert!(out.contains(&k), "{kind}: {out}");
     let out = holder.finish();
-    assert_eq!(out.status.code(), Some(0), "{kind}: {}", stderr(&out));
+    assert_status(&out, 0, &kind.to_string());
     let o = wait_output(waiter, Duration::from_secs(20));
-    assert_eq!(o.status.code(), Some(0), "{kind}: {}", stderr(&o));
+    assert_status(&o, 0, &kind.to_string());
     let (code, _, err) = run(
         url,
         &["--key", &key("managed-limit"), "--limit", "2", "--", "true"],
@@ -166,7 +166,7 @@ fn without_wait_wait_replicas_is_refused_before_the_command_runs() {
             Duration::from_secs(20),
         );
         let err = stderr(&o);
-        assert_eq!(o.status.code(), Some(69), "{kind}: {err}");
+        assert_status(&o, 69, &format!("{kind}: {err}"));
         let first = err.lines().next().unwrap_or_default();
         assert!(
             first.contains("WAIT") && first.contains("--wait-replicas") && first.contains("+wait"),

@@ -35,23 +35,23 @@ scenario!(env_and_fencing => crate::run::child_env_matches_the_lock_in_redis_and
 // Waiting and hand-over.
 scenario!(wait_then_run => crate::run::timeout_waits_for_the_holder_then_runs);
 scenario!(contenders => crate::run::contenders_never_overlap);
-scenario!(woken_waiter => crate::admin::release_force_wakes_a_waiter);
+scenario!(woken_waiter => crate::admin::release::release_force_wakes_a_waiter);
 // --limit.
 // (Not `at_most_n_sections_overlap_and_tokens_follow_real_time`: under
 // the load of two contention tests at once, a command may start more than
 // 50 ms after its grant, after a later-granted section ended, which its
 // token-order check takes for a fault.)
-scenario!(limit_renewals => crate::limit::each_holder_renews_its_own_lease_and_a_lost_slot_stops_its_command);
-scenario!(limit_mismatch => crate::limit::instances_that_disagree_on_n_are_refused_from_what_redis_stores);
-scenario!(limit_wait => crate::limit::a_wait_for_a_full_key_times_out_with_75_and_leaves_the_queue);
+scenario!(limit_renewals => crate::limit::hold::each_holder_renews_its_own_lease_and_a_lost_slot_stops_its_command);
+scenario!(limit_mismatch => crate::limit::hold::instances_that_disagree_on_n_are_refused_from_what_redis_stores);
+scenario!(limit_wait => crate::limit::hold::a_wait_for_a_full_key_times_out_with_75_and_leaves_the_queue);
 // schedule, two instances.
 scenario!(schedule_two => crate::schedule::runs_never_overlap_and_busy_ticks_are_logged_as_skipped);
 // Quorum over three masters.
 scenario!(quorum => crate::quorum::three_masters_run_with_one_down_and_refuse_with_two_down);
 scenario!(quorum_status => crate::quorum::status_shows_each_master_and_release_clears_all);
 // status, list, history.
-scenario!(status => crate::admin::status_shows_holder_ttl_and_fencing_token);
-scenario!(list => crate::glance::list_finds_exactly_the_locks_among_thousands_of_keys);
+scenario!(status => crate::admin::status::status_shows_holder_ttl_and_fencing_token);
+scenario!(list => crate::list::list_finds_exactly_the_locks_among_thousands_of_keys);
 scenario!(history => crate::history::ok_failed_and_signalled_runs_are_recorded_newest_first);
 // doctor.
 scenario!(doctor => crate::doctor::a_healthy_server_passes_every_check_one_line_each);

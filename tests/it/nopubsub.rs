@@ -13,25 +13,6 @@ use serde_json::Value;
 
 use crate::support::*;
 
-/// A server with the user `job` (password `pw`) that has every command
-/// and key but no channel (`resetchannels`, explicit: Redis 6.2's default
-/// is `allchannels`), and that user's URL.
-fn server_without_channels() -> (RedisServer, String) {
-    let server = RedisServer::start();
-    let _: () = server.query(&[
-        "ACL",
-        "SETUSER",
-        "job",
-        "on",
-        ">pw",
-        "~*",
-        "resetchannels",
-        "+@all",
-    ]);
-    let url = format!("redis://job:pw@127.0.0.1:{}", server.port);
-    (server, url)
-}
-
 /// The commands clients send to `server` during `window` (seen with
 /// `MONITOR`; the commands scripts run inside are not counted), and the
 /// lines themselves.
@@ -77,7 +58,7 @@ fn without_channels_a_waiter_polls_and_gets_the_lock_within_a_second_of_its_rele
             .args(["--key", &k, "--timeout", "40s", "--", "sh", "-c"])
             .arg(format!("echo got > {}", started.display())),
     );
-    let queue = format!("{{{k}}}:redlock-run:waiters");
+    let queue = waiters_key(&k);
     wait_until("the waiter to queue", Duration::from_secs(10), || {
         server.query::<i64>(&["ZCARD", &queue]) == 1
     });
@@ -98,8 +79,8 @@ fn without_channels_a_waiter_polls_and_gets_the_lock_within_a_second_of_its_rele
     let after = released.elapsed();
     let w = wait_output(waiter, Duration::from_secs(10));
     let (h_err, w_err) = (stderr(&h), stderr(&w));
-    assert_eq!(h.status.code(), Some(0), "{h_err}");
-    assert_eq!(w.status.code(), Some(0), "{w_err}");
+    assert_status(&h, 0, &h_err.to_string());
+    assert_status(&w, 0, &w_err.to_string());
     assert!(
         after < Duration::from_secs(1),
         "the waiter started {after:?} after the release"
@@ -141,8 +122,8 @@ fn with_channels_granted_the_waiter_is_woken_and_does_not_warn() {
         server.subscribers(&channel) == 1
     });
     let h = holder.finish();
-    assert_eq!(h.status.code(), Some(0), "{}", stderr(&h));
+    assert_exit(&h, 0);
     let w = wait_output(waiter, Duration::from_secs(10));
-    assert_eq!(w.status.code(), Some(0), "{}", stderr(&w));
+    assert_exit(&w, 0);
     assert!(!stderr(&w).contains("ACL SETUSER"), "{}", stderr(&w));
 }

@@ -24,7 +24,7 @@ fn the_glibc_floor_check_names_a_newer_symbol() {
             .args(["--symbols-only", "--glibc", "2.17"])
             .arg(&prog),
     );
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_exit(&o, 1);
     let err = stderr(&o);
     assert!(
         err.starts_with(&format!(
@@ -51,7 +51,7 @@ fn the_glibc_floor_check_names_a_newer_symbol() {
             .args(["--symbols-only", "--glibc", host])
             .arg(&prog),
     );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     assert!(
         stdout(&o).starts_with("ok: newest glibc symbol version needed: GLIBC_"),
         "{}",

@@ -14,9 +14,7 @@ use std::path::Path;
 use std::process::{Child, ChildStdin, Output, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use serde_json::Value;
+use std::time::{Duration, Instant};
 
 use redlock_run::exit::{CONFLICT, LOST, UNAVAILABLE};
 
@@ -37,23 +35,6 @@ fn urls(servers: &[RedisServer]) -> Vec<String> {
 /// masters at `urls`: the lease every test here uses.
 fn sh<'a>(urls: &'a [String], key: &'a str, dir: &'a Path, script: &'a str) -> Sh<'a> {
     Sh::new(urls, key, dir, script).opts(&["--ttl", "2s"])
-}
-
-/// `redlock-run status --key KEY --json` over `urls`: (exit code, JSON).
-fn status_json(urls: &[String], key: &str) -> (i32, Value) {
-    let o = output(rr_urls(urls).args(["status", "--key", key, "--json"]));
-    let code = o.status.code().expect("status exited");
-    let v = serde_json::from_str(stdout(&o).trim())
-        .unwrap_or_else(|e| panic!("status --json: {e}: {:?} {}", stdout(&o), stderr(&o)));
-    (code, v)
-}
-
-/// Nanoseconds since the epoch, as `date +%s%N` prints them.
-fn now_ns() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
 }
 
 /// A server SIGSTOPped until this guard is dropped, so that a failing
@@ -96,15 +77,6 @@ impl Drop for Bg {
     }
 }
 
-fn assert_code(out: &Output, code: impl Into<i32>, what: &str) {
-    assert_eq!(
-        out.status.code(),
-        Some(code.into()),
-        "{what}; stderr:\n{}",
-        stderr(out)
-    );
-}
-
 #[test]
 pub(crate) fn three_masters_run_with_one_down_and_refuse_with_two_down() {
     let mut m = start_masters(3);
@@ -113,8 +85,11 @@ pub(crate) fn three_masters_run_with_one_down_and_refuse_with_two_down() {
     let key = key("q3-down");
 
     m[2].kill();
-    let out = sh(&urls, &key, dir.path(), "echo ran > one-down").output();
-    assert_code(&out, 0, "2 of 3 masters are a quorum");
+    sh(&urls, &key, dir.path(), "echo ran > one-down")
+        .test()
+        .note("2 of 3 masters are a quorum")
+        .status(0)
+        .run();
     assert!(
         dir.path().join("one-down").exists(),
         "the command did not run"
@@ -122,8 +97,11 @@ pub(crate) fn three_masters_run_with_one_down_and_refuse_with_two_down() {
     assert!(!m[0].exists(&key) && !m[1].exists(&key), "not released");
 
     m[1].kill();
-    let out = sh(&urls, &key, dir.path(), "echo ran > two-down").output();
-    assert_code(&out, UNAVAILABLE, "1 of 3 masters is no quorum");
+    sh(&urls, &key, dir.path(), "echo ran > two-down")
+        .test()
+        .note("1 of 3 masters is no quorum")
+        .status(UNAVAILABLE)
+        .run();
     assert!(
         !dir.path().join("two-down").exists(),
         "the command ran without a quorum"
@@ -140,16 +118,22 @@ fn five_masters_run_with_two_stopped_and_refuse_with_three_stopped() {
 
     let p3 = Paused::new(&m[3]);
     let p4 = Paused::new(&m[4]);
-    let out = sh(&urls, &key, dir.path(), "echo ran > two").output();
-    assert_code(&out, 0, "3 of 5 masters are a quorum");
+    sh(&urls, &key, dir.path(), "echo ran > two")
+        .test()
+        .note("3 of 5 masters are a quorum")
+        .status(0)
+        .run();
     assert!(dir.path().join("two").exists(), "the command did not run");
     for s in &m[..3] {
         assert!(!s.exists(&key), "not released on :{}", s.port);
     }
 
     let p2 = Paused::new(&m[2]);
-    let out = sh(&urls, &key, dir.path(), "echo ran > three").output();
-    assert_code(&out, UNAVAILABLE, "2 of 5 masters are no quorum");
+    sh(&urls, &key, dir.path(), "echo ran > three")
+        .test()
+        .note("2 of 5 masters are no quorum")
+        .status(UNAVAILABLE)
+        .run();
     assert!(
         !dir.path().join("three").exists(),
         "the command ran without a quorum"
@@ -188,7 +172,7 @@ fn one_master_stopped_during_a_run_does_not_disturb_it() {
     }
     let out = run.wait();
     let took = started.elapsed();
-    assert_code(&out, 0, "a frozen minority must not stop the command");
+    assert_status(&out, 0, "a frozen minority must not stop the command");
     assert!(took >= Duration::from_secs(3), "ended after {took:?}");
     drop(paused);
     for s in &m {
@@ -250,7 +234,7 @@ fn majority_partitioned_mid_run_stops_the_command_before_the_lease_expires() {
     let dead = wait_gone(pid, Duration::from_secs(5));
     let dead_ns = now_ns();
     let out = first.wait();
-    assert_code(&out, LOST, "the lock was lost");
+    assert_status(&out, LOST, "the lock was lost");
     let after = dead.duration_since(cut);
     eprintln!(
         "partition: command died {after:?} after the cut ({:?} after ready)",
@@ -267,14 +251,14 @@ fn majority_partitioned_mid_run_stops_the_command_before_the_lease_expires() {
     );
 
     let out = contender.wait();
-    assert_code(
+    assert_status(
         &out,
         0,
         "the contender gets the lock once the lease is gone",
     );
     let line = std::fs::read_to_string(dir.path().join("contender")).unwrap();
     let mut f = line.split_whitespace();
-    let started_ns: u128 = f.next().unwrap().parse().unwrap();
+    let started_ns: i64 = f.next().unwrap().parse().unwrap();
     let fence: u64 = f.next().unwrap().parse().unwrap();
     assert!(
         started_ns > dead_ns,
@@ -316,7 +300,7 @@ pub(crate) fn status_shows_each_master_and_release_clears_all() {
     for s in &m {
         assert!(s.exists(&key), "master :{} never got the lease", s.port);
     }
-    let (code, v) = status_json(&urls, &key);
+    let (code, v) = status_json_at(&urls, &key);
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["held"], true, "{v}");
     assert_eq!(v["fencing_token"], fence, "{v}");
@@ -328,7 +312,7 @@ pub(crate) fn status_shows_each_master_and_release_clears_all() {
     }
 
     m[2].kill();
-    let (code, v) = status_json(&urls, &key);
+    let (code, v) = status_json_at(&urls, &key);
     assert_eq!(code, 0, "2 of 3 masters still hold it: {v}");
     assert_eq!(v["held"], true, "{v}");
     let masters = v["masters"].as_array().expect("masters array");
@@ -339,11 +323,11 @@ pub(crate) fn status_shows_each_master_and_release_clears_all() {
     m[2].restart();
     drop(stdin);
     let out = holder.wait();
-    assert_code(&out, 0, "the holder ends normally");
+    assert_status(&out, 0, "the holder ends normally");
     for s in &m {
         assert!(!s.exists(&key), "key left on :{}", s.port);
     }
-    let (code, v) = status_json(&urls, &key);
+    let (code, v) = status_json_at(&urls, &key);
     assert_eq!(code, 1, "free: {v}");
     assert_eq!(v["held"], false, "{v}");
     for ms in v["masters"].as_array().expect("masters array") {
@@ -365,8 +349,11 @@ fn a_foreign_holder_on_one_master_cannot_block_the_quorum() {
         .arg(10_000)
         .query(&mut m[0].conn())
         .unwrap();
-    let out = sh(&urls, &key, dir.path(), "echo ran > ran").output();
-    assert_code(&out, 0, "2 of 3 masters are a quorum");
+    sh(&urls, &key, dir.path(), "echo ran > ran")
+        .test()
+        .note("2 of 3 masters are a quorum")
+        .status(0)
+        .run();
     assert!(dir.path().join("ran").exists(), "the command did not run");
     assert_eq!(
         m[0].get(&key).as_deref(),
@@ -398,7 +385,7 @@ fn mutual_exclusion_and_fencing_with_contenders_while_a_master_freezes() {
     let finished = AtomicBool::new(false);
     let failed = AtomicBool::new(false);
     let failures = Mutex::new(Vec::<String>::new());
-    let window = Mutex::new((None::<u128>, None::<u128>));
+    let window = Mutex::new((None::<i64>, None::<i64>));
     let started = Instant::now();
 
     std::thread::scope(|scope| {
@@ -464,7 +451,7 @@ fn mutual_exclusion_and_fencing_with_contenders_while_a_master_freezes() {
     assert!(failures.is_empty(), "runs failed: {failures:#?}");
     let (paused_at, resumed_at) = window.into_inner().unwrap();
     assert!(paused_at.is_some() && resumed_at.is_some(), "never paused");
-    let mut sections: Vec<(u128, u128, u64)> = Vec::new();
+    let mut sections: Vec<(i64, i64, u64)> = Vec::new();
     for c in 0..CONTENDERS {
         let text = std::fs::read_to_string(dir.path().join(format!("sections-{c}"))).unwrap();
         for line in text.lines() {
@@ -517,7 +504,7 @@ fn fencing_tokens_increase_while_masters_stop_and_start_in_turn() {
     let mut tokens: Vec<(String, u64)> = Vec::new();
     let mut run = |what: &str| {
         let out = sh(&urls, &key, dir.path(), "echo \"$REDLOCK_FENCING_TOKEN\"").output();
-        assert_code(&out, 0, what);
+        assert_status(&out, 0, what);
         let t: u64 = stdout(&out).trim().parse().unwrap();
         tokens.push((what.to_string(), t));
     };
@@ -572,8 +559,11 @@ fn suspicious_master_lists_are_warned_about() {
         stderr(&out)
     );
 
-    let out = sh(&urls(&m), &key("q-even"), dir.path(), "true").output();
-    assert_code(&out, 0, "2 of 2 masters are a quorum");
+    let out = sh(&urls(&m), &key("q-even"), dir.path(), "true")
+        .test()
+        .note("2 of 2 masters are a quorum")
+        .status(0)
+        .run();
     assert!(
         stderr(&out).contains("odd number"),
         "no warning about an even number of masters; stderr:\n{}",
@@ -594,7 +584,7 @@ fn acquire_and_release_latency_on_loopback() {
                 let t = Instant::now();
                 let out = output(rr_urls(&urls).args(["--key", &key, "--", "true"]));
                 let took = t.elapsed();
-                assert_code(&out, 0, "a plain run");
+                assert_status(&out, 0, "a plain run");
                 took
             })
             .collect();
@@ -625,8 +615,10 @@ fn a_failed_attempt_is_undone_on_a_master_whose_grant_was_not_read() {
     let m = start_masters(3);
     let key = key("q3-undo");
     // Load the acquire script on every master (a run on another key).
-    let warm = output(rr_urls(&urls(&m)).args(["--key", &format!("{key}-warm"), "--", "true"]));
-    assert_code(&warm, 0, "warm-up run");
+    Rr::urls(&urls(&m))
+        .args(["--key", &format!("{key}-warm"), "--", "true"])
+        .status(0)
+        .run();
     for s in &m[..2] {
         let _: () = s.query(&["SET", &key, "foreign"]);
     }
@@ -649,8 +641,10 @@ fn a_failed_attempt_is_undone_on_a_master_whose_grant_was_not_read() {
         if run == 5 {
             before_slow = grants();
         }
-        let out = output(rr_urls(via).args(["--key", &key, "--", "true"]));
-        assert_code(&out, CONFLICT, &format!("run {run}: held on 2 of 3"));
+        Rr::urls(via)
+            .args(["--key", &key, "--", "true"])
+            .status(CONFLICT)
+            .run();
         assert_eq!(
             m[2].get(&key),
             None,
@@ -688,9 +682,11 @@ fn release_force_reaching_a_minority_fails() {
     {
         let _p1 = Paused::new(&m[1]);
         let _p2 = Paused::new(&m[2]);
-        let o = output(rr_urls(&urls).args(["release", "--key", &key, "--force"]));
-        assert_code(&o, UNAVAILABLE, "only 1 of 3 masters answered");
-        assert_eq!(stdout(&o), "", "nothing claims it was released");
+        let o = Rr::urls(&urls)
+            .args(["release", "--key", &key, "--force"])
+            .status(UNAVAILABLE)
+            .stdout("")
+            .run();
         let err = stderr(&o);
         assert_eq!(err.lines().count(), 1, "one error line: {err}");
         assert!(err.contains("deleted on 1 of 3 masters"), "{err}");
@@ -700,9 +696,11 @@ fn release_force_reaching_a_minority_fails() {
         assert_eq!(s.get(&key).as_deref(), Some("foreign"), ":{}", s.port);
     }
 
-    let o = output(rr_urls(&urls).args(["release", "--key", &key, "--force"]));
-    assert_code(&o, 0, "all masters answered");
-    assert!(stdout(&o).contains("released"), "{}", stdout(&o));
+    Rr::urls(&urls)
+        .args(["release", "--key", &key, "--force"])
+        .status(0)
+        .stdout_has("released")
+        .run();
     for s in &m {
         assert!(!s.exists(&key), "key left on :{}", s.port);
     }
@@ -725,8 +723,11 @@ fn status_fencing_token_is_not_inflated_by_failed_attempts() {
     };
     let print = "echo \"$REDLOCK_FENCING_TOKEN\"";
 
-    let out = sh(&urls, &key, dir.path(), print).output();
-    assert_code(&out, 0, "first run");
+    let out = sh(&urls, &key, dir.path(), print)
+        .test()
+        .note("first run")
+        .status(0)
+        .run();
     let first = issued(&out);
 
     // Two failed attempts: held on two masters, granted (and counted, then
@@ -735,8 +736,11 @@ fn status_fencing_token_is_not_inflated_by_failed_attempts() {
         let _: () = s.query(&["SET", &key, "foreign"]);
     }
     for _ in 0..2 {
-        let out = sh(&urls, &key, dir.path(), print).output();
-        assert_code(&out, CONFLICT, "held on 2 of 3");
+        sh(&urls, &key, dir.path(), print)
+            .test()
+            .note("held on 2 of 3")
+            .status(CONFLICT)
+            .run();
     }
     for s in &m[..2] {
         let _: () = s.query(&["DEL", &key]);
@@ -750,7 +754,7 @@ fn status_fencing_token_is_not_inflated_by_failed_attempts() {
         m[2].port
     );
 
-    let (code, v) = status_json(&urls, &key);
+    let (code, v) = status_json_at(&urls, &key);
     assert_eq!(code, 1, "free: {v}");
     assert_eq!(v["fencing_token"], first, "{v}");
     assert_eq!(v["fencing_token_kind"], "quorum_bound", "{v}");
@@ -762,17 +766,20 @@ fn status_fencing_token_is_not_inflated_by_failed_attempts() {
     );
 
     // The next token is higher, and status then shows exactly it.
-    let out = sh(&urls, &key, dir.path(), print).output();
-    assert_code(&out, 0, "second run");
+    let out = sh(&urls, &key, dir.path(), print)
+        .test()
+        .note("second run")
+        .status(0)
+        .run();
     let second = issued(&out);
     assert!(second > first, "{second} after {first}");
-    let (_, v) = status_json(&urls, &key);
+    let (_, v) = status_json_at(&urls, &key);
     assert_eq!(v["fencing_token"], second, "{v}");
     assert_eq!(v["fencing_token_kind"], "quorum_bound", "{v}");
 
     // With a master down, only a bound on what was issued is known.
     m[0].kill();
-    let (code, v) = status_json(&urls, &key);
+    let (code, v) = status_json_at(&urls, &key);
     assert_eq!(code, 1, "free: {v}");
     assert_eq!(v["fencing_token_kind"], "upper_bound", "{v}");
     let bound = v["fencing_token"].as_u64().expect("a bound");

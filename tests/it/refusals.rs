@@ -24,7 +24,7 @@ fn refused_until_accepted(server: &RedisServer, code: &str, accept: impl FnOnce(
     let start = Instant::now();
     let o = output(rr(server).args(["--timeout", "1s", "--key", &k, "--", "true"]));
     let took = start.elapsed();
-    assert_eq!(o.status.code(), Some(69), "{code}: {}", stderr(&o));
+    assert_status(&o, 69, code);
     assert!(
         took >= Duration::from_secs(1),
         "{code}: gave up after {took:?}, before --timeout: {}",
@@ -42,7 +42,7 @@ fn refused_until_accepted(server: &RedisServer, code: &str, accept: impl FnOnce(
     );
     accept();
     let o = wait_output(waiter, Duration::from_secs(30));
-    assert_eq!(o.status.code(), Some(0), "{code}: {}", stderr(&o));
+    assert_status(&o, 0, code);
 }
 
 #[test]

@@ -61,7 +61,7 @@ fn special_characters_in_passwords_authenticate() {
         let flag = output(rr_urls(&[]).args(["--redis", &url, "-vvv", "--key", &k, "--", "true"]));
         for (how, o) in [("REDLOCK_REDIS", env), ("--redis", flag)] {
             let case = format!("{how} {url}");
-            assert_eq!(o.status.code(), Some(0), "{case}: {}", stderr(&o));
+            assert_status(&o, 0, &case.to_string());
             assert_no_secret(&o, &case);
         }
         assert_eq!(server.query::<i64>(&["EXISTS", &fence_key(&k)]), 1);
@@ -76,8 +76,10 @@ fn special_characters_in_passwords_authenticate() {
         .map(|s| format!("redis://:{}@127.0.0.1:{}", password(','), s.port))
         .collect();
     let k = key("auth-quorum");
-    let o = output(rr_urls(&urls).args(["--key", &k, "--", "true"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = Rr::urls(&urls)
+        .args(["--key", &k, "--", "true"])
+        .status(0)
+        .run();
     assert_no_secret(&o, "quorum");
     for s in &servers {
         assert_eq!(s.query::<i64>(&["EXISTS", &fence_key(&k)]), 1);
@@ -207,7 +209,7 @@ fn passwords_are_never_printed_in_clap_errors() {
         for args in cases {
             let o = output(rr_urls(&[]).args(args));
             let case = format!("{args:?}");
-            assert_eq!(o.status.code(), Some(2), "{case}: {}", stderr(&o));
+            assert_status(&o, 2, &case.to_string());
             assert!(o.stdout.is_empty(), "{case}: {}", stdout(&o));
             assert!(stderr(&o).starts_with("error:"), "{case}: {}", stderr(&o));
             assert_no_secret(&o, &case);
@@ -334,7 +336,7 @@ fn a_redis_file_keeps_the_password_out_of_ps_and_the_command() {
     assert!(env.lines().any(|l| l == absolute), "no {absolute} in {env}");
     drop(child.stdin.take());
     let o = wait_output(child, DONE);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     assert!(!server.exists(&k), "released");
     assert_eq!(server.query::<i64>(&["EXISTS", &fence_key(&k)]), 1);
 }
@@ -351,17 +353,16 @@ fn a_nested_run_finds_its_server_through_the_file() {
     let url = file_url(&server);
     let file = server_file(dir.path(), &server);
     let (outer, inner) = (key("file-outer"), key("file-inner"));
-    let o = output(
-        rr_urls(std::slice::from_ref(&url))
-            .current_dir(dir.path())
-            .arg("--redis-file")
-            .arg(&file)
-            .args(["--key", &outer, "--", "sh", "-c"])
-            .arg(r#""$0" --key "$1" -- sh -c 'env > inner-env.txt'"#)
-            .arg(bin())
-            .arg(&inner),
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = Rr::urls(std::slice::from_ref(&url))
+        .current_dir(dir.path())
+        .arg("--redis-file")
+        .arg(&file)
+        .args(["--key", &outer, "--", "sh", "-c"])
+        .arg(r#""$0" --key "$1" -- sh -c 'env > inner-env.txt'"#)
+        .arg(bin())
+        .arg(&inner)
+        .status(0)
+        .run();
     assert_no_secret(&o, "nested");
     let env = std::fs::read_to_string(dir.path().join("inner-env.txt")).unwrap();
     assert!(!env.contains(FILE_PW), "the inner command's env: {env}");
@@ -413,7 +414,7 @@ fn a_redis_file_open_to_group_or_others_is_refused() {
                 }
                 let o = output(&mut cmd);
                 let case = format!("mode {mode:o} {args:?} env={through_env}");
-                assert_eq!(o.status.code(), Some(2), "{case}: {}", stderr(&o));
+                assert_status(&o, 2, &case.to_string());
                 let err = stderr(&o);
                 let first = err.lines().next().unwrap_or_default();
                 assert!(
@@ -447,7 +448,7 @@ fn every_mode_reads_a_redis_file() {
     let modes = every_mode(&k);
     // Run: the command ran under the lock.
     let o = run(&modes[0]);
-    assert_eq!(o.status.code(), Some(0), "run: {}", stderr(&o));
+    assert_status(&o, 0, "run");
     assert!(dir.path().join("ran").exists());
     assert_eq!(
         server.query::<i64>(&["LLEN", &history_key(&k)]),
@@ -465,7 +466,7 @@ fn every_mode_reads_a_redis_file() {
         "--shell".into(),
         "env > sched-env.txt; kill -TERM $PPID".into(),
     ]);
-    assert_eq!(o.status.code(), Some(0), "schedule: {}", stderr(&o));
+    assert_status(&o, 0, "schedule");
     let env = std::fs::read_to_string(dir.path().join("sched-env.txt")).unwrap();
     assert!(!env.contains(FILE_PW), "schedule's command env: {env}");
     assert_eq!(
@@ -510,19 +511,18 @@ fn redis_and_redis_file_conflicts() {
             .arg(&file)
             .args(["--key", &k, "--", "true"]),
     );
-    assert_eq!(both.status.code(), Some(2), "{}", stderr(&both));
+    assert_exit(&both, 2);
     assert!(
         stderr(&both).starts_with("error: --redis and --redis-file both"),
         "{}",
         stderr(&both)
     );
     assert_no_secret(&both, "--redis and --redis-file");
-    let envs = output(
-        rr_urls(std::slice::from_ref(&url))
-            .env("REDLOCK_REDIS_FILE", &file)
-            .args(["status", "--key", &k]),
-    );
-    assert_eq!(envs.status.code(), Some(2), "{}", stderr(&envs));
+    let envs = Rr::urls(std::slice::from_ref(&url))
+        .env("REDLOCK_REDIS_FILE", &file)
+        .args(["status", "--key", &k])
+        .status(2)
+        .run();
     assert!(
         stderr(&envs).starts_with("error: REDLOCK_REDIS and REDLOCK_REDIS_FILE are both set"),
         "{}",
@@ -538,14 +538,13 @@ fn redis_and_redis_file_conflicts() {
             .env("REDLOCK_REDIS_FILE", &open)
             .args(["--redis", &url, "--key", &k, "--", "true"]),
     );
-    assert_eq!(flag.status.code(), Some(0), "{}", stderr(&flag));
-    let flag_file = output(
-        rr_urls(&["redis://127.0.0.1:1".into()])
-            .arg("--redis-file")
-            .arg(&file)
-            .args(["--key", &k, "--", "true"]),
-    );
-    assert_eq!(flag_file.status.code(), Some(0), "{}", stderr(&flag_file));
+    assert_exit(&flag, 0);
+    Rr::urls(&["redis://127.0.0.1:1".into()])
+        .arg("--redis-file")
+        .arg(&file)
+        .args(["--key", &k, "--", "true"])
+        .status(0)
+        .run();
     assert_eq!(
         server.query::<i64>(&["LLEN", &history_key(&k)]),
         2,
@@ -628,7 +627,7 @@ fn a_redis_file_of_another_user_is_refused() {
             .arg(&theirs)
             .args(["--key", &k, "--", "true"]),
     );
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_exit(&o, 2);
     let first = stderr(&o).lines().next().unwrap_or_default().to_string();
     assert!(
         first.contains(&theirs.display().to_string())
@@ -654,7 +653,7 @@ fn a_redis_file_of_another_user_is_refused() {
     };
     // Without the ACL, nobody cannot read root's 0400 file at all.
     let o = as_nobody(&credential);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_exit(&o, 2);
     assert!(stderr(&o).contains("Permission denied"), "{}", stderr(&o));
     let acl = |user: u32| {
         let mut v = 2u32.to_le_bytes().to_vec();
@@ -684,7 +683,7 @@ fn a_redis_file_of_another_user_is_refused() {
     let mode = std::fs::metadata(&credential).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o440, "the group bits show the ACL's mask");
     let o = as_nobody(&credential);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     assert_eq!(
         server.query::<i64>(&["LLEN", &history_key(&k)]),
         1,
@@ -704,7 +703,7 @@ fn a_redis_file_of_another_user_is_refused() {
             .arg(&credential)
             .args(["--key", &k, "--", "true"]),
     );
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_exit(&o, 2);
     assert!(
         stderr(&o).contains("(mode 0440 and its ACL)"),
         "{}",

@@ -38,8 +38,10 @@ fn the_server_check_is_one_hello_and_no_client_command() {
             .arg("RESETSTAT")
             .query(&mut conn)
             .unwrap();
-        let o = output(rr(&server).args(["--key", &key("hello"), "--", "true"]));
-        assert_eq!(o.status.code(), Some(0), "{kind}: {}", stderr(&o));
+        Rr::on(&server)
+            .args(["--key", &key("hello"), "--", "true"])
+            .status(0)
+            .run();
         let c = calls(&mut conn);
         assert_eq!(c.get("hello"), Some(&1), "{kind}: {c:?}");
         assert!(
@@ -56,12 +58,15 @@ fn without_hello_info_names_the_server() {
     for kind in ServerKind::ALL {
         let server = RedisServer::start_kind(kind, &["--rename-command", "HELLO", ""]);
         let k = key("no-hello");
-        let o = output(rr(&server).args(["--key", &k, "--", "sh", "-c", "exit 3"]));
-        assert_eq!(o.status.code(), Some(3), "{kind}: {}", stderr(&o));
-        let o = output(rr(&server).args(["status", "--key", &k]));
-        assert_eq!(o.status.code(), Some(1), "{kind}: {}", stderr(&o));
-        let o = output(rr(&server).arg("list"));
-        assert_eq!(o.status.code(), Some(0), "{kind}: {}", stderr(&o));
+        Rr::on(&server)
+            .args(["--key", &k, "--", "sh", "-c", "exit 3"])
+            .status(3)
+            .run();
+        Rr::on(&server)
+            .args(["status", "--key", &k])
+            .status(1)
+            .run();
+        Rr::on(&server).arg("list").status(0).run();
     }
 }
 
@@ -75,13 +80,12 @@ fn an_older_server_is_refused_before_anything_runs() {
     let ran = dir.path().join("ran");
     let k = key("old");
     let first_line = |o: &std::process::Output| stderr(o).lines().next().unwrap_or("").to_string();
-    let o = output(
-        rr(&server)
-            .args(["--key", &k, "--timeout", "5s", "--"])
-            .args(["sh", "-c", "touch \"$1\"", "sh"])
-            .arg(&ran),
-    );
-    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    let o = Rr::on(&server)
+        .args(["--key", &k, "--timeout", "5s", "--"])
+        .args(["sh", "-c", "touch \"$1\"", "sh"])
+        .arg(&ran)
+        .status(69)
+        .run();
     let l = first_line(&o);
     assert!(
         l.contains("Redis 5.0.6") && l.contains("older than") && l.contains("Redis 6.2"),
@@ -94,8 +98,11 @@ fn an_older_server_is_refused_before_anything_runs() {
         &["list"],
     ];
     for args in modes {
-        let o = output_within(rr(&server).args(args), Duration::from_secs(10));
-        assert_eq!(o.status.code(), Some(69), "{args:?}: {}", stderr(&o));
+        let o = Rr::on(&server)
+            .args(args)
+            .within(Duration::from_secs(10))
+            .status(69)
+            .run();
         assert!(
             stderr(&o).contains("Redis 5.0.6"),
             "{args:?}: {}",
@@ -144,8 +151,10 @@ fn an_older_server_is_refused_before_anything_runs() {
         "left behind: {keys:?}"
     );
 
-    let o = output(rr(&server).args(["doctor", "--key", &k]));
-    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let o = Rr::on(&server)
+        .args(["doctor", "--key", &k])
+        .status(1)
+        .run();
     let out = stdout(&o);
     let l = out
         .lines()
@@ -195,16 +204,20 @@ fn an_older_master_in_a_quorum_counts_as_failed() {
     let old = RedisServer::start_kind(ServerKind::Redis50, &[]);
     let old2 = RedisServer::start_kind(ServerKind::Redis50, &[]);
     let k = key("old-quorum");
-    let o = output(rr_urls(&[a.url(), b.url(), old.url()]).args(["-v", "--key", &k, "--", "true"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = Rr::urls(&[a.url(), b.url(), old.url()])
+        .args(["-v", "--key", &k, "--", "true"])
+        .status(0)
+        .run();
     assert!(
         stderr(&o).contains("Redis 5.0.6 is older"),
         "{}",
         stderr(&o)
     );
     assert!(!old.exists(&k), "a lock left on the older master");
-    let o = output(rr_urls(&[a.url(), old.url(), old2.url()]).args(["--key", &k, "--", "true"]));
-    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    let o = Rr::urls(&[a.url(), old.url(), old2.url()])
+        .args(["--key", &k, "--", "true"])
+        .status(69)
+        .run();
     assert!(
         stderr(&o).contains("Redis 5.0.6 is older"),
         "{}",
@@ -228,12 +241,12 @@ fn an_older_server_keeps_the_lock_a_refused_release_names() {
         .arg("someone")
         .query(&mut server.conn())
         .unwrap();
-    let o = output_within(
-        rr(&server).args(["release", "--key", &k, "--force"]),
-        Duration::from_secs(10),
-    );
-    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
-    assert!(stderr(&o).contains("Redis 5.0.6"), "{}", stderr(&o));
+    let o = Rr::on(&server)
+        .args(["release", "--key", &k, "--force"])
+        .within(Duration::from_secs(10))
+        .status(69)
+        .stderr_has("Redis 5.0.6")
+        .run();
     assert_eq!(
         server.get(&k).as_deref(),
         Some("someone"),

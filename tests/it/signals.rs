@@ -1,10 +1,12 @@
 //! Signals: what is sent to redlock-run reaches the command's process
 //! group, a second interrupt escalates, and the command (with anything it
-//! left in its group) never outlives redlock-run or the lock.
+//! left in its group) never outlives redlock-run or the lock. Ctrl-Z in
+//! the foreground of a terminal does not stop the command.
 //!
 //! Every command writes a ready marker once it has set its traps; the test
 //! waits for that file instead of sleeping.
 
+use std::io::Write as _;
 use std::os::unix::process::CommandExt as _;
 use std::time::{Duration, Instant};
 
@@ -50,11 +52,10 @@ fn forwarded_signals_reach_the_command_and_its_status_is_ours() {
     }
     for (sig, name, code, key, child) in runs {
         let out = wait_output(child, DONE);
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "{sig}: redlock-run should exit with the command's status; stderr:\n{}",
-            stderr(&out)
+        assert_status(
+            &out,
+            code,
+            &format!("{sig}: redlock-run should exit with the command's status"),
         );
         let got = std::fs::read_to_string(dir.path().join(format!("{name}.got")))
             .unwrap_or_else(|_| panic!("{sig} never reached the command"));
@@ -78,7 +79,7 @@ fn command_killed_by_untrapped_sigterm_exits_143() {
     let pid = read_pid(&dir.path().join("ready"));
     send_signal(child.id(), Signal::SIGTERM);
     let out = wait_output(child, DONE);
-    assert_eq!(out.status.code(), Some(143), "stderr:\n{}", stderr(&out));
+    assert_exit(&out, 143);
     assert!(!alive(pid));
     assert!(!server.exists(&key));
 }
@@ -111,12 +112,7 @@ fn second_sigint_kills_a_command_that_survives_the_first() {
 
     send_signal(child.id(), Signal::SIGINT);
     let out = wait_output(child, DONE);
-    assert_eq!(
-        out.status.code(),
-        Some(137),
-        "a second SIGINT should SIGKILL the command; stderr:\n{}",
-        stderr(&out)
-    );
+    assert_status(&out, 137, "a second SIGINT should SIGKILL the command");
     assert!(!alive(pid));
     assert!(!server.exists(&key));
 }
@@ -243,7 +239,7 @@ fn leftover_group_members_are_stopped_before_release() {
         .start(),
         DONE,
     );
-    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", stderr(&out));
+    assert_exit(&out, 0);
     let bg = read_pid(&dir.path().join("bg"));
     assert!(!alive(bg), "the background sleep outlived redlock-run");
     assert!(!server.exists(&key));
@@ -276,7 +272,7 @@ fn leftover_still_holds_the_lock_while_it_is_being_stopped() {
     assert!(child.try_wait().unwrap().is_none());
     std::fs::write(dir.path().join("go"), "").unwrap();
     let out = wait_output(child, DONE);
-    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", stderr(&out));
+    assert_exit(&out, 0);
     assert!(!alive(bg));
     assert!(!server.exists(&key));
 }
@@ -304,12 +300,7 @@ fn command_ignoring_sigterm_is_killed_after_kill_after_on_lost_lock() {
     let taken = Instant::now();
     let out = wait_output(child, DONE);
     let took = taken.elapsed();
-    assert_eq!(
-        out.status.code(),
-        Some(LOST.into()),
-        "stderr:\n{}",
-        stderr(&out)
-    );
+    assert_exit(&out, LOST);
     assert!(
         std::fs::read_to_string(dir.path().join("got")).is_ok_and(|s| s.contains("term")),
         "SIGTERM should come first"
@@ -391,12 +382,7 @@ fn terminating_signals_stop_the_command_release_and_record() {
         let took = at.elapsed();
         eprintln!("{name}: lock gone {took:?} after the signal");
         let out = wait_output(child, DONE);
-        assert_eq!(
-            out.status.code(),
-            Some(128 + signo),
-            "{name}: stderr:\n{}",
-            stderr(&out)
-        );
+        assert_status(&out, 128 + signo, &name.to_string());
         assert!(
             took < Duration::from_secs(1),
             "{name}: the lock went {took:?} after the signal"
@@ -417,7 +403,7 @@ fn terminating_signals_end_a_wait_and_leave_the_queue() {
     let dir = tempfile::tempdir().unwrap();
     let k = key("stop-wait");
     let (holder, env) = Holder::start(&server, &k, dir.path(), &[]);
-    let waiters_key = format!("{{{k}}}:redlock-run:waiters");
+    let waiters_key = waiters_key(&k);
     let signals = stopping_signals();
     let waiters: Vec<_> = signals
         .iter()
@@ -433,16 +419,11 @@ fn terminating_signals_end_a_wait_and_leave_the_queue() {
     }
     for ((signo, name), w) in signals.iter().zip(waiters) {
         let out = wait_output(w, DONE);
-        assert_eq!(
-            out.status.code(),
-            Some(128 + signo),
-            "{name}: stderr:\n{}",
-            stderr(&out)
-        );
+        assert_status(&out, 128 + signo, &name.to_string());
     }
     assert_eq!(server.query::<usize>(&["ZCARD", &waiters_key]), 0);
     assert_eq!(server.get(&k).as_deref(), Some(env.token.as_str()));
-    assert_eq!(holder.finish().status.code(), Some(0));
+    holder.finish_ok();
 }
 
 /// In `schedule`, one of them stops the running command, releases the
@@ -464,12 +445,7 @@ fn a_terminating_signal_stops_a_schedule_and_its_running_command() {
     wait_until("the lock to go", DONE, || !server.exists(&k));
     let took = at.elapsed();
     let out = wait_output(child, DONE);
-    assert_eq!(
-        out.status.code(),
-        Some(128 + 14),
-        "stderr:\n{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 128 + 14);
     assert!(
         took < Duration::from_secs(1),
         "the lock went {took:?} after SIGALRM"
@@ -508,4 +484,83 @@ fn the_guardian_survives_terminating_signals() {
         let _ = nix::sys::signal::kill(Pid::from_raw(bg), Signal::SIGKILL);
         panic!("the guardian died of a signal: the command's background job outlived redlock-run");
     }
+}
+
+/// The state letter and the terminal's foreground group, from
+/// /proc/PID/stat.
+fn stat(pid: i32) -> (char, i32, i32) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let f: Vec<&str> = s.rsplit(')').next().unwrap().split_whitespace().collect();
+    // state ppid pgrp session tty_nr tpgid
+    (
+        f[0].chars().next().unwrap(),
+        f[2].parse().unwrap(),
+        f[5].parse().unwrap(),
+    )
+}
+
+/// "The command ignores Ctrl-Z (SIGTSTP)": redlock-run as the foreground
+/// job of a terminal; once the command's group has the terminal, Ctrl-Z
+/// typed on it must not stop the command (nor redlock-run), which runs to
+/// its end, and the run exits 0.
+#[test]
+fn ctrl_z_in_the_foreground_does_not_stop_the_command() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("ctrl-z");
+    let mut cmd = rr(&server);
+    cmd.args(["--key", &k, "--", "sh", "-c"])
+        .arg("echo $$ > pid; sleep 1; echo done > done")
+        .current_dir(dir.path());
+    let mut master = attach_pty(&mut cmd, None);
+    let child = cmd.spawn().expect("spawn in a pty");
+    // The Command keeps its copies of the slave side open: close them, or
+    // the master never reads end-of-file.
+    drop(cmd);
+    let drain = {
+        let mut m = master.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while matches!(std::io::Read::read(&mut m, &mut buf), Ok(n) if n > 0) {}
+        })
+    };
+    // If an assertion fails with the command stopped, nothing would ever
+    // end the run: kill redlock-run by PID (the guardian kills the group).
+    struct KillOnPanic(i32);
+    impl Drop for KillOnPanic {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0), Signal::SIGKILL);
+            }
+        }
+    }
+    let _guard = KillOnPanic(child.id() as i32);
+    let pid = read_pid(&dir.path().join("pid"));
+    // The command's group has the terminal (it is what Ctrl-Z reaches).
+    wait_until(
+        "the command's group to be the foreground",
+        Duration::from_secs(30),
+        || {
+            let (_, pgrp, tpgid) = stat(pid);
+            pgrp == pid && tpgid == pid
+        },
+    );
+    master.write_all(&[0x1a]).unwrap(); // ^Z, VSUSP
+    // It would be stopped within milliseconds; look for a while.
+    let until = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < until {
+        let (state, _, _) = stat(pid);
+        assert_ne!(state, 'T', "Ctrl-Z stopped the command");
+        assert_ne!(stat(child.id() as i32).0, 'T', "Ctrl-Z stopped redlock-run");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = wait_output(child, Duration::from_secs(30));
+    drop(master);
+    let _ = drain.join();
+    assert_exit(&out, 0);
+    assert!(
+        dir.path().join("done").exists(),
+        "the command did not finish"
+    );
+    assert!(!server.exists(&k), "lock left behind");
 }

@@ -5,7 +5,10 @@
 use std::time::{Duration, Instant};
 
 use crate::support::topology::{ClusterSetup, SentinelSetup};
-use crate::support::{Holder, RedisServer, key, output, rr, rr_urls, stderr, stdout, wait_until};
+use crate::support::{
+    Holder, RedisServer, Rr, assert_exit, assert_status, key, output, rr_urls, stderr, stdout,
+    wait_until,
+};
 
 /// Through a `redis+sentinel://` URL the lock lands on the primary; when
 /// the primary fails over while the command runs, the lease is renewed on
@@ -50,21 +53,16 @@ pub(crate) fn sentinel_follows_a_failover_while_the_lock_is_held() {
     );
 
     let out = holder.finish();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     assert!(
         !setup.servers[new].exists(&k),
         "released on the new primary"
     );
 
-    let out = output(rr_urls(&[url]).args([
-        "--key",
-        &k,
-        "--",
-        "sh",
-        "-c",
-        "echo $REDLOCK_FENCING_TOKEN",
-    ]));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = Rr::urls(&[url])
+        .args(["--key", &k, "--", "sh", "-c", "echo $REDLOCK_FENCING_TOKEN"])
+        .status(0)
+        .run();
     let next: u64 = stdout(&out).trim().parse().unwrap();
     assert!(next > env.fencing, "{next} after {}", env.fencing);
 }
@@ -78,21 +76,20 @@ fn sentinel_status_and_release() {
     let dir = tempfile::tempdir().unwrap();
     let holder = Holder::spawn_at(&url, &k, dir.path(), &[]);
     let env = holder.wait_ready(Duration::from_secs(10));
-    let out = output(rr_urls(std::slice::from_ref(&url)).args(["status", "--key", &k, "--json"]));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = Rr::urls(std::slice::from_ref(&url))
+        .args(["status", "--key", &k, "--json"])
+        .status(0)
+        .run();
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(v["held"], true);
     assert_eq!(v["fencing_token"], env.fencing);
-    let out = output(rr_urls(&[url]).args(["release", "--key", &k, "--force"]));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    Rr::urls(&[url])
+        .args(["release", "--key", &k, "--force"])
+        .status(0)
+        .run();
     assert!(!setup.servers[setup.primary()].exists(&k));
     let out = holder.wait();
-    assert_eq!(
-        out.status.code(),
-        Some(70),
-        "the holder finds its lock gone: {}",
-        stderr(&out)
-    );
+    assert_status(&out, 70, "the holder finds its lock gone");
 }
 
 /// Passwords for the data nodes (in the URL's user info) and for the
@@ -112,8 +109,10 @@ fn sentinel_with_passwords_never_prints_them() {
         ("wrong-data-pw", "sentinel-pw-7c1", 69),
     ] {
         let url = format!("redis+sentinel://:{data}@{hosts}/mymaster?sentinel_password={own}");
-        let out = output(rr_urls(&[url]).args(["--key", &k, "-vvv", "--", "sh", "-c", "echo ran"]));
-        assert_eq!(out.status.code(), Some(code), "{}", stderr(&out));
+        let out = Rr::urls(&[url])
+            .args(["--key", &k, "-vvv", "--", "sh", "-c", "echo ran"])
+            .status(code)
+            .run();
         for secret in [data, own] {
             assert!(
                 !stderr(&out).contains(secret) && !stdout(&out).contains(secret),
@@ -133,17 +132,19 @@ fn sentinel_with_passwords_never_prints_them() {
 fn wait_replicas_needs_acknowledged_grants_and_renewals() {
     let lone = RedisServer::start();
     let k = key("wait-none");
-    let out = output(rr(&lone).args([
-        "--key",
-        &k,
-        "--wait-replicas",
-        "1",
-        "--timeout",
-        "500ms",
-        "--",
-        "true",
-    ]));
-    assert_eq!(out.status.code(), Some(69), "{}", stderr(&out));
+    let out = Rr::on(&lone)
+        .args([
+            "--key",
+            &k,
+            "--wait-replicas",
+            "1",
+            "--timeout",
+            "500ms",
+            "--",
+            "true",
+        ])
+        .status(69)
+        .run();
     assert!(
         stderr(&out).contains("replicas acknowledged"),
         "{}",
@@ -155,17 +156,19 @@ fn wait_replicas_needs_acknowledged_grants_and_renewals() {
     let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &primary.port.to_string()]);
     crate::support::topology::wait_replica_online(&primary);
     let k = key("wait-one");
-    let out = output(rr(&primary).args([
-        "--key",
-        &k,
-        "--wait-replicas",
-        "1",
-        "--",
-        "sh",
-        "-c",
-        "echo ran",
-    ]));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = Rr::on(&primary)
+        .args([
+            "--key",
+            &k,
+            "--wait-replicas",
+            "1",
+            "--",
+            "sh",
+            "-c",
+            "echo ran",
+        ])
+        .status(0)
+        .run();
     assert_eq!(stdout(&out).trim(), "ran");
 
     let dir = tempfile::tempdir().unwrap();
@@ -186,7 +189,7 @@ fn wait_replicas_needs_acknowledged_grants_and_renewals() {
     replica.pause();
     let out = holder.wait();
     replica.resume();
-    assert_eq!(out.status.code(), Some(70), "{}", stderr(&out));
+    assert_exit(&out, 70);
     assert!(
         stderr(&out).contains("replicas acknowledged"),
         "{}",
@@ -238,15 +241,17 @@ pub(crate) fn cluster_lock_with_braces_and_a_woken_waiter() {
     assert_eq!(owner.subscribers(&channel), 0, "a plain SUBSCRIBE");
     let released = std::time::Instant::now();
     let out = holder.finish();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     let out = crate::support::wait_output(waiter, Duration::from_secs(20));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     let next: u64 = stdout(&out).trim().parse().unwrap();
     assert!(next > env.fencing, "{next} after {}", env.fencing);
     eprintln!("hand-over took {:?}", released.elapsed());
 
-    let out = output(rr_urls(&[url]).args(["status", "--key", &k, "--json"]));
-    assert_eq!(out.status.code(), Some(1), "free: {}", stderr(&out));
+    Rr::urls(&[url])
+        .args(["status", "--key", &k, "--json"])
+        .status(1)
+        .run();
 }
 
 /// A slot migrated (IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE) while the
@@ -277,7 +282,7 @@ pub(crate) fn cluster_slot_migration_while_the_lock_is_held() {
     });
     assert_eq!(c.nodes[to].get(&k).as_deref(), Some(env.token.as_str()));
     let out = holder.finish();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     assert!(!c.nodes[to].exists(&k), "released on the new node");
 }
 
@@ -314,11 +319,11 @@ fn a_contender_during_a_slot_migration_gets_75() {
     c.migrate_slot(slot, from, to, || {
         let (o, took) = contend("0");
         eprintln!("--timeout 0 during the migration: {took:?}");
-        assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+        assert_exit(&o, 75);
         assert!(took < Duration::from_millis(2500), "took {took:?}");
         let (o, took) = contend("2s");
         eprintln!("--timeout 2s during the migration: {took:?}");
-        assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+        assert_exit(&o, 75);
         assert!(took < Duration::from_millis(2500), "took {took:?}");
         waiter = Some(crate::support::spawn_piped(
             rr_urls(std::slice::from_ref(&url)).args([
@@ -342,9 +347,9 @@ fn a_contender_during_a_slot_migration_gets_75() {
         assert_eq!(c.nodes[from].get(&k).as_deref(), Some(env.token.as_str()));
     });
     let out = holder.finish();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     let out = crate::support::wait_output(waiter.unwrap(), Duration::from_secs(30));
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     let next: u64 = stdout(&out).trim().parse().unwrap();
     assert!(next > env.fencing, "{next} after {}", env.fencing);
 }
@@ -561,13 +566,10 @@ fn sentinel_failover_keeps_an_acknowledged_lock() {
         setup.servers[new].get(&k).as_deref(),
         Some(env.token.as_str())
     );
-    let out = output(rr_urls(std::slice::from_ref(&url)).args(["--key", &k, "--", "true"]));
-    assert_eq!(
-        out.status.code(),
-        Some(75),
-        "held, not free: {}",
-        stderr(&out)
-    );
+    Rr::urls(std::slice::from_ref(&url))
+        .args(["--key", &k, "--", "true"])
+        .status(75)
+        .run();
     // With no replica left, renewals cannot be acknowledged: the holder
     // is stopped in time (70), never left running unacknowledged.
     let out = holder.finish();
@@ -633,13 +635,13 @@ fn a_limit_slot_freed_by_an_expired_holder_is_not_busy_during_a_migration() {
         );
     });
     let o = contend();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     // Both slots live: during a migration back, busy (75), never 69.
     let second = Holder::spawn_at(&url, &k, dir.path(), &["--limit", "2", "--ttl", "10s"]);
     second.wait_ready(Duration::from_secs(10));
     c.migrate_slot(slot, to, from, || {
         let o = contend();
-        assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+        assert_exit(&o, 75);
     });
     drop(second.finish());
     drop(live.finish());

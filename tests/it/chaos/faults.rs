@@ -12,7 +12,7 @@ use super::harness::World;
 use super::mono_ns;
 use super::section::Section;
 use crate::support::proxy::Mode;
-use crate::support::{alive, guardian_of};
+use crate::support::{alive, guardian_of, proc_state};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
@@ -131,12 +131,9 @@ pub struct Holder {
     pub contender: usize,
     pub long: bool,
     pub term_ignoring: bool,
-}
-
-/// The state letter in /proc/PID/stat ('T' stopped, 'Z' zombie, ...).
-fn proc_state(pid: i32) -> Option<char> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    s.rsplit(')').next()?.trim_start().chars().next()
+    /// CLOCK_MONOTONIC ns before which its section cannot end (its start
+    /// plus the time it sleeps).
+    pub ends_no_sooner: u64,
 }
 
 /// Wait up to `limit` for `pid` to be stopped ('T'); false if it never
@@ -182,6 +179,7 @@ impl World {
                         contender: l.contender,
                         long: l.long,
                         term_ignoring: l.term_ignoring,
+                        ends_no_sooner: s.t0 + l.section_us * 1000,
                     })
                 })
                 .collect();
@@ -271,6 +269,50 @@ impl World {
             }
             None => false,
         }
+    }
+
+    /// A lease certainly lost: cut the holder off from every master at a
+    /// moment its section still has more than a TTL to run, and keep it
+    /// cut off for longer than a TTL. Its last renewal that got through
+    /// was sent before the cut, so its lease is valid until that moment
+    /// plus the TTL at most; its command cannot end by then, and no
+    /// renewal can land: redlock-run must stop it and exit 70 (or the
+    /// checker reports a violation). A holder seen too late in its section
+    /// once the cut is in place is let go (the fault is still logged) and
+    /// the next one is tried, until `limit` has passed; false if none came.
+    pub fn cut_off_a_holder_past_its_lease(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let ttl = self.p.ttl.as_nanos() as u64;
+        // Enough left to still be sure once the cut is in place.
+        let room = ttl + 200_000_000;
+        while Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(h) = self.holder(left, |h| h.ends_no_sooner > mono_ns() + room) else {
+                return false;
+            };
+            let start = mono_ns();
+            for row in &self.proxies {
+                row[h.contender].set_mode(Mode::Blackhole);
+            }
+            // Measured after every link is cut: a renewal that slipped
+            // through one of them meanwhile was sent before this.
+            let certain = h.ends_no_sooner > mono_ns() + ttl;
+            if certain {
+                std::thread::sleep(self.p.ttl + Duration::from_millis(300));
+            }
+            for row in &self.proxies {
+                row[h.contender].set_mode(Mode::Pass);
+            }
+            self.log(Event {
+                contender: Some(h.contender),
+                run: Some(h.run),
+                ..Event::new(Kind::Blackhole, start)
+            });
+            if certain {
+                return true;
+            }
+        }
+        false
     }
 
     /// SIGSTOP master `m` for `d`, then SIGCONT.

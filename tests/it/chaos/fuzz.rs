@@ -26,20 +26,12 @@ use std::time::{Duration, Instant};
 use super::fuzz_cases::{generate, show};
 use super::fuzz_servers::Servers;
 use super::{Rng, serial};
-use crate::support::bin;
+use crate::support::{bin, info_i64};
 
 const SEED: u64 = 0xf022_0001;
 const CASES: usize = 300;
 /// A case that takes longer than this hangs.
 const LIMIT: Duration = Duration::from_secs(10);
-
-fn info_i64(c: &mut redis::Connection, section: &str, field: &str) -> i64 {
-    let info: String = redis::cmd("INFO").arg(section).query(c).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
-}
 
 /// Keys with a TTL, over every db (INFO keyspace's `expires=`).
 fn expiring(c: &mut redis::Connection) -> i64 {
@@ -120,7 +112,7 @@ fn chaos_cli_fuzz_never_panics_never_runs_unlocked_never_leaves_a_lock() {
         }
         let conns: Vec<i64> = admin
             .iter_mut()
-            .map(|c| info_i64(c, "stats", "total_connections_received"))
+            .map(|c| info_i64(c, "stats", "total_connections_received").unwrap_or(0))
             .collect();
 
         let mut cmd = Command::new(bin());
@@ -193,7 +185,7 @@ fn chaos_cli_fuzz_never_panics_never_runs_unlocked_never_leaves_a_lock() {
             }
             let after: Vec<i64> = admin
                 .iter_mut()
-                .map(|c| info_i64(c, "stats", "total_connections_received"))
+                .map(|c| info_i64(c, "stats", "total_connections_received").unwrap_or(0))
                 .collect();
             if after != conns {
                 bad(format!(

@@ -120,6 +120,8 @@ pub struct Live {
     pub rr_pid: i32,
     pub long: bool,
     pub term_ignoring: bool,
+    /// How long its section sleeps once started (it can only take longer).
+    pub section_us: u64,
 }
 
 /// State the contender and sampler threads share with the scenario.

@@ -89,7 +89,7 @@ fn faults_near(sec: &Sec, events: &[Event], p: &Params) -> String {
 }
 
 /// A lower bound of when the lease (a quorum of it) expires in Redis.
-fn expiry_lower_bound(samples: &[Vec<Sample>], token: &str, p: &Params) -> (u64, u64) {
+fn quorum_expiry_from_samples(samples: &[Vec<Sample>], token: &str, p: &Params) -> (u64, u64) {
     let mut per_master: Vec<u64> = Vec::new();
     let mut last_seen = 0;
     for ms in samples {
@@ -144,7 +144,7 @@ pub fn check_lease(r: &mut Report, sec: &Sec, inp: &Input, killed: &HashSet<u64>
         return;
     }
     let Some(death) = run.death else { return };
-    let (expiry, last_seen) = expiry_lower_bound(inp.samples, &sec.s.token, p);
+    let (expiry, last_seen) = quorum_expiry_from_samples(inp.samples, &sec.s.token, p);
     let early = lost.filter(|&l| l < expiry);
     let (bound, what) = match early {
         Some(l) => (

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use super::faults::Kind;
 use super::ms;
+use crate::support::percentile;
 
 /// Counts, worst cases and violations of one scenario (or many, merged).
 #[derive(Debug, Default, Clone)]
@@ -41,13 +42,6 @@ pub struct Report {
     pub restarts_survived: usize,
     pub duration_ns: u64,
     pub violations: Vec<String>,
-}
-
-fn percentile(sorted: &[u64], q: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
 impl Report {
@@ -98,6 +92,9 @@ impl Report {
     pub fn handover_ms(&self, q: f64) -> f64 {
         let mut h = self.handovers.clone();
         h.sort_unstable();
+        if h.is_empty() {
+            return 0.0;
+        }
         ms(percentile(&h, q))
     }
 

@@ -58,6 +58,7 @@ pub fn contender(
                 rr_pid: child.id() as i32,
                 long,
                 term_ignoring: term,
+                section_us: dur_us,
             },
         );
         let status = child.wait().expect("wait for redlock-run");

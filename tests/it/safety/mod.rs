@@ -18,8 +18,9 @@ use nix::sys::signal::Signal;
 
 use crate::support::proxy::{Mode, Proxy};
 use crate::support::{
-    RedisServer, alive, compile_c, key, read_pid, rr, rr_urls, send_signal, spawn_piped,
-    status_within, stderr, wait_for_file, wait_gone, wait_output, wait_until,
+    RedisServer, alive, assert_exit, assert_status, compile_c, expiry_lower_bound, key, read_pid,
+    rr, rr_urls, send_signal, spawn_piped, status_within, stderr, wait_for_file, wait_gone,
+    wait_output, wait_until,
 };
 
 /// The fault-injection library (see `fault.c`).
@@ -65,15 +66,6 @@ fn faulty(
     (cmd, k, pidfile)
 }
 
-/// The earliest moment the key can expire in Redis, as seen now: a lower
-/// bound (PTTL is read after `Instant::now()`).
-fn expiry_lower_bound(server: &RedisServer, key: &str) -> Instant {
-    let t = Instant::now();
-    let pttl = server.pttl(key);
-    assert!(pttl > 0, "the lock is not held (PTTL {pttl})");
-    t + Duration::from_millis(pttl as u64)
-}
-
 /// redlock-run SIGSTOPped while its command runs (Redis healthy: only our
 /// own process stalls, so the lease runs out in Redis). The command, which
 /// ignores SIGTERM, and everything in its group must be dead before the
@@ -103,7 +95,7 @@ fn a_stalled_redlock_run_cannot_let_its_command_outlive_the_lease() {
         let kid = read_pid(&kidfile);
         std::thread::sleep(stall_after);
         send_signal(child.id(), Signal::SIGSTOP);
-        let expires = expiry_lower_bound(&server, &k);
+        let expires = expiry_lower_bound(&mut server.conn(), &k);
         let dead = wait_gone(pid, Duration::from_secs(5));
         let kid_dead = wait_gone(kid, Duration::from_secs(1));
         assert!(
@@ -123,7 +115,7 @@ fn a_stalled_redlock_run_cannot_let_its_command_outlive_the_lease() {
         );
         send_signal(child.id(), Signal::SIGCONT);
         let out = wait_output(child, Duration::from_secs(10));
-        assert_eq!(out.status.code(), Some(70), "{}", stderr(&out));
+        assert_exit(&out, 70);
     }
 }
 
@@ -247,10 +239,10 @@ fn lost_release_reply(waiter: bool) {
         Mode::Pass,
         "no reply was lost: the test tested nothing"
     );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     if let Some(w) = waiting {
         let out = wait_output(w, Duration::from_secs(20));
-        assert_eq!(out.status.code(), Some(0), "waiter: {}", stderr(&out));
+        assert_status(&out, 0, "waiter");
     }
     assert!(!server.exists(&k));
 }
@@ -292,12 +284,7 @@ fn an_internal_error_while_the_command_runs_stops_it_before_the_release() {
             "schedule={schedule}: the lock was released while the command still ran"
         );
         let out = wait_output(child, Duration::from_secs(15));
-        assert_eq!(
-            out.status.code(),
-            Some(70),
-            "schedule={schedule}: {}",
-            stderr(&out)
-        );
+        assert_status(&out, 70, &format!("schedule={schedule}"));
     }
 }
 
@@ -320,7 +307,7 @@ fn a_refused_killpg_is_a_lost_lock() {
     send_signal(child.id(), Signal::SIGINT);
     let started = Instant::now();
     let out = wait_output(child, Duration::from_secs(10));
-    assert_eq!(out.status.code(), Some(70), "{}", stderr(&out));
+    assert_exit(&out, 70);
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(stderr(&out).contains("EPERM"), "{}", stderr(&out));
 }
@@ -347,7 +334,7 @@ fn a_stall_before_the_command_starts_never_runs_it_unlocked() {
         !pidfile.exists(),
         "the command started 1.5 s after a 1 s lease was granted"
     );
-    assert_eq!(out.status.code(), Some(70), "{}", stderr(&out));
+    assert_exit(&out, 70);
 }
 
 /// The guardian cannot be started (fork fails): nothing is run, exit 70,
@@ -365,7 +352,7 @@ fn no_guardian_no_run() {
         "true",
     );
     let out = wait_output(spawn_piped(&mut cmd), Duration::from_secs(20));
-    assert_eq!(out.status.code(), Some(70), "{}", stderr(&out));
+    assert_exit(&out, 70);
     assert!(!pidfile.exists(), "the command ran without a guardian");
     assert!(stderr(&out).contains("guardian"), "{}", stderr(&out));
     assert!(!server.exists(&k), "lock left behind");

@@ -5,7 +5,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::{RedisServer, key, output_within, rr, stderr, wait_output};
+use crate::support::{RedisServer, Rr, assert_status, key, output_within, rr, stderr, wait_output};
 
 /// The combinations an outside review found accepted, then stopped (70)
 /// against a healthy Redis.
@@ -39,7 +39,7 @@ fn combinations_that_would_stop_a_healthy_command_are_refused() {
             Duration::from_secs(60),
         );
         let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(2), "{opts:?}: {err}");
+        assert_status(&out, 2, &format!("{opts:?}: {err}"));
         let first = err.lines().next().unwrap_or_default();
         assert!(
             first.starts_with("error:") && first.contains("--refresh"),
@@ -55,11 +55,11 @@ fn defaults_are_accepted_for_every_ttl_from_one_second() {
     let server = RedisServer::start();
     for ttl in ["1s", "1100ms", "1500ms", "7s", "30s", "1h", "3650days"] {
         let k = key("deflt");
-        let out = output_within(
-            rr(&server).args(["--key", &k, "--ttl", ttl, "--", "true"]),
-            Duration::from_secs(60),
-        );
-        assert_eq!(out.status.code(), Some(0), "--ttl {ttl}: {}", stderr(&out));
+        Rr::on(&server)
+            .args(["--key", &k, "--ttl", ttl, "--", "true"])
+            .within(Duration::from_secs(60))
+            .status(0)
+            .run();
     }
 }
 

@@ -9,7 +9,9 @@ use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{RedisServer, attach_pty, bin, key, read_pid, wait_gone, wait_output};
+use crate::support::{
+    RedisServer, assert_status, attach_pty, bin, key, read_pid, wait_gone, wait_output,
+};
 
 /// Start `redlock-run ARGS` as the session leader and foreground job of a
 /// new pseudo-terminal on which `stty tostop` is set; returns the child and
@@ -79,7 +81,7 @@ fn tostop_terminal_does_not_stop_redlock_run() {
     );
     let out = wait_output(child, Duration::from_secs(10));
     let screen = String::from_utf8_lossy(&reader.join().unwrap()).into_owned();
-    assert_eq!(out.status.code(), Some(70), "terminal:\n{screen}");
+    assert_status(&out, 70, &format!("terminal:\n{screen}"));
     assert!(
         screen.contains("renew"),
         "the error line reached the terminal:\n{screen}"

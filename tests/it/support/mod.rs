@@ -6,14 +6,26 @@
 //! `redis-server` on PATH; `redis-6.2`; `valkey-9.1`), or for the scope
 //! of [`with_server`] on this thread (the matrix set). Every server a test
 //! starts, Sentinels and Cluster nodes included, is of that kind.
+//!
+//! How a test runs redlock-run: [`Rr`] (`Rr::on(&server).args(..)
+//! .status(75).stderr_has(..).key_absent(&k).run()`), or [`Sh`] for the
+//! `-- sh -c SCRIPT` shape with ready markers. Helpers two files need
+//! live here, not copied.
 
+mod probe;
 pub mod proxy;
+mod rr;
 mod servers;
 mod sh;
 pub mod topology;
 
 pub use servers::{ServerKind, with_server};
 
+pub use probe::{
+    info_i64, now_ns, percentile, proc_state, server_without_channels, stat_state, status_json,
+    status_json_at,
+};
+pub use rr::{Rr, assert_exit, assert_status};
 pub use sh::{DONE, READY, Sh};
 
 use std::net::TcpListener;
@@ -343,15 +355,7 @@ pub fn wait_for_file(path: &Path, limit: Duration) -> String {
 
 /// Whether a process with this PID exists (zombies count as gone).
 pub fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z'),
-        Err(_) => false,
-    }
+    proc_state(pid).is_some_and(|s| s != 'Z')
 }
 
 impl RedisServer {
@@ -386,6 +390,16 @@ pub fn released_channel(key: &str) -> String {
 /// The run history's key.
 pub fn history_key(key: &str) -> String {
     format!("{{{key}}}:redlock-run:history")
+}
+
+/// The waiters' queue of a key (a sorted set).
+pub fn waiters_key(key: &str) -> String {
+    format!("{{{key}}}:redlock-run:waiters")
+}
+
+/// How many waiters are queued for `key` (`ZCARD` of its queue).
+pub fn queued(server: &RedisServer, key: &str) -> i64 {
+    server.query(&["ZCARD", &waiters_key(key)])
 }
 
 /// The fencing counter's key.
@@ -529,6 +543,14 @@ echo "end $3" >> "$2""#;
     pub fn finish(mut self) -> Output {
         self.stdin.take();
         self.wait()
+    }
+
+    /// [`Holder::finish`], which must exit 0.
+    #[track_caller]
+    pub fn finish_ok(self) -> Output {
+        let o = self.finish();
+        assert_status(&o, 0, "a Holder (finish_ok)");
+        o
     }
 
     /// Wait for redlock-run to exit on its own (stdin stays open).

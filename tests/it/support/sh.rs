@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output};
 use std::time::Duration;
 
-use super::{output, rr_urls, spawn_piped};
+use super::{Rr, output, rr_urls, spawn_piped};
 
 /// How long a script may take to write its ready marker.
 pub const READY: Duration = Duration::from_secs(10);
@@ -60,6 +60,11 @@ impl<'a> Sh<'a> {
             .args(&self.args)
             .current_dir(self.dir);
         c
+    }
+
+    /// As an [`Rr`]: add expectations, then `run` or `spawn`.
+    pub fn test(&self) -> Rr<'static> {
+        Rr::command(self.command())
     }
 
     /// Started in the background, stdout and stderr piped (collect them

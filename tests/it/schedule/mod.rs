@@ -1,7 +1,9 @@
 //! `schedule` end to end: each tick runs once across instances whose wall
 //! clocks disagree (libfaketime shifts two of them), runs never overlap,
 //! a Redis restart is ridden out, a killed holder's tick is taken over only
-//! once its lease expired, cron ticks land on time, and bad usage is refused.
+//! once its lease expired, cron ticks land on time, failures (a failing
+//! command, a lost lease) don't stop the schedule, and bad usage is
+//! refused.
 //!
 //! Each instance's stderr is read line by line as it comes, so the tests
 //! wait for log lines and output files instead of sleeping for events.
@@ -17,6 +19,9 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use crate::support::*;
+
+/// `schedule` against a hostile fleet.
+mod fleet;
 
 /// How long any single expected event may take before the test fails.
 const EVENT: Duration = Duration::from_secs(10);
@@ -172,13 +177,6 @@ fn wait_lines(path: &Path, n: usize, limit: Duration) -> Vec<String> {
     file_lines(path)
 }
 
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
-}
-
 fn system_ns(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).unwrap().as_nanos() as i64
 }
@@ -230,11 +228,6 @@ fn with_clock_offset(cmd: &mut Command, offset: &str) {
     cmd.env("LD_PRELOAD", libfaketime())
         .env("FAKETIME", offset)
         .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
-}
-
-fn percentile(sorted: &[i64], p: f64) -> i64 {
-    let idx = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[idx]
 }
 
 #[test]
@@ -708,7 +701,7 @@ fn assert_refused(args: &[&str]) -> String {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let o = wait_output(cmd.spawn().unwrap(), Duration::from_secs(5));
-    assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+    assert_status(&o, 2, &format!("{args:?}"));
     assert!(stdout(&o).is_empty(), "{args:?}: stdout {:?}", stdout(&o));
     assert!(
         !stderr(&o).lines().next().unwrap_or("").trim().is_empty(),
@@ -858,9 +851,6 @@ fn a_ticks_attempt_is_bounded_by_the_connect_timeout() {
     );
 }
 
-#[path = "schedule_fleet.rs"]
-mod fleet;
-
 /// A misconfiguration no retry can fix ends `schedule` at start with 69,
 /// so that a service manager shows it: here a database the server does not
 /// have (a password or an ACL: tests/it/advice.rs).
@@ -874,7 +864,7 @@ fn a_refused_database_ends_the_schedule_at_start_with_69() {
         EVENT,
     );
     let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(69), "{err}");
+    assert_status(&o, 69, &err.to_string());
     let first = err.lines().next().unwrap_or_default();
     assert!(
         first.contains("redlock-run: error: cannot schedule under lock")
@@ -1009,4 +999,54 @@ fn a_password_refused_when_redis_first_answers_ends_the_schedule_with_69() {
         inst.log()
     );
     assert!(!inst.log().contains("s3cret-pw"), "{}", inst.log());
+}
+
+/// "Failures don't stop the schedule": the first tick's command fails
+/// (exit 3), the second's loses its lock (it deletes the key and keeps
+/// running: the next renewal finds it gone, exit 70 in the log), and the
+/// schedule runs the third tick all the same; SIGTERM then ends it with 0.
+#[test]
+fn a_schedule_goes_on_after_a_failing_command_and_a_lost_lease() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("schedule-goes-on");
+    let ticks = dir.path().join("ticks");
+    let script = format!(
+        "echo \"$REDLOCK_TICK\" >> {t}; n=$(wc -l < {t}); \
+         [ \"$n\" -eq 1 ] && exit 3; \
+         if [ \"$n\" -eq 2 ]; then redis-cli -p {p} DEL \"$REDLOCK_KEY\" > /dev/null; sleep 3; fi; \
+         echo ok > {t}.third; exit 0",
+        t = ticks.display(),
+        p = server.port
+    );
+    let child = spawn_piped(
+        rr(&server)
+            .env("REDLOCK_LOG", "info")
+            .args([
+                "schedule", "--key", &k, "--every", "1s", "--ttl", "1s", "--",
+            ])
+            .args(["sh", "-c", &script]),
+    );
+    let third = dir.path().join("ticks.third");
+    wait_until("a third tick to run", Duration::from_secs(15), || {
+        third.exists()
+    });
+    send_signal(child.id(), Signal::SIGTERM);
+    let out = wait_output(child, Duration::from_secs(30));
+    let err = stderr(&out);
+    assert_status(&out, 0, &format!("stderr:\n{err}"));
+    assert!(
+        err.contains("exit_status=3"),
+        "no failed run logged:\n{err}"
+    );
+    // "lost-lease enforcement (exit status 70 in the log line, the
+    // schedule goes on)".
+    let lost = err
+        .lines()
+        .find(|l| l.contains("lock lost") && l.contains("ran;"))
+        .unwrap_or_else(|| panic!("no lost lease logged:\n{err}"));
+    assert!(
+        lost.contains("exit_status=70"),
+        "the lost lease's line does not say exit status 70: {lost}"
+    );
 }

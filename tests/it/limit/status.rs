@@ -8,9 +8,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-use crate::admin::status_json;
-use crate::glance::list_rows;
-use crate::limit::{holders_key, redis_now_ms};
+use super::{holders_key, redis_now_ms};
+use crate::list::list_rows;
 use crate::support::*;
 
 fn status_text(server: &RedisServer, k: &str) -> (i32, String) {
@@ -109,8 +108,7 @@ fn status_and_list_show_every_holder_of_a_limit_lock() {
     assert_eq!(server.query::<i64>(&["HLEN", &holders_key(&k)]), 3);
 
     // list: the row, then the JSON.
-    let o = output(rr(&server).arg("list"));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = Rr::on(&server).arg("list").status(0).run();
     let rows = list_rows(&stdout(&o));
     assert_eq!(rows.len(), 1, "{}", stdout(&o));
     let row = &rows[0];
@@ -124,8 +122,7 @@ fn status_and_list_show_every_holder_of_a_limit_lock() {
     assert_eq!(row[4], env_c.fencing.to_string(), "{row:?}");
     assert_eq!(row[5], "0", "no waiter: {row:?}");
 
-    let o = output(rr(&server).args(["list", "--json"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = Rr::on(&server).args(["list", "--json"]).status(0).run();
     let listed: Vec<Value> = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(listed.len(), 1, "{listed:?}");
     let mut fields: Vec<&String> = listed[0].as_object().unwrap().keys().collect();
@@ -242,8 +239,7 @@ fn an_ended_member_nobody_pruned_is_free() {
     assert!(text.starts_with(&format!("{k}: free\n")), "{text}");
     assert!(text.contains("\n  limit:         3\n"), "{text}");
     assert!(!text.contains("elsewhere"), "{text}");
-    let o = output(rr(&server).args(["list", "--json"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = Rr::on(&server).args(["list", "--json"]).status(0).run();
     assert_eq!(stdout(&o).trim(), "[]", "an ended lease is not held");
     // Untouched: status only reads.
     assert_eq!(server.query::<i64>(&["ZCARD", &k]), 1);
@@ -296,7 +292,7 @@ fn a_one_holder_lock_has_limit_one_and_one_holder() {
         "{text}"
     );
     let o = h.finish();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     let (code, v) = status_json(&server, &k);
     assert_eq!(code, 1, "{v}");
     assert_eq!(v["limit"], 1, "{v}");
@@ -320,20 +316,24 @@ fn release_force_frees_every_slot_and_wakes_a_waiter() {
         dir.path(),
         &["--limit", "2", "--ttl", "3s", "--timeout", "30s"],
     );
-    let queue = format!("{{{k}}}:redlock-run:waiters");
+    let queue = waiters_key(&k);
     wait_until("the waiter queued", Duration::from_secs(10), || {
         server.query::<i64>(&["ZCARD", &queue]) == 1
     });
     assert!(!waiter.is_ready(), "a third holder under --limit 2");
 
-    let o = output(rr(&server).args(["release", "--key", &k]));
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
+    Rr::on(&server)
+        .args(["release", "--key", &k])
+        .status(2)
+        .stderr_has("--force")
+        .run();
     assert_eq!(server.query::<i64>(&["ZCARD", &k]), 2, "nothing freed");
 
-    let o = output(rr(&server).args(["release", "--key", &k, "--force"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(stdout(&o).contains("released"), "{}", stdout(&o));
+    Rr::on(&server)
+        .args(["release", "--key", &k, "--force"])
+        .status(0)
+        .stdout_has("released")
+        .run();
     // The waiter is woken and takes a slot, the only one.
     let env = waiter.wait_ready(Duration::from_secs(10));
     let (code, v) = status_json(&server, &k);
@@ -344,10 +344,10 @@ fn release_force_frees_every_slot_and_wakes_a_waiter() {
     assert_eq!(all[0]["fencing_token"].as_u64(), Some(env.fencing), "{v}");
     for h in [a, b] {
         let o = h.wait();
-        assert_eq!(o.status.code(), Some(70), "{}", stderr(&o));
+        assert_exit(&o, 70);
     }
     let o = waiter.finish();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     let (code, v) = status_json(&server, &k);
     assert_eq!(code, 1, "{v}");
 }
@@ -370,8 +370,10 @@ fn list_finds_limit_locks_of_both_name_shapes() {
         server.exists(&format!("{{eu}}:{tagged}:redlock-run:holders")),
         "the tagged shape of the holders' name"
     );
-    let o = output(rr(&server).args(["list", &format!("{p}-*")]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = Rr::on(&server)
+        .args(["list", &format!("{p}-*")])
+        .status(0)
+        .run();
     let rows = list_rows(&stdout(&o));
     let keys: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
     assert_eq!(keys, [&tagged, &one, &plain], "{}", stdout(&o));

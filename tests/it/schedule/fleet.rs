@@ -285,12 +285,11 @@ fn an_evicted_fencing_counter_is_reported() {
     let server =
         RedisServer::start_with(&["--maxmemory", "4mb", "--maxmemory-policy", "allkeys-lru"]);
     let k = key("fleet-evicted");
-    let o = output(rr(&server).args(["--key", &k, "--"]).args([
-        "sh",
-        "-c",
-        "echo $REDLOCK_FENCING_TOKEN",
-    ]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = Rr::on(&server)
+        .args(["--key", &k, "--"])
+        .args(["sh", "-c", "echo $REDLOCK_FENCING_TOKEN"])
+        .status(0)
+        .run();
     let first: u64 = stdout(&o).trim().parse().unwrap();
     assert!(server.exists(&fence_key(&k)));
     let filler = "x".repeat(10_000);
@@ -300,12 +299,11 @@ fn an_evicted_fencing_counter_is_reported() {
         n += 1;
         assert!(n < 100_000, "the fencing counter was never evicted");
     }
-    let o = output(rr(&server).args(["--key", &k, "--"]).args([
-        "sh",
-        "-c",
-        "echo $REDLOCK_FENCING_TOKEN",
-    ]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = Rr::on(&server)
+        .args(["--key", &k, "--"])
+        .args(["sh", "-c", "echo $REDLOCK_FENCING_TOKEN"])
+        .status(0)
+        .run();
     // The counter was lost; the token still rose (the server's clock).
     let token: u64 = stdout(&o).trim().parse().unwrap();
     assert!(token > first, "{token} after {first}");

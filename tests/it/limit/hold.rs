@@ -1,38 +1,14 @@
-//! `--limit N` (spec, "`--limit <N>`: up to N holders"): at most N
-//! commands under KEY at once, each with its own lease, renewal, release
-//! and fencing token; a crashed holder's slot frees itself at its lease
-//! end and not before; instances that disagree on N are refused (exit 2)
-//! from what Redis stores; several masters are refused before any request.
+//! Holding under `--limit N`: at most N commands under KEY at once, each
+//! with its own lease, renewal, release and fencing token; a crashed
+//! holder's slot frees itself at its lease end and not before; instances
+//! that disagree on N are refused (exit 2) from what Redis stores; several
+//! masters are refused before any request.
 
 use std::os::unix::process::ExitStatusExt as _;
 use std::time::Duration;
 
+use super::*;
 use crate::support::*;
-
-/// The `--limit` holders' descriptions (a hash by token).
-pub(crate) fn holders_key(k: &str) -> String {
-    format!("{{{k}}}:redlock-run:holders")
-}
-
-/// The stored N.
-pub(crate) fn limit_key(k: &str) -> String {
-    format!("{{{k}}}:redlock-run:limit")
-}
-
-/// Nothing of a `--limit` lock is left: no slot, description, stored N
-/// or woken waiter (the fencing counter and the history stay, by design).
-pub(crate) fn assert_idle(server: &RedisServer, k: &str) {
-    let woken = format!("{{{k}}}:redlock-run:woken");
-    for name in [k.to_string(), holders_key(k), limit_key(k), woken] {
-        assert!(!server.exists(&name), "{name} left behind");
-    }
-}
-
-/// Redis's clock, ms since the epoch.
-pub(crate) fn redis_now_ms(server: &RedisServer) -> u64 {
-    let (s, us): (u64, u64) = redis::cmd("TIME").query(&mut server.conn()).unwrap();
-    s * 1000 + us / 1000
-}
 
 /// Slots held now (live or not yet pruned): token -> lease end (ms).
 fn slots(server: &RedisServer, k: &str) -> Vec<(String, u64)> {
@@ -124,15 +100,14 @@ echo "end $1 $REDLOCK_FENCING_TOKEN" >> "$2""#;
             s.spawn(move || {
                 for i in 0..SECTIONS {
                     let id = format!("{c}.{i}");
-                    let o = output_within(
-                        rr(server)
-                            .args(["--key", k, "--limit", limit, "--timeout", "60s"])
-                            .args(["--ttl", "5s", "--"])
-                            .args(["sh", "-c", script, "sh", &id])
-                            .arg(log),
-                        Duration::from_secs(90),
-                    );
-                    assert_eq!(o.status.code(), Some(0), "section {id}: {}", stderr(&o));
+                    Rr::on(server)
+                        .args(["--key", k, "--limit", limit, "--timeout", "60s"])
+                        .args(["--ttl", "5s", "--"])
+                        .args(["sh", "-c", script, "sh", &id])
+                        .arg(log)
+                        .within(Duration::from_secs(90))
+                        .status(0)
+                        .run();
                 }
             });
         }
@@ -167,18 +142,18 @@ pub(crate) fn a_wait_for_a_full_key_times_out_with_75_and_leaves_the_queue() {
     let (a, _) = Holder::start(&server, &k, dir.path(), &["--limit", "2"]);
     let (b, _) = Holder::start(&server, &k, dir.path(), &["--limit", "2"]);
     let o = try_run(&server, &k, &["--limit", "2", "--timeout", "1500ms"]);
-    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    assert_exit(&o, 75);
     assert!(stdout(&o).is_empty(), "it ran");
     let o = try_run(
         &server,
         &k,
         &["--limit", "2", "--timeout", "300ms", "-E", "9"],
     );
-    assert_eq!(o.status.code(), Some(9), "{}", stderr(&o));
-    let waiters = format!("{{{k}}}:redlock-run:waiters");
+    assert_exit(&o, 9);
+    let waiters = waiters_key(&k);
     assert_eq!(server.query::<i64>(&["ZCARD", &waiters]), 0);
     for h in [a, b] {
-        assert_eq!(h.finish().status.code(), Some(0));
+        h.finish_ok();
     }
 }
 
@@ -214,24 +189,23 @@ fn a_crashed_holders_slot_frees_at_its_lease_end_not_before() {
     // A newcomer waits for that slot (the live holder keeps the other)
     // and gets it once the lease has ended, not before.
     let ready = dir.path().join("third");
-    let third = output_within(
-        rr(&server)
-            .args([
-                "--key",
-                &k,
-                "--limit",
-                "2",
-                "--ttl",
-                "2s",
-                "--timeout",
-                "10s",
-            ])
-            .args(["--", "sh", "-c"])
-            .arg("echo $REDLOCK_FENCING_TOKEN $(date +%s%N) > \"$0\"")
-            .arg(&ready),
-        Duration::from_secs(20),
-    );
-    assert_eq!(third.status.code(), Some(0), "{}", stderr(&third));
+    Rr::on(&server)
+        .args([
+            "--key",
+            &k,
+            "--limit",
+            "2",
+            "--ttl",
+            "2s",
+            "--timeout",
+            "10s",
+        ])
+        .args(["--", "sh", "-c"])
+        .arg("echo $REDLOCK_FENCING_TOKEN $(date +%s%N) > \"$0\"")
+        .arg(&ready)
+        .within(Duration::from_secs(20))
+        .status(0)
+        .run();
     let line = std::fs::read_to_string(&ready).unwrap();
     let (fence, started_ns) = line.trim().split_once(' ').unwrap();
     let fence: u64 = fence.parse().unwrap();
@@ -256,12 +230,12 @@ fn a_crashed_holders_slot_frees_at_its_lease_end_not_before() {
     // The live holder was never disturbed.
     assert!(alive(live.pid()));
     let o = live.finish();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
 }
 
 /// A refusal (exit 2) whose error line names both limits.
 fn assert_mismatch(o: &std::process::Output, theirs: &str, ours: &str) {
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(o));
+    assert_exit(o, 2);
     let err = stderr(o);
     let line = err
         .lines()
@@ -272,17 +246,6 @@ fn assert_mismatch(o: &std::process::Output, theirs: &str, ours: &str) {
             && line.contains(&format!("this instance has --limit {ours}")),
         "{line:?}"
     );
-}
-
-/// `redlock-run --key K EXTRA -- sh -c 'echo ran'`, within 20 s.
-pub(crate) fn try_run(server: &RedisServer, k: &str, extra: &[&str]) -> std::process::Output {
-    output_within(
-        rr(server)
-            .args(["--key", k])
-            .args(extra)
-            .args(["--", "sh", "-c", "echo ran"]),
-        Duration::from_secs(20),
-    )
 }
 
 #[test]
@@ -315,15 +278,15 @@ pub(crate) fn instances_that_disagree_on_n_are_refused_from_what_redis_stores() 
     assert!(stdout(&o).is_empty());
     // The same N shares the key.
     let o = try_run(&server, &k, &["--limit", "3"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     let o = three.finish();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
 
     // Idle again: the stored N is gone with its last holder, so the key
     // can be used with another N (no stale refusal).
     assert!(!server.exists(&limit_key(&k)));
     let o = try_run(&server, &k, &["--limit", "2"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
 
     // Held by a one-holder instance, or by any client with a plain
     // string at KEY: --limit N is refused.
@@ -331,7 +294,7 @@ pub(crate) fn instances_that_disagree_on_n_are_refused_from_what_redis_stores() 
     let o = try_run(&server, &k, &["--limit", "3", "--timeout", "5s"]);
     assert_mismatch(&o, "--limit 1", "3");
     let o = one.finish();
-    assert_eq!(o.status.code(), Some(0));
+    assert_exit(&o, 0);
     let _: () = redis::cmd("SET")
         .arg(&k)
         .arg("someone-else")
@@ -359,15 +322,15 @@ fn the_stored_n_lives_while_a_waiter_waits_with_no_holder_left() {
         dir.path(),
         &["--limit", "2", "--timeout", "30s"],
     );
-    let waiters = format!("{{{k}}}:redlock-run:waiters");
+    let waiters = waiters_key(&k);
     wait_until("the waiter to queue", Duration::from_secs(10), || {
         server.query::<i64>(&["ZCARD", &waiters]) == 1
     });
     // The waiter is stopped while both holders leave: KEY is gone, and
     // only the stored N still tells of the --limit 2 waiter.
     send_signal(waiter.pid() as u32, SIGSTOP);
-    assert_eq!(a.finish().status.code(), Some(0));
-    assert_eq!(b.finish().status.code(), Some(0));
+    a.finish_ok();
+    b.finish_ok();
     assert!(!server.exists(&k));
     let o = try_run(&server, &k, &[]);
     assert_mismatch(&o, "--limit 2", "1");
@@ -376,7 +339,7 @@ fn the_stored_n_lives_while_a_waiter_waits_with_no_holder_left() {
     // The waiter goes on and gets its slot.
     send_signal(waiter.pid() as u32, SIGCONT);
     waiter.wait_ready(Duration::from_secs(10));
-    assert_eq!(waiter.finish().status.code(), Some(0));
+    waiter.finish_ok();
     assert_idle(&server, &k);
 }
 
@@ -390,13 +353,12 @@ fn several_masters_with_a_limit_are_refused_before_any_request() {
     let urls: Vec<String> = servers.iter().map(RedisServer::url).collect();
     let k = key("limit-quorum");
     for pre in [&[][..], &["schedule", "--every", "1s"][..]] {
-        let o = output_within(
-            rr_urls(&urls)
-                .args(pre)
-                .args(["--key", &k, "--limit", "2", "--", "echo", "ran"]),
-            Duration::from_secs(20),
-        );
-        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        let o = Rr::urls(&urls)
+            .args(pre)
+            .args(["--key", &k, "--limit", "2", "--", "echo", "ran"])
+            .within(Duration::from_secs(20))
+            .status(2)
+            .run();
         let first = stderr(&o).lines().next().unwrap_or_default().to_string();
         assert!(
             first.contains("--limit 2 needs a single --redis URL"),
@@ -413,11 +375,11 @@ fn several_masters_with_a_limit_are_refused_before_any_request() {
         );
     }
     // --limit 1 is the one-holder lock: fine over a quorum.
-    let o = output_within(
-        rr_urls(&urls).args(["--key", &k, "--limit", "1", "--", "echo", "ran"]),
-        Duration::from_secs(20),
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    Rr::urls(&urls)
+        .args(["--key", &k, "--limit", "1", "--", "echo", "ran"])
+        .within(Duration::from_secs(20))
+        .status(0)
+        .run();
 }
 
 #[test]
@@ -455,10 +417,10 @@ pub(crate) fn each_holder_renews_its_own_lease_and_a_lost_slot_stops_its_command
         .query(&mut server.conn())
         .unwrap();
     let o = b.wait();
-    assert_eq!(o.status.code(), Some(70), "{}", stderr(&o));
+    assert_exit(&o, 70);
     assert!(end(&a_env.token).is_some());
     let o = a.finish();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
 }
 
 #[test]
@@ -468,7 +430,7 @@ fn min_hold_keeps_the_slot_after_the_command_ends() {
     let t0 = redis_now_ms(&server);
     for _ in 0..2 {
         let o = try_run(&server, &k, &["--limit", "2", "--min-hold", "3s"]);
-        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert_exit(&o, 0);
     }
     // Both slots are kept to the end of --min-hold: a third is refused.
     let held = slots(&server, &k);
@@ -480,6 +442,6 @@ fn min_hold_keeps_the_slot_after_the_command_ends() {
         );
     }
     let o = try_run(&server, &k, &["--limit", "2"]);
-    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    assert_exit(&o, 75);
     assert!(stdout(&o).is_empty());
 }

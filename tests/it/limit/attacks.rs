@@ -4,7 +4,7 @@
 use std::os::unix::process::ExitStatusExt as _;
 use std::time::Duration;
 
-use crate::limit::{assert_idle, holders_key, limit_key, try_run};
+use super::{assert_idle, holders_key, limit_key, try_run};
 use crate::support::topology::ClusterSetup;
 use crate::support::*;
 
@@ -97,7 +97,7 @@ fn cluster_slot_migration_while_a_limit_holder_runs() {
         slot_end(&c.nodes[to], &k, &env.token).is_some_and(|e| e > moved)
     });
     let out = holder.finish();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_exit(&out, 0);
     assert!(!c.nodes[to].exists(&k), "released on the new node");
 }
 
@@ -117,16 +117,16 @@ fn a_one_holder_finding_a_limit_set_at_its_key_stops_at_once() {
         dir.path(),
         &["--ttl", "10s", "--refresh", "1s"],
     );
-    let o = output_within(
-        rr(&server).args(["release", "--key", &k, "--force"]),
-        Duration::from_secs(10),
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    Rr::on(&server)
+        .args(["release", "--key", &k, "--force"])
+        .within(Duration::from_secs(10))
+        .status(0)
+        .run();
     let (two, _) = Holder::start(&server, &k, dir.path(), &["--limit", "2"]);
     let taken = std::time::Instant::now();
     let o = one.wait();
     let after = taken.elapsed();
-    assert_eq!(o.status.code(), Some(70), "{}", stderr(&o));
+    assert_exit(&o, 70);
     // One renewal (every 1s) finds the set; the lease would have run out
     // (SIGTERM) only about 6.5s after the last good renewal.
     assert!(
@@ -134,7 +134,7 @@ fn a_one_holder_finding_a_limit_set_at_its_key_stops_at_once() {
         "the one-holder command ran {after:?} beside the --limit holder"
     );
     let o = two.finish();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
 }
 
 /// A `--limit 2` attempt on an empty key whose reply is lost is undone
@@ -149,7 +149,7 @@ fn an_undone_attempt_leaves_no_stored_n_behind() {
     // A first run loads the scripts, so the attempt is one EVALSHA whose
     // reply is the next one after the mode is set.
     let o = try_run(&server, &key("attack-warm"), &["--limit", "2"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     let proxy = Proxy::start(server.port);
     let k = key("attack-undone");
     proxy.set_mode(Mode::LoseNextReply);
@@ -164,12 +164,12 @@ fn an_undone_attempt_leaves_no_stored_n_behind() {
         Mode::Pass,
         "no reply was lost: the test tested nothing"
     );
-    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    assert_exit(&o, 69);
     assert!(stdout(&o).is_empty(), "it ran");
     assert!(!server.exists(&k), "the undo left the slot");
     assert!(!server.exists(&holders_key(&k)));
     let o = try_run(&server, &k, &[]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     assert!(!server.exists(&limit_key(&k)));
 }
 
@@ -256,18 +256,17 @@ fn a_stopped_holders_command_dies_before_its_slot_is_taken() {
     let (b, _) = Holder::start(&server, &k, dir.path(), &args);
     send_signal(a.id(), SIGSTOP);
     let seen = dir.path().join("seen");
-    let o = output_within(
-        rr(&server)
-            .args(["--key", &k, "--timeout", "10s"])
-            .args(args)
-            .args(["--", "sh", "-c"])
-            // Gone, or a zombie its stopped parent cannot reap yet.
-            .arg("case $(cut -d' ' -f3 /proc/$1/stat 2>/dev/null) in ''|Z) echo dead;; *) echo alive;; esac > \"$0\"")
-            .arg(&seen)
-            .arg(a_cmd.to_string()),
-        Duration::from_secs(20),
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    Rr::on(&server)
+        .args(["--key", &k, "--timeout", "10s"])
+        .args(args)
+        .args(["--", "sh", "-c"])
+        // Gone, or a zombie its stopped parent cannot reap yet.
+        .arg("case $(cut -d' ' -f3 /proc/$1/stat 2>/dev/null) in ''|Z) echo dead;; *) echo alive;; esac > \"$0\"")
+        .arg(&seen)
+        .arg(a_cmd.to_string())
+        .within(Duration::from_secs(20))
+        .status(0)
+        .run();
     assert_eq!(
         std::fs::read_to_string(&seen).unwrap().trim(),
         "dead",
@@ -275,9 +274,9 @@ fn a_stopped_holders_command_dies_before_its_slot_is_taken() {
     );
     send_signal(a.id(), SIGCONT);
     let o = wait_output(a, Duration::from_secs(20));
-    assert_eq!(o.status.code(), Some(70), "{}", stderr(&o));
+    assert_exit(&o, 70);
     let o = b.finish();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     assert_idle(&server, &k);
 }
 
@@ -298,9 +297,9 @@ fn sigterm_while_an_attempt_is_in_flight_leaves_nothing() {
         Holder::start(&server, &warm, dir.path(), &["--limit", "2"]).0,
     ];
     let o = try_run(&server, &warm, &["--limit", "2", "--timeout", "300ms"]);
-    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    assert_exit(&o, 75);
     for h in full {
-        assert_eq!(h.finish().status.code(), Some(0));
+        h.finish_ok();
     }
     let proxy = Proxy::start(server.port);
     let k = key("attack-inflight");
@@ -316,7 +315,7 @@ fn sigterm_while_an_attempt_is_in_flight_leaves_nothing() {
         });
         send_signal(c.id(), nix::sys::signal::Signal::SIGTERM);
         let o = wait_output(c, Duration::from_secs(20));
-        assert_eq!(o.status.code(), Some(143), "{timeout}: {}", stderr(&o));
+        assert_status(&o, 143, timeout);
         assert!(stdout(&o).is_empty(), "{timeout}: it ran");
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while server.exists(&k) {
@@ -351,7 +350,7 @@ fn a_foreign_sorted_set_at_key_is_neither_pruned_nor_joined() {
         .unwrap();
     let o = try_run(&server, &k, &["--limit", "2"]);
     assert!(stdout(&o).is_empty(), "it ran: {}", stderr(&o));
-    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    assert_exit(&o, 69);
     let members: Vec<(String, u64)> = redis::cmd("ZRANGE")
         .arg(&k)
         .arg(0)
@@ -379,7 +378,7 @@ fn the_stored_one_lives_while_a_woken_one_holder_waiter_is_on_its_way() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let k = key("attack-woken-one");
-    let waiters = format!("{{{k}}}:redlock-run:waiters");
+    let waiters = waiters_key(&k);
     let queued = |n: i64| {
         wait_until("the waiter to queue", Duration::from_secs(10), || {
             server.query::<i64>(&["ZCARD", &waiters]) == n
@@ -396,9 +395,9 @@ fn the_stored_one_lives_while_a_woken_one_holder_waiter_is_on_its_way() {
             .args(["sh", "-c", "echo second"]),
     );
     queued(2);
-    assert_eq!(h.finish().status.code(), Some(0));
+    h.finish_ok();
     let o = wait_output(second, Duration::from_secs(20));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     assert_eq!(stdout(&o).trim(), "second");
     // Only the woken first waiter uses the key now.
     assert!(!server.exists(&k));
@@ -407,10 +406,10 @@ fn the_stored_one_lives_while_a_woken_one_holder_waiter_is_on_its_way() {
         stdout(&o).is_empty(),
         "--limit 2 ran beside a --limit 1 waiter"
     );
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_exit(&o, 2);
     send_signal(first.pid() as u32, SIGCONT);
     first.wait_ready(Duration::from_secs(10));
-    assert_eq!(first.finish().status.code(), Some(0));
+    first.finish_ok();
     assert!(!server.exists(&limit_key(&k)));
 }
 
@@ -430,7 +429,7 @@ fn a_redis_restart_with_persistence_keeps_every_slot() {
     let mut wargs = args.to_vec();
     wargs.extend(["--timeout", "30s"]);
     let waiter = Holder::spawn(&server, &k, dir.path(), &wargs);
-    let waiters = format!("{{{k}}}:redlock-run:waiters");
+    let waiters = waiters_key(&k);
     wait_until("the waiter to queue", Duration::from_secs(10), || {
         server.query::<i64>(&["ZCARD", &waiters]) == 1
     });
@@ -448,12 +447,12 @@ fn a_redis_restart_with_persistence_keeps_every_slot() {
     });
     assert!(!waiter.is_ready(), "a third ran beside two holders");
     let o = a.finish();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     let w_env = waiter.wait_ready(Duration::from_secs(10));
     assert!(w_env.fencing > a_env.fencing.max(b_env.fencing));
     for h in [b, waiter] {
         let o = h.finish();
-        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert_exit(&o, 0);
     }
     assert_idle(&server, &k);
 }
@@ -469,7 +468,7 @@ fn a_lost_release_reply_is_still_a_release() {
     let dir = tempfile::tempdir().unwrap();
     // Scripts loaded: the release is one EVALSHA.
     let o = try_run(&server, &key("attack-warm"), &["--limit", "2"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     let proxy = Proxy::start(server.port);
     let k = key("attack-lost-release");
     // A long lease: no renewal can be the reply that gets lost.
@@ -483,7 +482,7 @@ fn a_lost_release_reply_is_still_a_release() {
             .args(args)
             .args(["--", "sh", "-c", "echo $REDLOCK_FENCING_TOKEN"]),
     );
-    let waiters = format!("{{{k}}}:redlock-run:waiters");
+    let waiters = waiters_key(&k);
     wait_until("the waiter to queue", Duration::from_secs(10), || {
         server.query::<i64>(&["ZCARD", &waiters]) == 1
     });
@@ -494,9 +493,9 @@ fn a_lost_release_reply_is_still_a_release() {
         Mode::Pass,
         "no reply was lost: the test tested nothing"
     );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     let o = wait_output(waiter, Duration::from_secs(20));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     let fence: u64 = stdout(&o).trim().parse().unwrap();
     assert!(fence > a_env.fencing);
     let history: Vec<String> = redis::cmd("LRANGE")
@@ -510,7 +509,7 @@ fn a_lost_release_reply_is_still_a_release() {
         .filter(|e| e.contains(&format!("\"fencing_token\":{},", a_env.fencing)))
         .count();
     assert_eq!(a_runs, 1, "{history:?}");
-    assert_eq!(b.finish().status.code(), Some(0));
+    b.finish_ok();
 }
 
 /// Holders whose wall clocks are an hour ahead and an hour behind (the
@@ -522,7 +521,7 @@ fn a_lost_release_reply_is_still_a_release() {
 fn skewed_holder_clocks_do_not_move_their_lease_ends() {
     let shim = compile_c(
         "wallstep",
-        crate::documented::WALLSTEP_C,
+        crate::lease::WALLSTEP_C,
         &["-shared", "-fPIC", "-ldl"],
     );
     let server = RedisServer::start();
@@ -556,7 +555,7 @@ fn skewed_holder_clocks_do_not_move_their_lease_ends() {
         holders.push(c);
     }
     let o = try_run(&server, &k, &["--limit", "2"]);
-    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    assert_exit(&o, 75);
     // Both crash; both slots free within a lease.
     let crashed = redis_now();
     for c in &holders {
@@ -565,13 +564,12 @@ fn skewed_holder_clocks_do_not_move_their_lease_ends() {
     for c in holders {
         let _ = wait_output(c, Duration::from_secs(10));
     }
-    let o = output_within(
-        rr(&server)
-            .args(["--key", &k, "--limit", "2", "--timeout", "10s", "--"])
-            .args(["sh", "-c", "echo ran"]),
-        Duration::from_secs(20),
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    Rr::on(&server)
+        .args(["--key", &k, "--limit", "2", "--timeout", "10s", "--"])
+        .args(["sh", "-c", "echo ran"])
+        .within(Duration::from_secs(20))
+        .status(0)
+        .run();
     assert!(redis_now() < crashed + 3000, "the slots were kept late");
 }
 
@@ -623,11 +621,11 @@ fn sentinel_failover_keeps_acknowledged_slots() {
     for t in [&a_env.token, &b_env.token] {
         assert!(slot_end(server, &k, t).is_some(), "a slot was lost");
     }
-    let o = output_within(
-        rr_urls(std::slice::from_ref(&url)).args(["--key", &k, "--limit", "2", "--", "true"]),
-        Duration::from_secs(20),
-    );
-    assert_eq!(o.status.code(), Some(75), "full, not free: {}", stderr(&o));
+    Rr::urls(std::slice::from_ref(&url))
+        .args(["--key", &k, "--limit", "2", "--", "true"])
+        .within(Duration::from_secs(20))
+        .status(75)
+        .run();
     // With no replica left, renewals cannot be acknowledged: a holder may
     // be stopped in time (70), as a one-holder lock's is
     // (topology::sentinel_failover_keeps_an_acknowledged_lock).
@@ -643,13 +641,12 @@ fn sentinel_failover_keeps_acknowledged_slots() {
     // A holder that could not reach the new primary in time (the
     // Sentinels name none for a while) leaves its slot to its lease end:
     // then the key is free again.
-    let o = output_within(
-        rr_urls(std::slice::from_ref(&url))
-            .args(["--key", &k, "--limit", "2", "--timeout", "15s"])
-            .args(["--", "true"]),
-        Duration::from_secs(30),
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    Rr::urls(std::slice::from_ref(&url))
+        .args(["--key", &k, "--limit", "2", "--timeout", "15s"])
+        .args(["--", "true"])
+        .within(Duration::from_secs(30))
+        .status(0)
+        .run();
 }
 
 /// `--min-hold` keeps a `--limit 2` slot after the command ended, and
@@ -666,7 +663,7 @@ fn a_lost_min_hold_reply_records_the_run_once() {
         &key("attack-warm"),
         &["--limit", "2", "--min-hold", "1s"],
     );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     let proxy = Proxy::start(server.port);
     let k = key("attack-lost-min-hold");
     // A long lease: no renewal can be the reply that gets lost.
@@ -684,7 +681,7 @@ fn a_lost_min_hold_reply_records_the_run_once() {
         Mode::Pass,
         "no reply was lost: the test tested nothing"
     );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     assert!(
         slot_end(&server, &k, &env.token).is_some(),
         "held for --min-hold"
@@ -715,7 +712,7 @@ fn a_one_holder_meeting_a_foreign_sorted_set_is_refused_as_before() {
     for extra in [&[][..], &["--timeout", "2s"][..]] {
         let o = try_run(&server, &k, extra);
         assert!(stdout(&o).is_empty(), "it ran: {}", stderr(&o));
-        assert_eq!(o.status.code(), Some(69), "{extra:?}: {}", stderr(&o));
+        assert_status(&o, 69, &format!("{extra:?}"));
         assert!(stderr(&o).contains("WRONGTYPE"), "{}", stderr(&o));
     }
     assert_eq!(server.query::<i64>(&["ZCARD", &k]), 1);
@@ -750,7 +747,7 @@ fn cluster_limit_waiter_is_woken_on_the_keys_shard() {
     assert!(owner.shard_subscribers(&keys.channel) > 0);
     send_signal(waiter.pid() as u32, SIGSTOP);
     let o = a.finish();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_exit(&o, 0);
     assert_eq!(
         owner.query::<i64>(&["ZCARD", &keys.woken]),
         1,
@@ -761,7 +758,7 @@ fn cluster_limit_waiter_is_woken_on_the_keys_shard() {
     assert!(w_env.fencing > a_env.fencing.max(b_env.fencing));
     for h in [b, waiter] {
         let o = h.finish();
-        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert_exit(&o, 0);
     }
     assert!(!owner.exists(&k));
     assert!(!owner.exists(&keys.limit));
@@ -787,7 +784,7 @@ fn a_foreign_string_over_the_set_stops_every_holder_at_once() {
     let taken = std::time::Instant::now();
     for h in [a, b] {
         let o = h.wait();
-        assert_eq!(o.status.code(), Some(70), "{}", stderr(&o));
+        assert_exit(&o, 70);
     }
     assert!(
         taken.elapsed() < Duration::from_secs(3),

@@ -1,75 +1,113 @@
-//! What a person wonders on the first day: is this key (spelled this way)
-//! used at all, why is a lock whose command ended still held (`--min-hold`),
-//! and what did `release --force` remove.
+//! `release`: `--force` is needed, keeps the fencing counter, wakes a
+//! waiter and says what it removed; `--forget` removes every trace of a
+//! key, never of one in use or waited for, and the next fencing token is
+//! still higher (on a Cluster too).
+
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::admin::status_json;
 use crate::support::*;
 
-fn status_text(server: &RedisServer, k: &str) -> (i32, String) {
-    let o = output(rr(server).args(["status", "--key", k]));
-    (o.status.code().unwrap_or(-1), stdout(&o))
-}
-
 #[test]
-fn status_of_a_key_never_used_says_so() {
-    let server = RedisServer::start();
-    let k = key("never");
-    let (code, text) = status_text(&server, &k);
-    assert_eq!(code, 1, "{text}");
-    assert!(
-        text.lines()
-            .next()
-            .is_some_and(|l| l.starts_with(&format!("{k}: never used"))),
-        "{text}"
-    );
-    let (code, v) = status_json(&server, &k);
-    assert_eq!(code, 1, "{v}");
-    assert_eq!(v["held"], Value::Bool(false), "{v}");
-    assert_eq!(v["never_used"], Value::Bool(true), "{v}");
-
-    // Once it ran, it is free, not never used.
-    let o = output(rr(&server).args(["--key", &k, "--", "true"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let (code, text) = status_text(&server, &k);
-    assert_eq!(code, 1, "{text}");
-    assert!(text.starts_with(&format!("{k}: free")), "{text}");
-    let (_, v) = status_json(&server, &k);
-    assert_eq!(v["never_used"], Value::Bool(false), "{v}");
-}
-
-#[test]
-fn a_min_hold_holder_is_shown_as_ended_with_the_lock_kept() {
+fn release_needs_force_and_keeps_the_fencing_counter() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let k = key("minhold");
-    // A running holder: its command has not ended.
-    let (h, _) = Holder::start(&server, &k, dir.path(), &["--ttl", "5s"]);
-    let (_, v) = status_json(&server, &k);
-    assert_eq!(v["holder"]["command_ended"], Value::Null, "{v}");
-    let (_, text) = status_text(&server, &k);
-    assert!(!text.contains("command ended"), "{text}");
-    assert_eq!(h.finish().status.code(), Some(0));
+    let k = key("release");
 
-    // --min-hold: the command ended at once, the lock stays.
-    let o = output(rr(&server).args(["--key", &k, "--min-hold", "1m", "--", "true"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let (code, text) = status_text(&server, &k);
-    assert_eq!(code, 0, "{text}");
-    let first = text.lines().next().unwrap_or_default();
-    assert!(
-        first.starts_with(&format!("{k}: held by "))
-            && first.contains(": command ended at ")
-            && first.contains(", lock kept until ")
-            && first.contains("(--min-hold)"),
-        "{text}"
+    // Break glass on a lock nobody is waiting for.
+    let (a, a_env) = Holder::start(&server, &k, dir.path(), &["--ttl", "2s"]);
+    Rr::on(&server)
+        .args(["release", "--key", &k])
+        .status(2)
+        .stderr_has("--force")
+        .run();
+    assert_eq!(server.get(&k).as_deref(), Some(a_env.token.as_str()));
+    assert!(server.pttl(&k) > 0);
+
+    let fence = server.get(&fence_key(&k));
+    assert_eq!(fence, Some(a_env.fencing.to_string()));
+    Rr::on(&server)
+        .args(["release", "--key", &k, "--force"])
+        .status(0)
+        .key_absent(&k)
+        .run();
+    assert_eq!(
+        server.get(&fence_key(&k)),
+        fence,
+        "the fencing counter changed"
     );
-    let (code, v) = status_json(&server, &k);
-    assert_eq!(code, 0, "{v}");
-    let ended = v["holder"]["command_ended"].as_str().unwrap_or_default();
-    assert!(humantime::parse_rfc3339(ended).is_ok(), "{v}");
-    assert_eq!(v["last_runs"][0]["ended"].as_str(), Some(ended), "{v}");
+    // The holder finds its lock gone and stops its command: exit 70.
+    let o = a.wait();
+    assert_exit(&o, 70);
+    assert!(
+        !std::fs::read_to_string(dir.path().join("order")).is_ok_and(|s| s.contains("end")),
+        "the command was not stopped"
+    );
+    assert!(!server.exists(&k));
+    assert_eq!(server.get(&fence_key(&k)), fence);
+
+    // Nothing held: still 0.
+    Rr::on(&server)
+        .args(["release", "--key", &k, "--force"])
+        .status(0)
+        .run();
+    assert_eq!(server.get(&fence_key(&k)), fence);
+
+    // Unreachable.
+    let url = format!("redis://127.0.0.1:{}", free_port());
+    Rr::urls(&[url])
+        .args(["release", "--key", &k, "--force"])
+        .status(69)
+        .run();
+}
+
+#[test]
+pub(crate) fn release_force_wakes_a_waiter() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("wake");
+    let (a, a_env) = Holder::start(&server, &k, dir.path(), &["--ttl", "2s"]);
+    let b = Holder::spawn(
+        &server,
+        &k,
+        dir.path(),
+        &["--timeout", "30s", "--ttl", "5s"],
+    );
+    wait_until("the waiter to subscribe", Duration::from_secs(10), || {
+        server.subscribers(&released_channel(&k)) >= 1
+    });
+    assert!(!b.is_ready(), "the waiter ran while the lock was held");
+
+    let mut conn = server.conn();
+    let mut ps = conn.as_pubsub();
+    ps.subscribe(released_channel(&k)).unwrap();
+    ps.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+
+    Rr::on(&server)
+        .args(["release", "--key", &k, "--force"])
+        .status(0)
+        .run();
+    let released = Instant::now();
+    ps.get_message()
+        .expect("release --force must publish on the release channel");
+
+    let b_env = b.wait_ready(Duration::from_secs(10));
+    eprintln!("hand-over after release --force: {:?}", released.elapsed());
+    assert_eq!(server.get(&k).as_deref(), Some(b_env.token.as_str()));
+    assert!(
+        b_env.fencing > a_env.fencing,
+        "the fencing token must go on rising"
+    );
+
+    // The old holder stops (lock lost) without touching the new lock.
+    let o = a.wait();
+    assert_exit(&o, 70);
+    assert_eq!(server.get(&k).as_deref(), Some(b_env.token.as_str()));
+
+    let o = b.finish();
+    assert_exit(&o, 0);
+    assert!(!server.exists(&k));
 }
 
 #[test]
@@ -77,15 +115,19 @@ fn release_force_says_what_it_removed() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let k = key("removed");
-    let o = output(rr(&server).args(["release", "--key", &k, "--force"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(stdout(&o), format!("{k}: was not held; nothing removed\n"));
+    Rr::on(&server)
+        .args(["release", "--key", &k, "--force"])
+        .status(0)
+        .stdout(format!("{k}: was not held; nothing removed\n"))
+        .run();
 
     let (h, _) = Holder::start(&server, &k, dir.path(), &["--ttl", "5s"]);
     let tick = tick_key(&k);
     let _: () = server.query(&["SET", &tick, "1764921600000 c sometoken -1"]);
-    let o = output(rr(&server).args(["release", "--key", &k, "--force"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = Rr::on(&server)
+        .args(["release", "--key", &k, "--force"])
+        .status(0)
+        .run();
     let out = stdout(&o);
     assert!(
         out.starts_with(&format!("{k}: released: removed the lock (held by "))
@@ -94,7 +136,7 @@ fn release_force_says_what_it_removed() {
         "{out}"
     );
     assert!(!server.exists(&k) && !server.exists(&tick));
-    assert_eq!(h.wait().status.code(), Some(70));
+    assert_exit(&h.wait(), 70);
 
     // Only a tick claim left.
     let _: () = server.query(&["SET", &tick, "1764921600000"]);
@@ -123,22 +165,28 @@ fn release_forget_removes_every_trace_but_never_of_a_key_in_use() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let k = key("forget");
-    let o = output(rr(&server).args(["release", "--key", &k, "--forget"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(stdout(&o), format!("{k}: nothing to forget\n"));
+    Rr::on(&server)
+        .args(["release", "--key", &k, "--forget"])
+        .status(0)
+        .stdout(format!("{k}: nothing to forget\n"))
+        .run();
 
     // Runs, a schedule's tick claim, a --min-hold: every trace there is.
     for _ in 0..3 {
-        let o = output(rr(&server).args(["--key", &k, "--", "true"]));
-        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        Rr::on(&server)
+            .args(["--key", &k, "--", "true"])
+            .status(0)
+            .run();
     }
     let _: () = server.query(&["SET", &tick_key(&k), "1764921600000 c tok -1"]);
 
     // Held: refused, nothing removed.
     let (h, _) = Holder::start(&server, &k, dir.path(), &["--ttl", "5s"]);
     let before = traces(&server, &k);
-    let o = output(rr(&server).args(["release", "--key", &k, "--forget"]));
-    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    let o = Rr::on(&server)
+        .args(["release", "--key", &k, "--forget"])
+        .status(75)
+        .run();
     let first = stderr(&o).lines().next().unwrap_or_default().to_string();
     assert!(
         first.starts_with(&format!("redlock-run: error: lock {k:?} is held by "))
@@ -147,10 +195,12 @@ fn release_forget_removes_every_trace_but_never_of_a_key_in_use() {
     );
     assert_eq!(traces(&server, &k), before);
 
-    assert_eq!(h.finish().status.code(), Some(0));
+    h.finish_ok();
 
-    let o = output(rr(&server).args(["release", "--key", &k, "--forget"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = Rr::on(&server)
+        .args(["release", "--key", &k, "--forget"])
+        .status(0)
+        .run();
     let out = stdout(&o);
     assert!(
         out.starts_with(&format!("{k}: forgotten: removed "))
@@ -160,7 +210,7 @@ fn release_forget_removes_every_trace_but_never_of_a_key_in_use() {
         "{out}"
     );
     assert_eq!(traces(&server, &k), Vec::<String>::new());
-    let (code, v) = crate::admin::status_json(&server, &k);
+    let (code, v) = status_json(&server, &k);
     assert_eq!((code, &v["never_used"]), (1, &Value::Bool(true)), "{v}");
 }
 
@@ -173,16 +223,20 @@ fn after_forget_the_next_fencing_token_is_still_higher() {
     let dir = tempfile::tempdir().unwrap();
     let k = key("forget-fence");
     for _ in 0..3 {
-        let o = output(rr(&server).args(["--key", &k, "--", "true"]));
-        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        Rr::on(&server)
+            .args(["--key", &k, "--", "true"])
+            .status(0)
+            .run();
     }
     let last: u64 = server.get(&fence_key(&k)).unwrap().parse().unwrap();
-    let o = output(rr(&server).args(["release", "--key", &k, "--forget"]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    Rr::on(&server)
+        .args(["release", "--key", &k, "--forget"])
+        .status(0)
+        .run();
     assert!(!server.exists(&fence_key(&k)));
     let (h, env) = Holder::start(&server, &k, dir.path(), &["--ttl", "5s"]);
     assert!(env.fencing > last, "{} after {last}", env.fencing);
-    assert_eq!(h.finish().status.code(), Some(0));
+    h.finish_ok();
 }
 
 /// A waiter in the queue (no holder) is someone using the key too.
@@ -190,20 +244,17 @@ fn after_forget_the_next_fencing_token_is_still_higher() {
 fn release_forget_is_refused_while_someone_waits() {
     let server = RedisServer::start();
     let k = key("forget-wait");
-    let _: () = server.query(&[
-        "ZADD",
-        &format!("{{{k}}}:redlock-run:waiters"),
-        "1",
-        "waiter-token",
-    ]);
-    let o = output(rr(&server).args(["release", "--key", &k, "--forget"]));
-    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    let _: () = server.query(&["ZADD", &waiters_key(&k), "1", "waiter-token"]);
+    let o = Rr::on(&server)
+        .args(["release", "--key", &k, "--forget"])
+        .status(75)
+        .run();
     assert!(
         stderr(&o).starts_with(&format!("redlock-run: error: lock {k:?} is waited for")),
         "{}",
         stderr(&o)
     );
-    assert!(server.exists(&format!("{{{k}}}:redlock-run:waiters")));
+    assert!(server.exists(&waiters_key(&k)));
 }
 
 /// On a Cluster too (every name in the key's slot, braces in the key).
@@ -215,10 +266,10 @@ fn release_forget_on_a_cluster() {
         let rr = || rr_urls(std::slice::from_ref(&url));
         for _ in 0..2 {
             let o = output(rr().args(["--key", &k, "--", "true"]));
-            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+            assert_exit(&o, 0);
         }
         let o = output(rr().args(["release", "--key", &k, "--forget"]));
-        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert_exit(&o, 0);
         assert!(
             stdout(&o).starts_with(&format!("{k}: forgotten: removed "))
                 && stdout(&o).contains("the fencing counter"),
