@@ -551,38 +551,18 @@ fn cycles_are_found_and_named() {
     );
 }
 
-/// Functions over [`MAX_LINES`] that a change under way splits (issue 25,
-/// item 4): (file under `src/`, name, who). The test fails when one is no
-/// longer long, so that this list only shrinks; add none.
-const BEING_SPLIT: &[(&str, &str, &str)] = &[("guardian.rs", "guard", "entry")];
-
 #[test]
 fn no_function_over_80_lines_without_a_reason() {
     let mut long = Vec::new();
-    let mut still_long = BTreeSet::new();
     for (rel, text) in sources() {
-        let file = rel.to_string_lossy();
         for (name, line, len) in functions(&text) {
-            if len <= MAX_LINES || reason_above(&text, line) {
-                continue;
-            }
-            match BEING_SPLIT
-                .iter()
-                .find(|(f, n, _)| *f == file && *n == name)
-            {
-                Some(listed) => {
-                    still_long.insert(listed);
-                }
-                None => long.push(format!("  src/{file}:{line} fn {name}: {len} lines")),
+            if len > MAX_LINES && !reason_above(&text, line) {
+                long.push(format!(
+                    "  src/{}:{line} fn {name}: {len} lines",
+                    rel.display()
+                ));
             }
         }
-    }
-    for listed @ (file, name, who) in BEING_SPLIT {
-        assert!(
-            still_long.contains(listed),
-            "src/{file} fn {name} is no longer over {MAX_LINES} lines: remove it from \
-             BEING_SPLIT in src/layers.rs ({who})"
-        );
     }
     assert!(
         long.is_empty(),
