@@ -11,13 +11,13 @@ use clap_complete::Shell;
 use crate::cli::Cli;
 
 /// The completion script for `shell`.
-pub fn generate(shell: Shell) -> Vec<u8> {
+pub(crate) fn generate(shell: Shell) -> Vec<u8> {
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "redlock-run", &mut out);
     out
 }
 
-pub fn print(shell: Shell) -> std::io::Result<()> {
+pub(crate) fn print(shell: Shell) -> std::io::Result<()> {
     std::io::stdout().lock().write_all(&generate(shell))
 }
 

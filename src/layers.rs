@@ -1,6 +1,7 @@
 //! Checks on the shape of `src/` that the compiler does not make: no import
-//! cycle between top-level modules, and no function over 80 lines without
-//! a reason written above it (`// Over 80 lines: <why>`).
+//! cycle between top-level modules, no public module (what is public is
+//! re-exported by `lib.rs`), and no function over 80 lines without a reason
+//! written above it (`// Over 80 lines: <why>`).
 //!
 //! The checks read the source files. A small scanner drops comments and
 //! literals, then collects each top-level module's references to the
@@ -588,4 +589,21 @@ fn function_lengths_are_counted_from_fn_to_its_closing_brace() {
     assert_eq!(found, [("f".to_string(), 5, 5), ("g".to_string(), 10, 1)]);
     assert!(reason_above(src, 5));
     assert!(!reason_above(src, 10));
+}
+
+#[test]
+fn every_module_is_private() {
+    let (_, lib) = sources()
+        .into_iter()
+        .find(|(p, _)| p == Path::new("lib.rs"))
+        .expect("src/lib.rs");
+    let public: Vec<&str> = lib
+        .lines()
+        .filter(|l| l.trim_start().starts_with("pub mod "))
+        .collect();
+    assert!(
+        public.is_empty(),
+        "public modules in src/lib.rs: make each private (`mod`) and re-export (`pub use`) \
+         only what src/main.rs or tests/it use: {public:?}"
+    );
 }

@@ -126,7 +126,7 @@ impl When {
 }
 
 /// The smallest multiple of `every` strictly greater than `now`.
-pub fn next_multiple(now: i64, every: i64) -> i64 {
+pub(crate) fn next_multiple(now: i64, every: i64) -> i64 {
     (now.div_euclid(every) + 1) * every
 }
 
@@ -158,7 +158,7 @@ async fn sleep_until_wall(tick_ms: i64) {
 
 /// Everything schedule mode needs, checked.
 #[derive(Debug, Clone)]
-pub struct SchedulePlan {
+pub(crate) struct SchedulePlan {
     pub place: Place,
     pub lease: Lease,
     pub program: Program,
@@ -169,7 +169,7 @@ pub struct SchedulePlan {
 }
 
 /// Loop over ticks until a signal stops the schedule.
-pub async fn schedule(plan: SchedulePlan) -> Result<ScheduleEnd> {
+pub(crate) async fn schedule(plan: SchedulePlan) -> Result<ScheduleEnd> {
     let mut signals = Signals::install()?;
     let mut locker = Locker::new(&plan.place.endpoints, &plan.place.key, plan.lease);
     let mut reach = match preflight(&mut locker, &plan.place.key, &mut signals).await? {

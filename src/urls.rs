@@ -9,7 +9,7 @@
 //! on a parse.
 
 /// The schemes a new URL in a list starts with.
-pub const SCHEMES: [&str; 10] = [
+pub(crate) const SCHEMES: [&str; 10] = [
     "redis://",
     "rediss://",
     "unix://",
@@ -25,7 +25,7 @@ pub const SCHEMES: [&str; 10] = [
 /// Split a comma-separated list of URLs, only before a comma followed
 /// (after optional blanks) by one of [`SCHEMES`]: a comma anywhere else,
 /// as in a password, stays in its URL.
-pub fn split_list(list: &str) -> Vec<String> {
+pub(crate) fn split_list(list: &str) -> Vec<String> {
     let mut urls = Vec::new();
     let mut start = 0;
     for (comma, _) in list.match_indices(',') {
@@ -48,7 +48,7 @@ pub fn split_list(list: &str) -> Vec<String> {
 /// password holding `/`, `@`, `?` or `#` unencoded is hidden whole: the
 /// last `@`, not the first `/`, ends it. Where the two overlap (an `@` in
 /// a query password) more is hidden, never less.
-pub fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     let mut hidden = vec![false; url.len()];
     let start = url.find("://").map_or(0, |i| i + 3);
     if let Some(at) = url[start..].rfind('@').map(|i| start + i) {
@@ -80,7 +80,7 @@ pub fn redact(url: &str) -> String {
 /// [`redact`] every URL-looking word (`scheme://` up to the next blank
 /// or control character) in free text, such as an error clap rendered.
 /// A quote just before the scheme that also closes the word is kept.
-pub fn redact_text(text: &str) -> String {
+pub(crate) fn redact_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(sep) = rest.find("://") {
@@ -114,7 +114,7 @@ pub fn redact_text(text: &str) -> String {
 /// Sentinel, `[/service[/db]]` (default `mymaster`, 0) and optionally
 /// `?sentinel_username=..&sentinel_password=..` for Sentinels that want
 /// their own credentials. The user and password are the data nodes'.
-pub struct MultiUrl<'a> {
+pub(crate) struct MultiUrl<'a> {
     /// `redis` or `rediss`: the scheme of each node's plain URL.
     base: &'static str,
     /// Up to and with the last `@` (as in [`redact`]), or empty.
@@ -130,7 +130,7 @@ pub struct MultiUrl<'a> {
 
 /// One host of a [`MultiUrl`] as plain URLs, for the caller to check like
 /// any other.
-pub struct HostUrls {
+pub(crate) struct HostUrls {
     /// The data node: `redis://userinfo@host/db`.
     pub node: String,
     /// Sentinel only: the Sentinel at this address, with its credentials.
@@ -139,7 +139,7 @@ pub struct HostUrls {
 
 /// Split a [`MultiUrl`] into its parts; `scheme` is the one it starts with.
 /// Errors never quote the URL (the caller adds its redacted form).
-pub fn parse_multi<'a>(url: &'a str, scheme: &str) -> Result<MultiUrl<'a>, String> {
+pub(crate) fn parse_multi<'a>(url: &'a str, scheme: &str) -> Result<MultiUrl<'a>, String> {
     let sentinel = scheme.contains("+sentinel");
     let base = if scheme.starts_with("rediss") {
         "rediss"
@@ -210,7 +210,7 @@ fn sentinel_credentials(query: &str, sentinel: bool) -> Result<(&str, &str), Str
 
 impl MultiUrl<'_> {
     /// Each host in order as plain URLs, or why its text is not a host.
-    pub fn hosts(&self) -> impl Iterator<Item = Result<HostUrls, String>> + '_ {
+    pub(crate) fn hosts(&self) -> impl Iterator<Item = Result<HostUrls, String>> + '_ {
         self.hosts.split(',').map(|host| {
             if host.is_empty() || host.contains(['/', '?', '#']) {
                 return Err("expected host:port[,host:port]...".to_string());
