@@ -276,7 +276,7 @@ fn a_ttl_too_short_names_what_was_given_in_milliseconds() {
 fn the_reference_states_the_real_minimum_ttl() {
     let reference =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/reference.md")).unwrap();
-    let min = redlock_run::config::min_ttl(0).unwrap();
+    let min = redlock_run::min_ttl(0).unwrap();
     let min = format!("{}ms", min.as_millis());
     assert!(
         reference.contains(&format!(

@@ -2,8 +2,7 @@
 //! 26.6): help that ends with examples, man pages with EXAMPLES and EXIT
 //! STATUS, and two `--redis` URLs that are not failover, as the tool says.
 
-use redlock_run::cli::{RUN_A_COMMAND, RUN_NOTHING};
-use redlock_run::help;
+use redlock_run::{RUN_A_COMMAND, RUN_NOTHING};
 
 use crate::support::*;
 
@@ -65,7 +64,7 @@ fn help_ends_with_examples_and_h_fits_one_screen() {
             long.lines().count()
         );
         assert!(lines <= 50, "{mode:?}: -h is {lines} lines:\n{short}");
-        let examples = help::examples(mode);
+        let examples = redlock_run::examples(mode);
         assert!(!examples.is_empty(), "{mode:?}: no examples");
         assert!(short.contains("\nExamples:\n  "), "{mode:?} -h:\n{short}");
         for e in examples {
@@ -94,7 +93,7 @@ fn every_help_example_is_a_valid_command_line() {
         Some("list"),
         Some("completions"),
     ] {
-        for e in help::examples(mode) {
+        for e in redlock_run::examples(mode) {
             let found = crate::docs::invocations(e.command);
             assert_eq!(found.len(), 1, "{:?}: one redlock-run in it", e.command);
             crate::docs::check_invocation(&found[0]).unwrap_or_else(|err| panic!("{err}"));

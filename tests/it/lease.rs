@@ -13,7 +13,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use redlock_run::exit::LOST;
+use redlock_run::LOST;
 
 use crate::support::proxy::{Mode, Proxy};
 use crate::support::*;
@@ -171,7 +171,7 @@ fn redis_paused_longer_than_the_lease_kills_the_command_before_it_expires() {
         "pause: the command died {:?} before the lease's expiry in Redis (lower bound; \
          aimed at >= {:?})",
         expires.saturating_duration_since(dead),
-        redlock_run::config::KILL_MARGIN
+        redlock_run::KILL_MARGIN
     );
     assert!(
         dead < expires,

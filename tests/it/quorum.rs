@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use redlock_run::exit::{CONFLICT, LOST, UNAVAILABLE};
+use redlock_run::{CONFLICT, LOST, UNAVAILABLE};
 
 use crate::support::proxy::{Mode, Proxy};
 use crate::support::*;

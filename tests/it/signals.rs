@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-use redlock_run::exit::LOST;
+use redlock_run::LOST;
 
 use crate::support::*;
 

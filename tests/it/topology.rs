@@ -206,7 +206,7 @@ pub(crate) fn cluster_lock_with_braces_and_a_woken_waiter() {
     let c = ClusterSetup::start();
     let url = c.url();
     let k = format!("{}{{eu}}", key("cluster"));
-    let fence = redlock_run::lock::Keys::new(&k).fence;
+    let fence = redlock_run::Keys::new(&k).fence;
     assert_eq!(c.slot(&fence), c.slot(&k), "CLUSTER KEYSLOT agrees");
     let dir = tempfile::tempdir().unwrap();
     let holder = Holder::spawn_at(&url, &k, dir.path(), &["--ttl", "5s"]);
@@ -228,7 +228,7 @@ pub(crate) fn cluster_lock_with_braces_and_a_woken_waiter() {
         "-c",
         "echo $REDLOCK_FENCING_TOKEN",
     ]));
-    let channel = redlock_run::lock::Keys::new(&k).channel;
+    let channel = redlock_run::Keys::new(&k).channel;
     // On the key's node, with sharded pub/sub (SSUBSCRIBE: the release's
     // SPUBLISH stays on the key's shard instead of reaching every node);
     // the release script counts its own node's receivers to pick the
@@ -338,7 +338,7 @@ fn a_contender_during_a_slot_migration_gets_75() {
             ]),
         ));
         // It subscribes for the release once an attempt saw the lock held.
-        let channel = redlock_run::lock::Keys::new(&k).channel;
+        let channel = redlock_run::Keys::new(&k).channel;
         wait_until(
             "the waiter to see the lock held and subscribe",
             Duration::from_secs(10),
@@ -496,7 +496,7 @@ fn cluster_schedule_runs_each_tick_once() {
     lines.sort_unstable();
     lines.dedup();
     assert_eq!(lines.len(), n, "a tick ran twice: {seen}");
-    let tick = redlock_run::lock::Keys::new(&k).tick;
+    let tick = redlock_run::Keys::new(&k).tick;
     assert_eq!(c.slot(&tick), c.slot(&k));
     assert!(
         c.nodes[c.owner(c.slot(&k))].exists(&tick),

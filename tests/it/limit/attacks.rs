@@ -729,7 +729,7 @@ fn cluster_limit_waiter_is_woken_on_the_keys_shard() {
     let c = ClusterSetup::start();
     let url = c.url();
     let k = format!("{}{{eu}}", key("attack-cluster"));
-    let keys = redlock_run::lock::Keys::new(&k);
+    let keys = redlock_run::Keys::new(&k);
     let owner = &c.nodes[c.owner(c.slot(&k))];
     let dir = tempfile::tempdir().unwrap();
     let args = ["--limit", "2", "--ttl", "5s"];
