@@ -739,10 +739,9 @@ fn a_redis_value_without_a_scheme_is_refused_without_being_shown() {
             by_env.args(mode).args(rest).env("REDLOCK_REDIS", value);
             let mut by_file = rr_bare();
             by_file.args(mode).arg("--redis-file").arg(&file).args(rest);
-            for (how, mut c) in [("--redis", by_flag), ("env", by_env), ("file", by_file)] {
-                let o = output(&mut c);
+            for (how, c) in [("--redis", by_flag), ("env", by_env), ("file", by_file)] {
                 let case = format!("{how} {value:?} {mode:?}");
-                assert_eq!(o.status.code(), Some(2), "{case}: {}", stderr(&o));
+                let o = Rr::command(c).note(&case).status(2).run();
                 let first = stderr(&o).lines().next().unwrap_or_default().to_string();
                 assert!(
                     first.contains("no scheme") && first.contains("redis://HOST:PORT"),
