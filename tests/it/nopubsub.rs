@@ -121,8 +121,7 @@ fn with_channels_granted_the_waiter_is_woken_and_does_not_warn() {
     wait_until("the waiter to subscribe", Duration::from_secs(10), || {
         server.subscribers(&channel) == 1
     });
-    let h = holder.finish();
-    assert_exit(&h, 0);
+    holder.finish_ok();
     let w = wait_output(waiter, Duration::from_secs(10));
     assert_exit(&w, 0);
     assert!(!stderr(&w).contains("ACL SETUSER"), "{}", stderr(&w));

@@ -62,8 +62,7 @@ pub(crate) fn status_shows_holder_ttl_and_fencing_token() {
     // Looking does not touch the lock.
     assert_eq!(server.get(&k).as_deref(), Some(env.token.as_str()));
 
-    let o = holder.finish();
-    assert_exit(&o, 0);
+    holder.finish_ok();
     let (code, v) = status_json(&server, &k);
     assert_eq!(code, 1, "{v}");
     assert_eq!(v["held"], Value::Bool(false), "{v}");

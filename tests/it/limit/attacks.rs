@@ -96,8 +96,7 @@ fn cluster_slot_migration_while_a_limit_holder_runs() {
     wait_until("a renewal on the new node", Duration::from_secs(3), || {
         slot_end(&c.nodes[to], &k, &env.token).is_some_and(|e| e > moved)
     });
-    let out = holder.finish();
-    assert_exit(&out, 0);
+    holder.finish_ok();
     assert!(!c.nodes[to].exists(&k), "released on the new node");
 }
 
@@ -133,8 +132,7 @@ fn a_one_holder_finding_a_limit_set_at_its_key_stops_at_once() {
         after < Duration::from_secs(3),
         "the one-holder command ran {after:?} beside the --limit holder"
     );
-    let o = two.finish();
-    assert_exit(&o, 0);
+    two.finish_ok();
 }
 
 /// A `--limit 2` attempt on an empty key whose reply is lost is undone
@@ -275,8 +273,7 @@ fn a_stopped_holders_command_dies_before_its_slot_is_taken() {
     send_signal(a.id(), SIGCONT);
     let o = wait_output(a, Duration::from_secs(20));
     assert_exit(&o, 70);
-    let o = b.finish();
-    assert_exit(&o, 0);
+    b.finish_ok();
     assert_idle(&server, &k);
 }
 
@@ -446,13 +443,11 @@ fn a_redis_restart_with_persistence_keeps_every_slot() {
             .all(|tok| slot_end(&server, &k, tok).is_some_and(|e| e > t + 4600))
     });
     assert!(!waiter.is_ready(), "a third ran beside two holders");
-    let o = a.finish();
-    assert_exit(&o, 0);
+    a.finish_ok();
     let w_env = waiter.wait_ready(Duration::from_secs(10));
     assert!(w_env.fencing > a_env.fencing.max(b_env.fencing));
     for h in [b, waiter] {
-        let o = h.finish();
-        assert_exit(&o, 0);
+        h.finish_ok();
     }
     assert_idle(&server, &k);
 }
@@ -746,8 +741,7 @@ fn cluster_limit_waiter_is_woken_on_the_keys_shard() {
     });
     assert!(owner.shard_subscribers(&keys.channel) > 0);
     send_signal(waiter.pid() as u32, SIGSTOP);
-    let o = a.finish();
-    assert_exit(&o, 0);
+    a.finish_ok();
     assert_eq!(
         owner.query::<i64>(&["ZCARD", &keys.woken]),
         1,
@@ -757,8 +751,7 @@ fn cluster_limit_waiter_is_woken_on_the_keys_shard() {
     let w_env = waiter.wait_ready(Duration::from_secs(10));
     assert!(w_env.fencing > a_env.fencing.max(b_env.fencing));
     for h in [b, waiter] {
-        let o = h.finish();
-        assert_exit(&o, 0);
+        h.finish_ok();
     }
     assert!(!owner.exists(&k));
     assert!(!owner.exists(&keys.limit));

@@ -279,8 +279,7 @@ pub(crate) fn instances_that_disagree_on_n_are_refused_from_what_redis_stores() 
     // The same N shares the key.
     let o = try_run(&server, &k, &["--limit", "3"]);
     assert_exit(&o, 0);
-    let o = three.finish();
-    assert_exit(&o, 0);
+    three.finish_ok();
 
     // Idle again: the stored N is gone with its last holder, so the key
     // can be used with another N (no stale refusal).
@@ -293,8 +292,7 @@ pub(crate) fn instances_that_disagree_on_n_are_refused_from_what_redis_stores() 
     let (one, _) = Holder::start(&server, &k, dir.path(), &[]);
     let o = try_run(&server, &k, &["--limit", "3", "--timeout", "5s"]);
     assert_mismatch(&o, "--limit 1", "3");
-    let o = one.finish();
-    assert_exit(&o, 0);
+    one.finish_ok();
     let _: () = redis::cmd("SET")
         .arg(&k)
         .arg("someone-else")
@@ -419,8 +417,7 @@ pub(crate) fn each_holder_renews_its_own_lease_and_a_lost_slot_stops_its_command
     let o = b.wait();
     assert_exit(&o, 70);
     assert!(end(&a_env.token).is_some());
-    let o = a.finish();
-    assert_exit(&o, 0);
+    a.finish_ok();
 }
 
 #[test]

@@ -291,8 +291,7 @@ fn a_one_holder_lock_has_limit_one_and_one_holder() {
         !text.contains("  holder:") && !text.contains("  limit:"),
         "{text}"
     );
-    let o = h.finish();
-    assert_exit(&o, 0);
+    h.finish_ok();
     let (code, v) = status_json(&server, &k);
     assert_eq!(code, 1, "{v}");
     assert_eq!(v["limit"], 1, "{v}");
@@ -346,8 +345,7 @@ fn release_force_frees_every_slot_and_wakes_a_waiter() {
         let o = h.wait();
         assert_exit(&o, 70);
     }
-    let o = waiter.finish();
-    assert_exit(&o, 0);
+    waiter.finish_ok();
     let (code, v) = status_json(&server, &k);
     assert_eq!(code, 1, "{v}");
 }
