@@ -178,17 +178,19 @@ fn timeout_bounds_a_wait_whose_server_goes_mute() {
     let (_holder, _) = Holder::start(&server, &k, dir.path(), &[]);
     let proxy = Proxy::start(server.port);
     let start = Instant::now();
-    let waiter =
-        spawn_piped(rr_urls(&[proxy.url()]).args(["--key", &k, "--timeout", "3s", "--", "true"]));
+    let waiter = Rr::urls(&[proxy.url()])
+        .args(["--key", &k, "--timeout", "3s", "--", "true"])
+        .within(Duration::from_secs(30))
+        .status(75)
+        .spawn();
     let waiters_key = waiters_key(&k);
     wait_until("the waiter in the queue", Duration::from_secs(3), || {
         server.query::<usize>(&["ZCARD", &waiters_key]) == 1
     });
     proxy.set_mode(crate::support::proxy::Mode::HoldReplies);
-    let o = wait_output(waiter, Duration::from_secs(30));
+    let o = waiter.wait();
     let took = start.elapsed();
     eprintln!("--timeout 3s, server mute after the first attempts: {took:?}");
-    assert_exit(&o, 75);
     assert!(
         took < Duration::from_millis(3500),
         "took {took:?}: {}",
@@ -279,18 +281,12 @@ fn a_waiters_late_grant_is_undone_on_a_server_with_a_password() {
     let k = key("late-grant-auth");
     let holder = Holder::spawn_at(&url, &k, dir.path(), &["--ttl", "1s"]);
     holder.wait_ready(Duration::from_secs(10));
-    let waiter = spawn_piped(rr_urls(std::slice::from_ref(&url)).args([
-        "--key",
-        &k,
-        "--ttl",
-        "30s",
-        "--timeout",
-        "4s",
-        "--connect-timeout",
-        "300ms",
-        "--",
-        "true",
-    ]));
+    let waiter = Rr::urls(std::slice::from_ref(&url))
+        .args(["--key", &k, "--ttl", "30s", "--timeout", "4s"])
+        .args(["--connect-timeout", "300ms", "--", "true"])
+        .within(Duration::from_secs(10))
+        .status(75)
+        .spawn();
     let waiters = waiters_key(&k);
     wait_until("the waiter is queued", Duration::from_secs(5), || {
         redis::cmd("ZCARD")
@@ -300,9 +296,8 @@ fn a_waiters_late_grant_is_undone_on_a_server_with_a_password() {
             == 1
     });
     server.pause();
-    let o = wait_output(waiter, Duration::from_secs(10));
+    waiter.wait();
     server.resume();
-    assert_exit(&o, 75);
     let _ = holder.wait();
     let _: i64 = redis::cmd("DBSIZE").query(&mut server.conn()).unwrap();
     assert!(
@@ -364,21 +359,21 @@ fn redis_gone_during_a_wait_for_a_held_lock_is_75() {
         .unwrap();
     let timeout = Duration::from_secs(2);
     let t = Instant::now();
-    let waiter = spawn_piped(
-        rr(&server)
-            .args(["--key", &k, "--timeout", "2s", "--"])
-            .args(["sh", "-c", "echo ran > ran"])
-            .current_dir(dir.path()),
-    );
+    let waiter = Rr::urls(&[server.url()])
+        .args(["--key", &k, "--timeout", "2s", "--"])
+        .args(["sh", "-c", "echo ran > ran"])
+        .current_dir(dir.path())
+        .within(Duration::from_secs(30))
+        .status(75)
+        .spawn();
     // It has seen the lock held once it is in the waiters' queue.
     let queue = waiters_key(&k);
     wait_until("the waiter to queue", Duration::from_secs(10), || {
         server.query::<i64>(&["ZCARD", &queue]) > 0
     });
     server.kill();
-    let out = wait_output(waiter, Duration::from_secs(30));
+    waiter.wait();
     let took = t.elapsed();
-    assert_exit(&out, 75);
     assert!(took >= timeout, "gave up after {took:?}, before --timeout");
     assert!(
         took < timeout + Duration::from_secs(3),
@@ -417,11 +412,15 @@ fn waiters_get_the_lock_promptly_and_in_arrival_order() {
             "echo \"start {i} $(date +%s%N)\" >> {l}; sleep 0.05; echo \"end {i} $(date +%s%N)\" >> {l}",
             l = log.display()
         );
-        waiters.push(spawn_piped(
-            rr(&server)
+        waiters.push(
+            Rr::on(&server)
                 .args(["--key", &k, "--timeout", "30s", "--"])
-                .args(["sh", "-c", &script]),
-        ));
+                .args(["sh", "-c", &script])
+                .within(Duration::from_secs(30))
+                .note(format!("waiter {i}"))
+                .status(0)
+                .spawn(),
+        );
         // Queued before the next one arrives; then a moment in the queue
         // so that every waiter has slept into its backoff.
         wait_until("the waiter to queue", Duration::from_secs(10), || {
@@ -429,11 +428,9 @@ fn waiters_get_the_lock_promptly_and_in_arrival_order() {
         });
     }
     std::thread::sleep(Duration::from_millis(500));
-    let out = holder.finish();
-    assert_status(&out, 0, "holder");
-    for (i, w) in waiters.into_iter().enumerate() {
-        let out = wait_output(w, Duration::from_secs(30));
-        assert_status(&out, 0, &format!("waiter {i}"));
+    holder.finish_ok();
+    for w in waiters {
+        w.wait();
     }
     let text = std::fs::read_to_string(&log).unwrap();
     let events: Vec<(String, usize, u128)> = text
