@@ -360,3 +360,34 @@ fn clip(s: &str) -> String {
         &s[tail..]
     )
 }
+
+/// The builder's checks can fail, and say why.
+#[cfg(test)]
+mod checks {
+    use super::*;
+
+    #[test]
+    #[should_panic(expected = "exit 3 expected, got exit 0")]
+    fn a_wrong_exit_fails_showing_both() {
+        Rr::urls(&[]).arg("--version").status(3).run();
+    }
+
+    #[test]
+    #[should_panic(expected = "stdout should contain \"no such text\"")]
+    fn a_missing_text_fails_naming_it() {
+        Rr::urls(&[])
+            .arg("--version")
+            .status(0)
+            .stdout_has("redlock-run")
+            .stdout_has("no such text")
+            .run();
+    }
+
+    #[test]
+    #[should_panic(expected = "left behind on")]
+    fn a_key_left_behind_fails() {
+        let server = RedisServer::start();
+        let _: () = server.query(&["SET", "t-left", "x"]);
+        Rr::on(&server).arg("--version").key_absent("t-left").run();
+    }
+}
