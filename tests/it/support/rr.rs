@@ -16,9 +16,6 @@
 //! all at once with the command line, its exit status, stdout and stderr.
 //! `spawn` starts it in the background instead; `Running::wait` checks.
 
-// The builder's whole vocabulary, whether or not a test uses each word yet.
-#![allow(dead_code)]
-
 use std::ffi::OsStr;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -81,12 +78,6 @@ impl<'a> Rr<'a> {
             expect: Vec::new(),
             note: String::new(),
         }
-    }
-
-    /// Also look at `server` for `key_absent`.
-    pub fn server(mut self, server: &'a RedisServer) -> Self {
-        self.servers.push(server);
-        self
     }
 
     pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
@@ -179,7 +170,7 @@ impl<'a> Rr<'a> {
     pub fn key_absent(mut self, key: impl Into<String>) -> Self {
         assert!(
             !self.servers.is_empty(),
-            "key_absent needs a server to look at: Rr::on or .server"
+            "key_absent needs a server to look at: Rr::on or Rr::on_all"
         );
         self.expect.push(Expect::KeyAbsent(key.into()));
         self
