@@ -158,15 +158,14 @@ fn without_wait_wait_replicas_is_refused_before_the_command_runs() {
         let dir = tempfile::tempdir().unwrap();
         let ran = dir.path().join("ran");
         let k = key("nowait");
-        let o = output_within(
-            rr_urls(std::slice::from_ref(&url))
-                .args(["--key", &k, "--wait-replicas", "1", "--timeout", "5s", "--"])
-                .args(["sh", "-c", "touch \"$1\"", "sh"])
-                .arg(&ran),
-            Duration::from_secs(20),
-        );
+        let o = Rr::urls(std::slice::from_ref(&url))
+            .args(["--key", &k, "--wait-replicas", "1", "--timeout", "5s", "--"])
+            .args(["sh", "-c", "touch \"$1\"", "sh"])
+            .arg(&ran)
+            .within(Duration::from_secs(20))
+            .status(69)
+            .run();
         let err = stderr(&o);
-        assert_status(&o, 69, &format!("{kind}: {err}"));
         let first = err.lines().next().unwrap_or_default();
         assert!(
             first.contains("WAIT") && first.contains("--wait-replicas") && first.contains("+wait"),
