@@ -146,8 +146,9 @@ fn an_undone_attempt_leaves_no_stored_n_behind() {
     let server = RedisServer::start();
     // A first run loads the scripts, so the attempt is one EVALSHA whose
     // reply is the next one after the mode is set.
-    let o = try_run(&server, &key("attack-warm"), &["--limit", "2"]);
-    assert_exit(&o, 0);
+    try_run(&server, &key("attack-warm"), &["--limit", "2"])
+        .status(0)
+        .run();
     let proxy = Proxy::start(server.port);
     let k = key("attack-undone");
     proxy.set_mode(Mode::LoseNextReply);
@@ -166,8 +167,7 @@ fn an_undone_attempt_leaves_no_stored_n_behind() {
     assert!(stdout(&o).is_empty(), "it ran");
     assert!(!server.exists(&k), "the undo left the slot");
     assert!(!server.exists(&holders_key(&k)));
-    let o = try_run(&server, &k, &[]);
-    assert_exit(&o, 0);
+    try_run(&server, &k, &[]).status(0).run();
     assert!(!server.exists(&limit_key(&k)));
 }
 
@@ -293,8 +293,9 @@ fn sigterm_while_an_attempt_is_in_flight_leaves_nothing() {
         Holder::start(&server, &warm, dir.path(), &["--limit", "2"]).0,
         Holder::start(&server, &warm, dir.path(), &["--limit", "2"]).0,
     ];
-    let o = try_run(&server, &warm, &["--limit", "2", "--timeout", "300ms"]);
-    assert_exit(&o, 75);
+    try_run(&server, &warm, &["--limit", "2", "--timeout", "300ms"])
+        .status(75)
+        .run();
     for h in full {
         h.finish_ok();
     }
@@ -345,7 +346,7 @@ fn a_foreign_sorted_set_at_key_is_neither_pruned_nor_joined() {
         .arg("bob")
         .query(&mut server.conn())
         .unwrap();
-    let o = try_run(&server, &k, &["--limit", "2"]);
+    let o = try_run(&server, &k, &["--limit", "2"]).run();
     assert!(stdout(&o).is_empty(), "it ran: {}", stderr(&o));
     assert_exit(&o, 69);
     let members: Vec<(String, u64)> = redis::cmd("ZRANGE")
@@ -398,7 +399,7 @@ fn the_stored_one_lives_while_a_woken_one_holder_waiter_is_on_its_way() {
     assert_eq!(stdout(&o).trim(), "second");
     // Only the woken first waiter uses the key now.
     assert!(!server.exists(&k));
-    let o = try_run(&server, &k, &["--limit", "2"]);
+    let o = try_run(&server, &k, &["--limit", "2"]).run();
     assert!(
         stdout(&o).is_empty(),
         "--limit 2 ran beside a --limit 1 waiter"
@@ -462,8 +463,9 @@ fn a_lost_release_reply_is_still_a_release() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     // Scripts loaded: the release is one EVALSHA.
-    let o = try_run(&server, &key("attack-warm"), &["--limit", "2"]);
-    assert_exit(&o, 0);
+    try_run(&server, &key("attack-warm"), &["--limit", "2"])
+        .status(0)
+        .run();
     let proxy = Proxy::start(server.port);
     let k = key("attack-lost-release");
     // A long lease: no renewal can be the reply that gets lost.
@@ -549,8 +551,7 @@ fn skewed_holder_clocks_do_not_move_their_lease_ends() {
         );
         holders.push(c);
     }
-    let o = try_run(&server, &k, &["--limit", "2"]);
-    assert_exit(&o, 75);
+    try_run(&server, &k, &["--limit", "2"]).status(75).run();
     // Both crash; both slots free within a lease.
     let crashed = redis_now();
     for c in &holders {
@@ -653,12 +654,13 @@ fn a_lost_min_hold_reply_records_the_run_once() {
     use crate::support::proxy::{Mode, Proxy};
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let o = try_run(
+    try_run(
         &server,
         &key("attack-warm"),
         &["--limit", "2", "--min-hold", "1s"],
-    );
-    assert_exit(&o, 0);
+    )
+    .status(0)
+    .run();
     let proxy = Proxy::start(server.port);
     let k = key("attack-lost-min-hold");
     // A long lease: no renewal can be the reply that gets lost.
@@ -705,7 +707,7 @@ fn a_one_holder_meeting_a_foreign_sorted_set_is_refused_as_before() {
         .query(&mut server.conn())
         .unwrap();
     for extra in [&[][..], &["--timeout", "2s"][..]] {
-        let o = try_run(&server, &k, extra);
+        let o = try_run(&server, &k, extra).run();
         assert!(stdout(&o).is_empty(), "it ran: {}", stderr(&o));
         assert_status(&o, 69, &format!("{extra:?}"));
         assert!(stderr(&o).contains("WRONGTYPE"), "{}", stderr(&o));

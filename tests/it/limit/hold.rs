@@ -141,15 +141,17 @@ pub(crate) fn a_wait_for_a_full_key_times_out_with_75_and_leaves_the_queue() {
     let k = key("limit-timeout");
     let (a, _) = Holder::start(&server, &k, dir.path(), &["--limit", "2"]);
     let (b, _) = Holder::start(&server, &k, dir.path(), &["--limit", "2"]);
-    let o = try_run(&server, &k, &["--limit", "2", "--timeout", "1500ms"]);
-    assert_exit(&o, 75);
+    let o = try_run(&server, &k, &["--limit", "2", "--timeout", "1500ms"])
+        .status(75)
+        .run();
     assert!(stdout(&o).is_empty(), "it ran");
-    let o = try_run(
+    try_run(
         &server,
         &k,
         &["--limit", "2", "--timeout", "300ms", "-E", "9"],
-    );
-    assert_exit(&o, 9);
+    )
+    .status(9)
+    .run();
     let waiters = waiters_key(&k);
     assert_eq!(server.query::<i64>(&["ZCARD", &waiters]), 0);
     for h in [a, b] {
@@ -263,7 +265,7 @@ pub(crate) fn instances_that_disagree_on_n_are_refused_from_what_redis_stores() 
         (&["--limit", "1", "--timeout", "5s"][..], "1"),
         (&["--limit", "4", "--timeout", "5s"][..], "4"),
     ] {
-        let o = try_run(&server, &k, extra);
+        let o = try_run(&server, &k, extra).run();
         assert_mismatch(&o, "--limit 3", ours);
         assert!(stdout(&o).is_empty(), "it ran: {extra:?}");
     }
@@ -277,20 +279,18 @@ pub(crate) fn instances_that_disagree_on_n_are_refused_from_what_redis_stores() 
     assert_mismatch(&o, "--limit 3", "2");
     assert!(stdout(&o).is_empty());
     // The same N shares the key.
-    let o = try_run(&server, &k, &["--limit", "3"]);
-    assert_exit(&o, 0);
+    try_run(&server, &k, &["--limit", "3"]).status(0).run();
     three.finish_ok();
 
     // Idle again: the stored N is gone with its last holder, so the key
     // can be used with another N (no stale refusal).
     assert!(!server.exists(&limit_key(&k)));
-    let o = try_run(&server, &k, &["--limit", "2"]);
-    assert_exit(&o, 0);
+    try_run(&server, &k, &["--limit", "2"]).status(0).run();
 
     // Held by a one-holder instance, or by any client with a plain
     // string at KEY: --limit N is refused.
     let (one, _) = Holder::start(&server, &k, dir.path(), &[]);
-    let o = try_run(&server, &k, &["--limit", "3", "--timeout", "5s"]);
+    let o = try_run(&server, &k, &["--limit", "3", "--timeout", "5s"]).run();
     assert_mismatch(&o, "--limit 1", "3");
     one.finish_ok();
     let _: () = redis::cmd("SET")
@@ -300,7 +300,7 @@ pub(crate) fn instances_that_disagree_on_n_are_refused_from_what_redis_stores() 
         .arg(10_000)
         .query(&mut server.conn())
         .unwrap();
-    let o = try_run(&server, &k, &["--limit", "3"]);
+    let o = try_run(&server, &k, &["--limit", "3"]).run();
     assert_mismatch(&o, "--limit 1", "3");
     assert_eq!(server.get(&k).as_deref(), Some("someone-else"));
 }
@@ -330,9 +330,9 @@ fn the_stored_n_lives_while_a_waiter_waits_with_no_holder_left() {
     a.finish_ok();
     b.finish_ok();
     assert!(!server.exists(&k));
-    let o = try_run(&server, &k, &[]);
+    let o = try_run(&server, &k, &[]).run();
     assert_mismatch(&o, "--limit 2", "1");
-    let o = try_run(&server, &k, &["--limit", "3"]);
+    let o = try_run(&server, &k, &["--limit", "3"]).run();
     assert_mismatch(&o, "--limit 2", "3");
     // The waiter goes on and gets its slot.
     send_signal(waiter.pid() as u32, SIGCONT);
@@ -426,8 +426,9 @@ fn min_hold_keeps_the_slot_after_the_command_ends() {
     let k = key("limit-minhold");
     let t0 = redis_now_ms(&server);
     for _ in 0..2 {
-        let o = try_run(&server, &k, &["--limit", "2", "--min-hold", "3s"]);
-        assert_exit(&o, 0);
+        try_run(&server, &k, &["--limit", "2", "--min-hold", "3s"])
+            .status(0)
+            .run();
     }
     // Both slots are kept to the end of --min-hold: a third is refused.
     let held = slots(&server, &k);
@@ -438,7 +439,6 @@ fn min_hold_keeps_the_slot_after_the_command_ends() {
             "{held:?}"
         );
     }
-    let o = try_run(&server, &k, &["--limit", "2"]);
-    assert_exit(&o, 75);
+    let o = try_run(&server, &k, &["--limit", "2"]).status(75).run();
     assert!(stdout(&o).is_empty());
 }
