@@ -176,11 +176,6 @@ fn holder_text_from_other_hosts_is_escaped() {
     assert!(err.contains("evil\\nk: free\\r"), "{err:?}");
 }
 
-fn status_text(server: &RedisServer, k: &str) -> (i32, String) {
-    let o = output(rr(server).args(["status", "--key", k]));
-    (o.status.code().unwrap_or(-1), stdout(&o))
-}
-
 #[test]
 fn status_of_a_key_never_used_says_so() {
     let server = RedisServer::start();

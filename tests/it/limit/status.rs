@@ -8,14 +8,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-use super::{holders_key, redis_now_ms};
+use super::holders_key;
 use crate::list::list_rows;
 use crate::support::*;
-
-fn status_text(server: &RedisServer, k: &str) -> (i32, String) {
-    let o = output(rr(server).args(["status", "--key", k]));
-    (o.status.code().expect("status exited"), stdout(&o))
-}
 
 /// `holders` of a `status --json` object.
 fn holders(v: &Value) -> &Vec<Value> {
