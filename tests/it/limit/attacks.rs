@@ -510,7 +510,7 @@ fn a_lost_release_reply_is_still_a_release() {
 }
 
 /// Holders whose wall clocks are an hour ahead and an hour behind (the
-/// CLOCK_REALTIME shim of documented.rs; libfaketime also moves timer
+/// CLOCK_REALTIME shim of lease.rs (WALLSTEP_C); libfaketime also moves timer
 /// deadlines): a slot's lease end is Redis's clock plus the ttl, whatever
 /// the holder's clock says, so neither slot is freed early nor kept late,
 /// and each frees at its own lease end after a crash.
