@@ -120,8 +120,7 @@ echo "end $1 $REDLOCK_FENCING_TOKEN" >> "$2""#;
     assert_eq!(most, N, "never {N} sections at once\n{text}");
     assert_idle(&server, &k);
     // The history has the last 20 runs, each with its own token, all ok.
-    let o = output(rr(&server).args(["status", "--key", &k, "--json"]));
-    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let (_, v) = status_json(&server, &k);
     let runs = v["last_runs"].as_array().expect("last_runs");
     assert_eq!(runs.len(), 20, "{v}");
     let tokens: std::collections::HashSet<u64> = runs
