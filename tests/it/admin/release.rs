@@ -139,7 +139,9 @@ fn release_force_says_what_it_removed() {
 
     // Only a tick claim left.
     let _: () = server.query(&["SET", &tick, "1764921600000"]);
-    let o = output(rr(&server).args(["release", "--key", &k, "--force"]));
+    let o = Rr::on(&server)
+        .args(["release", "--key", &k, "--force"])
+        .run();
     assert_eq!(
         stdout(&o),
         format!("{k}: was not held; removed the tick claim (2025-12-05T08:00:00Z)\n")
