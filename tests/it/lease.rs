@@ -391,13 +391,12 @@ fn a_key_gone_or_taken_at_release_is_70_after_a_command_that_exited_0() {
             server.port
         );
         let t = Instant::now();
-        let out = output_within(
-            rr(&server)
-                .args(["--key", &k, "--ttl", "30s", "--"])
-                .args(["sh", "-c", &script])
-                .current_dir(dir.path()),
-            Duration::from_secs(30),
-        );
+        let out = Rr::on(&server)
+            .args(["--key", &k, "--ttl", "30s", "--"])
+            .args(["sh", "-c", &script])
+            .current_dir(dir.path())
+            .within(Duration::from_secs(30))
+            .run();
         assert!(
             dir.path().join("done").exists(),
             "{what}: the command did not change the key: {}",
