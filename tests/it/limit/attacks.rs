@@ -152,12 +152,11 @@ fn an_undone_attempt_leaves_no_stored_n_behind() {
     let proxy = Proxy::start(server.port);
     let k = key("attack-undone");
     proxy.set_mode(Mode::LoseNextReply);
-    let o = output_within(
-        rr_urls(&[proxy.url()])
-            .args(["--key", &k, "--limit", "2", "--"])
-            .args(["sh", "-c", "echo ran"]),
-        Duration::from_secs(20),
-    );
+    let o = Rr::urls(&[proxy.url()])
+        .args(["--key", &k, "--limit", "2", "--"])
+        .args(["sh", "-c", "echo ran"])
+        .within(Duration::from_secs(20))
+        .run();
     assert_eq!(
         proxy.mode(),
         Mode::Pass,
