@@ -269,12 +269,11 @@ pub(crate) fn instances_that_disagree_on_n_are_refused_from_what_redis_stores() 
         assert!(stdout(&o).is_empty(), "it ran: {extra:?}");
     }
     // schedule is refused the same way, and stops.
-    let o = output_within(
-        rr(&server)
-            .args(["schedule", "--every", "1s", "--key", &k, "--limit", "2"])
-            .args(["--", "echo", "ran"]),
-        Duration::from_secs(20),
-    );
+    let o = Rr::on(&server)
+        .args(["schedule", "--every", "1s", "--key", &k, "--limit", "2"])
+        .args(["--", "echo", "ran"])
+        .within(Duration::from_secs(20))
+        .run();
     assert_mismatch(&o, "--limit 3", "2");
     assert!(stdout(&o).is_empty());
     // The same N shares the key.
