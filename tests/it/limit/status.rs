@@ -387,7 +387,7 @@ fn list_finds_limit_locks_of_both_name_shapes() {
         rows[2][1].contains(&format!("pid {} (sh)", l.pid())),
         "{rows:?}"
     );
-    let o = output(rr(&server).args(["list", "--json", "*{eu}"]));
+    let o = Rr::on(&server).args(["list", "--json", "*{eu}"]).run();
     let listed: Vec<Value> = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0]["key"].as_str(), Some(tagged.as_str()));
