@@ -28,10 +28,10 @@ fn user(server: &RedisServer, rules: &[&str]) -> String {
 
 /// `redlock-run ARGS` against `url`: (exit code, stdout, stderr).
 fn run(url: &str, args: &[&str]) -> (i32, String, String) {
-    let o = output_within(
-        rr_urls(&[url.to_string()]).args(args),
-        Duration::from_secs(20),
-    );
+    let o = Rr::urls(&[url.to_string()])
+        .args(args)
+        .within(Duration::from_secs(20))
+        .run();
     (o.status.code().unwrap_or(-1), stdout(&o), stderr(&o))
 }
 
