@@ -302,14 +302,9 @@ fn a_contender_during_a_slot_migration_gets_75() {
     let env = holder.wait_ready(Duration::from_secs(10));
     let contend = |timeout: &str| {
         let start = Instant::now();
-        let o = output(rr_urls(std::slice::from_ref(&url)).args([
-            "--key",
-            &k,
-            "--timeout",
-            timeout,
-            "--",
-            "true",
-        ]));
+        let o = Rr::urls(std::slice::from_ref(&url))
+            .args(["--key", &k, "--timeout", timeout, "--", "true"])
+            .run();
         (o, start.elapsed())
     };
     let mut waiter = None;
