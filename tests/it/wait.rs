@@ -21,17 +21,19 @@ fn a_hanging_subscription_does_not_stretch_the_timeout() {
     let timeout = Duration::from_millis(300);
     let wait = |url: String| {
         let start = Instant::now();
-        let o = output(rr_urls(&[url]).args([
-            "--timeout",
-            "300ms",
-            "--ttl",
-            "30s",
-            "-vvv",
-            "--key",
-            &k,
-            "--",
-            "true",
-        ]));
+        let o = Rr::urls(&[url])
+            .args([
+                "--timeout",
+                "300ms",
+                "--ttl",
+                "30s",
+                "-vvv",
+                "--key",
+                &k,
+                "--",
+                "true",
+            ])
+            .run();
         let took = start.elapsed();
         assert_exit(&o, 75);
         took
@@ -240,8 +242,8 @@ fn a_grant_that_lands_after_the_connect_timeout_is_undone() {
         .status(0)
         .run();
     server.pause();
-    let o = output_within(
-        rr(&server).args([
+    let o = Rr::on(&server)
+        .args([
             "--key",
             &k,
             "--ttl",
@@ -252,9 +254,9 @@ fn a_grant_that_lands_after_the_connect_timeout_is_undone() {
             "300ms",
             "--",
             "true",
-        ]),
-        Duration::from_secs(5),
-    );
+        ])
+        .within(Duration::from_secs(5))
+        .run();
     server.resume();
     assert_exit(&o, 69);
     // The server has now run, in order, what both connections sent.
@@ -317,13 +319,12 @@ fn a_refused_password_is_69_at_once_without_retrying() {
     let k = key("wrong-pass");
     let before = server.info_i64("stats", "total_connections_received");
     let t = Instant::now();
-    let out = output_within(
-        rr_urls(&[format!("redis://:wrong-pass@127.0.0.1:{}", server.port)])
-            .args(["--key", &k, "--timeout", "30s", "--"])
-            .args(["sh", "-c", "echo ran > ran"])
-            .current_dir(dir.path()),
-        Duration::from_secs(30),
-    );
+    let out = Rr::urls(&[format!("redis://:wrong-pass@127.0.0.1:{}", server.port)])
+        .args(["--key", &k, "--timeout", "30s", "--"])
+        .args(["sh", "-c", "echo ran > ran"])
+        .current_dir(dir.path())
+        .within(Duration::from_secs(30))
+        .run();
     let took = t.elapsed();
     // The test's own INFO connection counts one.
     let conns = server.info_i64("stats", "total_connections_received") - before - 1;
