@@ -264,26 +264,22 @@ fn release_forget_on_a_cluster() {
     let c = crate::support::topology::ClusterSetup::start();
     let url = c.url();
     for k in [key("forget-cl"), format!("{}{{eu}}", key("jobs"))] {
-        let rr = || rr_urls(std::slice::from_ref(&url));
+        let rr = || Rr::urls(std::slice::from_ref(&url));
         for _ in 0..2 {
-            let o = output(rr().args(["--key", &k, "--", "true"]));
-            assert_exit(&o, 0);
+            rr().args(["--key", &k, "--", "true"]).status(0).run();
         }
-        let o = output(rr().args(["release", "--key", &k, "--forget"]));
-        assert_exit(&o, 0);
+        let o = rr()
+            .args(["release", "--key", &k, "--forget"])
+            .status(0)
+            .run();
         assert!(
             stdout(&o).starts_with(&format!("{k}: forgotten: removed "))
                 && stdout(&o).contains("the fencing counter"),
             "{}",
             stdout(&o)
         );
-        let o = output(rr().args(["status", "--key", &k, "--json"]));
-        let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
-        assert_eq!(
-            (o.status.code(), &v["never_used"]),
-            (Some(1), &Value::Bool(true)),
-            "{v}"
-        );
+        let (code, v) = status_json_at(std::slice::from_ref(&url), &k);
+        assert_eq!((code, &v["never_used"]), (1, &Value::Bool(true)), "{v}");
         let node = &c.nodes[c.owner(c.slot(&k))];
         let left: Vec<String> = node.query(&["KEYS", "*redlock-run*"]);
         assert!(
