@@ -117,9 +117,9 @@ fn from_file(redis: Option<ValueSource>, file: Option<ValueSource>) -> Result<bo
     }
 }
 
-/// The subcommands that run no command, so need no guardian: it is
-/// forked before the command line is parsed, when clap's definition is not
-/// built yet. A test checks this list and [`RUN_A_COMMAND`] against [`Sub`].
+/// The subcommands that run no command (a usage slip names them without
+/// building clap's definition: `usage.rs`). A test checks this list and
+/// [`RUN_A_COMMAND`] against [`Sub`].
 pub const RUN_NOTHING: &[&str] = &["status", "release", "doctor", "list", "completions", "help"];
 /// The subcommands that run a command (under the guardian).
 pub const RUN_A_COMMAND: &[&str] = &["schedule"];

@@ -555,12 +555,6 @@ fn cycles_are_found_and_named() {
 /// item 4): (file under `src/`, name, who). Remove a line when its split
 /// lands; add none.
 const BEING_SPLIT: &[(&str, &str, &str)] = &[
-    ("guardian.rs", "guard", "entry"),
-    ("lib.rs", "dispatch", "entry"),
-    ("lock/acquire.rs", "try_acquire_until", "supervisor"),
-    ("lock/node.rs", "request", "supervisor"),
-    ("lock/wait.rs", "acquire_waiting_observed", "supervisor"),
-    ("supervise.rs", "supervise", "supervisor"),
     ("schedule.rs", "schedule", "layers"),
     ("schedule.rs", "take_tick", "layers"),
 ];

@@ -13,9 +13,11 @@
 //! - `exit` (the code table, the typed failures), `logging`, `urls`
 //!   (passwords hidden), `clock`, `startup`, `completions`.
 //!
-//! This file holds the entry and the dispatch only: one arm per mode. Each
-//! mode returns how it ended (`outcome`); `outcome::exit_code` is the one
-//! place an exit code is picked.
+//! This file holds the entry and the dispatch only: the command line is
+//! parsed once into a [`Command`] (bad input refused the way clap refuses
+//! it: `usage`), then executed, one arm per mode. Each mode returns how it
+//! ended (`outcome`); `outcome::exit_code` is the one place an exit code
+//! is picked.
 
 pub mod admin;
 pub mod child;
@@ -58,8 +60,6 @@ use usage::UsageOf;
 /// name) to the exit code: parse once, then run the mode, and pick the
 /// code ([`outcome::exit_code`], the only place one is picked).
 pub fn main(args: Vec<OsString>) -> i32 {
-    // First thing: the fewer pages written, the cheaper the fork.
-    guardian::start_unless_admin(args.get(1));
     let (ended, conflict) = match Command::parse(&args) {
         Ok(command) => {
             let conflict = command.conflict_exit_code();
@@ -272,9 +272,10 @@ fn block_on<T>(fut: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T
     rt.block_on(fut)
 }
 
-/// [`block_on`] for a mode that runs a command: only with a guardian.
+/// [`block_on`] for a mode that runs a command: only with a guardian,
+/// started here.
 fn guarded<T>(fut: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
-    guardian::check()?;
+    guardian::start()?;
     block_on(fut)
 }
 
@@ -323,5 +324,69 @@ fn report(ended: &anyhow::Result<Outcome>, quiet_conflict: bool) {
         tracing::error!("{e:#}: gave up waiting; not running the command");
     } else {
         tracing::error!("{e:#}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, Reported> {
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        Command::parse(&args)
+    }
+
+    #[test]
+    fn the_command_line_is_checked_before_anything_runs() {
+        assert!(matches!(
+            parse(&["redlock-run", "--version"]),
+            Ok(Command::Shown)
+        ));
+        assert!(matches!(
+            parse(&["redlock-run", "--no-such-option"]),
+            Err(Reported(Failure::Usage(_)))
+        ));
+        // A check that needs no Redis: refused at parse time.
+        let unforced = parse(&[
+            "redlock-run",
+            "release",
+            "--key",
+            "k",
+            "--redis",
+            "redis://h:1",
+        ]);
+        match unforced {
+            Err(Reported(Failure::Usage(why))) => assert!(why.contains("--force"), "{why}"),
+            _ => panic!("release without --force was not refused"),
+        }
+    }
+
+    #[test]
+    fn only_run_mode_has_its_own_conflict_code() {
+        let run = parse(&[
+            "redlock-run",
+            "-E",
+            "9",
+            "--key",
+            "k",
+            "--redis",
+            "redis://h:1",
+            "--",
+            "true",
+        ]);
+        assert_eq!(run.ok().map(|c| c.conflict_exit_code()), Some(9));
+        let status = parse(&[
+            "redlock-run",
+            "status",
+            "--key",
+            "k",
+            "--redis",
+            "redis://h:1",
+        ]);
+        assert!(matches!(status, Ok(Command::Status { json: false, .. })));
+        assert_eq!(
+            status.ok().map(|c| c.conflict_exit_code()),
+            Some(exit::CONFLICT)
+        );
     }
 }

@@ -1,5 +1,5 @@
-//! Run mode: take the lock (waiting if asked), run the command under it,
-//! release it, and turn all of that into one exit code.
+//! Run mode: take the lock (waiting if asked), run the command under it
+//! (`Run`, also each schedule tick's), release it, and say how it ended.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -58,55 +58,168 @@ pub async fn run(plan: RunPlan) -> Result<RunEnd> {
     // Installed before the first request, so that a signal can never leave
     // a lock behind: from here on it ends the wait, or is forwarded.
     let mut signals = Signals::install()?;
-    let mut locker = Locker::new(&plan.place.endpoints, &plan.place.key, plan.lease);
-    locker.cap_node_timeout(plan.connect_timeout);
-    let began = std::time::Instant::now();
-    locker.check_masters().await;
-    // --timeout counts from here: the masters' check (a quorum only) comes
-    // out of it, leaving at least a moment for a wait to stay a wait; and
-    // out of --connect-timeout for --timeout 0's one attempt.
-    let checked = began.elapsed();
-    let timeout = match plan.timeout {
-        Timeout::After(d) if d.is_zero() => {
-            let left = plan.connect_timeout.saturating_sub(checked);
-            locker.cap_node_timeout(left.max(Duration::from_millis(10)));
-            Some(d)
-        }
-        Timeout::After(d) => Some(d.saturating_sub(checked).max(Duration::from_millis(1))),
-        Timeout::Never => None,
-    };
+    let run = Run::acquire(&plan, &mut signals).await?;
+    let (_, end) = run.execute(&mut signals).await;
+    Ok(end?)
+}
 
-    let mut progress = crate::progress::Progress::new(&plan.place.key, plan.timeout);
-    let outcome = locker
-        .acquire_waiting_observed(
-            |token| holder_json(token, &plan.program),
-            timeout,
-            signals.next(),
-            &mut progress,
-        )
-        .await;
-    progress.end(&outcome);
-    let grant = match outcome {
-        WaitOutcome::Acquired(g) => g,
-        WaitOutcome::Cancelled(sig) => {
-            let sig = sig.expect("the signal stream never ends");
-            return Err(Failure::Interrupted {
-                name: sig.to_string(),
-                signo: sig.signo(),
-            }
-            .into());
+/// What runs under the lock: the key, its lease, the command.
+#[derive(Debug, Clone, Copy)]
+pub struct Job<'a> {
+    pub key: &'a str,
+    pub lease: &'a Lease,
+    pub program: &'a Program,
+}
+
+impl RunPlan {
+    pub fn job(&self) -> Job<'_> {
+        Job {
+            key: &self.place.key,
+            lease: &self.lease,
+            program: &self.program,
         }
-        WaitOutcome::TimedOut {
-            last,
-            ever_reachable,
-        } => return Err(not_acquired(&plan, last, ever_reachable).into()),
-    };
-    tracing::info!(
-        key = %escape_controls(&plan.place.key),
-        fencing_token = grant.fencing,
-        "lock acquired"
-    );
-    run_locked(&plan, locker, grant, &mut signals).await
+    }
+}
+
+/// One run of the command under the lock (run mode's, or a schedule
+/// tick's), from the grant to the release: it owns the locker meanwhile,
+/// and hands it back at the end (a schedule's next tick uses it).
+pub struct Run<'a> {
+    locker: Locker,
+    grant: Grant,
+    job: Job<'a>,
+    /// schedule: the tick (RFC 3339), given to the command as REDLOCK_TICK
+    /// and recorded in the run history.
+    tick: Option<&'a str>,
+}
+
+impl<'a> Run<'a> {
+    pub fn new(locker: Locker, grant: Grant, job: Job<'a>, tick: Option<&'a str>) -> Run<'a> {
+        Run {
+            locker,
+            grant,
+            job,
+            tick,
+        }
+    }
+
+    /// Run mode: take the lock, waiting as `--timeout` says; a signal ends
+    /// the wait.
+    pub async fn acquire(plan: &'a RunPlan, signals: &mut Signals) -> Result<Run<'a>, Failure> {
+        let mut locker = Locker::new(&plan.place.endpoints, &plan.place.key, plan.lease);
+        locker.cap_node_timeout(plan.connect_timeout);
+        let began = std::time::Instant::now();
+        locker.check_masters().await;
+        // --timeout counts from here: the masters' check (a quorum only)
+        // comes out of it, leaving at least a moment for a wait to stay a
+        // wait; and out of --connect-timeout for --timeout 0's one attempt.
+        let checked = began.elapsed();
+        let timeout = match plan.timeout {
+            Timeout::After(d) if d.is_zero() => {
+                let left = plan.connect_timeout.saturating_sub(checked);
+                locker.cap_node_timeout(left.max(Duration::from_millis(10)));
+                Some(d)
+            }
+            Timeout::After(d) => Some(d.saturating_sub(checked).max(Duration::from_millis(1))),
+            Timeout::Never => None,
+        };
+
+        let mut progress = crate::progress::Progress::new(&plan.place.key, plan.timeout);
+        let outcome = locker
+            .acquire_waiting_observed(
+                |token| holder_json(token, &plan.program),
+                timeout,
+                signals.next(),
+                &mut progress,
+            )
+            .await;
+        progress.end(&outcome);
+        let grant = match outcome {
+            WaitOutcome::Acquired(g) => g,
+            WaitOutcome::Cancelled(sig) => {
+                let sig = sig.expect("the signal stream never ends");
+                return Err(Failure::Interrupted {
+                    name: sig.to_string(),
+                    signo: sig.signo(),
+                });
+            }
+            WaitOutcome::TimedOut {
+                last,
+                ever_reachable,
+            } => return Err(not_acquired(plan, last, ever_reachable)),
+        };
+        tracing::info!(
+            key = %escape_controls(&plan.place.key),
+            fencing_token = grant.fencing,
+            "lock acquired"
+        );
+        Ok(Run::new(locker, grant, plan.job(), None))
+    }
+
+    /// Spawn the command with the lock's environment, renew while it runs,
+    /// supervise it, release (or hold for `--min-hold`); then hand the
+    /// locker back. The error is a failure to start the command (nothing
+    /// ran, the lock was given back).
+    pub async fn execute(self, signals: &mut Signals) -> (Locker, Result<RunEnd, Failure>) {
+        let mut child = match self.spawn() {
+            Ok(c) => c,
+            Err(f) => {
+                let Run {
+                    mut locker, grant, ..
+                } = self;
+                // Nothing ran: give the lock back at once, whatever
+                // --min-hold says.
+                if let Err(e) = locker.release(&grant.token).await {
+                    tracing::error!(error = %e, "could not release the lock; it expires by itself");
+                }
+                return (locker, Err(f));
+            }
+        };
+        tracing::debug!(pid = child.pid(), "command started");
+
+        let started = SystemTime::now();
+        let Run {
+            locker,
+            grant,
+            job,
+            tick,
+        } = self;
+        let mut keeper = Keeper::start(locker, &grant);
+        // Returns only once the command's whole group is gone.
+        let mut end = supervise(&mut child, job.lease, keeper.state(), signals).await;
+        child.restore_terminal();
+        let mut locker = keeper.stop().await;
+        let run = RunRecord {
+            program: job.program,
+            fencing: grant.fencing,
+            started,
+            tick,
+        };
+        let min_hold = job.lease.min_hold;
+        if let Some(why) = release_or_hold(&mut locker, &grant, min_hold, &end, &run).await {
+            end = end.lost_at_release(why);
+            // Recorded as it ended: the release did not record it.
+            locker.record(&run.entry(&end), grant.fencing).await;
+        }
+        (locker, Ok(end))
+    }
+
+    /// Start the command: the guardian's deadline is set before it exists.
+    fn spawn(&self) -> Result<child::Child, Failure> {
+        let fencing = self.grant.fencing.to_string();
+        let mut env = vec![
+            ("REDLOCK_KEY", self.job.key),
+            ("REDLOCK_TOKEN", self.grant.token.as_str()),
+            ("REDLOCK_FENCING_TOKEN", fencing.as_str()),
+        ];
+        if let Some(tick) = self.tick {
+            env.push(("REDLOCK_TICK", tick));
+        }
+        child::become_subreaper();
+        guardian::prepare(self.job.lease.kill_at(self.grant.valid_until))
+            .map_err(|e| Failure::Internal(format!("the guardian is gone ({e}); nothing was run")))
+            .and_then(|()| child::spawn(self.job.program, &env))
+    }
 }
 
 fn not_acquired(plan: &RunPlan, last: Attempt, ever_reachable: bool) -> Failure {
@@ -131,99 +244,19 @@ fn not_acquired(plan: &RunPlan, last: Attempt, ever_reachable: bool) -> Failure 
     }
 }
 
-/// With the lock held: run the command, supervise it, release.
-pub async fn run_locked(
-    plan: &RunPlan,
-    locker: Locker,
-    grant: Grant,
-    signals: &mut Signals,
-) -> Result<RunEnd> {
-    let (_, end) = run_under_lock(
-        &plan.place.key,
-        &plan.lease,
-        &plan.program,
-        locker,
-        &grant,
-        signals,
-        None,
-    )
-    .await;
-    Ok(end?)
-}
-
-/// The one code path for running a command under a held lock (run mode
-/// and every schedule tick): spawn with the lock's environment plus
-/// `extra_env`, renew while it runs, supervise, release (or hold for
-/// `--min-hold`). Hands the locker back for the next use. The error is a
-/// failure to start the command (nothing ran, the lock was given back).
-pub async fn run_under_lock(
-    key: &str,
-    lease: &Lease,
-    program: &Program,
-    mut locker: Locker,
-    grant: &Grant,
-    signals: &mut Signals,
-    tick: Option<&str>,
-) -> (Locker, Result<RunEnd, Failure>) {
-    let fencing = grant.fencing.to_string();
-    let mut env = vec![
-        ("REDLOCK_KEY", key),
-        ("REDLOCK_TOKEN", grant.token.as_str()),
-        ("REDLOCK_FENCING_TOKEN", fencing.as_str()),
-    ];
-    if let Some(tick) = tick {
-        env.push(("REDLOCK_TICK", tick));
-    }
-    child::become_subreaper();
-    // The guardian's deadline is set before the command exists.
-    let spawned = guardian::prepare(lease.kill_at(grant.valid_until))
-        .map_err(|e| Failure::Internal(format!("the guardian is gone ({e}); nothing was run")))
-        .and_then(|()| child::spawn(program, &env));
-    let mut child = match spawned {
-        Ok(c) => c,
-        Err(f) => {
-            // Nothing ran: give the lock back at once, whatever --min-hold says.
-            if let Err(e) = locker.release(&grant.token).await {
-                tracing::error!(error = %e, "could not release the lock; it expires by itself");
-            }
-            return (locker, Err(f));
-        }
-    };
-    tracing::debug!(pid = child.pid(), "command started");
-
-    let started = SystemTime::now();
-    let mut keeper = Keeper::start(locker, grant);
-    // Returns only once the command's whole group is gone.
-    let mut end = supervise(&mut child, lease, keeper.state(), signals).await;
-    child.restore_terminal();
-    let mut locker = keeper.stop().await;
-    let run = RunRecord {
-        program,
-        fencing: grant.fencing,
-        started,
-        tick,
-    };
-    if let Some(why) = finish(&mut locker, grant, lease.min_hold, &end, &run).await {
-        end = end.lost_at_release(why);
-        // Recorded as it ended: the release did not record it.
-        locker.record(&run.entry(&end), grant.fencing).await;
-    }
-    (locker, Ok(end))
-}
-
 /// What the run history says of one finished run.
-pub struct RunRecord<'a> {
-    pub program: &'a Program,
-    pub fencing: u64,
-    pub started: SystemTime,
+struct RunRecord<'a> {
+    program: &'a Program,
+    fencing: u64,
+    started: SystemTime,
     /// schedule: the tick (RFC 3339).
-    pub tick: Option<&'a str>,
+    tick: Option<&'a str>,
 }
 
 impl RunRecord<'_> {
     /// The history entry (JSON) for a run that ended with `end`: its
     /// exit code and [`RunEnd::history_kind`].
-    pub fn entry(&self, end: &RunEnd) -> String {
+    fn entry(&self, end: &RunEnd) -> String {
         let ended = SystemTime::now();
         let ms =
             |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
@@ -249,7 +282,7 @@ impl RunRecord<'_> {
 /// A failure to reach Redis is logged; the exit code stays the command's.
 /// Returns why the lock was lost if the release shows it was not ours to
 /// the end (it expired, or another holder has it): the run then exits 70.
-pub async fn finish(
+async fn release_or_hold(
     locker: &mut Locker,
     grant: &Grant,
     min_hold: Duration,

@@ -7,7 +7,7 @@
 //! max-register of the last tick that ran, so a tick runs at most once
 //! however far apart the instances' clocks are, and an instance whose clock
 //! is behind cannot re-run a tick that an instance ahead already ran. The
-//! run itself is run mode's code path (`run::run_under_lock`).
+//! run itself is run mode's code path (`run::Run`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -21,7 +21,7 @@ use crate::config::{Lease, Place, Program};
 use crate::exit::{self, Failure};
 use crate::lock::{Attempt, Locker, Mode, Probe};
 use crate::outcome::{Asked, RunEnd, ScheduleEnd};
-use crate::run::{holder_json, run_under_lock};
+use crate::run::{Job, Run, holder_json};
 use crate::signals::{Caught, Signals};
 
 /// When ticks fall.
@@ -216,16 +216,13 @@ pub async fn schedule(plan: SchedulePlan) -> Result<ScheduleEnd> {
         };
         let started = std::time::Instant::now();
         let fencing = grant.fencing;
-        let (back, end) = run_under_lock(
-            &plan.place.key,
-            &plan.lease,
-            &plan.program,
-            locker,
-            &grant,
-            &mut signals,
-            Some(&tick_str),
-        )
-        .await;
+        let job = Job {
+            key: &plan.place.key,
+            lease: &plan.lease,
+            program: &plan.program,
+        };
+        let run = Run::new(locker, grant, job, Some(&tick_str));
+        let (back, end) = run.execute(&mut signals).await;
         locker = back;
         let duration_ms = started.elapsed().as_millis() as u64;
         busy_until = Some(tick);

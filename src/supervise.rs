@@ -3,11 +3,11 @@
 //! out. It returns once the command *and everything left in its process
 //! group* are gone, so that the lock covers the whole job: every way out,
 //! an internal error included, goes through the one stop sequence
-//! ([`Stop`]) and then waits for the group to be empty.
+//! (`Stop`) and then waits for the group to be empty.
 //!
 //! Two halves, as nextest's dispatcher has them: [`supervise`] is the thin
-//! I/O loop (the `select!` turns what happened into an [`Event`], and
-//! [`perform`] carries out the [`Action`]s), and [`Supervisor::on`] is the
+//! I/O loop (the `select!` turns what happened into an `Event`, and
+//! `perform` carries out the `Action`s), and `Supervisor::on` is the
 //! decision, a pure step from an event (and the time) to actions, which
 //! the unit tests below drive with no command, no signals and no Redis.
 //!

@@ -46,8 +46,8 @@ impl Locker {
     /// the undo of a failed attempt what is left.
     ///
     /// The I/O of an attempt; what the replies mean is decided by
-    /// [`Tally::decide`], what is left of a granted lease by
-    /// [`usable_until`], who holds a refused one by [`Refusal::settle`].
+    /// `Tally::decide`, what is left of a granted lease by
+    /// `usable_until`, who holds a refused one by `Refusal::settle`.
     pub async fn try_acquire_until(
         &mut self,
         token: &str,
@@ -463,7 +463,7 @@ enum Answer {
     /// The replies settle it.
     Now(Attempt),
     /// Held or unavailable, once the masters in a slot migration have
-    /// been looked at ([`Refusal::settle`]).
+    /// been looked at (`Refusal::settle`).
     Settle(Refusal),
 }
 

@@ -261,7 +261,7 @@ impl Locker {
     /// [`acquire_waiting`](Self::acquire_waiting), watched by `observer`.
     ///
     /// The I/O of a wait: attempts, the subscription, the pauses. What
-    /// to do after each attempt is decided by [`Wait::after`].
+    /// to do after each attempt is decided by `Wait::after`.
     pub async fn acquire_waiting_observed<C>(
         &mut self,
         holder_json: impl Fn(&str) -> String,
