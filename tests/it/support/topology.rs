@@ -273,6 +273,14 @@ pub struct ClusterSetup {
     _dir: tempfile::TempDir,
 }
 
+/// A slot to migrate and the nodes (indices into `ClusterSetup::nodes`)
+/// it moves between; see [`ClusterSetup::slot_move`].
+pub struct SlotMove {
+    pub slot: u16,
+    pub from: usize,
+    pub to: usize,
+}
+
 impl ClusterSetup {
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -356,6 +364,18 @@ impl ClusterSetup {
             }
         }
         panic!("slot {slot} has no owner");
+    }
+
+    /// Where a migration of `key`'s slot goes: the slot, the index of the
+    /// node that serves it now, and the next node, to move it to.
+    pub fn slot_move(&self, key: &str) -> SlotMove {
+        let slot = self.slot(key);
+        let from = self.owner(slot);
+        SlotMove {
+            slot,
+            from,
+            to: (from + 1) % self.nodes.len(),
+        }
     }
 
     /// Move `slot` (and its keys) from node `from` to node `to`, the way
