@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::topology::{ClusterSetup, SentinelSetup};
+use crate::support::topology::{ClusterSetup, SentinelSetup, SlotMove};
 use crate::support::{
     Holder, RedisServer, Rr, assert_exit, assert_status, key, output, rr_urls, stderr, stdout,
     wait_until,
@@ -260,9 +260,7 @@ pub(crate) fn cluster_slot_migration_while_the_lock_is_held() {
     let c = ClusterSetup::start();
     let url = c.url();
     let k = key("migrate");
-    let slot = c.slot(&k);
-    let from = c.owner(slot);
-    let to = (from + 1) % 3;
+    let SlotMove { slot, from, to } = c.slot_move(&k);
     let dir = tempfile::tempdir().unwrap();
     let holder = Holder::spawn_at(&url, &k, dir.path(), &["--ttl", "3s", "--refresh", "200ms"]);
     let env = holder.wait_ready(Duration::from_secs(10));
@@ -294,9 +292,7 @@ fn a_contender_during_a_slot_migration_gets_75() {
     let c = ClusterSetup::start();
     let url = c.url();
     let k = key("migrate-contend");
-    let slot = c.slot(&k);
-    let from = c.owner(slot);
-    let to = (from + 1) % 3;
+    let SlotMove { slot, from, to } = c.slot_move(&k);
     let dir = tempfile::tempdir().unwrap();
     let holder = Holder::spawn_at(&url, &k, dir.path(), &["--ttl", "10s"]);
     let env = holder.wait_ready(Duration::from_secs(10));
@@ -583,9 +579,7 @@ fn a_limit_slot_freed_by_an_expired_holder_is_not_busy_during_a_migration() {
     let c = ClusterSetup::start();
     let url = c.url();
     let k = key("migrate-limit");
-    let slot = c.slot(&k);
-    let from = c.owner(slot);
-    let to = (from + 1) % 3;
+    let SlotMove { slot, from, to } = c.slot_move(&k);
     let dir = tempfile::tempdir().unwrap();
     let dead = Holder::spawn_at(&url, &k, dir.path(), &["--limit", "2", "--ttl", "1s"]);
     dead.wait_ready(Duration::from_secs(10));
