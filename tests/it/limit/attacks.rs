@@ -5,7 +5,7 @@ use std::os::unix::process::ExitStatusExt as _;
 use std::time::Duration;
 
 use super::{assert_idle, holders_key, limit_key, try_run};
-use crate::support::topology::ClusterSetup;
+use crate::support::topology::{ClusterSetup, SlotMove};
 use crate::support::*;
 
 /// A slot's lease end (ms, Redis's clock) on `server`, if it is there.
@@ -70,9 +70,7 @@ fn cluster_slot_migration_while_a_limit_holder_runs() {
     let c = ClusterSetup::start();
     let url = c.url();
     let k = key("attack-migrate");
-    let slot = c.slot(&k);
-    let from = c.owner(slot);
-    let to = (from + 1) % 3;
+    let SlotMove { slot, from, to } = c.slot_move(&k);
     let dir = tempfile::tempdir().unwrap();
     let holder = Holder::spawn_at(
         &url,
