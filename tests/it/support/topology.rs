@@ -198,19 +198,29 @@ impl SentinelSetup {
         let _: String = self.sentinels[0]
             .try_query(&["SENTINEL", "FAILOVER", "mymaster"])
             .expect("SENTINEL FAILOVER");
-        let port = self.servers[new].port.to_string();
         wait_until("the failover", Duration::from_secs(20), || {
-            role(&self.servers[new]) == "master"
-                && self.sentinels.iter().all(|s| {
-                    s.try_query::<(String, String)>(&[
-                        "SENTINEL",
-                        "GET-MASTER-ADDR-BY-NAME",
-                        "mymaster",
-                    ])
-                    .is_ok_and(|(_, p)| p == port)
-                })
+            role(&self.servers[new]) == "master" && self.all_sentinels_name(new)
         });
         new
+    }
+
+    /// Whether every Sentinel names `servers[idx]` as the primary.
+    pub fn all_sentinels_name(&self, idx: usize) -> bool {
+        let port = self.servers[idx].port.to_string();
+        self.sentinels.iter().all(|s| {
+            s.try_query::<(String, String)>(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"])
+                .is_ok_and(|(_, p)| p == port)
+        })
+    }
+
+    /// After the primary was killed: wait (up to 20 s) until every
+    /// Sentinel names `servers[idx]`, the replica, as the primary.
+    pub fn wait_promoted(&self, idx: usize) {
+        wait_until(
+            "the Sentinels to promote the replica",
+            Duration::from_secs(20),
+            || self.all_sentinels_name(idx),
+        );
     }
 }
 
