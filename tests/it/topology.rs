@@ -535,20 +535,7 @@ fn sentinel_failover_keeps_an_acknowledged_lock() {
     let old = setup.primary();
     let new = 1 - old;
     setup.servers[old].kill();
-    wait_until(
-        "the Sentinels to promote the replica",
-        Duration::from_secs(20),
-        || {
-            setup.sentinels.iter().all(|s| {
-                s.try_query::<(String, String)>(&[
-                    "SENTINEL",
-                    "GET-MASTER-ADDR-BY-NAME",
-                    "mymaster",
-                ])
-                .is_ok_and(|(_, p)| p == setup.servers[new].port.to_string())
-            })
-        },
-    );
+    setup.wait_promoted(new);
     assert_eq!(
         setup.servers[new].get(&k).as_deref(),
         Some(env.token.as_str())
