@@ -595,21 +595,7 @@ fn sentinel_failover_keeps_acknowledged_slots() {
     let old = setup.primary();
     let new = 1 - old;
     setup.servers[old].kill();
-    let port = setup.servers[new].port.to_string();
-    wait_until(
-        "the Sentinels to promote the replica",
-        Duration::from_secs(20),
-        || {
-            setup.sentinels.iter().all(|s| {
-                s.try_query::<(String, String)>(&[
-                    "SENTINEL",
-                    "GET-MASTER-ADDR-BY-NAME",
-                    "mymaster",
-                ])
-                .is_ok_and(|(_, p)| p == port)
-            })
-        },
-    );
+    setup.wait_promoted(new);
     let server = &setup.servers[new];
     for t in [&a_env.token, &b_env.token] {
         assert!(slot_end(server, &k, t).is_some(), "a slot was lost");
