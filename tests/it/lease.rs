@@ -11,6 +11,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use redlock_run::LOST;
@@ -42,9 +43,7 @@ fn short_ttl_is_kept_alive_over_a_longer_command() {
     )
     .opts(&["--ttl", "1s"])
     .start();
-    let token = wait_for_file(&dir.path().join("ready"), READY)
-        .trim()
-        .to_string();
+    let token = read_token(&dir.path().join("ready"));
     let since = Instant::now();
     // Three lease lengths: without renewals the key would be long gone.
     while since.elapsed() < Duration::from_millis(2500) {
@@ -62,6 +61,20 @@ fn short_ttl_is_kept_alive_over_a_longer_command() {
     assert!(!server.exists(&key));
 }
 
+/// The run ends with LOST: its command (PID `pid`) is gone and stderr
+/// reports the loss.
+#[track_caller]
+fn assert_lost(child: Child, pid: i32) {
+    let out = wait_output(child, DONE);
+    let err = stderr(&out);
+    assert_exit(&out, LOST);
+    assert!(!alive(pid), "the command outlived the lock");
+    assert!(
+        err.contains("lost"),
+        "stderr should report the loss:\n{err}"
+    );
+}
+
 #[test]
 fn lease_lost_by_del_stops_the_command() {
     let server = RedisServer::start();
@@ -75,14 +88,7 @@ fn lease_lost_by_del_stops_the_command() {
         .arg(&key)
         .query(&mut server.conn())
         .unwrap();
-    let out = wait_output(child, DONE);
-    let err = stderr(&out);
-    assert_exit(&out, LOST);
-    assert!(!alive(pid), "the command outlived the lock");
-    assert!(
-        err.contains("lost"),
-        "stderr should report the loss:\n{err}"
-    );
+    assert_lost(child, pid);
     assert!(!server.exists(&key));
 }
 
@@ -96,14 +102,7 @@ fn lease_lost_by_overwrite_stops_the_command_and_leaves_the_new_holder() {
         .start();
     let pid = read_pid(&dir.path().join("ready"));
     set(&server, &key, "other");
-    let out = wait_output(child, DONE);
-    let err = stderr(&out);
-    assert_exit(&out, LOST);
-    assert!(!alive(pid), "the command outlived the lock");
-    assert!(
-        err.contains("lost"),
-        "stderr should report the loss:\n{err}"
-    );
+    assert_lost(child, pid);
     // We never delete a lock we do not hold.
     assert_eq!(server.get(&key).as_deref(), Some("other"));
 }
@@ -124,9 +123,7 @@ fn redis_paused_shorter_than_the_lease_does_not_disturb_the_run() {
     )
     .opts(&["--ttl", "2s", "--refresh", "500ms"])
     .start();
-    let token = wait_for_file(&dir.path().join("ready"), READY)
-        .trim()
-        .to_string();
+    let token = read_token(&dir.path().join("ready"));
     server.pause();
     std::thread::sleep(Duration::from_millis(500));
     server.resume();
@@ -261,14 +258,7 @@ fn redis_restarted_empty_mid_run_stops_the_command() {
         .start();
     let pid = read_pid(&dir.path().join("ready"));
     server.restart();
-    let out = wait_output(child, DONE);
-    let err = stderr(&out);
-    assert_exit(&out, LOST);
-    assert!(!alive(pid), "the command outlived the lock");
-    assert!(
-        err.contains("lost"),
-        "stderr should report the loss:\n{err}"
-    );
+    assert_lost(child, pid);
     assert!(!server.exists(&key));
 }
 
@@ -287,9 +277,7 @@ fn redis_unreachable_briefly_is_survived() {
     )
     .opts(&["--ttl", "3s", "--refresh", "200ms"])
     .start();
-    let token = wait_for_file(&dir.path().join("ready"), READY)
-        .trim()
-        .to_string();
+    let token = read_token(&dir.path().join("ready"));
     let accepted = proxy.accepted();
     proxy.set_mode(Mode::Reset);
     std::thread::sleep(Duration::from_millis(300));
