@@ -80,10 +80,9 @@ fn lease_lost_by_del_stops_the_command() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let key = key("lost-del");
-    let child = Sh::new(&[server.url()], &key, dir.path(), FOREVER)
+    let (child, pid) = Sh::new(&[server.url()], &key, dir.path(), FOREVER)
         .opts(&["--ttl", "2s"])
-        .start();
-    let pid = read_pid(&dir.path().join("ready"));
+        .start_ready();
     let _: () = redis::cmd("DEL")
         .arg(&key)
         .query(&mut server.conn())
@@ -97,10 +96,9 @@ fn lease_lost_by_overwrite_stops_the_command_and_leaves_the_new_holder() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let key = key("lost-set");
-    let child = Sh::new(&[server.url()], &key, dir.path(), FOREVER)
+    let (child, pid) = Sh::new(&[server.url()], &key, dir.path(), FOREVER)
         .opts(&["--ttl", "2s"])
-        .start();
-    let pid = read_pid(&dir.path().join("ready"));
+        .start_ready();
     set(&server, &key, "other");
     assert_lost(child, pid);
     // We never delete a lock we do not hold.
@@ -139,15 +137,14 @@ fn redis_paused_longer_than_the_lease_kills_the_command_before_it_expires() {
     let dir = tempfile::tempdir().unwrap();
     let key = key("pause-long");
     // Ignores SIGTERM, so only the SIGKILL before the lease ends stops it.
-    let child = Sh::new(
+    let (child, pid) = Sh::new(
         &[server.url()],
         &key,
         dir.path(),
         "trap '' TERM; echo $$ > ready; while :; do sleep 0.05; done",
     )
     .opts(&["--ttl", "1s", "--refresh", "300ms", "--kill-after", "150ms"])
-    .start();
-    let pid = read_pid(&dir.path().join("ready"));
+    .start_ready();
     // Freeze Redis once the current term is 150 ms old (renewals come every
     // 300 ms): the test's bound below then has ~150 ms of slack over the
     // tool's own deadline (last renewal + ttl - drift), whatever the load.
@@ -200,10 +197,9 @@ fn blackholed_connection_stops_the_command_before_a_contender_can_start() {
     let proxy = Proxy::start(server.port);
     let dir = tempfile::tempdir().unwrap();
     let key = key("blackhole");
-    let first = Sh::new(&[proxy.url()], &key, dir.path(), FOREVER)
+    let (first, pid) = Sh::new(&[proxy.url()], &key, dir.path(), FOREVER)
         .opts(&["--ttl", "1s", "--refresh", "300ms", "--kill-after", "150ms"])
-        .start();
-    let pid = read_pid(&dir.path().join("ready"));
+        .start_ready();
     let mut c = server.conn();
     proxy.set_mode(Mode::Blackhole);
     // The lease in Redis, read directly (not through the proxy), now and a
@@ -253,10 +249,9 @@ fn redis_restarted_empty_mid_run_stops_the_command() {
     let mut server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let key = key("restart");
-    let child = Sh::new(&[server.url()], &key, dir.path(), FOREVER)
+    let (child, pid) = Sh::new(&[server.url()], &key, dir.path(), FOREVER)
         .opts(&["--ttl", "2s"])
-        .start();
-    let pid = read_pid(&dir.path().join("ready"));
+        .start_ready();
     server.restart();
     assert_lost(child, pid);
     assert!(!server.exists(&key));
