@@ -65,9 +65,8 @@ fn without_channels_a_waiter_polls_and_gets_the_lock_within_a_second_of_its_rele
     let dir = tempfile::tempdir().unwrap();
     let k = key("nopubsub");
     let (holder, waiter, started) = holder_and_waiter(&url, &k, dir.path());
-    let queue = waiters_key(&k);
     wait_until("the waiter to queue", Duration::from_secs(10), || {
-        server.query::<i64>(&["ZCARD", &queue]) == 1
+        queued(&server, &k) == 1
     });
     // What the waiter sends while it waits (the holder renews every
     // 10 s: not within these 5 s).
