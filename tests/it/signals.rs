@@ -397,7 +397,6 @@ fn terminating_signals_end_a_wait_and_leave_the_queue() {
     let dir = tempfile::tempdir().unwrap();
     let k = key("stop-wait");
     let (holder, env) = Holder::start(&server, &k, dir.path(), &[]);
-    let waiters_key = waiters_key(&k);
     let signals = stopping_signals();
     let waiters: Vec<_> = signals
         .iter()
@@ -406,7 +405,7 @@ fn terminating_signals_end_a_wait_and_leave_the_queue() {
         })
         .collect();
     wait_until("every waiter in the queue", DONE, || {
-        server.query::<usize>(&["ZCARD", &waiters_key]) == waiters.len()
+        queued(&server, &k) == waiters.len() as i64
     });
     for ((signo, _), w) in signals.iter().zip(&waiters) {
         send_raw(w.id(), *signo);
@@ -415,7 +414,7 @@ fn terminating_signals_end_a_wait_and_leave_the_queue() {
         let out = wait_output(w, DONE);
         assert_status(&out, 128 + signo, &name.to_string());
     }
-    assert_eq!(server.query::<usize>(&["ZCARD", &waiters_key]), 0);
+    assert_eq!(queued(&server, &k), 0);
     assert_eq!(server.get(&k).as_deref(), Some(env.token.as_str()));
     holder.finish_ok();
 }
