@@ -373,23 +373,22 @@ fn the_stored_one_lives_while_a_woken_one_holder_waiter_is_on_its_way() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let k = key("attack-woken-one");
-    let waiters = waiters_key(&k);
-    let queued = |n: i64| {
+    let wait_queued = |n: i64| {
         wait_until("the waiter to queue", Duration::from_secs(10), || {
-            server.query::<i64>(&["ZCARD", &waiters]) == n
+            queued(&server, &k) == n
         })
     };
     let (h, _) = Holder::start(&server, &k, dir.path(), &[]);
     // First in the queue; stopped, so it stays woken and not back.
     let first = Holder::spawn(&server, &k, dir.path(), &["--timeout", "30s"]);
-    queued(1);
+    wait_queued(1);
     send_signal(first.pid() as u32, SIGSTOP);
     let second = spawn_piped(
         rr(&server)
             .args(["--key", &k, "--timeout", "30s", "--"])
             .args(["sh", "-c", "echo second"]),
     );
-    queued(2);
+    wait_queued(2);
     h.finish_ok();
     let o = wait_output(second, Duration::from_secs(20));
     assert_exit(&o, 0);
@@ -424,9 +423,8 @@ fn a_redis_restart_with_persistence_keeps_every_slot() {
     let mut wargs = args.to_vec();
     wargs.extend(["--timeout", "30s"]);
     let waiter = Holder::spawn(&server, &k, dir.path(), &wargs);
-    let waiters = waiters_key(&k);
     wait_until("the waiter to queue", Duration::from_secs(10), || {
-        server.query::<i64>(&["ZCARD", &waiters]) == 1
+        queued(&server, &k) == 1
     });
     server.restart();
     // Renewals land again after the restart: both leases move on.
@@ -476,9 +474,8 @@ fn a_lost_release_reply_is_still_a_release() {
             .args(args)
             .args(["--", "sh", "-c", "echo $REDLOCK_FENCING_TOKEN"]),
     );
-    let waiters = waiters_key(&k);
     wait_until("the waiter to queue", Duration::from_secs(10), || {
-        server.query::<i64>(&["ZCARD", &waiters]) == 1
+        queued(&server, &k) == 1
     });
     proxy.set_mode(Mode::LoseNextReply);
     let o = a.finish();
