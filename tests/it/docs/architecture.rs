@@ -555,6 +555,41 @@ fn check_layers(code: &Code, page: &str) -> Vec<String> {
     problems
 }
 
+/// The functions the `rust` blocks call (`name(`, `.name(`, `Type::name(`)
+/// that nothing defines: an example is not compiled, but what it calls
+/// must exist.
+fn check_calls(code: &Code, page: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    for block in blocks("ARCHITECTURE.md", page) {
+        if block.lang != "rust" {
+            continue;
+        }
+        let body = &block.body;
+        for (at, _) in body.match_indices('(') {
+            let before = &body[..at];
+            let name: String = before
+                .chars()
+                .rev()
+                .take_while(|c| is_ident_char(*c))
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            let head = &before[..before.len() - name.len()];
+            if !is_ident(&name) || head.ends_with("fn ") || head.ends_with('!') {
+                continue;
+            }
+            if !code.all().iter().any(|f| defines(code.text(f), &name)) {
+                problems.push(format!(
+                    "{}: the example calls {name}(), defined nowhere",
+                    block.at
+                ));
+            }
+        }
+    }
+    problems
+}
+
 /// Everything `page` names that the code does not have.
 fn check(code: &Code, root: &Path, page: &str) -> Vec<String> {
     let (spans, links) = spans_and_links(page);
@@ -570,6 +605,7 @@ fn check(code: &Code, root: &Path, page: &str) -> Vec<String> {
             .map(|l| format!("link to {l}: no such file")),
     );
     problems.extend(check_layers(code, page));
+    problems.extend(check_calls(code, page));
     problems.dedup();
     problems
 }
@@ -646,7 +682,7 @@ fn the_architecture_check_finds_what_does_not_exist() {
         .filter(|m| !["main", "lib", "lock", "config", "run"].contains(&m.as_str()))
         .collect();
     let page = format!(
-        "[x](docs/nowhere.md)\n\n```text\nmain.rs, lib.rs   entry\nconfig, nosuch   config\nlock/   lock\n{}   rest\n```\n",
+        "[x](docs/nowhere.md)\n\n```text\nmain.rs, lib.rs   entry\nconfig, nosuch   config\nlock/   lock\n{}   rest\n```\n\n```rust\nRr::on(&s).args([\"-q\"]).no_such_call();\n```\n",
         modules.join(", ")
     );
     let problems = check(&code, &root, &page);
@@ -655,6 +691,7 @@ fn the_architecture_check_finds_what_does_not_exist() {
         "module run (src/lib.rs) is not in the diagram",
         "nosuch is not a top-level module",
         "uses config, which the diagram puts on a line above lock",
+        "calls no_such_call()",
     ] {
         assert!(
             problems.iter().any(|p| p.contains(want)),
