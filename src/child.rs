@@ -24,7 +24,7 @@ use crate::config::Program;
 use crate::exit::Failure;
 use crate::guardian;
 
-pub struct Child {
+pub(crate) struct Child {
     inner: tokio::process::Child,
     pgid: Pid,
     leader_reaped: bool,
@@ -53,14 +53,14 @@ fn set_foreground(pgrp: Pid) -> nix::Result<()> {
 /// Make orphaned descendants of our command our children, so that the
 /// group can be reaped and its emptiness observed even where PID 1 does
 /// not reap (containers).
-pub fn become_subreaper() {
+pub(crate) fn become_subreaper() {
     if let Err(e) = prctl::set_child_subreaper(true) {
         tracing::debug!(error = %e, "PR_SET_CHILD_SUBREAPER failed");
     }
 }
 
 /// Start `program` with `env` added, in a new process group.
-pub fn spawn(program: &Program, env: &[(&str, &str)]) -> Result<Child, Failure> {
+pub(crate) fn spawn(program: &Program, env: &[(&str, &str)]) -> Result<Child, Failure> {
     let mut cmd = tokio::process::Command::new(&program.argv[0]);
     cmd.args(&program.argv[1..]);
     for (k, v) in env {
@@ -134,35 +134,35 @@ pub fn spawn(program: &Program, env: &[(&str, &str)]) -> Result<Child, Failure> 
 }
 
 impl Child {
-    pub fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         self.pgid.as_raw()
     }
 
     /// Send `sig` to the whole process group. A gone group is not an
     /// error; any other failure (EPERM: a setuid program in the group) is
     /// returned, and means the command could not be stopped as asked.
-    pub fn signal_group(&self, sig: Signal) -> Result<(), Errno> {
+    pub(crate) fn signal_group(&self, sig: Signal) -> Result<(), Errno> {
         match killpg(self.pgid, sig) {
             Ok(()) | Err(Errno::ESRCH) => Ok(()),
             Err(e) => Err(e),
         }
     }
 
-    pub fn pgid(&self) -> Pid {
+    pub(crate) fn pgid(&self) -> Pid {
         self.pgid
     }
 
     /// Wait for the group leader (the command itself). Cancel-safe.
     /// After an error the leader counts as gone: the group's drain reaps
     /// it with the rest.
-    pub async fn wait(&mut self) -> io::Result<ExitStatus> {
+    pub(crate) async fn wait(&mut self) -> io::Result<ExitStatus> {
         let st = self.inner.wait().await;
         self.leader_reaped = true;
         st
     }
 
     /// Take the terminal's foreground back, if the command had it.
-    pub fn restore_terminal(&mut self) {
+    pub(crate) fn restore_terminal(&mut self) {
         if std::mem::take(&mut self.took_terminal) {
             if let Err(e) = set_foreground(getpgrp()) {
                 tracing::debug!(error = %e, "could not take the terminal back");
@@ -172,7 +172,7 @@ impl Child {
 
     /// After the leader exited: reap any of the group's processes that were
     /// re-parented to us, then tell whether any member is still alive.
-    pub fn group_alive(&self) -> bool {
+    pub(crate) fn group_alive(&self) -> bool {
         debug_assert!(
             self.leader_reaped,
             "reaping the group would steal the leader's status"

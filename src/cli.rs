@@ -319,7 +319,7 @@ pub struct LeaseArgs {
 }
 
 /// The largest `--limit`.
-pub const MAX_LIMIT: u32 = 10_000;
+pub(crate) const MAX_LIMIT: u32 = 10_000;
 
 /// Replication options shared by run and schedule.
 #[derive(Debug, Clone, Args)]

@@ -11,25 +11,13 @@ use clap_complete::Shell;
 use crate::cli::Cli;
 
 /// The completion script for `shell`.
-pub fn generate(shell: Shell) -> Vec<u8> {
+pub(crate) fn generate(shell: Shell) -> Vec<u8> {
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "redlock-run", &mut out);
     out
 }
 
-/// The checked-in file name for `shell`.
-pub fn file_name(shell: Shell) -> &'static str {
-    match shell {
-        Shell::Bash => "redlock-run.bash",
-        Shell::Zsh => "_redlock-run",
-        Shell::Fish => "redlock-run.fish",
-        Shell::Elvish => "redlock-run.elv",
-        Shell::PowerShell => "_redlock-run.ps1",
-        _ => "redlock-run.unknown",
-    }
-}
-
-pub fn print(shell: Shell) -> std::io::Result<()> {
+pub(crate) fn print(shell: Shell) -> std::io::Result<()> {
     std::io::stdout().lock().write_all(&generate(shell))
 }
 
@@ -177,6 +165,18 @@ mod tests {
 
     /// Fails when `completions/` is stale; `REDLOCK_BLESS=1 cargo test`
     /// rewrites the files.
+    /// The checked-in file name for `shell`.
+    fn file_name(shell: Shell) -> &'static str {
+        match shell {
+            Shell::Bash => "redlock-run.bash",
+            Shell::Zsh => "_redlock-run",
+            Shell::Fish => "redlock-run.fish",
+            Shell::Elvish => "redlock-run.elv",
+            Shell::PowerShell => "_redlock-run.ps1",
+            _ => "redlock-run.unknown",
+        }
+    }
+
     #[test]
     fn checked_in_completions_are_fresh() {
         let scripts = [

@@ -14,13 +14,13 @@ use crate::redis_file;
 use crate::urls::{self, redact};
 
 /// Shortest lease we accept: below this, scheduling noise eats the margins.
-pub const MIN_TTL: Duration = Duration::from_millis(100);
+pub(crate) const MIN_TTL: Duration = Duration::from_millis(100);
 /// Longest --ttl, --min-hold or --every we accept: far beyond any use, and
 /// far inside what Redis (PX in ms) and the clocks can represent.
-pub const MAX_DURATION: Duration = Duration::from_secs(315_576_000); // 10 years
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(315_576_000); // 10 years
 
 /// Refuse a duration above [`MAX_DURATION`].
-pub fn at_most_max(flag: &str, d: Duration) -> Result<Duration, Failure> {
+pub(crate) fn at_most_max(flag: &str, d: Duration) -> Result<Duration, Failure> {
     if d > MAX_DURATION {
         return Err(Failure::Usage(format!(
             "{flag} {} is too long: the maximum is {}",
@@ -42,7 +42,7 @@ pub const KILL_MARGIN: Duration = Duration::from_millis(100);
 /// Time allowed, on top of the --refresh periods, for a renewal to be sent
 /// and answered (and for the command to be started before the first one):
 /// scheduling on a loaded machine plus a round trip.
-pub const RENEW_ALLOWANCE: Duration = Duration::from_millis(100);
+pub(crate) const RENEW_ALLOWANCE: Duration = Duration::from_millis(100);
 
 /// One Redis server (or one Sentinel-managed primary, or one Cluster),
 /// with a display form that never shows a password.
@@ -527,7 +527,7 @@ const NO_SCHEME: &str = "it has no scheme (not shown: it may be a password); wri
 
 /// The servers named by `--redis` URLs, or (given a path) by the lines of
 /// a `--redis-file`, checked.
-pub fn servers(urls: &[String], file: Option<&Path>) -> Result<Vec<Endpoint>, Failure> {
+pub(crate) fn servers(urls: &[String], file: Option<&Path>) -> Result<Vec<Endpoint>, Failure> {
     let Some(path) = file else {
         return endpoints(urls);
     };

@@ -9,7 +9,7 @@ use std::time::Duration;
 /// separators, bidirectional overrides and backslashes escaped the way
 /// Rust writes them (`\n`, `\x1b`, `\u{85}`, `\\`); every other
 /// character, non-ASCII letters included, as it is.
-pub fn escape_controls(s: &str) -> String {
+pub(crate) fn escape_controls(s: &str) -> String {
     use std::fmt::Write;
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -36,7 +36,7 @@ pub fn escape_controls(s: &str) -> String {
 }
 
 /// Human form of a remaining lease.
-pub fn format_ttl(ms: Option<u64>) -> String {
+pub(crate) fn format_ttl(ms: Option<u64>) -> String {
     match ms {
         Some(ms) => humantime::format_duration(Duration::from_millis(ms)).to_string(),
         None => "no expiry".to_string(),
@@ -45,7 +45,7 @@ pub fn format_ttl(ms: Option<u64>) -> String {
 
 /// Print to stdout; a failed write (a full disk, a closed pipe) loses the
 /// text, never the exit code: no panic.
-pub fn out(text: &str) {
+pub(crate) fn out(text: &str) {
     use std::io::Write as _;
     let mut o = std::io::stdout().lock();
     let _ = o.write_all(text.as_bytes()).and_then(|()| o.flush());

@@ -25,7 +25,7 @@ const TIMEOUT: Duration = Duration::from_secs(3);
 const CLOCK_WARN: Duration = Duration::from_millis(250);
 const CLOCK_FAIL: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
+pub(crate) enum Level {
     Ok,
     Unknown,
     Warn,
@@ -45,7 +45,7 @@ impl Level {
 
 /// One check's result.
 #[derive(Debug, Clone)]
-pub struct Check {
+pub(crate) struct Check {
     pub name: &'static str,
     pub level: Level,
     pub detail: String,
@@ -72,7 +72,7 @@ struct Report {
 
 /// `redlock-run doctor`: print the checks; `code_of` is the verdict's
 /// exit code, which the JSON carries.
-pub async fn doctor(
+pub(crate) async fn doctor(
     place: &Place,
     as_json: bool,
     code_of: impl FnOnce(DoctorEnd) -> i32,

@@ -5,30 +5,30 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 
 /// Bad usage: refused before anything touched Redis.
-pub const USAGE: u8 = 2;
+pub(crate) const USAGE: u8 = 2;
 /// `status`: the key is free.
-pub const FREE: u8 = 1;
+pub(crate) const FREE: u8 = 1;
 /// `doctor`: a check failed; `completions`: the script could not be written.
-pub const FAILED: u8 = 1;
+pub(crate) const FAILED: u8 = 1;
 /// Redis unreachable, auth refused, or no quorum possible (EX_UNAVAILABLE).
 pub const UNAVAILABLE: u8 = 69;
 /// The lock was lost while the command ran (EX_SOFTWARE).
 pub const LOST: u8 = 70;
 /// An internal error (EX_SOFTWARE, as a lost lock: after the command's
 /// group was stopped, if it ran).
-pub const INTERNAL: u8 = 70;
+pub(crate) const INTERNAL: u8 = 70;
 /// Default `--conflict-exit-code`: the lock stayed held by someone else (EX_TEMPFAIL).
 pub const CONFLICT: u8 = 75;
 /// The command exists but cannot be executed.
-pub const NOT_EXECUTABLE: u8 = 126;
+pub(crate) const NOT_EXECUTABLE: u8 = 126;
 /// The command was not found.
-pub const NOT_FOUND: u8 = 127;
+pub(crate) const NOT_FOUND: u8 = 127;
 /// Added to a signal number when the command died of that signal.
-pub const SIGNAL_BASE: i32 = 128;
+pub(crate) const SIGNAL_BASE: i32 = 128;
 
 /// Shown at the end of `--help`; the README carries the same table (a test
 /// in tests/it/cli.rs compares them).
-pub const HELP_TABLE: &str = "\
+pub(crate) const HELP_TABLE: &str = "\
 Exit status:
   <n>      the command's own exit code
   128+N    the command was killed by signal N, or signal N ended the wait or
@@ -164,13 +164,13 @@ impl Failure {
 /// code and says nothing more.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct Reported(#[source] pub Failure);
+pub(crate) struct Reported(#[source] pub Failure);
 
 /// A refusal no retry can fix: the server wants a password, refused the
 /// one given, or its ACL denies a command or key. The wording users read
 /// for each lives here, in one place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthRefusal {
+pub(crate) enum AuthRefusal {
     PasswordNeeded,
     PasswordRefused,
     Denied,
@@ -181,7 +181,7 @@ impl AuthRefusal {
     /// renders it (`NOAUTH`, `WRONGPASS`, `NOPERM`, or Redis's
     /// `Protocol error: unauthenticated multibulk length`, its answer to an
     /// unauthenticated client's long request), alone or inside a pipeline's.
-    pub fn find(text: &str) -> Option<Self> {
+    pub(crate) fn find(text: &str) -> Option<Self> {
         let has = |words: &[&str]| words.iter().any(|w| text.contains(w));
         if has(&[
             "NOAUTH",
@@ -210,7 +210,7 @@ impl AuthRefusal {
     }
 
     /// What is wrong and what to do, for the start of an error's first line.
-    pub fn what_to_do(self) -> &'static str {
+    pub(crate) fn what_to_do(self) -> &'static str {
         match self {
             AuthRefusal::PasswordNeeded => {
                 "Redis requires a password: add it to the URL (redis://:PASSWORD@HOST:PORT) \
@@ -230,7 +230,7 @@ impl AuthRefusal {
 
 /// `text` (an error about Redis), led by what to do when an auth refusal
 /// is its cause: `<what to do>; <text>`.
-pub fn advised(text: &str) -> String {
+pub(crate) fn advised(text: &str) -> String {
     match AuthRefusal::find(text) {
         Some(r) => format!("{}; {text}", r.what_to_do()),
         None => text.to_string(),
@@ -239,10 +239,10 @@ pub fn advised(text: &str) -> String {
 
 /// The usage slips of a first day, and what to say about each (the
 /// clap errors they cause are replaced by these: `lib.rs`, `print_clap`).
-pub const NOT_NEGATIVE: &str = "durations are not negative";
+pub(crate) const NOT_NEGATIVE: &str = "durations are not negative";
 
 /// A command given without `--` before it.
-pub fn put_dashes(arg: &str) -> String {
+pub(crate) fn put_dashes(arg: &str) -> String {
     format!(
         "unexpected argument '{arg}': put `--` before the command and its arguments \
          (redlock-run [OPTIONS] --key <KEY> -- {arg} ...)"
@@ -250,13 +250,13 @@ pub fn put_dashes(arg: &str) -> String {
 }
 
 /// An option given before the subcommand `sub`.
-pub fn options_after(sub: &str) -> String {
+pub(crate) fn options_after(sub: &str) -> String {
     format!("options go after the subcommand: redlock-run {sub} [OPTIONS] ...")
 }
 
 /// A negative value given to an option whose value is a `value_name`
 /// (a DURATION, or a number N).
-pub fn negative(arg: &str, option: &str, value_name: &str) -> String {
+pub(crate) fn negative(arg: &str, option: &str, value_name: &str) -> String {
     let why = match value_name {
         "DURATION" => NOT_NEGATIVE.to_string(),
         other => format!("{other} is never negative"),
@@ -266,7 +266,7 @@ pub fn negative(arg: &str, option: &str, value_name: &str) -> String {
 
 /// Our exit code for a child that ended with `status`: its own code, or
 /// 128+N for death by signal N (never 0 for a signal death).
-pub fn from_status(status: ExitStatus) -> i32 {
+pub(crate) fn from_status(status: ExitStatus) -> i32 {
     match (status.code(), status.signal()) {
         (Some(code), _) => code,
         (None, Some(sig)) => SIGNAL_BASE + sig,

@@ -99,7 +99,7 @@ fn ignored() -> impl Iterator<Item = i32> {
 /// forked first thing, sniffing `argv[1]`), but no measurable time:
 /// `scripts/ab`, 1,000 interleaved rounds each way, +0.004 and -0.048 ms
 /// at the median, against an A/A gap of +0.035 ms (2026-12-05).
-pub fn start() -> Result<(), crate::exit::Failure> {
+pub(crate) fn start() -> Result<(), crate::exit::Failure> {
     try_start().map_err(|e| {
         crate::exit::Failure::Internal(format!(
             "could not start the guardian ({e}): without it a stalled redlock-run could let \
@@ -302,7 +302,7 @@ fn sleep(rx: &OwnedFd, timer: Option<&TimerFd>, timeout: PollTimeout) -> bool {
 /// [`extend`] moves that later. Wakes the guardian to set its timer. An
 /// error means the guardian is gone (it was killed): then the command
 /// must not start.
-pub fn prepare(kill_at: BootInstant) -> Result<(), Errno> {
+pub(crate) fn prepare(kill_at: BootInstant) -> Result<(), Errno> {
     let Some(g) = GUARDIAN.get() else {
         return Err(Errno::ESRCH);
     };
@@ -323,7 +323,7 @@ pub fn prepare(kill_at: BootInstant) -> Result<(), Errno> {
 /// its own. Refuses (ETIMEDOUT) if the deadline has passed already
 /// (redlock-run stalled between taking the lock and starting it): the
 /// command must not start without its lease.
-pub fn arm_self() -> Result<(), Errno> {
+pub(crate) fn arm_self() -> Result<(), Errno> {
     let Some(g) = GUARDIAN.get() else {
         return Err(Errno::ESRCH);
     };
@@ -338,14 +338,14 @@ pub fn arm_self() -> Result<(), Errno> {
 }
 
 /// The command's process group `pgid` now exists: kill it if we die.
-pub fn arm(pgid: Pid) {
+pub(crate) fn arm(pgid: Pid) {
     if let Some(g) = GUARDIAN.get() {
         g.shared.pgid.store(pgid.as_raw(), Ordering::Release);
     }
 }
 
 /// The lease was renewed: the deadline moves to `kill_at`.
-pub fn extend(kill_at: BootInstant) {
+pub(crate) fn extend(kill_at: BootInstant) {
     if let Some(g) = GUARDIAN.get() {
         g.shared
             .kill_at
@@ -354,14 +354,14 @@ pub fn extend(kill_at: BootInstant) {
 }
 
 /// Whether the guardian SIGKILLed the group `pgid` at its deadline.
-pub fn fired(pgid: Pid) -> bool {
+pub(crate) fn fired(pgid: Pid) -> bool {
     GUARDIAN
         .get()
         .is_some_and(|g| g.shared.fired.load(Ordering::Acquire) == pgid.as_raw())
 }
 
 /// The command's group is confirmed empty: never signal it again.
-pub fn disarm() {
+pub(crate) fn disarm() {
     if let Some(g) = GUARDIAN.get() {
         g.shared.pgid.store(0, Ordering::Release);
     }

@@ -1,7 +1,7 @@
 //! The examples and exit codes at the end of `--help` (a few examples
 //! with `-h` too), one list per mode. The man pages' EXAMPLES and EXIT
 //! STATUS sections are built from the same lists, and a test parses every
-//! example as the binary would (tests/it/first_day.rs).
+//! example as the binary would (tests/it/help.rs).
 
 use crate::exit;
 
@@ -16,7 +16,7 @@ const fn ex(what: &'static str, command: &'static str) -> Example {
 }
 
 /// Run mode. The first [`SHORT`] are shown with `-h` too.
-pub const RUN: &[Example] = &[
+pub(crate) const RUN: &[Example] = &[
     ex(
         "Run ./report.sh unless another host holds the lock (then exit 75 at once)",
         "redlock-run --key nightly-report -- ./report.sh",
@@ -43,7 +43,7 @@ pub const RUN: &[Example] = &[
     ),
 ];
 
-pub const SCHEDULE: &[Example] = &[
+pub(crate) const SCHEDULE: &[Example] = &[
     ex(
         "Every 10 s, each tick at most once across every host running this line",
         "redlock-run schedule --key sync --every 10s -- ./sync.sh",
@@ -54,7 +54,7 @@ pub const SCHEDULE: &[Example] = &[
     ),
 ];
 
-pub const STATUS: &[Example] = &[
+pub(crate) const STATUS: &[Example] = &[
     ex(
         "Who holds it, since when, the lease left, the last fencing token and the last run",
         "redlock-run status --key deploy-prod",
@@ -65,7 +65,7 @@ pub const STATUS: &[Example] = &[
     ),
 ];
 
-pub const RELEASE: &[Example] = &[
+pub(crate) const RELEASE: &[Example] = &[
     ex(
         "Break glass after a crash (a live holder notices at its next renewal and exits 70)",
         "redlock-run release --key nightly-report --force",
@@ -76,12 +76,12 @@ pub const RELEASE: &[Example] = &[
     ),
 ];
 
-pub const DOCTOR: &[Example] = &[ex(
+pub(crate) const DOCTOR: &[Example] = &[ex(
     "Check the server a key would use, before the first crontab line",
     "redlock-run doctor --key nightly-report --redis redis://redis.internal:6379",
 )];
 
-pub const LIST: &[Example] = &[
+pub(crate) const LIST: &[Example] = &[
     ex("Every lock held now", "redlock-run list"),
     ex(
         "The deploy locks, as JSON",
@@ -89,13 +89,13 @@ pub const LIST: &[Example] = &[
     ),
 ];
 
-pub const COMPLETIONS: &[Example] = &[ex(
+pub(crate) const COMPLETIONS: &[Example] = &[ex(
     "Bash completions for your account",
     "redlock-run completions bash > ~/.local/share/bash-completion/completions/redlock-run",
 )];
 
 /// How many of [`RUN`] `-h` shows.
-pub const SHORT: usize = 3;
+pub(crate) const SHORT: usize = 3;
 
 /// The examples of a mode, by subcommand name (`None`: run mode).
 pub fn examples(sub: Option<&str>) -> &'static [Example] {
@@ -112,7 +112,7 @@ pub fn examples(sub: Option<&str>) -> &'static [Example] {
 }
 
 /// The exit codes of a subcommand (run mode's are [`exit::HELP_TABLE`]).
-pub fn exit_codes(sub: &str) -> &'static [(&'static str, &'static str)] {
+pub(crate) fn exit_codes(sub: &str) -> &'static [(&'static str, &'static str)] {
     match sub {
         "schedule" => &[
             (
@@ -187,7 +187,7 @@ fn long(examples: &[Example]) -> String {
 }
 
 /// After run mode's `-h`.
-pub fn run_short() -> String {
+pub(crate) fn run_short() -> String {
     format!(
         "{}\n\nMore examples and the exit codes: --help",
         short(RUN, SHORT)
@@ -195,17 +195,17 @@ pub fn run_short() -> String {
 }
 
 /// After run mode's `--help`: every example, then the exit codes.
-pub fn run_long() -> String {
+pub(crate) fn run_long() -> String {
     format!("{}\n{}", long(RUN), exit::HELP_TABLE)
 }
 
 /// After a subcommand's `-h`.
-pub fn sub_short(sub: &str) -> String {
+pub(crate) fn sub_short(sub: &str) -> String {
     short(examples(Some(sub)), usize::MAX)
 }
 
 /// After a subcommand's `--help`: its examples, then its exit codes.
-pub fn sub_long(sub: &str) -> String {
+pub(crate) fn sub_long(sub: &str) -> String {
     let mut out = long(examples(Some(sub)));
     out += "\nExit status:\n";
     for (code, what) in exit_codes(sub) {

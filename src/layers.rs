@@ -1,6 +1,7 @@
 //! Checks on the shape of `src/` that the compiler does not make: no import
-//! cycle between top-level modules, and no function over 80 lines without
-//! a reason written above it (`// Over 80 lines: <why>`).
+//! cycle between top-level modules, no public module (what is public is
+//! re-exported by `lib.rs`), and no function over 80 lines without a reason
+//! written above it (`// Over 80 lines: <why>`).
 //!
 //! The checks read the source files. A small scanner drops comments and
 //! literals, then collects each top-level module's references to the
@@ -551,23 +552,16 @@ fn cycles_are_found_and_named() {
     );
 }
 
-/// Functions over [`MAX_LINES`] that a change under way splits (issue 25,
-/// item 4): (file under `src/`, name, who). Remove a line when its split
-/// lands; add none.
-const BEING_SPLIT: &[(&str, &str, &str)] = &[
-    ("schedule.rs", "schedule", "layers"),
-    ("schedule.rs", "take_tick", "layers"),
-];
-
 #[test]
 fn no_function_over_80_lines_without_a_reason() {
     let mut long = Vec::new();
     for (rel, text) in sources() {
-        let file = rel.to_string_lossy();
         for (name, line, len) in functions(&text) {
-            let listed = BEING_SPLIT.iter().any(|(f, n, _)| *f == file && *n == name);
-            if len > MAX_LINES && !reason_above(&text, line) && !listed {
-                long.push(format!("  src/{file}:{line} fn {name}: {len} lines"));
+            if len > MAX_LINES && !reason_above(&text, line) {
+                long.push(format!(
+                    "  src/{}:{line} fn {name}: {len} lines",
+                    rel.display()
+                ));
             }
         }
     }
@@ -595,4 +589,21 @@ fn function_lengths_are_counted_from_fn_to_its_closing_brace() {
     assert_eq!(found, [("f".to_string(), 5, 5), ("g".to_string(), 10, 1)]);
     assert!(reason_above(src, 5));
     assert!(!reason_above(src, 10));
+}
+
+#[test]
+fn every_module_is_private() {
+    let (_, lib) = sources()
+        .into_iter()
+        .find(|(p, _)| p == Path::new("lib.rs"))
+        .expect("src/lib.rs");
+    let public: Vec<&str> = lib
+        .lines()
+        .filter(|l| l.trim_start().starts_with("pub mod "))
+        .collect();
+    assert!(
+        public.is_empty(),
+        "public modules in src/lib.rs: make each private (`mod`) and re-export (`pub use`) \
+         only what src/main.rs or tests/it use: {public:?}"
+    );
 }

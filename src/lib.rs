@@ -22,39 +22,54 @@
 //! For contributors, ARCHITECTURE.md walks one run from `main` to the exit
 //! code, says where each decision lives, and how to add a test.
 
-pub mod admin;
-pub mod child;
-pub mod cli;
-pub mod clock;
-pub mod completions;
-pub mod config;
-pub mod display;
-pub mod doctor;
-pub mod exit;
-pub mod guardian;
-pub mod help;
+// Every module is private: what is public is re-exported below. A `pub`
+// item no one outside the crate can reach is `pub(crate)`.
+#![warn(unreachable_pub)]
+
+mod admin;
+mod child;
+mod cli;
+mod clock;
+mod completions;
+mod config;
+mod display;
+mod doctor;
+mod exit;
+mod guardian;
+mod help;
 #[cfg(test)]
 mod layers;
-pub mod lock;
-pub mod logging;
-pub mod outcome;
-pub mod progress;
-pub mod redis_file;
-pub mod run;
-pub mod schedule;
-pub mod signals;
-pub mod startup;
-pub mod supervise;
-pub mod urls;
-pub mod usage;
+mod lock;
+mod logging;
+mod outcome;
+mod progress;
+mod redis_file;
+mod run;
+mod schedule;
+mod signals;
+mod startup;
+mod supervise;
+mod urls;
+mod usage;
+
+// The binary's start (src/main.rs) and what the integration tests
+// (tests/it) use below the command line: the lock's names and scripts
+// (the model checks), the lease's rules, the exit codes, the help's
+// examples. Nothing else is public.
+pub use cli::{Cli, LeaseArgs, RUN_A_COMMAND, RUN_NOTHING, Sub};
+pub use config::{Endpoint, KILL_MARGIN, Lease, Place, Program, endpoints, min_ttl};
+pub use exit::{CONFLICT, LOST, UNAVAILABLE, help_rows};
+pub use help::examples;
+pub use lock::{Attempt, Count, HolderInfo, Keys, Locker, Mode, Renewal, RunEntry, scripts};
+pub use schedule::When;
+pub use startup::prepare_process;
 
 use std::ffi::OsString;
 use std::time::Duration;
 
 use clap_complete::Shell;
 
-use cli::{Cli, LogArgs, Sub, Timeout};
-use config::{Endpoint, Lease, Place, Program};
+use cli::{LogArgs, Timeout};
 use exit::{Failure, Reported};
 use outcome::Outcome;
 use usage::UsageOf;

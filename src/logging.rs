@@ -28,24 +28,24 @@ static FORMAT: OnceLock<LogFormat> = OnceLock::new();
 static LINE_SHOWN: AtomicBool = AtomicBool::new(false);
 
 /// The line in place was drawn (`true`) or cleared (`false`).
-pub fn set_line_shown(shown: bool) {
+pub(crate) fn set_line_shown(shown: bool) {
     LINE_SHOWN.store(shown, Ordering::Relaxed);
 }
 
 /// The log format [`init`] installed (text until then).
-pub fn format() -> LogFormat {
+pub(crate) fn format() -> LogFormat {
     FORMAT.get().copied().unwrap_or(LogFormat::Text)
 }
 
 /// Default verbosity: run mode prints errors only, schedule one line per tick.
 #[derive(Debug, Clone, Copy)]
-pub enum Default {
+pub(crate) enum Default {
     Errors = 1,
     Info = 3,
 }
 
 /// Install the global logger. Fails (a usage error) on a bad REDLOCK_LOG.
-pub fn init(args: &LogArgs, default: Default, timestamps: bool) -> Result<(), Failure> {
+pub(crate) fn init(args: &LogArgs, default: Default, timestamps: bool) -> Result<(), Failure> {
     // Like every option with an environment variable, an explicit -v/-q
     // wins over REDLOCK_LOG.
     let from_flags = args.verbose > 0 || args.quiet > 0;

@@ -21,7 +21,7 @@ use std::os::unix::ffi::OsStrExt as _;
 // the program is named `main` (std's is not generated under `no_main`).
 #[unsafe(no_mangle)]
 extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
-    redlock_run::startup::prepare_process();
+    redlock_run::prepare_process();
     let args: Vec<OsString> = (0..usize::try_from(argc).unwrap_or(0))
         .map(|i| {
             // SAFETY: the C runtime passes `argc` pointers in `argv`, each to

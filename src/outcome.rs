@@ -12,7 +12,7 @@ use crate::signals::Caught;
 
 /// How a mode that did not fail ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Run mode: the command was started under the lock.
     Run(RunEnd),
     Schedule(ScheduleEnd),
@@ -26,7 +26,7 @@ pub enum Outcome {
 
 /// How a schedule ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScheduleEnd {
+pub(crate) enum ScheduleEnd {
     /// A signal stopped it (`None`: SIGINT or SIGTERM while the command
     /// ran, or the stream of signals ended): 0 for
     /// SIGINT and SIGTERM, the way to stop it; 128+N for a signal that
@@ -39,7 +39,7 @@ pub enum ScheduleEnd {
 
 /// What `status` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StatusEnd {
+pub(crate) enum StatusEnd {
     /// Held (with `--limit`: by at least one holder): 0.
     Held,
     /// Free: 1.
@@ -48,7 +48,7 @@ pub enum StatusEnd {
 
 /// What `doctor` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DoctorEnd {
+pub(crate) enum DoctorEnd {
     /// Nothing failed: 0.
     Clean,
     /// A check failed: 1.
@@ -80,7 +80,7 @@ impl Outcome {
 /// The one choice of an exit code: the outcome's, or the code of the typed
 /// failure in the error's chain (`conflict` is `--conflict-exit-code`);
 /// any other error is an internal one (70), never a bare 1.
-pub fn exit_code(ended: &anyhow::Result<Outcome>, conflict: u8) -> i32 {
+pub(crate) fn exit_code(ended: &anyhow::Result<Outcome>, conflict: u8) -> i32 {
     match ended {
         Ok(outcome) => outcome.code(),
         Err(err) => err
@@ -92,7 +92,7 @@ pub fn exit_code(ended: &anyhow::Result<Outcome>, conflict: u8) -> i32 {
 
 /// Whether redlock-run was asked to stop while the command ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Asked {
+pub(crate) enum Asked {
     Nothing,
     /// SIGINT or SIGTERM, forwarded to the command.
     Interrupt,
@@ -105,7 +105,7 @@ pub enum Asked {
 /// of precedence: the first that applies decides the exit code
 /// ([`RunEnd::from_parts`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RunEnd {
+pub(crate) enum RunEnd {
     /// An internal error while the command ran (its group was stopped
     /// first): exit 70. `lost`: the lock was lost too; else the run
     /// history's word comes from `asked` and `status` (the command's own,
@@ -135,7 +135,7 @@ impl RunEnd {
     /// The end of a run, from what supervising it saw: an internal error,
     /// then a lost lock, then a signal that stopped the run, then the
     /// command's own status (never seen without an internal error).
-    pub fn from_parts(
+    pub(crate) fn from_parts(
         internal: Option<String>,
         lost: Option<String>,
         asked: Asked,
@@ -167,7 +167,7 @@ impl RunEnd {
 
     /// The same end, with the lock found lost at the release (it was not
     /// ours to the end): a run that was not lost or failed becomes lost.
-    pub fn lost_at_release(self, why: String) -> RunEnd {
+    pub(crate) fn lost_at_release(self, why: String) -> RunEnd {
         match self {
             RunEnd::Exited { status, asked } => RunEnd::Lost {
                 why,
@@ -184,7 +184,7 @@ impl RunEnd {
     }
 
     /// The failure that overrides the command's status, if there is one.
-    pub fn failure(&self) -> Option<Failure> {
+    pub(crate) fn failure(&self) -> Option<Failure> {
         match self {
             RunEnd::Internal { why, .. } => Some(Failure::Internal(why.clone())),
             RunEnd::Lost { why, .. } => Some(Failure::Lost(why.clone())),
@@ -194,7 +194,7 @@ impl RunEnd {
 
     /// The run's exit code: the failure's, 128+N for a signal that stopped
     /// the run, else the command's own.
-    pub fn code(&self) -> i32 {
+    pub(crate) fn code(&self) -> i32 {
         match self {
             RunEnd::Internal { .. } => exit::INTERNAL.into(),
             RunEnd::Lost { .. } => exit::LOST.into(),
@@ -204,7 +204,7 @@ impl RunEnd {
     }
 
     /// The command's own wait status, if it was seen.
-    pub fn status(&self) -> Option<ExitStatus> {
+    pub(crate) fn status(&self) -> Option<ExitStatus> {
         match self {
             RunEnd::Internal { status, .. } | RunEnd::Lost { status, .. } => *status,
             RunEnd::Signalled { status, .. } | RunEnd::Exited { status, .. } => Some(*status),
@@ -213,12 +213,12 @@ impl RunEnd {
 
     /// The command's own exit code (128+N for its death by signal N), if
     /// its status was seen.
-    pub fn command_code(&self) -> Option<i32> {
+    pub(crate) fn command_code(&self) -> Option<i32> {
         self.status().map(exit::from_status)
     }
 
     /// Whether the lock was lost while it ran (whatever else happened).
-    pub fn lock_lost(&self) -> bool {
+    pub(crate) fn lock_lost(&self) -> bool {
         matches!(
             self,
             RunEnd::Lost { .. } | RunEnd::Internal { lost: true, .. }
@@ -226,7 +226,7 @@ impl RunEnd {
     }
 
     /// Whether we were asked to stop while it ran.
-    pub fn asked(&self) -> Asked {
+    pub(crate) fn asked(&self) -> Asked {
         match self {
             RunEnd::Internal { asked, .. }
             | RunEnd::Lost { asked, .. }
@@ -237,7 +237,7 @@ impl RunEnd {
 
     /// The run history's word for it: `lost`, `signalled` (ended by a
     /// signal, whoever sent it), `ok` (exit 0) or `failed`.
-    pub fn history_kind(&self) -> &'static str {
+    pub(crate) fn history_kind(&self) -> &'static str {
         match self {
             RunEnd::Lost { .. } | RunEnd::Internal { lost: true, .. } => "lost",
             RunEnd::Signalled { .. }

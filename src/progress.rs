@@ -49,7 +49,7 @@ enum Seen {
     Unavailable(String),
 }
 
-pub struct Progress {
+pub(crate) struct Progress {
     key: String,
     timeout: Option<Duration>,
     started: Instant,
@@ -64,7 +64,7 @@ pub struct Progress {
 impl Progress {
     /// Progress for a wait on `key` of at most `timeout`. Off with
     /// `--timeout 0`, or when the logger is off (`-q`).
-    pub fn new(key: &str, timeout: Timeout) -> Self {
+    pub(crate) fn new(key: &str, timeout: Timeout) -> Self {
         let enabled =
             timeout != Timeout::After(Duration::ZERO) && tracing::enabled!(tracing::Level::INFO);
         let out = match crate::logging::format() {
@@ -92,7 +92,7 @@ impl Progress {
     }
 
     /// The wait is over: clear the terminal line, or log how it ended.
-    pub fn end<C>(mut self, outcome: &WaitOutcome<C>) {
+    pub(crate) fn end<C>(mut self, outcome: &WaitOutcome<C>) {
         if !self.announced {
             return;
         }

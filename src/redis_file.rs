@@ -36,7 +36,7 @@ const MAX_LEN: u64 = 64 * 1024;
 
 /// The URLs in the file at `path`, each with its line number, once the
 /// file was found private (see the module's documentation).
-pub fn read(path: &Path) -> Result<Vec<(usize, String)>, Failure> {
+pub(crate) fn read(path: &Path) -> Result<Vec<(usize, String)>, Failure> {
     let shown = path.display();
     let cannot =
         |e: std::io::Error| Failure::Usage(format!("cannot read the Redis URL file {shown}: {e}"));
@@ -99,7 +99,7 @@ fn parse(text: &str) -> Vec<(usize, String)> {
 /// The file's path as the command is given it (REDLOCK_REDIS_FILE): made
 /// absolute, so that a redlock-run inside the command finds it from any
 /// directory.
-pub fn inherited(path: &Path) -> PathBuf {
+pub(crate) fn inherited(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 

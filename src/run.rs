@@ -19,7 +19,7 @@ use crate::supervise::supervise;
 
 /// Everything run mode needs, checked.
 #[derive(Debug, Clone)]
-pub struct RunPlan {
+pub(crate) struct RunPlan {
     pub place: Place,
     pub lease: Lease,
     pub program: Program,
@@ -32,7 +32,7 @@ pub struct RunPlan {
 
 /// The description of us stored beside the lock, for `status` and for the
 /// "held by" lines of other callers.
-pub fn holder_json(token: &str, program: &Program) -> String {
+pub(crate) fn holder_json(token: &str, program: &Program) -> String {
     HolderInfo {
         host: hostname(),
         pid: std::process::id(),
@@ -54,7 +54,7 @@ fn hostname() -> String {
 }
 
 /// Run the plan: how the command ran under the lock, or why it did not.
-pub async fn run(plan: RunPlan) -> Result<RunEnd> {
+pub(crate) async fn run(plan: RunPlan) -> Result<RunEnd> {
     // Installed before the first request, so that a signal can never leave
     // a lock behind: from here on it ends the wait, or is forwarded.
     let mut signals = Signals::install()?;
@@ -65,14 +65,14 @@ pub async fn run(plan: RunPlan) -> Result<RunEnd> {
 
 /// What runs under the lock: the key, its lease, the command.
 #[derive(Debug, Clone, Copy)]
-pub struct Job<'a> {
+pub(crate) struct Job<'a> {
     pub key: &'a str,
     pub lease: &'a Lease,
     pub program: &'a Program,
 }
 
 impl RunPlan {
-    pub fn job(&self) -> Job<'_> {
+    pub(crate) fn job(&self) -> Job<'_> {
         Job {
             key: &self.place.key,
             lease: &self.lease,
@@ -84,7 +84,7 @@ impl RunPlan {
 /// One run of the command under the lock (run mode's, or a schedule
 /// tick's), from the grant to the release: it owns the locker meanwhile,
 /// and hands it back at the end (a schedule's next tick uses it).
-pub struct Run<'a> {
+pub(crate) struct Run<'a> {
     locker: Locker,
     grant: Grant,
     job: Job<'a>,
@@ -94,7 +94,12 @@ pub struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    pub fn new(locker: Locker, grant: Grant, job: Job<'a>, tick: Option<&'a str>) -> Run<'a> {
+    pub(crate) fn new(
+        locker: Locker,
+        grant: Grant,
+        job: Job<'a>,
+        tick: Option<&'a str>,
+    ) -> Run<'a> {
         Run {
             locker,
             grant,
@@ -105,7 +110,10 @@ impl<'a> Run<'a> {
 
     /// Run mode: take the lock, waiting as `--timeout` says; a signal ends
     /// the wait.
-    pub async fn acquire(plan: &'a RunPlan, signals: &mut Signals) -> Result<Run<'a>, Failure> {
+    pub(crate) async fn acquire(
+        plan: &'a RunPlan,
+        signals: &mut Signals,
+    ) -> Result<Run<'a>, Failure> {
         let mut locker = Locker::new(&plan.place.endpoints, &plan.place.key, plan.lease);
         locker.cap_node_timeout(plan.connect_timeout);
         let began = std::time::Instant::now();
@@ -160,7 +168,7 @@ impl<'a> Run<'a> {
     /// supervise it, release (or hold for `--min-hold`); then hand the
     /// locker back. The error is a failure to start the command (nothing
     /// ran, the lock was given back).
-    pub async fn execute(self, signals: &mut Signals) -> (Locker, Result<RunEnd, Failure>) {
+    pub(crate) async fn execute(self, signals: &mut Signals) -> (Locker, Result<RunEnd, Failure>) {
         let mut child = match self.spawn() {
             Ok(c) => c,
             Err(f) => {

@@ -126,7 +126,7 @@ impl When {
 }
 
 /// The smallest multiple of `every` strictly greater than `now`.
-pub fn next_multiple(now: i64, every: i64) -> i64 {
+pub(crate) fn next_multiple(now: i64, every: i64) -> i64 {
     (now.div_euclid(every) + 1) * every
 }
 
@@ -158,7 +158,7 @@ async fn sleep_until_wall(tick_ms: i64) {
 
 /// Everything schedule mode needs, checked.
 #[derive(Debug, Clone)]
-pub struct SchedulePlan {
+pub(crate) struct SchedulePlan {
     pub place: Place,
     pub lease: Lease,
     pub program: Program,
@@ -169,7 +169,7 @@ pub struct SchedulePlan {
 }
 
 /// Loop over ticks until a signal stops the schedule.
-pub async fn schedule(plan: SchedulePlan) -> Result<ScheduleEnd> {
+pub(crate) async fn schedule(plan: SchedulePlan) -> Result<ScheduleEnd> {
     let mut signals = Signals::install()?;
     let mut locker = Locker::new(&plan.place.endpoints, &plan.place.key, plan.lease);
     let mut reach = match preflight(&mut locker, &plan.place.key, &mut signals).await? {
@@ -224,7 +224,12 @@ pub async fn schedule(plan: SchedulePlan) -> Result<ScheduleEnd> {
         let run = Run::new(locker, grant, job, Some(&tick_str));
         let (back, end) = run.execute(&mut signals).await;
         locker = back;
-        let duration_ms = started.elapsed().as_millis() as u64;
+        let ran = Ran {
+            tick: &tick_str,
+            fencing,
+            duration_ms: started.elapsed().as_millis() as u64,
+            late_ms,
+        };
         busy_until = Some(tick);
         let end = match end {
             Ok(end) => end,
@@ -233,40 +238,64 @@ pub async fn schedule(plan: SchedulePlan) -> Result<ScheduleEnd> {
                 continue;
             }
         };
-        let next = next_tick(&plan.when);
-        match (&end, end.failure()) {
-            // The command's group was stopped and the lock released; the
-            // schedule does not go on without a working supervisor.
-            (RunEnd::Internal { .. }, Some(f)) => {
-                tracing::error!(tick = %tick_str, fencing_token = fencing, "{f}; stopping the schedule");
-                return Err(f.into());
-            }
-            // The run's status is 70, as in run mode; the command's own
-            // (usually the signal that stopped it) goes alongside.
-            (_, Some(f)) => tracing::error!(
-                tick = %tick_str, fencing_token = fencing,
-                exit_status = end.code(),
-                command_status = %end.command_code().map_or("-".into(), |c| c.to_string()),
-                duration_ms, late_ms, reason = %f, next_tick = %next, "ran; lock lost"
-            ),
-            (_, None) if end.code() == 0 => tracing::info!(
-                tick = %tick_str, fencing_token = fencing, exit_status = 0,
-                duration_ms, late_ms, next_tick = %next, "ran"
-            ),
-            (_, None) => tracing::warn!(
-                tick = %tick_str, fencing_token = fencing, exit_status = end.code(),
-                duration_ms, late_ms, next_tick = %next, "ran; command failed"
-            ),
-        }
-        if end.asked() != Asked::Nothing {
-            tracing::info!("stopping the schedule");
-            let sig = match end.asked() {
-                Asked::Stop(sig) => Some(sig),
-                _ => None,
-            };
-            return Ok(ScheduleEnd::Stopped(sig));
+        if let Some(stopped) = after_run(&plan.when, &end, &ran)? {
+            return Ok(stopped);
         }
     }
+}
+
+/// One tick's run, for its log line.
+struct Ran<'a> {
+    tick: &'a str,
+    fencing: u64,
+    duration_ms: u64,
+    /// How long after the tick the attempt began.
+    late_ms: i64,
+}
+
+/// Log how a tick's run ended. Some: the schedule was asked to stop (a
+/// signal during the run); Err: the supervisor failed, which ends it.
+fn after_run(when: &When, end: &RunEnd, ran: &Ran) -> Result<Option<ScheduleEnd>> {
+    let Ran {
+        tick,
+        fencing,
+        duration_ms,
+        late_ms,
+    } = *ran;
+    let next = next_tick(when);
+    match (end, end.failure()) {
+        // The command's group was stopped and the lock released; the
+        // schedule does not go on without a working supervisor.
+        (RunEnd::Internal { .. }, Some(f)) => {
+            tracing::error!(tick = %tick, fencing_token = fencing, "{f}; stopping the schedule");
+            return Err(f.into());
+        }
+        // The run's status is 70, as in run mode; the command's own
+        // (usually the signal that stopped it) goes alongside.
+        (_, Some(f)) => tracing::error!(
+            tick = %tick, fencing_token = fencing,
+            exit_status = end.code(),
+            command_status = %end.command_code().map_or("-".into(), |c| c.to_string()),
+            duration_ms, late_ms, reason = %f, next_tick = %next, "ran; lock lost"
+        ),
+        (_, None) if end.code() == 0 => tracing::info!(
+            tick = %tick, fencing_token = fencing, exit_status = 0,
+            duration_ms, late_ms, next_tick = %next, "ran"
+        ),
+        (_, None) => tracing::warn!(
+            tick = %tick, fencing_token = fencing, exit_status = end.code(),
+            duration_ms, late_ms, next_tick = %next, "ran; command failed"
+        ),
+    }
+    if end.asked() == Asked::Nothing {
+        return Ok(None);
+    }
+    tracing::info!("stopping the schedule");
+    let sig = match end.asked() {
+        Asked::Stop(sig) => Some(sig),
+        _ => None,
+    };
+    Ok(Some(ScheduleEnd::Stopped(sig)))
 }
 
 /// How often, until the masters answered once, a skipped tick is logged.
@@ -368,95 +397,129 @@ async fn take_tick(
     loop {
         let began = std::time::Instant::now();
         let token = Locker::new_token();
-        let holder = holder_json(&token, &plan.program);
         let mode = Mode::Tick {
             tick: tick as u64,
             bound_ms,
         };
-        let attempt = match or_stop(locker.try_acquire_as(&token, &holder, mode), signals).await {
+        let attempt = match attempt_tick(locker, &plan.program, &token, mode, signals).await {
             Ok(a) => a,
-            Err(sig) => {
-                // Stopped mid-attempt: it may have landed; undo it, and its
-                // claim with it, so the tick is not lost to the others.
-                locker.undo(&token).await;
-                return Took::Stop(sig);
-            }
+            Err(sig) => return Took::Stop(sig),
         };
-        // Two instances that split the vote see each other's attempt; the
-        // one with the greater token yields (sits out a few attempts'
-        // time), the other tries again almost at once and so finds the
-        // masters free. In units of what an attempt takes here, with
-        // jitter, and never past the point where one more attempt fits.
         round += 1;
         let unit = began.elapsed().max(Duration::from_millis(2));
         let left = Duration::from_millis((retry_until - now_ms()).max(0) as u64);
-        let pause = |holder: &crate::lock::Holder| {
-            let yield_to = holder.token.as_str() < token.as_str();
-            let units = if yield_to {
-                2.0 + f64::from(round.min(4)) * rand_unit()
-            } else {
-                0.25 * rand_unit()
-            };
-            unit.mul_f64(units).min(left.saturating_sub(unit))
-        };
         if !matches!(attempt, Attempt::Unavailable { .. }) {
             reach.verified = true;
         }
         match attempt {
-            Attempt::Acquired(g) => return Took::Run(g),
             Attempt::Held {
                 same_tick: true,
                 holder,
                 ..
             } if left > unit => {
-                let pause = pause(&holder);
+                let pause = retry_pause(&holder, &token, round, unit, left);
                 tracing::debug!(tick = %tick_str, "tick claimed by an attempt in flight; trying again");
                 if let Err(sig) = or_stop(tokio::time::sleep(pause), signals).await {
                     return Took::Stop(sig);
                 }
             }
-            Attempt::Held { holder, .. } => {
-                tracing::info!(tick = %tick_str, holder = %holder, next_tick = %next_tick(&plan.when), "skipped: lock held");
-                return Took::Skip;
-            }
-            Attempt::AlreadyRan { .. } => {
-                tracing::info!(tick = %tick_str, next_tick = %next_tick(&plan.when), "skipped: already ran elsewhere");
-                return Took::Skip;
-            }
-            Attempt::ClockAhead { skew_ms } => {
+            attempt => return settle(attempt, plan, tick_str, bound_ms, reach),
+        }
+    }
+}
+
+/// One attempt to take the lock and claim the tick (`mode`). Err: a
+/// signal stopped it mid-attempt; it may have landed, so it is undone, and
+/// its claim with it, so the tick is not lost to the others.
+async fn attempt_tick(
+    locker: &mut Locker,
+    program: &Program,
+    token: &str,
+    mode: Mode<'_>,
+    signals: &mut Signals,
+) -> Result<Attempt, Option<Caught>> {
+    let holder = holder_json(token, program);
+    match or_stop(locker.try_acquire_as(token, &holder, mode), signals).await {
+        Ok(a) => Ok(a),
+        Err(sig) => {
+            locker.undo(token).await;
+            Err(sig)
+        }
+    }
+}
+
+/// The pause before trying again after `holder`'s attempt for the same
+/// tick split the vote with ours (`token`, in its `round`). The one with
+/// the greater token yields (sits out a few attempts' time), the other
+/// tries again almost at once and so finds the masters free. In units of
+/// what an attempt takes here, with jitter, and never past the point where
+/// one more attempt fits in what is `left`.
+fn retry_pause(
+    holder: &crate::lock::Holder,
+    token: &str,
+    round: u32,
+    unit: Duration,
+    left: Duration,
+) -> Duration {
+    let yield_to = holder.token.as_str() < token;
+    let units = if yield_to {
+        2.0 + f64::from(round.min(4)) * rand_unit()
+    } else {
+        0.25 * rand_unit()
+    };
+    unit.mul_f64(units).min(left.saturating_sub(unit))
+}
+
+/// What an attempt that is not tried again comes to: the run, a skipped
+/// tick (logged here), or the end of the schedule.
+fn settle(
+    attempt: Attempt,
+    plan: &SchedulePlan,
+    tick_str: &str,
+    bound_ms: u64,
+    reach: &mut Reach,
+) -> Took {
+    match attempt {
+        Attempt::Acquired(g) => Took::Run(g),
+        Attempt::Held { holder, .. } => {
+            tracing::info!(tick = %tick_str, holder = %holder, next_tick = %next_tick(&plan.when), "skipped: lock held");
+            Took::Skip
+        }
+        Attempt::AlreadyRan { .. } => {
+            tracing::info!(tick = %tick_str, next_tick = %next_tick(&plan.when), "skipped: already ran elsewhere");
+            Took::Skip
+        }
+        Attempt::ClockAhead { skew_ms } => {
+            tracing::error!(
+                tick = %tick_str, skew_ms, bound_ms, next_tick = %next_tick(&plan.when),
+                "skipped: this host's clock is ahead of Redis by more than half the \
+                 interval, so it cannot claim ticks; fix the clock (NTP)"
+            );
+            Took::Skip
+        }
+        Attempt::Mismatch { stored } => Took::Refused(Failure::limit_mismatch(
+            &plan.place.key,
+            plan.lease.limit,
+            stored,
+        )),
+        Attempt::Unavailable { reason, permanent } if permanent && !reach.verified => {
+            Took::Refused(refused(&plan.place.key, &reason))
+        }
+        Attempt::Unavailable { reason, .. } => {
+            let until = if reach.verified {
+                ""
+            } else {
+                " (a line a minute until it answers)"
+            };
+            if reach.log_skip() {
                 tracing::error!(
-                    tick = %tick_str, skew_ms, bound_ms, next_tick = %next_tick(&plan.when),
-                    "skipped: this host's clock is ahead of Redis by more than half the \
-                     interval, so it cannot claim ticks; fix the clock (NTP)"
+                    tick = %tick_str, error = %exit::advised(&reason),
+                    next_tick = %next_tick(&plan.when), "skipped: Redis unavailable{until}"
                 );
-                return Took::Skip;
+            } else {
+                tracing::debug!(tick = %tick_str, error = %reason, "skipped: Redis unavailable");
             }
-            Attempt::Mismatch { stored } => {
-                return Took::Refused(Failure::limit_mismatch(
-                    &plan.place.key,
-                    plan.lease.limit,
-                    stored,
-                ));
-            }
-            Attempt::Unavailable { reason, permanent } if permanent && !reach.verified => {
-                return Took::Refused(refused(&plan.place.key, &reason));
-            }
-            Attempt::Unavailable { reason, .. } => {
-                let until = if reach.verified {
-                    ""
-                } else {
-                    " (a line a minute until it answers)"
-                };
-                if reach.log_skip() {
-                    tracing::error!(
-                        tick = %tick_str, error = %exit::advised(&reason),
-                        next_tick = %next_tick(&plan.when), "skipped: Redis unavailable{until}"
-                    );
-                } else {
-                    tracing::debug!(tick = %tick_str, error = %reason, "skipped: Redis unavailable");
-                }
-                return Took::Skip;
-            }
+            Took::Skip
         }
     }
 }

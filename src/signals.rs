@@ -33,7 +33,7 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 /// Forwarded to the command's group (the spec's list).
-pub const FORWARDED: [Signal; 6] = [
+pub(crate) const FORWARDED: [Signal; 6] = [
     Signal::SIGINT,
     Signal::SIGTERM,
     Signal::SIGHUP,
@@ -60,7 +60,7 @@ const STOPPING: [Signal; 10] = [
 
 /// Every signal that stops a run: [`STOPPING`] and SIGRTMIN..=SIGRTMAX
 /// (as the C library counts them: it keeps the first few for itself).
-pub fn stopping() -> impl Iterator<Item = i32> {
+pub(crate) fn stopping() -> impl Iterator<Item = i32> {
     STOPPING
         .into_iter()
         .map(|s| s as i32)
@@ -68,31 +68,31 @@ pub fn stopping() -> impl Iterator<Item = i32> {
 }
 
 /// Every signal redlock-run catches (and the guardian ignores).
-pub fn caught() -> impl Iterator<Item = i32> {
+pub(crate) fn caught() -> impl Iterator<Item = i32> {
     FORWARDED.into_iter().map(|s| s as i32).chain(stopping())
 }
 
 /// A signal redlock-run received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Caught(pub i32);
+pub(crate) struct Caught(pub i32);
 
 impl Caught {
-    pub fn signo(self) -> i32 {
+    pub(crate) fn signo(self) -> i32 {
         self.0
     }
 
     /// The signal to pass on to the command, if it is one of [`FORWARDED`].
-    pub fn forwarded(self) -> Option<Signal> {
+    pub(crate) fn forwarded(self) -> Option<Signal> {
         FORWARDED.into_iter().find(|s| *s as i32 == self.0)
     }
 
     /// SIGINT or SIGTERM: forwarded, and a second one kills the command.
-    pub fn is_interrupt(self) -> bool {
+    pub(crate) fn is_interrupt(self) -> bool {
         self.0 == Signal::SIGINT as i32 || self.0 == Signal::SIGTERM as i32
     }
 
     /// Not forwarded: stops the command and ends the run (exit 128+N).
-    pub fn stops(self) -> bool {
+    pub(crate) fn stops(self) -> bool {
         self.forwarded().is_none()
     }
 }
@@ -117,7 +117,7 @@ impl fmt::Display for Caught {
 /// The stream of [`caught`] signals received by this process, in order.
 /// Installing it replaces their default action (death) for the rest of
 /// the process's life.
-pub struct Signals {
+pub(crate) struct Signals {
     rx: AsyncFd<OwnedFd>,
     /// The pipe's write end, which the handlers write to.
     _tx: OwnedFd,
@@ -126,7 +126,7 @@ pub struct Signals {
 }
 
 impl Signals {
-    pub fn install() -> io::Result<Self> {
+    pub(crate) fn install() -> io::Result<Self> {
         let (rx, tx) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
         let fd = tx.as_raw_fd();
         let mut ids = Vec::new();

@@ -39,7 +39,7 @@ const DRAIN_POLL: Duration = Duration::from_millis(5);
 /// Supervise `child` until its whole group is gone. `lease` is a stream of
 /// lease states (the keeper's), `signals` the signals sent to us. The
 /// guardian's deadline was set (`guardian::prepare`) before the spawn.
-pub async fn supervise(
+pub(crate) async fn supervise(
     child: &mut Child,
     lease_cfg: &Lease,
     lease: &mut tokio::sync::watch::Receiver<LeaseState>,

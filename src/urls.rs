@@ -1,5 +1,6 @@
-//! Redis URLs as text: where a list of them splits, and how to print one
-//! without its password.
+//! Redis URLs as text: where a list of them splits, how to print one
+//! without its password, and the parts of a Sentinel or Cluster URL (which
+//! `config` checks and turns into an endpoint).
 //!
 //! A password may hold any character, commas included, so a list in
 //! REDLOCK_REDIS is split only before a comma that starts a new URL. And
@@ -8,7 +9,7 @@
 //! on a parse.
 
 /// The schemes a new URL in a list starts with.
-pub const SCHEMES: [&str; 10] = [
+pub(crate) const SCHEMES: [&str; 10] = [
     "redis://",
     "rediss://",
     "unix://",
@@ -24,7 +25,7 @@ pub const SCHEMES: [&str; 10] = [
 /// Split a comma-separated list of URLs, only before a comma followed
 /// (after optional blanks) by one of [`SCHEMES`]: a comma anywhere else,
 /// as in a password, stays in its URL.
-pub fn split_list(list: &str) -> Vec<String> {
+pub(crate) fn split_list(list: &str) -> Vec<String> {
     let mut urls = Vec::new();
     let mut start = 0;
     for (comma, _) in list.match_indices(',') {
@@ -47,7 +48,7 @@ pub fn split_list(list: &str) -> Vec<String> {
 /// password holding `/`, `@`, `?` or `#` unencoded is hidden whole: the
 /// last `@`, not the first `/`, ends it. Where the two overlap (an `@` in
 /// a query password) more is hidden, never less.
-pub fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     let mut hidden = vec![false; url.len()];
     let start = url.find("://").map_or(0, |i| i + 3);
     if let Some(at) = url[start..].rfind('@').map(|i| start + i) {
@@ -79,7 +80,7 @@ pub fn redact(url: &str) -> String {
 /// [`redact`] every URL-looking word (`scheme://` up to the next blank
 /// or control character) in free text, such as an error clap rendered.
 /// A quote just before the scheme that also closes the word is kept.
-pub fn redact_text(text: &str) -> String {
+pub(crate) fn redact_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(sep) = rest.find("://") {
@@ -113,7 +114,7 @@ pub fn redact_text(text: &str) -> String {
 /// Sentinel, `[/service[/db]]` (default `mymaster`, 0) and optionally
 /// `?sentinel_username=..&sentinel_password=..` for Sentinels that want
 /// their own credentials. The user and password are the data nodes'.
-pub struct MultiUrl<'a> {
+pub(crate) struct MultiUrl<'a> {
     /// `redis` or `rediss`: the scheme of each node's plain URL.
     base: &'static str,
     /// Up to and with the last `@` (as in [`redact`]), or empty.
@@ -129,7 +130,7 @@ pub struct MultiUrl<'a> {
 
 /// One host of a [`MultiUrl`] as plain URLs, for the caller to check like
 /// any other.
-pub struct HostUrls {
+pub(crate) struct HostUrls {
     /// The data node: `redis://userinfo@host/db`.
     pub node: String,
     /// Sentinel only: the Sentinel at this address, with its credentials.
@@ -138,7 +139,7 @@ pub struct HostUrls {
 
 /// Split a [`MultiUrl`] into its parts; `scheme` is the one it starts with.
 /// Errors never quote the URL (the caller adds its redacted form).
-pub fn parse_multi<'a>(url: &'a str, scheme: &str) -> Result<MultiUrl<'a>, String> {
+pub(crate) fn parse_multi<'a>(url: &'a str, scheme: &str) -> Result<MultiUrl<'a>, String> {
     let sentinel = scheme.contains("+sentinel");
     let base = if scheme.starts_with("rediss") {
         "rediss"
@@ -209,7 +210,7 @@ fn sentinel_credentials(query: &str, sentinel: bool) -> Result<(&str, &str), Str
 
 impl MultiUrl<'_> {
     /// Each host in order as plain URLs, or why its text is not a host.
-    pub fn hosts(&self) -> impl Iterator<Item = Result<HostUrls, String>> + '_ {
+    pub(crate) fn hosts(&self) -> impl Iterator<Item = Result<HostUrls, String>> + '_ {
         self.hosts.split(',').map(|host| {
             if host.is_empty() || host.contains(['/', '?', '#']) {
                 return Err("expected host:port[,host:port]...".to_string());
@@ -229,6 +230,42 @@ impl MultiUrl<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_multi_url_splits_into_each_hosts_plain_urls_in_order() {
+        let url = "rediss+sentinel://u:p@h1:1,h2:2/svc/3?sentinel_username=su&sentinel_password=sp";
+        let m = parse_multi(url, "rediss+sentinel://").unwrap();
+        assert_eq!(m.service.as_deref(), Some("svc"));
+        let hosts: Vec<_> = m.hosts().map(|h| h.map(|h| (h.node, h.sentinel))).collect();
+        let both = |n: &str, s: &str| Ok((n.to_string(), Some(s.to_string())));
+        assert_eq!(
+            hosts,
+            [
+                both("rediss://u:p@h1:1/3", "rediss://su:sp@h1:1"),
+                both("rediss://u:p@h2:2/3", "rediss://su:sp@h2:2"),
+            ]
+        );
+        // A Cluster URL: no service, no Sentinels; a bad host is an error
+        // in its place, after the hosts before it.
+        let m = parse_multi("redis+cluster://h1:1,,h2:2", "redis+cluster://").unwrap();
+        assert_eq!(m.service, None);
+        let hosts: Vec<_> = m.hosts().map(|h| h.map(|h| (h.node, h.sentinel))).collect();
+        assert_eq!(
+            hosts,
+            [
+                Ok(("redis://h1:1/0".to_string(), None)),
+                Err("expected host:port[,host:port]...".to_string()),
+                Ok(("redis://h2:2/0".to_string(), None)),
+            ]
+        );
+        assert!(
+            parse_multi(
+                "redis+cluster://h:1?sentinel_password=x",
+                "redis+cluster://"
+            )
+            .is_err()
+        );
+    }
 
     #[test]
     fn passwords_never_show() {

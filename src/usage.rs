@@ -14,21 +14,21 @@ use crate::urls;
 /// Which usage a refused command line is shown: run mode's, or a
 /// subcommand's (by its name).
 #[derive(Debug, Clone, Copy)]
-pub struct UsageOf(Option<&'static str>);
+pub(crate) struct UsageOf(Option<&'static str>);
 
 impl UsageOf {
     /// Run mode's usage.
-    pub const RUN: UsageOf = UsageOf(None);
+    pub(crate) const RUN: UsageOf = UsageOf(None);
 
     /// The usage of the subcommand `name`.
-    pub fn sub(name: &'static str) -> UsageOf {
+    pub(crate) fn sub(name: &'static str) -> UsageOf {
         UsageOf(Some(name))
     }
 
     /// Refuse bad input the way clap does: one line saying what is wrong,
     /// this mode's usage (exit 2). Nothing has touched Redis yet. `args`:
     /// the command line, whose passwords are hidden in what is shown.
-    pub fn refuse(self, f: Failure, args: &[OsString]) -> Reported {
+    pub(crate) fn refuse(self, f: Failure, args: &[OsString]) -> Reported {
         let _ = print_clap(self.error(ErrorKind::ValueValidation, f.to_string()), args);
         Reported(f)
     }
@@ -59,7 +59,7 @@ impl UsageOf {
 /// arguments whole (`unexpected argument 'redis://:pw@h'`), and with one
 /// tip at most. `args`: the command line (`args[0]` is the program's
 /// name). Ok: help or the version was shown; Err: a usage error was.
-pub fn print_clap(mut err: clap::Error, args: &[OsString]) -> Result<(), Reported> {
+pub(crate) fn print_clap(mut err: clap::Error, args: &[OsString]) -> Result<(), Reported> {
     use std::io::Write;
     if let Some(e) = first_day_slip(&err, args) {
         err = e;

@@ -14,7 +14,7 @@ use crate::lock::{Found, Locker, MasterState, Snapshot, Status};
 /// `redlock-run list`: every held lock whose key matches `pattern`, at
 /// most `max` (none held is no failure); fewer masters than a quorum
 /// scanned is logged here.
-pub async fn list(
+pub(crate) async fn list(
     endpoints: &[Endpoint],
     pattern: &str,
     max: usize,

@@ -3,7 +3,7 @@
 
 mod list;
 
-pub use list::list;
+pub(crate) use list::list;
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -50,7 +50,7 @@ fn since(ms: u64) -> String {
 
 /// `redlock-run status`: prints the state: held or free; unreachable (fewer
 /// masters than a quorum answered) is logged here.
-pub async fn status(place: &Place, as_json: bool) -> Result<StatusEnd, Reported> {
+pub(crate) async fn status(place: &Place, as_json: bool) -> Result<StatusEnd, Reported> {
     let mut locker = Locker::reader(&place.endpoints, &place.key);
     let st = locker.status().await;
     if st.reachable() < st.quorum {
@@ -326,7 +326,7 @@ fn tick_time(ms: u64) -> String {
 
 /// `redlock-run release --force` (without it, the entry refuses:
 /// `Failure::unforced`): prints what it removed.
-pub async fn release(place: &Place) -> Result<(), Failure> {
+pub(crate) async fn release(place: &Place) -> Result<(), Failure> {
     let mut locker = Locker::reader(&place.endpoints, &place.key);
     let (n, quorum) = (locker.nodes().len(), locker.quorum());
     // What is there, read just before: to say what was removed.
@@ -389,7 +389,7 @@ pub async fn release(place: &Place) -> Result<(), Failure> {
 /// for it on every master, each in one step; refused (the conflict code,
 /// 75) while the lock is held or waited for; 69 unless every master
 /// answered.
-pub async fn forget(place: &Place) -> Result<(), Failure> {
+pub(crate) async fn forget(place: &Place) -> Result<(), Failure> {
     let mut locker = Locker::reader(&place.endpoints, &place.key);
     let n = locker.nodes().len();
     let results = locker.forget(locker.io_timeout()).await;

@@ -12,14 +12,14 @@ use super::{Grant, Locker, Renewal};
 use crate::clock::BootInstant;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LeaseState {
+pub(crate) enum LeaseState {
     /// Ours until `valid_until` (measured from the last successful renewal's send).
     Valid { valid_until: BootInstant },
     /// A renewal found our token gone: stop the command now.
     Lost(String),
 }
 
-pub struct Keeper {
+pub(crate) struct Keeper {
     state: watch::Receiver<LeaseState>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Locker>,
@@ -27,7 +27,7 @@ pub struct Keeper {
 
 impl Keeper {
     /// Take over `locker` and keep `grant`'s lease alive until `stop`.
-    pub fn start(mut locker: Locker, grant: &Grant) -> Keeper {
+    pub(crate) fn start(mut locker: Locker, grant: &Grant) -> Keeper {
         let (tx, rx) = watch::channel(LeaseState::Valid {
             valid_until: grant.valid_until,
         });
@@ -90,12 +90,12 @@ impl Keeper {
         }
     }
 
-    pub fn state(&mut self) -> &mut watch::Receiver<LeaseState> {
+    pub(crate) fn state(&mut self) -> &mut watch::Receiver<LeaseState> {
         &mut self.state
     }
 
     /// Stop renewing and hand the locker back (for the release).
-    pub async fn stop(self) -> Locker {
+    pub(crate) async fn stop(self) -> Locker {
         let _ = self.stop.send(());
         self.task.await.expect("the lease keeper never panics")
     }

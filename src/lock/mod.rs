@@ -18,8 +18,8 @@ mod release;
 mod renew;
 mod scan;
 pub mod scripts;
-pub mod server;
-pub mod slot;
+pub(crate) mod server;
+pub(crate) mod slot;
 mod status;
 mod topology;
 mod wait;
@@ -29,14 +29,14 @@ use std::time::Duration;
 use crate::clock::BootInstant;
 use crate::config::{Endpoint, Lease};
 use crate::display::escape_controls;
-pub use forget::Forgot;
-pub use keeper::{Keeper, LeaseState};
-pub use node::{Node, NodeError};
-pub use probe::Probe;
+pub(crate) use forget::Forgot;
+pub(crate) use keeper::{Keeper, LeaseState};
+pub(crate) use node::{Node, NodeError};
+pub(crate) use probe::Probe;
 pub use release::Count;
-pub use scan::Found;
-pub use status::{FenceKind, MasterState, Snapshot, Status};
-pub use wait::{WaitObserver, WaitOutcome, Waker};
+pub(crate) use scan::Found;
+pub(crate) use status::{FenceKind, MasterState, Snapshot, Status};
+pub(crate) use wait::{WaitObserver, WaitOutcome};
 
 /// The Redis names that belong to one lock. The lock itself is exactly
 /// KEY (interop with other clients); every auxiliary name carries a hash
@@ -227,22 +227,22 @@ fn truncate(s: &str, n: usize) -> String {
 
 /// The log target of configuration warnings: shown even when only errors
 /// are (src/logging.rs), once each.
-pub const CONFIG_WARNINGS: &str = "redlock_run::lock::masters";
+pub(crate) const CONFIG_WARNINGS: &str = "redlock_run::lock::masters";
 
 /// How many finished runs the history keeps.
-pub const HISTORY_LEN: usize = 20;
+pub(crate) const HISTORY_LEN: usize = 20;
 
 /// How long an abandoned waiters' queue outlives its last registration.
 const QUEUE_TTL_MS: &str = "60000";
 
 /// How long a [`Locker::reader`]'s requests may take.
-pub const READER_IO_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const READER_IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A reader's timings: it never acquires, so only the I/O timeout
 /// (half the TTL, [`READER_IO_TIMEOUT`]) matters; no replicas are waited
 /// for, one holder at a time.
 const READER_LEASE: Lease = Lease {
-    ttl: Duration::from_secs(10),
+    ttl: Duration::from_secs(2 * READER_IO_TIMEOUT.as_secs()),
     refresh: Duration::from_secs(3),
     kill_after: Duration::from_secs(1),
     min_hold: Duration::ZERO,

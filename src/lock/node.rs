@@ -18,7 +18,7 @@ use crate::config::Endpoint;
 /// "no" about our request: it cannot take writes at the moment. They are
 /// outages, retried until --timeout (exit 69 if Redis never granted), not
 /// permanent failures. Code, and what it means for us.
-pub const TRANSIENT: [(&str, &str); 9] = [
+pub(super) const TRANSIENT: [(&str, &str); 9] = [
     ("OOM", "out of memory: maxmemory reached under noeviction"),
     (
         "MISCONF",
@@ -37,7 +37,7 @@ pub const TRANSIENT: [(&str, &str); 9] = [
 ];
 
 /// What [`TRANSIENT`] says about a server error code, if it lists it.
-pub fn transient(code: &str) -> Option<&'static str> {
+pub(super) fn transient(code: &str) -> Option<&'static str> {
     TRANSIENT
         .iter()
         .find(|(c, _)| *c == code)

@@ -11,13 +11,13 @@ use std::collections::HashMap;
 use std::fmt;
 
 /// The oldest Redis the tool supports (the scripts and the tests: 6.2).
-pub const OLDEST_REDIS: (u32, u32) = (6, 2);
+pub(crate) const OLDEST_REDIS: (u32, u32) = (6, 2);
 /// The oldest Valkey (its first release, 7.2, is Redis 7.2 compatible).
-pub const OLDEST_VALKEY: (u32, u32) = (7, 2);
+pub(crate) const OLDEST_VALKEY: (u32, u32) = (7, 2);
 
 /// A server as it names itself: `Valkey 9.1.2`, `Redis 6.2.14`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Server {
+pub(crate) struct Server {
     pub valkey: bool,
     /// The version as the server gives it.
     pub version: String,
@@ -25,7 +25,7 @@ pub struct Server {
 
 impl Server {
     /// From `HELLO`'s `server` (`redis`, `valkey`) and `version` fields.
-    pub fn new(name: &str, version: &str) -> Self {
+    pub(crate) fn new(name: &str, version: &str) -> Self {
         Server {
             valkey: name.eq_ignore_ascii_case("valkey"),
             version: version.to_string(),
@@ -35,7 +35,7 @@ impl Server {
     /// From `INFO server`'s fields: `server_name:valkey` with
     /// `valkey_version` (Valkey 8 and later report `redis_version:7.2.4`
     /// for compatibility), else `redis_version`.
-    pub fn from_info(info: &HashMap<String, String>) -> Option<Self> {
+    pub(crate) fn from_info(info: &HashMap<String, String>) -> Option<Self> {
         match (info.get("server_name"), info.get("valkey_version")) {
             (Some(name), Some(v)) => Some(Server::new(name, v)),
             _ => info.get("redis_version").map(|v| Server::new("redis", v)),
@@ -43,7 +43,7 @@ impl Server {
     }
 
     /// (major, minor, patch); a part that is not a number counts as 0.
-    pub fn numbers(&self) -> (u32, u32, u32) {
+    pub(crate) fn numbers(&self) -> (u32, u32, u32) {
         let mut parts = self
             .version
             .split('.')
@@ -56,7 +56,7 @@ impl Server {
     }
 
     /// The oldest supported release of this server.
-    pub fn oldest(&self) -> (u32, u32) {
+    pub(crate) fn oldest(&self) -> (u32, u32) {
         if self.valkey {
             OLDEST_VALKEY
         } else {
@@ -64,14 +64,14 @@ impl Server {
         }
     }
 
-    pub fn is_supported(&self) -> bool {
+    pub(crate) fn is_supported(&self) -> bool {
         let (major, minor, _) = self.numbers();
         (major, minor) >= self.oldest()
     }
 
     /// Why it is refused, when it is: `Redis 6.0.20 is older than 6.2, the
     /// oldest supported ...`.
-    pub fn refusal(&self) -> Option<String> {
+    pub(crate) fn refusal(&self) -> Option<String> {
         (!self.is_supported()).then(|| {
             format!(
                 "{self} is older than the oldest supported server ({}); upgrade it",
@@ -82,7 +82,7 @@ impl Server {
 }
 
 /// `Redis 6.2 or later, Valkey 7.2 or later`.
-pub fn supported() -> String {
+pub(crate) fn supported() -> String {
     format!(
         "Redis {}.{} or later, Valkey {}.{} or later",
         OLDEST_REDIS.0, OLDEST_REDIS.1, OLDEST_VALKEY.0, OLDEST_VALKEY.1
@@ -101,7 +101,7 @@ impl fmt::Display for Server {
 }
 
 /// `INFO` text as field → value.
-pub fn parse_info(text: &str) -> HashMap<String, String> {
+pub(crate) fn parse_info(text: &str) -> HashMap<String, String> {
     text.lines()
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
@@ -109,7 +109,7 @@ pub fn parse_info(text: &str) -> HashMap<String, String> {
 }
 
 /// `HELLO`'s reply (a map in RESP3, a flat list of pairs in RESP2).
-pub fn from_hello(reply: &redis::Value) -> Option<Server> {
+pub(crate) fn from_hello(reply: &redis::Value) -> Option<Server> {
     use redis::Value;
     let text = |v: &Value| match v {
         Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),

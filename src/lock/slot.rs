@@ -5,11 +5,11 @@
 //! key's slot. See <https://redis.io/docs/latest/operate/oss_and_stack/reference/cluster-spec/#hash-tags>.
 
 /// Number of slots in a Redis Cluster.
-pub const SLOTS: u16 = 16384;
+pub(crate) const SLOTS: u16 = 16384;
 
 /// CRC16-CCITT (XMODEM: polynomial 0x1021, initial value 0), the checksum
 /// Redis Cluster hashes keys with.
-pub fn crc16(data: &[u8]) -> u16 {
+pub(crate) fn crc16(data: &[u8]) -> u16 {
     crc16_from(0, data)
 }
 
@@ -29,7 +29,7 @@ fn crc16_from(mut crc: u16, data: &[u8]) -> u16 {
 }
 
 /// The hash tag of `key`, if it has one.
-pub fn hash_tag(key: &[u8]) -> Option<&[u8]> {
+pub(crate) fn hash_tag(key: &[u8]) -> Option<&[u8]> {
     let open = key.iter().position(|&b| b == b'{')?;
     let close = key[open + 1..].iter().position(|&b| b == b'}')?;
     let tag = &key[open + 1..open + 1 + close];
@@ -37,7 +37,7 @@ pub fn hash_tag(key: &[u8]) -> Option<&[u8]> {
 }
 
 /// The cluster slot of `key`.
-pub fn key_slot(key: &[u8]) -> u16 {
+pub(crate) fn key_slot(key: &[u8]) -> u16 {
     crc16(hash_tag(key).unwrap_or(key)) % SLOTS
 }
 
@@ -48,7 +48,7 @@ pub fn key_slot(key: &[u8]) -> u16 {
 /// non-empty tag: `a}b`, `x{}y}`) hashes whole, and a tag cannot hold a
 /// `}`, so one is found that hashes to the same slot: `rr-` and five hex
 /// digits, the first that fits (every slot has one, see the tests).
-pub fn tag_for(key: &str) -> String {
+pub(crate) fn tag_for(key: &str) -> String {
     if !key.contains('}') {
         return key.to_string();
     }

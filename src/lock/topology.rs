@@ -53,7 +53,7 @@ const RECHECK: Duration = Duration::from_millis(100);
 
 /// The error a primary that answers as a replica is reported with (the
 /// same code a write to a replica gets).
-pub fn replica_error() -> RedisError {
+pub(super) fn replica_error() -> RedisError {
     RedisError::from((
         ErrorKind::Server(redis::ServerErrorKind::ReadOnly),
         "READONLY",

@@ -63,7 +63,7 @@ const FIRST_PAUSE: Duration = Duration::from_millis(250);
 const POLL_PAUSE: Duration = Duration::from_millis(800);
 
 /// Wake-ups from every master's release channel.
-pub struct Waker {
+pub(super) struct Waker {
     notify: Arc<Notify>,
     ready: Arc<Notify>,
     tasks: Vec<JoinHandle<()>>,
@@ -76,7 +76,7 @@ pub struct Waker {
 
 /// One master's refusal of the subscription.
 #[derive(Debug, Clone)]
-pub struct Refusal {
+pub(super) struct Refusal {
     pub master: String,
     pub error: String,
     /// The ACL user the URL names (`default` when none).
@@ -114,7 +114,7 @@ impl Waker {
     /// (for `token`) on every master, each in its own task that
     /// reconnects on failure; a master that refuses the subscription for
     /// good is not asked again.
-    pub fn start(locker: &Locker, token: &str) -> Self {
+    pub(super) fn start(locker: &Locker, token: &str) -> Self {
         let notify = Arc::new(Notify::new());
         let ready = Arc::new(Notify::new());
         let refused = Arc::new(Mutex::new(Vec::new()));
@@ -179,21 +179,21 @@ impl Waker {
 
     /// Wait (at most `limit`) until one subscription is in place, or one
     /// master refused it for good.
-    pub async fn ready(&self, limit: Duration) {
+    pub(super) async fn ready(&self, limit: Duration) {
         let _ = tokio::time::timeout(limit, self.ready.notified()).await;
     }
 
-    pub async fn notified(&self) {
+    pub(super) async fn notified(&self) {
         self.notify.notified().await
     }
 
     /// The first refusal, if any master refused the subscription.
-    pub fn refusal(&self) -> Option<Refusal> {
+    pub(super) fn refusal(&self) -> Option<Refusal> {
         self.refused.lock().expect("not poisoned").first().cloned()
     }
 
     /// Whether every master refused: no release can wake us, so we poll.
-    pub fn polling(&self) -> bool {
+    pub(super) fn polling(&self) -> bool {
         self.refused.lock().expect("not poisoned").len() >= self.masters
     }
 }

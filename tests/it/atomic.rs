@@ -10,8 +10,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use redlock_run::lock::scripts::{self, Acquire, Call};
-use redlock_run::lock::{Keys, Mode};
+use redlock_run::scripts::{self, Acquire, Call};
+use redlock_run::{Keys, Mode};
 
 use crate::support::*;
 

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::net::TcpListener;
 
 use clap::CommandFactory;
-use redlock_run::cli::Cli;
-use redlock_run::exit::help_rows;
+use redlock_run::Cli;
+use redlock_run::help_rows;
 
 use crate::support::*;
 

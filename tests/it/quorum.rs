@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use redlock_run::exit::{CONFLICT, LOST, UNAVAILABLE};
+use redlock_run::{CONFLICT, LOST, UNAVAILABLE};
 
 use crate::support::proxy::{Mode, Proxy};
 use crate::support::*;
@@ -582,7 +582,7 @@ fn acquire_and_release_latency_on_loopback() {
         let mut times: Vec<Duration> = (0..RUNS)
             .map(|_| {
                 let t = Instant::now();
-                let out = output(rr_urls(&urls).args(["--key", &key, "--", "true"]));
+                let out = Rr::urls(&urls).args(["--key", &key, "--", "true"]).run();
                 let took = t.elapsed();
                 assert_status(&out, 0, "a plain run");
                 took
@@ -758,7 +758,7 @@ fn status_fencing_token_is_not_inflated_by_failed_attempts() {
     assert_eq!(code, 1, "free: {v}");
     assert_eq!(v["fencing_token"], first, "{v}");
     assert_eq!(v["fencing_token_kind"], "quorum_bound", "{v}");
-    let o = output(rr_urls(&urls).args(["status", "--key", &key]));
+    let o = Rr::urls(&urls).args(["status", "--key", &key]).run();
     let text = stdout(&o);
     assert!(
         text.contains(&format!("fencing token: {first} (reached on a quorum")),
@@ -784,10 +784,43 @@ fn status_fencing_token_is_not_inflated_by_failed_attempts() {
     assert_eq!(v["fencing_token_kind"], "upper_bound", "{v}");
     let bound = v["fencing_token"].as_u64().expect("a bound");
     assert!(bound >= second, "{v}");
-    let o = output(rr_urls(&urls).args(["status", "--key", &key]));
+    let o = Rr::urls(&urls).args(["status", "--key", &key]).run();
     assert!(
         stdout(&o).contains(&format!("fencing token: at most {bound}")),
         "{}",
         stdout(&o)
     );
+}
+
+/// Two URLs are a 2-of-2 quorum: with one server down nothing runs, and
+/// the warning says exactly that (and what to use for failover) before
+/// the run fails.
+#[test]
+fn two_urls_warn_that_one_server_down_stops_every_run() {
+    let up = RedisServer::start();
+    let down = format!("redis://127.0.0.1:{}", free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("two-urls");
+    let out = Rr::urls(&[up.url(), down])
+        .args(["--key", &k, "--", "sh", "-c", "echo ran > ran"])
+        .current_dir(dir.path())
+        .status(69)
+        .run();
+    let err = stderr(&out);
+    assert!(!dir.path().join("ran").exists(), "the command ran");
+    let warning = err
+        .lines()
+        .find(|l| l.contains("warn"))
+        .unwrap_or_else(|| panic!("no warning; stderr:\n{err}"));
+    for needle in [
+        "one server down stops every run",
+        "not failover",
+        "redis+sentinel://",
+    ] {
+        assert!(
+            warning.contains(needle),
+            "the warning should say {needle:?}: {warning}"
+        );
+    }
+    assert!(!up.exists(&k), "a lock was left on the server that is up");
 }

@@ -52,8 +52,7 @@ pub(crate) fn sentinel_follows_a_failover_while_the_lock_is_held() {
         Some(env.token.as_str())
     );
 
-    let out = holder.finish();
-    assert_exit(&out, 0);
+    holder.finish_ok();
     assert!(
         !setup.servers[new].exists(&k),
         "released on the new primary"
@@ -206,7 +205,7 @@ pub(crate) fn cluster_lock_with_braces_and_a_woken_waiter() {
     let c = ClusterSetup::start();
     let url = c.url();
     let k = format!("{}{{eu}}", key("cluster"));
-    let fence = redlock_run::lock::Keys::new(&k).fence;
+    let fence = redlock_run::Keys::new(&k).fence;
     assert_eq!(c.slot(&fence), c.slot(&k), "CLUSTER KEYSLOT agrees");
     let dir = tempfile::tempdir().unwrap();
     let holder = Holder::spawn_at(&url, &k, dir.path(), &["--ttl", "5s"]);
@@ -228,7 +227,7 @@ pub(crate) fn cluster_lock_with_braces_and_a_woken_waiter() {
         "-c",
         "echo $REDLOCK_FENCING_TOKEN",
     ]));
-    let channel = redlock_run::lock::Keys::new(&k).channel;
+    let channel = redlock_run::Keys::new(&k).channel;
     // On the key's node, with sharded pub/sub (SSUBSCRIBE: the release's
     // SPUBLISH stays on the key's shard instead of reaching every node);
     // the release script counts its own node's receivers to pick the
@@ -240,8 +239,7 @@ pub(crate) fn cluster_lock_with_braces_and_a_woken_waiter() {
     );
     assert_eq!(owner.subscribers(&channel), 0, "a plain SUBSCRIBE");
     let released = std::time::Instant::now();
-    let out = holder.finish();
-    assert_exit(&out, 0);
+    holder.finish_ok();
     let out = crate::support::wait_output(waiter, Duration::from_secs(20));
     assert_exit(&out, 0);
     let next: u64 = stdout(&out).trim().parse().unwrap();
@@ -281,8 +279,7 @@ pub(crate) fn cluster_slot_migration_while_the_lock_is_held() {
         c.nodes[to].pttl(&k) > 2_850
     });
     assert_eq!(c.nodes[to].get(&k).as_deref(), Some(env.token.as_str()));
-    let out = holder.finish();
-    assert_exit(&out, 0);
+    holder.finish_ok();
     assert!(!c.nodes[to].exists(&k), "released on the new node");
 }
 
@@ -305,14 +302,9 @@ fn a_contender_during_a_slot_migration_gets_75() {
     let env = holder.wait_ready(Duration::from_secs(10));
     let contend = |timeout: &str| {
         let start = Instant::now();
-        let o = output(rr_urls(std::slice::from_ref(&url)).args([
-            "--key",
-            &k,
-            "--timeout",
-            timeout,
-            "--",
-            "true",
-        ]));
+        let o = Rr::urls(std::slice::from_ref(&url))
+            .args(["--key", &k, "--timeout", timeout, "--", "true"])
+            .run();
         (o, start.elapsed())
     };
     let mut waiter = None;
@@ -338,7 +330,7 @@ fn a_contender_during_a_slot_migration_gets_75() {
             ]),
         ));
         // It subscribes for the release once an attempt saw the lock held.
-        let channel = redlock_run::lock::Keys::new(&k).channel;
+        let channel = redlock_run::Keys::new(&k).channel;
         wait_until(
             "the waiter to see the lock held and subscribe",
             Duration::from_secs(10),
@@ -346,8 +338,7 @@ fn a_contender_during_a_slot_migration_gets_75() {
         );
         assert_eq!(c.nodes[from].get(&k).as_deref(), Some(env.token.as_str()));
     });
-    let out = holder.finish();
-    assert_exit(&out, 0);
+    holder.finish_ok();
     let out = crate::support::wait_output(waiter.unwrap(), Duration::from_secs(30));
     assert_exit(&out, 0);
     let next: u64 = stdout(&out).trim().parse().unwrap();
@@ -496,7 +487,7 @@ fn cluster_schedule_runs_each_tick_once() {
     lines.sort_unstable();
     lines.dedup();
     assert_eq!(lines.len(), n, "a tick ran twice: {seen}");
-    let tick = redlock_run::lock::Keys::new(&k).tick;
+    let tick = redlock_run::Keys::new(&k).tick;
     assert_eq!(c.slot(&tick), c.slot(&k));
     assert!(
         c.nodes[c.owner(c.slot(&k))].exists(&tick),

@@ -70,7 +70,7 @@ impl Params {
 
     /// The tool's effective --kill-after, from the tool's own rule.
     pub fn kill_after(&self) -> Duration {
-        redlock_run::config::Lease::from_args(&redlock_run::cli::LeaseArgs {
+        redlock_run::Lease::from_args(&redlock_run::LeaseArgs {
             ttl: self.ttl,
             refresh: self.refresh,
             min_hold: Duration::ZERO,

@@ -1,8 +1,8 @@
 //! Command lines and files that are checked, not run: `redlock-run`
 //! invocations parsed and validated as the binary would, crontabs, JSON.
 
-use redlock_run::cli::{Cli, Sub};
-use redlock_run::config::{Lease, Place, Program};
+use redlock_run::{Cli, Sub};
+use redlock_run::{Lease, Place, Program};
 
 use super::markdown::Block;
 use super::root;
@@ -137,11 +137,11 @@ pub fn check_invocation(args: &[String]) -> Result<(), String> {
             let lease = Lease::new(&a.lease, a.replicas.wait_replicas)?;
             place.check_limit(lease.limit)?;
             Program::from_args(&a.command)?;
-            redlock_run::schedule::When::from_args(a).map(drop)
+            redlock_run::When::from_args(a).map(drop)
         }),
         Some(Sub::Status(a) | Sub::Doctor(a)) => Place::from_args(&a.target).map(drop),
         Some(Sub::Release(a)) => Place::from_args(&a.target).map(drop),
-        Some(Sub::List(a)) => redlock_run::config::endpoints(&a.redis).map(drop),
+        Some(Sub::List(a)) => redlock_run::endpoints(&a.redis).map(drop),
         Some(Sub::Completions { .. }) => Ok(()),
     };
     checked.map_err(|f| format!("{shown}\nrefused: {f}"))

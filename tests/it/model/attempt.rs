@@ -2,7 +2,7 @@
 //! then subscribed and queued), or a tick; and an attempt undone at once,
 //! which must leave the keys as it found them.
 
-use redlock_run::lock::Locker;
+use redlock_run::Locker;
 
 use super::reference::{self, Reply};
 use super::server::{Dump, Subscriber};

@@ -141,7 +141,7 @@ impl Run<'_> {
 
 /// Drop from a dump what has ended at `now`: `--limit` slots whose lease
 /// ended (and their descriptions), woken waiters no longer counted.
-pub(super) fn forget_ended(d: &mut Dump, k: &redlock_run::lock::Keys, now: i64) {
+pub(super) fn forget_ended(d: &mut Dump, k: &redlock_run::Keys, now: i64) {
     let mut ended = Vec::new();
     if let Some(e) = d.get_mut(&k.lock).filter(|e| e.ty == "zset") {
         let pairs: Vec<(String, String)> = e

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use redlock_run::config::{Endpoint, Lease};
-use redlock_run::lock::{Attempt, Locker, Mode};
+use redlock_run::{Attempt, Locker, Mode};
+use redlock_run::{Endpoint, Lease};
 
-use crate::support::{RedisServer, key, tick_key};
+use crate::support::{RedisServer, key, redis_now_ms, tick_key};
 
 fn locker(server: &RedisServer, key: &str, limit: u32) -> Locker {
     let lease = Lease {
@@ -18,11 +18,6 @@ fn locker(server: &RedisServer, key: &str, limit: u32) -> Locker {
         limit,
     };
     Locker::new(&[Endpoint::parse(&server.url()).unwrap()], key, lease)
-}
-
-fn redis_now_ms(server: &RedisServer) -> u64 {
-    let (s, us): (u64, u64) = server.query(&["TIME"]);
-    s * 1000 + us / 1000
 }
 
 fn rt() -> tokio::runtime::Runtime {
@@ -97,7 +92,7 @@ fn undo_puts_back_the_tick_of_the_claim_it_replaced() {
 fn undo_of_a_limit_attempt_is_not_stopped_by_other_data_at_the_queue() {
     let server = RedisServer::start();
     let k = key("undo-foreign-queue");
-    let keys = redlock_run::lock::Keys::new(&k);
+    let keys = redlock_run::Keys::new(&k);
     let rt = rt();
     let mut a = locker(&server, &k, 3);
     let _: () = server.query(&["SET", &keys.waiters, "their-data"]);

@@ -204,7 +204,7 @@ fn aux_faults() -> bool {
 }
 
 /// The lock's auxiliary names another application's data may land on.
-fn aux_names(k: &redlock_run::lock::Keys) -> [String; 9] {
+fn aux_names(k: &redlock_run::Keys) -> [String; 9] {
     [
         k.fence.clone(),
         k.holder.clone(),

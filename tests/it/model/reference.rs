@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use redlock_run::lock::Keys;
+use redlock_run::Keys;
 
 use super::store::{Store, WrongType};
 

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
-use redlock_run::config::{Endpoint, Lease};
-use redlock_run::lock::Locker;
+use redlock_run::Locker;
+use redlock_run::{Endpoint, Lease};
 
 use super::reference::{self, Model, Reply};
 use super::server::{ClockServer, Dump, DumpEntry, Subscriber};
@@ -196,7 +196,7 @@ impl<'a> Run<'a> {
     }
 
     pub(super) fn holder_json(&self, c: usize, token: &str, now: i64) -> String {
-        redlock_run::lock::HolderInfo {
+        redlock_run::HolderInfo {
             host: format!("client-{c}"),
             pid: 1000 + c as u32,
             command: "job".into(),
@@ -209,7 +209,7 @@ impl<'a> Run<'a> {
 
     pub(super) fn run_entry(&mut self, c: usize, fencing: u64, tick: Option<i64>) -> String {
         self.runs += 1;
-        redlock_run::lock::RunEntry {
+        redlock_run::RunEntry {
             host: format!("client-{c}"),
             pid: 1000 + c as u32,
             command: "job".into(),

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use redlock_run::lock::{Attempt, Mode, Renewal};
+use redlock_run::{Attempt, Mode, Renewal};
 
 use super::reference::{self, Reply};
 use super::*;
@@ -219,7 +219,7 @@ impl Run<'_> {
     }
 }
 
-pub(super) fn count_reply(r: Result<redlock_run::lock::Count, String>) -> Option<Reply> {
+pub(super) fn count_reply(r: Result<redlock_run::Count, String>) -> Option<Reply> {
     let c = r.ok()?;
     Some(Reply::Int(if c.yes > 0 {
         1
