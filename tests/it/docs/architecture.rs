@@ -114,13 +114,30 @@ fn after_word<'a>(line: &'a str, word: &str) -> Option<&'a str> {
     (!rest.starts_with(is_ident_char)).then_some(rest)
 }
 
+/// A declaration without its visibility and qualifiers (`pub(crate) async
+/// fn f` is `fn f`).
+fn bare(mut t: &str) -> &str {
+    loop {
+        let before = t;
+        for p in ["pub(crate) ", "pub(super) ", "pub ", "async ", "unsafe "] {
+            t = t.strip_prefix(p).unwrap_or(t);
+        }
+        if t.starts_with("const fn ") {
+            t = &t["const ".len()..];
+        }
+        if t == before {
+            return t;
+        }
+    }
+}
+
 /// Whether `text` defines `name`: a fn, type, trait, const, static,
 /// module, macro, a variant or field (`Name(`, `Name {`, `name:`), or a
 /// `pub use` that re-exports it.
 fn defines(text: &str, name: &str) -> bool {
     let mut in_use = false;
     for line in text.lines() {
-        let mut t = line.trim_start();
+        let t = line.trim_start();
         if in_use || t.starts_with("pub use ") || t.starts_with("pub(crate) use ") {
             in_use = t.contains('{') && !t.contains('}') || in_use && !t.contains('}');
             if t.split(|c: char| !is_ident_char(c)).any(|w| w == name) {
@@ -128,18 +145,7 @@ fn defines(text: &str, name: &str) -> bool {
             }
             continue;
         }
-        loop {
-            let before = t;
-            for p in ["pub(crate) ", "pub(super) ", "pub ", "async ", "unsafe "] {
-                t = t.strip_prefix(p).unwrap_or(t);
-            }
-            if t.starts_with("const fn ") {
-                t = &t["const ".len()..];
-            }
-            if t == before {
-                break;
-            }
-        }
+        let t = bare(t);
         for kw in [
             "fn ",
             "struct ",
@@ -180,8 +186,7 @@ fn about_type<'a>(code: &'a Code, name: &str) -> Vec<&'a Path> {
         .into_iter()
         .filter(|f| {
             code.text(f).lines().any(|l| {
-                let t = l.trim_start();
-                let t = t.strip_prefix("pub ").unwrap_or(t);
+                let t = bare(l.trim_start());
                 let impl_of = t.starts_with("impl")
                     && t.split(|c: char| !is_ident_char(c))
                         .take_while(|w| *w != "where")
@@ -256,9 +261,8 @@ fn resolve(code: &Code, path: &str) -> Option<String> {
         let inline = scope.is_some()
             && files.iter().any(|f| {
                 code.text(f).lines().any(|l| {
-                    let t = l.trim_start();
-                    let t = t.strip_prefix("pub ").unwrap_or(t);
-                    t.strip_prefix("mod ")
+                    bare(l.trim_start())
+                        .strip_prefix("mod ")
                         .and_then(|r| after_word(r, seg))
                         .is_some()
                 })
@@ -408,8 +412,10 @@ fn top_modules(code: &Code) -> Vec<String> {
     let mut test_only = false;
     for line in lib.lines() {
         let t = line.trim();
-        let t2 = t.strip_prefix("pub ").unwrap_or(t);
-        if let Some(m) = t2.strip_prefix("mod ").and_then(|r| r.strip_suffix(';')) {
+        if let Some(m) = bare(t)
+            .strip_prefix("mod ")
+            .and_then(|r| r.strip_suffix(';'))
+        {
             if !test_only {
                 out.push(m.to_string());
             }
