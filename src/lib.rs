@@ -18,6 +18,9 @@
 //! it: `usage`), then executed, one arm per mode. Each mode returns how it
 //! ended (`outcome`); `outcome::exit_code` is the one place an exit code
 //! is picked.
+//!
+//! For contributors, ARCHITECTURE.md walks one run from `main` to the exit
+//! code, says where each decision lives, and how to add a test.
 
 // Every module is private: what is public is re-exported below. A `pub`
 // item no one outside the crate can reach is `pub(crate)`.
