@@ -249,6 +249,14 @@ impl Lease {
         drift(self.ttl)
     }
 
+    /// Until when a lease granted or renewed by requests sent at `sent_at`
+    /// is certainly ours: the TTL from the send time (Redis started the
+    /// key's clock after it), less the drift allowance. The one place the
+    /// validity is worked out, for an acquisition and for a renewal.
+    pub fn valid_until(&self, sent_at: BootInstant) -> BootInstant {
+        (sent_at + self.ttl).saturating_sub(self.drift())
+    }
+
     /// When the command's group gets SIGKILL, for a lease certainly ours
     /// until `valid_until`: [`KILL_MARGIN`] before it.
     pub fn kill_at(&self, valid_until: BootInstant) -> BootInstant {
