@@ -1,3 +1,3 @@
 #!/bin/sh
-# A stand-in for the docs' examples (tests/it/docs.rs): does nothing.
+# A stand-in for the docs' examples (tests/it/docs/): does nothing.
 exit 0

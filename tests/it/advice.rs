@@ -41,8 +41,10 @@ fn modes(k: &str) -> Vec<Vec<String>> {
 
 /// Run `args` against `url` (given in REDLOCK_REDIS), within 10 s.
 fn run_at(url: &str, args: &[String]) -> Output {
-    let mut c = rr_urls(&[url.to_string()]);
-    output_within(c.args(args), Duration::from_secs(10))
+    Rr::urls(&[url.to_string()])
+        .args(args)
+        .within(Duration::from_secs(10))
+        .run()
 }
 
 fn assert_named(o: &Output, args: &[String], want: &str) {
@@ -130,11 +132,13 @@ fn an_acl_denial_is_named_in_every_mode() {
 fn refused(args: &[&str]) -> String {
     // Nothing listens on port 1: a connection attempt would be an error
     // of another kind.
-    let mut c = rr_urls(&["redis://127.0.0.1:1".into()]);
-    let o = output_within(c.args(args), Duration::from_secs(10));
+    let o = Rr::urls(&["redis://127.0.0.1:1".into()])
+        .args(args)
+        .within(Duration::from_secs(10))
+        .status(2)
+        .stdout("")
+        .run();
     let err = stderr(&o);
-    assert_status(&o, 2, &format!("{args:?}: {err}"));
-    assert_eq!(stdout(&o), "", "{args:?}");
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert!(lines.len() <= 4, "{args:?}: {err}");
     lines[0].to_string()

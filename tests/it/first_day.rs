@@ -15,13 +15,12 @@ fn two_urls_warn_that_one_server_down_stops_every_run() {
     let down = format!("redis://127.0.0.1:{}", free_port());
     let dir = tempfile::tempdir().unwrap();
     let k = key("two-urls");
-    let out = output(
-        rr_urls(&[up.url(), down])
-            .args(["--key", &k, "--", "sh", "-c", "echo ran > ran"])
-            .current_dir(dir.path()),
-    );
+    let out = Rr::urls(&[up.url(), down])
+        .args(["--key", &k, "--", "sh", "-c", "echo ran > ran"])
+        .current_dir(dir.path())
+        .status(69)
+        .run();
     let err = stderr(&out);
-    assert_status(&out, 69, &format!("stderr:\n{err}"));
     assert!(!dir.path().join("ran").exists(), "the command ran");
     let warning = err
         .lines()

@@ -8,25 +8,25 @@ use std::time::Duration;
 
 use crate::support::*;
 
-fn run(server: &RedisServer, k: &str, extra: &[&str], script: &str) -> std::process::Output {
-    output(
-        rr(server)
-            .args(["--key", k])
-            .args(extra)
-            .args(["--", "sh", "-c", script]),
-    )
+/// `redlock-run --key K EXTRA -- sh -c SCRIPT`, to say what it must give.
+fn run<'a>(server: &'a RedisServer, k: &str, extra: &[&str], script: &str) -> Rr<'a> {
+    Rr::on(server)
+        .args(["--key", k])
+        .args(extra)
+        .args(["--", "sh", "-c", script])
 }
 
 #[test]
 pub(crate) fn ok_failed_and_signalled_runs_are_recorded_newest_first() {
     let server = RedisServer::start();
     let k = key("history-outcomes");
-    let o = run(&server, &k, &["--label", "nightly"], "exit 0");
-    assert_exit(&o, 0);
-    let o = run(&server, &k, &[], "exit 3");
-    assert_exit(&o, 3);
-    let o = run(&server, &k, &[], "kill -TERM $$");
-    assert_exit(&o, 128 + 15);
+    run(&server, &k, &["--label", "nightly"], "exit 0")
+        .status(0)
+        .run();
+    run(&server, &k, &[], "exit 3").status(3).run();
+    run(&server, &k, &[], "kill -TERM $$")
+        .status(128 + 15)
+        .run();
 
     let (_, v) = status_json(&server, &k);
     let runs = v["last_runs"].as_array().expect("last_runs");
@@ -117,8 +117,7 @@ fn the_history_keeps_the_last_twenty_runs() {
     // The tokens issued, as the counter shows each after its run.
     let mut issued: Vec<u64> = Vec::new();
     for _ in 0..23 {
-        let o = run(&server, &k, &[], "true");
-        assert_exit(&o, 0);
+        run(&server, &k, &[], "true").status(0).run();
         issued.push(server.get(&fence_key(&k)).unwrap().parse().unwrap());
     }
     let len: i64 = server.query(&["LLEN", &history_key(&k)]);
@@ -143,8 +142,7 @@ fn recording_never_fails_a_run() {
     let server = RedisServer::start();
     let k = key("history-broken");
     let _: () = server.query(&["SET", &history_key(&k), "not a list"]);
-    let o = run(&server, &k, &["-v"], "exit 0");
-    assert_exit(&o, 0);
+    let o = run(&server, &k, &["-v"], "exit 0").status(0).run();
     assert!(!server.exists(&k), "lock left behind");
     assert!(!stderr(&o).contains("could not release"), "{}", stderr(&o));
 }
@@ -155,8 +153,9 @@ fn recording_never_fails_a_run() {
 fn a_run_under_min_hold_is_recorded_when_the_command_ends() {
     let server = RedisServer::start();
     let k = key("history-min-hold");
-    let o = run(&server, &k, &["--min-hold", "1h"], "exit 0");
-    assert_exit(&o, 0);
+    run(&server, &k, &["--min-hold", "1h"], "exit 0")
+        .status(0)
+        .run();
     assert!(server.exists(&k), "held for --min-hold");
     let (_, v) = status_json(&server, &k);
     assert_eq!(v["last_runs"][0]["outcome"], "ok", "{v}");
@@ -234,8 +233,9 @@ fn the_readmes_status_jq_recipe_answers_from_real_runs() {
         )
     };
     let k = key("readme-jq");
-    let o = run(&server, &k, &["--label", "nightly"], "exit 0");
-    assert_exit(&o, 0);
+    run(&server, &k, &["--label", "nightly"], "exit 0")
+        .status(0)
+        .run();
     let o = recipe(&k);
     let out = stdout(&o);
     let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
@@ -247,8 +247,7 @@ fn the_readmes_status_jq_recipe_answers_from_real_runs() {
     );
     assert_status(&o, 0, &format!("the check after an ok run: {out}"));
 
-    let o = run(&server, &k, &[], "exit 4");
-    assert_exit(&o, 4);
+    run(&server, &k, &[], "exit 4").status(4).run();
     let o = recipe(&k);
     assert!(
         stdout(&o).contains(&format!(" {host} failed exit 4")),

@@ -66,12 +66,10 @@ fn the_label_round_trips_and_is_printed_escaped() {
     // status, text and JSON, while a holder with that label holds it.
     let k = key("label");
     let (h, _) = Holder::start(&server, &k, dir.path(), &["--label", label]);
-    let o = output(rr(&server).args(["status", "--key", &k]));
-    let text = stdout(&o);
+    let (_, text) = status_text(&server, &k);
     assert!(text.contains("nightly\\nreport \\x1b[31m red"), "{text}");
     assert!(!text.contains('\u{1b}'), "{text:?}");
-    let o = output(rr(&server).args(["status", "--key", &k, "--json"]));
-    let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let (_, v) = status_json(&server, &k);
     assert_eq!(v["holder"]["label"], label, "{v}");
     assert_eq!(v["holder"]["command"], "sh", "{v}");
     h.finish();

@@ -77,7 +77,7 @@ fn lease_lost_by_del_stops_the_command() {
         .unwrap();
     let out = wait_output(child, DONE);
     let err = stderr(&out);
-    assert_status(&out, LOST, &format!("stderr:\n{err}"));
+    assert_exit(&out, LOST);
     assert!(!alive(pid), "the command outlived the lock");
     assert!(
         err.contains("lost"),
@@ -98,7 +98,7 @@ fn lease_lost_by_overwrite_stops_the_command_and_leaves_the_new_holder() {
     set(&server, &key, "other");
     let out = wait_output(child, DONE);
     let err = stderr(&out);
-    assert_status(&out, LOST, &format!("stderr:\n{err}"));
+    assert_exit(&out, LOST);
     assert!(!alive(pid), "the command outlived the lock");
     assert!(
         err.contains("lost"),
@@ -263,7 +263,7 @@ fn redis_restarted_empty_mid_run_stops_the_command() {
     server.restart();
     let out = wait_output(child, DONE);
     let err = stderr(&out);
-    assert_status(&out, LOST, &format!("stderr:\n{err}"));
+    assert_exit(&out, LOST);
     assert!(!alive(pid), "the command outlived the lock");
     assert!(
         err.contains("lost"),
@@ -391,13 +391,12 @@ fn a_key_gone_or_taken_at_release_is_70_after_a_command_that_exited_0() {
             server.port
         );
         let t = Instant::now();
-        let out = output_within(
-            rr(&server)
-                .args(["--key", &k, "--ttl", "30s", "--"])
-                .args(["sh", "-c", &script])
-                .current_dir(dir.path()),
-            Duration::from_secs(30),
-        );
+        let out = Rr::on(&server)
+            .args(["--key", &k, "--ttl", "30s", "--"])
+            .args(["sh", "-c", &script])
+            .current_dir(dir.path())
+            .within(Duration::from_secs(30))
+            .run();
         assert!(
             dir.path().join("done").exists(),
             "{what}: the command did not change the key: {}",
@@ -485,7 +484,7 @@ fn wall_clock_steps_do_not_move_the_lease() {
     let out = wait_output(child, Duration::from_secs(30));
     let err = stderr(&out);
     wait_gone(pid, Duration::from_secs(5));
-    assert_status(&out, 0, &format!("stderr:\n{err}"));
+    assert_exit(&out, 0);
     assert!(dir.path().join("done").exists(), "the command was stopped");
     let now = std::time::SystemTime::now();
     let offsets: Vec<i64> = err

@@ -28,10 +28,10 @@ fn user(server: &RedisServer, rules: &[&str]) -> String {
 
 /// `redlock-run ARGS` against `url`: (exit code, stdout, stderr).
 fn run(url: &str, args: &[&str]) -> (i32, String, String) {
-    let o = output_within(
-        rr_urls(&[url.to_string()]).args(args),
-        Duration::from_secs(20),
-    );
+    let o = Rr::urls(&[url.to_string()])
+        .args(args)
+        .within(Duration::from_secs(20))
+        .run();
     (o.status.code().unwrap_or(-1), stdout(&o), stderr(&o))
 }
 
@@ -158,15 +158,14 @@ fn without_wait_wait_replicas_is_refused_before_the_command_runs() {
         let dir = tempfile::tempdir().unwrap();
         let ran = dir.path().join("ran");
         let k = key("nowait");
-        let o = output_within(
-            rr_urls(std::slice::from_ref(&url))
-                .args(["--key", &k, "--wait-replicas", "1", "--timeout", "5s", "--"])
-                .args(["sh", "-c", "touch \"$1\"", "sh"])
-                .arg(&ran),
-            Duration::from_secs(20),
-        );
+        let o = Rr::urls(std::slice::from_ref(&url))
+            .args(["--key", &k, "--wait-replicas", "1", "--timeout", "5s", "--"])
+            .args(["sh", "-c", "touch \"$1\"", "sh"])
+            .arg(&ran)
+            .within(Duration::from_secs(20))
+            .status(69)
+            .run();
         let err = stderr(&o);
-        assert_status(&o, 69, &format!("{kind}: {err}"));
         let first = err.lines().next().unwrap_or_default();
         assert!(
             first.contains("WAIT") && first.contains("--wait-replicas") && first.contains("+wait"),

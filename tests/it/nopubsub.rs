@@ -9,8 +9,6 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use crate::support::*;
 
 /// The commands clients send to `server` during `window` (seen with
@@ -94,8 +92,7 @@ fn without_channels_a_waiter_polls_and_gets_the_lock_within_a_second_of_its_rele
         .collect();
     assert_eq!(warnings.len(), 1, "{w_err}");
     assert!(warnings[0].contains("channel"), "{}", warnings[0]);
-    let out = output(rr_urls(&[url]).args(["status", "--key", &k, "--json"]));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (_, v) = status_json_at(&[url], &k);
     let runs = v["last_runs"].as_array().expect("last_runs");
     assert_eq!(runs.len(), 2, "{v}");
     assert!(runs.iter().all(|r| r["outcome"] == "ok"), "{v}");
@@ -121,8 +118,7 @@ fn with_channels_granted_the_waiter_is_woken_and_does_not_warn() {
     wait_until("the waiter to subscribe", Duration::from_secs(10), || {
         server.subscribers(&channel) == 1
     });
-    let h = holder.finish();
-    assert_exit(&h, 0);
+    holder.finish_ok();
     let w = wait_output(waiter, Duration::from_secs(10));
     assert_exit(&w, 0);
     assert!(!stderr(&w).contains("ACL SETUSER"), "{}", stderr(&w));

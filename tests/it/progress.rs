@@ -29,9 +29,11 @@ fn a_wait_over_a_second_says_who_holds_the_lock() {
     let dir = tempfile::tempdir().unwrap();
     let k = key("progress");
     let (holder, _) = Holder::start(&server, &k, dir.path(), &["--ttl", "10s"]);
-    let o = output(rr(&server).args(["--key", &k, "--timeout", "2s", "--", "true"]));
+    let o = Rr::on(&server)
+        .args(["--key", &k, "--timeout", "2s", "--", "true"])
+        .status(75)
+        .run();
     let err = stderr(&o);
-    assert_status(&o, 75, &err.to_string());
     let lines = progress_lines(&err);
     assert_eq!(
         lines.len(),
@@ -71,15 +73,14 @@ fn off_a_terminal_a_line_at_most_once_a_minute() {
     let dir = tempfile::tempdir().unwrap();
     let k = key("progress-minute");
     let (_holder, _) = Holder::start(&server, &k, dir.path(), &["--ttl", "30s"]);
-    let o = output(
-        rr(&server)
-            .env("LD_PRELOAD", libfaketime())
-            .env("FAKETIME", "+0 x30")
-            .env_remove("FAKETIME_DONT_FAKE_MONOTONIC")
-            .args(["--key", &k, "--timeout", "150s", "--", "true"]),
-    );
+    let o = Rr::on(&server)
+        .env("LD_PRELOAD", libfaketime())
+        .env("FAKETIME", "+0 x30")
+        .env_remove("FAKETIME_DONT_FAKE_MONOTONIC")
+        .args(["--key", &k, "--timeout", "150s", "--", "true"])
+        .status(75)
+        .run();
     let err = stderr(&o);
-    assert_status(&o, 75, &err.to_string());
     let waited: Vec<u64> = progress_lines(&err)
         .iter()
         .filter(|l| !l.contains("stopped waiting"))
@@ -102,9 +103,11 @@ fn off_a_terminal_a_line_at_most_once_a_minute() {
 #[test]
 fn a_wait_for_an_unreachable_redis_says_so() {
     let url = format!("redis://127.0.0.1:{}", free_port());
-    let o = output(rr_urls(&[url]).args(["--key", "k", "--timeout", "2s", "--", "true"]));
+    let o = Rr::urls(&[url])
+        .args(["--key", "k", "--timeout", "2s", "--", "true"])
+        .status(69)
+        .run();
     let err = stderr(&o);
-    assert_status(&o, 69, &err.to_string());
     let lines = progress_lines(&err);
     assert!(
         lines[0].contains("waiting for the lock (Redis does not answer)")
@@ -128,14 +131,13 @@ fn short_waits_cron_and_quiet_show_no_progress() {
         (&["--timeout", "2s", "-q"][..], 75),
         (&["--timeout", "2s", "-q", "--log-format", "json"][..], 75),
     ] {
-        let o = output(
-            rr(&server)
-                .args(["--key", &k])
-                .args(args)
-                .args(["--", "true"]),
-        );
+        let o = Rr::on(&server)
+            .args(["--key", &k])
+            .args(args)
+            .args(["--", "true"])
+            .status(code)
+            .run();
         let err = stderr(&o);
-        assert_status(&o, code, &format!("{args:?}: {err}"));
         assert!(
             progress_lines(&err).is_empty(),
             "{args:?} printed progress:\n{err}"
@@ -154,18 +156,20 @@ fn json_log_format_emits_the_same_events() {
     let dir = tempfile::tempdir().unwrap();
     let k = key("progress-json");
     let (holder, _) = Holder::start(&server, &k, dir.path(), &["--ttl", "10s"]);
-    let o = output(rr(&server).args([
-        "--key",
-        &k,
-        "--timeout",
-        "2s",
-        "--log-format",
-        "json",
-        "--",
-        "true",
-    ]));
+    let o = Rr::on(&server)
+        .args([
+            "--key",
+            &k,
+            "--timeout",
+            "2s",
+            "--log-format",
+            "json",
+            "--",
+            "true",
+        ])
+        .status(75)
+        .run();
     let err = stderr(&o);
-    assert_status(&o, 75, &err.to_string());
     let events: Vec<Value> = err
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))

@@ -582,7 +582,7 @@ fn acquire_and_release_latency_on_loopback() {
         let mut times: Vec<Duration> = (0..RUNS)
             .map(|_| {
                 let t = Instant::now();
-                let out = output(rr_urls(&urls).args(["--key", &key, "--", "true"]));
+                let out = Rr::urls(&urls).args(["--key", &key, "--", "true"]).run();
                 let took = t.elapsed();
                 assert_status(&out, 0, "a plain run");
                 took
@@ -758,7 +758,7 @@ fn status_fencing_token_is_not_inflated_by_failed_attempts() {
     assert_eq!(code, 1, "free: {v}");
     assert_eq!(v["fencing_token"], first, "{v}");
     assert_eq!(v["fencing_token_kind"], "quorum_bound", "{v}");
-    let o = output(rr_urls(&urls).args(["status", "--key", &key]));
+    let o = Rr::urls(&urls).args(["status", "--key", &key]).run();
     let text = stdout(&o);
     assert!(
         text.contains(&format!("fencing token: {first} (reached on a quorum")),
@@ -784,7 +784,7 @@ fn status_fencing_token_is_not_inflated_by_failed_attempts() {
     assert_eq!(v["fencing_token_kind"], "upper_bound", "{v}");
     let bound = v["fencing_token"].as_u64().expect("a bound");
     assert!(bound >= second, "{v}");
-    let o = output(rr_urls(&urls).args(["status", "--key", &key]));
+    let o = Rr::urls(&urls).args(["status", "--key", &key]).run();
     assert!(
         stdout(&o).contains(&format!("fencing token: at most {bound}")),
         "{}",

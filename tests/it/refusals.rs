@@ -22,7 +22,9 @@ fn error_replies(server: &RedisServer) -> u64 {
 fn refused_until_accepted(server: &RedisServer, code: &str, accept: impl FnOnce()) {
     let k = key("refused");
     let start = Instant::now();
-    let o = output(rr(server).args(["--timeout", "1s", "--key", &k, "--", "true"]));
+    let o = Rr::on(server)
+        .args(["--timeout", "1s", "--key", &k, "--", "true"])
+        .run();
     let took = start.elapsed();
     assert_status(&o, 69, code);
     assert!(

@@ -58,7 +58,9 @@ fn special_characters_in_passwords_authenticate() {
         let k = key("auth");
         let env =
             output(rr_urls(std::slice::from_ref(&url)).args(["-vvv", "--key", &k, "--", "true"]));
-        let flag = output(rr_urls(&[]).args(["--redis", &url, "-vvv", "--key", &k, "--", "true"]));
+        let flag = Rr::urls(&[])
+            .args(["--redis", &url, "-vvv", "--key", &k, "--", "true"])
+            .run();
         for (how, o) in [("REDLOCK_REDIS", env), ("--redis", flag)] {
             let case = format!("{how} {url}");
             assert_status(&o, 0, &case.to_string());
@@ -207,7 +209,7 @@ fn passwords_are_never_printed_in_clap_errors() {
             &["--key", "k", "--timeout", &url, "--", "true"],
         ];
         for args in cases {
-            let o = output(rr_urls(&[]).args(args));
+            let o = Rr::urls(&[]).args(args).run();
             let case = format!("{args:?}");
             assert_status(&o, 2, &case.to_string());
             assert!(o.stdout.is_empty(), "{case}: {}", stdout(&o));
@@ -739,10 +741,9 @@ fn a_redis_value_without_a_scheme_is_refused_without_being_shown() {
             by_env.args(mode).args(rest).env("REDLOCK_REDIS", value);
             let mut by_file = rr_bare();
             by_file.args(mode).arg("--redis-file").arg(&file).args(rest);
-            for (how, mut c) in [("--redis", by_flag), ("env", by_env), ("file", by_file)] {
-                let o = output(&mut c);
+            for (how, c) in [("--redis", by_flag), ("env", by_env), ("file", by_file)] {
                 let case = format!("{how} {value:?} {mode:?}");
-                assert_eq!(o.status.code(), Some(2), "{case}: {}", stderr(&o));
+                let o = Rr::command(c).note(&case).status(2).run();
                 let first = stderr(&o).lines().next().unwrap_or_default().to_string();
                 assert!(
                     first.contains("no scheme") && first.contains("redis://HOST:PORT"),

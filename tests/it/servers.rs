@@ -175,7 +175,9 @@ fn doctor_through_valkey_sentinel_and_cluster() {
         let sentinel = topology::SentinelSetup::start();
         let cluster = topology::ClusterSetup::start();
         for url in [sentinel.url(), cluster.url()] {
-            let o = output(rr_urls(std::slice::from_ref(&url)).args(["doctor", "--key", "doc"]));
+            let o = Rr::urls(std::slice::from_ref(&url))
+                .args(["doctor", "--key", "doc"])
+                .run();
             let out = stdout(&o);
             let line = |name: &str| {
                 out.lines()

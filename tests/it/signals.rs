@@ -387,8 +387,7 @@ fn terminating_signals_stop_the_command_release_and_record() {
             took < Duration::from_secs(1),
             "{name}: the lock went {took:?} after the signal"
         );
-        let o = output(rr(&server).args(["status", "--key", &k, "--json"]));
-        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        let (_, v) = status_json(&server, &k);
         let last = &v["last_runs"][0];
         assert_eq!(last["outcome"], "signalled", "{name}: {v}");
         assert_eq!(last["exit_code"], 128 + signo, "{name}: {v}");
@@ -450,8 +449,7 @@ fn a_terminating_signal_stops_a_schedule_and_its_running_command() {
         took < Duration::from_secs(1),
         "the lock went {took:?} after SIGALRM"
     );
-    let o = output(rr(&server).args(["status", "--key", &k, "--json"]));
-    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let (_, v) = status_json(&server, &k);
     assert_eq!(v["last_runs"][0]["outcome"], "signalled", "{v}");
     assert!(v["last_runs"][0]["tick"].is_string(), "{v}");
 }

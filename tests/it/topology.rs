@@ -52,8 +52,7 @@ pub(crate) fn sentinel_follows_a_failover_while_the_lock_is_held() {
         Some(env.token.as_str())
     );
 
-    let out = holder.finish();
-    assert_exit(&out, 0);
+    holder.finish_ok();
     assert!(
         !setup.servers[new].exists(&k),
         "released on the new primary"
@@ -240,8 +239,7 @@ pub(crate) fn cluster_lock_with_braces_and_a_woken_waiter() {
     );
     assert_eq!(owner.subscribers(&channel), 0, "a plain SUBSCRIBE");
     let released = std::time::Instant::now();
-    let out = holder.finish();
-    assert_exit(&out, 0);
+    holder.finish_ok();
     let out = crate::support::wait_output(waiter, Duration::from_secs(20));
     assert_exit(&out, 0);
     let next: u64 = stdout(&out).trim().parse().unwrap();
@@ -281,8 +279,7 @@ pub(crate) fn cluster_slot_migration_while_the_lock_is_held() {
         c.nodes[to].pttl(&k) > 2_850
     });
     assert_eq!(c.nodes[to].get(&k).as_deref(), Some(env.token.as_str()));
-    let out = holder.finish();
-    assert_exit(&out, 0);
+    holder.finish_ok();
     assert!(!c.nodes[to].exists(&k), "released on the new node");
 }
 
@@ -305,14 +302,9 @@ fn a_contender_during_a_slot_migration_gets_75() {
     let env = holder.wait_ready(Duration::from_secs(10));
     let contend = |timeout: &str| {
         let start = Instant::now();
-        let o = output(rr_urls(std::slice::from_ref(&url)).args([
-            "--key",
-            &k,
-            "--timeout",
-            timeout,
-            "--",
-            "true",
-        ]));
+        let o = Rr::urls(std::slice::from_ref(&url))
+            .args(["--key", &k, "--timeout", timeout, "--", "true"])
+            .run();
         (o, start.elapsed())
     };
     let mut waiter = None;
@@ -346,8 +338,7 @@ fn a_contender_during_a_slot_migration_gets_75() {
         );
         assert_eq!(c.nodes[from].get(&k).as_deref(), Some(env.token.as_str()));
     });
-    let out = holder.finish();
-    assert_exit(&out, 0);
+    holder.finish_ok();
     let out = crate::support::wait_output(waiter.unwrap(), Duration::from_secs(30));
     assert_exit(&out, 0);
     let next: u64 = stdout(&out).trim().parse().unwrap();

@@ -21,17 +21,19 @@ fn a_hanging_subscription_does_not_stretch_the_timeout() {
     let timeout = Duration::from_millis(300);
     let wait = |url: String| {
         let start = Instant::now();
-        let o = output(rr_urls(&[url]).args([
-            "--timeout",
-            "300ms",
-            "--ttl",
-            "30s",
-            "-vvv",
-            "--key",
-            &k,
-            "--",
-            "true",
-        ]));
+        let o = Rr::urls(&[url])
+            .args([
+                "--timeout",
+                "300ms",
+                "--ttl",
+                "30s",
+                "-vvv",
+                "--key",
+                &k,
+                "--",
+                "true",
+            ])
+            .run();
         let took = start.elapsed();
         assert_exit(&o, 75);
         took
@@ -178,17 +180,19 @@ fn timeout_bounds_a_wait_whose_server_goes_mute() {
     let (_holder, _) = Holder::start(&server, &k, dir.path(), &[]);
     let proxy = Proxy::start(server.port);
     let start = Instant::now();
-    let waiter =
-        spawn_piped(rr_urls(&[proxy.url()]).args(["--key", &k, "--timeout", "3s", "--", "true"]));
+    let waiter = Rr::urls(&[proxy.url()])
+        .args(["--key", &k, "--timeout", "3s", "--", "true"])
+        .within(Duration::from_secs(30))
+        .status(75)
+        .spawn();
     let waiters_key = waiters_key(&k);
     wait_until("the waiter in the queue", Duration::from_secs(3), || {
         server.query::<usize>(&["ZCARD", &waiters_key]) == 1
     });
     proxy.set_mode(crate::support::proxy::Mode::HoldReplies);
-    let o = wait_output(waiter, Duration::from_secs(30));
+    let o = waiter.wait();
     let took = start.elapsed();
     eprintln!("--timeout 3s, server mute after the first attempts: {took:?}");
-    assert_exit(&o, 75);
     assert!(
         took < Duration::from_millis(3500),
         "took {took:?}: {}",
@@ -238,8 +242,8 @@ fn a_grant_that_lands_after_the_connect_timeout_is_undone() {
         .status(0)
         .run();
     server.pause();
-    let o = output_within(
-        rr(&server).args([
+    let o = Rr::on(&server)
+        .args([
             "--key",
             &k,
             "--ttl",
@@ -250,9 +254,9 @@ fn a_grant_that_lands_after_the_connect_timeout_is_undone() {
             "300ms",
             "--",
             "true",
-        ]),
-        Duration::from_secs(5),
-    );
+        ])
+        .within(Duration::from_secs(5))
+        .run();
     server.resume();
     assert_exit(&o, 69);
     // The server has now run, in order, what both connections sent.
@@ -279,18 +283,12 @@ fn a_waiters_late_grant_is_undone_on_a_server_with_a_password() {
     let k = key("late-grant-auth");
     let holder = Holder::spawn_at(&url, &k, dir.path(), &["--ttl", "1s"]);
     holder.wait_ready(Duration::from_secs(10));
-    let waiter = spawn_piped(rr_urls(std::slice::from_ref(&url)).args([
-        "--key",
-        &k,
-        "--ttl",
-        "30s",
-        "--timeout",
-        "4s",
-        "--connect-timeout",
-        "300ms",
-        "--",
-        "true",
-    ]));
+    let waiter = Rr::urls(std::slice::from_ref(&url))
+        .args(["--key", &k, "--ttl", "30s", "--timeout", "4s"])
+        .args(["--connect-timeout", "300ms", "--", "true"])
+        .within(Duration::from_secs(10))
+        .status(75)
+        .spawn();
     let waiters = waiters_key(&k);
     wait_until("the waiter is queued", Duration::from_secs(5), || {
         redis::cmd("ZCARD")
@@ -300,9 +298,8 @@ fn a_waiters_late_grant_is_undone_on_a_server_with_a_password() {
             == 1
     });
     server.pause();
-    let o = wait_output(waiter, Duration::from_secs(10));
+    waiter.wait();
     server.resume();
-    assert_exit(&o, 75);
     let _ = holder.wait();
     let _: i64 = redis::cmd("DBSIZE").query(&mut server.conn()).unwrap();
     assert!(
@@ -322,13 +319,12 @@ fn a_refused_password_is_69_at_once_without_retrying() {
     let k = key("wrong-pass");
     let before = server.info_i64("stats", "total_connections_received");
     let t = Instant::now();
-    let out = output_within(
-        rr_urls(&[format!("redis://:wrong-pass@127.0.0.1:{}", server.port)])
-            .args(["--key", &k, "--timeout", "30s", "--"])
-            .args(["sh", "-c", "echo ran > ran"])
-            .current_dir(dir.path()),
-        Duration::from_secs(30),
-    );
+    let out = Rr::urls(&[format!("redis://:wrong-pass@127.0.0.1:{}", server.port)])
+        .args(["--key", &k, "--timeout", "30s", "--"])
+        .args(["sh", "-c", "echo ran > ran"])
+        .current_dir(dir.path())
+        .within(Duration::from_secs(30))
+        .run();
     let took = t.elapsed();
     // The test's own INFO connection counts one.
     let conns = server.info_i64("stats", "total_connections_received") - before - 1;
@@ -364,21 +360,21 @@ fn redis_gone_during_a_wait_for_a_held_lock_is_75() {
         .unwrap();
     let timeout = Duration::from_secs(2);
     let t = Instant::now();
-    let waiter = spawn_piped(
-        rr(&server)
-            .args(["--key", &k, "--timeout", "2s", "--"])
-            .args(["sh", "-c", "echo ran > ran"])
-            .current_dir(dir.path()),
-    );
+    let waiter = Rr::urls(&[server.url()])
+        .args(["--key", &k, "--timeout", "2s", "--"])
+        .args(["sh", "-c", "echo ran > ran"])
+        .current_dir(dir.path())
+        .within(Duration::from_secs(30))
+        .status(75)
+        .spawn();
     // It has seen the lock held once it is in the waiters' queue.
     let queue = waiters_key(&k);
     wait_until("the waiter to queue", Duration::from_secs(10), || {
         server.query::<i64>(&["ZCARD", &queue]) > 0
     });
     server.kill();
-    let out = wait_output(waiter, Duration::from_secs(30));
+    waiter.wait();
     let took = t.elapsed();
-    assert_exit(&out, 75);
     assert!(took >= timeout, "gave up after {took:?}, before --timeout");
     assert!(
         took < timeout + Duration::from_secs(3),
@@ -417,11 +413,15 @@ fn waiters_get_the_lock_promptly_and_in_arrival_order() {
             "echo \"start {i} $(date +%s%N)\" >> {l}; sleep 0.05; echo \"end {i} $(date +%s%N)\" >> {l}",
             l = log.display()
         );
-        waiters.push(spawn_piped(
-            rr(&server)
+        waiters.push(
+            Rr::on(&server)
                 .args(["--key", &k, "--timeout", "30s", "--"])
-                .args(["sh", "-c", &script]),
-        ));
+                .args(["sh", "-c", &script])
+                .within(Duration::from_secs(30))
+                .note(format!("waiter {i}"))
+                .status(0)
+                .spawn(),
+        );
         // Queued before the next one arrives; then a moment in the queue
         // so that every waiter has slept into its backoff.
         wait_until("the waiter to queue", Duration::from_secs(10), || {
@@ -429,11 +429,9 @@ fn waiters_get_the_lock_promptly_and_in_arrival_order() {
         });
     }
     std::thread::sleep(Duration::from_millis(500));
-    let out = holder.finish();
-    assert_status(&out, 0, "holder");
-    for (i, w) in waiters.into_iter().enumerate() {
-        let out = wait_output(w, Duration::from_secs(30));
-        assert_status(&out, 0, &format!("waiter {i}"));
+    holder.finish_ok();
+    for w in waiters {
+        w.wait();
     }
     let text = std::fs::read_to_string(&log).unwrap();
     let events: Vec<(String, usize, u128)> = text

@@ -54,9 +54,9 @@ fn every_command_escapes_the_key_it_prints() {
         .status(0)
         .run();
     clean("status (held)", &status);
-    let list = output(rr(&server).args(["list"]));
+    let list = Rr::on(&server).args(["list"]).run();
     clean("list", &list);
-    let doctor = output(rr(&server).args(["doctor", "--key", &k]));
+    let doctor = Rr::on(&server).args(["doctor", "--key", &k]).run();
     clean("doctor", &doctor);
     let release = Rr::on(&server)
         .args(["release", "--key", &k, "--force"])
@@ -64,9 +64,13 @@ fn every_command_escapes_the_key_it_prints() {
         .stdout_has("FORGED")
         .run();
     clean("release", &release);
-    let release = output(rr(&server).args(["release", "--key", &k, "--force"]));
+    let release = Rr::on(&server)
+        .args(["release", "--key", &k, "--force"])
+        .run();
     clean("release (not held)", &release);
-    let run = output(rr(&server).args(["--key", &k, "-vv", "--", "true"]));
+    let run = Rr::on(&server)
+        .args(["--key", &k, "-vv", "--", "true"])
+        .run();
     assert!(stderr(&run).contains("lock acquired"), "{}", stderr(&run));
     clean("run", &run);
     // schedule's first line names the key.

@@ -105,8 +105,7 @@ pub(crate) fn release_force_wakes_a_waiter() {
     assert_exit(&o, 70);
     assert_eq!(server.get(&k).as_deref(), Some(b_env.token.as_str()));
 
-    let o = b.finish();
-    assert_exit(&o, 0);
+    b.finish_ok();
     assert!(!server.exists(&k));
 }
 
@@ -140,7 +139,9 @@ fn release_force_says_what_it_removed() {
 
     // Only a tick claim left.
     let _: () = server.query(&["SET", &tick, "1764921600000"]);
-    let o = output(rr(&server).args(["release", "--key", &k, "--force"]));
+    let o = Rr::on(&server)
+        .args(["release", "--key", &k, "--force"])
+        .run();
     assert_eq!(
         stdout(&o),
         format!("{k}: was not held; removed the tick claim (2025-12-05T08:00:00Z)\n")
@@ -263,26 +264,22 @@ fn release_forget_on_a_cluster() {
     let c = crate::support::topology::ClusterSetup::start();
     let url = c.url();
     for k in [key("forget-cl"), format!("{}{{eu}}", key("jobs"))] {
-        let rr = || rr_urls(std::slice::from_ref(&url));
+        let rr = || Rr::urls(std::slice::from_ref(&url));
         for _ in 0..2 {
-            let o = output(rr().args(["--key", &k, "--", "true"]));
-            assert_exit(&o, 0);
+            rr().args(["--key", &k, "--", "true"]).status(0).run();
         }
-        let o = output(rr().args(["release", "--key", &k, "--forget"]));
-        assert_exit(&o, 0);
+        let o = rr()
+            .args(["release", "--key", &k, "--forget"])
+            .status(0)
+            .run();
         assert!(
             stdout(&o).starts_with(&format!("{k}: forgotten: removed "))
                 && stdout(&o).contains("the fencing counter"),
             "{}",
             stdout(&o)
         );
-        let o = output(rr().args(["status", "--key", &k, "--json"]));
-        let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
-        assert_eq!(
-            (o.status.code(), &v["never_used"]),
-            (Some(1), &Value::Bool(true)),
-            "{v}"
-        );
+        let (code, v) = status_json_at(std::slice::from_ref(&url), &k);
+        assert_eq!((code, &v["never_used"]), (1, &Value::Bool(true)), "{v}");
         let node = &c.nodes[c.owner(c.slot(&k))];
         let left: Vec<String> = node.query(&["KEYS", "*redlock-run*"]);
         assert!(

@@ -62,8 +62,7 @@ pub(crate) fn status_shows_holder_ttl_and_fencing_token() {
     // Looking does not touch the lock.
     assert_eq!(server.get(&k).as_deref(), Some(env.token.as_str()));
 
-    let o = holder.finish();
-    assert_exit(&o, 0);
+    holder.finish_ok();
     let (code, v) = status_json(&server, &k);
     assert_eq!(code, 1, "{v}");
     assert_eq!(v["held"], Value::Bool(false), "{v}");
@@ -175,11 +174,6 @@ fn holder_text_from_other_hosts_is_escaped() {
     assert!(!raw_controls(&err), "raw control characters in {err:?}");
     assert_eq!(err.lines().count(), 1, "{err:?}");
     assert!(err.contains("evil\\nk: free\\r"), "{err:?}");
-}
-
-fn status_text(server: &RedisServer, k: &str) -> (i32, String) {
-    let o = output(rr(server).args(["status", "--key", k]));
-    (o.status.code().unwrap_or(-1), stdout(&o))
 }
 
 #[test]

@@ -70,17 +70,7 @@ impl History {
     }
 
     fn event(&mut self, kind: Kind, from: u64, to: u64, f: impl FnOnce(&mut Event)) {
-        let mut e = Event {
-            kind,
-            start: from * MS,
-            end: to * MS,
-            run: None,
-            contender: None,
-            epoch: None,
-            survived: None,
-            master: None,
-            at_kill: None,
-        };
+        let mut e = Event::between(kind, from * MS, to * MS);
         f(&mut e);
         self.events.push(e);
     }

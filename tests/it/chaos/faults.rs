@@ -107,11 +107,17 @@ pub struct Event {
 }
 
 impl Event {
+    /// A fault that began at `start` and ends now.
     fn new(kind: Kind, start: u64) -> Self {
+        Self::between(kind, start, mono_ns())
+    }
+
+    /// A fault from `start` to `end`, aimed at nothing in particular yet.
+    pub fn between(kind: Kind, start: u64, end: u64) -> Self {
         Event {
             kind,
             start,
-            end: mono_ns(),
+            end,
             run: None,
             contender: None,
             epoch: None,

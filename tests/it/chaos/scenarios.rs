@@ -48,6 +48,12 @@ fn chaos_one_sided_partitions_and_commands_that_ignore_sigterm() {
         ..Params::new(8, 1, SEED + 1)
     };
     let mut w = World::start(p);
+    // A lease certainly lost (see the quorum scenario): the holder faults
+    // below only may cost one.
+    assert!(
+        w.cut_off_a_holder_past_its_lease(Duration::from_secs(20)),
+        "no holder came with more than a lease of its section left to run"
+    );
     schedule(&mut w, Duration::from_secs(24), |w| {
         let c = w.rng.below(w.p.contenders as u64) as usize;
         match w.rng.below(5) {

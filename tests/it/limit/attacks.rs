@@ -96,8 +96,7 @@ fn cluster_slot_migration_while_a_limit_holder_runs() {
     wait_until("a renewal on the new node", Duration::from_secs(3), || {
         slot_end(&c.nodes[to], &k, &env.token).is_some_and(|e| e > moved)
     });
-    let out = holder.finish();
-    assert_exit(&out, 0);
+    holder.finish_ok();
     assert!(!c.nodes[to].exists(&k), "released on the new node");
 }
 
@@ -133,8 +132,7 @@ fn a_one_holder_finding_a_limit_set_at_its_key_stops_at_once() {
         after < Duration::from_secs(3),
         "the one-holder command ran {after:?} beside the --limit holder"
     );
-    let o = two.finish();
-    assert_exit(&o, 0);
+    two.finish_ok();
 }
 
 /// A `--limit 2` attempt on an empty key whose reply is lost is undone
@@ -148,17 +146,17 @@ fn an_undone_attempt_leaves_no_stored_n_behind() {
     let server = RedisServer::start();
     // A first run loads the scripts, so the attempt is one EVALSHA whose
     // reply is the next one after the mode is set.
-    let o = try_run(&server, &key("attack-warm"), &["--limit", "2"]);
-    assert_exit(&o, 0);
+    try_run(&server, &key("attack-warm"), &["--limit", "2"])
+        .status(0)
+        .run();
     let proxy = Proxy::start(server.port);
     let k = key("attack-undone");
     proxy.set_mode(Mode::LoseNextReply);
-    let o = output_within(
-        rr_urls(&[proxy.url()])
-            .args(["--key", &k, "--limit", "2", "--"])
-            .args(["sh", "-c", "echo ran"]),
-        Duration::from_secs(20),
-    );
+    let o = Rr::urls(&[proxy.url()])
+        .args(["--key", &k, "--limit", "2", "--"])
+        .args(["sh", "-c", "echo ran"])
+        .within(Duration::from_secs(20))
+        .run();
     assert_eq!(
         proxy.mode(),
         Mode::Pass,
@@ -168,8 +166,7 @@ fn an_undone_attempt_leaves_no_stored_n_behind() {
     assert!(stdout(&o).is_empty(), "it ran");
     assert!(!server.exists(&k), "the undo left the slot");
     assert!(!server.exists(&holders_key(&k)));
-    let o = try_run(&server, &k, &[]);
-    assert_exit(&o, 0);
+    try_run(&server, &k, &[]).status(0).run();
     assert!(!server.exists(&limit_key(&k)));
 }
 
@@ -275,8 +272,7 @@ fn a_stopped_holders_command_dies_before_its_slot_is_taken() {
     send_signal(a.id(), SIGCONT);
     let o = wait_output(a, Duration::from_secs(20));
     assert_exit(&o, 70);
-    let o = b.finish();
-    assert_exit(&o, 0);
+    b.finish_ok();
     assert_idle(&server, &k);
 }
 
@@ -296,8 +292,9 @@ fn sigterm_while_an_attempt_is_in_flight_leaves_nothing() {
         Holder::start(&server, &warm, dir.path(), &["--limit", "2"]).0,
         Holder::start(&server, &warm, dir.path(), &["--limit", "2"]).0,
     ];
-    let o = try_run(&server, &warm, &["--limit", "2", "--timeout", "300ms"]);
-    assert_exit(&o, 75);
+    try_run(&server, &warm, &["--limit", "2", "--timeout", "300ms"])
+        .status(75)
+        .run();
     for h in full {
         h.finish_ok();
     }
@@ -348,7 +345,7 @@ fn a_foreign_sorted_set_at_key_is_neither_pruned_nor_joined() {
         .arg("bob")
         .query(&mut server.conn())
         .unwrap();
-    let o = try_run(&server, &k, &["--limit", "2"]);
+    let o = try_run(&server, &k, &["--limit", "2"]).run();
     assert!(stdout(&o).is_empty(), "it ran: {}", stderr(&o));
     assert_exit(&o, 69);
     let members: Vec<(String, u64)> = redis::cmd("ZRANGE")
@@ -401,7 +398,7 @@ fn the_stored_one_lives_while_a_woken_one_holder_waiter_is_on_its_way() {
     assert_eq!(stdout(&o).trim(), "second");
     // Only the woken first waiter uses the key now.
     assert!(!server.exists(&k));
-    let o = try_run(&server, &k, &["--limit", "2"]);
+    let o = try_run(&server, &k, &["--limit", "2"]).run();
     assert!(
         stdout(&o).is_empty(),
         "--limit 2 ran beside a --limit 1 waiter"
@@ -446,13 +443,11 @@ fn a_redis_restart_with_persistence_keeps_every_slot() {
             .all(|tok| slot_end(&server, &k, tok).is_some_and(|e| e > t + 4600))
     });
     assert!(!waiter.is_ready(), "a third ran beside two holders");
-    let o = a.finish();
-    assert_exit(&o, 0);
+    a.finish_ok();
     let w_env = waiter.wait_ready(Duration::from_secs(10));
     assert!(w_env.fencing > a_env.fencing.max(b_env.fencing));
     for h in [b, waiter] {
-        let o = h.finish();
-        assert_exit(&o, 0);
+        h.finish_ok();
     }
     assert_idle(&server, &k);
 }
@@ -467,8 +462,9 @@ fn a_lost_release_reply_is_still_a_release() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     // Scripts loaded: the release is one EVALSHA.
-    let o = try_run(&server, &key("attack-warm"), &["--limit", "2"]);
-    assert_exit(&o, 0);
+    try_run(&server, &key("attack-warm"), &["--limit", "2"])
+        .status(0)
+        .run();
     let proxy = Proxy::start(server.port);
     let k = key("attack-lost-release");
     // A long lease: no renewal can be the reply that gets lost.
@@ -513,7 +509,7 @@ fn a_lost_release_reply_is_still_a_release() {
 }
 
 /// Holders whose wall clocks are an hour ahead and an hour behind (the
-/// CLOCK_REALTIME shim of documented.rs; libfaketime also moves timer
+/// CLOCK_REALTIME shim of lease.rs (WALLSTEP_C); libfaketime also moves timer
 /// deadlines): a slot's lease end is Redis's clock plus the ttl, whatever
 /// the holder's clock says, so neither slot is freed early nor kept late,
 /// and each frees at its own lease end after a crash.
@@ -554,8 +550,7 @@ fn skewed_holder_clocks_do_not_move_their_lease_ends() {
         );
         holders.push(c);
     }
-    let o = try_run(&server, &k, &["--limit", "2"]);
-    assert_exit(&o, 75);
+    try_run(&server, &k, &["--limit", "2"]).status(75).run();
     // Both crash; both slots free within a lease.
     let crashed = redis_now();
     for c in &holders {
@@ -658,12 +653,13 @@ fn a_lost_min_hold_reply_records_the_run_once() {
     use crate::support::proxy::{Mode, Proxy};
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let o = try_run(
+    try_run(
         &server,
         &key("attack-warm"),
         &["--limit", "2", "--min-hold", "1s"],
-    );
-    assert_exit(&o, 0);
+    )
+    .status(0)
+    .run();
     let proxy = Proxy::start(server.port);
     let k = key("attack-lost-min-hold");
     // A long lease: no renewal can be the reply that gets lost.
@@ -710,7 +706,7 @@ fn a_one_holder_meeting_a_foreign_sorted_set_is_refused_as_before() {
         .query(&mut server.conn())
         .unwrap();
     for extra in [&[][..], &["--timeout", "2s"][..]] {
-        let o = try_run(&server, &k, extra);
+        let o = try_run(&server, &k, extra).run();
         assert!(stdout(&o).is_empty(), "it ran: {}", stderr(&o));
         assert_status(&o, 69, &format!("{extra:?}"));
         assert!(stderr(&o).contains("WRONGTYPE"), "{}", stderr(&o));
@@ -746,8 +742,7 @@ fn cluster_limit_waiter_is_woken_on_the_keys_shard() {
     });
     assert!(owner.shard_subscribers(&keys.channel) > 0);
     send_signal(waiter.pid() as u32, SIGSTOP);
-    let o = a.finish();
-    assert_exit(&o, 0);
+    a.finish_ok();
     assert_eq!(
         owner.query::<i64>(&["ZCARD", &keys.woken]),
         1,
@@ -757,8 +752,7 @@ fn cluster_limit_waiter_is_woken_on_the_keys_shard() {
     let w_env = waiter.wait_ready(Duration::from_secs(10));
     assert!(w_env.fencing > a_env.fencing.max(b_env.fencing));
     for h in [b, waiter] {
-        let o = h.finish();
-        assert_exit(&o, 0);
+        h.finish_ok();
     }
     assert!(!owner.exists(&k));
     assert!(!owner.exists(&keys.limit));

@@ -120,8 +120,7 @@ echo "end $1 $REDLOCK_FENCING_TOKEN" >> "$2""#;
     assert_eq!(most, N, "never {N} sections at once\n{text}");
     assert_idle(&server, &k);
     // The history has the last 20 runs, each with its own token, all ok.
-    let o = output(rr(&server).args(["status", "--key", &k, "--json"]));
-    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let (_, v) = status_json(&server, &k);
     let runs = v["last_runs"].as_array().expect("last_runs");
     assert_eq!(runs.len(), 20, "{v}");
     let tokens: std::collections::HashSet<u64> = runs
@@ -141,15 +140,17 @@ pub(crate) fn a_wait_for_a_full_key_times_out_with_75_and_leaves_the_queue() {
     let k = key("limit-timeout");
     let (a, _) = Holder::start(&server, &k, dir.path(), &["--limit", "2"]);
     let (b, _) = Holder::start(&server, &k, dir.path(), &["--limit", "2"]);
-    let o = try_run(&server, &k, &["--limit", "2", "--timeout", "1500ms"]);
-    assert_exit(&o, 75);
+    let o = try_run(&server, &k, &["--limit", "2", "--timeout", "1500ms"])
+        .status(75)
+        .run();
     assert!(stdout(&o).is_empty(), "it ran");
-    let o = try_run(
+    try_run(
         &server,
         &k,
         &["--limit", "2", "--timeout", "300ms", "-E", "9"],
-    );
-    assert_exit(&o, 9);
+    )
+    .status(9)
+    .run();
     let waiters = waiters_key(&k);
     assert_eq!(server.query::<i64>(&["ZCARD", &waiters]), 0);
     for h in [a, b] {
@@ -263,38 +264,33 @@ pub(crate) fn instances_that_disagree_on_n_are_refused_from_what_redis_stores() 
         (&["--limit", "1", "--timeout", "5s"][..], "1"),
         (&["--limit", "4", "--timeout", "5s"][..], "4"),
     ] {
-        let o = try_run(&server, &k, extra);
+        let o = try_run(&server, &k, extra).run();
         assert_mismatch(&o, "--limit 3", ours);
         assert!(stdout(&o).is_empty(), "it ran: {extra:?}");
     }
     // schedule is refused the same way, and stops.
-    let o = output_within(
-        rr(&server)
-            .args(["schedule", "--every", "1s", "--key", &k, "--limit", "2"])
-            .args(["--", "echo", "ran"]),
-        Duration::from_secs(20),
-    );
+    let o = Rr::on(&server)
+        .args(["schedule", "--every", "1s", "--key", &k, "--limit", "2"])
+        .args(["--", "echo", "ran"])
+        .within(Duration::from_secs(20))
+        .run();
     assert_mismatch(&o, "--limit 3", "2");
     assert!(stdout(&o).is_empty());
     // The same N shares the key.
-    let o = try_run(&server, &k, &["--limit", "3"]);
-    assert_exit(&o, 0);
-    let o = three.finish();
-    assert_exit(&o, 0);
+    try_run(&server, &k, &["--limit", "3"]).status(0).run();
+    three.finish_ok();
 
     // Idle again: the stored N is gone with its last holder, so the key
     // can be used with another N (no stale refusal).
     assert!(!server.exists(&limit_key(&k)));
-    let o = try_run(&server, &k, &["--limit", "2"]);
-    assert_exit(&o, 0);
+    try_run(&server, &k, &["--limit", "2"]).status(0).run();
 
     // Held by a one-holder instance, or by any client with a plain
     // string at KEY: --limit N is refused.
     let (one, _) = Holder::start(&server, &k, dir.path(), &[]);
-    let o = try_run(&server, &k, &["--limit", "3", "--timeout", "5s"]);
+    let o = try_run(&server, &k, &["--limit", "3", "--timeout", "5s"]).run();
     assert_mismatch(&o, "--limit 1", "3");
-    let o = one.finish();
-    assert_exit(&o, 0);
+    one.finish_ok();
     let _: () = redis::cmd("SET")
         .arg(&k)
         .arg("someone-else")
@@ -302,7 +298,7 @@ pub(crate) fn instances_that_disagree_on_n_are_refused_from_what_redis_stores() 
         .arg(10_000)
         .query(&mut server.conn())
         .unwrap();
-    let o = try_run(&server, &k, &["--limit", "3"]);
+    let o = try_run(&server, &k, &["--limit", "3"]).run();
     assert_mismatch(&o, "--limit 1", "3");
     assert_eq!(server.get(&k).as_deref(), Some("someone-else"));
 }
@@ -332,9 +328,9 @@ fn the_stored_n_lives_while_a_waiter_waits_with_no_holder_left() {
     a.finish_ok();
     b.finish_ok();
     assert!(!server.exists(&k));
-    let o = try_run(&server, &k, &[]);
+    let o = try_run(&server, &k, &[]).run();
     assert_mismatch(&o, "--limit 2", "1");
-    let o = try_run(&server, &k, &["--limit", "3"]);
+    let o = try_run(&server, &k, &["--limit", "3"]).run();
     assert_mismatch(&o, "--limit 2", "3");
     // The waiter goes on and gets its slot.
     send_signal(waiter.pid() as u32, SIGCONT);
@@ -419,8 +415,7 @@ pub(crate) fn each_holder_renews_its_own_lease_and_a_lost_slot_stops_its_command
     let o = b.wait();
     assert_exit(&o, 70);
     assert!(end(&a_env.token).is_some());
-    let o = a.finish();
-    assert_exit(&o, 0);
+    a.finish_ok();
 }
 
 #[test]
@@ -429,8 +424,9 @@ fn min_hold_keeps_the_slot_after_the_command_ends() {
     let k = key("limit-minhold");
     let t0 = redis_now_ms(&server);
     for _ in 0..2 {
-        let o = try_run(&server, &k, &["--limit", "2", "--min-hold", "3s"]);
-        assert_exit(&o, 0);
+        try_run(&server, &k, &["--limit", "2", "--min-hold", "3s"])
+            .status(0)
+            .run();
     }
     // Both slots are kept to the end of --min-hold: a third is refused.
     let held = slots(&server, &k);
@@ -441,7 +437,6 @@ fn min_hold_keeps_the_slot_after_the_command_ends() {
             "{held:?}"
         );
     }
-    let o = try_run(&server, &k, &["--limit", "2"]);
-    assert_exit(&o, 75);
+    let o = try_run(&server, &k, &["--limit", "2"]).status(75).run();
     assert!(stdout(&o).is_empty());
 }

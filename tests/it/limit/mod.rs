@@ -31,19 +31,12 @@ pub fn assert_idle(server: &RedisServer, k: &str) {
     }
 }
 
-/// Redis's clock, ms since the epoch.
-pub fn redis_now_ms(server: &RedisServer) -> u64 {
-    let (s, us): (u64, u64) = redis::cmd("TIME").query(&mut server.conn()).unwrap();
-    s * 1000 + us / 1000
-}
-
-/// `redlock-run --key K EXTRA -- sh -c 'echo ran'`, within 20 s.
-pub fn try_run(server: &RedisServer, k: &str, extra: &[&str]) -> std::process::Output {
-    output_within(
-        rr(server)
-            .args(["--key", k])
-            .args(extra)
-            .args(["--", "sh", "-c", "echo ran"]),
-        Duration::from_secs(20),
-    )
+/// `redlock-run --key K EXTRA -- sh -c 'echo ran'`, within 20 s: say
+/// what it must give, then `run`.
+pub fn try_run<'a>(server: &'a RedisServer, k: &str, extra: &[&str]) -> Rr<'a> {
+    Rr::on(server)
+        .args(["--key", k])
+        .args(extra)
+        .args(["--", "sh", "-c", "echo ran"])
+        .within(Duration::from_secs(20))
 }

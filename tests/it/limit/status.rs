@@ -8,14 +8,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-use super::{holders_key, redis_now_ms};
+use super::holders_key;
 use crate::list::list_rows;
 use crate::support::*;
-
-fn status_text(server: &RedisServer, k: &str) -> (i32, String) {
-    let o = output(rr(server).args(["status", "--key", k]));
-    (o.status.code().expect("status exited"), stdout(&o))
-}
 
 /// `holders` of a `status --json` object.
 fn holders(v: &Value) -> &Vec<Value> {
@@ -291,8 +286,7 @@ fn a_one_holder_lock_has_limit_one_and_one_holder() {
         !text.contains("  holder:") && !text.contains("  limit:"),
         "{text}"
     );
-    let o = h.finish();
-    assert_exit(&o, 0);
+    h.finish_ok();
     let (code, v) = status_json(&server, &k);
     assert_eq!(code, 1, "{v}");
     assert_eq!(v["limit"], 1, "{v}");
@@ -346,8 +340,7 @@ fn release_force_frees_every_slot_and_wakes_a_waiter() {
         let o = h.wait();
         assert_exit(&o, 70);
     }
-    let o = waiter.finish();
-    assert_exit(&o, 0);
+    waiter.finish_ok();
     let (code, v) = status_json(&server, &k);
     assert_eq!(code, 1, "{v}");
 }
@@ -394,7 +387,7 @@ fn list_finds_limit_locks_of_both_name_shapes() {
         rows[2][1].contains(&format!("pid {} (sh)", l.pid())),
         "{rows:?}"
     );
-    let o = output(rr(&server).args(["list", "--json", "*{eu}"]));
+    let o = Rr::on(&server).args(["list", "--json", "*{eu}"]).run();
     let listed: Vec<Value> = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0]["key"].as_str(), Some(tagged.as_str()));

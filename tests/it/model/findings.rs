@@ -6,7 +6,7 @@ use std::time::Duration;
 use redlock_run::{Attempt, Locker, Mode};
 use redlock_run::{Endpoint, Lease};
 
-use crate::support::{RedisServer, key, tick_key};
+use crate::support::{RedisServer, key, redis_now_ms, tick_key};
 
 fn locker(server: &RedisServer, key: &str, limit: u32) -> Locker {
     let lease = Lease {
@@ -18,11 +18,6 @@ fn locker(server: &RedisServer, key: &str, limit: u32) -> Locker {
         limit,
     };
     Locker::new(&[Endpoint::parse(&server.url()).unwrap()], key, lease)
-}
-
-fn redis_now_ms(server: &RedisServer) -> u64 {
-    let (s, us): (u64, u64) = server.query(&["TIME"]);
-    s * 1000 + us / 1000
 }
 
 fn rt() -> tokio::runtime::Runtime {

@@ -5,7 +5,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::{RedisServer, Rr, assert_status, key, output_within, rr, stderr, wait_output};
+use crate::support::{RedisServer, Rr, key, rr, stderr, wait_output};
 
 /// The combinations an outside review found accepted, then stopped (70)
 /// against a healthy Redis.
@@ -31,15 +31,14 @@ fn combinations_that_would_stop_a_healthy_command_are_refused() {
     ];
     for opts in cases {
         let k = key("opts");
-        let out = output_within(
-            rr(&server)
-                .args(["--key", &k])
-                .args(*opts)
-                .args(["--", "true"]),
-            Duration::from_secs(60),
-        );
+        let out = Rr::on(&server)
+            .args(["--key", &k])
+            .args(*opts)
+            .args(["--", "true"])
+            .within(Duration::from_secs(60))
+            .status(2)
+            .run();
         let err = stderr(&out);
-        assert_status(&out, 2, &format!("{opts:?}: {err}"));
         let first = err.lines().next().unwrap_or_default();
         assert!(
             first.starts_with("error:") && first.contains("--refresh"),

@@ -206,7 +206,9 @@ fn a_claim_in_redis_future_is_ignored_and_release_force_clears_it() {
     assert!(warning.contains("doctor"), "{warning}");
 
     let _: () = server.query(&["SET", &tick_key(&k), &day_ahead]);
-    let o = output(rr(&server).args(["release", "--key", &k, "--force"]));
+    let o = Rr::on(&server)
+        .args(["release", "--key", &k, "--force"])
+        .run();
     assert!(o.status.code().is_some(), "{o:?}");
     assert!(
         !server.exists(&tick_key(&k)),

@@ -693,16 +693,14 @@ fn assert_refused(args: &[&str]) -> String {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     l.set_nonblocking(true).unwrap();
     let url = format!("redis://127.0.0.1:{}", l.local_addr().unwrap().port());
-    let mut cmd = rr_urls(&[url]);
-    cmd.arg("schedule")
+    let o = Rr::urls(&[url])
+        .arg("schedule")
         .args(args)
         .args(["--", "true"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let o = wait_output(cmd.spawn().unwrap(), Duration::from_secs(5));
-    assert_status(&o, 2, &format!("{args:?}"));
-    assert!(stdout(&o).is_empty(), "{args:?}: stdout {:?}", stdout(&o));
+        .within(Duration::from_secs(5))
+        .status(2)
+        .stdout("")
+        .run();
     assert!(
         !stderr(&o).lines().next().unwrap_or("").trim().is_empty(),
         "{args:?}: no message"
@@ -858,13 +856,12 @@ fn a_ticks_attempt_is_bounded_by_the_connect_timeout() {
 fn a_refused_database_ends_the_schedule_at_start_with_69() {
     let server = RedisServer::start();
     let k = key("sched-baddb");
-    let mut c = rr_urls(&[format!("redis://127.0.0.1:{}/99", server.port)]);
-    let o = output_within(
-        c.args(["schedule", "--key", &k, "--every", "1s", "--", "true"]),
-        EVENT,
-    );
+    let o = Rr::urls(&[format!("redis://127.0.0.1:{}/99", server.port)])
+        .args(["schedule", "--key", &k, "--every", "1s", "--", "true"])
+        .within(EVENT)
+        .status(69)
+        .run();
     let err = stderr(&o);
-    assert_status(&o, 69, &err.to_string());
     let first = err.lines().next().unwrap_or_default();
     assert!(
         first.contains("redlock-run: error: cannot schedule under lock")
@@ -1034,7 +1031,7 @@ fn a_schedule_goes_on_after_a_failing_command_and_a_lost_lease() {
     send_signal(child.id(), Signal::SIGTERM);
     let out = wait_output(child, Duration::from_secs(30));
     let err = stderr(&out);
-    assert_status(&out, 0, &format!("stderr:\n{err}"));
+    assert_exit(&out, 0);
     assert!(
         err.contains("exit_status=3"),
         "no failed run logged:\n{err}"

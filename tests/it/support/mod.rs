@@ -22,8 +22,8 @@ pub mod topology;
 pub use servers::{ServerKind, with_server};
 
 pub use probe::{
-    info_i64, now_ns, percentile, proc_state, server_without_channels, stat_state, status_json,
-    status_json_at,
+    info_i64, now_ns, percentile, proc_state, redis_now_ms, server_without_channels, stat_state,
+    status_json, status_json_at, status_text,
 };
 pub use rr::{Rr, assert_exit, assert_status};
 pub use sh::{DONE, READY, Sh};

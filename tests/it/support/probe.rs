@@ -66,6 +66,19 @@ pub fn server_without_channels() -> (RedisServer, String) {
     (server, url)
 }
 
+/// Redis's clock, ms since the epoch (`TIME`).
+pub fn redis_now_ms(server: &RedisServer) -> u64 {
+    let (s, us): (u64, u64) = server.query(&["TIME"]);
+    s * 1000 + us / 1000
+}
+
+/// `status --key K` (text) on one server: its exit code and stdout.
+pub fn status_text(server: &RedisServer, k: &str) -> (i32, String) {
+    let o = Rr::on(server).args(["status", "--key", k]).run();
+    let code = o.status.code().expect("status exited");
+    (code, String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
 /// `status --key K --json` on one server: its exit code and the JSON.
 pub fn status_json(server: &RedisServer, k: &str) -> (i32, Value) {
     status_json_at(&[server.url()], k)

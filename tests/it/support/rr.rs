@@ -16,9 +16,6 @@
 //! all at once with the command line, its exit status, stdout and stderr.
 //! `spawn` starts it in the background instead; `Running::wait` checks.
 
-// The builder's whole vocabulary, whether or not a test uses each word yet.
-#![allow(dead_code)]
-
 use std::ffi::OsStr;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -81,12 +78,6 @@ impl<'a> Rr<'a> {
             expect: Vec::new(),
             note: String::new(),
         }
-    }
-
-    /// Also look at `server` for `key_absent`.
-    pub fn server(mut self, server: &'a RedisServer) -> Self {
-        self.servers.push(server);
-        self
     }
 
     pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
@@ -179,7 +170,7 @@ impl<'a> Rr<'a> {
     pub fn key_absent(mut self, key: impl Into<String>) -> Self {
         assert!(
             !self.servers.is_empty(),
-            "key_absent needs a server to look at: Rr::on or .server"
+            "key_absent needs a server to look at: Rr::on or Rr::on_all"
         );
         self.expect.push(Expect::KeyAbsent(key.into()));
         self
@@ -359,4 +350,35 @@ fn clip(s: &str) -> String {
         tail - head,
         &s[tail..]
     )
+}
+
+/// The builder's checks can fail, and say why.
+#[cfg(test)]
+mod checks {
+    use super::*;
+
+    #[test]
+    #[should_panic(expected = "exit 3 expected, got exit 0")]
+    fn a_wrong_exit_fails_showing_both() {
+        Rr::urls(&[]).arg("--version").status(3).run();
+    }
+
+    #[test]
+    #[should_panic(expected = "stdout should contain \"no such text\"")]
+    fn a_missing_text_fails_naming_it() {
+        Rr::urls(&[])
+            .arg("--version")
+            .status(0)
+            .stdout_has("redlock-run")
+            .stdout_has("no such text")
+            .run();
+    }
+
+    #[test]
+    #[should_panic(expected = "left behind on")]
+    fn a_key_left_behind_fails() {
+        let server = RedisServer::start();
+        let _: () = server.query(&["SET", "t-left", "x"]);
+        Rr::on(&server).arg("--version").key_absent("t-left").run();
+    }
 }
