@@ -1,7 +1,7 @@
 //! The examples and exit codes at the end of `--help` (a few examples
 //! with `-h` too), one list per mode. The man pages' EXAMPLES and EXIT
 //! STATUS sections are built from the same lists, and a test parses every
-//! example as the binary would (tests/it/first_day.rs).
+//! example as the binary would (tests/it/help.rs).
 
 use crate::exit;
 

@@ -31,7 +31,7 @@ mod cli;
 mod docs;
 mod doctor;
 mod fencing;
-mod first_day;
+mod help;
 mod history;
 mod holder;
 mod lease;

@@ -791,3 +791,36 @@ fn status_fencing_token_is_not_inflated_by_failed_attempts() {
         stdout(&o)
     );
 }
+
+/// Two URLs are a 2-of-2 quorum: with one server down nothing runs, and
+/// the warning says exactly that (and what to use for failover) before
+/// the run fails.
+#[test]
+fn two_urls_warn_that_one_server_down_stops_every_run() {
+    let up = RedisServer::start();
+    let down = format!("redis://127.0.0.1:{}", free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("two-urls");
+    let out = Rr::urls(&[up.url(), down])
+        .args(["--key", &k, "--", "sh", "-c", "echo ran > ran"])
+        .current_dir(dir.path())
+        .status(69)
+        .run();
+    let err = stderr(&out);
+    assert!(!dir.path().join("ran").exists(), "the command ran");
+    let warning = err
+        .lines()
+        .find(|l| l.contains("warn"))
+        .unwrap_or_else(|| panic!("no warning; stderr:\n{err}"));
+    for needle in [
+        "one server down stops every run",
+        "not failover",
+        "redis+sentinel://",
+    ] {
+        assert!(
+            warning.contains(needle),
+            "the warning should say {needle:?}: {warning}"
+        );
+    }
+    assert!(!up.exists(&k), "a lock was left on the server that is up");
+}

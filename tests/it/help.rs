@@ -1,43 +1,10 @@
-//! What a first-day user meets before reading the docs (issue 26.2,
-//! 26.6): help that ends with examples, man pages with EXAMPLES and EXIT
-//! STATUS, and two `--redis` URLs that are not failover, as the tool says.
+//! Help and man pages, as a first-day user meets them before reading the
+//! docs: help that ends with examples (`-h` within one screen), every
+//! example a valid command line, man pages with EXAMPLES and EXIT STATUS.
 
 use redlock_run::{RUN_A_COMMAND, RUN_NOTHING};
 
 use crate::support::*;
-
-/// Two URLs are a 2-of-2 quorum: with one server down nothing runs, and
-/// the warning says exactly that (and what to use for failover) before
-/// the run fails.
-#[test]
-fn two_urls_warn_that_one_server_down_stops_every_run() {
-    let up = RedisServer::start();
-    let down = format!("redis://127.0.0.1:{}", free_port());
-    let dir = tempfile::tempdir().unwrap();
-    let k = key("two-urls");
-    let out = Rr::urls(&[up.url(), down])
-        .args(["--key", &k, "--", "sh", "-c", "echo ran > ran"])
-        .current_dir(dir.path())
-        .status(69)
-        .run();
-    let err = stderr(&out);
-    assert!(!dir.path().join("ran").exists(), "the command ran");
-    let warning = err
-        .lines()
-        .find(|l| l.contains("warn"))
-        .unwrap_or_else(|| panic!("no warning; stderr:\n{err}"));
-    for needle in [
-        "one server down stops every run",
-        "not failover",
-        "redis+sentinel://",
-    ] {
-        assert!(
-            warning.contains(needle),
-            "the warning should say {needle:?}: {warning}"
-        );
-    }
-    assert!(!up.exists(&k), "a lock was left on the server that is up");
-}
 
 /// `-h` fits on one screen (at most 50 lines at 100 columns; it was 71
 /// before the short summaries) and ends with examples; `--help` ends with
