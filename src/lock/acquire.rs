@@ -48,7 +48,7 @@ impl Locker {
     /// The I/O of an attempt; what the replies mean is decided by
     /// `Tally::decide`, what is left of a granted lease by
     /// `usable_until`, who holds a refused one by `Refusal::settle`.
-    pub async fn try_acquire_until(
+    pub(crate) async fn try_acquire_until(
         &mut self,
         token: &str,
         holder_json: &str,
