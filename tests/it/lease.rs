@@ -11,6 +11,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use redlock_run::LOST;
@@ -42,9 +43,7 @@ fn short_ttl_is_kept_alive_over_a_longer_command() {
     )
     .opts(&["--ttl", "1s"])
     .start();
-    let token = wait_for_file(&dir.path().join("ready"), READY)
-        .trim()
-        .to_string();
+    let token = read_token(&dir.path().join("ready"));
     let since = Instant::now();
     // Three lease lengths: without renewals the key would be long gone.
     while since.elapsed() < Duration::from_millis(2500) {
@@ -62,19 +61,10 @@ fn short_ttl_is_kept_alive_over_a_longer_command() {
     assert!(!server.exists(&key));
 }
 
-#[test]
-fn lease_lost_by_del_stops_the_command() {
-    let server = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let key = key("lost-del");
-    let child = Sh::new(&[server.url()], &key, dir.path(), FOREVER)
-        .opts(&["--ttl", "2s"])
-        .start();
-    let pid = read_pid(&dir.path().join("ready"));
-    let _: () = redis::cmd("DEL")
-        .arg(&key)
-        .query(&mut server.conn())
-        .unwrap();
+/// The run ends with LOST: its command (PID `pid`) is gone and stderr
+/// reports the loss.
+#[track_caller]
+fn assert_lost(child: Child, pid: i32) {
     let out = wait_output(child, DONE);
     let err = stderr(&out);
     assert_exit(&out, LOST);
@@ -83,6 +73,21 @@ fn lease_lost_by_del_stops_the_command() {
         err.contains("lost"),
         "stderr should report the loss:\n{err}"
     );
+}
+
+#[test]
+fn lease_lost_by_del_stops_the_command() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = key("lost-del");
+    let (child, pid) = Sh::new(&[server.url()], &key, dir.path(), FOREVER)
+        .opts(&["--ttl", "2s"])
+        .start_ready();
+    let _: () = redis::cmd("DEL")
+        .arg(&key)
+        .query(&mut server.conn())
+        .unwrap();
+    assert_lost(child, pid);
     assert!(!server.exists(&key));
 }
 
@@ -91,19 +96,11 @@ fn lease_lost_by_overwrite_stops_the_command_and_leaves_the_new_holder() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let key = key("lost-set");
-    let child = Sh::new(&[server.url()], &key, dir.path(), FOREVER)
+    let (child, pid) = Sh::new(&[server.url()], &key, dir.path(), FOREVER)
         .opts(&["--ttl", "2s"])
-        .start();
-    let pid = read_pid(&dir.path().join("ready"));
+        .start_ready();
     set(&server, &key, "other");
-    let out = wait_output(child, DONE);
-    let err = stderr(&out);
-    assert_exit(&out, LOST);
-    assert!(!alive(pid), "the command outlived the lock");
-    assert!(
-        err.contains("lost"),
-        "stderr should report the loss:\n{err}"
-    );
+    assert_lost(child, pid);
     // We never delete a lock we do not hold.
     assert_eq!(server.get(&key).as_deref(), Some("other"));
 }
@@ -124,9 +121,7 @@ fn redis_paused_shorter_than_the_lease_does_not_disturb_the_run() {
     )
     .opts(&["--ttl", "2s", "--refresh", "500ms"])
     .start();
-    let token = wait_for_file(&dir.path().join("ready"), READY)
-        .trim()
-        .to_string();
+    let token = read_token(&dir.path().join("ready"));
     server.pause();
     std::thread::sleep(Duration::from_millis(500));
     server.resume();
@@ -142,15 +137,14 @@ fn redis_paused_longer_than_the_lease_kills_the_command_before_it_expires() {
     let dir = tempfile::tempdir().unwrap();
     let key = key("pause-long");
     // Ignores SIGTERM, so only the SIGKILL before the lease ends stops it.
-    let child = Sh::new(
+    let (child, pid) = Sh::new(
         &[server.url()],
         &key,
         dir.path(),
         "trap '' TERM; echo $$ > ready; while :; do sleep 0.05; done",
     )
     .opts(&["--ttl", "1s", "--refresh", "300ms", "--kill-after", "150ms"])
-    .start();
-    let pid = read_pid(&dir.path().join("ready"));
+    .start_ready();
     // Freeze Redis once the current term is 150 ms old (renewals come every
     // 300 ms): the test's bound below then has ~150 ms of slack over the
     // tool's own deadline (last renewal + ttl - drift), whatever the load.
@@ -203,10 +197,9 @@ fn blackholed_connection_stops_the_command_before_a_contender_can_start() {
     let proxy = Proxy::start(server.port);
     let dir = tempfile::tempdir().unwrap();
     let key = key("blackhole");
-    let first = Sh::new(&[proxy.url()], &key, dir.path(), FOREVER)
+    let (first, pid) = Sh::new(&[proxy.url()], &key, dir.path(), FOREVER)
         .opts(&["--ttl", "1s", "--refresh", "300ms", "--kill-after", "150ms"])
-        .start();
-    let pid = read_pid(&dir.path().join("ready"));
+        .start_ready();
     let mut c = server.conn();
     proxy.set_mode(Mode::Blackhole);
     // The lease in Redis, read directly (not through the proxy), now and a
@@ -256,19 +249,11 @@ fn redis_restarted_empty_mid_run_stops_the_command() {
     let mut server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let key = key("restart");
-    let child = Sh::new(&[server.url()], &key, dir.path(), FOREVER)
+    let (child, pid) = Sh::new(&[server.url()], &key, dir.path(), FOREVER)
         .opts(&["--ttl", "2s"])
-        .start();
-    let pid = read_pid(&dir.path().join("ready"));
+        .start_ready();
     server.restart();
-    let out = wait_output(child, DONE);
-    let err = stderr(&out);
-    assert_exit(&out, LOST);
-    assert!(!alive(pid), "the command outlived the lock");
-    assert!(
-        err.contains("lost"),
-        "stderr should report the loss:\n{err}"
-    );
+    assert_lost(child, pid);
     assert!(!server.exists(&key));
 }
 
@@ -287,9 +272,7 @@ fn redis_unreachable_briefly_is_survived() {
     )
     .opts(&["--ttl", "3s", "--refresh", "200ms"])
     .start();
-    let token = wait_for_file(&dir.path().join("ready"), READY)
-        .trim()
-        .to_string();
+    let token = read_token(&dir.path().join("ready"));
     let accepted = proxy.accepted();
     proxy.set_mode(Mode::Reset);
     std::thread::sleep(Duration::from_millis(300));

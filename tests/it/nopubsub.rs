@@ -7,6 +7,8 @@
 //! release, sends at most 2 commands per second while it waits, and says
 //! once which permission is missing and which ACL rule grants it.
 
+use std::path::{Path, PathBuf};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use crate::support::*;
@@ -37,6 +39,20 @@ fn monitor(server: &RedisServer, window: Duration) -> Vec<String> {
     lines
 }
 
+/// A holder of `k` through `url`, ready, and a waiter for it (`--timeout
+/// 40s`) whose command writes `got` to the file returned.
+fn holder_and_waiter(url: &str, k: &str, dir: &Path) -> (Holder, Child, PathBuf) {
+    let holder = Holder::spawn_at(url, k, dir, &[]);
+    holder.wait_ready(Duration::from_secs(10));
+    let started = dir.join("waiter-started");
+    let waiter = spawn_piped(
+        rr_urls(&[url.to_string()])
+            .args(["--key", k, "--timeout", "40s", "--", "sh", "-c"])
+            .arg(format!("echo got > {}", started.display())),
+    );
+    (holder, waiter, started)
+}
+
 /// The two commands: one holds the lock, the other waits for it
 /// with `--timeout 40s`. The waiter's command starts within a second of
 /// the release; neither prints "could not release"; the waiter sends at
@@ -48,17 +64,9 @@ fn without_channels_a_waiter_polls_and_gets_the_lock_within_a_second_of_its_rele
     let (server, url) = server_without_channels();
     let dir = tempfile::tempdir().unwrap();
     let k = key("nopubsub");
-    let holder = Holder::spawn_at(&url, &k, dir.path(), &[]);
-    holder.wait_ready(Duration::from_secs(10));
-    let started = dir.path().join("waiter-started");
-    let waiter = spawn_piped(
-        rr_urls(std::slice::from_ref(&url))
-            .args(["--key", &k, "--timeout", "40s", "--", "sh", "-c"])
-            .arg(format!("echo got > {}", started.display())),
-    );
-    let queue = waiters_key(&k);
+    let (holder, waiter, started) = holder_and_waiter(&url, &k, dir.path());
     wait_until("the waiter to queue", Duration::from_secs(10), || {
-        server.query::<i64>(&["ZCARD", &queue]) == 1
+        queued(&server, &k) == 1
     });
     // What the waiter sends while it waits (the holder renews every
     // 10 s: not within these 5 s).
@@ -106,14 +114,7 @@ fn with_channels_granted_the_waiter_is_woken_and_does_not_warn() {
     let _: () = server.query(&["ACL", "SETUSER", "job", "&*"]);
     let dir = tempfile::tempdir().unwrap();
     let k = key("withpubsub");
-    let holder = Holder::spawn_at(&url, &k, dir.path(), &[]);
-    holder.wait_ready(Duration::from_secs(10));
-    let started = dir.path().join("waiter-started");
-    let waiter = spawn_piped(
-        rr_urls(std::slice::from_ref(&url))
-            .args(["--key", &k, "--timeout", "40s", "--", "sh", "-c"])
-            .arg(format!("echo got > {}", started.display())),
-    );
+    let (holder, waiter, _) = holder_and_waiter(&url, &k, dir.path());
     let channel = format!("{{{k}}}:redlock-run:released");
     wait_until("the waiter to subscribe", Duration::from_secs(10), || {
         server.subscribers(&channel) == 1

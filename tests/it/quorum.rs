@@ -157,9 +157,7 @@ fn one_master_stopped_during_a_run_does_not_disturb_it() {
         dir.path(),
         "echo \"$REDLOCK_TOKEN\" > ready; sleep 3",
     ));
-    let token = wait_for_file(&dir.path().join("ready"), READY)
-        .trim()
-        .to_string();
+    let token = read_token(&dir.path().join("ready"));
     let paused = Paused::new(&m[2]);
     // Over a lease length later, the two others still carry a live lease.
     let since = Instant::now();

@@ -69,14 +69,13 @@ fn command_killed_by_untrapped_sigterm_exits_143() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let key = key("term");
-    let child = Sh::new(
+    let (child, pid) = Sh::new(
         &[server.url()],
         &key,
         dir.path(),
         "echo $$ > ready; while :; do sleep 0.05; done",
     )
-    .start();
-    let pid = read_pid(&dir.path().join("ready"));
+    .start_ready();
     send_signal(child.id(), Signal::SIGTERM);
     let out = wait_output(child, DONE);
     assert_exit(&out, 143);
@@ -90,14 +89,13 @@ fn second_sigint_kills_a_command_that_survives_the_first() {
     let dir = tempfile::tempdir().unwrap();
     let key = key("int2");
     // The trap handles INT and carries on: the command survives it.
-    let mut child = Sh::new(
+    let (mut child, pid) = Sh::new(
         &[server.url()],
         &key,
         dir.path(),
         "trap 'echo int >> got' INT; echo $$ > ready; while :; do sleep 0.05; done",
     )
-    .start();
-    let pid = read_pid(&dir.path().join("ready"));
+    .start_ready();
 
     send_signal(child.id(), Signal::SIGINT);
     // The trap ran, so redlock-run has handled the first SIGINT (signals
@@ -122,14 +120,13 @@ fn sigkill_of_redlock_run_kills_the_command() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let key = key("pdeath");
-    let mut child = Sh::new(
+    let (mut child, pid) = Sh::new(
         &[server.url()],
         &key,
         dir.path(),
         "echo $$ > ready; exec sleep 1000",
     )
-    .start();
-    let pid = read_pid(&dir.path().join("ready"));
+    .start_ready();
     assert!(alive(pid));
     send_signal(child.id(), Signal::SIGKILL);
     child.wait().unwrap();
@@ -145,14 +142,13 @@ fn sigkill_of_redlock_run_kills_what_the_command_started() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let key = key("guardian");
-    let mut child = Sh::new(
+    let (mut child, sh) = Sh::new(
         &[server.url()],
         &key,
         dir.path(),
         "sleep 1000 & echo $! > bg; echo $$ > ready; wait",
     )
-    .start();
-    let sh = read_pid(&dir.path().join("ready"));
+    .start_ready();
     let bg = read_pid(&dir.path().join("bg"));
     assert!(alive(sh) && alive(bg));
     let ours = processes_with_arg(&key);
@@ -283,15 +279,14 @@ fn command_ignoring_sigterm_is_killed_after_kill_after_on_lost_lock() {
     let dir = tempfile::tempdir().unwrap();
     let key = key("kill-after");
     // Handles SIGTERM and carries on, so only SIGKILL can stop it.
-    let child = Sh::new(
+    let (child, pid) = Sh::new(
         &[server.url()],
         &key,
         dir.path(),
         "trap 'echo term >> got' TERM; echo $$ > ready; while :; do sleep 0.05; done",
     )
     .opts(&["--ttl", "2s", "--kill-after", "300ms"])
-    .start();
-    let pid = read_pid(&dir.path().join("ready"));
+    .start_ready();
     let _: () = redis::cmd("SET")
         .arg(&key)
         .arg("other")
@@ -402,7 +397,6 @@ fn terminating_signals_end_a_wait_and_leave_the_queue() {
     let dir = tempfile::tempdir().unwrap();
     let k = key("stop-wait");
     let (holder, env) = Holder::start(&server, &k, dir.path(), &[]);
-    let waiters_key = waiters_key(&k);
     let signals = stopping_signals();
     let waiters: Vec<_> = signals
         .iter()
@@ -411,7 +405,7 @@ fn terminating_signals_end_a_wait_and_leave_the_queue() {
         })
         .collect();
     wait_until("every waiter in the queue", DONE, || {
-        server.query::<usize>(&["ZCARD", &waiters_key]) == waiters.len()
+        queued(&server, &k) == waiters.len() as i64
     });
     for ((signo, _), w) in signals.iter().zip(&waiters) {
         send_raw(w.id(), *signo);
@@ -420,7 +414,7 @@ fn terminating_signals_end_a_wait_and_leave_the_queue() {
         let out = wait_output(w, DONE);
         assert_status(&out, 128 + signo, &name.to_string());
     }
-    assert_eq!(server.query::<usize>(&["ZCARD", &waiters_key]), 0);
+    assert_eq!(queued(&server, &k), 0);
     assert_eq!(server.get(&k).as_deref(), Some(env.token.as_str()));
     holder.finish_ok();
 }

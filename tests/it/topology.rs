@@ -2,13 +2,38 @@
 //! held), `--wait-replicas` against real replicas, and a real three-master
 //! Cluster (a key with braces, a slot migrated while a lock is held).
 
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use crate::support::topology::{ClusterSetup, SentinelSetup};
+use crate::support::topology::{ClusterSetup, SentinelSetup, SlotMove};
 use crate::support::{
     Holder, RedisServer, Rr, assert_exit, assert_status, key, output, rr_urls, stderr, stdout,
     wait_until,
 };
+
+/// A waiter for `k` through `url` (`--timeout TIMEOUT`) whose command
+/// prints its fencing token: read it with [`printed_fencing`].
+fn fencing_waiter(url: &str, k: &str, timeout: &str) -> Child {
+    crate::support::spawn_piped(rr_urls(&[url.to_string()]).args([
+        "--key",
+        k,
+        "--timeout",
+        timeout,
+        "--",
+        "sh",
+        "-c",
+        "echo $REDLOCK_FENCING_TOKEN",
+    ]))
+}
+
+/// The fencing token a [`fencing_waiter`] printed, once it exited 0
+/// (within `limit`).
+#[track_caller]
+fn printed_fencing(waiter: Child, limit: Duration) -> u64 {
+    let out = crate::support::wait_output(waiter, limit);
+    assert_exit(&out, 0);
+    stdout(&out).trim().parse().unwrap()
+}
 
 /// Through a `redis+sentinel://` URL the lock lands on the primary; when
 /// the primary fails over while the command runs, the lease is renewed on
@@ -217,16 +242,7 @@ pub(crate) fn cluster_lock_with_braces_and_a_woken_waiter() {
         Some(env.fencing.to_string().as_str())
     );
 
-    let waiter = crate::support::spawn_piped(rr_urls(std::slice::from_ref(&url)).args([
-        "--key",
-        &k,
-        "--timeout",
-        "20s",
-        "--",
-        "sh",
-        "-c",
-        "echo $REDLOCK_FENCING_TOKEN",
-    ]));
+    let waiter = fencing_waiter(&url, &k, "20s");
     let channel = redlock_run::Keys::new(&k).channel;
     // On the key's node, with sharded pub/sub (SSUBSCRIBE: the release's
     // SPUBLISH stays on the key's shard instead of reaching every node);
@@ -240,9 +256,7 @@ pub(crate) fn cluster_lock_with_braces_and_a_woken_waiter() {
     assert_eq!(owner.subscribers(&channel), 0, "a plain SUBSCRIBE");
     let released = std::time::Instant::now();
     holder.finish_ok();
-    let out = crate::support::wait_output(waiter, Duration::from_secs(20));
-    assert_exit(&out, 0);
-    let next: u64 = stdout(&out).trim().parse().unwrap();
+    let next = printed_fencing(waiter, Duration::from_secs(20));
     assert!(next > env.fencing, "{next} after {}", env.fencing);
     eprintln!("hand-over took {:?}", released.elapsed());
 
@@ -260,9 +274,7 @@ pub(crate) fn cluster_slot_migration_while_the_lock_is_held() {
     let c = ClusterSetup::start();
     let url = c.url();
     let k = key("migrate");
-    let slot = c.slot(&k);
-    let from = c.owner(slot);
-    let to = (from + 1) % 3;
+    let SlotMove { slot, from, to } = c.slot_move(&k);
     let dir = tempfile::tempdir().unwrap();
     let holder = Holder::spawn_at(&url, &k, dir.path(), &["--ttl", "3s", "--refresh", "200ms"]);
     let env = holder.wait_ready(Duration::from_secs(10));
@@ -294,9 +306,7 @@ fn a_contender_during_a_slot_migration_gets_75() {
     let c = ClusterSetup::start();
     let url = c.url();
     let k = key("migrate-contend");
-    let slot = c.slot(&k);
-    let from = c.owner(slot);
-    let to = (from + 1) % 3;
+    let SlotMove { slot, from, to } = c.slot_move(&k);
     let dir = tempfile::tempdir().unwrap();
     let holder = Holder::spawn_at(&url, &k, dir.path(), &["--ttl", "10s"]);
     let env = holder.wait_ready(Duration::from_secs(10));
@@ -317,18 +327,7 @@ fn a_contender_during_a_slot_migration_gets_75() {
         eprintln!("--timeout 2s during the migration: {took:?}");
         assert_exit(&o, 75);
         assert!(took < Duration::from_millis(2500), "took {took:?}");
-        waiter = Some(crate::support::spawn_piped(
-            rr_urls(std::slice::from_ref(&url)).args([
-                "--key",
-                &k,
-                "--timeout",
-                "30s",
-                "--",
-                "sh",
-                "-c",
-                "echo $REDLOCK_FENCING_TOKEN",
-            ]),
-        ));
+        waiter = Some(fencing_waiter(&url, &k, "30s"));
         // It subscribes for the release once an attempt saw the lock held.
         let channel = redlock_run::Keys::new(&k).channel;
         wait_until(
@@ -339,9 +338,7 @@ fn a_contender_during_a_slot_migration_gets_75() {
         assert_eq!(c.nodes[from].get(&k).as_deref(), Some(env.token.as_str()));
     });
     holder.finish_ok();
-    let out = crate::support::wait_output(waiter.unwrap(), Duration::from_secs(30));
-    assert_exit(&out, 0);
-    let next: u64 = stdout(&out).trim().parse().unwrap();
+    let next = printed_fencing(waiter.unwrap(), Duration::from_secs(30));
     assert!(next > env.fencing, "{next} after {}", env.fencing);
 }
 
@@ -539,20 +536,7 @@ fn sentinel_failover_keeps_an_acknowledged_lock() {
     let old = setup.primary();
     let new = 1 - old;
     setup.servers[old].kill();
-    wait_until(
-        "the Sentinels to promote the replica",
-        Duration::from_secs(20),
-        || {
-            setup.sentinels.iter().all(|s| {
-                s.try_query::<(String, String)>(&[
-                    "SENTINEL",
-                    "GET-MASTER-ADDR-BY-NAME",
-                    "mymaster",
-                ])
-                .is_ok_and(|(_, p)| p == setup.servers[new].port.to_string())
-            })
-        },
-    );
+    setup.wait_promoted(new);
     assert_eq!(
         setup.servers[new].get(&k).as_deref(),
         Some(env.token.as_str())
@@ -583,9 +567,7 @@ fn a_limit_slot_freed_by_an_expired_holder_is_not_busy_during_a_migration() {
     let c = ClusterSetup::start();
     let url = c.url();
     let k = key("migrate-limit");
-    let slot = c.slot(&k);
-    let from = c.owner(slot);
-    let to = (from + 1) % 3;
+    let SlotMove { slot, from, to } = c.slot_move(&k);
     let dir = tempfile::tempdir().unwrap();
     let dead = Holder::spawn_at(&url, &k, dir.path(), &["--limit", "2", "--ttl", "1s"]);
     dead.wait_ready(Duration::from_secs(10));

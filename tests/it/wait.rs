@@ -185,9 +185,8 @@ fn timeout_bounds_a_wait_whose_server_goes_mute() {
         .within(Duration::from_secs(30))
         .status(75)
         .spawn();
-    let waiters_key = waiters_key(&k);
     wait_until("the waiter in the queue", Duration::from_secs(3), || {
-        server.query::<usize>(&["ZCARD", &waiters_key]) == 1
+        queued(&server, &k) == 1
     });
     proxy.set_mode(crate::support::proxy::Mode::HoldReplies);
     let o = waiter.wait();
@@ -289,13 +288,8 @@ fn a_waiters_late_grant_is_undone_on_a_server_with_a_password() {
         .within(Duration::from_secs(10))
         .status(75)
         .spawn();
-    let waiters = waiters_key(&k);
     wait_until("the waiter is queued", Duration::from_secs(5), || {
-        redis::cmd("ZCARD")
-            .arg(&waiters)
-            .query::<i64>(&mut server.conn())
-            .unwrap()
-            == 1
+        queued(&server, &k) == 1
     });
     server.pause();
     waiter.wait();
@@ -368,9 +362,8 @@ fn redis_gone_during_a_wait_for_a_held_lock_is_75() {
         .status(75)
         .spawn();
     // It has seen the lock held once it is in the waiters' queue.
-    let queue = waiters_key(&k);
     wait_until("the waiter to queue", Duration::from_secs(10), || {
-        server.query::<i64>(&["ZCARD", &queue]) > 0
+        queued(&server, &k) > 0
     });
     server.kill();
     waiter.wait();
@@ -402,7 +395,6 @@ fn waiters_get_the_lock_promptly_and_in_arrival_order() {
     let dir = tempfile::tempdir().unwrap();
     let k = key("arrival");
     let (holder, _) = Holder::start(&server, &k, dir.path(), &[]);
-    let queue = waiters_key(&k);
     let log = dir.path().join("log");
     let n = 5;
     let mut waiters = Vec::new();
@@ -425,7 +417,7 @@ fn waiters_get_the_lock_promptly_and_in_arrival_order() {
         // Queued before the next one arrives; then a moment in the queue
         // so that every waiter has slept into its backoff.
         wait_until("the waiter to queue", Duration::from_secs(10), || {
-            server.query::<i64>(&["ZCARD", &queue]) == i + 1
+            queued(&server, &k) == i + 1
         });
     }
     std::thread::sleep(Duration::from_millis(500));

@@ -5,7 +5,7 @@ use std::os::unix::process::ExitStatusExt as _;
 use std::time::Duration;
 
 use super::{assert_idle, holders_key, limit_key, try_run};
-use crate::support::topology::ClusterSetup;
+use crate::support::topology::{ClusterSetup, SlotMove};
 use crate::support::*;
 
 /// A slot's lease end (ms, Redis's clock) on `server`, if it is there.
@@ -70,9 +70,7 @@ fn cluster_slot_migration_while_a_limit_holder_runs() {
     let c = ClusterSetup::start();
     let url = c.url();
     let k = key("attack-migrate");
-    let slot = c.slot(&k);
-    let from = c.owner(slot);
-    let to = (from + 1) % 3;
+    let SlotMove { slot, from, to } = c.slot_move(&k);
     let dir = tempfile::tempdir().unwrap();
     let holder = Holder::spawn_at(
         &url,
@@ -375,23 +373,22 @@ fn the_stored_one_lives_while_a_woken_one_holder_waiter_is_on_its_way() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let k = key("attack-woken-one");
-    let waiters = waiters_key(&k);
-    let queued = |n: i64| {
+    let wait_queued = |n: i64| {
         wait_until("the waiter to queue", Duration::from_secs(10), || {
-            server.query::<i64>(&["ZCARD", &waiters]) == n
+            queued(&server, &k) == n
         })
     };
     let (h, _) = Holder::start(&server, &k, dir.path(), &[]);
     // First in the queue; stopped, so it stays woken and not back.
     let first = Holder::spawn(&server, &k, dir.path(), &["--timeout", "30s"]);
-    queued(1);
+    wait_queued(1);
     send_signal(first.pid() as u32, SIGSTOP);
     let second = spawn_piped(
         rr(&server)
             .args(["--key", &k, "--timeout", "30s", "--"])
             .args(["sh", "-c", "echo second"]),
     );
-    queued(2);
+    wait_queued(2);
     h.finish_ok();
     let o = wait_output(second, Duration::from_secs(20));
     assert_exit(&o, 0);
@@ -426,9 +423,8 @@ fn a_redis_restart_with_persistence_keeps_every_slot() {
     let mut wargs = args.to_vec();
     wargs.extend(["--timeout", "30s"]);
     let waiter = Holder::spawn(&server, &k, dir.path(), &wargs);
-    let waiters = waiters_key(&k);
     wait_until("the waiter to queue", Duration::from_secs(10), || {
-        server.query::<i64>(&["ZCARD", &waiters]) == 1
+        queued(&server, &k) == 1
     });
     server.restart();
     // Renewals land again after the restart: both leases move on.
@@ -478,9 +474,8 @@ fn a_lost_release_reply_is_still_a_release() {
             .args(args)
             .args(["--", "sh", "-c", "echo $REDLOCK_FENCING_TOKEN"]),
     );
-    let waiters = waiters_key(&k);
     wait_until("the waiter to queue", Duration::from_secs(10), || {
-        server.query::<i64>(&["ZCARD", &waiters]) == 1
+        queued(&server, &k) == 1
     });
     proxy.set_mode(Mode::LoseNextReply);
     let o = a.finish();
@@ -597,21 +592,7 @@ fn sentinel_failover_keeps_acknowledged_slots() {
     let old = setup.primary();
     let new = 1 - old;
     setup.servers[old].kill();
-    let port = setup.servers[new].port.to_string();
-    wait_until(
-        "the Sentinels to promote the replica",
-        Duration::from_secs(20),
-        || {
-            setup.sentinels.iter().all(|s| {
-                s.try_query::<(String, String)>(&[
-                    "SENTINEL",
-                    "GET-MASTER-ADDR-BY-NAME",
-                    "mymaster",
-                ])
-                .is_ok_and(|(_, p)| p == port)
-            })
-        },
-    );
+    setup.wait_promoted(new);
     let server = &setup.servers[new];
     for t in [&a_env.token, &b_env.token] {
         assert!(slot_end(server, &k, t).is_some(), "a slot was lost");

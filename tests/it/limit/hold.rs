@@ -151,8 +151,7 @@ pub(crate) fn a_wait_for_a_full_key_times_out_with_75_and_leaves_the_queue() {
     )
     .status(9)
     .run();
-    let waiters = waiters_key(&k);
-    assert_eq!(server.query::<i64>(&["ZCARD", &waiters]), 0);
+    assert_eq!(queued(&server, &k), 0);
     for h in [a, b] {
         h.finish_ok();
     }
@@ -318,9 +317,8 @@ fn the_stored_n_lives_while_a_waiter_waits_with_no_holder_left() {
         dir.path(),
         &["--limit", "2", "--timeout", "30s"],
     );
-    let waiters = waiters_key(&k);
     wait_until("the waiter to queue", Duration::from_secs(10), || {
-        server.query::<i64>(&["ZCARD", &waiters]) == 1
+        queued(&server, &k) == 1
     });
     // The waiter is stopped while both holders leave: KEY is gone, and
     // only the stored N still tells of the --limit 2 waiter.

@@ -310,9 +310,8 @@ fn release_force_frees_every_slot_and_wakes_a_waiter() {
         dir.path(),
         &["--limit", "2", "--ttl", "3s", "--timeout", "30s"],
     );
-    let queue = waiters_key(&k);
     wait_until("the waiter queued", Duration::from_secs(10), || {
-        server.query::<i64>(&["ZCARD", &queue]) == 1
+        queued(&server, &k) == 1
     });
     assert!(!waiter.is_ready(), "a third holder under --limit 2");
 

@@ -46,6 +46,12 @@ fn assert_no_tick_lost(runs: &[(String, String)], every_ms: i64, instances: &[In
     );
 }
 
+/// `schedule --every 1s` on KEY against SERVER, each run appending
+/// `NAME TICK` to OUT.
+fn every_second(server: &RedisServer, key: &str, name: &str, out: &str) -> Command {
+    schedule_cmd(server, key, &["--every", "1s"], RUN_LINE, &[name, out])
+}
+
 /// Two running masters, and the URL of a third that is down.
 fn two_up_one_down() -> (Vec<RedisServer>, String) {
     let up = (0..2).map(|_| RedisServer::start()).collect();
@@ -146,7 +152,7 @@ fn a_clock_a_day_ahead_cannot_stop_the_fleet() {
     let out = dir.path().join("runs");
     let out_s = out.to_str().unwrap();
     let k = key("fleet-fast-clock");
-    let mut fast = schedule_cmd(&server, &k, &["--every", "1s"], RUN_LINE, &["fast", out_s]);
+    let mut fast = every_second(&server, &k, "fast", out_s);
     with_clock_offset(&mut fast, "+1d");
     let mut instances = vec![Instance::spawn("fast", &mut fast)];
     poll_until("the fast instance to try a tick", EVENT, || {
@@ -154,7 +160,7 @@ fn a_clock_a_day_ahead_cannot_stop_the_fleet() {
     });
     instances.push(Instance::spawn(
         "good",
-        &mut schedule_cmd(&server, &k, &["--every", "1s"], RUN_LINE, &["good", out_s]),
+        &mut every_second(&server, &k, "good", out_s),
     ));
     wait_lines(&out, 3, EVENT);
     stop_all(&mut instances);
@@ -164,9 +170,7 @@ fn a_clock_a_day_ahead_cannot_stop_the_fleet() {
         "the instance a day ahead claimed a tick: {runs:?}"
     );
     let line = instances[0]
-        .lines()
-        .into_iter()
-        .find(|l| l.contains("ahead of Redis"))
+        .line_with("ahead of Redis")
         .unwrap_or_else(|| panic!("no skew error\n{}", instances[0].log()));
     assert!(line.contains(" error: "), "{line}");
     let skew_ms = line
@@ -194,14 +198,12 @@ fn a_claim_in_redis_future_is_ignored_and_release_force_clears_it() {
     let _: () = server.query(&["SET", &tick_key(&k), &day_ahead]);
     let mut instances = vec![Instance::spawn(
         "good",
-        &mut schedule_cmd(&server, &k, &["--every", "1s"], RUN_LINE, &["good", out_s]),
+        &mut every_second(&server, &k, "good", out_s),
     )];
     wait_lines(&out, 2, EVENT);
     stop_all(&mut instances);
     let warning = instances[0]
-        .lines()
-        .into_iter()
-        .find(|l| l.contains("in the future"))
+        .line_with("in the future")
         .unwrap_or_else(|| panic!("no warning about the future claim\n{}", instances[0].log()));
     assert!(warning.contains("doctor"), "{warning}");
 

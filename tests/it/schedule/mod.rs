@@ -81,6 +81,17 @@ impl Instance {
         )
     }
 
+    /// The first line of its log that contains `pat`.
+    fn line_with(&self, pat: &str) -> Option<String> {
+        self.lines().into_iter().find(|l| l.contains(pat))
+    }
+
+    /// SIGTERM it, then expect it to exit 0 within a few seconds (as
+    /// [`stop_all`]).
+    fn stop(&mut self) {
+        stop_all(std::slice::from_mut(self));
+    }
+
     fn count(&self, pat: &str) -> usize {
         self.lines().iter().filter(|l| l.contains(pat)).count()
     }
@@ -228,6 +239,21 @@ fn with_clock_offset(cmd: &mut Command, offset: &str) {
     cmd.env("LD_PRELOAD", libfaketime())
         .env("FAKETIME", offset)
         .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+}
+
+/// An instance NAME of `schedule --every 1s` on KEY whose runs each append
+/// their REDLOCK_TICK, one a line, to the file OUT.
+fn tick_appender(name: &str, server: &RedisServer, key: &str, out: &Path) -> Instance {
+    Instance::spawn(
+        name,
+        &mut schedule_cmd(
+            server,
+            key,
+            &["--every", "1s"],
+            r#"echo "$REDLOCK_TICK" >> "$1""#,
+            &[out.to_str().unwrap()],
+        ),
+    )
 }
 
 #[test]
@@ -510,16 +536,7 @@ fn redis_restart_is_ridden_out() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("runs");
     let k = key("sched-restart");
-    let mut inst = Instance::spawn(
-        "solo",
-        &mut schedule_cmd(
-            &server,
-            &k,
-            &["--every", "1s"],
-            r#"echo "$REDLOCK_TICK" >> "$1""#,
-            &[out.to_str().unwrap()],
-        ),
-    );
+    let mut inst = tick_appender("solo", &server, &k, &out);
     wait_lines(&out, 2, EVENT);
 
     server.kill();
@@ -551,7 +568,7 @@ fn redis_restart_is_ridden_out() {
     server.restart();
     wait_lines(&out, before + 2, EVENT);
     assert!(inst.running());
-    stop_all(std::slice::from_mut(&mut inst));
+    inst.stop();
     assert!(!server.exists(&k));
 }
 
@@ -635,7 +652,7 @@ fn killed_holder_tick_is_taken_over_only_after_its_lease_expired() {
     );
 
     let other = &mut instances[1 - vi];
-    stop_all(std::slice::from_mut(other));
+    other.stop();
     assert!(!server.exists(&k), "lock left held after SIGTERM");
 }
 
@@ -656,7 +673,7 @@ fn cron_with_seconds_ticks_on_even_seconds() {
         ),
     );
     let lines = wait_lines(&out, 3, EVENT);
-    stop_all(std::slice::from_mut(&mut inst));
+    inst.stop();
     assert!(!server.exists(&k));
 
     let mut delays = Vec::new();
@@ -924,16 +941,7 @@ fn schedule_logs_the_next_tick_at_start_and_after_each_tick() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("runs");
     let k = key("sched-next");
-    let mut every = Instance::spawn(
-        "every",
-        &mut schedule_cmd(
-            &server,
-            &k,
-            &["--every", "1s"],
-            r#"echo "$REDLOCK_TICK" >> "$1""#,
-            &[out.to_str().unwrap()],
-        ),
-    );
+    let mut every = tick_appender("every", &server, &k, &out);
     let ticks = wait_lines(&out, 1, EVENT);
     poll_until("the tick's line", EVENT, || every.count(": ran ") >= 1);
     let lines = every.lines();
@@ -947,7 +955,7 @@ fn schedule_logs_the_next_tick_at_start_and_after_each_tick() {
     assert_eq!(field(ran, "tick"), Some(ticks[0].as_str()), "{ran}");
     let after = field(ran, "next_tick").unwrap_or_else(|| panic!("{ran}"));
     assert_eq!(tick_ns(after) - tick_ns(&ticks[0]), 1_000_000_000, "{ran}");
-    stop_all(std::slice::from_mut(&mut every));
+    every.stop();
 
     // A daily cron: the next tick is the coming midnight (UTC).
     let mut daily = Instance::spawn(
@@ -957,11 +965,7 @@ fn schedule_logs_the_next_tick_at_start_and_after_each_tick() {
     poll_until("the start line", EVENT, || {
         daily.count("schedule started") == 1
     });
-    let started = daily
-        .lines()
-        .into_iter()
-        .find(|l| l.contains("schedule started"))
-        .unwrap();
+    let started = daily.line_with("schedule started").unwrap();
     let next = field(&started, "next_tick").unwrap_or_else(|| panic!("{started}"));
     let day_ns = 86_400_000_000_000;
     assert_eq!(tick_ns(next) % day_ns, 0, "{started}");
@@ -969,7 +973,7 @@ fn schedule_logs_the_next_tick_at_start_and_after_each_tick() {
         tick_ns(next) > now_ns() && tick_ns(next) - now_ns() <= day_ns,
         "{started}"
     );
-    stop_all(std::slice::from_mut(&mut daily));
+    daily.stop();
 }
 
 /// A schedule that started while Redis did not answer is refused, with 69,

@@ -592,6 +592,12 @@ pub fn read_pid(path: &Path) -> i32 {
         .unwrap_or_else(|_| panic!("no pid in {}: {s:?}", path.display()))
 }
 
+/// The token a child wrote to a ready file (`echo "$REDLOCK_TOKEN" >
+/// file`), once it is there (up to [`READY`]).
+pub fn read_token(path: &Path) -> String {
+    wait_for_file(path, READY).trim().to_string()
+}
+
 /// Poll (every millisecond) until `pid` is gone or a zombie; returns when
 /// that was first seen. Fails the test after `limit`.
 pub fn wait_gone(pid: i32, limit: Duration) -> Instant {

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output};
 use std::time::Duration;
 
-use super::{Rr, output, rr_urls, spawn_piped};
+use super::{Rr, output, read_pid, rr_urls, spawn_piped};
 
 /// How long a script may take to write its ready marker.
 pub const READY: Duration = Duration::from_secs(10);
@@ -71,6 +71,14 @@ impl<'a> Sh<'a> {
     /// with `wait_output(child, DONE)`).
     pub fn start(&self) -> Child {
         spawn_piped(&mut self.command())
+    }
+
+    /// Started as [`Sh::start`], once its script has written its PID to
+    /// `ready` in `dir` (`echo $$ > ready`): the run and that PID.
+    pub fn start_ready(&self) -> (Child, i32) {
+        let child = self.start();
+        let pid = read_pid(&self.dir.join("ready"));
+        (child, pid)
     }
 
     /// Run to completion.

@@ -198,19 +198,29 @@ impl SentinelSetup {
         let _: String = self.sentinels[0]
             .try_query(&["SENTINEL", "FAILOVER", "mymaster"])
             .expect("SENTINEL FAILOVER");
-        let port = self.servers[new].port.to_string();
         wait_until("the failover", Duration::from_secs(20), || {
-            role(&self.servers[new]) == "master"
-                && self.sentinels.iter().all(|s| {
-                    s.try_query::<(String, String)>(&[
-                        "SENTINEL",
-                        "GET-MASTER-ADDR-BY-NAME",
-                        "mymaster",
-                    ])
-                    .is_ok_and(|(_, p)| p == port)
-                })
+            role(&self.servers[new]) == "master" && self.all_sentinels_name(new)
         });
         new
+    }
+
+    /// Whether every Sentinel names `servers[idx]` as the primary.
+    pub fn all_sentinels_name(&self, idx: usize) -> bool {
+        let port = self.servers[idx].port.to_string();
+        self.sentinels.iter().all(|s| {
+            s.try_query::<(String, String)>(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"])
+                .is_ok_and(|(_, p)| p == port)
+        })
+    }
+
+    /// After the primary was killed: wait (up to 20 s) until every
+    /// Sentinel names `servers[idx]`, the replica, as the primary.
+    pub fn wait_promoted(&self, idx: usize) {
+        wait_until(
+            "the Sentinels to promote the replica",
+            Duration::from_secs(20),
+            || self.all_sentinels_name(idx),
+        );
     }
 }
 
@@ -271,6 +281,14 @@ fn cluster_port() -> u16 {
 pub struct ClusterSetup {
     pub nodes: Vec<RedisServer>,
     _dir: tempfile::TempDir,
+}
+
+/// A slot to migrate and the nodes (indices into `ClusterSetup::nodes`)
+/// it moves between; see [`ClusterSetup::slot_move`].
+pub struct SlotMove {
+    pub slot: u16,
+    pub from: usize,
+    pub to: usize,
 }
 
 impl ClusterSetup {
@@ -356,6 +374,18 @@ impl ClusterSetup {
             }
         }
         panic!("slot {slot} has no owner");
+    }
+
+    /// Where a migration of `key`'s slot goes: the slot, the index of the
+    /// node that serves it now, and the next node, to move it to.
+    pub fn slot_move(&self, key: &str) -> SlotMove {
+        let slot = self.slot(key);
+        let from = self.owner(slot);
+        SlotMove {
+            slot,
+            from,
+            to: (from + 1) % self.nodes.len(),
+        }
     }
 
     /// Move `slot` (and its keys) from node `from` to node `to`, the way
