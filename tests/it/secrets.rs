@@ -572,7 +572,14 @@ fn bad_redis_files_are_refused_without_showing_the_password() {
         "bare",
         &format!("redis://127.0.0.1:1\n  {FILE_PW}\n"),
     );
+    // A URL of another scheme: refused for its scheme, and not shown.
+    let other = url_file(
+        dir.path(),
+        "other",
+        &format!("http://u:{FILE_PW}@127.0.0.1:1\n"),
+    );
     let cases = [
+        (other, "other, line 1: not a Redis URL: its scheme is not"),
         (
             bad.clone(),
             "bad, line 3: invalid Redis URL \"redis://:***@[bad\"",
