@@ -537,6 +537,10 @@ fn host_and_port(url: &str) -> Option<&str> {
 const NO_SCHEME: &str = "it has no scheme (not shown: it may be a password); write \
      redis://HOST:PORT, or rediss://, unix://, redis+sentinel:// or redis+cluster://";
 
+/// The same for a file's line of another scheme (`http://`).
+const OTHER_SCHEME: &str = "its scheme is not redis://, rediss://, unix://, \
+     redis+sentinel:// or redis+cluster:// (the line is not shown: it may hold a password)";
+
 /// The servers named by `--redis` URLs, or (given a path) by the lines of
 /// a `--redis-file`, checked.
 pub(crate) fn servers(urls: &[String], file: Option<&Path>) -> Result<Vec<Endpoint>, Failure> {
@@ -546,10 +550,16 @@ pub(crate) fn servers(urls: &[String], file: Option<&Path>) -> Result<Vec<Endpoi
     let endpoints = redis_file::read(path)?
         .iter()
         .map(|(line, url)| {
-            // A line with no scheme may be a password alone: never shown.
+            // A line without one of our schemes may be a password alone,
+            // or hold one: never shown.
             if !urls::SCHEMES.iter().any(|s| url.starts_with(s)) {
+                let why = if url.contains("://") {
+                    OTHER_SCHEME
+                } else {
+                    NO_SCHEME
+                };
                 return Err(Failure::Usage(format!(
-                    "{}, line {line}: not a Redis URL: {NO_SCHEME}",
+                    "{}, line {line}: not a Redis URL: {why}",
                     path.display()
                 )));
             }
