@@ -201,6 +201,20 @@ impl World {
         }
     }
 
+    /// The holder, once one that `want` accepts runs whose section cannot
+    /// end within a TTL + 200 ms from now (enough to still be sure of a
+    /// lease lost once a fault is in place); None if none came by
+    /// `deadline`.
+    fn holder_past_its_lease(
+        &self,
+        deadline: Instant,
+        want: impl Fn(&Holder) -> bool,
+    ) -> Option<Holder> {
+        let room = self.p.ttl.as_nanos() as u64 + 200_000_000;
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.holder(left, |h| want(h) && h.ends_no_sooner > mono_ns() + room)
+    }
+
     /// Wait (a few seconds at most) for a long section to be running,
     /// preferring one that ignores SIGTERM when `term` is set.
     pub fn long_holder(&self, term: bool) -> Option<Holder> {
@@ -286,14 +300,16 @@ impl World {
     /// checker reports a violation). A holder seen too late in its section
     /// once the cut is in place is let go (the fault is still logged) and
     /// the next one is tried, until `limit` has passed; false if none came.
-    pub fn cut_off_a_holder_past_its_lease(&self, limit: Duration) -> bool {
+    /// Only holders that `want` accepts are cut off.
+    pub fn cut_off_a_holder_past_its_lease(
+        &self,
+        limit: Duration,
+        want: impl Fn(&Holder) -> bool,
+    ) -> bool {
         let deadline = Instant::now() + limit;
         let ttl = self.p.ttl.as_nanos() as u64;
-        // Enough left to still be sure once the cut is in place.
-        let room = ttl + 200_000_000;
         while Instant::now() < deadline {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Some(h) = self.holder(left, |h| h.ends_no_sooner > mono_ns() + room) else {
+            let Some(h) = self.holder_past_its_lease(deadline, &want) else {
                 return false;
             };
             let start = mono_ns();
