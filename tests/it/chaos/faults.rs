@@ -142,6 +142,19 @@ pub struct Holder {
     pub ends_no_sooner: u64,
 }
 
+/// What a restart of one master saw.
+#[derive(Debug, Clone)]
+pub struct Restarted {
+    /// With persistence, whether a lock held at the kill was there again
+    /// after the restart (None: nothing held with enough lease left).
+    pub survived: Option<bool>,
+    /// The key's value and PTTL at the kill (None: not observed).
+    pub at_kill: Option<Option<String>>,
+    pub pttl_at_kill: Option<i64>,
+    /// Just before the read at the kill (writes held back from then on).
+    pub read_at: u64,
+}
+
 /// Wait up to `limit` for `pid` to be stopped ('T'); false if it never
 /// was (or is gone).
 fn wait_stopped(pid: i32, limit: Duration) -> bool {
@@ -337,6 +350,116 @@ impl World {
         false
     }
 
+    /// A lease certainly lost to a frozen Redis (one master): SIGSTOP it
+    /// while the holder's section has more than a TTL to run, and keep it
+    /// stopped for a TTL + 300 ms. Every renewal that got through was
+    /// processed before the stop took effect, so the lease is valid until
+    /// then + TTL at most; the command cannot end by then and no renewal
+    /// can land: redlock-run must stop it and exit 70 (or the checker
+    /// reports a violation). And the check of that stop is certain too:
+    /// the freeze blinds the sampler, so it is made only right after the
+    /// sampler has seen a renewal land (PTTL within refresh / 2 of the
+    /// TTL), and no later than refresh / 2 after that sample was sent:
+    /// redlock-run sends its next renewal a --refresh after the last one
+    /// completed, so none landed unseen and the samples bound the lease
+    /// from below. A holder that does not fit is let go (the fault is
+    /// still logged) and the next one tried, until `limit`.
+    pub fn freeze_redis_past_a_holders_lease(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let (ttl, half) = (
+            self.p.ttl.as_nanos() as u64,
+            self.p.refresh().as_nanos() as u64 / 2,
+        );
+        while Instant::now() < deadline {
+            let Some(h) = self.holder_past_its_lease(deadline, |_| true) else {
+                return false;
+            };
+            let Some(token) = Section::read(&self.sh.dir, h.run).map(|s| s.token) else {
+                continue;
+            };
+            // The freshest sample of master 0, once it shows a renewal
+            // of this holder's that just landed.
+            let fresh = |w: &World| {
+                let x = w.sh.samples[0].lock().unwrap().last().cloned()?;
+                let renewed = x.value.as_deref() == Some(token.as_str())
+                    && x.pttl as u64 * 1_000_000 + half >= ttl;
+                renewed.then_some(x.t_send)
+            };
+            let until = (Instant::now() + self.p.ttl).min(deadline);
+            let mut sent = None;
+            while sent.is_none() && Instant::now() < until {
+                sent = fresh(self);
+                if sent.is_none() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            let Some(sent) = sent else { continue };
+            let start = mono_ns();
+            self.masters[0].pause();
+            let pid = self.masters[0].pid().as_raw();
+            assert!(
+                wait_stopped(pid, Duration::from_secs(2)),
+                "redis-server {pid} did not stop on SIGSTOP"
+            );
+            let now = mono_ns();
+            let certain = now < sent + half && h.ends_no_sooner > now + ttl;
+            if certain {
+                std::thread::sleep(self.p.ttl + Duration::from_millis(300));
+            }
+            self.masters[0].resume();
+            self.log(Event {
+                master: Some(0),
+                ..Event::new(Kind::RedisPause, start)
+            });
+            if certain {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Restart master 0 (kill -9) under a holder whose lock it was seen to
+    /// hold at the kill, until one such restart is certain to show what
+    /// it must, or `limit` has passed (false).
+    ///
+    /// Without persistence the lock is gone with the restart, and the
+    /// holder's section cannot end within a TTL of the server being back:
+    /// its last renewal was sent before the kill (writes were held back
+    /// from the read on), so redlock-run must stop it and exit 70 (or the
+    /// checker reports a violation).
+    ///
+    /// With persistence the lock must be there after the restart (the
+    /// event's `survived` is then Some: true or false): it was held at the
+    /// kill with more lease left than the restart took plus 300 ms (more
+    /// than the drift, the kill margin and --kill-after: redlock-run
+    /// cannot have given it up either), and the read after the restart
+    /// came before the section could end and release it.
+    pub fn restart_under_a_holder(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let ttl = self.p.ttl.as_nanos() as u64;
+        while Instant::now() < deadline {
+            let Some(h) = self.holder_past_its_lease(deadline, |_| true) else {
+                return false;
+            };
+            let Some(token) = Section::read(&self.sh.dir, h.run).map(|s| s.token) else {
+                continue;
+            };
+            let seen = self.restart_redis(0);
+            let held = seen.at_kill.as_ref().is_some_and(|v| v.as_deref() == Some(&token));
+            let certain = if self.p.persistence {
+                let pttl = seen.pttl_at_kill.unwrap_or(0).max(0) as u64 * 1_000_000;
+                let after = mono_ns();
+                held && after + 300_000_000 < seen.read_at + pttl && after < h.ends_no_sooner
+            } else {
+                held && h.ends_no_sooner > mono_ns() + ttl
+            };
+            if certain {
+                return true;
+            }
+        }
+        false
+    }
+
     /// SIGSTOP master `m` for `d`, then SIGCONT.
     pub fn pause_redis(&self, m: usize, d: Duration) {
         let start = mono_ns();
@@ -359,9 +482,10 @@ impl World {
     /// kill -9 master `m` and start it again on the same port at once.
     /// Without persistence it comes back empty: a new data epoch (the
     /// lock and the fencing counter are gone).
-    pub fn restart_redis(&mut self, m: usize) {
+    pub fn restart_redis(&mut self, m: usize) -> Restarted {
         let start = mono_ns();
-        let (survived, at_kill) = self.restart_master(m);
+        let seen = self.restart_master(m);
+        let (survived, at_kill) = (seen.survived, seen.at_kill.clone());
         let kind = if self.p.persistence {
             Kind::RestartPersistent
         } else {
@@ -376,14 +500,16 @@ impl World {
             at_kill: Some(at_kill).filter(|_| epoch.is_some()).flatten(),
             ..Event::new(kind, start)
         });
+        seen
     }
 
     /// Restart one master; with persistence, whether a lock held at the
     /// kill was there again after the restart (None: nothing was held);
     /// and the key's value at the kill (None: not observed).
-    fn restart_master(&mut self, m: usize) -> (Option<bool>, Option<Option<String>>) {
+    fn restart_master(&mut self, m: usize) -> Restarted {
         // Writes held back from here to the kill: the state read is the
         // state killed (the connection that paused them dies with it).
+        let read_at = mono_ns();
         let before = self.key_state_frozen(m);
         self.masters[m].kill();
         if !self.p.persistence {
@@ -406,7 +532,12 @@ impl World {
             }
             _ => None,
         };
-        (survived, before.map(|(v, _)| v))
+        Restarted {
+            survived,
+            pttl_at_kill: before.as_ref().map(|(_, pttl)| *pttl),
+            at_kill: before.map(|(v, _)| v),
+            read_at,
+        }
     }
 
     /// `CLIENT PAUSE 10000 WRITE` (every write, scripts included, waits;
@@ -561,6 +692,44 @@ impl World {
         true
     }
 
+    /// A lease certainly lost by a stalled redlock-run: SIGSTOP it alone
+    /// while its section has more than a TTL to run, and keep it stopped
+    /// for a TTL + 300 ms. It sent its last renewal before it stopped, so
+    /// the lease is valid until then + TTL at most, and the command cannot
+    /// end by then: its guardian must kill it in time and the run exit 70
+    /// once resumed (or the checker reports a violation; the sampler is
+    /// not blinded, so the kill is checked against the lease). A holder
+    /// that does not fit is let go (the stall is still logged) and the
+    /// next one tried, until `limit` (false).
+    pub fn stall_redlock_run_past_its_lease(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let ttl = self.p.ttl.as_nanos() as u64;
+        while Instant::now() < deadline {
+            let Some(h) = self.holder_past_its_lease(deadline, |_| true) else {
+                return false;
+            };
+            let start = mono_ns();
+            signal(h.rr_pid, Signal::SIGSTOP);
+            let stopped = wait_stopped(h.rr_pid, Duration::from_millis(500));
+            let certain = stopped && h.ends_no_sooner > mono_ns() + ttl;
+            if certain {
+                std::thread::sleep(self.p.ttl + Duration::from_millis(300));
+            }
+            signal(h.rr_pid, Signal::SIGCONT);
+            if stopped {
+                self.log(Event {
+                    run: Some(h.run),
+                    contender: Some(h.contender),
+                    ..Event::new(Kind::RrStall, start)
+                });
+            }
+            if certain {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Redis answers OOM to every write for `d` (maxmemory 1 byte with
     /// `noeviction`): renewals fail, waiters retry.
     pub fn oom_redis(&self, m: usize, d: Duration) {
@@ -632,7 +801,7 @@ impl World {
         let start = mono_ns();
         let mut survived = None;
         for m in 0..self.masters.len() {
-            if let Some(s) = self.restart_master(m).0 {
+            if let Some(s) = self.restart_master(m).survived {
                 survived = Some(survived.unwrap_or(true) && s);
             }
             std::thread::sleep(gap);
