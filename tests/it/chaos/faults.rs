@@ -607,9 +607,42 @@ impl World {
     /// otherwise kill the frozen command at its deadline, as it must when
     /// redlock-run alone stalls, see [`World::stall_redlock_run`]).
     pub fn freeze_holder(&self) -> bool {
-        let Some(h) = self.holder(Duration::from_secs(2), |_| true) else {
-            return false;
-        };
+        self.holder(Duration::from_secs(2), |_| true)
+            .and_then(|h| self.freeze(h))
+            .is_some()
+    }
+
+    /// A late write certainly refused by the fencing token: freeze holders
+    /// (as [`World::freeze_holder`]) until one is frozen before its
+    /// section's sleep could end (so before its last write to the
+    /// resource), a section that began after the freeze had its own,
+    /// higher, token accepted before the frozen command went on, and the
+    /// command made its last write before its redlock-run was let go (the
+    /// end stamp is written after it). That write met the higher token and
+    /// must have been refused: a refusal by a section that began after the
+    /// freeze is what `stale_rejections` counts; any other outcome is a
+    /// violation the checker reports.
+    /// False if none came by `limit`.
+    pub fn freeze_holder_until_passed_on(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(h) = self.holder(left, |_| true) else {
+                return false;
+            };
+            if self.freeze(h) == Some(true) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Freeze `h` (see [`World::freeze_holder`]); None if it could not be
+    /// frozen, else whether its last write is certain to be refused: it
+    /// was stopped before its sleep could end, a later section's token
+    /// was accepted before it went on, and it made that write before its
+    /// redlock-run was let go.
+    fn freeze(&self, h: Holder) -> Option<bool> {
         let guardian = guardian_of(h.rr_pid);
         let thaw = |pids: &[i32]| {
             for &p in pids.iter().rev() {
@@ -627,14 +660,17 @@ impl World {
             stopped.push(pid);
             if !wait_stopped(pid, Duration::from_millis(500)) {
                 thaw(&stopped);
-                return false;
+                return None;
             }
         }
+        // Its command is stopped by now: before its last write if its
+        // sleep cannot have ended yet.
+        let before_last_write = h.ends_no_sooner > mono_ns();
         let ended = Section::read(&self.sh.dir, h.run).is_none_or(|s| s.ended());
         if ended {
             // It finished just before: not a frozen section.
             thaw(&stopped);
-            return false;
+            return None;
         }
         let thaw_guardian = || {
             if let Some(g) = guardian {
@@ -646,6 +682,14 @@ impl World {
         while Instant::now() < limit && !self.section_started_since(start, h.run) {
             std::thread::sleep(Duration::from_millis(2));
         }
+        // A section that began after the freeze has its token accepted by
+        // the resource within a moment of its start stamp: wait for that
+        // too (as long), so that the frozen command's late write meets it.
+        let mut passed_on = self.section_begun_since(start, h.run);
+        while Instant::now() < limit && !passed_on {
+            std::thread::sleep(Duration::from_millis(1));
+            passed_on = self.section_begun_since(start, h.run);
+        }
         signal(h.pid, Signal::SIGCONT);
         let limit = Instant::now() + Duration::from_secs(2);
         while Instant::now() < limit
@@ -654,6 +698,9 @@ impl World {
         {
             std::thread::sleep(Duration::from_millis(1));
         }
+        // Its last write made (the end stamp follows it), while its
+        // redlock-run was still frozen and could not stop it first.
+        let wrote = Section::read(&self.sh.dir, h.run).is_some_and(|s| s.ended());
         signal(h.rr_pid, Signal::SIGCONT);
         thaw_guardian();
         self.log(Event {
@@ -661,7 +708,7 @@ impl World {
             contender: Some(h.contender),
             ..Event::new(Kind::HolderFreeze, start)
         });
-        true
+        Some(before_last_write && passed_on && wrote)
     }
 
     /// SIGSTOP the holder's redlock-run alone (its command and guardian run
@@ -752,11 +799,21 @@ impl World {
 
     /// Whether a section other than `run`'s started after `t`.
     fn section_started_since(&self, t: u64, run: u64) -> bool {
+        self.section_since(t, run, |_| true)
+    }
+
+    /// Whether a section other than `run`'s started after `t` and the
+    /// resource accepted its token.
+    fn section_begun_since(&self, t: u64, run: u64) -> bool {
+        self.section_since(t, run, |s| s.begin_ok == Some(true))
+    }
+
+    fn section_since(&self, t: u64, run: u64, also: impl Fn(&Section) -> bool) -> bool {
         let live: Vec<u64> = self.sh.live.lock().unwrap().keys().copied().collect();
         let in_live = live
             .iter()
             .filter(|&&id| id != run)
-            .any(|&id| Section::read(&self.sh.dir, id).is_some_and(|s| s.t0 > t));
+            .any(|&id| Section::read(&self.sh.dir, id).is_some_and(|s| s.t0 > t && also(&s)));
         in_live
             || self
                 .sh
@@ -764,7 +821,7 @@ impl World {
                 .lock()
                 .unwrap()
                 .iter()
-                .any(|r| r.section.as_ref().is_some_and(|s| s.t0 > t))
+                .any(|r| r.section.as_ref().is_some_and(|s| s.t0 > t && also(s)))
     }
 
     /// Quorum: master `m` down (kill -9) for `d`, then back with its data.

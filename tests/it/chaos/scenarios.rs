@@ -182,6 +182,13 @@ fn chaos_holders_killed_and_frozen_past_their_ttl() {
         ..Params::new(8, 1, SEED + 4)
     };
     let mut w = World::start(p);
+    // A late write certainly refused by the fencing token (see the fault):
+    // the schedule's freezes below only may have one (a holder frozen
+    // after its last write has none to refuse).
+    assert!(
+        w.freeze_holder_until_passed_on(Duration::from_secs(20)),
+        "no holder was frozen before its last write while the lock passed on"
+    );
     schedule(&mut w, Duration::from_secs(22), |w| {
         if w.rng.chance(0.5) {
             w.kill_holder();
