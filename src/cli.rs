@@ -210,7 +210,7 @@ pub struct Target {
     ///
     /// The lock lives at exactly this Redis key.
     #[arg(short, long, env = "REDLOCK_KEY", value_name = "KEY")]
-    pub key: Option<String>,
+    pub(crate) key: Option<String>,
 
     /// Redis URL; repeat for a Redlock quorum, which is not failover
     ///
@@ -238,7 +238,7 @@ pub struct Target {
         default_value = "redis://127.0.0.1:6379",
         hide_env_values = true
     )]
-    pub redis: Vec<String>,
+    pub(crate) redis: Vec<String>,
 
     /// Read the Redis URLs from a private file: no password in argv or env
     ///
@@ -250,31 +250,31 @@ pub struct Target {
     /// REDLOCK_REDIS), so a redlock-run inside it finds the same servers.
     /// Not with --redis; overrides REDLOCK_REDIS.
     #[arg(long, env = "REDLOCK_REDIS_FILE", value_name = "PATH")]
-    pub redis_file: Option<PathBuf>,
+    pub(crate) redis_file: Option<PathBuf>,
 }
 
 /// Logging on stderr.
 #[derive(Debug, Clone, Args)]
-pub struct LogArgs {
+pub(crate) struct LogArgs {
     /// More output on stderr (repeatable)
     ///
     /// Without -v/-q, REDLOCK_LOG (a level or a tracing filter) sets it.
     #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
-    pub verbose: u8,
+    pub(crate) verbose: u8,
 
     /// Less output on stderr (repeatable).
     #[arg(short, long, action = ArgAction::Count)]
-    pub quiet: u8,
+    pub(crate) quiet: u8,
 
     /// Log line format
     ///
     /// One line per event; json for log shippers.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
-    pub log_format: LogFormat,
+    pub(crate) log_format: LogFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     Text,
     Json,
 }
@@ -336,7 +336,7 @@ pub struct ReplicaArgs {
 
 /// How long an attempt to take the lock waits for each server.
 #[derive(Debug, Clone, Args)]
-pub struct ConnectArgs {
+pub(crate) struct ConnectArgs {
     /// How long one request to take the lock may wait for a server
     ///
     /// Connecting included, at most ttl/2: a server that has not answered
@@ -345,7 +345,7 @@ pub struct ConnectArgs {
     /// bound, derived from --ttl.
     // In --help only: -h fits on one screen.
     #[arg(long, env = "REDLOCK_CONNECT_TIMEOUT", default_value = "2s", value_parser = positive_duration, value_name = "DURATION", hide_short_help = true)]
-    pub connect_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
 }
 
 /// The command to run: an argv after `--`, or a shell command line.
@@ -353,24 +353,24 @@ pub struct ConnectArgs {
 pub struct CommandArgs {
     /// Run CMDLINE with `/bin/sh -c` instead of a `--` argv.
     #[arg(short = 'c', long, value_name = "CMDLINE", conflicts_with = "command")]
-    pub shell: Option<String>,
+    pub(crate) shell: Option<String>,
 
     /// The command and its arguments, passed to execvp untouched (no shell).
     #[arg(last = true, value_name = "COMMAND")]
-    pub command: Vec<OsString>,
+    pub(crate) command: Vec<OsString>,
 
     /// A label stored with the lock and shown by `status` (not a secret)
     ///
     /// What this run is, for the operator.
     #[arg(long, value_name = "TEXT")]
-    pub label: Option<String>,
+    pub(crate) label: Option<String>,
 
     /// Store the whole command line with the lock, not only its program
     ///
     /// Shown by `status` on any host that can read this Redis. By default
     /// only the program's name is stored: arguments often carry tokens.
     #[arg(long)]
-    pub record_args: bool,
+    pub(crate) record_args: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -386,10 +386,10 @@ pub struct RunArgs {
     /// second shows its progress on stderr (who holds the lock, for how
     /// long we waited, our place in the queue); -q silences it.
     #[arg(short, long, env = "REDLOCK_TIMEOUT", default_value = "0s", value_parser = timeout, value_name = "DURATION")]
-    pub timeout: Timeout,
+    pub(crate) timeout: Timeout,
 
     #[command(flatten)]
-    pub connect: ConnectArgs,
+    pub(crate) connect: ConnectArgs,
 
     #[command(flatten)]
     pub lease: LeaseArgs,
@@ -401,13 +401,13 @@ pub struct RunArgs {
     ///
     /// Pick one the command never exits with, to tell the two apart.
     #[arg(short = 'E', long, default_value_t = exit::CONFLICT, value_name = "N")]
-    pub conflict_exit_code: u8,
+    pub(crate) conflict_exit_code: u8,
 
     #[command(flatten)]
     pub command: CommandArgs,
 
     #[command(flatten)]
-    pub log: LogArgs,
+    pub(crate) log: LogArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -420,24 +420,24 @@ pub struct ScheduleArgs {
     ///
     /// Ticks fall on wall-clock multiples of it since the Unix epoch, so every host agrees which tick is which.
     #[arg(long, value_parser = duration, value_name = "DURATION")]
-    pub every: Option<Duration>,
+    pub(crate) every: Option<Duration>,
 
     /// Cron expression instead of --every
     ///
     /// 6 fields (with seconds, e.g.
     /// '*/10 * * * * *') or 5 (minute first); no year field.
     #[arg(long, value_name = "EXPR")]
-    pub cron: Option<String>,
+    pub(crate) cron: Option<String>,
 
     /// Time zone for --cron, an IANA name such as Europe/Paris [default: UTC].
     #[arg(long, requires = "cron", value_name = "TZ")]
-    pub tz: Option<String>,
+    pub(crate) tz: Option<String>,
 
     #[command(flatten)]
     pub lease: LeaseArgs,
 
     #[command(flatten)]
-    pub connect: ConnectArgs,
+    pub(crate) connect: ConnectArgs,
 
     #[command(flatten)]
     pub replicas: ReplicaArgs,
@@ -446,7 +446,7 @@ pub struct ScheduleArgs {
     pub command: CommandArgs,
 
     #[command(flatten)]
-    pub log: LogArgs,
+    pub(crate) log: LogArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -456,10 +456,10 @@ pub struct StatusArgs {
 
     /// Print one JSON object instead of text.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 
     #[command(flatten)]
-    pub log: LogArgs,
+    pub(crate) log: LogArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -469,16 +469,16 @@ pub struct ReleaseArgs {
 
     /// Really delete the lock, whoever holds it.
     #[arg(long)]
-    pub force: bool,
+    pub(crate) force: bool,
 
     /// Retire KEY: remove everything kept for it (fencing counter, run
     /// history, tick claim, stored --limit, ...), never while it is held or
     /// waited for (exit 75). Fencing tokens issued later still rise.
     #[arg(long, conflicts_with = "force")]
-    pub forget: bool,
+    pub(crate) forget: bool,
 
     #[command(flatten)]
-    pub log: LogArgs,
+    pub(crate) log: LogArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -487,7 +487,7 @@ pub struct ListArgs {
     ///
     /// `*`, `?`, `[abc]`, `\` escapes.
     #[arg(default_value = "*", value_name = "PATTERN")]
-    pub pattern: String,
+    pub(crate) pattern: String,
 
     /// Redis URL; repeat for a Redlock quorum, which is not failover
     ///
@@ -506,24 +506,24 @@ pub struct ListArgs {
     /// Read the Redis URLs from this file instead, as for the other
     /// commands (see `redlock-run --help`).
     #[arg(long, env = "REDLOCK_REDIS_FILE", value_name = "PATH")]
-    pub redis_file: Option<PathBuf>,
+    pub(crate) redis_file: Option<PathBuf>,
 
     /// Print one JSON array of objects shaped like `status --json`.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 
     /// Show at most this many locks.
     #[arg(long, default_value_t = 1000, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..))]
-    pub max: u32,
+    pub(crate) max: u32,
 
     #[command(flatten)]
-    pub log: LogArgs,
+    pub(crate) log: LogArgs,
 }
 
 /// `--timeout`: a bounded wait, or forever.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Timeout {
+pub(crate) enum Timeout {
     After(Duration),
     Never,
 }

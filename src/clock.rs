@@ -22,27 +22,27 @@ use tokio::io::unix::AsyncFd;
 pub struct BootInstant(Duration);
 
 impl BootInstant {
-    pub fn now() -> Self {
+    pub(crate) fn now() -> Self {
         let ts =
             clock_gettime(ClockId::CLOCK_BOOTTIME).expect("CLOCK_BOOTTIME is always available");
         BootInstant(Duration::from(ts))
     }
 
     /// Time from now until `self`, zero if it has passed.
-    pub fn remaining(self) -> Duration {
+    pub(crate) fn remaining(self) -> Duration {
         self.0.saturating_sub(Self::now().0)
     }
 
-    pub fn elapsed(self) -> Duration {
+    pub(crate) fn elapsed(self) -> Duration {
         Self::now().0.saturating_sub(self.0)
     }
 
     /// Nanoseconds since boot (for the page shared with the guardian).
-    pub fn as_nanos(self) -> u64 {
+    pub(crate) fn as_nanos(self) -> u64 {
         self.0.as_nanos().min(u128::from(u64::MAX)) as u64
     }
 
-    pub fn saturating_sub(self, d: Duration) -> Self {
+    pub(crate) fn saturating_sub(self, d: Duration) -> Self {
         BootInstant(self.0.saturating_sub(d))
     }
 }

@@ -50,14 +50,14 @@ pub(crate) const RENEW_ALLOWANCE: Duration = Duration::from_millis(100);
 pub struct Endpoint {
     /// The data node's address and settings (user, password, db, TLS);
     /// for Sentinel and Cluster, the first listed address.
-    pub info: ConnectionInfo,
-    pub display: String,
-    pub topology: Topology,
+    pub(crate) info: ConnectionInfo,
+    pub(crate) display: String,
+    pub(crate) topology: Topology,
 }
 
 /// How the server behind an [`Endpoint`] is found.
 #[derive(Debug, Clone)]
-pub enum Topology {
+pub(crate) enum Topology {
     /// The URL names the master itself.
     Single,
     /// The primary of `service`, found through these Sentinels (and found
@@ -137,7 +137,7 @@ impl Endpoint {
     }
 
     /// One node's connection info from a plain URL, checked.
-    pub fn node_info(url: &str, display: &str) -> Result<ConnectionInfo, Failure> {
+    pub(crate) fn node_info(url: &str, display: &str) -> Result<ConnectionInfo, Failure> {
         let info = url
             .into_connection_info()
             .map_err(|_| Failure::Usage(format!("invalid Redis URL {display:?}")))?;
@@ -151,7 +151,7 @@ impl Endpoint {
         Ok(info.set_redis_settings(redis))
     }
 
-    pub fn is_tls(&self) -> bool {
+    pub(crate) fn is_tls(&self) -> bool {
         matches!(self.info.addr(), ConnectionAddr::TcpTls { .. })
     }
 }
@@ -212,7 +212,11 @@ impl Lease {
     /// lease can expire (--ttl less the drift allowance). So
     /// `2 x refresh + 100ms + wait + kill_after + 100ms + drift <= ttl`.
     /// Returns the longest --kill-after that fits, or None if nothing does.
-    pub fn grace_budget(ttl: Duration, refresh: Duration, wait: Duration) -> Option<Duration> {
+    pub(crate) fn grace_budget(
+        ttl: Duration,
+        refresh: Duration,
+        wait: Duration,
+    ) -> Option<Duration> {
         ttl.checked_sub(drift(ttl))?
             .checked_sub(KILL_MARGIN)?
             .checked_sub(RENEW_ALLOWANCE)?
@@ -239,29 +243,37 @@ impl Lease {
     }
 
     /// How long one `WAIT` for `--wait-replicas` may take (0 without it).
-    pub fn wait_timeout(&self) -> Duration {
+    pub(crate) fn wait_timeout(&self) -> Duration {
         wait_timeout(self.ttl, self.wait_replicas)
     }
 
     /// Allowance for clock drift between us and Redis (the Redlock paper's
     /// 1% of the TTL plus 2 ms).
-    pub fn drift(&self) -> Duration {
+    pub(crate) fn drift(&self) -> Duration {
         drift(self.ttl)
+    }
+
+    /// Until when a lease granted or renewed by requests sent at `sent_at`
+    /// is certainly ours: the TTL from the send time (Redis started the
+    /// key's clock after it), less the drift allowance. The one place the
+    /// validity is worked out, for an acquisition and for a renewal.
+    pub fn valid_until(&self, sent_at: BootInstant) -> BootInstant {
+        (sent_at + self.ttl).saturating_sub(self.drift())
     }
 
     /// When the command's group gets SIGKILL, for a lease certainly ours
     /// until `valid_until`: [`KILL_MARGIN`] before it.
-    pub fn kill_at(&self, valid_until: BootInstant) -> BootInstant {
+    pub(crate) fn kill_at(&self, valid_until: BootInstant) -> BootInstant {
         valid_until.saturating_sub(KILL_MARGIN)
     }
 
     /// When it gets SIGTERM: --kill-after before the SIGKILL.
-    pub fn term_at(&self, valid_until: BootInstant) -> BootInstant {
+    pub(crate) fn term_at(&self, valid_until: BootInstant) -> BootInstant {
         self.kill_at(valid_until).saturating_sub(self.kill_after)
     }
 
     /// How long one Redis request may take before we give up on it.
-    pub fn io_timeout(&self) -> Duration {
+    pub(crate) fn io_timeout(&self) -> Duration {
         (self.ttl / 2).min(Duration::from_secs(5))
     }
 }
@@ -379,14 +391,14 @@ pub fn min_ttl(wait_replicas: u32) -> Option<Duration> {
 /// The program to run, as an argv, and what is stored about it.
 #[derive(Debug, Clone)]
 pub struct Program {
-    pub argv: Vec<OsString>,
+    pub(crate) argv: Vec<OsString>,
     /// Given as `--shell` (argv is `/bin/sh -c LINE`).
-    pub shell: bool,
-    pub label: Option<String>,
-    pub record_args: bool,
+    pub(crate) shell: bool,
+    pub(crate) label: Option<String>,
+    pub(crate) record_args: bool,
     /// With `--redis-file`: the file's path, given to the command as
     /// REDLOCK_REDIS_FILE, in place of REDLOCK_REDIS (see `child::spawn`).
-    pub redis_file: Option<PathBuf>,
+    pub(crate) redis_file: Option<PathBuf>,
 }
 
 impl Program {
@@ -424,7 +436,7 @@ impl Program {
 
     /// The program, run with the servers of `place`: given the
     /// `--redis-file` path, if the servers came from one.
-    pub fn for_place(self, place: &Place) -> Self {
+    pub(crate) fn for_place(self, place: &Place) -> Self {
         Program {
             redis_file: place.redis_file.clone(),
             ..self
@@ -434,7 +446,7 @@ impl Program {
     /// What is stored with the lock in `command` (docs/guarantees.md,
     /// guarantee 9): the program's name as given (`sh -c` for `--shell`),
     /// or with `--record-args` the whole command line (lossy, truncated).
-    pub fn stored(&self) -> String {
+    pub(crate) fn stored(&self) -> String {
         if !self.record_args {
             return if self.shell {
                 "sh -c".into()
@@ -459,11 +471,11 @@ impl Program {
 /// The key and the servers, checked.
 #[derive(Debug, Clone)]
 pub struct Place {
-    pub key: String,
-    pub endpoints: Vec<Endpoint>,
+    pub(crate) key: String,
+    pub(crate) endpoints: Vec<Endpoint>,
     /// With `--redis-file`: the file's absolute path, which the command is
     /// given (REDLOCK_REDIS_FILE) instead of the URLs.
-    pub redis_file: Option<PathBuf>,
+    pub(crate) redis_file: Option<PathBuf>,
 }
 
 impl Place {

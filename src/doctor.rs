@@ -46,11 +46,11 @@ impl Level {
 /// One check's result.
 #[derive(Debug, Clone)]
 pub(crate) struct Check {
-    pub name: &'static str,
-    pub level: Level,
-    pub detail: String,
+    pub(crate) name: &'static str,
+    pub(crate) level: Level,
+    pub(crate) detail: String,
     /// What to do about it (empty when nothing is to be done).
-    pub fix: String,
+    pub(crate) fix: String,
 }
 
 fn check(name: &'static str, level: Level, detail: impl Into<String>, fix: &str) -> Check {

@@ -110,7 +110,7 @@ pub enum Failure {
 impl Failure {
     /// Instances disagree on `--limit` for `key`: ours is `asked`, its
     /// holders or waiters use `stored` (0: some N above 1).
-    pub fn limit_mismatch(key: &str, asked: u32, stored: u64) -> Failure {
+    pub(crate) fn limit_mismatch(key: &str, asked: u32, stored: u64) -> Failure {
         let theirs = match stored {
             0 => "a --limit above 1".to_string(),
             n => format!("--limit {n}"),
@@ -122,7 +122,7 @@ impl Failure {
     }
 
     /// `release` of `key` without `--force` (a usage error).
-    pub fn unforced(key: &str) -> Failure {
+    pub(crate) fn unforced(key: &str) -> Failure {
         Failure::Usage(format!(
             "refusing to release {key:?} without --force: this deletes the lock whoever holds it \
              (every holder of a --limit lock)"
@@ -131,7 +131,7 @@ impl Failure {
 
     /// `release --forget` of a key in use: `why` is "held by ..." or
     /// "waited for".
-    pub fn not_forgetting(key: &str, why: &str) -> Failure {
+    pub(crate) fn not_forgetting(key: &str, why: &str) -> Failure {
         Failure::InUse(format!(
             "lock {key:?} is {why}: not forgetting a key in use; stop what uses it (or \
              release --force it) first"
@@ -140,7 +140,7 @@ impl Failure {
 
     /// The exit code for this failure; `conflict` is `--conflict-exit-code`.
     /// Only the entry asks (`outcome::exit_code`).
-    pub fn code(&self, conflict: u8) -> i32 {
+    pub(crate) fn code(&self, conflict: u8) -> i32 {
         match self {
             Failure::Conflict { .. } | Failure::InUse(_) => conflict.into(),
             Failure::Unavailable(_) => UNAVAILABLE.into(),

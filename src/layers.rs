@@ -1,5 +1,6 @@
 //! Checks on the shape of `src/` that the compiler does not make: no import
-//! cycle between top-level modules, no public module (what is public is
+//! cycle between top-level modules, the lock and the supervisor free of
+//! clap's types, no public module (what is public is
 //! re-exported by `lib.rs`), and no function over 80 lines without a reason
 //! written above it (`// Over 80 lines: <why>`).
 //!
@@ -491,6 +492,24 @@ fn no_import_cycle_between_top_level_modules() {
         found.is_empty(),
         "import cycles between modules of src/ (break each: move what both need to a module below both):\n{}",
         text.join("\n")
+    );
+}
+
+/// Modules that take plain values, never the command line's clap types
+/// (`cli`): the lock, and the supervisor with what it drives.
+const PLAIN_VALUES: [&str; 4] = ["lock", "supervise", "guardian", "child"];
+
+#[test]
+fn the_lock_and_the_supervisor_never_use_the_command_line() {
+    let uses: Vec<String> = graph()
+        .into_iter()
+        .filter(|((from, to), _)| PLAIN_VALUES.contains(&from.as_str()) && to == "cli")
+        .map(|(_, site)| format!("  {site}"))
+        .collect();
+    assert!(
+        uses.is_empty(),
+        "these take plain values (config turns the command line into them):\n{}",
+        uses.join("\n")
     );
 }
 

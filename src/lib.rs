@@ -11,17 +11,28 @@
 //!   process group), `signals` and the lease; `guardian`, a forked process,
 //!   enforces the deadline even when this one stalls.
 //! - `exit` (the code table, the typed failures), `logging`, `urls`
-//!   (passwords hidden), `clock`, `startup`, `completions`.
+//!   (passwords hidden), `display` (escaped text, durations, stdout),
+//!   `clock`, `startup`, `completions`.
+//!
+//! No module imports one that imports it back, and every module is
+//! private: what the binary and the tests use is re-exported below
+//! (`layers` checks both, and that no function runs over 80 lines).
 //!
 //! This file holds the entry and the dispatch only: the command line is
 //! parsed once into a [`Command`] (bad input refused the way clap refuses
 //! it: `usage`), then executed, one arm per mode. Each mode returns how it
 //! ended (`outcome`); `outcome::exit_code` is the one place an exit code
 //! is picked.
+//!
+//! For contributors, ARCHITECTURE.md walks one run from `main` to the exit
+//! code, says where each decision lives, and how to add a test.
 
 // Every module is private: what is public is re-exported below. A `pub`
 // item no one outside the crate can reach is `pub(crate)`.
 #![warn(unreachable_pub)]
+// The docs are for contributors (`cargo doc --document-private-items`):
+// public items may link to private ones.
+#![allow(rustdoc::private_intra_doc_links)]
 
 mod admin;
 mod child;

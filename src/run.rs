@@ -20,14 +20,14 @@ use crate::supervise::supervise;
 /// Everything run mode needs, checked.
 #[derive(Debug, Clone)]
 pub(crate) struct RunPlan {
-    pub place: Place,
-    pub lease: Lease,
-    pub program: Program,
-    pub timeout: Timeout,
+    pub(crate) place: Place,
+    pub(crate) lease: Lease,
+    pub(crate) program: Program,
+    pub(crate) timeout: Timeout,
     /// `--connect-timeout`: the longest one master may take to answer an
     /// attempt.
-    pub connect_timeout: Duration,
-    pub conflict_exit_code: u8,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) conflict_exit_code: u8,
 }
 
 /// The description of us stored beside the lock, for `status` and for the
@@ -66,9 +66,9 @@ pub(crate) async fn run(plan: RunPlan) -> Result<RunEnd> {
 /// What runs under the lock: the key, its lease, the command.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Job<'a> {
-    pub key: &'a str,
-    pub lease: &'a Lease,
-    pub program: &'a Program,
+    pub(crate) key: &'a str,
+    pub(crate) lease: &'a Lease,
+    pub(crate) program: &'a Program,
 }
 
 impl RunPlan {

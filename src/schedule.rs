@@ -90,7 +90,7 @@ impl When {
     }
 
     /// The first tick strictly after `now_ms` (ms since the Unix epoch).
-    pub fn next_after(&self, now_ms: i64) -> Option<i64> {
+    pub(crate) fn next_after(&self, now_ms: i64) -> Option<i64> {
         match self {
             When::Every(every) => Some(next_multiple(now_ms, every.as_millis() as i64)),
             When::Cron { cron, tz } => {
@@ -105,7 +105,7 @@ impl When {
 
     /// The interval that starts at `tick`: `--every`, or the distance to
     /// the next cron time (at least 1 ms).
-    pub fn interval_at(&self, tick_ms: i64) -> Duration {
+    pub(crate) fn interval_at(&self, tick_ms: i64) -> Duration {
         match self {
             When::Every(every) => *every,
             When::Cron { .. } => {
@@ -116,7 +116,7 @@ impl When {
     }
 
     /// RFC 3339 UTC; whole seconds unless the interval has a fraction.
-    pub fn format_tick(&self, tick_ms: i64) -> String {
+    pub(crate) fn format_tick(&self, tick_ms: i64) -> String {
         let ts = Timestamp::from_millisecond(tick_ms).unwrap_or(Timestamp::UNIX_EPOCH);
         match self {
             When::Every(e) if e.subsec_millis() != 0 => format!("{ts:.3}"),
@@ -159,13 +159,13 @@ async fn sleep_until_wall(tick_ms: i64) {
 /// Everything schedule mode needs, checked.
 #[derive(Debug, Clone)]
 pub(crate) struct SchedulePlan {
-    pub place: Place,
-    pub lease: Lease,
-    pub program: Program,
-    pub when: When,
+    pub(crate) place: Place,
+    pub(crate) lease: Lease,
+    pub(crate) program: Program,
+    pub(crate) when: When,
     /// `--connect-timeout`: the longest one master may take to answer an
     /// attempt (a tick's attempt also gets at most a tenth of the interval).
-    pub connect_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
 }
 
 /// Loop over ticks until a signal stops the schedule.

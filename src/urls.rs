@@ -122,7 +122,7 @@ pub(crate) struct MultiUrl<'a> {
     /// The comma-separated `host:port` list.
     hosts: &'a str,
     /// Sentinel's service name; `None` for Cluster.
-    pub service: Option<String>,
+    pub(crate) service: Option<String>,
     db: i64,
     /// `user:password@` for the Sentinels themselves, or empty.
     sentinel_auth: String,
@@ -132,9 +132,9 @@ pub(crate) struct MultiUrl<'a> {
 /// any other.
 pub(crate) struct HostUrls {
     /// The data node: `redis://userinfo@host/db`.
-    pub node: String,
+    pub(crate) node: String,
     /// Sentinel only: the Sentinel at this address, with its credentials.
-    pub sentinel: Option<String>,
+    pub(crate) sentinel: Option<String>,
 }
 
 /// Split a [`MultiUrl`] into its parts; `scheme` is the one it starts with.

@@ -48,7 +48,7 @@ impl Locker {
     /// The I/O of an attempt; what the replies mean is decided by
     /// `Tally::decide`, what is left of a granted lease by
     /// `usable_until`, who holds a refused one by `Refusal::settle`.
-    pub async fn try_acquire_until(
+    pub(crate) async fn try_acquire_until(
         &mut self,
         token: &str,
         holder_json: &str,
@@ -432,7 +432,7 @@ pub(super) fn undo_timeout(end: Option<Instant>, now: Instant) -> Duration {
 /// still be started: with at least the kill grace and the margin left
 /// (`Lease::term_at` still ahead), or it would be stopped at once.
 fn usable_until(lease: &Lease, start: BootInstant, now: BootInstant) -> Option<BootInstant> {
-    let valid_until = (start + lease.ttl).saturating_sub(lease.drift());
+    let valid_until = lease.valid_until(start);
     (lease.term_at(valid_until) > now).then_some(valid_until)
 }
 

@@ -23,7 +23,7 @@ const FORGOTTEN: [&str; 9] = [
 
 /// What one master did with `forget.lua`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Forgot {
+pub(crate) enum Forgot {
     /// Removed these (none: there was nothing to remove).
     Removed(Vec<&'static str>),
     /// The lock is held: nothing removed.
@@ -34,7 +34,7 @@ pub enum Forgot {
 
 impl Locker {
     /// Run `forget.lua` on every master (each within `timeout`).
-    pub async fn forget(&mut self, timeout: Duration) -> Vec<Result<Forgot, NodeError>> {
+    pub(crate) async fn forget(&mut self, timeout: Duration) -> Vec<Result<Forgot, NodeError>> {
         // One EVAL with the text (not a cached script): it runs once in a
         // key's life.
         let mut pipe = redis::pipe();
@@ -53,7 +53,7 @@ impl Locker {
 
     /// schedule's tick claim on each master that answered: the tick's time
     /// (ms since the epoch) when there is one.
-    pub async fn tick_claims(&mut self, timeout: Duration) -> Vec<Option<u64>> {
+    pub(crate) async fn tick_claims(&mut self, timeout: Duration) -> Vec<Option<u64>> {
         let mut pipe = redis::pipe();
         pipe.get(&self.keys.tick);
         let results = futures_util::future::join_all(

@@ -12,7 +12,7 @@ impl Locker {
     /// Warn (once, on stderr) about an even number of masters or two URLs
     /// that reach the same server (same `run_id`). Nothing to do (and no
     /// request) with one master.
-    pub async fn check_masters(&mut self) {
+    pub(crate) async fn check_masters(&mut self) {
         let n = self.nodes.len();
         if n < 2 {
             return;

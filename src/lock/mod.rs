@@ -87,7 +87,7 @@ impl Keys {
 
     /// Where a holder's description lives: one string, or with `--limit`
     /// (`shared`) a hash by token.
-    pub fn description(&self, shared: bool) -> &str {
+    pub(crate) fn description(&self, shared: bool) -> &str {
         if shared { &self.holders } else { &self.holder }
     }
 
@@ -98,7 +98,7 @@ impl Keys {
     /// distinct keys never share a name: KIND is what follows the last
     /// `:`, and what precedes `:redlock-run:KIND` is `{KEY}` with one `}`
     /// or `{TAG}:KEY` with at least two.
-    pub fn aux(key: &str, kind: &str) -> String {
+    pub(crate) fn aux(key: &str, kind: &str) -> String {
         let tag = slot::tag_for(key);
         if tag == key {
             format!("{{{key}}}:redlock-run:{kind}")
@@ -111,11 +111,11 @@ impl Keys {
 /// A lock we hold.
 #[derive(Debug, Clone)]
 pub struct Grant {
-    pub token: String,
+    pub(crate) token: String,
     pub fencing: u64,
-    pub acquired_at: BootInstant,
+    pub(crate) acquired_at: BootInstant,
     /// Until when the lease is certainly ours (drift already subtracted).
-    pub valid_until: BootInstant,
+    pub(crate) valid_until: BootInstant,
 }
 
 /// What a redlock-run holder stores about itself next to the lock (the
@@ -145,7 +145,7 @@ impl HolderInfo {
 
     /// The description stored next to a lock holding `token`, if it is
     /// one of ours and matches.
-    pub fn parse_for(json: &str, token: &str) -> Option<Self> {
+    pub(crate) fn parse_for(json: &str, token: &str) -> Option<Self> {
         serde_json::from_str::<Self>(json)
             .ok()
             .filter(|i| i.token == token)
@@ -183,7 +183,7 @@ impl RunEntry {
 #[derive(Debug, Clone, Default)]
 pub struct Holder {
     /// The holder's description, when the holder is a redlock-run.
-    pub info: Option<HolderInfo>,
+    pub(crate) info: Option<HolderInfo>,
     /// The value stored at the key.
     pub token: String,
 }
@@ -350,32 +350,32 @@ impl Locker {
     /// A locker that never takes the lock, for `status`, `list` and
     /// `release --force`: it reads and breaks locks with one-off requests,
     /// each given [`READER_IO_TIMEOUT`].
-    pub fn reader(endpoints: &[Endpoint], key: &str) -> Self {
+    pub(crate) fn reader(endpoints: &[Endpoint], key: &str) -> Self {
         Locker::new(endpoints, key, READER_LEASE)
     }
 
     /// Point this locker at lock `key` (a reader going through the locks
     /// `list` found, on the same connections).
-    pub fn set_key(&mut self, key: &str) {
+    pub(crate) fn set_key(&mut self, key: &str) {
         self.keys = Keys::new(key);
     }
 
     /// The names of the lock's keys.
-    pub fn keys(&self) -> &Keys {
+    pub(crate) fn keys(&self) -> &Keys {
         &self.keys
     }
 
     /// The lease's timings this locker acquires and renews with.
-    pub fn lease(&self) -> &Lease {
+    pub(crate) fn lease(&self) -> &Lease {
         &self.lease
     }
 
     /// How long one request of a one-off read or repair may take.
-    pub fn io_timeout(&self) -> Duration {
+    pub(crate) fn io_timeout(&self) -> Duration {
         self.lease.io_timeout()
     }
 
-    pub fn quorum(&self) -> usize {
+    pub(crate) fn quorum(&self) -> usize {
         self.nodes.len() / 2 + 1
     }
 
@@ -385,7 +385,7 @@ impl Locker {
     /// had not run out, or the supervisor would have stopped the command).
     /// When the same server is listed twice, its second name finds the key
     /// already released, so then only another holder's value counts.
-    pub fn lost_by(&self, c: Count) -> bool {
+    pub(crate) fn lost_by(&self, c: Count) -> bool {
         let gone = if self.distinct {
             c.absent + c.taken
         } else {
@@ -398,7 +398,7 @@ impl Locker {
         self.nodes.len() > 1
     }
 
-    pub fn nodes(&self) -> &[Node] {
+    pub(crate) fn nodes(&self) -> &[Node] {
         &self.nodes
     }
 
@@ -416,7 +416,7 @@ impl Locker {
     }
 
     /// Cap the per-master timeout of acquisitions (see `timeout_cap`).
-    pub fn cap_node_timeout(&mut self, cap: Duration) {
+    pub(crate) fn cap_node_timeout(&mut self, cap: Duration) {
         self.timeout_cap = Some(cap);
     }
 

@@ -46,7 +46,7 @@ pub(super) fn transient(code: &str) -> Option<&'static str> {
 
 /// Why a request to one master failed.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum NodeError {
+pub(crate) enum NodeError {
     #[error("{name}: timed out after {after}", name = .0, after = humantime::format_duration(whole_ms(*.1)))]
     Timeout(String, Duration),
     /// A password missing or refused, or an ACL denial
@@ -71,19 +71,19 @@ pub enum NodeError {
 impl NodeError {
     /// True for failures that say nothing about the lock itself: the
     /// master could not be asked, or cannot answer for the lock now.
-    pub fn is_unreachable(&self) -> bool {
+    pub(crate) fn is_unreachable(&self) -> bool {
         !matches!(self, NodeError::Server(..))
     }
 
     /// TRYAGAIN: the key's slot is being migrated and the keys a script
     /// names are not all on this node; the node ran nothing.
-    pub fn is_slot_moving(&self) -> bool {
+    pub(crate) fn is_slot_moving(&self) -> bool {
         matches!(self, NodeError::Refused { code, .. } if code == "TRYAGAIN")
     }
 
     /// True for an ACL refusal (NOPERM): the user may not send the
     /// command, or not on these keys or channels.
-    pub fn is_denied(&self) -> bool {
+    pub(crate) fn is_denied(&self) -> bool {
         let msg = match self {
             NodeError::Auth(_, m) | NodeError::Server(_, m) => m,
             _ => return false,
@@ -117,8 +117,8 @@ fn whole_ms(d: Duration) -> Duration {
 /// How late a server may answer a timed-out `WAIT` (its timer period).
 const WAIT_LATENESS: Duration = Duration::from_millis(100);
 
-pub struct Node {
-    pub endpoint: Endpoint,
+pub(crate) struct Node {
+    pub(crate) endpoint: Endpoint,
     source: Source,
     conn: Option<Conn>,
     /// The connection a request timed out on, kept (until the next
@@ -138,7 +138,7 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn new(endpoint: Endpoint) -> Self {
+    pub(crate) fn new(endpoint: Endpoint) -> Self {
         let source = Source::new(&endpoint);
         Node {
             endpoint,
@@ -152,23 +152,23 @@ impl Node {
     }
 
     /// Talk to any server, however old (`doctor`, which reports it).
-    pub fn any_version(mut self) -> Self {
+    pub(crate) fn any_version(mut self) -> Self {
         self.check_version = false;
         self
     }
 
     /// With `--wait-replicas n`: see [`Node::eval_acked`].
-    pub fn waiting_for_replicas(mut self, n: u32, timeout: Duration) -> Self {
+    pub(crate) fn waiting_for_replicas(mut self, n: u32, timeout: Duration) -> Self {
         self.replicas = (n, timeout);
         self
     }
 
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.endpoint.display
     }
 
     /// Where this node's connections come from (for the wake-up tasks).
-    pub fn source(&self) -> &Source {
+    pub(crate) fn source(&self) -> &Source {
         &self.source
     }
 
@@ -231,7 +231,7 @@ impl Node {
     /// any request, for a write that cannot be undone (`release
     /// --force`): [`Node::request`] sends the check with the first
     /// request, which a too-old server has then already run.
-    pub async fn check_first(&mut self, timeout: Duration) -> Result<(), NodeError> {
+    pub(crate) async fn check_first(&mut self, timeout: Duration) -> Result<(), NodeError> {
         if self.conn.is_some() || !self.check_version {
             return Ok(());
         }
@@ -357,7 +357,7 @@ impl Node {
     /// connecting first if needed.
     /// A server without script flags (Redis 6.2) refuses the first one
     /// sent; from then on, scripts go without.
-    pub async fn eval<T: FromRedisValue>(
+    pub(crate) async fn eval<T: FromRedisValue>(
         &mut self,
         call: &Call<'_>,
         timeout: Duration,
@@ -401,7 +401,7 @@ impl Node {
     /// landed late would then stay for its whole --ttl. As EVAL it runs
     /// whenever the server gets to it, heard or not. After a timeout it
     /// goes on the timed-out connection too (see `timed_out`).
-    pub async fn eval_unheard<T: FromRedisValue>(
+    pub(crate) async fn eval_unheard<T: FromRedisValue>(
         &mut self,
         call: &Call<'_>,
         timeout: Duration,
@@ -431,7 +431,7 @@ impl Node {
     /// for `--wait-replicas` replicas to acknowledge it ([`Node::ack`]):
     /// without enough acknowledgements it fails like an outage, so a grant
     /// is undone and a renewal counts as failed.
-    pub async fn eval_acked<T: FromRedisValue>(
+    pub(crate) async fn eval_acked<T: FromRedisValue>(
         &mut self,
         call: &Call<'_>,
         timeout: Duration,
@@ -446,7 +446,7 @@ impl Node {
     }
 
     /// Run a plain command (or pipeline) within `timeout`.
-    pub async fn query<T: FromRedisValue>(
+    pub(crate) async fn query<T: FromRedisValue>(
         &mut self,
         pipe: &redis::Pipeline,
         timeout: Duration,

@@ -9,7 +9,7 @@ use super::{Locker, NodeError, scripts};
 
 /// What the masters said to [`Locker::check_access`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Probe {
+pub(crate) enum Probe {
     /// A quorum of masters answered, and too few refused us to matter.
     Ready,
     /// Too many masters refused us for a quorum ever to be possible (a
@@ -22,7 +22,7 @@ pub enum Probe {
 impl Locker {
     /// Run `lua/probe.lua` on every master (each within `timeout`). A
     /// master that refuses while a quorum remains is warned about.
-    pub async fn check_access(&mut self, timeout: Duration) -> Probe {
+    pub(crate) async fn check_access(&mut self, timeout: Duration) -> Probe {
         // One EVAL with the text (not a cached script): it runs once per
         // start.
         let mut pipe = redis::pipe();

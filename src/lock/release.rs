@@ -26,7 +26,7 @@ impl Locker {
 
     /// Record a run that did not end with our own release (the lock was
     /// lost), replacing an entry with the same fencing token. Best effort.
-    pub async fn record(&mut self, entry: &str, fencing: u64) {
+    pub(crate) async fn record(&mut self, entry: &str, fencing: u64) {
         let timeout = self.lease.io_timeout().min(Duration::from_secs(2));
         let call = scripts::record(&self.keys, entry, fencing);
         let _ = on_all(&mut self.nodes, &call, timeout).await;
@@ -40,7 +40,7 @@ impl Locker {
     }
 
     /// [`leave`](Self::leave), waiting at most `timeout` for each master.
-    pub async fn leave_within(&mut self, token: &str, waiter: &str, timeout: Duration) {
+    pub(crate) async fn leave_within(&mut self, token: &str, waiter: &str, timeout: Duration) {
         let timeout = self.node_timeout().min(timeout);
         let publish = self.publish_command();
         let call = scripts::leave(&self.keys, self.lease.limit, token, waiter, publish);

@@ -48,7 +48,7 @@ impl Locker {
                 why.to_string()
             });
         }
-        let valid_until = (start + self.lease.ttl).saturating_sub(self.lease.drift());
+        let valid_until = self.lease.valid_until(start);
         if yes >= quorum && valid_until > BootInstant::now() {
             return Renewal::Extended { valid_until };
         }

@@ -17,17 +17,17 @@ const HOLDER_SUFFIX: &str = ":redlock-run:holder";
 
 /// What a scan found.
 #[derive(Debug, Default)]
-pub struct Found {
+pub(crate) struct Found {
     /// Lock keys, sorted, at most the cap.
-    pub keys: Vec<String>,
+    pub(crate) keys: Vec<String>,
     /// More matched than the cap.
-    pub capped: bool,
+    pub(crate) capped: bool,
     /// Per master, in order: scanned (to the end or to the cap), or why not.
-    pub masters: Vec<Result<(), String>>,
+    pub(crate) masters: Vec<Result<(), String>>,
 }
 
 impl Found {
-    pub fn reachable(&self) -> usize {
+    pub(crate) fn reachable(&self) -> usize {
         self.masters.iter().filter(|m| m.is_ok()).count()
     }
 }
@@ -47,7 +47,7 @@ fn scan_error(name: &str, e: super::NodeError) -> String {
 impl Locker {
     /// The keys matching the glob `pattern` (Redis glob syntax) of locks
     /// with a holder description, on any master; at most `max`.
-    pub async fn scan_locks(&mut self, pattern: &str, max: usize) -> Found {
+    pub(crate) async fn scan_locks(&mut self, pattern: &str, max: usize) -> Found {
         let timeout = self.lease.io_timeout();
         // The two shapes of names (Keys::aux): `{KEY}:redlock-run:holder`
         // for keys without `}`, `{TAG}:KEY:redlock-run:holder` otherwise;
@@ -102,7 +102,7 @@ impl Locker {
     /// Live waiters of each lock in `keys` (subscribers to its wake-up
     /// channel; every waiter subscribes on every master): the most any
     /// master counts, None when no master answered.
-    pub async fn waiters(&mut self, keys: &[String]) -> Vec<Option<u64>> {
+    pub(crate) async fn waiters(&mut self, keys: &[String]) -> Vec<Option<u64>> {
         let timeout = self.lease.io_timeout();
         let mut pipe = redis::pipe();
         let numsub = pipe.cmd("PUBSUB").arg("NUMSUB");

@@ -26,7 +26,7 @@ const PRELUDE: &str = include_str!("lua/prelude.lua");
 /// is sent the script without that line.
 pub struct Lua {
     pub name: &'static str,
-    pub body: &'static str,
+    pub(crate) body: &'static str,
     flagged: OnceLock<Script>,
     plain: OnceLock<Script>,
 }
@@ -50,7 +50,8 @@ impl Lua {
     }
 
     /// The file without its flags line: the header comes first.
-    pub fn text(&self) -> &'static str {
+    #[cfg(test)]
+    pub(crate) fn text(&self) -> &'static str {
         self.split().1
     }
 
@@ -63,7 +64,7 @@ impl Lua {
     }
 
     /// The text [`Lua::script`] sends (and hashes for EVALSHA).
-    pub fn source(&self, flags: bool) -> String {
+    pub(crate) fn source(&self, flags: bool) -> String {
         let (shebang, rest) = self.split();
         if flags && !shebang.is_empty() {
             [shebang, "\n", PRELUDE, rest].concat()
@@ -75,28 +76,30 @@ impl Lua {
 
 /// Whether a server refused a script for its flags line: a server
 /// without script flags (Redis 6.2) compiles `#!lua` as Lua.
-pub fn refused_flags(message: &str) -> bool {
+pub(crate) fn refused_flags(message: &str) -> bool {
     message.contains("Error compiling script") && message.contains("near '#'")
 }
 
-pub static ACQUIRE: Lua = Lua::new("acquire", include_str!("lua/acquire.lua"));
-pub static ACQUIRE_N: Lua = Lua::new("acquire_n", include_str!("lua/acquire_n.lua"));
-pub static EXTEND: Lua = Lua::new("extend", include_str!("lua/extend.lua"));
-pub static EXTEND_N: Lua = Lua::new("extend_n", include_str!("lua/extend_n.lua"));
-pub static RECORD: Lua = Lua::new("record", include_str!("lua/record.lua"));
-pub static RELEASE: Lua = Lua::new("release", include_str!("lua/release.lua"));
-pub static RELEASE_N: Lua = Lua::new("release_n", include_str!("lua/release_n.lua"));
-pub static UNDO: Lua = Lua::new("undo", include_str!("lua/undo.lua"));
-pub static UNDO_N: Lua = Lua::new("undo_n", include_str!("lua/undo_n.lua"));
-pub static COMMIT: Lua = Lua::new("commit", include_str!("lua/commit.lua"));
-pub static LEAVE: Lua = Lua::new("leave", include_str!("lua/leave.lua"));
-pub static LEAVE_N: Lua = Lua::new("leave_n", include_str!("lua/leave_n.lua"));
-pub static FORCE_RELEASE: Lua = Lua::new("force_release", include_str!("lua/force_release.lua"));
-pub static FORGET: Lua = Lua::new("forget", include_str!("lua/forget.lua"));
-pub static PROBE: Lua = Lua::new("probe", include_str!("lua/probe.lua"));
+pub(crate) static ACQUIRE: Lua = Lua::new("acquire", include_str!("lua/acquire.lua"));
+pub(crate) static ACQUIRE_N: Lua = Lua::new("acquire_n", include_str!("lua/acquire_n.lua"));
+pub(crate) static EXTEND: Lua = Lua::new("extend", include_str!("lua/extend.lua"));
+pub(crate) static EXTEND_N: Lua = Lua::new("extend_n", include_str!("lua/extend_n.lua"));
+pub(crate) static RECORD: Lua = Lua::new("record", include_str!("lua/record.lua"));
+pub(crate) static RELEASE: Lua = Lua::new("release", include_str!("lua/release.lua"));
+pub(crate) static RELEASE_N: Lua = Lua::new("release_n", include_str!("lua/release_n.lua"));
+pub(crate) static UNDO: Lua = Lua::new("undo", include_str!("lua/undo.lua"));
+pub(crate) static UNDO_N: Lua = Lua::new("undo_n", include_str!("lua/undo_n.lua"));
+pub(crate) static COMMIT: Lua = Lua::new("commit", include_str!("lua/commit.lua"));
+pub(crate) static LEAVE: Lua = Lua::new("leave", include_str!("lua/leave.lua"));
+pub(crate) static LEAVE_N: Lua = Lua::new("leave_n", include_str!("lua/leave_n.lua"));
+pub(crate) static FORCE_RELEASE: Lua =
+    Lua::new("force_release", include_str!("lua/force_release.lua"));
+pub(crate) static FORGET: Lua = Lua::new("forget", include_str!("lua/forget.lua"));
+pub(crate) static PROBE: Lua = Lua::new("probe", include_str!("lua/probe.lua"));
 
-/// Every script.
-pub static ALL: [&Lua; 15] = [
+/// Every script (for the tests that read them).
+#[cfg(test)]
+pub(crate) static ALL: [&Lua; 15] = [
     &ACQUIRE,
     &ACQUIRE_N,
     &EXTEND,
@@ -152,7 +155,7 @@ impl<'a> Call<'a> {
     /// The call as one `EVAL` with the script's whole text, without its
     /// flags line (every server runs that): for scripts sent once in a
     /// while, or whose reply may go unheard (no NOSCRIPT round trip).
-    pub fn eval_cmd(&self) -> redis::Cmd {
+    pub(crate) fn eval_cmd(&self) -> redis::Cmd {
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(self.lua.source(false)).arg(self.keys.len());
         for k in self.keys() {
@@ -165,7 +168,7 @@ impl<'a> Call<'a> {
     }
 
     /// KEYS[1]: the key the call is about (a `WAIT` after it names it).
-    pub fn first_key(&self) -> &str {
+    pub(crate) fn first_key(&self) -> &str {
         self.keys.first().map_or("", |(_, v)| v)
     }
 }
@@ -383,7 +386,7 @@ pub fn force_release<'a>(keys: &'a Keys, publish_cmd: &'static str) -> Call<'a> 
 }
 
 /// Retire a key (`forget.lua`, `release --forget`).
-pub fn forget(keys: &Keys) -> Call<'_> {
+pub(crate) fn forget(keys: &Keys) -> Call<'_> {
     Call::new(&FORGET)
         .key("lock_key", &keys.lock)
         .key("holder_key", &keys.holder)
@@ -398,7 +401,7 @@ pub fn forget(keys: &Keys) -> Call<'_> {
 }
 
 /// `schedule`'s look at start (`probe.lua`: writes nothing).
-pub fn probe(keys: &Keys) -> Call<'_> {
+pub(crate) fn probe(keys: &Keys) -> Call<'_> {
     Call::new(&PROBE)
         .key("lock_key", &keys.lock)
         .key("fence_key", &keys.fence)

@@ -18,9 +18,9 @@ pub(crate) const OLDEST_VALKEY: (u32, u32) = (7, 2);
 /// A server as it names itself: `Valkey 9.1.2`, `Redis 6.2.14`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Server {
-    pub valkey: bool,
+    pub(crate) valkey: bool,
     /// The version as the server gives it.
-    pub version: String,
+    pub(crate) version: String,
 }
 
 impl Server {

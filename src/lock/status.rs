@@ -12,26 +12,26 @@ use super::{Holder, HolderInfo, Locker, RunEntry};
 
 /// What one master says about the lock.
 #[derive(Debug, Clone)]
-pub struct MasterState {
-    pub name: String,
+pub(crate) struct MasterState {
+    pub(crate) name: String,
     /// The holder (with `--limit`, the one whose lease ends first); None
     /// when free; Err when the master could not be asked or read.
-    pub value: Result<Option<Snapshot>, String>,
+    pub(crate) value: Result<Option<Snapshot>, String>,
     /// Every live holder: with `--limit`, the members of the sorted set
     /// whose lease has not ended by Redis's clock; else the one holder.
-    pub holders: Vec<Snapshot>,
+    pub(crate) holders: Vec<Snapshot>,
     /// KEY is a `--limit` sorted set here.
-    pub shared: bool,
+    pub(crate) shared: bool,
     /// The N of `--limit` stored for the key's holders and waiters.
-    pub limit: Option<u64>,
-    pub fencing_token: Option<u64>,
+    pub(crate) limit: Option<u64>,
+    pub(crate) fencing_token: Option<u64>,
     /// Its run history (JSON entries, newest first).
-    pub history: Vec<String>,
+    pub(crate) history: Vec<String>,
 }
 
 impl MasterState {
     /// A master that could not be asked or read.
-    pub fn failed(name: String, why: String) -> Self {
+    pub(crate) fn failed(name: String, why: String) -> Self {
         MasterState {
             name,
             value: Err(why),
@@ -46,30 +46,30 @@ impl MasterState {
 
 /// One holder as one master holds it.
 #[derive(Debug, Clone)]
-pub struct Snapshot {
-    pub holder: Holder,
+pub(crate) struct Snapshot {
+    pub(crate) holder: Holder,
     /// Remaining lease in ms; None when the key has no expiry.
-    pub ttl_ms: Option<u64>,
+    pub(crate) ttl_ms: Option<u64>,
     /// This holder's fencing token, where it is known: with `--limit`
     /// from its description; with one holder, [`Status::holders`] fills
     /// in the counter.
-    pub fencing_token: Option<u64>,
+    pub(crate) fencing_token: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
-pub struct Status {
-    pub key: String,
-    pub masters: Vec<MasterState>,
-    pub quorum: usize,
+pub(crate) struct Status {
+    pub(crate) key: String,
+    pub(crate) masters: Vec<MasterState>,
+    pub(crate) quorum: usize,
 }
 
 impl Status {
-    pub fn reachable(&self) -> usize {
+    pub(crate) fn reachable(&self) -> usize {
         self.masters.iter().filter(|m| m.value.is_ok()).count()
     }
 
     /// The snapshot held (same token) on a quorum of masters, if any.
-    pub fn held(&self) -> Option<&Snapshot> {
+    pub(crate) fn held(&self) -> Option<&Snapshot> {
         let snaps: Vec<&Snapshot> = self
             .masters
             .iter()
@@ -87,7 +87,7 @@ impl Status {
     /// No trace of the key on any master (all of them answered): no lock,
     /// no fencing counter, no run history, no stored `--limit` (a typo in a
     /// key's name looks like this).
-    pub fn never_used(&self) -> bool {
+    pub(crate) fn never_used(&self) -> bool {
         self.reachable() == self.masters.len()
             && self.answered().all(|m| {
                 matches!(m.value, Ok(None))
@@ -99,14 +99,14 @@ impl Status {
     }
 
     /// KEY is a `--limit` lock (a sorted set of holders) on some master.
-    pub fn is_shared(&self) -> bool {
+    pub(crate) fn is_shared(&self) -> bool {
         self.answered().any(|m| m.shared)
     }
 
     /// The N of `--limit` the key is used with: what is stored for its
     /// holders and waiters; for a one-holder lock or an unused key without
     /// a stored N, 1; None for a `--limit` lock whose N is not stored.
-    pub fn limit(&self) -> Option<u64> {
+    pub(crate) fn limit(&self) -> Option<u64> {
         let stored = self.answered().filter_map(|m| m.limit).max();
         if self.is_shared() {
             stored
@@ -119,7 +119,7 @@ impl Status {
     /// the order they acquired (by fencing token). With one holder: the
     /// one [`Status::held`] names, with the counter as its fencing token
     /// (exact unless some master did not answer).
-    pub fn holders(&self) -> Vec<Snapshot> {
+    pub(crate) fn holders(&self) -> Vec<Snapshot> {
         if !self.is_shared() {
             let exact = self
                 .fencing()
@@ -167,7 +167,7 @@ impl Status {
     /// holder's token). When some masters did not answer, only an upper
     /// bound is known: among the `r` that answered, at least `r - (n -
     /// quorum)` are in the quorum that carries the last token.
-    pub fn fencing(&self) -> Option<(u64, FenceKind)> {
+    pub(crate) fn fencing(&self) -> Option<(u64, FenceKind)> {
         let n = self.masters.len();
         let mut counters: Vec<u64> = self
             .masters
@@ -194,7 +194,7 @@ impl Status {
     /// The run history as the masters tell it, newest first: one entry per
     /// run (fencing token); where masters disagree about a run, `lost`
     /// wins (the release that recorded it did not reach a quorum).
-    pub fn last_runs(&self) -> Vec<RunEntry> {
+    pub(crate) fn last_runs(&self) -> Vec<RunEntry> {
         let mut runs: Vec<RunEntry> = Vec::new();
         for m in self.masters.iter().filter(|m| m.value.is_ok()) {
             for e in &m.history {
@@ -219,7 +219,7 @@ impl Status {
 
 /// What [`Status::fencing`]'s value means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FenceKind {
+pub(crate) enum FenceKind {
     /// One master: the last token issued.
     LastIssued,
     /// Every master answered: the highest value a quorum of them reached;
@@ -231,7 +231,7 @@ pub enum FenceKind {
 
 impl FenceKind {
     /// The name `status --json` gives it.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             FenceKind::LastIssued => "last_issued",
             FenceKind::QuorumBound => "quorum_bound",
@@ -241,7 +241,7 @@ impl FenceKind {
 }
 
 impl Locker {
-    pub async fn status(&mut self) -> Status {
+    pub(crate) async fn status(&mut self) -> Status {
         let timeout = self.lease.io_timeout();
         let k = &self.keys;
         // Replies in the order [`read`] takes them. Per-command errors

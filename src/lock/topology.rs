@@ -25,18 +25,18 @@ use crate::config::{Endpoint, Topology};
 /// How to reach the server(s) behind one endpoint. Cheap to clone: the
 /// wake-up tasks hold their own copy.
 #[derive(Clone)]
-pub enum Source {
+pub(crate) enum Source {
     Single(Box<Client>),
     Sentinel(Arc<SentinelSource>),
     Cluster(Arc<ClusterSource>),
 }
 
-pub struct ClusterSource {
+pub(crate) struct ClusterSource {
     client: ClusterClient,
     nodes: Vec<redis::ConnectionInfo>,
 }
 
-pub struct SentinelSource {
+pub(crate) struct SentinelSource {
     sentinel: tokio::sync::Mutex<Sentinel>,
     service: String,
     node: SentinelNodeConnectionInfo,
@@ -62,7 +62,7 @@ pub(super) fn replica_error() -> RedisError {
 }
 
 impl Source {
-    pub fn new(endpoint: &Endpoint) -> Self {
+    pub(crate) fn new(endpoint: &Endpoint) -> Self {
         // No I/O here: clients only store the connection info.
         match &endpoint.topology {
             Topology::Single => Source::Single(Box::new(
@@ -97,7 +97,7 @@ impl Source {
         }
     }
 
-    pub fn is_sentinel(&self) -> bool {
+    pub(crate) fn is_sentinel(&self) -> bool {
         matches!(self, Source::Sentinel(_))
     }
 
@@ -105,7 +105,7 @@ impl Source {
     /// primary the Sentinels name (the redis crate checks it with ROLE),
     /// checked once more with ROLE on this very connection, so a failover
     /// between the two checks cannot hand us a replica.
-    pub async fn connect(&self, timeout: Duration) -> RedisResult<Conn> {
+    pub(crate) async fn connect(&self, timeout: Duration) -> RedisResult<Conn> {
         let cfg = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(None);
@@ -144,7 +144,7 @@ impl Source {
     /// nobody else uses any more. True when the primary changed: the
     /// caller drops its connection. If no Sentinel answers, the primary we
     /// know is kept (its ROLE is checked on every new connection).
-    pub async fn recheck(&self) -> bool {
+    pub(crate) async fn recheck(&self) -> bool {
         let Source::Sentinel(s) = self else {
             return false;
         };
@@ -180,7 +180,7 @@ impl Source {
 
     /// After a failure that may mean a failover (connection lost, a
     /// replica's READONLY, MASTERDOWN): ask the Sentinels again next time.
-    pub fn forget(&self) {
+    pub(crate) fn forget(&self) {
         if let Source::Sentinel(s) = self {
             s.forget();
         }
@@ -192,7 +192,10 @@ impl Source {
     /// release script counts its own node's receivers to pick the waiter
     /// to wake) and subscribes again after a reconnect;
     /// elsewhere SUBSCRIBE on the master.
-    pub async fn subscribe(&self, channels: &[String]) -> RedisResult<BoxStream<'static, ()>> {
+    pub(crate) async fn subscribe(
+        &self,
+        channels: &[String],
+    ) -> RedisResult<BoxStream<'static, ()>> {
         let client = match self {
             Source::Single(client) => (**client).clone(),
             Source::Sentinel(s) => s.primary().await?,
@@ -264,7 +267,7 @@ impl SentinelSource {
 
 /// A connection to a master, or to a cluster.
 #[derive(Clone)]
-pub enum Conn {
+pub(crate) enum Conn {
     Plain(MultiplexedConnection),
     Cluster(ClusterConnection),
 }
@@ -273,7 +276,7 @@ impl Conn {
     /// `WAIT n timeout` on the master that holds `key` (in a cluster, the
     /// primary that serves its slot): how many replicas acknowledged every
     /// write sent so far on this connection.
-    pub async fn wait_replicas(
+    pub(crate) async fn wait_replicas(
         &mut self,
         key: &str,
         n: u32,
@@ -297,12 +300,12 @@ impl Conn {
 impl Conn {
     /// `HELLO` (no arguments: the protocol stays as it is), which names
     /// the server and its version; in a cluster, on any node.
-    pub async fn hello(&mut self) -> RedisResult<Value> {
+    pub(crate) async fn hello(&mut self) -> RedisResult<Value> {
         self.any_node(redis::cmd("HELLO")).await
     }
 
     /// `INFO server`; in a cluster, on any node.
-    pub async fn info_server(&mut self) -> RedisResult<String> {
+    pub(crate) async fn info_server(&mut self) -> RedisResult<String> {
         let mut cmd = redis::cmd("INFO");
         cmd.arg("server");
         Ok(redis::from_redis_value(self.any_node(cmd).await?)?)

@@ -29,7 +29,7 @@ const ANSWER_GRACE: Duration = Duration::from_millis(50);
 
 /// A side channel on a wait, for progress output. Its calls run on the
 /// waiting task, so they must return at once (no blocking I/O).
-pub trait WaitObserver {
+pub(crate) trait WaitObserver {
     /// What one attempt saw (the current holder, or why Redis failed).
     fn attempted(&mut self, _attempt: &Attempt) {}
     /// When to be given the next [`tick`](Self::tick) (None: never).
@@ -77,10 +77,10 @@ pub(super) struct Waker {
 /// One master's refusal of the subscription.
 #[derive(Debug, Clone)]
 pub(super) struct Refusal {
-    pub master: String,
-    pub error: String,
+    pub(crate) master: String,
+    pub(crate) error: String,
     /// The ACL user the URL names (`default` when none).
-    pub user: String,
+    pub(crate) user: String,
 }
 
 impl std::fmt::Display for Refusal {
@@ -208,7 +208,7 @@ impl Drop for Waker {
 
 /// How a wait ended.
 #[derive(Debug)]
-pub enum WaitOutcome<C> {
+pub(crate) enum WaitOutcome<C> {
     Acquired(Grant),
     /// Not acquired within the timeout. `ever_reachable` tells a busy lock
     /// (exit 75) from Redis that never answered (exit 69).
@@ -241,28 +241,18 @@ fn jitter(base: Duration) -> Duration {
 
 impl Locker {
     /// Try to take the lock until `timeout` (None = forever) or until
-    /// `cancel` resolves. A cancelled or failed wait leaves nothing held.
-    /// `holder_json` describes us, given the attempt's token.
+    /// `cancel` resolves, watched by `observer`. A cancelled or failed wait
+    /// leaves nothing held. `holder_json` describes us, given the
+    /// attempt's token.
     ///
     /// Every attempt has a fresh token: an undo or a reply delayed in the
     /// network can then only ever touch its own attempt, never a later
     /// attempt that succeeded (with one token per wait, a late undo of a
     /// timed-out attempt deleted the lock the retry had just taken).
-    pub async fn acquire_waiting<C>(
-        &mut self,
-        holder_json: impl Fn(&str) -> String,
-        timeout: Option<Duration>,
-        cancel: impl Future<Output = C>,
-    ) -> WaitOutcome<C> {
-        self.acquire_waiting_observed(holder_json, timeout, cancel, &mut ())
-            .await
-    }
-
-    /// [`acquire_waiting`](Self::acquire_waiting), watched by `observer`.
     ///
     /// The I/O of a wait: attempts, the subscription, the pauses. What
     /// to do after each attempt is decided by `Wait::after`.
-    pub async fn acquire_waiting_observed<C>(
+    pub(crate) async fn acquire_waiting_observed<C>(
         &mut self,
         holder_json: impl Fn(&str) -> String,
         timeout: Option<Duration>,

@@ -22,6 +22,8 @@
 //! A lock held meanwhile is a `Holder`; a script that must be seen running
 //! first is `Sh` (it writes a ready marker: wait for it, never sleep).
 //! Run one file: `cargo test --test it run:: -- --test-threads=2`.
+//! The server matrix, the docs harness, the model test and the long runs:
+//! ARCHITECTURE.md, "Adding a test".
 
 mod admin;
 mod advice;

@@ -1,5 +1,5 @@
-//! Every fenced block in README.md and docs/*.md, run as written or
-//! checked (issue 26.1). One test walks the pages (so a new page is
+//! Every fenced block in README.md, ARCHITECTURE.md and docs/*.md, run
+//! as written or checked (issue 26.1). One test walks the pages (so a new page is
 //! covered without being listed), each page against its own real
 //! redis-server on a free port, its blocks in order, as a reader following
 //! the page in one terminal would. A block's info string says what it is:
@@ -68,6 +68,7 @@ use nix::unistd::Pid;
 
 use crate::support::*;
 
+mod architecture;
 mod harness;
 mod markdown;
 mod postgres;
@@ -89,9 +90,9 @@ pub(super) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The pages: README.md and every docs/*.md, sorted.
+/// The pages: README.md, ARCHITECTURE.md and every docs/*.md, sorted.
 fn pages() -> Vec<PathBuf> {
-    let mut pages = vec![root().join("README.md")];
+    let mut pages = vec![root().join("README.md"), root().join("ARCHITECTURE.md")];
     let mut docs: Vec<PathBuf> = std::fs::read_dir(root().join("docs"))
         .expect("docs/")
         .map(|e| e.unwrap().path())
