@@ -445,7 +445,10 @@ impl World {
                 continue;
             };
             let seen = self.restart_redis(0);
-            let held = seen.at_kill.as_ref().is_some_and(|v| v.as_deref() == Some(&token));
+            let held = seen
+                .at_kill
+                .as_ref()
+                .is_some_and(|v| v.as_deref() == Some(&token));
             let certain = if self.p.persistence {
                 let pttl = seen.pttl_at_kill.unwrap_or(0).max(0) as u64 * 1_000_000;
                 let after = mono_ns();
