@@ -142,6 +142,19 @@ pub struct Holder {
     pub ends_no_sooner: u64,
 }
 
+/// What a restart of one master saw.
+#[derive(Debug, Clone)]
+pub struct Restarted {
+    /// With persistence, whether a lock held at the kill was there again
+    /// after the restart (None: nothing held with enough lease left).
+    pub survived: Option<bool>,
+    /// The key's value and PTTL at the kill (None: not observed).
+    pub at_kill: Option<Option<String>>,
+    pub pttl_at_kill: Option<i64>,
+    /// Just before the read at the kill (writes held back from then on).
+    pub read_at: u64,
+}
+
 /// Wait up to `limit` for `pid` to be stopped ('T'); false if it never
 /// was (or is gone).
 fn wait_stopped(pid: i32, limit: Duration) -> bool {
@@ -199,6 +212,20 @@ impl World {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    /// The holder, once one that `want` accepts runs whose section cannot
+    /// end within a TTL + 200 ms from now (enough to still be sure of a
+    /// lease lost once a fault is in place); None if none came by
+    /// `deadline`.
+    fn holder_past_its_lease(
+        &self,
+        deadline: Instant,
+        want: impl Fn(&Holder) -> bool,
+    ) -> Option<Holder> {
+        let room = self.p.ttl.as_nanos() as u64 + 200_000_000;
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.holder(left, |h| want(h) && h.ends_no_sooner > mono_ns() + room)
     }
 
     /// Wait (a few seconds at most) for a long section to be running,
@@ -286,14 +313,16 @@ impl World {
     /// checker reports a violation). A holder seen too late in its section
     /// once the cut is in place is let go (the fault is still logged) and
     /// the next one is tried, until `limit` has passed; false if none came.
-    pub fn cut_off_a_holder_past_its_lease(&self, limit: Duration) -> bool {
+    /// Only holders that `want` accepts are cut off.
+    pub fn cut_off_a_holder_past_its_lease(
+        &self,
+        limit: Duration,
+        want: impl Fn(&Holder) -> bool,
+    ) -> bool {
         let deadline = Instant::now() + limit;
         let ttl = self.p.ttl.as_nanos() as u64;
-        // Enough left to still be sure once the cut is in place.
-        let room = ttl + 200_000_000;
         while Instant::now() < deadline {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Some(h) = self.holder(left, |h| h.ends_no_sooner > mono_ns() + room) else {
+            let Some(h) = self.holder_past_its_lease(deadline, &want) else {
                 return false;
             };
             let start = mono_ns();
@@ -314,6 +343,119 @@ impl World {
                 run: Some(h.run),
                 ..Event::new(Kind::Blackhole, start)
             });
+            if certain {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// A lease certainly lost to a frozen Redis (one master): SIGSTOP it
+    /// while the holder's section has more than a TTL to run, and keep it
+    /// stopped for a TTL + 300 ms. Every renewal that got through was
+    /// processed before the stop took effect, so the lease is valid until
+    /// then + TTL at most; the command cannot end by then and no renewal
+    /// can land: redlock-run must stop it and exit 70 (or the checker
+    /// reports a violation). And the check of that stop is certain too:
+    /// the freeze blinds the sampler, so it is made only right after the
+    /// sampler has seen a renewal land (PTTL within refresh / 2 of the
+    /// TTL), and no later than refresh / 2 after that sample was sent:
+    /// redlock-run sends its next renewal a --refresh after the last one
+    /// completed, so none landed unseen and the samples bound the lease
+    /// from below. A holder that does not fit is let go (the fault is
+    /// still logged) and the next one tried, until `limit`.
+    pub fn freeze_redis_past_a_holders_lease(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let (ttl, half) = (
+            self.p.ttl.as_nanos() as u64,
+            self.p.refresh().as_nanos() as u64 / 2,
+        );
+        while Instant::now() < deadline {
+            let Some(h) = self.holder_past_its_lease(deadline, |_| true) else {
+                return false;
+            };
+            let Some(token) = Section::read(&self.sh.dir, h.run).map(|s| s.token) else {
+                continue;
+            };
+            // The freshest sample of master 0, once it shows a renewal
+            // of this holder's that just landed.
+            let fresh = |w: &World| {
+                let x = w.sh.samples[0].lock().unwrap().last().cloned()?;
+                let renewed = x.value.as_deref() == Some(token.as_str())
+                    && x.pttl as u64 * 1_000_000 + half >= ttl;
+                renewed.then_some(x.t_send)
+            };
+            let until = (Instant::now() + self.p.ttl).min(deadline);
+            let mut sent = None;
+            while sent.is_none() && Instant::now() < until {
+                sent = fresh(self);
+                if sent.is_none() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            let Some(sent) = sent else { continue };
+            let start = mono_ns();
+            self.masters[0].pause();
+            let pid = self.masters[0].pid().as_raw();
+            assert!(
+                wait_stopped(pid, Duration::from_secs(2)),
+                "redis-server {pid} did not stop on SIGSTOP"
+            );
+            let now = mono_ns();
+            let certain = now < sent + half && h.ends_no_sooner > now + ttl;
+            if certain {
+                std::thread::sleep(self.p.ttl + Duration::from_millis(300));
+            }
+            self.masters[0].resume();
+            self.log(Event {
+                master: Some(0),
+                ..Event::new(Kind::RedisPause, start)
+            });
+            if certain {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Restart master 0 (kill -9) under a holder whose lock it was seen to
+    /// hold at the kill, until one such restart is certain to show what
+    /// it must, or `limit` has passed (false).
+    ///
+    /// Without persistence the lock is gone with the restart, and the
+    /// holder's section cannot end within a TTL of the server being back:
+    /// its last renewal was sent before the kill (writes were held back
+    /// from the read on), so redlock-run must stop it and exit 70 (or the
+    /// checker reports a violation).
+    ///
+    /// With persistence the lock must be there after the restart (the
+    /// event's `survived` is then Some: true or false): it was held at the
+    /// kill with more lease left than the restart took plus 300 ms (more
+    /// than the drift, the kill margin and --kill-after: redlock-run
+    /// cannot have given it up either), and the read after the restart
+    /// came before the section could end and release it.
+    pub fn restart_under_a_holder(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let ttl = self.p.ttl.as_nanos() as u64;
+        while Instant::now() < deadline {
+            let Some(h) = self.holder_past_its_lease(deadline, |_| true) else {
+                return false;
+            };
+            let Some(token) = Section::read(&self.sh.dir, h.run).map(|s| s.token) else {
+                continue;
+            };
+            let seen = self.restart_redis(0);
+            let held = seen
+                .at_kill
+                .as_ref()
+                .is_some_and(|v| v.as_deref() == Some(&token));
+            let certain = if self.p.persistence {
+                let pttl = seen.pttl_at_kill.unwrap_or(0).max(0) as u64 * 1_000_000;
+                let after = mono_ns();
+                held && after + 300_000_000 < seen.read_at + pttl && after < h.ends_no_sooner
+            } else {
+                held && h.ends_no_sooner > mono_ns() + ttl
+            };
             if certain {
                 return true;
             }
@@ -343,9 +485,10 @@ impl World {
     /// kill -9 master `m` and start it again on the same port at once.
     /// Without persistence it comes back empty: a new data epoch (the
     /// lock and the fencing counter are gone).
-    pub fn restart_redis(&mut self, m: usize) {
+    pub fn restart_redis(&mut self, m: usize) -> Restarted {
         let start = mono_ns();
-        let (survived, at_kill) = self.restart_master(m);
+        let seen = self.restart_master(m);
+        let (survived, at_kill) = (seen.survived, seen.at_kill.clone());
         let kind = if self.p.persistence {
             Kind::RestartPersistent
         } else {
@@ -360,14 +503,16 @@ impl World {
             at_kill: Some(at_kill).filter(|_| epoch.is_some()).flatten(),
             ..Event::new(kind, start)
         });
+        seen
     }
 
     /// Restart one master; with persistence, whether a lock held at the
     /// kill was there again after the restart (None: nothing was held);
     /// and the key's value at the kill (None: not observed).
-    fn restart_master(&mut self, m: usize) -> (Option<bool>, Option<Option<String>>) {
+    fn restart_master(&mut self, m: usize) -> Restarted {
         // Writes held back from here to the kill: the state read is the
         // state killed (the connection that paused them dies with it).
+        let read_at = mono_ns();
         let before = self.key_state_frozen(m);
         self.masters[m].kill();
         if !self.p.persistence {
@@ -390,7 +535,12 @@ impl World {
             }
             _ => None,
         };
-        (survived, before.map(|(v, _)| v))
+        Restarted {
+            survived,
+            pttl_at_kill: before.as_ref().map(|(_, pttl)| *pttl),
+            at_kill: before.map(|(v, _)| v),
+            read_at,
+        }
     }
 
     /// `CLIENT PAUSE 10000 WRITE` (every write, scripts included, waits;
@@ -460,9 +610,42 @@ impl World {
     /// otherwise kill the frozen command at its deadline, as it must when
     /// redlock-run alone stalls, see [`World::stall_redlock_run`]).
     pub fn freeze_holder(&self) -> bool {
-        let Some(h) = self.holder(Duration::from_secs(2), |_| true) else {
-            return false;
-        };
+        self.holder(Duration::from_secs(2), |_| true)
+            .and_then(|h| self.freeze(h))
+            .is_some()
+    }
+
+    /// A late write certainly refused by the fencing token: freeze holders
+    /// (as [`World::freeze_holder`]) until one is frozen before its
+    /// section's sleep could end (so before its last write to the
+    /// resource), a section that began after the freeze had its own,
+    /// higher, token accepted before the frozen command went on, and the
+    /// command made its last write before its redlock-run was let go (the
+    /// end stamp is written after it). That write met the higher token and
+    /// must have been refused: a refusal by a section that began after the
+    /// freeze is what `stale_rejections` counts; any other outcome is a
+    /// violation the checker reports.
+    /// False if none came by `limit`.
+    pub fn freeze_holder_until_passed_on(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(h) = self.holder(left, |_| true) else {
+                return false;
+            };
+            if self.freeze(h) == Some(true) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Freeze `h` (see [`World::freeze_holder`]); None if it could not be
+    /// frozen, else whether its last write is certain to be refused: it
+    /// was stopped before its sleep could end, a later section's token
+    /// was accepted before it went on, and it made that write before its
+    /// redlock-run was let go.
+    fn freeze(&self, h: Holder) -> Option<bool> {
         let guardian = guardian_of(h.rr_pid);
         let thaw = |pids: &[i32]| {
             for &p in pids.iter().rev() {
@@ -480,14 +663,17 @@ impl World {
             stopped.push(pid);
             if !wait_stopped(pid, Duration::from_millis(500)) {
                 thaw(&stopped);
-                return false;
+                return None;
             }
         }
+        // Its command is stopped by now: before its last write if its
+        // sleep cannot have ended yet.
+        let before_last_write = h.ends_no_sooner > mono_ns();
         let ended = Section::read(&self.sh.dir, h.run).is_none_or(|s| s.ended());
         if ended {
             // It finished just before: not a frozen section.
             thaw(&stopped);
-            return false;
+            return None;
         }
         let thaw_guardian = || {
             if let Some(g) = guardian {
@@ -499,6 +685,14 @@ impl World {
         while Instant::now() < limit && !self.section_started_since(start, h.run) {
             std::thread::sleep(Duration::from_millis(2));
         }
+        // A section that began after the freeze has its token accepted by
+        // the resource within a moment of its start stamp: wait for that
+        // too (as long), so that the frozen command's late write meets it.
+        let mut passed_on = self.section_begun_since(start, h.run);
+        while Instant::now() < limit && !passed_on {
+            std::thread::sleep(Duration::from_millis(1));
+            passed_on = self.section_begun_since(start, h.run);
+        }
         signal(h.pid, Signal::SIGCONT);
         let limit = Instant::now() + Duration::from_secs(2);
         while Instant::now() < limit
@@ -507,6 +701,9 @@ impl World {
         {
             std::thread::sleep(Duration::from_millis(1));
         }
+        // Its last write made (the end stamp follows it), while its
+        // redlock-run was still frozen and could not stop it first.
+        let wrote = Section::read(&self.sh.dir, h.run).is_some_and(|s| s.ended());
         signal(h.rr_pid, Signal::SIGCONT);
         thaw_guardian();
         self.log(Event {
@@ -514,7 +711,7 @@ impl World {
             contender: Some(h.contender),
             ..Event::new(Kind::HolderFreeze, start)
         });
-        true
+        Some(before_last_write && passed_on && wrote)
     }
 
     /// SIGSTOP the holder's redlock-run alone (its command and guardian run
@@ -545,6 +742,44 @@ impl World {
         true
     }
 
+    /// A lease certainly lost by a stalled redlock-run: SIGSTOP it alone
+    /// while its section has more than a TTL to run, and keep it stopped
+    /// for a TTL + 300 ms. It sent its last renewal before it stopped, so
+    /// the lease is valid until then + TTL at most, and the command cannot
+    /// end by then: its guardian must kill it in time and the run exit 70
+    /// once resumed (or the checker reports a violation; the sampler is
+    /// not blinded, so the kill is checked against the lease). A holder
+    /// that does not fit is let go (the stall is still logged) and the
+    /// next one tried, until `limit` (false).
+    pub fn stall_redlock_run_past_its_lease(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let ttl = self.p.ttl.as_nanos() as u64;
+        while Instant::now() < deadline {
+            let Some(h) = self.holder_past_its_lease(deadline, |_| true) else {
+                return false;
+            };
+            let start = mono_ns();
+            signal(h.rr_pid, Signal::SIGSTOP);
+            let stopped = wait_stopped(h.rr_pid, Duration::from_millis(500));
+            let certain = stopped && h.ends_no_sooner > mono_ns() + ttl;
+            if certain {
+                std::thread::sleep(self.p.ttl + Duration::from_millis(300));
+            }
+            signal(h.rr_pid, Signal::SIGCONT);
+            if stopped {
+                self.log(Event {
+                    run: Some(h.run),
+                    contender: Some(h.contender),
+                    ..Event::new(Kind::RrStall, start)
+                });
+            }
+            if certain {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Redis answers OOM to every write for `d` (maxmemory 1 byte with
     /// `noeviction`): renewals fail, waiters retry.
     pub fn oom_redis(&self, m: usize, d: Duration) {
@@ -567,11 +802,21 @@ impl World {
 
     /// Whether a section other than `run`'s started after `t`.
     fn section_started_since(&self, t: u64, run: u64) -> bool {
+        self.section_since(t, run, |_| true)
+    }
+
+    /// Whether a section other than `run`'s started after `t` and the
+    /// resource accepted its token.
+    fn section_begun_since(&self, t: u64, run: u64) -> bool {
+        self.section_since(t, run, |s| s.begin_ok == Some(true))
+    }
+
+    fn section_since(&self, t: u64, run: u64, also: impl Fn(&Section) -> bool) -> bool {
         let live: Vec<u64> = self.sh.live.lock().unwrap().keys().copied().collect();
         let in_live = live
             .iter()
             .filter(|&&id| id != run)
-            .any(|&id| Section::read(&self.sh.dir, id).is_some_and(|s| s.t0 > t));
+            .any(|&id| Section::read(&self.sh.dir, id).is_some_and(|s| s.t0 > t && also(&s)));
         in_live
             || self
                 .sh
@@ -579,7 +824,7 @@ impl World {
                 .lock()
                 .unwrap()
                 .iter()
-                .any(|r| r.section.as_ref().is_some_and(|s| s.t0 > t))
+                .any(|r| r.section.as_ref().is_some_and(|s| s.t0 > t && also(s)))
     }
 
     /// Quorum: master `m` down (kill -9) for `d`, then back with its data.
@@ -616,7 +861,7 @@ impl World {
         let start = mono_ns();
         let mut survived = None;
         for m in 0..self.masters.len() {
-            if let Some(s) = self.restart_master(m).0 {
+            if let Some(s) = self.restart_master(m).survived {
                 survived = Some(survived.unwrap_or(true) && s);
             }
             std::thread::sleep(gap);

@@ -116,9 +116,11 @@ impl Report {
             .collect();
         let _ = writeln!(
             s,
-            "  faults: {}; term-ignoring commands SIGKILLed: {}",
+            "  faults: {}; term-ignoring commands SIGKILLed: {}; held locks seen to survive \
+             a restart: {}",
             faults.join(", "),
-            self.term_ignoring_killed
+            self.term_ignoring_killed,
+            self.restarts_survived
         );
         let _ = writeln!(
             s,

@@ -48,11 +48,13 @@ fn chaos_one_sided_partitions_and_commands_that_ignore_sigterm() {
         ..Params::new(8, 1, SEED + 1)
     };
     let mut w = World::start(p);
-    // A lease certainly lost (see the quorum scenario): the holder faults
+    // A lease certainly lost (see the quorum scenario), by a command that
+    // ignores SIGTERM: it cannot end before its lease would, so it must
+    // be SIGKILLed (cut short, exit 70: counted below). The holder faults
     // below only may cost one.
     assert!(
-        w.cut_off_a_holder_past_its_lease(Duration::from_secs(20)),
-        "no holder came with more than a lease of its section left to run"
+        w.cut_off_a_holder_past_its_lease(Duration::from_secs(20), |h| h.term_ignoring),
+        "no SIGTERM-ignoring holder came with more than a lease of its section left to run"
     );
     schedule(&mut w, Duration::from_secs(24), |w| {
         let c = w.rng.below(w.p.contenders as u64) as usize;
@@ -96,6 +98,17 @@ fn chaos_redis_frozen_and_restarted_with_persistence() {
         ..Params::new(6, 1, SEED + 2)
     };
     let mut w = World::start(p);
+    // A lease certainly lost to a frozen Redis, its stop checked against
+    // the samples, and a restart certainly under a held lock (see both
+    // faults): the schedule's freezes and restarts below only may.
+    assert!(
+        w.freeze_redis_past_a_holders_lease(Duration::from_secs(20)),
+        "no holder came with more than a lease of its section left, just renewed"
+    );
+    assert!(
+        w.restart_under_a_holder(Duration::from_secs(20)),
+        "no restart came with a lock held and enough of its lease left"
+    );
     schedule(&mut w, Duration::from_secs(24), |w| match w.rng.below(3) {
         // Shorter than what the lease leaves after a renewal: survived.
         0 => {
@@ -137,6 +150,13 @@ fn chaos_redis_restarted_empty_stops_the_holder() {
         ..Params::new(6, 1, SEED + 3)
     };
     let mut w = World::start(p);
+    // A lease certainly lost: the restart comes under a holder seen to
+    // hold the lock at the kill, whose section cannot end within a lease
+    // (see the fault). The schedule's restarts below only may cost one.
+    assert!(
+        w.restart_under_a_holder(Duration::from_secs(20)),
+        "no restart came with a lock held and more than a lease of its section left"
+    );
     schedule(&mut w, Duration::from_secs(14), |w| {
         // The lock and the fencing counter are gone: the holder's next
         // renewal finds the key missing and its command is stopped (70).
@@ -162,6 +182,13 @@ fn chaos_holders_killed_and_frozen_past_their_ttl() {
         ..Params::new(8, 1, SEED + 4)
     };
     let mut w = World::start(p);
+    // A late write certainly refused by the fencing token (see the fault):
+    // the schedule's freezes below only may have one (a holder frozen
+    // after its last write has none to refuse).
+    assert!(
+        w.freeze_holder_until_passed_on(Duration::from_secs(20)),
+        "no holder was frozen before its last write while the lock passed on"
+    );
     schedule(&mut w, Duration::from_secs(22), |w| {
         if w.rng.chance(0.5) {
             w.kill_holder();
@@ -197,7 +224,13 @@ fn chaos_redlock_run_stalled_alone_lost_replies_and_oom() {
         ..Params::new(6, 1, SEED + 6)
     };
     let mut w = World::start(p);
-    let mut stalls = 0;
+    // A lease certainly lost by a stalled redlock-run (see the fault): the
+    // schedule's stalls below only may cost one.
+    assert!(
+        w.stall_redlock_run_past_its_lease(Duration::from_secs(20)),
+        "no holder came with more than a lease of its section left to run"
+    );
+    let mut stalls = 1;
     schedule(&mut w, Duration::from_secs(24), |w| match w.rng.below(3) {
         0 => {
             let d = ms(w.rng.range(1200, 2500));
@@ -240,7 +273,7 @@ fn chaos_quorum_of_three_with_a_minority_down_partitioned_or_restarted() {
     // One lease certainly lost, whatever the timing: the faults below only
     // may cost one (a holder cut off may have finished its section first).
     assert!(
-        w.cut_off_a_holder_past_its_lease(Duration::from_secs(20)),
+        w.cut_off_a_holder_past_its_lease(Duration::from_secs(20), |_| true),
         "no holder came with more than a lease of its section left to run"
     );
     schedule(&mut w, Duration::from_secs(28), |w| {
