@@ -89,16 +89,12 @@ fn ignored() -> impl Iterator<Item = i32> {
     ])
 }
 
-/// Fork the guardian, once: by the modes that run a command, after the
-/// command line was parsed and checked. Without a guardian nothing would
+/// Fork the guardian, once (a second call returns at once if the first
+/// succeeded): the entry calls it before parsing a command line that may
+/// run a command, where the fork is cheapest, and the modes that run one
+/// call it again before anything else. Without a guardian nothing would
 /// enforce the deadline while redlock-run is stalled, so a failure to
 /// start one is an internal error and nothing is run (exit 70).
-///
-/// Forking after parsing costs copy-on-write faults on the pages parsing
-/// wrote (380 minor faults per `--key k -- true` against 344 when it
-/// forked first thing, sniffing `argv[1]`), but no measurable time:
-/// `scripts/ab`, 1,000 interleaved rounds each way, +0.004 and -0.048 ms
-/// at the median, against an A/A gap of +0.035 ms (2026-12-05).
 pub(crate) fn start() -> Result<(), crate::exit::Failure> {
     try_start().map_err(|e| {
         crate::exit::Failure::Internal(format!(
