@@ -1,6 +1,6 @@
 //! Passwords: special characters in them work, and no part of one is ever
-//! printed (spec, guarantee 8), whatever the URL looks like, wherever it
-//! comes from, at every log level.
+//! printed (docs/guarantees.md, guarantee 9), whatever the URL looks like,
+//! wherever it comes from, at every log level.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::process::CommandExt as _;

@@ -31,7 +31,8 @@ pub(crate) fn status_shows_holder_ttl_and_fencing_token() {
         text.contains(&holder.pid().to_string()),
         "no holder pid in:\n{text}"
     );
-    // Only the program's name is stored (guarantee 8), not its arguments.
+    // Only the program's name is stored, not its arguments
+    // (docs/guarantees.md, guarantee 9).
     assert!(text.contains("(sh)"), "no holder command in:\n{text}");
     assert!(
         text.lines()
