@@ -89,14 +89,16 @@ fn ignored() -> impl Iterator<Item = i32> {
     ])
 }
 
-/// Fork the guardian, once (a second call returns at once if the first
-/// succeeded): the entry calls it before parsing a command line that may
-/// run a command, where the fork is cheapest, and the modes that run one
-/// call it again before anything else. Without a guardian nothing would
-/// enforce the deadline while redlock-run is stalled, so a failure to
-/// start one is an internal error and nothing is run (exit 70).
+/// Fork the guardian, once; a second call returns the first one's result
+/// (a failure is final: the run ends, it does not fork again later). The
+/// entry calls it before parsing a command line that may run a command,
+/// where the fork is cheapest, and the modes that run one call it again
+/// before anything else. Without a guardian nothing would enforce the
+/// deadline while redlock-run is stalled, so a failure to start one is an
+/// internal error and nothing is run (exit 70).
 pub(crate) fn start() -> Result<(), crate::exit::Failure> {
-    try_start().map_err(|e| {
+    static STARTED: OnceLock<Result<(), nix::Error>> = OnceLock::new();
+    STARTED.get_or_init(try_start).map_err(|e| {
         crate::exit::Failure::Internal(format!(
             "could not start the guardian ({e}): without it a stalled redlock-run could let \
              the command outlive its lease, so nothing was run"
@@ -105,9 +107,6 @@ pub(crate) fn start() -> Result<(), crate::exit::Failure> {
 }
 
 fn try_start() -> nix::Result<()> {
-    if GUARDIAN.get().is_some() {
-        return Ok(());
-    }
     let page = NonZeroUsize::new(4096).expect("non-zero");
     // SAFETY: a fresh anonymous mapping, placed by the kernel (no address
     // given), so it aliases nothing; it is zero-filled and never unmapped.
